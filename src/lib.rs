@@ -1,0 +1,8 @@
+//! env0-exporter: polls env0 deployment logs and serves them as Prometheus metrics.
+//!
+//! Data flows one way: [`client`] (HTTP to env0) → [`poller`] (schedule, paging, budget) →
+//! [`state`] (compact records and the immutable snapshot) → [`metrics`] (Prometheus encoding)
+//! → [`http`] (the `/metrics` endpoint). The [`clock`] and the [`simulator`] are passed in.
+
+pub mod clock;
+pub mod ratelimit;

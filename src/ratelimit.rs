@@ -1,0 +1,171 @@
+//! Sliding-window request budget: at most `capacity` requests in any window of `window` length.
+//!
+//! env0 counts 1,000 requests per 60 s per IP, method and path, and the exporter shares that with
+//! every other env0 client on the same IP, so its own budget must hold in *every* 60-second window,
+//! not on average. A token bucket (e.g. `governor`) allows a full burst plus the refill inside one
+//! window; this keeps the timestamps of the last `capacity` requests instead, which is exact, tells
+//! how much budget is left (`env0_exporter_api_budget_remaining`) and reads time from the injected
+//! [`Clock`](crate::clock::Clock). The simulator uses the same type to play env0's side.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::clock::{self, Clock};
+
+/// The times of recent requests, oldest first, and a pause imposed by the server.
+#[derive(Debug)]
+pub struct SlidingWindow {
+    capacity: u32,
+    window: Duration,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    sent: VecDeque<Timestamp>,
+    paused_until: Option<Timestamp>,
+}
+
+impl SlidingWindow {
+    /// A budget of `capacity` requests per `window`.
+    #[must_use]
+    pub fn new(capacity: u32, window: Duration) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            window,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The configured number of requests per window.
+    #[must_use]
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn expire(&self, inner: &mut Inner, now: Timestamp) {
+        let horizon = clock::sub(now, self.window);
+        while inner.sent.front().is_some_and(|t| *t <= horizon) {
+            inner.sent.pop_front();
+        }
+        if inner.paused_until.is_some_and(|p| p <= now) {
+            inner.paused_until = None;
+        }
+    }
+
+    /// Takes one request from the budget at `now`, or says how long to wait until one is free.
+    ///
+    /// # Errors
+    /// The wait until a request fits the window (or the server's pause ends).
+    pub fn try_acquire(&self, now: Timestamp) -> Result<(), Duration> {
+        let mut inner = self.lock();
+        self.expire(&mut inner, now);
+        if let Some(until) = inner.paused_until {
+            return Err(clock::elapsed(now, until).max(Duration::from_millis(1)));
+        }
+        if inner.sent.len() < self.capacity as usize {
+            inner.sent.push_back(now);
+            return Ok(());
+        }
+        let oldest = inner.sent.front().copied().unwrap_or(now);
+        let free_at = clock::add(oldest, self.window);
+        Err(clock::elapsed(now, free_at).max(Duration::from_millis(1)))
+    }
+
+    /// Requests left in the window ending at `now`.
+    #[must_use]
+    pub fn remaining(&self, now: Timestamp) -> u32 {
+        let mut inner = self.lock();
+        self.expire(&mut inner, now);
+        let used = u32::try_from(inner.sent.len()).unwrap_or(u32::MAX);
+        self.capacity.saturating_sub(used)
+    }
+
+    /// Holds every request back until `until` (a server's `Retry-After`).
+    pub fn pause_until(&self, until: Timestamp) {
+        let mut inner = self.lock();
+        if inner.paused_until.is_none_or(|p| p < until) {
+            inner.paused_until = Some(until);
+        }
+    }
+
+    /// Waits on `clock` until a request fits, then takes it.
+    pub async fn acquire(&self, clock: &dyn Clock) {
+        loop {
+            match self.try_acquire(clock.now()) {
+                Ok(()) => return,
+                Err(wait) => clock.sleep(wait).await,
+            }
+        }
+    }
+
+    /// Like [`acquire`](Self::acquire), but gives up (returning `false`, taking nothing) when the
+    /// request would have to wait past `deadline`.
+    pub async fn acquire_before(&self, clock: &dyn Clock, deadline: Timestamp) -> bool {
+        loop {
+            let now = clock.now();
+            match self.try_acquire(now) {
+                Ok(()) => return true,
+                Err(wait) if clock::add(now, wait) > deadline => return false,
+                Err(wait) => clock.sleep(wait).await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_780_000_000 + secs).expect("valid timestamp")
+    }
+
+    #[test]
+    fn no_window_of_the_given_length_ever_holds_more_than_capacity() {
+        let w = SlidingWindow::new(5, Duration::from_secs(60));
+        let mut granted = Vec::new();
+        // Ask every second for five minutes; record what is granted.
+        for s in 0..300 {
+            if w.try_acquire(t(s)).is_ok() {
+                granted.push(s);
+            }
+        }
+        for start in 0..300 {
+            let in_window = granted
+                .iter()
+                .filter(|&&g| g >= start && g < start + 60)
+                .count();
+            assert!(in_window <= 5, "window at {start}s held {in_window}");
+        }
+        // 5 per minute for 5 minutes.
+        assert_eq!(granted.len(), 25);
+    }
+
+    #[test]
+    fn a_full_window_says_how_long_until_the_oldest_request_expires() {
+        let w = SlidingWindow::new(2, Duration::from_secs(60));
+        assert!(w.try_acquire(t(0)).is_ok());
+        assert!(w.try_acquire(t(10)).is_ok());
+        assert_eq!(w.remaining(t(10)), 0);
+        assert_eq!(w.try_acquire(t(20)), Err(Duration::from_secs(40)));
+        assert_eq!(w.remaining(t(60)), 1);
+    }
+
+    #[test]
+    fn a_pause_holds_requests_until_it_ends() {
+        let w = SlidingWindow::new(100, Duration::from_secs(60));
+        w.pause_until(t(30));
+        assert_eq!(w.try_acquire(t(0)), Err(Duration::from_secs(30)));
+        assert!(w.try_acquire(t(30)).is_ok());
+    }
+}
