@@ -5,4 +5,6 @@
 //! → [`http`] (the `/metrics` endpoint). The [`clock`] and the [`simulator`] are passed in.
 
 pub mod clock;
+pub mod labels;
 pub mod ratelimit;
+pub mod state;
