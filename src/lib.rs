@@ -6,5 +6,6 @@
 
 pub mod clock;
 pub mod labels;
+pub mod metrics;
 pub mod ratelimit;
 pub mod state;
