@@ -5,6 +5,7 @@
 //! → [`http`] (the `/metrics` endpoint). The [`clock`] and the [`simulator`] are passed in.
 
 pub mod clock;
+pub mod config;
 pub mod http;
 pub mod labels;
 pub mod metrics;
