@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod filter;
 pub mod http;
 pub mod labels;
 pub mod metrics;

@@ -346,6 +346,11 @@ impl Store {
         self.seen_label_sets.insert(record.labels.clone());
     }
 
+    /// Forgets one deployment (deleted in env0, or no longer matching the filters).
+    pub fn remove(&mut self, id: &str) {
+        self.deployments.remove(id);
+    }
+
     /// Drops finished deployments that have left the lookback window.
     pub fn evict(&mut self, now: Timestamp) {
         let cutoff = self.cutoff(now);
