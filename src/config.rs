@@ -104,8 +104,11 @@ pub struct SimArgs {
     #[arg(long, env = "ENV0_SIM_PROJECTS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub sim_projects: u32,
     /// Mean time between two runs of one simulated environment
-    #[arg(long, env = "ENV0_SIM_MEAN_DEPLOYMENT_INTERVAL", default_value = "2h", value_parser = parse_duration)]
+    #[arg(long, env = "ENV0_SIM_MEAN_DEPLOYMENT_INTERVAL", default_value = "30m", value_parser = parse_duration)]
     pub sim_mean_deployment_interval: Duration,
+    /// Speed of simulated runs: 1.0 = IaC-like durations, 0.1 = ten times faster
+    #[arg(long, env = "ENV0_SIM_TIME_SCALE", default_value_t = 0.5)]
+    pub sim_time_scale: f64,
     /// Where `simulate` serves the simulated API (`demo` always uses a free loopback port)
     #[arg(
         long,
