@@ -13,7 +13,6 @@ use tracing::{info, warn};
 use crate::client::{Client, ClientConfig, Endpoint, Outcome, RequestObserver};
 use crate::clock::SharedClock;
 use crate::config::{Config, Credentials, SimArgs};
-use crate::filter::DeploymentFilter;
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::poller::{Poller, PollerConfig};
 use crate::simulator::{SimConfig, Simulator};
@@ -54,7 +53,6 @@ pub struct Exporter {
 pub fn build(
     config: &Config,
     credentials: &Credentials,
-    filter: DeploymentFilter,
     clock: SharedClock,
 ) -> Result<Exporter, crate::client::Error> {
     let snapshot = SnapshotHandle::default();
@@ -89,7 +87,7 @@ pub fn build(
             poll_interval: config.poll_interval,
             lookback: config.lookback,
             full_sync_interval: config.full_sync_interval,
-            filter,
+            filter: config.filter.clone(),
         },
         snapshot.clone(),
         metrics.clone(),

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, STATUSES};
 use crate::metrics::DEFAULT_DURATION_BUCKETS;
 
 /// The exporter's default port. 9100–9999 is fully allocated on the Prometheus wiki's
@@ -175,6 +176,33 @@ pub struct ExporterArgs {
         global = true
     )]
     pub duration_buckets: Vec<f64>,
+    /// Watch only these deployment types, comma-separated (e.g. deploy,destroy) [default: all]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_DEPLOYMENT_TYPES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub deployment_types: Vec<String>,
+    /// Watch only runs whose current status is one of these, comma-separated (e.g. SUCCESS,FAILURE) [default: all]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_STATUSES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub statuses: Vec<String>,
+    /// Watch only runs started by these env0 user ids, comma-separated [default: all]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_USER_IDS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub user_ids: Vec<String>,
+    /// Let --deployment-types and --statuses take values env0 does not document (yet)
+    #[arg(long, env = "ENV0_EXPORTER_ALLOW_UNKNOWN_FILTER_VALUES", global = true)]
+    pub allow_unknown_filter_values: bool,
 }
 
 /// A setting that is wrong, with the flag that set it.
@@ -228,6 +256,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Duration histogram buckets.
     pub duration_buckets: Vec<f64>,
+    /// Which deployments are watched.
+    pub filter: DeploymentFilter,
 }
 
 impl ExporterArgs {
@@ -263,6 +293,15 @@ impl ExporterArgs {
             }
             b.clone()
         };
+        let filter = DeploymentFilter {
+            deployment_types: self.filter_values(
+                "--deployment-types",
+                &self.deployment_types,
+                Some(&DEPLOYMENT_TYPES),
+            )?,
+            statuses: self.filter_values("--statuses", &self.statuses, Some(&STATUSES))?,
+            user_ids: self.filter_values("--user-ids", &self.user_ids, None)?,
+        };
         let credentials = if need_credentials {
             Some(self.credentials()?)
         } else {
@@ -281,7 +320,38 @@ impl ExporterArgs {
             request_timeout: self.request_timeout,
             log_format: self.log_format,
             duration_buckets,
+            filter,
         })
+    }
+
+    /// Trims, drops empties and duplicates, and checks values against env0's documented list.
+    fn filter_values(
+        &self,
+        flag: &'static str,
+        values: &[String],
+        known: Option<&[&str]>,
+    ) -> Result<Vec<String>, ConfigError> {
+        let mut out: Vec<String> = Vec::new();
+        for value in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            if value.contains(char::is_whitespace) {
+                return Err(invalid(flag, format!("'{value}' contains white space")));
+            }
+            if let Some(known) = known {
+                if !self.allow_unknown_filter_values && !known.contains(&value) {
+                    return Err(invalid(
+                        flag,
+                        format!(
+                            "'{value}' is not one of env0's values: {} (values env0 adds later can be let through with --allow-unknown-filter-values)",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if !out.iter().any(|o| o == value) {
+                out.push(value.to_owned());
+            }
+        }
+        Ok(out)
     }
 
     fn credentials(&self) -> Result<Credentials, ConfigError> {
@@ -426,6 +496,58 @@ mod tests {
         let c = cli.exporter.validate(true).unwrap();
         assert!(!format!("{cli:?}").contains("hunter2-secret"));
         assert!(!format!("{c:?}").contains("hunter2-secret"));
+    }
+
+    #[test]
+    fn filters_are_checked_against_env0s_values_and_typos_list_the_valid_ones() {
+        let cli = parse(&[
+            "--deployment-types",
+            "deploy, destroy,deploy",
+            "--statuses",
+            "FAILURE",
+            "--user-ids",
+            "auth0|a,auth0|b",
+        ])
+        .unwrap();
+        let f = cli.exporter.validate(false).unwrap().filter;
+        assert_eq!(f.deployment_types, vec!["deploy", "destroy"]);
+        assert_eq!(f.statuses, vec!["FAILURE"]);
+        assert_eq!(f.user_ids, vec!["auth0|a", "auth0|b"]);
+
+        let err = parse(&["--deployment-types", "pr-plan"])
+            .unwrap()
+            .exporter
+            .validate(false)
+            .unwrap_err();
+        assert_eq!(err.flag, "--deployment-types");
+        assert!(err.message.contains("prPlan, driftDetection"), "{err}");
+        let err = parse(&["--statuses", "success"])
+            .unwrap()
+            .exporter
+            .validate(false)
+            .unwrap_err();
+        assert_eq!(err.flag, "--statuses");
+        assert!(err.message.contains("SUCCESS"), "{err}");
+
+        let cli = parse(&[
+            "--statuses",
+            "SOMETHING_NEW",
+            "--allow-unknown-filter-values",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.exporter.validate(false).unwrap().filter.statuses,
+            vec!["SOMETHING_NEW"]
+        );
+        assert!(
+            parse(&[])
+                .unwrap()
+                .exporter
+                .validate(false)
+                .unwrap()
+                .filter
+                .is_empty()
+        );
     }
 
     #[test]

@@ -106,7 +106,10 @@ mod tests {
         assert!(f.matches(&run("deploy", "SUCCESS", Some("auth0|bot"))));
         assert!(!f.matches(&run("prPlan", "SUCCESS", Some("auth0|bot"))));
         assert!(!f.matches(&run("deploy", "SUCCESS", Some("auth0|human"))));
-        assert!(!f.matches(&run("deploy", "SUCCESS", None)), "a run with no user cannot match a user filter");
+        assert!(
+            !f.matches(&run("deploy", "SUCCESS", None)),
+            "a run with no user cannot match a user filter"
+        );
         let f = DeploymentFilter {
             statuses: vec!["FAILURE".into()],
             ..DeploymentFilter::default()

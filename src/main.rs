@@ -8,7 +8,6 @@ use clap::{CommandFactory, Parser, error::ErrorKind};
 use env0_exporter::app;
 use env0_exporter::clock::{SharedClock, SystemClock};
 use env0_exporter::config::{Cli, Command, Config, ConfigError, Credentials, LogFormat, Secret};
-use env0_exporter::filter::DeploymentFilter;
 use env0_exporter::simulator::Simulator;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -17,7 +16,10 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.exporter.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -51,24 +53,42 @@ fn init_logging(format: LogFormat) {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock: SharedClock = Arc::new(SystemClock);
-    let filter = DeploymentFilter::default();
     match cli.command {
         None => {
-            let config = cli.exporter.validate(true).unwrap_or_else(|e| config_error(&e));
-            let credentials = config.credentials.clone().context("credentials are validated")?;
-            serve(&config, &credentials, filter, clock).await?;
+            let config = cli
+                .exporter
+                .validate(true)
+                .unwrap_or_else(|e| config_error(&e));
+            let credentials = config
+                .credentials
+                .clone()
+                .context("credentials are validated")?;
+            serve(&config, &credentials, clock).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Once) => {
-            let config = cli.exporter.validate(true).unwrap_or_else(|e| config_error(&e));
-            let credentials = config.credentials.clone().context("credentials are validated")?;
-            let mut exporter = app::build(&config, &credentials, filter, clock)?;
+            let config = cli
+                .exporter
+                .validate(true)
+                .unwrap_or_else(|e| config_error(&e));
+            let credentials = config
+                .credentials
+                .clone()
+                .context("credentials are validated")?;
+            let mut exporter = app::build(&config, &credentials, clock)?;
             let ok = exporter.poller.poll(None).await;
             print!("{}", exporter.metrics.encode(false)?);
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Some(Command::Demo(sim_args)) => {
-            let mut config = cli.exporter.validate(false).unwrap_or_else(|e| config_error(&e));
+            let mut config = cli
+                .exporter
+                .validate(false)
+                .unwrap_or_else(|e| config_error(&e));
             let simulator = Simulator::new(app::sim_config(&sim_args), clock.clone());
             let listener = TcpListener::bind(("127.0.0.1", 0))
                 .await
@@ -82,7 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 secret: Secret::new(&sim_config.api_key_secret),
             };
             info!(api = %config.api_endpoint, environments = sim_config.environments, "demo: simulated env0 organisation started");
-            let result = serve(&config, &credentials, filter, clock).await;
+            let result = serve(&config, &credentials, clock).await;
             let _ = stop_sim.send(());
             let _ = sim_task.await;
             result?;
@@ -92,7 +112,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let simulator = Simulator::new(app::sim_config(&sim_args), clock);
             let listener = TcpListener::bind(sim_args.sim_listen_address)
                 .await
-                .with_context(|| format!("--sim-listen-address: cannot listen on {}", sim_args.sim_listen_address))?;
+                .with_context(|| {
+                    format!(
+                        "--sim-listen-address: cannot listen on {}",
+                        sim_args.sim_listen_address
+                    )
+                })?;
             let addr = listener.local_addr()?;
             let c = simulator.config();
             println!(
@@ -113,13 +138,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn serve(
     config: &Config,
     credentials: &Credentials,
-    filter: DeploymentFilter,
     clock: SharedClock,
 ) -> anyhow::Result<()> {
-    let exporter = app::build(config, credentials, filter, clock)?;
+    let exporter = app::build(config, credentials, clock)?;
     let listener = TcpListener::bind(config.listen_address)
         .await
-        .with_context(|| format!("--listen-address: cannot listen on {}", config.listen_address))?;
+        .with_context(|| {
+            format!(
+                "--listen-address: cannot listen on {}",
+                config.listen_address
+            )
+        })?;
     let running = app::start(exporter, listener);
     let shown = if running.addr.ip().is_unspecified() {
         format!("localhost:{}", running.addr.port())
@@ -135,6 +164,17 @@ async fn serve(
         max_requests_per_minute = config.max_requests_per_minute,
         "env0-exporter started"
     );
+    let f = &config.filter;
+    if f.is_empty() {
+        info!("filters: none, every deployment is watched");
+    } else {
+        info!(
+            deployment_types = %f.deployment_types.join(","),
+            statuses = %f.statuses.join(","),
+            user_ids = %f.user_ids.join(","),
+            "filters active (empty = all); runs outside them are not shown in any metric"
+        );
+    }
     println!("metrics at http://{shown}/metrics");
     shutdown_signal().await;
     info!("shutting down");

@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use env0_exporter::app::{self, Running};
 use env0_exporter::clock::{self, Clock, ManualClock, SharedClock};
 use env0_exporter::config::{Cli, Credentials, Secret};
-use env0_exporter::filter::DeploymentFilter;
 use env0_exporter::simulator::{SimConfig, SimDeployment, Simulator};
-use clap::Parser;
 use jiff::Timestamp;
 use tokio::net::TcpListener;
 
@@ -28,14 +27,22 @@ pub fn expected_label(raw: Option<&str>) -> String {
         Some(s) => {
             let ok = s.len() <= 64
                 && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             if ok { s.into() } else { "other".into() }
         }
     }
 }
 
 pub const FINISHED: [&str; 8] = [
-    "SUCCESS", "FAILURE", "TIMEOUT", "CANCELLED", "INTERNAL_FAILURE", "ABORTED", "SKIPPED", "NEVER_DEPLOYED",
+    "SUCCESS",
+    "FAILURE",
+    "TIMEOUT",
+    "CANCELLED",
+    "INTERNAL_FAILURE",
+    "ABORTED",
+    "SKIPPED",
+    "NEVER_DEPLOYED",
 ];
 
 pub fn is_finished(d: &SimDeployment) -> bool {
@@ -69,13 +76,22 @@ pub fn parse_metrics(text: &str) -> Vec<Sample> {
                 let mut labels = Labels::new();
                 for pair in split_labels(body) {
                     let (k, v) = pair.split_once('=').expect("label has =");
-                    labels.insert(k.into(), v.trim_matches('"').replace("\\\"", "\"").replace("\\\\", "\\"));
+                    labels.insert(
+                        k.into(),
+                        v.trim_matches('"')
+                            .replace("\\\"", "\"")
+                            .replace("\\\\", "\\"),
+                    );
                 }
                 (name.to_owned(), labels)
             }
             None => (head.to_owned(), Labels::new()),
         };
-        out.push(Sample { name, labels, value: value.parse().expect("numeric value") });
+        out.push(Sample {
+            name,
+            labels,
+            value: value.parse().expect("numeric value"),
+        });
     }
     out
 }
@@ -120,7 +136,10 @@ pub fn series(samples: &[Sample], name: &str) -> BTreeMap<Labels, f64> {
 }
 
 pub fn labels(pairs: &[(&str, String)]) -> Labels {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
 pub struct Harness {
@@ -137,10 +156,6 @@ pub struct Harness {
 impl Harness {
     /// Starts the simulator and the exporter; `extra` are exporter flags beyond endpoint and key.
     pub async fn start(sim_config: SimConfig, extra: &[&str]) -> Self {
-        Self::start_filtered(sim_config, extra, DeploymentFilter::default()).await
-    }
-
-    pub async fn start_filtered(sim_config: SimConfig, extra: &[&str], filter: DeploymentFilter) -> Self {
         let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
         let shared: SharedClock = clock.clone();
         let sim = Simulator::new(sim_config, shared.clone());
@@ -157,7 +172,7 @@ impl Harness {
             key: sim.config().api_key_id.clone(),
             secret: Secret::new(&sim.config().api_key_secret),
         };
-        let exporter = app::build(&config, &credentials, filter, shared).unwrap();
+        let exporter = app::build(&config, &credentials, shared).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = app::start(exporter, listener);
         let harness = Self {
@@ -175,7 +190,13 @@ impl Harness {
     }
 
     pub fn polls(&self) -> u64 {
-        self.exporter.as_ref().unwrap().snapshot.load().health.polls_completed
+        self.exporter
+            .as_ref()
+            .unwrap()
+            .snapshot
+            .load()
+            .health
+            .polls_completed
     }
 
     pub async fn wait_for_polls(&self, n: u64) {
@@ -197,7 +218,10 @@ impl Harness {
     pub async fn nudge_until_poll(&self, n: u64, step: Duration) {
         let deadline = tokio::time::Instant::now() + REAL_TIMEOUT;
         while self.polls() < n {
-            assert!(tokio::time::Instant::now() < deadline, "poll {n} did not finish");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "poll {n} did not finish"
+            );
             self.clock.advance(step);
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -232,7 +256,10 @@ impl Harness {
 
     /// The simulator's truth for `env0_deployments_finished_total`: runs that finished after the
     /// exporter started.
-    pub fn expected_finished(&self, keep: impl Fn(&SimDeployment) -> bool) -> BTreeMap<Labels, f64> {
+    pub fn expected_finished(
+        &self,
+        keep: impl Fn(&SimDeployment) -> bool,
+    ) -> BTreeMap<Labels, f64> {
         let mut out = BTreeMap::new();
         for d in self.sim.deployments() {
             if keep(&d) && is_finished(&d) && finish_time(&d) >= self.started {

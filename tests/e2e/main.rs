@@ -59,7 +59,12 @@ async fn assert_exact(h: &Harness, when: &str) {
 async fn metrics_equal_the_simulators_records_after_every_poll_while_runs_start_and_finish() {
     let h = Harness::start(
         sim(150),
-        &["--full-sync-interval", "60s", "--max-requests-per-minute", "1000"],
+        &[
+            "--full-sync-interval",
+            "60s",
+            "--max-requests-per-minute",
+            "1000",
+        ],
     )
     .await;
     assert_exact(&h, "after the backfill").await;
@@ -69,7 +74,10 @@ async fn metrics_equal_the_simulators_records_after_every_poll_while_runs_start_
         assert_exact(&h, &format!("after poll {i}")).await;
         finished_seen = h.expected_finished(|_| true).values().sum();
     }
-    assert!(finished_seen >= 20.0, "the test must see runs finish: {finished_seen}");
+    assert!(
+        finished_seen >= 20.0,
+        "the test must see runs finish: {finished_seen}"
+    );
     h.stop().await;
 }
 
@@ -87,7 +95,10 @@ async fn economical_polling_catches_up_exactly_once_the_full_sync_interval_has_p
     }
     assert_exact(&h, "after a quiet full-sync interval").await;
     let finished: f64 = h.expected_finished(|_| true).values().sum();
-    assert!(finished >= 30.0, "the test must see runs finish: {finished}");
+    assert!(
+        finished >= 30.0,
+        "the test must see runs finish: {finished}"
+    );
     h.stop().await;
 }
 
@@ -122,14 +133,20 @@ async fn quiet_poll_costs(environments: usize) -> (Vec<usize>, usize, usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poll_with_nothing_changing_costs_the_listing_plus_one_per_environment_holding_an_older_unfinished_run() {
+async fn a_poll_with_nothing_changing_costs_the_listing_plus_one_per_environment_holding_an_older_unfinished_run()
+ {
     for environments in [150, 200] {
         let (costs, bound, holding) = quiet_poll_costs(environments).await;
-        eprintln!("{environments} environments: quiet polls cost {costs:?} requests (bound {bound}, {holding} holding unfinished non-latest runs)");
+        eprintln!(
+            "{environments} environments: quiet polls cost {costs:?} requests (bound {bound}, {holding} holding unfinished non-latest runs)"
+        );
         for cost in &costs {
             assert!(*cost <= bound, "{environments} envs: {cost} > {bound}");
             // Projects and every environment page are always read.
-            assert!(*cost >= environments.div_ceil(100) + 1, "{environments} envs: {cost}");
+            assert!(
+                *cost >= environments.div_ceil(100) + 1,
+                "{environments} envs: {cost}"
+            );
         }
     }
 }
@@ -153,15 +170,23 @@ async fn a_failing_api_keeps_the_last_data_sets_env0_up_to_zero_and_recovers() {
     h.nudge_until_poll(n, Duration::from_secs(5)).await;
     let during = h.scrape().await;
     assert_eq!(series(&during, "env0_up").len(), 0, "env0_up is 0");
-    assert_eq!(series(&during, "env0_deployments"), window_before, "data kept");
+    assert_eq!(
+        series(&during, "env0_deployments"),
+        window_before,
+        "data kept"
+    );
     let errors = series(&during, "env0_exporter_poll_errors_total");
     assert!(
-        errors.keys().any(|l| l.get("reason").map(String::as_str) == Some("server_error")),
+        errors
+            .keys()
+            .any(|l| l.get("reason").map(String::as_str) == Some("server_error")),
         "{errors:?}"
     );
     let codes = series(&during, "env0_exporter_api_requests_total");
     assert!(
-        codes.keys().any(|l| l.get("code").map(String::as_str) == Some("503")),
+        codes
+            .keys()
+            .any(|l| l.get("code").map(String::as_str) == Some("503")),
         "{codes:?}"
     );
     h.stop().await;
@@ -182,7 +207,10 @@ async fn a_revoked_key_is_an_auth_error_without_retries_and_the_next_good_poll_r
     let samples = h.scrape().await;
     assert_eq!(series(&samples, "env0_up").len(), 0);
     let auth = labels(&[("reason", "auth".into())]);
-    assert_eq!(series(&samples, "env0_exporter_poll_errors_total").get(&auth), Some(&1.0));
+    assert_eq!(
+        series(&samples, "env0_exporter_poll_errors_total").get(&auth),
+        Some(&1.0)
+    );
     h.next_poll().await;
     assert_exact(&h, "after recovering").await;
     h.stop().await;
@@ -190,7 +218,16 @@ async fn a_revoked_key_is_an_auth_error_without_retries_and_the_next_good_poll_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_larger_than_the_budget_continues_where_it_stopped_and_never_exceeds_it() {
-    let h = Harness::start(sim(150), &["--max-requests-per-minute", "40", "--full-sync-interval", "0s"]).await;
+    let h = Harness::start(
+        sim(150),
+        &[
+            "--max-requests-per-minute",
+            "40",
+            "--full-sync-interval",
+            "0s",
+        ],
+    )
+    .await;
     h.sim.set_paused(true);
     let mut polls = 1;
     loop {
@@ -203,7 +240,10 @@ async fn a_backfill_larger_than_the_budget_continues_where_it_stopped_and_never_
         h.next_poll().await;
         polls += 1;
     }
-    assert!(polls >= 4, "150 environments cannot be read with 40 requests a minute in fewer than 4 polls, took {polls}");
+    assert!(
+        polls >= 4,
+        "150 environments cannot be read with 40 requests a minute in fewer than 4 polls, took {polls}"
+    );
     // No 60-second window ever held more than 40 requests.
     let times: Vec<_> = h.sim.requests().iter().map(|r| r.at).collect();
     for t in &times {
