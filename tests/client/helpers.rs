@@ -11,7 +11,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use env0_exporter::client::{Client, ClientConfig, Endpoint, Outcome, RequestObserver};
+use env0_exporter::client::{
+    Client, ClientConfig, Endpoint, Organization, Outcome, RequestObserver,
+};
 use env0_exporter::clock::{ManualClock, SharedClock, SystemClock};
 use jiff::Timestamp;
 use secrecy::SecretString;
@@ -246,3 +248,34 @@ pub fn ids_page(prefix: &str, range: std::ops::Range<usize>) -> String {
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
+
+/// Starts `client.organizations()` in the background, for tests that move a manual clock.
+pub fn spawn_organizations(
+    client: &Client,
+) -> tokio::task::JoinHandle<env0_exporter::client::Result<Vec<Organization>>> {
+    let client = client.clone();
+    tokio::spawn(async move { client.organizations().await })
+}
+
+/// Waits (real time, at most 5 s) for a background request and returns its result.
+pub async fn finish<T>(task: tokio::task::JoinHandle<T>, what: &str) -> T {
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: still waiting after 5 s"))
+        .expect("request task ran")
+}
+
+/// Answers the first request with 429 (and `retry_after`, if any), every later one with `[]`.
+pub fn rate_limited_once(retry_after: Option<&'static str>) -> impl Fn(&Seen, usize) -> Reply {
+    move |_, n| match (n, retry_after) {
+        (0, Some(value)) => Reply::status(429).header("retry-after", value),
+        (0, None) => Reply::status(429),
+        _ => Reply::json("[]"),
+    }
+}
+
+/// The attempts of an organizations call rate limited once, then answered.
+pub const LIMITED_THEN_OK: [(Endpoint, Outcome); 2] = [
+    (Endpoint::Organizations, Outcome::Status(429)),
+    (Endpoint::Organizations, Outcome::Status(200)),
+];

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use env0_exporter::client::{Client, ClientConfig, DeploymentQuery, Endpoint, Error, Outcome};
 use env0_exporter::clock::{Clock, SystemClock};
-use helpers::{FakeEnv0, Reply, client, client_on, config, ids_page, manual_clock, settle, ts};
+use helpers::{
+    FakeEnv0, Reply, client, client_on, config, finish, ids_page, manual_clock, rate_limited_once,
+    settle, spawn_organizations, ts,
+};
 
 fn offset(seen: &helpers::Seen) -> usize {
     seen.param("offset")
@@ -277,17 +280,10 @@ async fn an_environment_page_with_unknown_fields_nulls_string_costs_and_mixed_ti
 
 #[tokio::test]
 async fn a_429_with_retry_after_pauses_the_whole_budget_until_then() {
-    let server = FakeEnv0::start(|_, n| match n {
-        0 => Reply::status(429).header("retry-after", "1"),
-        _ => Reply::json("[]"),
-    })
-    .await;
+    let server = FakeEnv0::start(rate_limited_once(Some("1"))).await;
     let clock = manual_clock();
     let (client, recorder) = client_on(config(&server.base_url), clock.clone());
-    let task = tokio::spawn({
-        let client = client.clone();
-        async move { client.organizations().await }
-    });
+    let task = spawn_organizations(&client);
 
     recorder.wait_for(1).await;
     settle().await;
@@ -296,29 +292,16 @@ async fn a_429_with_retry_after_pauses_the_whole_budget_until_then() {
     assert_eq!(server.count(), 1, "no retry before the second is over");
     assert!(!task.is_finished());
     clock.advance(Duration::from_millis(1));
-    let result = tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("retried once the pause ended")
-        .expect("task ran");
+    let result = finish(task, "retried once the pause ended").await;
 
     assert!(result.expect("success after the pause").is_empty());
     assert_eq!(server.count(), 2);
-    assert_eq!(
-        recorder.attempts(),
-        [
-            (Endpoint::Organizations, Outcome::Status(429)),
-            (Endpoint::Organizations, Outcome::Status(200))
-        ]
-    );
+    assert_eq!(recorder.attempts(), helpers::LIMITED_THEN_OK);
 }
 
 #[tokio::test]
 async fn a_429_with_retry_after_waits_at_least_that_long_on_the_system_clock() {
-    let server = FakeEnv0::start(|_, n| match n {
-        0 => Reply::status(429).header("retry-after", "1"),
-        _ => Reply::json("[]"),
-    })
-    .await;
+    let server = FakeEnv0::start(rate_limited_once(Some("1"))).await;
     let (client, _) = client(&server);
     let started = Instant::now();
 
@@ -337,17 +320,10 @@ async fn a_429_with_retry_after_waits_at_least_that_long_on_the_system_clock() {
 
 #[tokio::test]
 async fn a_429_with_an_http_date_retry_after_pauses_until_that_date() {
-    let server = FakeEnv0::start(|_, n| match n {
-        0 => Reply::status(429).header("retry-after", "Wed, 01 Jul 2026 14:00:30 GMT"),
-        _ => Reply::json("[]"),
-    })
-    .await;
+    let server = FakeEnv0::start(rate_limited_once(Some("Wed, 01 Jul 2026 14:00:30 GMT"))).await;
     let clock = manual_clock(); // 14:00:00
     let (client, recorder) = client_on(config(&server.base_url), clock.clone());
-    let task = tokio::spawn({
-        let client = client.clone();
-        async move { client.organizations().await }
-    });
+    let task = spawn_organizations(&client);
 
     recorder.wait_for(1).await;
     settle().await;
@@ -355,21 +331,13 @@ async fn a_429_with_an_http_date_retry_after_pauses_until_that_date() {
     settle().await;
     assert_eq!(server.count(), 1);
     clock.advance(Duration::from_secs(1));
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("retried at the date")
-        .expect("task ran")
-        .expect("success");
+    finish(task, "retried at the date").await.expect("success");
     assert_eq!(server.count(), 2);
 }
 
 #[tokio::test]
 async fn a_429_without_retry_after_backs_off_and_then_succeeds() {
-    let server = FakeEnv0::start(|_, n| match n {
-        0 => Reply::status(429),
-        _ => Reply::json(r#"[{"id":"org-1"}]"#),
-    })
-    .await;
+    let server = FakeEnv0::start(rate_limited_once(None)).await;
     let (client, recorder) = client(&server);
 
     let orgs = client
@@ -377,14 +345,8 @@ async fn a_429_without_retry_after_backs_off_and_then_succeeds() {
         .await
         .expect("success after back-off");
 
-    assert_eq!(orgs.len(), 1);
-    assert_eq!(
-        recorder.attempts(),
-        [
-            (Endpoint::Organizations, Outcome::Status(429)),
-            (Endpoint::Organizations, Outcome::Status(200))
-        ]
-    );
+    assert!(orgs.is_empty());
+    assert_eq!(recorder.attempts(), helpers::LIMITED_THEN_OK);
 }
 
 #[tokio::test]
@@ -652,20 +614,15 @@ async fn the_sixth_request_of_a_five_per_minute_budget_waits_until_the_clock_fre
     }
     assert_eq!(remaining, [5, 4, 3, 2, 1, 0]);
 
-    let sixth = tokio::spawn({
-        let client = client.clone();
-        async move { client.organizations().await }
-    });
+    let sixth = spawn_organizations(&client);
     settle().await;
     clock.advance(Duration::from_secs(59));
     settle().await;
     assert_eq!(server.count(), 5, "the sixth request waits for the window");
     assert!(!sixth.is_finished());
     clock.advance(Duration::from_secs(1));
-    tokio::time::timeout(Duration::from_secs(5), sixth)
+    finish(sixth, "sent once a slot was free")
         .await
-        .expect("sent once a slot was free")
-        .expect("task ran")
         .expect("success");
     assert_eq!(server.count(), 6);
     assert_eq!(client.budget_remaining(), 4, "five expired, one just taken");
@@ -691,16 +648,11 @@ async fn with_a_deadline_the_sixth_request_fails_with_budget_exhausted_instead_o
     assert_eq!(clock.now(), ts("2026-07-01T14:00:00Z"), "nothing waited");
 
     client.set_deadline(None);
-    let waiting = tokio::spawn({
-        let client = client.clone();
-        async move { client.organizations().await }
-    });
+    let waiting = spawn_organizations(&client);
     settle().await;
     clock.advance(Duration::from_secs(60));
-    tokio::time::timeout(Duration::from_secs(5), waiting)
+    finish(waiting, "without a deadline it waits")
         .await
-        .expect("without a deadline it waits")
-        .expect("task ran")
         .expect("success");
 }
 
