@@ -149,6 +149,17 @@ pub enum Outcome {
     Error,
 }
 
+impl fmt::Display for Outcome {
+    /// The status code, `timeout` or `error`, as logged.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status(code) => write!(f, "{code}"),
+            Self::Timeout => f.write_str("timeout"),
+            Self::Error => f.write_str("error"),
+        }
+    }
+}
+
 /// Filters of a deployment listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeploymentQuery {
@@ -424,7 +435,7 @@ impl Client {
                 method = "GET",
                 path,
                 query = url.query().unwrap_or_default(),
-                outcome = ?outcome,
+                status = %outcome,
                 ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
                 "env0 request"
             );
@@ -541,7 +552,8 @@ impl Client {
             let decoded = serde_json::from_slice(&body).map_err(|e| {
                 Failure::fatal(Error::Decode {
                     path: path.to_owned(),
-                    message: e.to_string(),
+                    // serde quotes offending values, which may be long: keep the message short.
+                    message: error::body_snippet(e.to_string().as_bytes()),
                 })
             });
             return (outcome, decoded);

@@ -734,3 +734,19 @@ async fn a_config_that_cannot_work_is_rejected_up_front() {
         assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
     }
 }
+
+#[tokio::test]
+async fn neither_the_config_nor_the_client_prints_the_secret() {
+    let base: url::Url = "https://api.env0.com".parse().expect("url");
+    let cfg = config(&base);
+    let printed = format!("{cfg:?}");
+    let (client, _) = client_on(cfg, Arc::new(SystemClock));
+
+    let printed = format!("{printed} {client:?}");
+
+    assert!(!printed.contains(helpers::SECRET), "{printed}");
+    assert!(
+        printed.contains(helpers::KEY),
+        "the key id is not secret: {printed}"
+    );
+}
