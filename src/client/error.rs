@@ -51,13 +51,13 @@ pub enum Error {
         message: String,
     },
     /// 429 still, once every retry was spent.
-    #[error("env0 kept rate limiting {path} (429) after every retry")]
+    #[error("env0 rate limited {path} (429)")]
     RateLimited {
         /// The request path.
         path: String,
     },
     /// 5xx still, once every retry was spent.
-    #[error("env0 answered {path} with {status} after every retry")]
+    #[error("env0 answered {path} with {status}")]
     Server {
         /// The request path.
         path: String,
@@ -65,7 +65,7 @@ pub enum Error {
         status: u16,
     },
     /// The request timed out on every attempt.
-    #[error("request to {path} timed out after every retry")]
+    #[error("request to {path} timed out")]
     Timeout {
         /// The request path.
         path: String,
@@ -265,10 +265,7 @@ mod tests {
             path: "/projects".into(),
             status: 503,
         };
-        assert_eq!(
-            e.to_string(),
-            "env0 answered /projects with 503 after every retry"
-        );
+        assert_eq!(e.to_string(), "env0 answered /projects with 503");
         let e = Error::Forbidden {
             path: "/projects".into(),
             body: String::new(),
