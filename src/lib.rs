@@ -4,7 +4,7 @@
 //! [`state`] (compact records and the immutable snapshot) → [`metrics`] (Prometheus encoding)
 //! → [`http`] (the `/metrics` endpoint). The [`clock`] and the [`simulator`] are passed in.
 
-
+pub mod app;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -14,4 +14,5 @@ pub mod labels;
 pub mod metrics;
 pub mod poller;
 pub mod ratelimit;
+pub mod simulator;
 pub mod state;
