@@ -104,6 +104,7 @@ pub(crate) fn router(sim: Simulator) -> Router {
 
 /// Faults, rate limit and auth in front of every route; records every request.
 async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Response {
+    sim.advance();
     let at = sim.inner.clock.now();
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
@@ -117,10 +118,7 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
             }
             match admit(&sim, &method, &path, req.headers()) {
                 Some(refusal) => refusal,
-                None => {
-                    sim.advance();
-                    next.run(req).await
-                }
+                None => next.run(req).await,
             }
         }
     };
