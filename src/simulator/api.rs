@@ -98,6 +98,9 @@ pub(crate) fn router(sim: Simulator) -> Router {
         )
         .route("/environments/deployments/{deployment_id}", get(deployment))
         .fallback(|| async { ApiError::not_found("Not Found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+        })
         .layer(from_fn_with_state(sim.clone(), gate))
         .with_state(sim)
 }

@@ -336,6 +336,16 @@ async fn environments_are_paged_by_a_hundred_and_include_archived_ones() {
         .count();
     assert_eq!(archived, truth.iter().filter(|e| e.is_archived).count());
     assert!(archived > 0);
+    let never = first
+        .as_array()
+        .into_iter()
+        .chain(second.as_array())
+        .flatten()
+        .find(|e| e["status"] == "NEVER_DEPLOYED")
+        .expect("a never-deployed environment");
+    assert_eq!(never["latestDeploymentLogId"], Value::Null);
+    assert_eq!(never["latestDeploymentLog"], Value::Null);
+    assert_eq!(never["driftStatus"], "NEVER_RUN");
 }
 
 #[tokio::test]
@@ -390,6 +400,11 @@ async fn bad_parameters_are_answered_400_with_a_json_message() {
 async fn unknown_ids_are_404_and_unknown_organizations_403() {
     let (sim, _) = sim();
     let router = sim.router();
+    let (status, body) = get(&router, "/no/such/route").await;
+    assert_eq!(
+        (status, &body["statusCode"]),
+        (StatusCode::NOT_FOUND, &Value::from(404))
+    );
     let (status, _) = get(&router, "/environments/nope/deployments").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = get(&router, "/environments/deployments/nope").await;
@@ -543,6 +558,23 @@ async fn requests_without_or_with_a_wrong_key_are_401_and_recorded() {
     );
     sim.clear_requests();
     assert_eq!(sim.requests(), vec![]);
+}
+
+#[tokio::test]
+async fn every_route_checks_the_key_before_looking_anything_up() {
+    let (sim, _) = sim();
+    let router = sim.router();
+    for uri in [
+        "/projects",
+        "/environments?organizationId=nope",
+        "/environments/nope/deployments?limit=500",
+        "/environments/deployments/nope",
+    ] {
+        let (status, _, body) = call(&router, uri, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        let body: Value = serde_json::from_slice(&body).expect("json error body");
+        assert_eq!(body["statusCode"], 401);
+    }
 }
 
 async fn exhaust(router: &Router, path: &str) {
