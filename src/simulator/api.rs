@@ -98,12 +98,16 @@ pub(crate) fn router(sim: Simulator) -> Router {
         )
         .route("/environments/deployments/{deployment_id}", get(deployment))
         .fallback(|| async { ApiError::not_found("Not Found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+        })
         .layer(from_fn_with_state(sim.clone(), gate))
         .with_state(sim)
 }
 
 /// Faults, rate limit and auth in front of every route; records every request.
 async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Response {
+    sim.advance();
     let at = sim.inner.clock.now();
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
@@ -117,10 +121,7 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
             }
             match admit(&sim, &method, &path, req.headers()) {
                 Some(refusal) => refusal,
-                None => {
-                    sim.advance();
-                    next.run(req).await
-                }
+                None => next.run(req).await,
             }
         }
     };

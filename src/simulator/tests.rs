@@ -336,6 +336,16 @@ async fn environments_are_paged_by_a_hundred_and_include_archived_ones() {
         .count();
     assert_eq!(archived, truth.iter().filter(|e| e.is_archived).count());
     assert!(archived > 0);
+    let never = first
+        .as_array()
+        .into_iter()
+        .chain(second.as_array())
+        .flatten()
+        .find(|e| e["status"] == "NEVER_DEPLOYED")
+        .expect("a never-deployed environment");
+    assert_eq!(never["latestDeploymentLogId"], Value::Null);
+    assert_eq!(never["latestDeploymentLog"], Value::Null);
+    assert_eq!(never["driftStatus"], "NEVER_RUN");
 }
 
 #[tokio::test]
@@ -390,6 +400,11 @@ async fn bad_parameters_are_answered_400_with_a_json_message() {
 async fn unknown_ids_are_404_and_unknown_organizations_403() {
     let (sim, _) = sim();
     let router = sim.router();
+    let (status, body) = get(&router, "/no/such/route").await;
+    assert_eq!(
+        (status, &body["statusCode"]),
+        (StatusCode::NOT_FOUND, &Value::from(404))
+    );
     let (status, _) = get(&router, "/environments/nope/deployments").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = get(&router, "/environments/deployments/nope").await;
@@ -543,6 +558,23 @@ async fn requests_without_or_with_a_wrong_key_are_401_and_recorded() {
     );
     sim.clear_requests();
     assert_eq!(sim.requests(), vec![]);
+}
+
+#[tokio::test]
+async fn every_route_checks_the_key_before_looking_anything_up() {
+    let (sim, _) = sim();
+    let router = sim.router();
+    for uri in [
+        "/projects",
+        "/environments?organizationId=nope",
+        "/environments/nope/deployments?limit=500",
+        "/environments/deployments/nope",
+    ] {
+        let (status, _, body) = call(&router, uri, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        let body: Value = serde_json::from_slice(&body).expect("json error body");
+        assert_eq!(body["statusCode"], 401);
+    }
 }
 
 async fn exhaust(router: &Router, path: &str) {
@@ -740,4 +772,60 @@ async fn serve_answers_on_a_real_socket_and_stops_on_shutdown() {
     assert_eq!(ids(&orgs), vec![sim.organization_id()]);
     stop.send(()).expect("server listening");
     server.await.expect("joined").expect("served");
+}
+
+#[test]
+fn generating_the_default_world_takes_well_under_a_second() {
+    let before = std::time::Instant::now();
+    let (sim, _) = sim();
+    let took = before.elapsed();
+    // About 30 ms in a debug build, under 10 ms in release.
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(sim.deployments().len() > 3000);
+}
+
+#[test]
+fn a_run_created_while_another_is_unfinished_stays_queued_until_it_ends() {
+    let (sim, _) = sim();
+    let deps = sim.deployments();
+    // Queue delays are at most two minutes: a longer wait means the run waited its turn.
+    let waited: Vec<_> = deps
+        .iter()
+        .filter(|d| {
+            d.started_at
+                .is_some_and(|s| crate::clock::elapsed(d.queued_at, s) > Duration::from_secs(120))
+        })
+        .collect();
+    assert!(!waited.is_empty());
+    for d in waited {
+        let started = d.started_at.expect("filtered on started");
+        let blocker = deps.iter().find(|o| {
+            o.environment_id == d.environment_id
+                && o.created_at <= d.created_at
+                && o.id != d.id
+                && o.updated_at <= started
+                && o.updated_at > d.queued_at
+        });
+        assert!(blocker.is_some(), "nothing ran before {d:?}");
+    }
+}
+
+#[test]
+fn time_scale_shortens_queues_and_runs() {
+    let longest_pr_plan = |time_scale| {
+        let (sim, _) = sim_with(SimConfig {
+            time_scale,
+            ..SimConfig::default()
+        });
+        sim.deployments()
+            .iter()
+            .filter(|d| d.deployment_type == "prPlan")
+            .filter_map(|d| Some(crate::clock::elapsed(d.started_at?, d.finished_at?)))
+            .max()
+            .expect("finished prPlans")
+    };
+    // prPlans run 20 s to 5 min and never wait for approval.
+    let normal = longest_pr_plan(1.0);
+    assert!(normal > Duration::from_secs(30) && normal <= Duration::from_secs(300));
+    assert!(longest_pr_plan(0.1) <= Duration::from_secs(30));
 }

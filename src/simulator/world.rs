@@ -410,6 +410,8 @@ pub struct Environment {
     pub project: usize,
     pub tool: Option<&'static str>,
     pub blueprint_id: String,
+    /// The template's name, e.g. `api-terraform`.
+    pub blueprint_name: String,
     pub status: EnvStatus,
     /// The status outside of runs, restored when a run does not change it.
     resting: EnvStatus,
@@ -612,11 +614,9 @@ impl World {
             .get(i)
             .copied()
             .unwrap_or_else(|| pick(rng, &TOOLS, &TOOL_WEIGHTS));
-        let name = format!(
-            "{}-{}-{i}",
-            APP_NAMES[rng.usize(0..APP_NAMES.len())],
-            STAGES[rng.usize(0..STAGES.len())]
-        );
+        let app = APP_NAMES[rng.usize(0..APP_NAMES.len())];
+        let name = format!("{app}-{}-{i}", STAGES[rng.usize(0..STAGES.len())]);
+        let blueprint_name = format!("{app}-{}", tool.unwrap_or("template"));
         let created_at = clock::sub(start, Duration::from_secs(rng.u64(2 * 86400..200 * 86400)));
         let roll = rng.f64();
         // Environment 3 is always dormant so every world has a never-deployed one.
@@ -641,6 +641,7 @@ impl World {
             project,
             tool,
             blueprint_id: uuid(rng),
+            blueprint_name,
             status: EnvStatus::NeverDeployed,
             resting: EnvStatus::NeverDeployed,
             drift,
