@@ -38,7 +38,9 @@ async fn setup(
         sim_config.environments = e;
     }
     let sim = Simulator::new(sim_config, clock.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("loopback port");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback port");
     let addr = listener.local_addr().expect("local address");
     let _ = app::spawn_simulator(sim.clone(), listener);
     let endpoint = format!("http://{addr}/");
@@ -93,7 +95,10 @@ async fn main() {
         }
     }
     let wall = t.elapsed();
-    println!("organisation: {environments} environments, {} deployments in the simulator", sim.deployments().len());
+    println!(
+        "organisation: {environments} environments, {} deployments in the simulator",
+        sim.deployments().len()
+    );
     println!(
         "backfill (wall clock, loopback HTTP, budget {budget}/min): {:.2} s, {} requests, {polls} poll(s), {} deployments tracked",
         wall.as_secs_f64(),
@@ -130,7 +135,10 @@ async fn main() {
         exporter.poller.poll(Some(deadline)).await;
         live.push(sim.requests().len());
     }
-    println!("steady polls, live organisation, full sync every 10m: {}", summary(&live));
+    println!(
+        "steady polls, live organisation, full sync every 10m: {}",
+        summary(&live)
+    );
 
     sim.set_paused(true);
     manual.advance(interval);

@@ -64,7 +64,11 @@ pub fn build(
             duration_buckets: config.duration_buckets.clone(),
         },
         snapshot.clone(),
-        Arc::new(move || budget_source.get().map_or(budget_max, |c| c.budget_remaining())),
+        Arc::new(move || {
+            budget_source
+                .get()
+                .map_or(budget_max, |c| c.budget_remaining())
+        }),
     ));
     let client = Arc::new(Client::new(
         ClientConfig {

@@ -109,13 +109,14 @@ impl SlidingWindow {
     }
 
     /// Like [`acquire`](Self::acquire), but gives up (returning `false`, taking nothing) when the
-    /// request would have to wait past `deadline`.
+    /// request could not be sent before `deadline` (a slot freeing exactly then is too late: the
+    /// deadline is when the next poll starts).
     pub async fn acquire_before(&self, clock: &dyn Clock, deadline: Timestamp) -> bool {
         loop {
             let now = clock.now();
             match self.try_acquire(now) {
                 Ok(()) => return true,
-                Err(wait) if clock::add(now, wait) > deadline => return false,
+                Err(wait) if clock::add(now, wait) >= deadline => return false,
                 Err(wait) => clock.sleep(wait).await,
             }
         }
@@ -159,6 +160,24 @@ mod tests {
         assert_eq!(w.remaining(t(10)), 0);
         assert_eq!(w.try_acquire(t(20)), Err(Duration::from_secs(40)));
         assert_eq!(w.remaining(t(60)), 1);
+    }
+
+    #[tokio::test]
+    async fn a_slot_that_frees_exactly_at_the_deadline_is_too_late() {
+        let clock = crate::clock::ManualClock::new(t(0));
+        let w = SlidingWindow::new(1, Duration::from_secs(60));
+        assert!(w.acquire_before(&clock, t(60)).await);
+        assert!(!w.acquire_before(&clock, t(60)).await);
+        assert_eq!(w.remaining(t(0)), 0, "a refused request takes nothing");
+        let later = tokio::time::timeout(Duration::from_secs(5), async {
+            let waiting = w.acquire_before(&clock, t(61));
+            tokio::pin!(waiting);
+            tokio::select! {
+                ok = &mut waiting => ok,
+                () = async { tokio::task::yield_now().await; clock.advance(Duration::from_secs(60)); std::future::pending().await } => unreachable!(),
+            }
+        });
+        assert!(later.await.expect("woke once the slot freed"));
     }
 
     #[test]

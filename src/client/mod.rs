@@ -513,7 +513,7 @@ impl Client {
     fn passes_deadline(&self, wait: Duration) -> bool {
         let clock = &*self.inner.clock;
         self.deadline()
-            .is_some_and(|deadline| clock::add(clock.now(), wait) > deadline)
+            .is_some_and(|deadline| clock::add(clock.now(), wait) >= deadline)
     }
 
     /// Sleeps `wait` on the clock, or fails at once if that passes the deadline.

@@ -161,7 +161,7 @@ impl Poller {
         let finished = self.clock.now();
         self.health.polls_completed += 1;
         self.health.last_poll_duration = Some(clock::elapsed(started, finished));
-        let ok = match result {
+        let ok = match &result {
             Ok(report) => {
                 self.health.up = true;
                 self.health.last_success = Some(finished);
@@ -183,7 +183,14 @@ impl Poller {
                 false
             }
         };
-        self.publish();
+        if ok {
+            self.publish();
+        } else {
+            // The last good values stay: only the health part of the snapshot changes.
+            let mut snap = (*self.snapshot.load()).clone();
+            snap.health = self.health.clone();
+            self.snapshot.publish(snap);
+        }
         ok
     }
 
@@ -301,7 +308,10 @@ impl Poller {
                 Ok(()) => {}
                 Err(e) if e.budget() => {
                     report.deferred = plan.len() - i;
-                    info!(deferred = report.deferred, "request budget used up; the rest continues next poll");
+                    info!(
+                        deferred = report.deferred,
+                        "request budget used up; the rest continues next poll"
+                    );
                     break;
                 }
                 Err(e @ ClientError::Forbidden { .. }) => {
@@ -323,13 +333,22 @@ impl Poller {
                 let t = self.clock.now();
                 if clock::elapsed(last_progress, t) >= PROGRESS_EVERY {
                     last_progress = t;
-                    info!(done = backfilled, of = backfill_total, tracked = self.store.tracked(), "backfill progress");
+                    info!(
+                        done = backfilled,
+                        of = backfill_total,
+                        tracked = self.store.tracked(),
+                        "backfill progress"
+                    );
                     self.publish();
                 }
             }
         }
         if backfill_total > 0 && backfilled == backfill_total {
-            info!(environments = backfill_total, tracked = self.store.tracked(), "backfill complete");
+            info!(
+                environments = backfill_total,
+                tracked = self.store.tracked(),
+                "backfill complete"
+            );
         }
         Ok(report)
     }
@@ -405,7 +424,9 @@ impl Poller {
             s.last_read = Some(to);
             if let Some(interval) = full_sync {
                 s.next_full_sync = Some(match read.kind {
-                    ReadKind::Backfill => schedule::first_full_sync(&read.environment, to, interval),
+                    ReadKind::Backfill => {
+                        schedule::first_full_sync(&read.environment, to, interval)
+                    }
                     ReadKind::FullSync => clock::add(to, interval),
                     _ => s.next_full_sync.unwrap_or_else(|| clock::add(to, interval)),
                 });

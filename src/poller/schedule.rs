@@ -114,8 +114,9 @@ pub fn plan(
             let base = if kind.is_full() {
                 window_start
             } else {
-                s.last_read
-                    .map_or(window_start, |t| clock::sub(t, READ_OVERLAP).max(window_start))
+                s.last_read.map_or(window_start, |t| {
+                    clock::sub(t, READ_OVERLAP).max(window_start)
+                })
             };
             let from = open
                 .and_then(|u| u.oldest_created)
@@ -127,7 +128,11 @@ pub fn plan(
             })
         })
         .collect();
-    reads.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.environment.cmp(&b.environment)));
+    reads.sort_by(|a, b| {
+        a.kind
+            .cmp(&b.kind)
+            .then_with(|| a.environment.cmp(&b.environment))
+    });
     reads
 }
 
@@ -172,8 +177,17 @@ mod tests {
 
     #[test]
     fn nothing_is_read_when_nothing_changed() {
-        let schedule = HashMap::from([(Arc::from("e1"), settled("d1", "SUCCESS", "2026-07-01T11:59:00Z"))]);
-        let reads = plan(&schedule, &HashMap::new(), ts("2026-07-01T12:00:00Z"), DAY, true);
+        let schedule = HashMap::from([(
+            Arc::from("e1"),
+            settled("d1", "SUCCESS", "2026-07-01T11:59:00Z"),
+        )]);
+        let reads = plan(
+            &schedule,
+            &HashMap::new(),
+            ts("2026-07-01T12:00:00Z"),
+            DAY,
+            true,
+        );
         assert!(reads.is_empty(), "{reads:?}");
     }
 
@@ -212,7 +226,11 @@ mod tests {
             vec![
                 ("d-changed", ReadKind::Changed, ts("2026-07-01T11:54:00Z")),
                 // The unfinished run is older than the window: the read reaches back to it.
-                ("c-holding", ReadKind::Unfinished, ts("2026-06-30T01:00:00Z")),
+                (
+                    "c-holding",
+                    ReadKind::Unfinished,
+                    ts("2026-06-30T01:00:00Z")
+                ),
                 ("a-fresh", ReadKind::Backfill, ts("2026-06-30T12:00:00Z")),
                 ("b-due", ReadKind::FullSync, ts("2026-06-30T12:00:00Z")),
             ]
@@ -224,7 +242,10 @@ mod tests {
 
     #[test]
     fn an_unfinished_run_that_is_the_latest_needs_no_extra_read() {
-        let schedule = HashMap::from([(Arc::from("e1"), settled("d1", "IN_PROGRESS", "2026-07-01T11:59:00Z"))]);
+        let schedule = HashMap::from([(
+            Arc::from("e1"),
+            settled("d1", "IN_PROGRESS", "2026-07-01T11:59:00Z"),
+        )]);
         let unfinished = HashMap::from([(
             Arc::from("e1"),
             Unfinished {
@@ -232,7 +253,16 @@ mod tests {
                 ids: vec!["d1".into()],
             },
         )]);
-        assert!(plan(&schedule, &unfinished, ts("2026-07-01T12:00:00Z"), DAY, false).is_empty());
+        assert!(
+            plan(
+                &schedule,
+                &unfinished,
+                ts("2026-07-01T12:00:00Z"),
+                DAY,
+                false
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -247,7 +277,13 @@ mod tests {
             per_minute[usize::try_from(offset.as_secs() / 60).unwrap()] += 1;
         }
         // 100 per minute on average; no minute gets more than twice its share.
-        assert!(per_minute.iter().all(|&n| (50..=200).contains(&n)), "{per_minute:?}");
-        assert_eq!(first_full_sync("env-1", now, interval), first_full_sync("env-1", now, interval));
+        assert!(
+            per_minute.iter().all(|&n| (50..=200).contains(&n)),
+            "{per_minute:?}"
+        );
+        assert_eq!(
+            first_full_sync("env-1", now, interval),
+            first_full_sync("env-1", now, interval)
+        );
     }
 }

@@ -23,6 +23,9 @@ pub struct Health {
     pub backfill_pending: usize,
 }
 
+/// A pair of label values, e.g. (deployment type, status).
+pub type LabelPair = (Arc<str>, Arc<str>);
+
 /// Everything the state-mirroring metrics show, computed once per poll.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
@@ -31,9 +34,9 @@ pub struct Snapshot {
     /// `env0_deployment_oldest_unfinished_timestamp_seconds` by status.
     pub oldest_unfinished: Vec<(Arc<str>, Timestamp)>,
     /// `env0_deployment_last_finished_timestamp_seconds` by (deployment type, status).
-    pub last_finished: Vec<((Arc<str>, Arc<str>), Timestamp)>,
+    pub last_finished: Vec<(LabelPair, Timestamp)>,
     /// `env0_environments` by (status, drift status), non-archived only.
-    pub environments: Vec<((Arc<str>, Arc<str>), u64)>,
+    pub environments: Vec<(LabelPair, u64)>,
     /// `env0_exporter_tracked_deployments`.
     pub tracked_deployments: usize,
     /// `env0_up` and friends.

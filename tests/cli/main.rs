@@ -1,6 +1,8 @@
 //! The real binary: flags, exit codes, secrets, `simulate` + `once`, and `demo` with a clean
 //! shutdown on SIGTERM.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};

@@ -657,7 +657,8 @@ async fn with_a_deadline_the_sixth_request_fails_with_budget_exhausted_instead_o
 }
 
 #[tokio::test]
-async fn a_retry_after_past_the_deadline_fails_at_once_as_rate_limited_and_keeps_the_budget_paused() {
+async fn a_retry_after_past_the_deadline_fails_at_once_as_rate_limited_and_keeps_the_budget_paused()
+{
     let server = FakeEnv0::start(|_, _| Reply::status(429).header("retry-after", "30")).await;
     let clock = manual_clock();
     let (client, recorder) = client_on(config(&server.base_url), clock.clone());

@@ -305,8 +305,3 @@ pub fn deployment_labels(d: &SimDeployment, with_trigger: bool) -> Labels {
     }
     l
 }
-
-/// Requests the simulator received since `since`, by path kind.
-pub fn requests_since(sim: &Simulator, since: Timestamp) -> usize {
-    sim.requests().iter().filter(|r| r.at >= since).count()
-}
