@@ -42,7 +42,8 @@ async fn setup(
         .await
         .expect("loopback port");
     let addr = listener.local_addr().expect("local address");
-    let _ = app::spawn_simulator(sim.clone(), listener);
+    let (stop, _task) = app::spawn_simulator(sim.clone(), listener);
+    std::mem::forget(stop); // keep the simulator serving until the process ends
     let endpoint = format!("http://{addr}/");
     let mut args = vec!["env0-exporter", "--api-endpoint", &endpoint];
     args.extend_from_slice(flags);

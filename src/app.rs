@@ -164,7 +164,8 @@ pub fn sim_config(args: &SimArgs) -> SimConfig {
     }
 }
 
-/// A simulator served on `listener` until the returned sender fires.
+/// A simulator served on `listener` until the returned sender fires (or is dropped).
+#[must_use = "dropping the sender stops the simulator at once"]
 pub fn spawn_simulator(
     simulator: Simulator,
     listener: TcpListener,

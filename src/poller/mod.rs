@@ -284,6 +284,7 @@ impl Poller {
             let entry = self.schedule.entry(Arc::from(env.id.as_str())).or_default();
             entry.listed_latest = listed_latest;
             entry.archived = env.is_archived;
+            entry.updated_at = env.updated_at;
             if let Some(log) = latest {
                 let obs = observation(log, &env.id);
                 self.ingest(&obs, now);

@@ -61,8 +61,11 @@ pub struct EnvSchedule {
     pub last_read: Option<Timestamp>,
     /// When the next full re-read is due.
     pub next_full_sync: Option<Timestamp>,
-    /// Archived environments get no periodic full re-read.
+    /// Archived environments get no periodic full re-read once they have been quiet for longer
+    /// than the lookback window: nothing they hold can still change what is shown.
     pub archived: bool,
+    /// The environment's `updatedAt` as listed.
+    pub updated_at: Option<Timestamp>,
 }
 
 /// One planned read.
@@ -106,7 +109,10 @@ pub fn plan(
                 ReadKind::Changed
             } else if open.is_some_and(|u| u.ids.iter().any(|id| Some(&**id) != latest_id)) {
                 ReadKind::Unfinished
-            } else if full_sync && !s.archived && s.next_full_sync.is_none_or(|due| due <= now) {
+            } else if full_sync
+                && !(s.archived && s.updated_at.is_some_and(|u| u < window_start))
+                && s.next_full_sync.is_none_or(|due| due <= now)
+            {
                 ReadKind::FullSync
             } else {
                 return None;
@@ -172,6 +178,7 @@ mod tests {
             last_read: Some(ts(last_read)),
             next_full_sync: Some(ts("2026-07-02T00:00:00Z")),
             archived: false,
+            updated_at: Some(ts("2026-07-01T11:00:00Z")),
         }
     }
 
@@ -200,14 +207,19 @@ mod tests {
         let fresh = EnvSchedule::default();
         let mut due = settled("d3", "SUCCESS", "2026-07-01T11:59:00Z");
         due.next_full_sync = Some(ts("2026-07-01T11:00:00Z"));
-        let mut archived_due = due.clone();
-        archived_due.archived = true;
+        // Archived within the window: its queued runs may still finish, keep re-reading it.
+        let mut archived_recently = due.clone();
+        archived_recently.archived = true;
+        // Archived and quiet for longer than the window: nothing left to learn.
+        let mut archived_long_ago = archived_recently.clone();
+        archived_long_ago.updated_at = Some(ts("2026-06-20T00:00:00Z"));
         let schedule = HashMap::from([
             (Arc::from("a-fresh"), fresh),
             (Arc::from("b-due"), due),
             (Arc::from("c-holding"), holding),
             (Arc::from("d-changed"), changed),
-            (Arc::from("e-archived"), archived_due),
+            (Arc::from("e-archived-recently"), archived_recently),
+            (Arc::from("f-archived-long-ago"), archived_long_ago),
         ]);
         let unfinished = HashMap::from([(
             Arc::from("c-holding"),
@@ -233,6 +245,11 @@ mod tests {
                 ),
                 ("a-fresh", ReadKind::Backfill, ts("2026-06-30T12:00:00Z")),
                 ("b-due", ReadKind::FullSync, ts("2026-06-30T12:00:00Z")),
+                (
+                    "e-archived-recently",
+                    ReadKind::FullSync,
+                    ts("2026-06-30T12:00:00Z")
+                ),
             ]
         );
         // Full sync off: the due environment is left alone.

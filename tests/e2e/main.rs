@@ -3,15 +3,16 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod filters;
 mod helpers;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use env0_exporter::simulator::{Fault, FaultKind, SimConfig};
+use env0_exporter::simulator::{Fault, FaultKind, SimConfig, SimDeployment};
 use helpers::*;
 
-fn sim(environments: usize) -> SimConfig {
+pub(crate) fn sim(environments: usize) -> SimConfig {
     SimConfig {
         environments,
         mean_deployment_interval: Duration::from_secs(30 * 60),
@@ -38,17 +39,22 @@ fn assert_matches(label: &str, got: &BTreeMap<Labels, f64>, want: &BTreeMap<Labe
 }
 
 async fn assert_exact(h: &Harness, when: &str) {
+    assert_exact_for(h, when, |_| true).await;
+}
+
+/// `/metrics` equals the simulator's records of the deployments `keep` selects.
+async fn assert_exact_for(h: &Harness, when: &str, keep: impl Fn(&SimDeployment) -> bool + Copy) {
     let samples = h.scrape().await;
     assert_eq!(series(&samples, "env0_up").len(), 1, "{when}: env0_up is 1");
     assert_matches(
         &format!("{when}: env0_deployments"),
         &series(&samples, "env0_deployments"),
-        &h.expected_window(|_| true),
+        &h.expected_window(keep),
     );
     assert_matches(
         &format!("{when}: env0_deployments_finished_total"),
         &series(&samples, "env0_deployments_finished_total"),
-        &h.expected_finished(|_| true),
+        &h.expected_finished(keep),
     );
     assert_matches(
         &format!("{when}: env0_environments"),
