@@ -5,4 +5,10 @@
 //! → [`http`] (the `/metrics` endpoint). The [`clock`] and the [`simulator`] are passed in.
 
 pub mod clock;
+pub mod config;
+pub mod filter;
+pub mod http;
+pub mod labels;
+pub mod metrics;
 pub mod ratelimit;
+pub mod state;

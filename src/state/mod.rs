@@ -1,0 +1,362 @@
+//! What the exporter knows about env0: compact deployment records and environments.
+//!
+//! The poller (and later the webhook receiver) feed [`Observation`]s into the [`Store`]; the store
+//! keeps one small [`Record`] per deployment in the lookback window (plus any still unfinished),
+//! never raw JSON, and reports the one-time [`Event`]s (a deployment finished, a deployment
+//! started) that counters and histograms need. [`aggregate`] turns the store into the immutable
+//! [`Snapshot`] that `/metrics` encodes.
+
+mod aggregate;
+mod snapshot;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::clock;
+use crate::labels::Labeler;
+
+pub use aggregate::aggregate;
+pub use snapshot::{Health, Snapshot, SnapshotHandle};
+
+/// env0 statuses of a deployment that has not finished yet.
+pub const UNFINISHED_STATUSES: [&str; 4] =
+    ["QUEUED", "IN_PROGRESS", "WAITING_FOR_USER", "ABORTING"];
+/// env0 statuses of a deployment that has finished.
+pub const FINISHED_STATUSES: [&str; 8] = [
+    "SUCCESS",
+    "FAILURE",
+    "TIMEOUT",
+    "CANCELLED",
+    "INTERNAL_FAILURE",
+    "ABORTED",
+    "SKIPPED",
+    "NEVER_DEPLOYED",
+];
+
+/// One sighting of a deployment log, from a listing, an environment's embedded latest run or a
+/// webhook, with only the fields the exporter uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observation {
+    /// env0's deployment log id.
+    pub id: String,
+    /// The environment it belongs to.
+    pub environment_id: String,
+    /// env0's `type` (deploy, prPlan, …).
+    pub deployment_type: Option<String>,
+    /// env0's `status` (QUEUED … NEVER_DEPLOYED).
+    pub status: Option<String>,
+    /// env0's `blueprintType`: the IaC tool.
+    pub blueprint_type: Option<String>,
+    /// env0's `triggerName`.
+    pub trigger_name: Option<String>,
+    /// env0's `startedBy` user id.
+    pub started_by: Option<String>,
+    /// When env0 created the run.
+    pub created_at: Option<Timestamp>,
+    /// When it was queued.
+    pub queued_at: Option<Timestamp>,
+    /// When it started running (null until then).
+    pub started_at: Option<Timestamp>,
+    /// When it finished (null until then; null for some finished runs).
+    pub finished_at: Option<Timestamp>,
+    /// When env0 last changed it.
+    pub updated_at: Option<Timestamp>,
+}
+
+/// Whether a deployment with this status (and finish time) has finished.
+///
+/// An unknown status counts as finished only when env0 gave it a finish time.
+#[must_use]
+pub fn is_finished(status: Option<&str>, finished_at: Option<Timestamp>) -> bool {
+    match status {
+        Some(s) if FINISHED_STATUSES.contains(&s) => true,
+        Some(s) if UNFINISHED_STATUSES.contains(&s) => false,
+        _ => finished_at.is_some(),
+    }
+}
+
+/// The label values of one deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeploymentLabels {
+    /// `deployment_type`.
+    pub deployment_type: Arc<str>,
+    /// `status`.
+    pub status: Arc<str>,
+    /// `iac_tool`.
+    pub iac_tool: Arc<str>,
+    /// `trigger`.
+    pub trigger: Arc<str>,
+}
+
+/// What the store keeps of one deployment.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The environment it belongs to (shared with the environment table).
+    pub environment: Arc<str>,
+    /// Its label values as of the latest sighting.
+    pub labels: DeploymentLabels,
+    /// Whether it has finished.
+    pub finished: bool,
+    /// When it was created (the lookback window is measured on this).
+    pub created_at: Timestamp,
+    /// When it was queued (else created).
+    pub queued_at: Option<Timestamp>,
+    /// When it started.
+    pub started_at: Option<Timestamp>,
+    /// When it finished: `finishedAt`, else `updatedAt` once finished.
+    pub finish_time: Option<Timestamp>,
+    /// Whether its finish has been dealt with (counted, or known to predate the process).
+    counted: bool,
+    /// Whether its start has been dealt with (queue wait observed, or predating the process).
+    start_seen: bool,
+}
+
+impl Record {
+    /// Whether it is in the window at `cutoff` or still running.
+    #[must_use]
+    pub fn is_current(&self, cutoff: Timestamp) -> bool {
+        !self.finished || self.created_at >= cutoff
+    }
+}
+
+/// What an environment looks like in env0's listing.
+#[derive(Debug, Clone)]
+pub struct EnvironmentRecord {
+    /// Its project.
+    pub project_id: Option<Arc<str>>,
+    /// `status` label value.
+    pub status: Arc<str>,
+    /// `drift_status` label value.
+    pub drift_status: Arc<str>,
+    /// Archived environments are left out of `env0_environments`.
+    pub archived: bool,
+}
+
+/// A one-time happening that counters and histograms record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A deployment reached a finished status after the process started.
+    Finished {
+        /// Its labels at the finish.
+        labels: DeploymentLabels,
+        /// `finishedAt − startedAt`, when both are known.
+        duration: Option<Duration>,
+    },
+    /// A deployment started running after the process started.
+    Started {
+        /// Its `deployment_type`.
+        deployment_type: Arc<str>,
+        /// Its `iac_tool`.
+        iac_tool: Arc<str>,
+        /// `startedAt − queuedAt`.
+        queue_wait: Duration,
+    },
+}
+
+/// The deployments and environments known, and what has been counted.
+#[derive(Debug)]
+pub struct Store {
+    process_start: Timestamp,
+    lookback: Duration,
+    labeler: Labeler,
+    deployments: HashMap<Box<str>, Record>,
+    environments: HashMap<Arc<str>, EnvironmentRecord>,
+    /// Label sets of `env0_deployments` ever exported: they stay (at 0) while the process lives.
+    seen_label_sets: HashSet<DeploymentLabels>,
+}
+
+impl Store {
+    /// An empty store for a process that started at `process_start`, keeping `lookback` of
+    /// history.
+    #[must_use]
+    pub fn new(process_start: Timestamp, lookback: Duration) -> Self {
+        Self {
+            process_start,
+            lookback,
+            labeler: Labeler::default(),
+            deployments: HashMap::new(),
+            environments: HashMap::new(),
+            seen_label_sets: HashSet::new(),
+        }
+    }
+
+    /// The start of the lookback window at `now`.
+    #[must_use]
+    pub fn cutoff(&self, now: Timestamp) -> Timestamp {
+        clock::sub(now, self.lookback)
+    }
+
+    /// The configured lookback.
+    #[must_use]
+    pub fn lookback(&self) -> Duration {
+        self.lookback
+    }
+
+    /// When the process started: finishes before this are not counted.
+    #[must_use]
+    pub fn process_start(&self) -> Timestamp {
+        self.process_start
+    }
+
+    /// Interns an environment id so records share one allocation.
+    fn environment_key(&self, id: &str) -> Arc<str> {
+        self.environments
+            .get_key_value(id)
+            .map_or_else(|| Arc::from(id), |(k, _)| k.clone())
+    }
+
+    /// Records what env0's listing says of an environment.
+    pub fn upsert_environment(
+        &mut self,
+        id: &str,
+        project_id: Option<&str>,
+        status: Option<&str>,
+        drift_status: Option<&str>,
+        archived: bool,
+    ) {
+        let key = self.environment_key(id);
+        let record = EnvironmentRecord {
+            project_id: project_id.map(Arc::from),
+            status: self.labeler.environment_status.map(status),
+            drift_status: self.labeler.drift_status.map(drift_status),
+            archived,
+        };
+        self.environments.insert(key, record);
+    }
+
+    /// Forgets environments (and their deployments) that env0 no longer lists.
+    pub fn retain_environments(&mut self, listed: &HashSet<&str>) {
+        self.environments.retain(|id, _| listed.contains(&**id));
+        self.deployments
+            .retain(|_, r| listed.contains(&*r.environment));
+    }
+
+    /// The environments known.
+    pub fn environments(&self) -> impl Iterator<Item = (&Arc<str>, &EnvironmentRecord)> {
+        self.environments.iter()
+    }
+
+    /// The deployments known.
+    pub fn deployments(&self) -> impl Iterator<Item = (&str, &Record)> {
+        self.deployments.iter().map(|(id, r)| (&**id, r))
+    }
+
+    /// One deployment, by id.
+    #[must_use]
+    pub fn deployment(&self, id: &str) -> Option<&Record> {
+        self.deployments.get(id)
+    }
+
+    /// How many deployment records are in memory.
+    #[must_use]
+    pub fn tracked(&self) -> usize {
+        self.deployments.len()
+    }
+
+    /// Label sets of `env0_deployments` exported so far.
+    pub fn seen_label_sets(&self) -> impl Iterator<Item = &DeploymentLabels> {
+        self.seen_label_sets.iter()
+    }
+
+    /// Takes in one sighting of a deployment at `now`, pushing the events it causes.
+    ///
+    /// A finished deployment created before the lookback window that is not already tracked is
+    /// ignored: it is outside what is watched, and it may be one that was counted and forgotten.
+    pub fn ingest(&mut self, obs: &Observation, now: Timestamp, events: &mut Vec<Event>) {
+        let finished = is_finished(obs.status.as_deref(), obs.finished_at);
+        let created_at = obs
+            .created_at
+            .or(obs.queued_at)
+            .or(obs.updated_at)
+            .unwrap_or(now);
+        let finish_time = if finished {
+            Some(obs.finished_at.or(obs.updated_at).unwrap_or(now))
+        } else {
+            None
+        };
+        let cutoff = self.cutoff(now);
+        if finished && created_at < cutoff && !self.deployments.contains_key(obs.id.as_str()) {
+            return;
+        }
+        let labels = DeploymentLabels {
+            deployment_type: self
+                .labeler
+                .deployment_type
+                .map(obs.deployment_type.as_deref()),
+            status: self.labeler.status.map(obs.status.as_deref()),
+            iac_tool: self.labeler.iac_tool.map(obs.blueprint_type.as_deref()),
+            trigger: self.labeler.trigger.map(obs.trigger_name.as_deref()),
+        };
+        let environment = self.environment_key(&obs.environment_id);
+        let process_start = self.process_start;
+        let record = self
+            .deployments
+            .entry(obs.id.as_str().into())
+            .or_insert_with(|| Record {
+                environment,
+                labels: labels.clone(),
+                finished,
+                created_at,
+                queued_at: None,
+                started_at: None,
+                finish_time: None,
+                counted: false,
+                start_seen: false,
+            });
+        if record.counted && !finished {
+            // env0 does not reopen a finished run; an older sighting arrived late. Keep what we know.
+            return;
+        }
+        record.labels = labels;
+        record.finished = finished;
+        record.created_at = created_at;
+        record.queued_at = obs.queued_at.or(record.queued_at);
+        record.started_at = obs.started_at.or(record.started_at);
+        record.finish_time = finish_time;
+
+        if !record.start_seen {
+            if let Some(started) = record.started_at {
+                record.start_seen = true;
+                if started >= process_start {
+                    let queued = record.queued_at.unwrap_or(record.created_at);
+                    events.push(Event::Started {
+                        deployment_type: record.labels.deployment_type.clone(),
+                        iac_tool: record.labels.iac_tool.clone(),
+                        queue_wait: clock::elapsed(queued, started),
+                    });
+                }
+            }
+        }
+        if let (false, Some(finish)) = (record.counted, record.finish_time) {
+            record.counted = true;
+            if finish >= process_start {
+                let duration = match (record.started_at, obs.finished_at) {
+                    (Some(start), Some(end)) => Some(clock::elapsed(start, end)),
+                    _ => None,
+                };
+                events.push(Event::Finished {
+                    labels: record.labels.clone(),
+                    duration,
+                });
+            }
+        }
+        self.seen_label_sets.insert(record.labels.clone());
+    }
+
+    /// Forgets one deployment (deleted in env0, or no longer matching the filters).
+    pub fn remove(&mut self, id: &str) {
+        self.deployments.remove(id);
+    }
+
+    /// Drops finished deployments that have left the lookback window.
+    pub fn evict(&mut self, now: Timestamp) {
+        let cutoff = self.cutoff(now);
+        self.deployments.retain(|_, r| r.is_current(cutoff));
+    }
+}
+
+#[cfg(test)]
+mod tests;

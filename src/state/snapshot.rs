@@ -1,0 +1,88 @@
+//! The immutable picture `/metrics` encodes, swapped in whole after each poll.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use super::DeploymentLabels;
+
+/// The exporter's own health as of the last poll.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Health {
+    /// Whether the last poll completed without error (`env0_up`).
+    pub up: bool,
+    /// When the last successful poll finished.
+    pub last_success: Option<Timestamp>,
+    /// How long the last poll took.
+    pub last_poll_duration: Option<Duration>,
+    /// Polls finished since start, successful or not (tests and logs wait on this).
+    pub polls_completed: u64,
+    /// Environments still waiting for their first read of the lookback window.
+    pub backfill_pending: usize,
+}
+
+/// Everything the state-mirroring metrics show, computed once per poll.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// `env0_deployments`, sorted by labels; label sets once seen stay with 0.
+    pub deployments: Vec<(DeploymentLabels, u64)>,
+    /// `env0_deployment_oldest_unfinished_timestamp_seconds` by status.
+    pub oldest_unfinished: Vec<(Arc<str>, Timestamp)>,
+    /// `env0_deployment_last_finished_timestamp_seconds` by (deployment type, status).
+    pub last_finished: Vec<((Arc<str>, Arc<str>), Timestamp)>,
+    /// `env0_environments` by (status, drift status), non-archived only.
+    pub environments: Vec<((Arc<str>, Arc<str>), u64)>,
+    /// `env0_exporter_tracked_deployments`.
+    pub tracked_deployments: usize,
+    /// `env0_up` and friends.
+    pub health: Health,
+}
+
+/// Where the poller publishes snapshots and readers take the current one.
+#[derive(Debug, Clone)]
+pub struct SnapshotHandle {
+    current: Arc<RwLock<Arc<Snapshot>>>,
+    polls: watch::Sender<u64>,
+}
+
+impl Default for SnapshotHandle {
+    fn default() -> Self {
+        Self {
+            current: Arc::new(RwLock::new(Arc::new(Snapshot::default()))),
+            polls: watch::channel(0).0,
+        }
+    }
+}
+
+impl SnapshotHandle {
+    /// The snapshot being served now.
+    #[must_use]
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the served snapshot in one step.
+    pub fn publish(&self, snapshot: Snapshot) {
+        let polls = snapshot.health.polls_completed;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snapshot);
+        self.polls.send_if_modified(|p| {
+            let changed = *p != polls;
+            *p = polls;
+            changed
+        });
+    }
+
+    /// Follows the number of completed polls.
+    #[must_use]
+    pub fn subscribe_polls(&self) -> watch::Receiver<u64> {
+        self.polls.subscribe()
+    }
+}

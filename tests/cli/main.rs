@@ -1,0 +1,268 @@
+//! The real binary: flags, exit codes, secrets, `simulate` + `once`, and `demo` with a clean
+//! shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_env0-exporter");
+
+fn exporter(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for var in [
+        "ENV0_API_KEY",
+        "ENV0_API_SECRET",
+        "ENV0_API_SECRET_FILE",
+        "ENV0_ORGANIZATION_ID",
+        "ENV0_API_ENDPOINT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("RUST_LOG", "info");
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    exporter(args).output().expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the child when the test ends, whatever happens.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn http_get(url: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let resp = reqwest::get(url).await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    })
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let o = run(&["--version"]);
+    assert!(o.status.success());
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("env0-exporter {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn a_wrong_flag_exits_with_code_2_and_names_the_flag() {
+    for (args, flag) in [
+        (vec!["--poll-interval", "soon"], "--poll-interval"),
+        (vec!["--no-such-flag"], "--no-such-flag"),
+        (
+            vec!["--max-requests-per-minute", "0"],
+            "--max-requests-per-minute",
+        ),
+        (vec!["--listen-address", "localhost"], "--listen-address"),
+        (
+            vec![
+                "--api-key",
+                "k",
+                "--api-secret",
+                "s",
+                "--duration-buckets",
+                "9,3",
+            ],
+            "--duration-buckets",
+        ),
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn missing_credentials_and_unreadable_secret_files_exit_with_code_2() {
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--api-key"), "{}", stderr(&o));
+    let o = run(&["--api-key", "k"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--api-secret"), "{}", stderr(&o));
+    let o = run(&[
+        "--api-key",
+        "k",
+        "--api-secret-file",
+        "/nonexistent/env0-secret",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--api-secret-file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .count()
+            == 1,
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn the_secret_never_shows_in_help() {
+    let o = exporter(&["--help"])
+        .env("ENV0_API_SECRET", "topsecret-value-123")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("ENV0_API_SECRET"));
+    assert!(!stdout(&o).contains("topsecret-value-123"));
+}
+
+#[test]
+fn once_against_the_simulator_prints_metrics_and_exits_0_and_1_with_a_wrong_secret() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let sim = Guard(
+        exporter(&[
+            "simulate",
+            "--sim-listen-address",
+            &addr,
+            "--sim-environments",
+            "120",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    wait_for_port(port);
+    let endpoint = format!("http://{addr}/");
+    let o = run(&[
+        "once",
+        "--api-endpoint",
+        &endpoint,
+        "--api-key",
+        "demo-key",
+        "--api-secret",
+        "demo-secret",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.lines().any(|l| l == "env0_up 1"), "{text}");
+    assert!(text.contains("env0_deployments{"), "{text}");
+    assert!(text.contains("env0_environments{"), "{text}");
+    assert!(!stderr(&o).contains("demo-secret"));
+
+    let o = run(&[
+        "once",
+        "--api-endpoint",
+        &endpoint,
+        "--api-key",
+        "demo-key",
+        "--api-secret",
+        "wrong-secret-456",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.lines().any(|l| l == "env0_up 0"), "{text}");
+    assert!(
+        text.contains(r#"env0_exporter_poll_errors_total{reason="auth"} 1"#),
+        "{text}"
+    );
+    assert!(!stderr(&o).contains("wrong-secret-456"));
+    assert!(!text.contains("wrong-secret-456"));
+    drop(sim);
+}
+
+#[test]
+fn demo_serves_metrics_and_stops_within_five_seconds_on_sigterm() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Guard(
+        exporter(&[
+            "demo",
+            "--listen-address",
+            &addr,
+            "--sim-environments",
+            "60",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let out = child.0.stdout.take().unwrap();
+    let mut first = String::new();
+    BufReader::new(out).read_line(&mut first).unwrap();
+    assert_eq!(first.trim(), format!("metrics at http://{addr}/metrics"));
+    wait_for_port(port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = http_get(&format!("http://{addr}/metrics"));
+        assert_eq!(status, 200);
+        if body.lines().any(|l| l == "env0_up 1") {
+            assert!(body.contains("env0_deployments{"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "demo never reported env0_up 1:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(http_get(&format!("http://{addr}/-/ready")).0, 200);
+
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stop_deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < stop_deadline,
+            "demo did not stop within 5 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

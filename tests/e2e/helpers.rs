@@ -1,0 +1,312 @@
+//! Test harness: the simulator and the real exporter on loopback ports, sharing one manual clock,
+//! and a scraper that parses `/metrics`.
+//!
+//! Expected values come from the simulator's own records through [`expected_label`], a
+//! re-statement of the documented label rules written for the tests, never from exporter code.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use env0_exporter::app::{self, Running};
+use env0_exporter::clock::{self, Clock, ManualClock, SharedClock};
+use env0_exporter::config::{Cli, Credentials, Secret};
+use env0_exporter::simulator::{SimConfig, SimDeployment, Simulator};
+use jiff::Timestamp;
+use tokio::net::TcpListener;
+
+pub const START: &str = "2026-07-01T12:00:00Z";
+pub const REAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The documented label rule: env0's string if it matches `^[A-Za-z][A-Za-z0-9_-]{0,63}$`,
+/// `unknown` when missing, `other` otherwise (the 50-value cap is not reached by the simulator).
+pub fn expected_label(raw: Option<&str>) -> String {
+    match raw {
+        None => "unknown".into(),
+        Some(s) => {
+            let ok = s.len() <= 64
+                && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if ok { s.into() } else { "other".into() }
+        }
+    }
+}
+
+pub const FINISHED: [&str; 8] = [
+    "SUCCESS",
+    "FAILURE",
+    "TIMEOUT",
+    "CANCELLED",
+    "INTERNAL_FAILURE",
+    "ABORTED",
+    "SKIPPED",
+    "NEVER_DEPLOYED",
+];
+
+pub fn is_finished(d: &SimDeployment) -> bool {
+    FINISHED.contains(&d.status.as_str())
+}
+
+pub fn finish_time(d: &SimDeployment) -> Timestamp {
+    d.finished_at.unwrap_or(d.updated_at)
+}
+
+pub type Labels = BTreeMap<String, String>;
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Labels,
+    pub value: f64,
+}
+
+/// Parses Prometheus text 0.0.4 samples (enough for this exporter's output).
+pub fn parse_metrics(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let (head, value) = line.rsplit_once(' ').expect("sample line has a value");
+        let (name, labels) = match head.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').expect("label set closes");
+                let mut labels = Labels::new();
+                for pair in split_labels(body) {
+                    let (k, v) = pair.split_once('=').expect("label has =");
+                    labels.insert(
+                        k.into(),
+                        v.trim_matches('"')
+                            .replace("\\\"", "\"")
+                            .replace("\\\\", "\\"),
+                    );
+                }
+                (name.to_owned(), labels)
+            }
+            None => (head.to_owned(), Labels::new()),
+        };
+        out.push(Sample {
+            name,
+            labels,
+            value: value.parse().expect("numeric value"),
+        });
+    }
+    out
+}
+
+fn split_labels(body: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for c in body.chars() {
+        if escaped {
+            current.push(c);
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => {
+                current.push(c);
+                escaped = true;
+            }
+            '"' => {
+                in_quotes = !in_quotes;
+                current.push(c);
+            }
+            ',' if !in_quotes => parts.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        parts.push(current);
+    }
+    parts
+}
+
+/// Non-zero samples of one metric, keyed by their labels.
+pub fn series(samples: &[Sample], name: &str) -> BTreeMap<Labels, f64> {
+    samples
+        .iter()
+        .filter(|s| s.name == name && s.value != 0.0)
+        .map(|s| (s.labels.clone(), s.value))
+        .collect()
+}
+
+pub fn labels(pairs: &[(&str, String)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+pub struct Harness {
+    pub clock: Arc<ManualClock>,
+    pub sim: Simulator,
+    pub exporter: Option<Running>,
+    pub started: Timestamp,
+    pub poll_interval: Duration,
+    pub lookback: Duration,
+    http: reqwest::Client,
+    sim_stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Harness {
+    /// Starts the simulator and the exporter; `extra` are exporter flags beyond endpoint and key.
+    pub async fn start(sim_config: SimConfig, extra: &[&str]) -> Self {
+        let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
+        let shared: SharedClock = clock.clone();
+        let sim = Simulator::new(sim_config, shared.clone());
+        let sim_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim_addr = sim_listener.local_addr().unwrap();
+        let (sim_stop, _task) = app::spawn_simulator(sim.clone(), sim_listener);
+
+        let endpoint = format!("http://{sim_addr}/");
+        let mut args = vec!["env0-exporter", "--api-endpoint", &endpoint];
+        args.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(args).unwrap();
+        let config = cli.exporter.validate(false).unwrap();
+        let credentials = Credentials {
+            key: sim.config().api_key_id.clone(),
+            secret: Secret::new(&sim.config().api_key_secret),
+        };
+        let exporter = app::build(&config, &credentials, shared).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = app::start(exporter, listener);
+        let harness = Self {
+            started: clock.now(),
+            clock,
+            sim,
+            exporter: Some(running),
+            poll_interval: config.poll_interval,
+            lookback: config.lookback,
+            http: reqwest::Client::new(),
+            sim_stop: Some(sim_stop),
+        };
+        harness.wait_for_polls(1).await;
+        harness
+    }
+
+    pub fn polls(&self) -> u64 {
+        self.exporter
+            .as_ref()
+            .unwrap()
+            .snapshot
+            .load()
+            .health
+            .polls_completed
+    }
+
+    pub async fn wait_for_polls(&self, n: u64) {
+        let mut rx = self.exporter.as_ref().unwrap().snapshot.subscribe_polls();
+        tokio::time::timeout(REAL_TIMEOUT, rx.wait_for(|p| *p >= n))
+            .await
+            .unwrap_or_else(|_| panic!("poll {n} did not finish in time"))
+            .unwrap();
+    }
+
+    /// Advances the clock by one poll interval and waits for that poll to finish.
+    pub async fn next_poll(&self) {
+        let before = self.polls();
+        self.clock.advance(self.poll_interval);
+        self.wait_for_polls(before + 1).await;
+    }
+
+    /// Keeps nudging the clock forward (for retries and back-offs) until poll `n` is done.
+    pub async fn nudge_until_poll(&self, n: u64, step: Duration) {
+        let deadline = tokio::time::Instant::now() + REAL_TIMEOUT;
+        while self.polls() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "poll {n} did not finish"
+            );
+            self.clock.advance(step);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.exporter.as_ref().unwrap().addr)
+    }
+
+    pub async fn scrape(&self) -> Vec<Sample> {
+        let resp = self.http.get(self.metrics_url()).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        parse_metrics(&resp.text().await.unwrap())
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The simulator's truth for `env0_deployments` at the current time.
+    pub fn expected_window(&self, keep: impl Fn(&SimDeployment) -> bool) -> BTreeMap<Labels, f64> {
+        let cutoff = clock::sub(self.now(), self.lookback);
+        let mut out = BTreeMap::new();
+        for d in self.sim.deployments() {
+            if !keep(&d) || (is_finished(&d) && d.created_at < cutoff) {
+                continue;
+            }
+            *out.entry(deployment_labels(&d, true)).or_insert(0.0) += 1.0;
+        }
+        out
+    }
+
+    /// The simulator's truth for `env0_deployments_finished_total`: runs that finished after the
+    /// exporter started.
+    pub fn expected_finished(
+        &self,
+        keep: impl Fn(&SimDeployment) -> bool,
+    ) -> BTreeMap<Labels, f64> {
+        let mut out = BTreeMap::new();
+        for d in self.sim.deployments() {
+            if keep(&d) && is_finished(&d) && finish_time(&d) >= self.started {
+                *out.entry(deployment_labels(&d, true)).or_insert(0.0) += 1.0;
+            }
+        }
+        out
+    }
+
+    /// The simulator's truth for `env0_environments`.
+    pub fn expected_environments(&self) -> BTreeMap<Labels, f64> {
+        let mut out = BTreeMap::new();
+        for e in self.sim.environments() {
+            if !e.is_archived {
+                let l = labels(&[
+                    ("status", expected_label(Some(&e.status))),
+                    ("drift_status", expected_label(Some(&e.drift_status))),
+                ]);
+                *out.entry(l).or_insert(0.0) += 1.0;
+            }
+        }
+        out
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.exporter.take() {
+            r.shutdown().await;
+        }
+        if let Some(s) = self.sim_stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub fn deployment_labels(d: &SimDeployment, with_trigger: bool) -> Labels {
+    let mut l = labels(&[
+        ("deployment_type", expected_label(Some(&d.deployment_type))),
+        ("status", expected_label(Some(&d.status))),
+        ("iac_tool", expected_label(d.blueprint_type.as_deref())),
+    ]);
+    if with_trigger {
+        l.insert("trigger".into(), expected_label(d.trigger_name.as_deref()));
+    }
+    l
+}
+
+/// Requests the simulator received since `since`, by path kind.
+pub fn requests_since(sim: &Simulator, since: Timestamp) -> usize {
+    sim.requests().iter().filter(|r| r.at >= since).count()
+}
