@@ -436,6 +436,12 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
                           ("statuses", "ENV0_EXPORTER_STATUSES"), ("userIds", "ENV0_EXPORTER_USER_IDS")):
         want = ",".join(v("exporter", key, default=[]))
         expect(env.get(flag_env, {}).get("value", "") == want, p, f"{flag_env} != {want!r}")
+    buckets = ",".join(str(b) for b in v("exporter", "durationBuckets", default=[]))
+    expect(env.get("ENV0_EXPORTER_DURATION_BUCKETS", {}).get("value", "") == buckets, p,
+           f"ENV0_EXPORTER_DURATION_BUCKETS != {buckets!r}")
+    expect(("ENV0_EXPORTER_ALLOW_UNKNOWN_FILTER_VALUES" in env)
+           == bool(v("exporter", "allowUnknownFilterValues", default=False)), p,
+           "ENV0_EXPORTER_ALLOW_UNKNOWN_FILTER_VALUES does not follow values")
     if v("env0", "organizationId", default=""):
         expect(env.get("ENV0_ORGANIZATION_ID", {}).get("value") == v("env0", "organizationId"), p,
                "ENV0_ORGANIZATION_ID not set from values")
