@@ -4,6 +4,7 @@
 //! [`state`] (compact records and the immutable snapshot) → [`metrics`] (Prometheus encoding)
 //! → [`http`] (the `/metrics` endpoint). The [`clock`] and the [`simulator`] are passed in.
 
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod filter;

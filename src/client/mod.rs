@@ -1,0 +1,631 @@
+//! The env0 API client: the only code that speaks HTTP to env0.
+//!
+//! One [`Client`] holds one `reqwest` client (rustls, timeouts, `User-Agent`, Basic auth) and one
+//! [`SlidingWindow`] request budget. Every HTTP attempt, retries included, takes a slot from the
+//! budget first; 429, 5xx, timeouts and connection errors are retried with back-off
+//! ([`retry`]); listings are paged and deduplicated ([`paging`]); env0's JSON lands in the lenient
+//! types of [`model`]. All waiting runs on the injected [`Clock`](crate::clock::Clock), so tests
+//! with a [`ManualClock`](crate::clock::ManualClock) control every wait.
+
+mod error;
+mod model;
+mod paging;
+mod retry;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+pub use error::{BODY_SNIPPET_CHARS, Error, Result};
+pub use model::{
+    CostEstimation, DeploymentError, DeploymentLog, Environment, Organization, PlanSummary, Project,
+};
+pub use paging::{MAX_PAGES, PAGE_LIMIT};
+pub use retry::MAX_RETRY_AFTER;
+
+use crate::clock::{self, SharedClock};
+use crate::ratelimit::SlidingWindow;
+use retry::Backoff;
+
+/// The `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("env0-exporter/", env!("CARGO_PKG_VERSION"));
+
+/// Retries after the first attempt, by default.
+pub const DEFAULT_MAX_RETRIES: u32 = 4;
+/// Ceiling of the first back-off, by default.
+pub const DEFAULT_RETRY_BASE_DELAY: Duration = Duration::from_secs(1);
+/// Cap of every back-off, by default.
+pub const DEFAULT_RETRY_MAX_DELAY: Duration = Duration::from_secs(60);
+/// Whole-request timeout, by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Request budget per 60 s, by default: well below env0's 1,000, which other clients on the same
+/// IP share.
+pub const DEFAULT_MAX_REQUESTS_PER_MINUTE: u32 = 300;
+/// The longest a TCP/TLS connect may take (or the request timeout, if shorter).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The window env0 counts its rate limit over.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// How to reach env0 and how hard to try.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// env0's API root, e.g. `https://api.env0.com`; a path prefix (a proxy) is kept.
+    pub base_url: Url,
+    /// API key id, sent as the Basic auth user name.
+    pub api_key: String,
+    /// API key secret, sent as the Basic auth password; never logged.
+    pub api_secret: SecretString,
+    /// Whole-request timeout of one attempt, body included.
+    pub request_timeout: Duration,
+    /// The request budget per 60-second window, retries included.
+    pub max_requests_per_minute: u32,
+    /// Retries after the first attempt for 429, 5xx, timeouts and connection errors.
+    pub max_retries: u32,
+    /// Ceiling of the first back-off; doubles per retry.
+    pub retry_base_delay: Duration,
+    /// Cap of every back-off.
+    pub retry_max_delay: Duration,
+}
+
+impl ClientConfig {
+    /// A configuration with the `DEFAULT_*` values for everything but where and who.
+    #[must_use]
+    pub fn new(base_url: Url, api_key: impl Into<String>, api_secret: SecretString) -> Self {
+        Self {
+            base_url,
+            api_key: api_key.into(),
+            api_secret,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_requests_per_minute: DEFAULT_MAX_REQUESTS_PER_MINUTE,
+            max_retries: DEFAULT_MAX_RETRIES,
+            retry_base_delay: DEFAULT_RETRY_BASE_DELAY,
+            retry_max_delay: DEFAULT_RETRY_MAX_DELAY,
+        }
+    }
+}
+
+/// Told about every HTTP attempt (retries included), for request metrics.
+pub trait RequestObserver: Send + Sync {
+    /// One attempt at `endpoint` ended with `outcome` after `duration` (wall time of the HTTP
+    /// exchange, body included; waits for budget or back-off are not part of it).
+    fn observe(&self, endpoint: Endpoint, outcome: Outcome, duration: Duration);
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopObserver;
+
+impl RequestObserver for NoopObserver {
+    fn observe(&self, _: Endpoint, _: Outcome, _: Duration) {}
+}
+
+/// The env0 endpoint families, a bounded metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `GET /organizations`.
+    Organizations,
+    /// `GET /projects`.
+    Projects,
+    /// `GET /environments`.
+    Environments,
+    /// `GET /environments/{id}/deployments` and `GET /environments/deployments/{id}`.
+    Deployments,
+}
+
+impl Endpoint {
+    /// The label value: `organizations`, `projects`, `environments` or `deployments`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Organizations => "organizations",
+            Self::Projects => "projects",
+            Self::Environments => "environments",
+            Self::Deployments => "deployments",
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one HTTP attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// env0 answered with this status.
+    Status(u16),
+    /// No answer within the request timeout.
+    Timeout,
+    /// No answer: connection refused or reset, TLS, DNS, a broken body.
+    Error,
+}
+
+impl fmt::Display for Outcome {
+    /// The status code, `timeout` or `error`, as logged.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status(code) => write!(f, "{code}"),
+            Self::Timeout => f.write_str("timeout"),
+            Self::Error => f.write_str("error"),
+        }
+    }
+}
+
+/// Filters of a deployment listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentQuery {
+    /// `fromDate`, sent as `YYYY-MM-DDTHH:mm:ss.sssZ`.
+    pub from: Timestamp,
+    /// `toDate`, same format; fixing it at the poll's start keeps the listing stable.
+    pub to: Timestamp,
+    /// `deploymentTypes`, comma-joined; empty means not sent.
+    pub deployment_types: Vec<String>,
+    /// `statuses`, comma-joined; empty means not sent.
+    pub statuses: Vec<String>,
+    /// `userIds`, comma-joined; empty means not sent.
+    pub user_ids: Vec<String>,
+}
+
+impl DeploymentQuery {
+    /// All deployments created between `from` and `to`, no other filter.
+    #[must_use]
+    pub fn between(from: Timestamp, to: Timestamp) -> Self {
+        Self {
+            from,
+            to,
+            deployment_types: Vec::new(),
+            statuses: Vec::new(),
+            user_ids: Vec::new(),
+        }
+    }
+}
+
+/// A timestamp as env0's `fromDate`/`toDate` want it: `2026-07-01T14:02:10.000Z`.
+#[must_use]
+pub fn format_query_timestamp(ts: Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// The env0 API client. Cheap to clone: clones share the HTTP pool, the budget and the deadline.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    api_key: String,
+    api_secret: SecretString,
+    clock: SharedClock,
+    observer: Arc<dyn RequestObserver>,
+    limiter: SlidingWindow,
+    max_retries: u32,
+    backoff: Backoff,
+    deadline: Mutex<Option<Timestamp>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.inner.base.as_str())
+            .field("api_key", &self.inner.api_key)
+            .field("limiter", &self.inner.limiter)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why one attempt failed, and whether another may follow.
+struct Failure {
+    error: Error,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn fatal(error: Error) -> Self {
+        Self {
+            error,
+            retryable: false,
+            retry_after: None,
+        }
+    }
+
+    fn retryable(error: Error, retry_after: Option<Duration>) -> Self {
+        Self {
+            error,
+            retryable: true,
+            retry_after,
+        }
+    }
+}
+
+impl Client {
+    /// Builds the client; no request is made.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a base URL that is not http(s), an empty key, a zero budget or
+    /// timeout, or an HTTP stack that cannot be built.
+    pub fn new(
+        config: ClientConfig,
+        clock: SharedClock,
+        observer: Arc<dyn RequestObserver>,
+    ) -> Result<Self> {
+        let invalid = |m: &str| Error::InvalidConfig(m.to_owned());
+        let mut base = config.base_url;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(invalid("base url must be an http or https url"));
+        }
+        base.set_query(None);
+        base.set_fragment(None);
+        if config.api_key.is_empty() {
+            return Err(invalid("api key id is empty"));
+        }
+        if config.max_requests_per_minute == 0 {
+            return Err(invalid("max requests per minute must be at least 1"));
+        }
+        if config.request_timeout.is_zero() {
+            return Err(invalid("request timeout must be positive"));
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .user_agent(USER_AGENT)
+            .default_headers(headers)
+            .timeout(config.request_timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(config.request_timeout))
+            .build()
+            .map_err(|e| Error::InvalidConfig(format!("cannot build the http client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                api_key: config.api_key,
+                api_secret: config.api_secret,
+                clock,
+                observer,
+                limiter: SlidingWindow::new(config.max_requests_per_minute, RATE_WINDOW),
+                max_retries: config.max_retries,
+                backoff: Backoff {
+                    base: config.retry_base_delay,
+                    max: config.retry_max_delay,
+                },
+                deadline: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Requests left in the current 60-second window.
+    #[must_use]
+    pub fn budget_remaining(&self) -> u32 {
+        self.inner.limiter.remaining(self.inner.clock.now())
+    }
+
+    /// While set, a request that would have to wait past `deadline` (for the budget, a back-off
+    /// or a `Retry-After`) fails at once with [`Error::BudgetExhausted`]. Shared by all clones;
+    /// a request reads it whenever it is about to wait.
+    pub fn set_deadline(&self, deadline: Option<Timestamp>) {
+        *self
+            .inner
+            .deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = deadline;
+    }
+
+    fn deadline(&self) -> Option<Timestamp> {
+        *self
+            .inner
+            .deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The organizations the key sees.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn organizations(&self) -> Result<Vec<Organization>> {
+        let url = self.url(&["organizations"]);
+        self.get(Endpoint::Organizations, url).await
+    }
+
+    /// The projects of an organization (env0 does not page this listing).
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn projects(&self, organization_id: &str) -> Result<Vec<Project>> {
+        let mut url = self.url(&["projects"]);
+        url.query_pairs_mut()
+            .append_pair("organizationId", organization_id);
+        self.get(Endpoint::Projects, url).await
+    }
+
+    /// Every environment of an organization, all pages, duplicates dropped.
+    ///
+    /// # Errors
+    /// See [`Error`]; the first failing page fails the listing.
+    pub async fn environments(&self, organization_id: &str) -> Result<Vec<Environment>> {
+        let base = self.url(&["environments"]);
+        paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, |offset| {
+            let mut url = base.clone();
+            url.query_pairs_mut()
+                .append_pair("organizationId", organization_id)
+                .append_pair("limit", &PAGE_LIMIT.to_string())
+                .append_pair("offset", &offset.to_string());
+            self.get(Endpoint::Environments, url)
+        })
+        .await
+    }
+
+    /// Every deployment of an environment matching `query`, all pages, duplicates dropped.
+    ///
+    /// # Errors
+    /// See [`Error`]; the first failing page fails the listing.
+    pub async fn deployments(
+        &self,
+        environment_id: &str,
+        query: &DeploymentQuery,
+    ) -> Result<Vec<DeploymentLog>> {
+        let base = self.url(&["environments", environment_id, "deployments"]);
+        let from = format_query_timestamp(query.from);
+        let to = format_query_timestamp(query.to);
+        paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, |offset| {
+            let mut url = base.clone();
+            {
+                let mut pairs = url.query_pairs_mut();
+                pairs
+                    .append_pair("limit", &PAGE_LIMIT.to_string())
+                    .append_pair("offset", &offset.to_string())
+                    .append_pair("fromDate", &from)
+                    .append_pair("toDate", &to);
+                for (name, values) in [
+                    ("deploymentTypes", &query.deployment_types),
+                    ("statuses", &query.statuses),
+                    ("userIds", &query.user_ids),
+                ] {
+                    if !values.is_empty() {
+                        pairs.append_pair(name, &values.join(","));
+                    }
+                }
+            }
+            self.get(Endpoint::Deployments, url)
+        })
+        .await
+    }
+
+    /// One deployment log.
+    ///
+    /// # Errors
+    /// See [`Error`]; an unknown id is [`Error::NotFound`].
+    pub async fn deployment(&self, deployment_log_id: &str) -> Result<DeploymentLog> {
+        let url = self.url(&["environments", "deployments", deployment_log_id]);
+        self.get(Endpoint::Deployments, url).await
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded as one path segment.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.base.clone();
+        // `new` rejected bases that cannot take path segments, so this always applies.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// GETs `url` with budget, retries and back-off, and decodes the JSON body.
+    async fn get<T: DeserializeOwned>(&self, endpoint: Endpoint, url: Url) -> Result<T> {
+        let path = url.path().to_owned();
+        let mut retry = 0;
+        loop {
+            self.take_slot(&path).await?;
+            let started = Instant::now();
+            let (outcome, result) = self.attempt(&url, &path).await;
+            let took = started.elapsed();
+            tracing::debug!(
+                method = "GET",
+                path,
+                query = url.query().unwrap_or_default(),
+                status = %outcome,
+                ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+                "env0 request"
+            );
+            // Pause the whole budget before reporting, so whoever watches the observer sees
+            // the pause in place: every later request, not only this retry, honours it.
+            if let Err(Failure {
+                retry_after: Some(wait),
+                ..
+            }) = &result
+            {
+                self.inner
+                    .limiter
+                    .pause_until(clock::add(self.inner.clock.now(), *wait));
+            }
+            self.inner.observer.observe(endpoint, outcome, took);
+            let failure = match result {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            if !failure.retryable || retry >= self.inner.max_retries {
+                return Err(failure.error);
+            }
+            retry += 1;
+            match failure.retry_after {
+                Some(wait) => tracing::warn!(
+                    path,
+                    retry,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    error = %failure.error,
+                    "retrying after the server's retry-after"
+                ),
+                None => {
+                    let wait = self.inner.backoff.delay(retry - 1);
+                    tracing::warn!(
+                        path,
+                        retry,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        error = %failure.error,
+                        "retrying after back-off"
+                    );
+                    self.wait(wait, &path).await?;
+                }
+            }
+        }
+    }
+
+    /// Takes one request from the budget, waiting on the clock unless that passes the deadline.
+    async fn take_slot(&self, path: &str) -> Result<()> {
+        let clock = &*self.inner.clock;
+        match self.deadline() {
+            Some(deadline) => {
+                if self.inner.limiter.acquire_before(clock, deadline).await {
+                    Ok(())
+                } else {
+                    Err(Error::BudgetExhausted {
+                        path: path.to_owned(),
+                    })
+                }
+            }
+            None => {
+                self.inner.limiter.acquire(clock).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Sleeps `wait` on the clock, or fails at once if that passes the deadline.
+    async fn wait(&self, wait: Duration, path: &str) -> Result<()> {
+        let clock = &*self.inner.clock;
+        if self
+            .deadline()
+            .is_some_and(|deadline| clock::add(clock.now(), wait) > deadline)
+        {
+            return Err(Error::BudgetExhausted {
+                path: path.to_owned(),
+            });
+        }
+        clock.sleep(wait).await;
+        Ok(())
+    }
+
+    /// One HTTP exchange: the decoded body of a 2xx, or what went wrong.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        path: &str,
+    ) -> (Outcome, Result<T, Failure>) {
+        let sent = self
+            .inner
+            .http
+            .get(url.clone())
+            .basic_auth(
+                &self.inner.api_key,
+                Some(self.inner.api_secret.expose_secret()),
+            )
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => return transport_failure(e, path),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry::parse_retry_after(v, self.inner.clock.now()));
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(e) => return transport_failure(e, path),
+        };
+        let outcome = Outcome::Status(status.as_u16());
+        if status.is_success() {
+            let decoded = serde_json::from_slice(&body).map_err(|e| {
+                Failure::fatal(Error::Decode {
+                    path: path.to_owned(),
+                    // serde quotes offending values, which may be long: keep the message short.
+                    message: error::body_snippet(e.to_string().as_bytes()),
+                })
+            });
+            return (outcome, decoded);
+        }
+        let path = path.to_owned();
+        let snippet = || error::body_snippet(&body);
+        let failure = match status {
+            StatusCode::UNAUTHORIZED => Failure::fatal(Error::Auth {
+                path,
+                body: snippet(),
+            }),
+            StatusCode::FORBIDDEN => Failure::fatal(Error::Forbidden {
+                path,
+                body: snippet(),
+            }),
+            StatusCode::NOT_FOUND => Failure::fatal(Error::NotFound {
+                path,
+                body: snippet(),
+            }),
+            StatusCode::TOO_MANY_REQUESTS => {
+                Failure::retryable(Error::RateLimited { path }, retry_after)
+            }
+            s if s.is_server_error() => Failure::retryable(
+                Error::Server {
+                    path,
+                    status: s.as_u16(),
+                },
+                // A 503 may carry Retry-After too; honour it the same way.
+                retry_after.filter(|_| s == StatusCode::SERVICE_UNAVAILABLE),
+            ),
+            s => Failure::fatal(Error::BadRequest {
+                path,
+                status: s.as_u16(),
+                message: snippet(),
+            }),
+        };
+        (outcome, Err(failure))
+    }
+}
+
+/// A failed exchange without a status: timeouts and everything below HTTP are retried.
+fn transport_failure<T>(e: reqwest::Error, path: &str) -> (Outcome, Result<T, Failure>) {
+    let path = path.to_owned();
+    if e.is_timeout() {
+        return (
+            Outcome::Timeout,
+            Err(Failure::retryable(Error::Timeout { path }, None)),
+        );
+    }
+    (
+        Outcome::Error,
+        Err(Failure::retryable(
+            Error::Network {
+                path,
+                message: error_chain(&e.without_url()),
+            },
+            None,
+        )),
+    )
+}
+
+/// An error and its sources, `": "`-joined, each said once.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}

@@ -1,0 +1,486 @@
+//! Serde types for the parts of env0's JSON the exporter reads.
+//!
+//! env0 adds and drops fields without notice and real payloads differ from the docs (cost amounts
+//! are strings, most fields may be null), so these types are lenient: unknown fields are ignored,
+//! every field but `id` is optional, and a value of the wrong shape in a field the exporter can
+//! live without becomes `None` (logged at debug) instead of failing the whole page.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+/// An env0 organization (`GET /organizations`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Organization {
+    /// The organization id.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+/// An env0 project (`GET /projects?organizationId=`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    /// The project id.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// The organization the project belongs to.
+    pub organization_id: Option<String>,
+    /// Archived projects are skipped; missing or null means not archived.
+    #[serde(default, deserialize_with = "lenient::flag")]
+    pub is_archived: bool,
+    /// The parent of a sub-project.
+    pub parent_project_id: Option<String>,
+}
+
+/// An env0 environment (`GET /environments?organizationId=`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    /// The environment id.
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// The project the environment belongs to (deployment logs only name the environment).
+    pub project_id: Option<String>,
+    /// Environment status, e.g. `ACTIVE`, `FAILED`, `DEPLOY_IN_PROGRESS`.
+    pub status: Option<String>,
+    /// Drift status: `OK`, `DRIFTED`, `ERROR`, `NEVER_RUN`, `DISABLED`.
+    pub drift_status: Option<String>,
+    /// The id of the environment's latest deployment log.
+    pub latest_deployment_log_id: Option<String>,
+    /// The latest deployment log, embedded; `None` when absent, null or unreadable.
+    #[serde(default, deserialize_with = "lenient::deployment_log")]
+    pub latest_deployment_log: Option<DeploymentLog>,
+    /// Last change of the environment.
+    #[serde(default, deserialize_with = "lenient::timestamp")]
+    pub updated_at: Option<Timestamp>,
+    /// Archived environments are skipped; missing or null means not archived.
+    #[serde(default, deserialize_with = "lenient::flag")]
+    pub is_archived: bool,
+}
+
+/// One deployment of an environment (`GET /environments/{id}/deployments` and
+/// `GET /environments/deployments/{id}`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentLog {
+    /// The deployment log id.
+    pub id: String,
+    /// The environment deployed.
+    pub environment_id: Option<String>,
+    /// Deployment type: `deploy`, `destroy`, `prPlan`, `driftDetection`, `task`, …
+    #[serde(rename = "type")]
+    pub deployment_type: Option<String>,
+    /// Status: `QUEUED`, `IN_PROGRESS`, … (not finished) or `SUCCESS`, `FAILURE`, … (finished).
+    pub status: Option<String>,
+    /// The IaC tool: `terraform`, `opentofu`, `pulumi`, …
+    pub blueprint_type: Option<String>,
+    /// What started it: `user`, `terraform-cli`, `workflow`, …
+    pub trigger_name: Option<String>,
+    /// When the deployment was created.
+    #[serde(default, deserialize_with = "lenient::timestamp")]
+    pub created_at: Option<Timestamp>,
+    /// Last change of the deployment log.
+    #[serde(default, deserialize_with = "lenient::timestamp")]
+    pub updated_at: Option<Timestamp>,
+    /// When it was queued.
+    #[serde(default, deserialize_with = "lenient::timestamp")]
+    pub queued_at: Option<Timestamp>,
+    /// When it started running; null until then.
+    #[serde(default, deserialize_with = "lenient::timestamp")]
+    pub started_at: Option<Timestamp>,
+    /// When it finished; null until then.
+    #[serde(default, deserialize_with = "lenient::timestamp")]
+    pub finished_at: Option<Timestamp>,
+    /// The id of the user who started it.
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub started_by: Option<String>,
+    /// Resources the plan adds, changes, destroys and imports.
+    #[serde(default, deserialize_with = "lenient::plan_summary")]
+    pub plan_summary: Option<PlanSummary>,
+    /// Infracost estimate.
+    #[serde(default, deserialize_with = "lenient::cost_estimation")]
+    pub cost_estimation: Option<CostEstimation>,
+    /// Present when the deployment failed with a message.
+    #[serde(default, deserialize_with = "lenient::deployment_error")]
+    pub error: Option<DeploymentError>,
+    /// Resources in the state after the deployment.
+    #[serde(default, deserialize_with = "lenient::count")]
+    pub resource_count: Option<u64>,
+    /// Started by a schedule rather than a person or a hook.
+    #[serde(default, deserialize_with = "lenient::opt_flag")]
+    pub is_scheduled_run: Option<bool>,
+    /// A drift detection run found drift.
+    #[serde(default, deserialize_with = "lenient::opt_flag")]
+    pub drift_detected: Option<bool>,
+}
+
+/// What a plan would do; `imported` is newer than the rest.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSummary {
+    /// Resources to add.
+    #[serde(default, deserialize_with = "lenient::count")]
+    pub added: Option<u64>,
+    /// Resources to change.
+    #[serde(default, deserialize_with = "lenient::count")]
+    pub changed: Option<u64>,
+    /// Resources to destroy.
+    #[serde(default, deserialize_with = "lenient::count")]
+    pub destroyed: Option<u64>,
+    /// Resources to import.
+    #[serde(default, deserialize_with = "lenient::count")]
+    pub imported: Option<u64>,
+}
+
+/// A cost estimate; env0 documents numbers but sends strings such as `"12.5"`: both are read.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CostEstimation {
+    /// Monthly cost after the deployment.
+    #[serde(default, deserialize_with = "lenient::amount")]
+    pub total_monthly_cost: Option<f64>,
+    /// Change of the monthly cost.
+    #[serde(default, deserialize_with = "lenient::amount")]
+    pub monthly_cost_diff: Option<f64>,
+}
+
+/// The error of a failed deployment.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentError {
+    /// env0's message, free text.
+    #[serde(default, deserialize_with = "lenient::text")]
+    pub message: Option<String>,
+}
+
+/// Things that have an env0 id, for deduplicating pages.
+pub(crate) trait Identified {
+    /// The env0 id.
+    fn id(&self) -> &str;
+}
+
+impl Identified for Environment {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Identified for DeploymentLog {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Parses an env0 timestamp: RFC 3339 with or without fractional seconds; a date-time without an
+/// offset is read as UTC. Anything else is `None`.
+#[must_use]
+pub(crate) fn parse_timestamp(text: &str) -> Option<Timestamp> {
+    let text = text.trim();
+    if let Ok(ts) = text.parse::<Timestamp>() {
+        return Some(ts);
+    }
+    text.parse::<jiff::civil::DateTime>()
+        .ok()
+        .and_then(|dt| jiff::tz::Offset::UTC.to_timestamp(dt).ok())
+}
+
+/// Field deserializers that turn odd values into `None` instead of an error.
+mod lenient {
+    use super::{
+        CostEstimation, DeploymentError, DeploymentLog, Deserialize, Deserializer, PlanSummary,
+        Timestamp, Value, parse_timestamp,
+    };
+
+    fn value<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        Ok(Option::<Value>::deserialize(d)?.unwrap_or(Value::Null))
+    }
+
+    /// An object field read with its own derive, `None` when it does not fit.
+    fn object<'de, D, T>(d: D, what: &str) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: serde::de::DeserializeOwned,
+    {
+        match value(d)? {
+            Value::Null => Ok(None),
+            other => match serde_json::from_value(other) {
+                Ok(parsed) => Ok(Some(parsed)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "ignoring an unreadable {what}");
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    pub(super) fn timestamp<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Timestamp>, D::Error> {
+        Ok(match value(d)? {
+            Value::Null => None,
+            Value::String(text) => {
+                let parsed = parse_timestamp(&text);
+                if parsed.is_none() {
+                    tracing::debug!(value = %text, "ignoring an unparsable timestamp");
+                }
+                parsed
+            }
+            other => {
+                tracing::debug!(value = %other, "ignoring a timestamp that is not a string");
+                None
+            }
+        })
+    }
+
+    pub(super) fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        let parsed = match value(d)? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(text) => text.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        Ok(parsed.filter(|v| v.is_finite()))
+    }
+
+    pub(super) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Ok(match value(d)? {
+            Value::Number(n) => n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(f))
+                    .map(|f| f as u64)
+            }),
+            Value::String(text) => text.trim().parse().ok(),
+            _ => None,
+        })
+    }
+
+    pub(super) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        Ok(opt_flag(d)?.unwrap_or(false))
+    }
+
+    pub(super) fn opt_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        Ok(match value(d)? {
+            Value::Bool(b) => Some(b),
+            Value::String(text) => text.trim().parse().ok(),
+            _ => None,
+        })
+    }
+
+    pub(super) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(match value(d)? {
+            Value::String(text) => Some(text),
+            Value::Null => None,
+            other => {
+                tracing::debug!(value = %other, "ignoring a text field that is not a string");
+                None
+            }
+        })
+    }
+
+    pub(super) fn deployment_log<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DeploymentLog>, D::Error> {
+        object(d, "embedded deployment log")
+    }
+
+    pub(super) fn plan_summary<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<PlanSummary>, D::Error> {
+        object(d, "plan summary")
+    }
+
+    pub(super) fn cost_estimation<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<CostEstimation>, D::Error> {
+        object(d, "cost estimation")
+    }
+
+    /// `null` → `None`; an object → its `message`; a bare string → that message.
+    pub(super) fn deployment_error<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DeploymentError>, D::Error> {
+        Ok(match value(d)? {
+            Value::String(message) => Some(DeploymentError {
+                message: Some(message),
+            }),
+            Value::Object(map) => Some(DeploymentError {
+                message: map
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            }),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("valid timestamp")
+    }
+
+    const REAL_SHAPED: &str = r#"{"id":"31bb8369-e3eb-4a41-9bfb-efe32c2fa86f","createdAt":"2026-07-01T13:44:32.000Z",
+      "updatedAt":"2026-07-01T13:45:31.000Z","type":"deploy","status":"SUCCESS",
+      "startedBy":"auth0|5f1e2d3c4b5a69788796a5b4","queuedAt":"2026-07-01T13:44:32.000Z",
+      "startedAt":"2026-07-01T13:44:34.000Z","finishedAt":"2026-07-01T13:45:31.000Z","output":{},
+      "error":null,"costEstimation":{"totalMonthlyCost":"0","projects":[{"diff":{"totalMonthlyCost":"0"}}]},
+      "planSummary":{"added":2,"changed":0,"destroyed":0},"blueprintType":"terraform",
+      "environmentId":"1dba9261-b429-4857-b9ad-b9cfea5d228c","resourceCount":2,"isScheduledRun":false,
+      "triggerName":"user","driftDetected":null}"#;
+
+    #[test]
+    fn the_real_shaped_deployment_log_from_the_reference_reads_completely() {
+        let log: DeploymentLog = serde_json::from_str(REAL_SHAPED).expect("parses");
+        assert_eq!(log.id, "31bb8369-e3eb-4a41-9bfb-efe32c2fa86f");
+        assert_eq!(log.deployment_type.as_deref(), Some("deploy"));
+        assert_eq!(log.status.as_deref(), Some("SUCCESS"));
+        assert_eq!(log.blueprint_type.as_deref(), Some("terraform"));
+        assert_eq!(log.trigger_name.as_deref(), Some("user"));
+        assert_eq!(
+            log.started_by.as_deref(),
+            Some("auth0|5f1e2d3c4b5a69788796a5b4")
+        );
+        assert_eq!(log.created_at, Some(ts("2026-07-01T13:44:32Z")));
+        assert_eq!(log.started_at, Some(ts("2026-07-01T13:44:34Z")));
+        assert_eq!(log.finished_at, Some(ts("2026-07-01T13:45:31Z")));
+        assert_eq!(
+            log.plan_summary,
+            Some(PlanSummary {
+                added: Some(2),
+                changed: Some(0),
+                destroyed: Some(0),
+                imported: None
+            })
+        );
+        assert_eq!(
+            log.cost_estimation.and_then(|c| c.total_monthly_cost),
+            Some(0.0)
+        );
+        assert_eq!(log.error, None);
+        assert_eq!(log.resource_count, Some(2));
+        assert_eq!(log.is_scheduled_run, Some(false));
+        assert_eq!(log.drift_detected, None);
+    }
+
+    #[test]
+    fn cost_amounts_are_read_from_numbers_and_numeric_strings_and_garbage_is_none() {
+        let c: CostEstimation =
+            serde_json::from_str(r#"{"totalMonthlyCost":"12.5","monthlyCostDiff":-3.25}"#)
+                .expect("parses");
+        assert_eq!(c.total_monthly_cost, Some(12.5));
+        assert_eq!(c.monthly_cost_diff, Some(-3.25));
+        let c: CostEstimation =
+            serde_json::from_str(r#"{"totalMonthlyCost":"n/a","monthlyCostDiff":null}"#)
+                .expect("parses");
+        assert_eq!(c, CostEstimation::default());
+        let c: CostEstimation =
+            serde_json::from_str(r#"{"totalMonthlyCost":"NaN","monthlyCostDiff":{"x":1}}"#)
+                .expect("parses");
+        assert_eq!(c, CostEstimation::default());
+    }
+
+    #[test]
+    fn timestamps_with_and_without_millis_parse_and_bad_ones_are_none() {
+        assert_eq!(
+            parse_timestamp("2026-07-01T14:02:10.123Z"),
+            Some(ts("2026-07-01T14:02:10.123Z"))
+        );
+        assert_eq!(
+            parse_timestamp("2026-07-01T14:02:10Z"),
+            Some(ts("2026-07-01T14:02:10Z"))
+        );
+        assert_eq!(
+            parse_timestamp("2026-07-01T16:02:10+02:00"),
+            Some(ts("2026-07-01T14:02:10Z"))
+        );
+        assert_eq!(
+            parse_timestamp("2026-07-01T14:02:10.5"),
+            Some(ts("2026-07-01T14:02:10.5Z"))
+        );
+        assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp(""), None);
+        let log: DeploymentLog = serde_json::from_str(
+            r#"{"id":"d","createdAt":"not a date","startedAt":17,"finishedAt":null}"#,
+        )
+        .expect("a bad timestamp does not fail the object");
+        assert_eq!(
+            (log.created_at, log.started_at, log.finished_at),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn a_minimal_object_with_nulls_everywhere_reads_with_defaults() {
+        let env: Environment = serde_json::from_str(
+            r#"{"id":"e","name":null,"projectId":null,"status":null,"driftStatus":null,
+                "latestDeploymentLogId":null,"latestDeploymentLog":null,"updatedAt":null,
+                "isArchived":null,"brandNewField":{"nested":[1,2,3]}}"#,
+        )
+        .expect("parses");
+        assert_eq!(env.id, "e");
+        assert!(!env.is_archived);
+        assert_eq!(env.latest_deployment_log, None);
+        let project: Project = serde_json::from_str(r#"{"id":"p"}"#).expect("parses");
+        assert!(!project.is_archived);
+        assert_eq!(project.parent_project_id, None);
+        let project: Project =
+            serde_json::from_str(r#"{"id":"p","isArchived":true}"#).expect("parses");
+        assert!(project.is_archived);
+    }
+
+    #[test]
+    fn an_object_without_an_id_is_an_error() {
+        assert!(serde_json::from_str::<DeploymentLog>(r#"{"status":"SUCCESS"}"#).is_err());
+    }
+
+    #[test]
+    fn an_unreadable_embedded_deployment_log_is_none_not_a_failed_environment() {
+        let env: Environment = serde_json::from_str(
+            r#"{"id":"e","latestDeploymentLog":{"status":"SUCCESS"},"updatedAt":"2026-07-01T00:00:00Z"}"#,
+        )
+        .expect("parses");
+        assert_eq!(env.latest_deployment_log, None);
+        assert_eq!(env.updated_at, Some(ts("2026-07-01T00:00:00Z")));
+        let env: Environment =
+            serde_json::from_str(r#"{"id":"e","latestDeploymentLog":{"id":"d","type":"destroy"}}"#)
+                .expect("parses");
+        assert_eq!(
+            env.latest_deployment_log.and_then(|d| d.deployment_type),
+            Some("destroy".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_error_is_read_from_an_object_or_a_bare_string() {
+        let log: DeploymentLog =
+            serde_json::from_str(r#"{"id":"d","error":{"message":"boom","code":7}}"#)
+                .expect("parses");
+        assert_eq!(log.error.and_then(|e| e.message).as_deref(), Some("boom"));
+        let log: DeploymentLog =
+            serde_json::from_str(r#"{"id":"d","error":"plain"}"#).expect("parses");
+        assert_eq!(log.error.and_then(|e| e.message).as_deref(), Some("plain"));
+    }
+
+    #[test]
+    fn counts_accept_integral_numbers_and_numeric_strings_only() {
+        let p: PlanSummary =
+            serde_json::from_str(r#"{"added":"3","changed":2.0,"destroyed":-1,"imported":1.5}"#)
+                .expect("parses");
+        assert_eq!(
+            p,
+            PlanSummary {
+                added: Some(3),
+                changed: Some(2),
+                destroyed: None,
+                imported: None
+            }
+        );
+    }
+}

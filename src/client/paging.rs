@@ -1,0 +1,158 @@
+//! The offset paging loop of env0's listings, with deduplication by id.
+//!
+//! env0 answers a bare JSON array per page: no total, no cursor. The loop asks for `limit` items
+//! at `offset`, moves `offset` on by the length of the page it got, and stops at the first page
+//! shorter than `limit`. Items created while paging shift later pages, so an item may come twice:
+//! the first occurrence wins. A server that never sends a short page stops the loop after
+//! [`MAX_PAGES`] pages with [`Error::Decode`].
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use super::error::{Error, Result};
+use super::model::Identified;
+
+/// Items per page asked for (env0's maximum).
+pub const PAGE_LIMIT: usize = 100;
+
+/// Pages after which a listing that never ends is given up (a million items at 100 per page).
+pub const MAX_PAGES: usize = 10_000;
+
+/// Fetches every page through `fetch_page(offset)` and returns the items, duplicates dropped.
+///
+/// `path` names the listing in the error when the pages never end.
+///
+/// # Errors
+/// The first error of `fetch_page`, or [`Error::Decode`] after `max_pages` full pages.
+pub async fn fetch_all<T, F, Fut>(
+    path: &str,
+    limit: usize,
+    max_pages: usize,
+    mut fetch_page: F,
+) -> Result<Vec<T>>
+where
+    T: Identified,
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<Vec<T>>>,
+{
+    let mut seen = HashSet::new();
+    let mut items = Vec::new();
+    let mut offset = 0;
+    let mut duplicates = 0_usize;
+    for _ in 0..max_pages {
+        let page = fetch_page(offset).await?;
+        let len = page.len();
+        for item in page {
+            if seen.insert(item.id().to_owned()) {
+                items.push(item);
+            } else {
+                duplicates += 1;
+            }
+        }
+        if len < limit {
+            if duplicates > 0 {
+                tracing::debug!(path, duplicates, "dropped items seen on an earlier page");
+            }
+            return Ok(items);
+        }
+        offset += len;
+    }
+    Err(Error::Decode {
+        path: path.to_owned(),
+        message: format!("no page shorter than {limit} after {max_pages} pages"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct Item(String);
+
+    impl Identified for Item {
+        fn id(&self) -> &str {
+            &self.0
+        }
+    }
+
+    fn items(range: std::ops::Range<usize>) -> Vec<Item> {
+        range.map(|i| Item(format!("i{i}"))).collect()
+    }
+
+    /// Runs the loop over a fixed list of `total` items, recording the offsets asked for.
+    async fn run(total: usize, limit: usize) -> (Vec<usize>, Result<Vec<Item>>) {
+        let mut offsets = Vec::new();
+        let result = fetch_all("/x", limit, 100, |offset| {
+            offsets.push(offset);
+            let end = (offset + limit).min(total);
+            std::future::ready(Ok(items(offset.min(total)..end)))
+        })
+        .await;
+        (offsets, result)
+    }
+
+    #[tokio::test]
+    async fn paging_moves_by_the_page_length_and_stops_at_the_short_page() {
+        let (offsets, result) = run(25, 10).await;
+        assert_eq!(offsets, [0, 10, 20]);
+        assert_eq!(result.expect("pages").len(), 25);
+    }
+
+    #[tokio::test]
+    async fn an_exact_multiple_of_the_limit_needs_one_empty_page_to_end() {
+        let (offsets, result) = run(20, 10).await;
+        assert_eq!(offsets, [0, 10, 20]);
+        assert_eq!(result.expect("pages").len(), 20);
+        let (offsets, result) = run(0, 10).await;
+        assert_eq!(offsets, [0]);
+        assert!(result.expect("pages").is_empty());
+    }
+
+    #[tokio::test]
+    async fn items_seen_before_are_dropped_and_the_first_occurrence_wins() {
+        let pages = [
+            vec![Item("a".into()), Item("b".into())],
+            vec![Item("b".into()), Item("c".into())],
+            vec![Item("a".into())],
+        ];
+        let mut pages = pages.into_iter();
+        let result = fetch_all("/x", 2, 100, |_| {
+            std::future::ready(Ok(pages.next().unwrap_or_default()))
+        })
+        .await;
+        assert_eq!(
+            result.expect("pages"),
+            [Item("a".into()), Item("b".into()), Item("c".into())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_listing_that_never_ends_is_given_up_with_a_decode_error() {
+        let mut calls = 0;
+        let result = fetch_all("/x", 2, 5, |offset| {
+            calls += 1;
+            std::future::ready(Ok(items(offset..offset + 2)))
+        })
+        .await;
+        assert_eq!(calls, 5);
+        assert!(
+            matches!(&result, Err(Error::Decode { path, message })
+                if path == "/x" && message == "no page shorter than 2 after 5 pages"),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_failing_page_fails_the_listing() {
+        let result: Result<Vec<Item>> = fetch_all("/x", 2, 5, |offset| {
+            std::future::ready(if offset == 0 {
+                Ok(items(0..2))
+            } else {
+                Err(Error::Timeout { path: "/x".into() })
+            })
+        })
+        .await;
+        assert!(matches!(result, Err(Error::Timeout { .. })));
+    }
+}

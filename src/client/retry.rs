@@ -1,0 +1,126 @@
+//! How long to wait before retrying: exponential back-off with full jitter, and `Retry-After`.
+//!
+//! Written here rather than with `backon`: the waits must run on the injected
+//! [`Clock`](crate::clock::Clock) and a `Retry-After` pauses the shared request budget
+//! ([`SlidingWindow::pause_until`](crate::ratelimit::SlidingWindow::pause_until)) rather than one
+//! request, so all that is left of a retry crate is the two small functions below.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::clock;
+
+/// The longest `Retry-After` honoured. env0 counts requests per 60-second window, so a longer
+/// wait means a skewed clock or a misbehaving proxy; waiting hours on it would stall the exporter.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// Exponential back-off with full jitter (AWS Architecture Blog, "Exponential Backoff And
+/// Jitter"): retry `n` waits a uniformly random time in `[0, min(max, base·2ⁿ)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The ceiling of the first retry.
+    pub base: Duration,
+    /// The cap of every ceiling.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The longest wait before retry `retry` (0 for the first retry).
+    #[must_use]
+    pub fn ceiling(&self, retry: u32) -> Duration {
+        self.base
+            .saturating_mul(2_u32.saturating_pow(retry))
+            .min(self.max)
+    }
+
+    /// A random wait before retry `retry`, at most [`ceiling`](Self::ceiling).
+    #[must_use]
+    pub fn delay(&self, retry: u32) -> Duration {
+        let ceiling = u64::try_from(self.ceiling(retry).as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(fastrand::u64(0..=ceiling))
+    }
+}
+
+/// How long a `Retry-After` value asks to wait from `now`: delay-seconds (integer, or decimal as
+/// some proxies send) or an HTTP date. `None` when unreadable; a date in the past is zero; capped
+/// at [`MAX_RETRY_AFTER`].
+#[must_use]
+pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = value.parse::<f64>() {
+        Duration::try_from_secs_f64(secs).ok()?
+    } else {
+        let when = httpdate::parse_http_date(value).ok()?;
+        clock::elapsed(now, Timestamp::try_from(when).ok()?)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("valid timestamp")
+    }
+
+    #[test]
+    fn back_off_ceilings_double_from_the_base_and_stop_at_the_cap() {
+        let b = Backoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        };
+        let ceilings: Vec<u64> = (0..8).map(|n| b.ceiling(n).as_secs()).collect();
+        assert_eq!(ceilings, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn jittered_delays_stay_within_the_ceiling_and_spread_out() {
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        let delays: Vec<Duration> = (0..200).map(|_| b.delay(2)).collect();
+        assert!(delays.iter().all(|d| *d <= Duration::from_millis(400)));
+        let distinct: std::collections::HashSet<_> = delays.iter().collect();
+        assert!(distinct.len() > 100, "full jitter spreads the waits");
+        assert_eq!(
+            Backoff {
+                base: Duration::ZERO,
+                max: Duration::ZERO
+            }
+            .delay(3),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = ts("2026-07-01T14:00:00Z");
+        assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse_retry_after(" 30 ", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 01 Jul 2026 14:00:42 GMT", now),
+            Some(Duration::from_secs(42))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 01 Jul 2026 13:59:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past means retry now"
+        );
+        assert_eq!(parse_retry_after("86400", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+}
