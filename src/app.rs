@@ -68,12 +68,13 @@ pub fn build(
     ));
     let client = Arc::new(Client::new(
         ClientConfig {
-            base_url: config.api_endpoint.clone(),
-            api_key: credentials.key.clone(),
-            api_secret: credentials.secret.expose().to_owned().into(),
             request_timeout: config.request_timeout,
             max_requests_per_minute: config.max_requests_per_minute,
-            ..ClientConfig::default()
+            ..ClientConfig::new(
+                config.api_endpoint.clone(),
+                credentials.key.clone(),
+                credentials.secret.expose().to_owned().into(),
+            )
         },
         clock.clone(),
         Arc::new(MetricsObserver(metrics.clone())),

@@ -4,6 +4,7 @@
 //! [`state`] (compact records and the immutable snapshot) → [`metrics`] (Prometheus encoding)
 //! → [`http`] (the `/metrics` endpoint). The [`clock`] and the [`simulator`] are passed in.
 
+pub mod app;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -11,5 +12,7 @@ pub mod filter;
 pub mod http;
 pub mod labels;
 pub mod metrics;
+pub mod poller;
 pub mod ratelimit;
+pub mod simulator;
 pub mod state;

@@ -459,6 +459,14 @@ impl Client {
                 return Err(failure.error);
             }
             retry += 1;
+            // A retry that cannot happen before the poll's deadline is not budget running out:
+            // env0 failed, and the poll reports that failure.
+            let wait = failure
+                .retry_after
+                .unwrap_or_else(|| self.inner.backoff.delay(retry - 1));
+            if self.passes_deadline(wait) {
+                return Err(failure.error);
+            }
             match failure.retry_after {
                 Some(wait) => tracing::warn!(
                     path,
@@ -468,7 +476,6 @@ impl Client {
                     "retrying after the server's retry-after"
                 ),
                 None => {
-                    let wait = self.inner.backoff.delay(retry - 1);
                     tracing::warn!(
                         path,
                         retry,
@@ -502,18 +509,21 @@ impl Client {
         }
     }
 
+    /// Whether waiting `wait` from now would pass the deadline.
+    fn passes_deadline(&self, wait: Duration) -> bool {
+        let clock = &*self.inner.clock;
+        self.deadline()
+            .is_some_and(|deadline| clock::add(clock.now(), wait) > deadline)
+    }
+
     /// Sleeps `wait` on the clock, or fails at once if that passes the deadline.
     async fn wait(&self, wait: Duration, path: &str) -> Result<()> {
-        let clock = &*self.inner.clock;
-        if self
-            .deadline()
-            .is_some_and(|deadline| clock::add(clock.now(), wait) > deadline)
-        {
+        if self.passes_deadline(wait) {
             return Err(Error::BudgetExhausted {
                 path: path.to_owned(),
             });
         }
-        clock.sleep(wait).await;
+        self.inner.clock.sleep(wait).await;
         Ok(())
     }
 

@@ -248,13 +248,13 @@ impl Poller {
         let now = self.clock.now();
         let projects = match self.client.projects(&org).await {
             Ok(p) => p,
-            Err(e) if e.is_budget() => return Ok(report),
+            Err(e) if e.budget() => return Ok(report),
             Err(e) => return Err(e.into()),
         };
         debug!(projects = projects.len(), "projects listed");
         let environments = match self.client.environments(&org).await {
             Ok(e) => e,
-            Err(e) if e.is_budget() => return Ok(report),
+            Err(e) if e.budget() => return Ok(report),
             Err(e) => return Err(e.into()),
         };
         report.environments = environments.len();
@@ -299,15 +299,20 @@ impl Poller {
         for (i, read) in plan.iter().enumerate() {
             match self.read(read).await {
                 Ok(()) => {}
-                Err(e) if e.is_budget() => {
+                Err(e) if e.budget() => {
                     report.deferred = plan.len() - i;
                     info!(deferred = report.deferred, "request budget used up; the rest continues next poll");
                     break;
                 }
-                Err(e @ (ClientError::Forbidden { .. } | ClientError::NotFound { .. })) => {
+                Err(e @ ClientError::Forbidden { .. }) => {
                     // A user key sees only some projects: carry on with what is visible.
-                    warn!(environment = %read.environment, error = %e, "environment not readable; skipped until it changes");
+                    warn!(environment = %read.environment, error = %e, "environment not readable with this key; skipped until it changes");
                     self.metrics.poll_error(e.reason());
+                    self.mark_read(read, self.clock.now());
+                }
+                Err(ClientError::NotFound { .. }) => {
+                    // Deleted between the listing and this read; the next listing drops it.
+                    debug!(environment = %read.environment, "environment gone before its deployments were read");
                     self.mark_read(read, self.clock.now());
                 }
                 Err(e) => return Err(e.into()),

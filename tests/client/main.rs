@@ -657,7 +657,7 @@ async fn with_a_deadline_the_sixth_request_fails_with_budget_exhausted_instead_o
 }
 
 #[tokio::test]
-async fn a_retry_after_past_the_deadline_fails_at_once_and_keeps_the_budget_paused() {
+async fn a_retry_after_past_the_deadline_fails_at_once_as_rate_limited_and_keeps_the_budget_paused() {
     let server = FakeEnv0::start(|_, _| Reply::status(429).header("retry-after", "30")).await;
     let clock = manual_clock();
     let (client, recorder) = client_on(config(&server.base_url), clock.clone());
@@ -668,7 +668,8 @@ async fn a_retry_after_past_the_deadline_fails_at_once_and_keeps_the_budget_paus
         .await
         .expect_err("would wait past the deadline");
 
-    assert!(err.budget(), "{err:?}");
+    assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
+    assert_eq!(err.reason(), "rate_limited");
     assert_eq!(
         recorder.attempts(),
         [(Endpoint::Organizations, Outcome::Status(429))]
@@ -682,7 +683,7 @@ async fn a_retry_after_past_the_deadline_fails_at_once_and_keeps_the_budget_paus
 }
 
 #[tokio::test]
-async fn a_back_off_past_the_deadline_fails_at_once() {
+async fn a_back_off_past_the_deadline_fails_at_once_with_the_server_error() {
     let server = FakeEnv0::start(|_, _| Reply::status(503)).await;
     let clock = manual_clock();
     let cfg = ClientConfig {
@@ -698,7 +699,7 @@ async fn a_back_off_past_the_deadline_fails_at_once() {
         .await
         .expect_err("no time to back off");
 
-    assert!(err.budget(), "{err:?}");
+    assert!(matches!(err, Error::Server { status: 503, .. }), "{err:?}");
     assert_eq!(server.count(), 1);
 }
 

@@ -1,0 +1,150 @@
+//! Measures what polling costs: backfill time and requests for the simulator's default
+//! organisation, and requests per steady-state poll (live and quiet).
+//!
+//! Run: `cargo run --release --example measure` (add `-- --environments 1000` for another size).
+//! Backfill is measured twice: in wall-clock time against the simulator over loopback HTTP, and in
+//! simulated time (a manual clock) where the request budget, not the network, sets the pace.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use env0_exporter::app;
+use env0_exporter::clock::{self, Clock, ManualClock, SharedClock, SystemClock};
+use env0_exporter::config::{Cli, Credentials, Secret};
+use env0_exporter::simulator::{SimConfig, Simulator};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Simulated environments (default: the simulator's default organisation)
+    #[arg(long)]
+    environments: Option<usize>,
+    /// Steady-state polls to measure
+    #[arg(long, default_value_t = 30)]
+    polls: usize,
+    /// The exporter's request budget per minute
+    #[arg(long, default_value_t = 500)]
+    max_requests_per_minute: u32,
+}
+
+async fn setup(
+    clock: SharedClock,
+    environments: Option<usize>,
+    flags: &[&str],
+) -> (Simulator, app::Exporter) {
+    let mut sim_config = SimConfig::default();
+    if let Some(e) = environments {
+        sim_config.environments = e;
+    }
+    let sim = Simulator::new(sim_config, clock.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("loopback port");
+    let addr = listener.local_addr().expect("local address");
+    let _ = app::spawn_simulator(sim.clone(), listener);
+    let endpoint = format!("http://{addr}/");
+    let mut args = vec!["env0-exporter", "--api-endpoint", &endpoint];
+    args.extend_from_slice(flags);
+    let config = Cli::try_parse_from(args)
+        .expect("flags")
+        .exporter
+        .validate(false)
+        .expect("valid flags");
+    let credentials = Credentials {
+        key: sim.config().api_key_id.clone(),
+        secret: Secret::new(&sim.config().api_key_secret),
+    };
+    let exporter = app::build(&config, &credentials, clock).expect("exporter");
+    (sim, exporter)
+}
+
+fn summary(costs: &[usize]) -> String {
+    let mut sorted = costs.to_vec();
+    sorted.sort_unstable();
+    if sorted.is_empty() {
+        return "no polls".into();
+    }
+    let sum: usize = sorted.iter().sum();
+    #[allow(clippy::cast_precision_loss)]
+    let mean = sum as f64 / sorted.len() as f64;
+    format!(
+        "min {} / median {} / mean {mean:.1} / max {} requests",
+        sorted[0],
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() - 1]
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let budget = args.max_requests_per_minute.to_string();
+    let flags = ["--max-requests-per-minute", budget.as_str()];
+
+    // 1. Backfill in wall-clock time over loopback HTTP.
+    let (sim, mut exporter) = setup(Arc::new(SystemClock), args.environments, &flags).await;
+    let environments = sim.environments().len();
+    let t = Instant::now();
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        exporter.poller.poll(None).await;
+        if exporter.snapshot.load().health.backfill_pending == 0 {
+            break;
+        }
+    }
+    let wall = t.elapsed();
+    println!("organisation: {environments} environments, {} deployments in the simulator", sim.deployments().len());
+    println!(
+        "backfill (wall clock, loopback HTTP, budget {budget}/min): {:.2} s, {} requests, {polls} poll(s), {} deployments tracked",
+        wall.as_secs_f64(),
+        sim.requests().len(),
+        exporter.poller.store().tracked()
+    );
+
+    // 2. Backfill and steady polls in simulated time: the budget sets the pace.
+    let start = "2026-07-01T12:00:00Z".parse().expect("timestamp");
+    let manual = Arc::new(ManualClock::new(start));
+    let shared: SharedClock = manual.clone();
+    let interval = Duration::from_secs(60);
+    let (sim, mut exporter) = setup(shared, args.environments, &flags).await;
+    let mut backfill_polls = 0;
+    loop {
+        backfill_polls += 1;
+        let deadline = clock::add(manual.now(), interval - Duration::from_millis(1));
+        exporter.poller.poll(Some(deadline)).await;
+        if exporter.snapshot.load().health.backfill_pending == 0 {
+            break;
+        }
+        manual.advance(interval);
+    }
+    println!(
+        "backfill (simulated time, budget {budget}/min, 60 s polls): done in poll {backfill_polls}, {} requests",
+        sim.requests().len()
+    );
+
+    let mut live = Vec::new();
+    for _ in 0..args.polls {
+        manual.advance(interval);
+        sim.clear_requests();
+        let deadline = clock::add(manual.now(), interval - Duration::from_millis(1));
+        exporter.poller.poll(Some(deadline)).await;
+        live.push(sim.requests().len());
+    }
+    println!("steady polls, live organisation, full sync every 10m: {}", summary(&live));
+
+    sim.set_paused(true);
+    manual.advance(interval);
+    exporter.poller.poll(None).await;
+    let mut quiet = Vec::new();
+    for _ in 0..args.polls {
+        manual.advance(interval);
+        sim.clear_requests();
+        exporter.poller.poll(None).await;
+        quiet.push(sim.requests().len());
+    }
+    println!(
+        "steady polls, nothing changing, full sync every 10m: {} (listing alone: {} requests)",
+        summary(&quiet),
+        environments.div_ceil(100) + 1 + usize::from(environments % 100 == 0)
+    );
+}

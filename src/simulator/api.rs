@@ -1,0 +1,428 @@
+//! The HTTP side of the simulator: env0's routes, Basic auth, the per-(method, path) rate limit,
+//! injected faults, query validation (400s), paging and filters, and the request log.
+//!
+//! Choices where env0 documents nothing:
+//! - Error bodies are `{"message": "...", "statusCode": n}`.
+//! - `fromDate`/`toDate` filter on `createdAt` and **both bounds are inclusive**; `fromDate` after
+//!   `toDate` is not an error, it matches nothing.
+//! - `deploymentTypes`, `statuses`, `userIds` are comma-separated exact matches (`userIds` against
+//!   `startedBy`); an unknown value matches nothing rather than failing; an empty parameter
+//!   (`statuses=`) filters nothing.
+//! - Deployments are listed newest first by `createdAt`, ties by `id` descending.
+//! - `GET /projects` and `GET /environments` need `organizationId` (400 without); an id that is
+//!   not one of the listed organizations is 403.
+//! - Order of checks: injected fault, rate limit (every request counts, even unauthorized ones,
+//!   like env0's per-IP budget), auth, then parameters, then 404.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::json::{DeploymentJson, EnvironmentJson, OrganizationJson, ProjectJson};
+use super::world::World;
+use super::{FaultKind, RequestRecord, SimConfig, Simulator, faults, lock};
+use crate::ratelimit::SlidingWindow;
+
+/// Largest and default page size.
+const MAX_LIMIT: usize = 100;
+/// env0's rate-limit window.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// An error answer with a JSON body.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub(crate) fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "message": self.message,
+            "statusCode": self.status.as_u16(),
+        });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// A 429, with `Retry-After: <seconds>` when given.
+pub(crate) fn too_many_requests(retry_after: Option<u64>) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+pub(crate) fn router(sim: Simulator) -> Router {
+    Router::new()
+        .route("/organizations", get(organizations))
+        .route("/projects", get(projects))
+        .route("/environments", get(environments))
+        .route(
+            "/environments/{environment_id}/deployments",
+            get(deployments),
+        )
+        .route("/environments/deployments/{deployment_id}", get(deployment))
+        .fallback(|| async { ApiError::not_found("Not Found") })
+        .layer(from_fn_with_state(sim.clone(), gate))
+        .with_state(sim)
+}
+
+/// Faults, rate limit and auth in front of every route; records every request.
+async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Response {
+    let at = sim.inner.clock.now();
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let fault = faults::take(&mut lock(&sim.inner.faults), &path);
+    let response = match fault.as_ref().and_then(faults::respond) {
+        Some(response) => response,
+        None => {
+            if let Some(FaultKind::Delay(delay)) = fault {
+                tokio::time::sleep(delay).await;
+            }
+            match admit(&sim, &method, &path, req.headers()) {
+                Some(refusal) => refusal,
+                None => {
+                    sim.advance();
+                    next.run(req).await
+                }
+            }
+        }
+    };
+    lock(&sim.inner.requests).push(RequestRecord {
+        method,
+        path,
+        query,
+        status: response.status().as_u16(),
+        at,
+    });
+    response
+}
+
+/// The rate limit and auth checks: `Some(answer)` when the request is turned away.
+fn admit(sim: &Simulator, method: &str, path: &str, headers: &HeaderMap) -> Option<Response> {
+    let config = &sim.inner.config;
+    let now = sim.inner.clock.now();
+    let verdict = lock(&sim.inner.limits)
+        .entry((method.to_owned(), path.to_owned()))
+        .or_insert_with(|| SlidingWindow::new(config.rate_limit_per_minute, RATE_WINDOW))
+        .try_acquire(now);
+    let refusal = if let Err(wait) = verdict {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        too_many_requests(config.send_retry_after.then_some(secs.max(1)))
+    } else if !authorized(headers, config) {
+        ApiError::unauthorized().into_response()
+    } else {
+        return None;
+    };
+    Some(refusal)
+}
+
+/// Whether `headers` carry HTTP Basic auth with the configured key id and secret.
+fn authorized(headers: &HeaderMap, config: &SimConfig) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some((scheme, encoded)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return false;
+    }
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Ok(decoded) = String::from_utf8(decoded) else {
+        return false;
+    };
+    decoded.split_once(':') == Some((config.api_key_id.as_str(), config.api_key_secret.as_str()))
+}
+
+/// Query parameters; the first of repeated names wins.
+fn params(raw: Option<&str>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    out
+}
+
+/// A non-negative integer written with digits only.
+fn number(q: &HashMap<String, String>, name: &str) -> Result<Option<usize>, ApiError> {
+    let Some(raw) = q.get(name) else {
+        return Ok(None);
+    };
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(format!(
+            "{name} must be a non-negative integer"
+        )));
+    }
+    raw.parse()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("{name} is too large")))
+}
+
+/// `limit` (1..=100, default 100) and `offset` (default 0).
+fn paging(q: &HashMap<String, String>) -> Result<(usize, usize), ApiError> {
+    let limit = number(q, "limit")?.unwrap_or(MAX_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    Ok((limit, number(q, "offset")?.unwrap_or(0)))
+}
+
+/// A date in exactly `YYYY-MM-DDTHH:mm:ss.sssZ`.
+fn date(name: &str, raw: &str) -> Result<Timestamp, ApiError> {
+    const SHAPE: &[u8; 24] = b"dddd-dd-ddTdd:dd:dd.dddZ";
+    let bad =
+        || ApiError::bad_request(format!("{name} must be formatted YYYY-MM-DDTHH:mm:ss.sssZ"));
+    let fits = raw.len() == SHAPE.len()
+        && raw.bytes().zip(SHAPE).all(|(b, s)| {
+            if *s == b'd' {
+                b.is_ascii_digit()
+            } else {
+                b == *s
+            }
+        });
+    if !fits {
+        return Err(bad());
+    }
+    raw.parse().map_err(|_| bad())
+}
+
+/// `fromDate` and `toDate`, both or neither (inclusive bounds on `createdAt`).
+fn date_range(q: &HashMap<String, String>) -> Result<Option<(Timestamp, Timestamp)>, ApiError> {
+    match (q.get("fromDate"), q.get("toDate")) {
+        (None, None) => Ok(None),
+        (Some(from), Some(to)) => Ok(Some((date("fromDate", from)?, date("toDate", to)?))),
+        _ => Err(ApiError::bad_request(
+            "fromDate and toDate must be given together",
+        )),
+    }
+}
+
+/// A comma-separated filter; `None` (no filtering) when absent or empty.
+fn list<'q>(q: &'q HashMap<String, String>, name: &str) -> Option<Vec<&'q str>> {
+    let raw = q.get(name)?;
+    let items: Vec<&str> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!items.is_empty()).then_some(items)
+}
+
+fn json_response<T: Serialize + ?Sized>(body: &T) -> Result<Response, ApiError> {
+    let bytes = serde_json::to_vec(body)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+/// The organization named by `organizationId`: `Ok(true)` for the one with activity,
+/// `Ok(false)` for another listed one, 403 for any other id.
+fn organization(world: &World, q: &HashMap<String, String>) -> Result<bool, ApiError> {
+    let Some(id) = q.get("organizationId") else {
+        return Err(ApiError::bad_request("organizationId is required"));
+    };
+    if !world.organizations.iter().any(|o| &o.id == id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "You do not have access to this organization",
+        ));
+    }
+    Ok(id == world.organization_id())
+}
+
+async fn organizations(State(sim): State<Simulator>) -> Result<Response, ApiError> {
+    let world = lock(&sim.inner.world);
+    let orgs: Vec<_> = world
+        .organizations
+        .iter()
+        .map(OrganizationJson::new)
+        .collect();
+    json_response(&orgs)
+}
+
+async fn projects(
+    State(sim): State<Simulator>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = params(raw.as_deref());
+    let world = lock(&sim.inner.world);
+    let active = organization(&world, &q)?;
+    let projects: Vec<_> = world
+        .projects
+        .iter()
+        .filter(|_| active)
+        .map(|p| ProjectJson::new(&world, p))
+        .collect();
+    json_response(&projects)
+}
+
+async fn environments(
+    State(sim): State<Simulator>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = params(raw.as_deref());
+    let (limit, offset) = paging(&q)?;
+    let world = lock(&sim.inner.world);
+    let active = organization(&world, &q)?;
+    let page: Vec<_> = world
+        .environments
+        .iter()
+        .filter(|_| active)
+        .skip(offset)
+        .take(limit)
+        .map(|env| EnvironmentJson::new(&world, env))
+        .collect();
+    json_response(&page)
+}
+
+async fn deployments(
+    State(sim): State<Simulator>,
+    Path(environment_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let q = params(raw.as_deref());
+    let (limit, offset) = paging(&q)?;
+    let range = date_range(&q)?;
+    let types = list(&q, "deploymentTypes");
+    let statuses = list(&q, "statuses");
+    let users = list(&q, "userIds");
+    let world = lock(&sim.inner.world);
+    let env = world
+        .environment(&environment_id)
+        .ok_or_else(|| ApiError::not_found("Environment not found"))?;
+    let page: Vec<_> = env
+        .deployments
+        .iter()
+        .rev()
+        .filter(|d| range.is_none_or(|(from, to)| from <= d.created_at && d.created_at <= to))
+        .filter(|d| types.as_ref().is_none_or(|t| t.contains(&d.kind.as_str())))
+        .filter(|d| {
+            statuses
+                .as_ref()
+                .is_none_or(|s| s.contains(&d.status.as_str()))
+        })
+        .filter(|d| {
+            users.as_ref().is_none_or(|u| {
+                world
+                    .users
+                    .get(d.user)
+                    .is_some_and(|user| u.contains(&user.id.as_str()))
+            })
+        })
+        .skip(offset)
+        .take(limit)
+        .map(|d| DeploymentJson::new(&world, env, d))
+        .collect();
+    json_response(&page)
+}
+
+async fn deployment(
+    State(sim): State<Simulator>,
+    Path(deployment_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let world = lock(&sim.inner.world);
+    let (env, d) = world
+        .deployment(&deployment_id)
+        .ok_or_else(|| ApiError::not_found("Deployment not found"))?;
+    json_response(&DeploymentJson::new(&world, env, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn dates_must_have_exactly_milliseconds_and_a_z() {
+        assert!(date("fromDate", "2026-07-01T14:02:10.000Z").is_ok());
+        for bad in [
+            "2026-07-01",
+            "2026-07-01T14:02:10Z",
+            "2026-07-01T14:02:10.00Z",
+            "2026-07-01T14:02:10.000+00:00",
+            "2026-13-01T14:02:10.000Z",
+        ] {
+            assert_eq!(
+                date("fromDate", bad).map_err(|e| e.status).err(),
+                Some(StatusCode::BAD_REQUEST),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn paging_defaults_to_a_full_page_from_the_start_and_rejects_out_of_range_values() {
+        assert_eq!(paging(&q(&[])).ok(), Some((100, 0)));
+        assert_eq!(
+            paging(&q(&[("limit", "7"), ("offset", "3")])).ok(),
+            Some((7, 3))
+        );
+        for bad in [
+            ("limit", "0"),
+            ("limit", "101"),
+            ("limit", "ten"),
+            ("offset", "-1"),
+            ("offset", "x"),
+        ] {
+            assert!(paging(&q(&[bad])).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_filter_filters_nothing_and_items_are_trimmed() {
+        assert_eq!(list(&q(&[("statuses", "")]), "statuses"), None);
+        assert_eq!(
+            list(&q(&[("statuses", "SUCCESS, FAILURE")]), "statuses"),
+            Some(vec!["SUCCESS", "FAILURE"])
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! A simulated env0 API: a seeded, living world of organizations, projects, environments and
+//! deployments, served over the same routes, auth, paging, filters, errors and rate limit as
+//! `api.env0.com` (see `env0-api.md`), with time read only from the injected [`Clock`].
+//!
+//! Used by the exporter's tests (against a [`ManualClock`](crate::clock::ManualClock)) and by the
+//! demo (against the system clock). The world is a pure function of the seed and of the clock
+//! times at which it is advanced: events live in a priority queue ordered by (time, sequence), so
+//! advancing in one big step or in many small ones gives the same world.
+//!
+//! Organizations: all projects and environments belong to the first organization
+//! ([`Simulator::organization_id`]); the others (when [`SimConfig::organizations`] > 1) are listed
+//! by `GET /organizations` but hold no projects and no environments.
+//!
+//! Files: [`world`] (state and lifecycle), `api` (routes, auth, rate limit, validation), `json`
+//! (wire shapes), `faults` (injected failures).
+
+mod api;
+mod faults;
+mod json;
+#[cfg(test)]
+mod tests;
+pub mod world;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::clock::SharedClock;
+use crate::ratelimit::SlidingWindow;
+use world::World;
+
+/// How the simulated world is generated and how its API behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Seed of every random choice: same seed and same clock times give the same world.
+    pub seed: u64,
+    /// Organizations listed; only the first holds projects and environments.
+    pub organizations: usize,
+    /// Projects of the first organization.
+    pub projects: usize,
+    /// Environments, spread over the projects (more than 100 so paging is exercised).
+    pub environments: usize,
+    /// Past activity already present when the simulator starts.
+    pub history: Duration,
+    /// Mean gap between two runs of one environment (exponentially distributed).
+    pub mean_deployment_interval: Duration,
+    /// Multiplies queue, run and approval durations (below 1 for livelier demos).
+    pub time_scale: f64,
+    /// The API key id accepted as the Basic auth user name.
+    pub api_key_id: String,
+    /// The API key secret accepted as the Basic auth password.
+    pub api_key_secret: String,
+    /// Requests allowed per 60 s, counted per (HTTP method, URL path) like env0.
+    pub rate_limit_per_minute: u32,
+    /// Whether a 429 carries `Retry-After` (env0 does not document it: tests need both).
+    pub send_retry_after: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            organizations: 1,
+            projects: 6,
+            environments: 150,
+            history: Duration::from_secs(48 * 3600),
+            mean_deployment_interval: Duration::from_secs(2 * 3600),
+            time_scale: 1.0,
+            api_key_id: "demo-key".to_owned(),
+            api_key_secret: "demo-secret".to_owned(),
+            rate_limit_per_minute: 1000,
+            send_retry_after: true,
+        }
+    }
+}
+
+/// One deployment as the world holds it (the truth tests compare the exporter against).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimDeployment {
+    pub id: String,
+    pub environment_id: String,
+    pub project_id: String,
+    pub deployment_type: String,
+    pub status: String,
+    pub blueprint_type: Option<String>,
+    pub trigger_name: Option<String>,
+    pub started_by: String,
+    pub created_at: Timestamp,
+    pub queued_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// One environment as the world holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimEnvironment {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub status: String,
+    pub drift_status: String,
+    pub is_archived: bool,
+    pub latest_deployment_log_id: Option<String>,
+}
+
+/// One request the simulator received, whatever it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub method: String,
+    /// The URL path without the query string.
+    pub path: String,
+    /// The raw query string, empty when there was none.
+    pub query: String,
+    pub status: u16,
+    /// When it arrived, on the injected clock.
+    pub at: Timestamp,
+}
+
+/// A failure to answer instead of the normal response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// Applies to requests whose path starts with this (`None`: any request).
+    pub path_prefix: Option<String>,
+    pub kind: FaultKind,
+    /// How many matching requests get the fault.
+    pub count: u32,
+}
+
+/// What an injected fault does to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultKind {
+    /// That status with a JSON error body.
+    Status(u16),
+    /// 429, with `Retry-After: <seconds>` when given.
+    RateLimited { retry_after: Option<u64> },
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// A real (tokio) sleep before answering normally, to exercise client timeouts.
+    Delay(Duration),
+    /// 401 as for a bad key.
+    Unauthorized,
+}
+
+/// The simulated env0 API; cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SimConfig,
+    clock: SharedClock,
+    world: Mutex<World>,
+    requests: Mutex<Vec<RequestRecord>>,
+    limits: Mutex<HashMap<(String, String), SlidingWindow>>,
+    faults: Mutex<VecDeque<Fault>>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Simulator {
+    /// Generates the world from `config.seed` and fills it with `config.history` of activity up
+    /// to `clock.now()`.
+    #[must_use]
+    pub fn new(config: SimConfig, clock: SharedClock) -> Self {
+        let world = World::new(&config, clock.now());
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                clock,
+                world: Mutex::new(world),
+                requests: Mutex::new(Vec::new()),
+                limits: Mutex::new(HashMap::new()),
+                faults: Mutex::new(VecDeque::new()),
+            }),
+        }
+    }
+
+    /// The env0 API routes (no socket: tests can call it with `oneshot`).
+    pub fn router(&self) -> axum::Router {
+        api::router(self.clone())
+    }
+
+    /// Serves [`router`](Self::router) on `listener` until `shutdown` completes.
+    ///
+    /// # Errors
+    /// When the listener fails.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// The configuration the world was built from.
+    #[must_use]
+    pub fn config(&self) -> &SimConfig {
+        &self.inner.config
+    }
+
+    /// The organization that holds every project and environment.
+    #[must_use]
+    pub fn organization_id(&self) -> String {
+        lock(&self.inner.world).organization_id().to_owned()
+    }
+
+    /// Brings the world up to `clock.now()` (also done at the start of every request).
+    pub fn advance(&self) {
+        let now = self.inner.clock.now();
+        lock(&self.inner.world).advance_to(now);
+    }
+
+    /// Freezes (`true`) or resumes (`false`) the world. Frozen: no run is created and none
+    /// changes status, whatever the clock does. Resuming shifts every pending event by the time
+    /// spent frozen, so nothing missed happens in a burst.
+    pub fn set_paused(&self, paused: bool) {
+        let now = self.inner.clock.now();
+        lock(&self.inner.world).set_paused(paused, now);
+    }
+
+    /// Every deployment the world holds, after [`advance`](Self::advance), oldest first.
+    #[must_use]
+    pub fn deployments(&self) -> Vec<SimDeployment> {
+        self.advance();
+        lock(&self.inner.world).sim_deployments()
+    }
+
+    /// Every environment, archived ones included, after [`advance`](Self::advance).
+    #[must_use]
+    pub fn environments(&self) -> Vec<SimEnvironment> {
+        self.advance();
+        lock(&self.inner.world).sim_environments()
+    }
+
+    /// Every request received, in order of arrival.
+    #[must_use]
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.inner.requests).clone()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        lock(&self.inner.requests).clear();
+    }
+
+    /// Queues a fault; faults apply in the order they were injected.
+    pub fn inject(&self, fault: Fault) {
+        if fault.count > 0 {
+            lock(&self.inner.faults).push_back(fault);
+        }
+    }
+}
