@@ -40,7 +40,7 @@ promtool="${tools}/promtool"
 checker="${repo_root}/tests/tooling/bundle_check.py"
 
 if [[ "${sync:-0}" == 1 ]]; then
-  python3 "${checker%/*}/../../dashboards/generate.py"
+  python3 dashboards/generate.py
   [[ -x "${py}" ]] || { echo "check-bundle: run scripts/install-tools.sh first" >&2; exit 1; }
   "${py}" "${checker}" sync --write
   exit 0
