@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1
+# env0-exporter container image.
+#   docker build -t env0-exporter .
+#   docker run --rm -p 19180:19180 env0-exporter demo --listen-address 0.0.0.0:19180
+# The build step is exactly the one CI runs: `cargo build --release --locked`.
+
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-bookworm AS builder
+WORKDIR /src
+
+# Dependency layer: build the dependencies against empty targets so that a source-only change
+# reuses this layer. Only Cargo.toml and Cargo.lock invalidate it.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && cargo build --release --locked \
+    && rm -rf src
+
+# Real build. touch: the copied sources may be older than the dummy artifacts above.
+COPY src ./src
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked \
+    && cp target/release/env0-exporter /env0-exporter
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+# The repository's public URL; pass --build-arg SOURCE=... when publishing.
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="env0-exporter" \
+      org.opencontainers.image.description="Prometheus exporter for env0 deployments, environments and drift" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}"
+
+COPY --from=builder /env0-exporter /env0-exporter
+
+USER 65532:65532
+EXPOSE 19180
+ENTRYPOINT ["/env0-exporter"]

