@@ -1,7 +1,8 @@
 //! Measures what polling costs: backfill time and requests for the simulator's default
 //! organisation, and requests per steady-state poll (live and quiet).
 //!
-//! Run: `cargo run --release --example measure` (add `-- --environments 1000` for another size).
+//! Run: `cargo run --release --example measure` (add `-- --environments 1000` for another size,
+//! `-- --full-sync-interval 0s` to leave out the periodic full re-reads).
 //! Backfill is measured twice: in wall-clock time against the simulator over loopback HTTP, and in
 //! simulated time (a manual clock) where the request budget, not the network, sets the pace.
 
@@ -26,6 +27,9 @@ struct Args {
     /// The exporter's request budget per minute
     #[arg(long, default_value_t = 500)]
     max_requests_per_minute: u32,
+    /// The exporter's full re-read interval (0s = off)
+    #[arg(long, default_value = "10m")]
+    full_sync_interval: String,
 }
 
 async fn setup(
@@ -81,7 +85,13 @@ fn summary(costs: &[usize]) -> String {
 async fn main() {
     let args = Args::parse();
     let budget = args.max_requests_per_minute.to_string();
-    let flags = ["--max-requests-per-minute", budget.as_str()];
+    let flags = [
+        "--max-requests-per-minute",
+        budget.as_str(),
+        "--full-sync-interval",
+        args.full_sync_interval.as_str(),
+    ];
+    let sync = &args.full_sync_interval;
 
     // 1. Backfill in wall-clock time over loopback HTTP.
     let (sim, mut exporter) = setup(Arc::new(SystemClock), args.environments, &flags).await;
@@ -137,7 +147,7 @@ async fn main() {
         live.push(sim.requests().len());
     }
     println!(
-        "steady polls, live organisation, full sync every 10m: {}",
+        "steady polls, live organisation, full sync every {sync}: {}",
         summary(&live)
     );
 
@@ -152,7 +162,7 @@ async fn main() {
         quiet.push(sim.requests().len());
     }
     println!(
-        "steady polls, nothing changing, full sync every 10m: {} (listing alone: {} requests)",
+        "steady polls, nothing changing, full sync every {sync}: {} (listing alone: {} requests)",
         summary(&quiet),
         environments.div_ceil(100) + 1 + usize::from(environments % 100 == 0)
     );

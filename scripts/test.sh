@@ -21,6 +21,6 @@ step "promtool check metrics on a real scrape"
 scripts/check-metrics.sh target/release/env0-exporter
 
 step "monitoring bundle: rules, dashboard, Prometheus scrape of the demo, helm chart, Dockerfile"
-scripts/check-bundle.sh --skip-build
+scripts/check-bundle.sh
 
 printf '\nall checks passed\n'

@@ -17,7 +17,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::state::{Event, SnapshotHandle};
+use crate::state::{DeploymentLabels, Event, FINISHED_STATUSES, SnapshotHandle};
 
 pub use collector::StateCollector;
 
@@ -235,6 +235,29 @@ impl Metrics {
                     .observe(queue_wait.as_secs_f64());
             }
         }
+    }
+
+    /// Creates, at 0, the counter and histogram series a deployment with these labels will
+    /// feed, so `increase()` and `rate()` see its first finish instead of a series appearing
+    /// at 1 (which they cannot tell from a series that was always 1).
+    pub fn ensure_series(&self, labels: &DeploymentLabels) {
+        if FINISHED_STATUSES.contains(&&*labels.status) {
+            let _ = self.finished.get_or_create(&FinishedLabels {
+                deployment_type: labels.deployment_type.to_string(),
+                status: labels.status.to_string(),
+                iac_tool: labels.iac_tool.to_string(),
+                trigger: labels.trigger.to_string(),
+            });
+            let _ = self.duration.get_or_create(&DurationLabels {
+                deployment_type: labels.deployment_type.to_string(),
+                status: labels.status.to_string(),
+                iac_tool: labels.iac_tool.to_string(),
+            });
+        }
+        let _ = self.queue.get_or_create(&QueueLabels {
+            deployment_type: labels.deployment_type.to_string(),
+            iac_tool: labels.iac_tool.to_string(),
+        });
     }
 
     /// Records one HTTP request to env0: `code` is the status, or `timeout` / `error`.

@@ -173,3 +173,29 @@ fn prometheus_text_has_no_eof_and_openmetrics_does_and_build_info_is_present() {
     );
     assert_eq!(sample_lines(&text, "env0_up"), vec!["env0_up 0"]);
 }
+
+#[test]
+fn label_sets_seen_in_the_window_get_their_counter_and_histograms_at_zero() {
+    let m = metrics_with(Snapshot::default());
+    m.ensure_series(&labels("deploy", "FAILURE"));
+    m.ensure_series(&labels("deploy", "IN_PROGRESS"));
+    let text = m.encode(false).unwrap();
+    assert_eq!(
+        sample_lines(&text, "env0_deployments_finished_total"),
+        vec![
+            r#"env0_deployments_finished_total{deployment_type="deploy",status="FAILURE",iac_tool="terraform",trigger="user"} 0"#
+        ]
+    );
+    assert_eq!(
+        sample_lines(&text, "env0_deployment_duration_seconds_count"),
+        vec![
+            r#"env0_deployment_duration_seconds_count{deployment_type="deploy",status="FAILURE",iac_tool="terraform"} 0"#
+        ]
+    );
+    assert_eq!(
+        sample_lines(&text, "env0_deployment_queue_duration_seconds_count"),
+        vec![
+            r#"env0_deployment_queue_duration_seconds_count{deployment_type="deploy",iac_tool="terraform"} 0"#
+        ]
+    );
+}

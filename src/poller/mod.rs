@@ -203,6 +203,9 @@ impl Poller {
     fn publish(&mut self) {
         let now = self.clock.now();
         self.store.evict(now);
+        for labels in self.store.seen_label_sets() {
+            self.metrics.ensure_series(labels);
+        }
         let mut snap = state::aggregate(&self.store, now);
         self.health.backfill_pending = self.schedule.values().filter(|s| !s.backfilled).count();
         snap.health = self.health.clone();
