@@ -81,11 +81,15 @@ impl SlidingWindow {
         Err(clock::elapsed(now, free_at).max(Duration::from_millis(1)))
     }
 
-    /// Requests left in the window ending at `now`.
+    /// Requests that could be sent at `now`: none during a server-imposed pause, else what is
+    /// left of the window ending at `now`.
     #[must_use]
     pub fn remaining(&self, now: Timestamp) -> u32 {
         let mut inner = self.lock();
         self.expire(&mut inner, now);
+        if inner.paused_until.is_some() {
+            return 0;
+        }
         let used = u32::try_from(inner.sent.len()).unwrap_or(u32::MAX);
         self.capacity.saturating_sub(used)
     }
@@ -184,7 +188,9 @@ mod tests {
     fn a_pause_holds_requests_until_it_ends() {
         let w = SlidingWindow::new(100, Duration::from_secs(60));
         w.pause_until(t(30));
+        assert_eq!(w.remaining(t(0)), 0, "nothing can be sent during the pause");
         assert_eq!(w.try_acquire(t(0)), Err(Duration::from_secs(30)));
+        assert_eq!(w.remaining(t(30)), 100);
         assert!(w.try_acquire(t(30)).is_ok());
     }
 }
