@@ -14,6 +14,7 @@
 //! the run in its final status.
 
 use crate::state::Observation;
+pub use crate::state::STATUSES;
 
 /// env0's documented deployment types.
 pub const DEPLOYMENT_TYPES: [&str; 8] = [
@@ -25,22 +26,6 @@ pub const DEPLOYMENT_TYPES: [&str; 8] = [
     "remotePlan",
     "dryRun",
     "moduleTest",
-];
-
-/// env0's documented deployment statuses.
-pub const STATUSES: [&str; 12] = [
-    "QUEUED",
-    "IN_PROGRESS",
-    "WAITING_FOR_USER",
-    "ABORTING",
-    "SUCCESS",
-    "FAILURE",
-    "TIMEOUT",
-    "CANCELLED",
-    "INTERNAL_FAILURE",
-    "ABORTED",
-    "SKIPPED",
-    "NEVER_DEPLOYED",
 ];
 
 /// The deployment filters; an empty list lets everything through.

@@ -55,26 +55,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock: SharedClock = Arc::new(SystemClock);
     match cli.command {
         None => {
-            let config = cli
-                .exporter
-                .validate(true)
-                .unwrap_or_else(|e| config_error(&e));
-            let credentials = config
-                .credentials
-                .clone()
-                .context("credentials are validated")?;
+            let (config, credentials) = against_env0(&cli)?;
             serve(&config, &credentials, clock).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Once) => {
-            let config = cli
-                .exporter
-                .validate(true)
-                .unwrap_or_else(|e| config_error(&e));
-            let credentials = config
-                .credentials
-                .clone()
-                .context("credentials are validated")?;
+            let (config, credentials) = against_env0(&cli)?;
             let mut exporter = app::build(&config, &credentials, clock)?;
             let ok = exporter.poller.poll(None).await;
             print!("{}", exporter.metrics.encode(false)?);
@@ -133,6 +119,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The settings to poll the real env0 with; a wrong one exits with code 2.
+fn against_env0(cli: &Cli) -> anyhow::Result<(Config, Credentials)> {
+    let config = cli
+        .exporter
+        .validate(true)
+        .unwrap_or_else(|e| config_error(&e));
+    let credentials = config
+        .credentials
+        .clone()
+        .context("credentials are validated")?;
+    Ok((config, credentials))
 }
 
 async fn serve(

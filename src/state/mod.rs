@@ -21,11 +21,12 @@ use crate::labels::Labeler;
 pub use aggregate::aggregate;
 pub use snapshot::{Health, Snapshot, SnapshotHandle};
 
-/// env0 statuses of a deployment that has not finished yet.
-pub const UNFINISHED_STATUSES: [&str; 4] =
-    ["QUEUED", "IN_PROGRESS", "WAITING_FOR_USER", "ABORTING"];
-/// env0 statuses of a deployment that has finished.
-pub const FINISHED_STATUSES: [&str; 8] = [
+/// env0's documented deployment statuses: the unfinished ones, then the finished ones.
+pub const STATUSES: [&str; 12] = [
+    "QUEUED",
+    "IN_PROGRESS",
+    "WAITING_FOR_USER",
+    "ABORTING",
     "SUCCESS",
     "FAILURE",
     "TIMEOUT",
@@ -35,6 +36,10 @@ pub const FINISHED_STATUSES: [&str; 8] = [
     "SKIPPED",
     "NEVER_DEPLOYED",
 ];
+/// env0 statuses of a deployment that has not finished yet.
+pub const UNFINISHED_STATUSES: &[&str] = STATUSES.split_at(4).0;
+/// env0 statuses of a deployment that has finished.
+pub const FINISHED_STATUSES: &[&str] = STATUSES.split_at(4).1;
 
 /// One sighting of a deployment log, from a listing, an environment's embedded latest run or a
 /// webhook, with only the fields the exporter uses.
