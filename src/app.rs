@@ -158,6 +158,7 @@ pub fn sim_config(args: &SimArgs) -> SimConfig {
         seed: args.sim_seed,
         environments: usize::try_from(args.sim_environments).unwrap_or(usize::MAX),
         projects: usize::try_from(args.sim_projects).unwrap_or(usize::MAX),
+        organizations: usize::try_from(args.sim_organizations).unwrap_or(usize::MAX),
         mean_deployment_interval: args.sim_mean_deployment_interval,
         time_scale: args.sim_time_scale,
         ..SimConfig::default()

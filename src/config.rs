@@ -101,6 +101,9 @@ pub struct SimArgs {
     /// Number of simulated environments
     #[arg(long, env = "ENV0_SIM_ENVIRONMENTS", default_value_t = 150, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub sim_environments: u32,
+    /// Number of simulated organisations (only the first has projects and environments)
+    #[arg(long, env = "ENV0_SIM_ORGANIZATIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub sim_organizations: u32,
     /// Number of simulated projects
     #[arg(long, env = "ENV0_SIM_PROJECTS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub sim_projects: u32,

@@ -268,3 +268,75 @@ fn demo_serves_metrics_and_stops_within_five_seconds_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_key_that_sees_several_organisations_needs_organization_id_and_the_error_lists_them() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let sim = Guard(
+        exporter(&[
+            "simulate",
+            "--sim-listen-address",
+            &addr,
+            "--sim-organizations",
+            "2",
+            "--sim-environments",
+            "20",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    wait_for_port(port);
+    let endpoint = format!("http://{addr}/");
+    let args = [
+        "once",
+        "--api-endpoint",
+        &endpoint,
+        "--api-key",
+        "demo-key",
+        "--api-secret",
+        "demo-secret",
+    ];
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let log = stderr(&o);
+    assert!(
+        log.contains("sees 2 organisations; choose one with --organization-id"),
+        "{log}"
+    );
+
+    // The ids it lists are the simulator's; either one then works.
+    let (status, body) = http_get_auth(&format!("{endpoint}organizations"));
+    assert_eq!(status, 200);
+    let orgs: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(orgs.len(), 2);
+    let first = orgs[0]["id"].as_str().unwrap().to_owned();
+    for org in &orgs {
+        assert!(log.contains(org["id"].as_str().unwrap()), "{log}");
+    }
+    let mut with_org = args.to_vec();
+    with_org.extend(["--organization-id", &first]);
+    let o = run(&with_org);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("env0_environments{"));
+    drop(sim);
+}
+
+fn http_get_auth(url: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .get(url)
+            .basic_auth("demo-key", Some("demo-secret"))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    })
+}
