@@ -168,11 +168,13 @@ async fn a_failing_api_keeps_the_last_data_sets_env0_up_to_zero_and_recovers() {
     let window_before = series(&before, "env0_deployments");
     assert!(!window_before.is_empty());
 
-    // Server errors on every attempt of the environment listing (first try and all retries).
+    // Server errors on every attempt of one poll's environment listing: the first try and
+    // all retries (the client's default), then env0 is healthy again.
+    let attempts = 1 + env0_exporter::client::DEFAULT_MAX_RETRIES;
     h.sim.inject(Fault {
         path_prefix: Some("/environments".into()),
         kind: FaultKind::Status(503),
-        count: 1000,
+        count: attempts,
     });
     let n = h.polls() + 1;
     h.nudge_until_poll(n, Duration::from_secs(5)).await;
@@ -191,12 +193,14 @@ async fn a_failing_api_keeps_the_last_data_sets_env0_up_to_zero_and_recovers() {
         "{errors:?}"
     );
     let codes = series(&during, "env0_exporter_api_requests_total");
-    assert!(
-        codes
-            .keys()
-            .any(|l| l.get("code").map(String::as_str) == Some("503")),
-        "{codes:?}"
-    );
+    let code_503 = codes
+        .iter()
+        .find(|(l, _)| l.get("code").map(String::as_str) == Some("503"))
+        .map(|(_, v)| *v);
+    assert_eq!(code_503, Some(f64::from(attempts)), "{codes:?}");
+
+    h.next_poll().await;
+    assert_exact(&h, "after env0 recovered").await;
     h.stop().await;
 }
 
