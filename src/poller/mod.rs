@@ -231,7 +231,7 @@ impl Poller {
         let orgs = self.client.organizations().await?;
         match orgs.as_slice() {
             [only] => {
-                info!(organization_id = %only.id, name = ?only.name, "watching the only organisation the key sees");
+                info!(organization_id = %only.id, name = only.name.as_deref().unwrap_or(""), "watching the only organisation the key sees");
                 self.organization_id = Some(only.id.clone());
                 Ok(only.id.clone())
             }
