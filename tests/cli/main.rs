@@ -64,6 +64,38 @@ fn wait_for_port(port: u16) {
     }
 }
 
+/// Starts `env0-exporter simulate` on a free loopback port; returns its guard and API URL.
+fn spawn_simulate(extra: &[&str]) -> (Guard, String) {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec!["simulate", "--sim-listen-address", &addr];
+    args.extend_from_slice(extra);
+    let sim = Guard(
+        exporter(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+    (sim, format!("http://{addr}/"))
+}
+
+/// `env0-exporter once` against `endpoint` with the simulator's key and this secret.
+fn once(endpoint: &str, secret: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "once",
+        "--api-endpoint",
+        endpoint,
+        "--api-key",
+        "demo-key",
+        "--api-secret",
+        secret,
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 fn http_get(url: &str) -> (u16, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -155,32 +187,8 @@ fn the_secret_never_shows_in_help() {
 
 #[test]
 fn once_against_the_simulator_prints_metrics_and_exits_0_and_1_with_a_wrong_secret() {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let sim = Guard(
-        exporter(&[
-            "simulate",
-            "--sim-listen-address",
-            &addr,
-            "--sim-environments",
-            "120",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    wait_for_port(port);
-    let endpoint = format!("http://{addr}/");
-    let o = run(&[
-        "once",
-        "--api-endpoint",
-        &endpoint,
-        "--api-key",
-        "demo-key",
-        "--api-secret",
-        "demo-secret",
-    ]);
+    let (sim, endpoint) = spawn_simulate(&["--sim-environments", "120"]);
+    let o = once(&endpoint, "demo-secret", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.lines().any(|l| l == "env0_up 1"), "{text}");
@@ -188,15 +196,7 @@ fn once_against_the_simulator_prints_metrics_and_exits_0_and_1_with_a_wrong_secr
     assert!(text.contains("env0_environments{"), "{text}");
     assert!(!stderr(&o).contains("demo-secret"));
 
-    let o = run(&[
-        "once",
-        "--api-endpoint",
-        &endpoint,
-        "--api-key",
-        "demo-key",
-        "--api-secret",
-        "wrong-secret-456",
-    ]);
+    let o = once(&endpoint, "wrong-secret-456", &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.lines().any(|l| l == "env0_up 0"), "{text}");
@@ -271,35 +271,8 @@ fn demo_serves_metrics_and_stops_within_five_seconds_on_sigterm() {
 
 #[test]
 fn a_key_that_sees_several_organisations_needs_organization_id_and_the_error_lists_them() {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let sim = Guard(
-        exporter(&[
-            "simulate",
-            "--sim-listen-address",
-            &addr,
-            "--sim-organizations",
-            "2",
-            "--sim-environments",
-            "20",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    wait_for_port(port);
-    let endpoint = format!("http://{addr}/");
-    let args = [
-        "once",
-        "--api-endpoint",
-        &endpoint,
-        "--api-key",
-        "demo-key",
-        "--api-secret",
-        "demo-secret",
-    ];
-    let o = run(&args);
+    let (sim, endpoint) = spawn_simulate(&["--sim-organizations", "2", "--sim-environments", "20"]);
+    let o = once(&endpoint, "demo-secret", &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let log = stderr(&o);
     assert!(
@@ -316,9 +289,7 @@ fn a_key_that_sees_several_organisations_needs_organization_id_and_the_error_lis
     for org in &orgs {
         assert!(log.contains(org["id"].as_str().unwrap()), "{log}");
     }
-    let mut with_org = args.to_vec();
-    with_org.extend(["--organization-id", &first]);
-    let o = run(&with_org);
+    let o = once(&endpoint, "demo-secret", &["--organization-id", &first]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("env0_environments{"));
     drop(sim);
