@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use env0_exporter::app;
 use env0_exporter::clock::{self, Clock, ManualClock, SharedClock, SystemClock};
-use env0_exporter::config::{Cli, Credentials, Secret};
+use env0_exporter::config::Cli;
 use env0_exporter::simulator::{SimConfig, Simulator};
 use tokio::net::TcpListener;
 
@@ -56,10 +56,7 @@ async fn setup(
         .exporter
         .validate(false)
         .expect("valid flags");
-    let credentials = Credentials {
-        key: sim.config().api_key_id.clone(),
-        secret: Secret::new(&sim.config().api_key_secret),
-    };
+    let credentials = app::sim_credentials(&sim);
     let exporter = app::build(&config, &credentials, clock).expect("exporter");
     (sim, exporter)
 }

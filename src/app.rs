@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::client::{Client, ClientConfig, Endpoint, Outcome, RequestObserver};
 use crate::clock::SharedClock;
-use crate::config::{Config, Credentials, SimArgs};
+use crate::config::{Config, Credentials, Secret, SimArgs};
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::poller::{Poller, PollerConfig};
 use crate::simulator::{SimConfig, Simulator};
@@ -162,6 +162,16 @@ pub fn sim_config(args: &SimArgs) -> SimConfig {
         mean_deployment_interval: args.sim_mean_deployment_interval,
         time_scale: args.sim_time_scale,
         ..SimConfig::default()
+    }
+}
+
+/// The credentials the simulator accepts.
+#[must_use]
+pub fn sim_credentials(simulator: &Simulator) -> Credentials {
+    let c = simulator.config();
+    Credentials {
+        key: c.api_key_id.clone(),
+        secret: Secret::new(&c.api_key_secret),
     }
 }
 

@@ -6,7 +6,7 @@
 //! of the process; further new values become `other`, so a misbehaving upstream cannot blow up
 //! the number of series.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Distinct env0 values one label may take before new ones fold into `other`.
@@ -31,7 +31,7 @@ pub fn is_plain_value(raw: &str) -> bool {
 /// The values one label has admitted so far.
 #[derive(Debug, Clone)]
 pub struct LabelValues {
-    admitted: HashMap<Arc<str>, ()>,
+    admitted: HashSet<Arc<str>>,
     unknown: Arc<str>,
     other: Arc<str>,
 }
@@ -39,7 +39,7 @@ pub struct LabelValues {
 impl Default for LabelValues {
     fn default() -> Self {
         Self {
-            admitted: HashMap::new(),
+            admitted: HashSet::new(),
             unknown: Arc::from(UNKNOWN),
             other: Arc::from(OTHER),
         }
@@ -61,14 +61,14 @@ impl LabelValues {
         if raw == OTHER {
             return self.other.clone();
         }
-        if let Some((value, ())) = self.admitted.get_key_value(raw) {
+        if let Some(value) = self.admitted.get(raw) {
             return value.clone();
         }
         if self.admitted.len() >= MAX_VALUES_PER_LABEL {
             return self.other.clone();
         }
         let value: Arc<str> = Arc::from(raw);
-        self.admitted.insert(value.clone(), ());
+        self.admitted.insert(value.clone());
         value
     }
 

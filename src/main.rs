@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser, error::ErrorKind};
 use env0_exporter::app;
 use env0_exporter::clock::{SharedClock, SystemClock};
-use env0_exporter::config::{Cli, Command, Config, ConfigError, Credentials, LogFormat, Secret};
+use env0_exporter::config::{Cli, Command, Config, ConfigError, Credentials, LogFormat};
 use env0_exporter::simulator::Simulator;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -83,10 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (stop_sim, sim_task) = app::spawn_simulator(simulator.clone(), listener);
             config.api_endpoint = format!("http://{sim_addr}/").parse()?;
             let sim_config = simulator.config();
-            let credentials = Credentials {
-                key: sim_config.api_key_id.clone(),
-                secret: Secret::new(&sim_config.api_key_secret),
-            };
+            let credentials = app::sim_credentials(&simulator);
             info!(api = %config.api_endpoint, environments = sim_config.environments, "demo: simulated env0 organisation started");
             let result = serve(&config, &credentials, clock).await;
             let _ = stop_sim.send(());

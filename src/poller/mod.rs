@@ -294,9 +294,10 @@ impl Poller {
             }
         }
 
+        let unfinished = self.unfinished();
         let plan = schedule::plan(
             &self.schedule,
-            &self.unfinished(),
+            &unfinished,
             now,
             self.config.lookback,
             self.config.full_sync_interval.is_some(),
@@ -308,7 +309,7 @@ impl Poller {
         let mut backfilled = 0;
         let mut last_progress = self.clock.now();
         for (i, read) in plan.iter().enumerate() {
-            match self.read(read).await {
+            match self.read(read, unfinished.get(&read.environment)).await {
                 Ok(()) => {}
                 Err(e) if e.budget() => {
                     report.deferred = plan.len() - i;
@@ -361,7 +362,7 @@ impl Poller {
     fn unfinished(&self) -> HashMap<Arc<str>, Unfinished> {
         let mut out: HashMap<Arc<str>, Unfinished> = HashMap::new();
         for (id, record) in self.store.deployments() {
-            if !record.finished {
+            if !record.is_finished() {
                 let u = out.entry(record.environment.clone()).or_default();
                 u.ids.push(id.into());
                 u.oldest_created = Some(
@@ -373,7 +374,12 @@ impl Poller {
         out
     }
 
-    async fn read(&mut self, read: &PlannedRead) -> Result<(), ClientError> {
+    /// Reads one environment's deployments; `open` are its unfinished runs as of the plan.
+    async fn read(
+        &mut self,
+        read: &PlannedRead,
+        open: Option<&Unfinished>,
+    ) -> Result<(), ClientError> {
         let to = self.clock.now();
         let query = DeploymentQuery {
             from: read.from,
@@ -394,17 +400,18 @@ impl Poller {
             // A tracked unfinished run the listing should have shown but did not: ask for it
             // directly, so a deleted run, or one that left a status filter, cannot stay
             // "in progress" forever.
-            let missing: Vec<String> = self
-                .store
-                .deployments()
-                .filter(|(id, r)| {
-                    !r.finished
-                        && *r.environment == *read.environment
-                        && r.created_at >= read.from
-                        && r.created_at <= to
-                        && !seen.contains(id)
+            // Runs that became unfinished during this poll were in this listing or the
+            // environment listing, so the plan-time set is enough: no scan of every record.
+            let missing: Vec<String> = open
+                .map_or(&[][..], |u| u.ids.as_slice())
+                .iter()
+                .filter(|id| !seen.contains(&***id))
+                .filter(|id| {
+                    self.store.deployment(id).is_some_and(|r| {
+                        !r.is_finished() && r.created_at >= read.from && r.created_at <= to
+                    })
                 })
-                .map(|(id, _)| id.to_owned())
+                .map(|id| id.to_string())
                 .collect();
             for id in missing {
                 match self.client.deployment(&id).await {

@@ -22,7 +22,7 @@ pub fn aggregate(store: &Store, now: Timestamp) -> Snapshot {
         if record.is_current(cutoff) {
             *deployments.entry(record.labels.clone()).or_default() += 1;
         }
-        if !record.finished && UNFINISHED_STATUSES.contains(&&*record.labels.status) {
+        if !record.is_finished() && UNFINISHED_STATUSES.contains(&&*record.labels.status) {
             let since = record.queued_at.unwrap_or(record.created_at);
             oldest
                 .entry(record.labels.status.clone())

@@ -103,27 +103,28 @@ pub struct Record {
     pub environment: Arc<str>,
     /// Its label values as of the latest sighting.
     pub labels: DeploymentLabels,
-    /// Whether it has finished.
-    pub finished: bool,
     /// When it was created (the lookback window is measured on this).
     pub created_at: Timestamp,
     /// When it was queued (else created).
     pub queued_at: Option<Timestamp>,
     /// When it started.
     pub started_at: Option<Timestamp>,
-    /// When it finished: `finishedAt`, else `updatedAt` once finished.
+    /// When it finished: `finishedAt`, else `updatedAt` once finished; `None` while unfinished.
+    /// Set once: its finish has then been counted (or known to predate the process).
     pub finish_time: Option<Timestamp>,
-    /// Whether its finish has been dealt with (counted, or known to predate the process).
-    counted: bool,
-    /// Whether its start has been dealt with (queue wait observed, or predating the process).
-    start_seen: bool,
 }
 
 impl Record {
+    /// Whether it has finished.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.finish_time.is_some()
+    }
+
     /// Whether it is in the window at `cutoff` or still running.
     #[must_use]
     pub fn is_current(&self, cutoff: Timestamp) -> bool {
-        !self.finished || self.created_at >= cutoff
+        !self.is_finished() || self.created_at >= cutoff
     }
 }
 
@@ -303,28 +304,25 @@ impl Store {
             .or_insert_with(|| Record {
                 environment,
                 labels: labels.clone(),
-                finished,
                 created_at,
                 queued_at: None,
                 started_at: None,
                 finish_time: None,
-                counted: false,
-                start_seen: false,
             });
-        if record.counted && !finished {
+        let (already_started, already_finished) =
+            (record.started_at.is_some(), record.is_finished());
+        if already_finished && !finished {
             // env0 does not reopen a finished run; an older sighting arrived late. Keep what we know.
             return;
         }
         record.labels = labels;
-        record.finished = finished;
         record.created_at = created_at;
         record.queued_at = obs.queued_at.or(record.queued_at);
         record.started_at = obs.started_at.or(record.started_at);
         record.finish_time = finish_time;
 
-        if !record.start_seen {
+        if !already_started {
             if let Some(started) = record.started_at {
-                record.start_seen = true;
                 if started >= process_start {
                     let queued = record.queued_at.unwrap_or(record.created_at);
                     events.push(Event::Started {
@@ -335,8 +333,7 @@ impl Store {
                 }
             }
         }
-        if let (false, Some(finish)) = (record.counted, record.finish_time) {
-            record.counted = true;
+        if let (false, Some(finish)) = (already_finished, record.finish_time) {
             if finish >= process_start {
                 let duration = match (record.started_at, obs.finished_at) {
                     (Some(start), Some(end)) => Some(clock::elapsed(start, end)),
@@ -348,7 +345,9 @@ impl Store {
                 });
             }
         }
-        self.seen_label_sets.insert(record.labels.clone());
+        if !self.seen_label_sets.contains(&record.labels) {
+            self.seen_label_sets.insert(record.labels.clone());
+        }
     }
 
     /// Forgets one deployment (deleted in env0, or no longer matching the filters).

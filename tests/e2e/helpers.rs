@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 use env0_exporter::app::{self, Running};
 use env0_exporter::clock::{self, Clock, ManualClock, SharedClock};
-use env0_exporter::config::{Cli, Credentials, Secret};
+use env0_exporter::config::Cli;
 use env0_exporter::simulator::{SimConfig, SimDeployment, Simulator};
 use jiff::Timestamp;
 use tokio::net::TcpListener;
@@ -168,10 +168,7 @@ impl Harness {
         args.extend_from_slice(extra);
         let cli = Cli::try_parse_from(args).unwrap();
         let config = cli.exporter.validate(false).unwrap();
-        let credentials = Credentials {
-            key: sim.config().api_key_id.clone(),
-            secret: Secret::new(&sim.config().api_key_secret),
-        };
+        let credentials = app::sim_credentials(&sim);
         let exporter = app::build(&config, &credentials, shared).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = app::start(exporter, listener);
