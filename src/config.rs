@@ -163,7 +163,7 @@ pub struct ExporterArgs {
     #[arg(long, env = "ENV0_EXPORTER_FULL_SYNC_INTERVAL", default_value = "10m", value_parser = parse_duration, global = true)]
     pub full_sync_interval: Duration,
     /// The exporter's own budget of env0 API requests in any 60 s (env0 allows 1000 per IP, shared with your other env0 clients)
-    #[arg(long, env = "ENV0_EXPORTER_MAX_REQUESTS_PER_MINUTE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    #[arg(long, env = "ENV0_EXPORTER_MAX_REQUESTS_PER_MINUTE", default_value_t = crate::client::DEFAULT_MAX_REQUESTS_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub max_requests_per_minute: u32,
     /// Timeout of one request to env0
     #[arg(long, env = "ENV0_EXPORTER_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]

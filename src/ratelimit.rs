@@ -40,12 +40,6 @@ impl SlidingWindow {
         }
     }
 
-    /// The configured number of requests per window.
-    #[must_use]
-    pub fn capacity(&self) -> u32 {
-        self.capacity
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
             .lock()
@@ -102,18 +96,8 @@ impl SlidingWindow {
         }
     }
 
-    /// Waits on `clock` until a request fits, then takes it.
-    pub async fn acquire(&self, clock: &dyn Clock) {
-        loop {
-            match self.try_acquire(clock.now()) {
-                Ok(()) => return,
-                Err(wait) => clock.sleep(wait).await,
-            }
-        }
-    }
-
-    /// Like [`acquire`](Self::acquire), but gives up (returning `false`, taking nothing) when the
-    /// request could not be sent before `deadline` (a slot freeing exactly then is too late: the
+    /// Waits on `clock` until a request fits, then takes it; gives up (returning `false`, taking
+    /// nothing) when the request could not be sent before `deadline` (a slot freeing exactly then is too late: the
     /// deadline is when the next poll starts).
     pub async fn acquire_before(&self, clock: &dyn Clock, deadline: Timestamp) -> bool {
         loop {

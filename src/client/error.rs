@@ -129,24 +129,6 @@ impl Error {
     pub fn budget(&self) -> bool {
         matches!(self, Self::BudgetExhausted { .. })
     }
-
-    /// The request path the error is about, if any.
-    #[must_use]
-    pub fn path(&self) -> Option<&str> {
-        match self {
-            Self::Auth { path, .. }
-            | Self::Forbidden { path, .. }
-            | Self::NotFound { path, .. }
-            | Self::BadRequest { path, .. }
-            | Self::RateLimited { path }
-            | Self::Server { path, .. }
-            | Self::Timeout { path }
-            | Self::Network { path, .. }
-            | Self::Decode { path, .. }
-            | Self::BudgetExhausted { path } => Some(path),
-            Self::InvalidConfig(_) => None,
-        }
-    }
 }
 
 /// `": <text>"`, or nothing when there is no text.

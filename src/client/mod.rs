@@ -47,7 +47,7 @@ pub const DEFAULT_RETRY_MAX_DELAY: Duration = Duration::from_secs(60);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Request budget per 60 s, by default: well below env0's 1,000, which other clients on the same
 /// IP share.
-pub const DEFAULT_MAX_REQUESTS_PER_MINUTE: u32 = 300;
+pub const DEFAULT_MAX_REQUESTS_PER_MINUTE: u32 = 500;
 /// The longest a TCP/TLS connect may take (or the request timeout, if shorter).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The window env0 counts its rate limit over.
@@ -483,7 +483,7 @@ impl Client {
                         error = %failure.error,
                         "retrying after back-off"
                     );
-                    self.wait(wait, &path).await?;
+                    self.inner.clock.sleep(wait).await;
                 }
             }
         }
@@ -491,21 +491,18 @@ impl Client {
 
     /// Takes one request from the budget, waiting on the clock unless that passes the deadline.
     async fn take_slot(&self, path: &str) -> Result<()> {
-        let clock = &*self.inner.clock;
-        match self.deadline() {
-            Some(deadline) => {
-                if self.inner.limiter.acquire_before(clock, deadline).await {
-                    Ok(())
-                } else {
-                    Err(Error::BudgetExhausted {
-                        path: path.to_owned(),
-                    })
-                }
-            }
-            None => {
-                self.inner.limiter.acquire(clock).await;
-                Ok(())
-            }
+        let deadline = self.deadline().unwrap_or(Timestamp::MAX);
+        if self
+            .inner
+            .limiter
+            .acquire_before(&*self.inner.clock, deadline)
+            .await
+        {
+            Ok(())
+        } else {
+            Err(Error::BudgetExhausted {
+                path: path.to_owned(),
+            })
         }
     }
 
@@ -514,17 +511,6 @@ impl Client {
         let clock = &*self.inner.clock;
         self.deadline()
             .is_some_and(|deadline| clock::add(clock.now(), wait) >= deadline)
-    }
-
-    /// Sleeps `wait` on the clock, or fails at once if that passes the deadline.
-    async fn wait(&self, wait: Duration, path: &str) -> Result<()> {
-        if self.passes_deadline(wait) {
-            return Err(Error::BudgetExhausted {
-                path: path.to_owned(),
-            });
-        }
-        self.inner.clock.sleep(wait).await;
-        Ok(())
     }
 
     /// One HTTP exchange: the decoded body of a 2xx, or what went wrong.

@@ -338,10 +338,21 @@ async fn a_429_with_an_http_date_retry_after_pauses_until_that_date() {
 #[tokio::test]
 async fn a_429_without_retry_after_backs_off_and_then_succeeds() {
     let server = FakeEnv0::start(rate_limited_once(None)).await;
-    let (client, recorder) = client(&server);
+    let clock = manual_clock();
+    let cfg = ClientConfig {
+        retry_base_delay: Duration::from_secs(60),
+        retry_max_delay: Duration::from_secs(60),
+        ..config(&server.base_url)
+    };
+    let (client, recorder) = client_on(cfg, clock.clone());
 
-    let orgs = client
-        .organizations()
+    let waiting = helpers::spawn_organizations(&client);
+    settle().await;
+    // Backing off on the clock: no retry until it moves (a jittered wait of exactly 0 ns
+    // out of up to 60 s is the only way through).
+    assert_eq!(server.count(), 1);
+    clock.advance(Duration::from_secs(60));
+    let orgs = finish(waiting, "retry after the back-off")
         .await
         .expect("success after back-off");
 
@@ -693,7 +704,12 @@ async fn a_back_off_past_the_deadline_fails_at_once_with_the_server_error() {
         ..config(&server.base_url)
     };
     let (client, _) = client_on(cfg, clock.clone());
-    client.set_deadline(Some(clock.now()));
+    // One nanosecond of slack: any back-off but a jittered 0 ns passes the deadline, so this
+    // fails if the back-off were skipped, not merely because the deadline is now.
+    client.set_deadline(Some(env0_exporter::clock::add(
+        clock.now(),
+        Duration::from_nanos(1),
+    )));
 
     let err = client
         .organizations()
