@@ -161,6 +161,7 @@ pub fn sim_config(args: &SimArgs) -> SimConfig {
         organizations: usize::try_from(args.sim_organizations).unwrap_or(usize::MAX),
         mean_deployment_interval: args.sim_mean_deployment_interval,
         time_scale: args.sim_time_scale,
+        record_requests: false,
         ..SimConfig::default()
     }
 }

@@ -105,6 +105,9 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .with_state(sim)
 }
 
+/// Rate-limit windows kept before empty ones are dropped.
+const MAX_IDLE_WINDOWS: usize = 4096;
+
 /// Faults, rate limit and auth in front of every route; records every request.
 async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Response {
     sim.advance();
@@ -125,13 +128,15 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
             }
         }
     };
-    lock(&sim.inner.requests).push(RequestRecord {
-        method,
-        path,
-        query,
-        status: response.status().as_u16(),
-        at,
-    });
+    if sim.inner.config.record_requests {
+        lock(&sim.inner.requests).push(RequestRecord {
+            method,
+            path,
+            query,
+            status: response.status().as_u16(),
+            at,
+        });
+    }
     response
 }
 
@@ -139,10 +144,18 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
 fn admit(sim: &Simulator, method: &str, path: &str, headers: &HeaderMap) -> Option<Response> {
     let config = &sim.inner.config;
     let now = sim.inner.clock.now();
-    let verdict = lock(&sim.inner.limits)
-        .entry((method.to_owned(), path.to_owned()))
-        .or_insert_with(|| SlidingWindow::new(config.rate_limit_per_minute, RATE_WINDOW))
-        .try_acquire(now);
+    let verdict = {
+        let mut limits = lock(&sim.inner.limits);
+        // One window per path ever asked for (every deployment id fetched directly has its own):
+        // forget the windows with nothing in them once there are many.
+        if limits.len() > MAX_IDLE_WINDOWS {
+            limits.retain(|_, w| w.remaining(now) < config.rate_limit_per_minute);
+        }
+        limits
+            .entry((method.to_owned(), path.to_owned()))
+            .or_insert_with(|| SlidingWindow::new(config.rate_limit_per_minute, RATE_WINDOW))
+            .try_acquire(now)
+    };
     let refusal = if let Err(wait) = verdict {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         too_many_requests(config.send_retry_after.then_some(secs.max(1)))

@@ -56,6 +56,9 @@ pub struct SimConfig {
     pub rate_limit_per_minute: u32,
     /// Whether a 429 carries `Retry-After` (env0 does not document it: tests need both).
     pub send_retry_after: bool,
+    /// Keep every request for [`Simulator::requests`] (tests); off for `demo` and `simulate`,
+    /// which run for days and would otherwise grow without bound.
+    pub record_requests: bool,
 }
 
 impl Default for SimConfig {
@@ -72,6 +75,7 @@ impl Default for SimConfig {
             api_key_secret: "demo-secret".to_owned(),
             rate_limit_per_minute: 1000,
             send_retry_after: true,
+            record_requests: true,
         }
     }
 }

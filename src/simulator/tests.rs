@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
-use super::world::{DeploymentType, Status, TOOLS, TRIGGERS};
+use super::world::TRIGGERS;
 use super::*;
 use crate::clock::{Clock as _, ManualClock};
 
@@ -95,6 +95,19 @@ fn wire(ts: Timestamp) -> String {
 }
 
 #[test]
+fn timestamps_go_on_the_wire_as_env0_writes_them() {
+    // The shape env0 documents, written out: milliseconds and a Z, always.
+    let at: Timestamp = "2026-07-01T12:00:00Z".parse().unwrap();
+    assert_eq!(wire(at), "2026-07-01T12:00:00.000Z");
+    assert_eq!(
+        serde_json::to_value(json::Ts(at)).unwrap(),
+        serde_json::json!("2026-07-01T12:00:00.000Z")
+    );
+    let later: Timestamp = "2026-07-01T12:00:00.5Z".parse().unwrap();
+    assert_eq!(wire(later), "2026-07-01T12:00:00.500Z");
+}
+
+#[test]
 fn the_same_seed_gives_identical_deployments_and_another_seed_different_ones() {
     let (a, _) = sim();
     let (b, _) = sim();
@@ -129,18 +142,56 @@ fn forty_eight_hours_hold_every_type_tool_trigger_and_status() {
     let (sim, _) = sim();
     let deps = sim.deployments();
     let types: BTreeSet<_> = deps.iter().map(|d| d.deployment_type.as_str()).collect();
-    let expected: BTreeSet<_> = DeploymentType::ALL.iter().map(|t| t.as_str()).collect();
+    // env0's spellings, written out here rather than taken from the simulator's own tables,
+    // so a misspelled wire name fails.
+    let expected: BTreeSet<_> = [
+        "deploy",
+        "destroy",
+        "prPlan",
+        "driftDetection",
+        "task",
+        "remotePlan",
+        "dryRun",
+        "moduleTest",
+    ]
+    .into_iter()
+    .collect();
     assert_eq!(types, expected);
     let tools: HashSet<_> = deps.iter().map(|d| d.blueprint_type.as_deref()).collect();
-    assert_eq!(tools, TOOLS.into_iter().collect());
+    let expected: HashSet<_> = [
+        "opentofu",
+        "terraform",
+        "terragrunt",
+        "pulumi",
+        "k8s",
+        "cloudformation",
+        "helm",
+        "ansible",
+        "workflow",
+    ]
+    .into_iter()
+    .map(Some)
+    .chain([None])
+    .collect();
+    assert_eq!(tools, expected);
     let triggers: HashSet<_> = deps.iter().map(|d| d.trigger_name.as_deref()).collect();
+    for known in ["user", "terraform-cli", "workflow"] {
+        assert!(
+            triggers.contains(&Some(known)),
+            "{known} missing: {triggers:?}"
+        );
+    }
+    assert!(triggers.contains(&None), "a null trigger is simulated");
+    assert!(
+        triggers.iter().flatten().any(|t| t.contains(' ')),
+        "a trigger that is not a plain label value is simulated: {triggers:?}"
+    );
     assert_eq!(triggers, TRIGGERS.into_iter().collect());
     let statuses: BTreeSet<_> = deps.iter().map(|d| d.status.as_str()).collect();
     // ABORTING lasts seconds: see the lifecycle test below.
-    let expected: BTreeSet<_> = Status::ALL
-        .iter()
-        .filter(|s| **s != Status::Aborting)
-        .map(|s| s.as_str())
+    let expected: BTreeSet<_> = crate::state::STATUSES
+        .into_iter()
+        .filter(|s| *s != "ABORTING")
         .collect();
     assert_eq!(statuses, expected);
     let counts = |t: &str| deps.iter().filter(|d| d.deployment_type == t).count();

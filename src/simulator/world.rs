@@ -484,10 +484,11 @@ pub struct World {
     pub users: Vec<User>,
     /// Deployment id → index into `environments`.
     by_id: HashMap<String, usize>,
+    /// Environment id → index into `environments` (environments are never removed).
+    env_index: HashMap<String, usize>,
     events: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     next_key: u64,
-    now: Timestamp,
     paused_at: Option<Timestamp>,
     /// Time spent paused: frozen time does not age runs out of retention either.
     paused_total: Duration,
@@ -589,10 +590,10 @@ impl World {
             environments: Vec::with_capacity(config.environments),
             users,
             by_id: HashMap::new(),
+            env_index: HashMap::new(),
             events: BinaryHeap::new(),
             seq: 0,
             next_key: 0,
-            now: start,
             paused_at: None,
             paused_total: Duration::ZERO,
         };
@@ -655,6 +656,7 @@ impl World {
             waiting: VecDeque::new(),
         };
         let e = self.environments.len();
+        self.env_index.insert(env.id.clone(), e);
         self.environments.push(env);
         if dormant {
             return;
@@ -712,9 +714,6 @@ impl World {
                 break;
             };
             self.handle(at, event);
-        }
-        if now > self.now {
-            self.now = now;
         }
         self.prune(now);
     }
@@ -1136,7 +1135,7 @@ impl World {
     /// The environment with this id.
     #[must_use]
     pub fn environment(&self, id: &str) -> Option<&Environment> {
-        self.environments.iter().find(|e| e.id == id)
+        self.env_index.get(id).map(|&i| &self.environments[i])
     }
 
     /// The truth as public records, oldest first.
