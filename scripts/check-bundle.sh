@@ -28,7 +28,7 @@ for arg in "$@"; do
     --skip-build) skip_build=1 ;;
     --skip-live) skip_live=1 ;;
     --sync) sync=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "check-bundle: unknown argument ${arg}" >&2; exit 2 ;;
   esac
 done

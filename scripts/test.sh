@@ -8,19 +8,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "install test tools (promtool, prometheus, helm-python-sdk, kubernetes-validate, hadolint, yamllint)"
-scripts/install-tools.sh
-
-step "build the release binary exactly as the Dockerfile does (cargo build --release --locked)"
-cargo build --release --locked
+# First, because it installs the tools (scripts/install-tools.sh) and builds the release binary
+# exactly as the Dockerfile does (cargo build --release --locked); the steps after it use both.
+step "monitoring bundle: rules, dashboard, Prometheus scrape of the demo, helm chart, Dockerfile"
+scripts/check-bundle.sh
 
 step "cargo test (unit, client, simulator, end-to-end, command line)"
 cargo test --locked --all-targets
 
 step "promtool check metrics on a real scrape"
 scripts/check-metrics.sh target/release/env0-exporter
-
-step "monitoring bundle: rules, dashboard, Prometheus scrape of the demo, helm chart, Dockerfile"
-scripts/check-bundle.sh
 
 printf '\nall checks passed\n'
