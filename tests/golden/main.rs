@@ -1,0 +1,151 @@
+//! Golden file, in the node_exporter manner: `once` against the simulator with a fixed seed on a
+//! manual clock, its `/metrics` output compared with the committed files beside this one.
+//!
+//! It catches an accidental metric, label, HELP or TYPE change in review: such a change shows as
+//! a diff of `tests/golden/once.prom` (Prometheus text 0.0.4) or `tests/golden/once.openmetrics`.
+//! When the change is meant, refresh both files with
+//!
+//! ```sh
+//! UPDATE_GOLDEN=1 cargo test --test golden
+//! ```
+//!
+//! and commit them with the change. Two things are normalised, because they are not a function of
+//! the seed: the samples of a family are sorted (prometheus-client keeps them in a `HashMap`), and
+//! the values of `env0_exporter_api_request_duration_seconds` (wall time of loopback HTTP) are
+//! replaced by `<wall-time>`.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use env0_exporter::app;
+use env0_exporter::clock::{ManualClock, SharedClock};
+use env0_exporter::config::Cli;
+use env0_exporter::simulator::{SimConfig, Simulator};
+use tokio::net::TcpListener;
+
+const START: &str = "2026-07-01T12:00:00Z";
+/// Families whose values are wall time, not a function of the seed and the manual clock.
+const WALL_TIME_FAMILIES: [&str; 1] = ["env0_exporter_api_request_duration_seconds"];
+
+/// Runs what `once` runs: one poll of the simulator, then the encoded metrics in both formats.
+/// A second poll five simulated minutes later makes runs finish after the start, so the finished
+/// counter and the histograms carry values.
+async fn once_output() -> (String, String) {
+    let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
+    let shared: SharedClock = clock.clone();
+    let sim = Simulator::new(
+        SimConfig {
+            seed: 7,
+            environments: 25,
+            history: Duration::from_secs(12 * 3600),
+            projects: 3,
+            mean_deployment_interval: Duration::from_secs(20 * 60),
+            ..SimConfig::default()
+        },
+        shared.clone(),
+    );
+    let sim_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_addr = sim_listener.local_addr().unwrap();
+    let (stop, _task) = app::spawn_simulator(sim.clone(), sim_listener);
+
+    let endpoint = format!("http://{sim_addr}/");
+    let cli = Cli::try_parse_from(["env0-exporter", "--api-endpoint", &endpoint, "once"]).unwrap();
+    let config = cli.exporter.validate(false).unwrap();
+    let mut exporter = app::build(&config, &app::sim_credentials(&sim), shared).unwrap();
+    assert!(exporter.poller.poll(None).await, "first poll succeeds");
+    clock.advance(Duration::from_secs(300));
+    assert!(exporter.poller.poll(None).await, "second poll succeeds");
+    let text = exporter.metrics.encode(false).unwrap();
+    let openmetrics = exporter.metrics.encode(true).unwrap();
+    let _ = stop.send(());
+    (normalise(&text), normalise(&openmetrics))
+}
+
+/// Sorts the samples inside each family and masks wall-time values.
+fn normalise(text: &str) -> String {
+    let mut out = Vec::new();
+    let mut samples: Vec<String> = Vec::new();
+    let mut flush = |out: &mut Vec<String>, samples: &mut Vec<String>| {
+        samples.sort();
+        out.append(samples);
+    };
+    for line in text.lines() {
+        if line.starts_with('#') {
+            flush(&mut out, &mut samples);
+            out.push(line.to_owned());
+            continue;
+        }
+        let masked = WALL_TIME_FAMILIES
+            .iter()
+            .any(|f| line.starts_with(f))
+            .then(|| line.rsplit_once(' ').map(|(head, _)| format!("{head} <wall-time>")))
+            .flatten();
+        samples.push(masked.unwrap_or_else(|| line.to_owned()));
+    }
+    flush(&mut out, &mut samples);
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("golden")
+        .join(name)
+}
+
+fn check(name: &str, got: &str) {
+    let path = golden_path(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; create it with UPDATE_GOLDEN=1", path.display()));
+    if got != want {
+        let mut diff = String::new();
+        let (g, w): (Vec<_>, Vec<_>) = (got.lines().collect(), want.lines().collect());
+        for line in w.iter().filter(|l| !g.contains(l)).take(20) {
+            diff.push_str(&format!("- {line}\n"));
+        }
+        for line in g.iter().filter(|l| !w.contains(l)).take(20) {
+            diff.push_str(&format!("+ {line}\n"));
+        }
+        panic!(
+            "{} differs from the exporter's output (- golden, + now; first 20 of each):\n{diff}\n\
+             If the change is meant: UPDATE_GOLDEN=1 cargo test --test golden",
+            path.display()
+        );
+    }
+}
+
+#[tokio::test]
+async fn once_output_equals_the_golden_files() {
+    let (text, openmetrics) = once_output().await;
+    check("once.prom", &text);
+    check("once.openmetrics", &openmetrics);
+}
+
+#[tokio::test]
+async fn the_output_is_the_same_on_every_run() {
+    // The golden file is only useful if the output is a function of the seed and the clock.
+    let a = once_output().await;
+    let b = once_output().await;
+    assert_eq!(a, b);
+}
+
+#[test]
+fn normalising_sorts_within_a_family_and_masks_wall_time() {
+    let text = "# TYPE a counter\na{x=\"2\"} 1\na{x=\"1\"} 2\n# TYPE b gauge\nb 3\n\
+                env0_exporter_api_request_duration_seconds_sum{endpoint=\"x\"} 0.0123\n";
+    assert_eq!(
+        normalise(text),
+        "# TYPE a counter\na{x=\"1\"} 2\na{x=\"2\"} 1\n# TYPE b gauge\nb 3\n\
+         env0_exporter_api_request_duration_seconds_sum{endpoint=\"x\"} <wall-time>\n"
+    );
+}
