@@ -97,7 +97,11 @@ mod tests {
         let metrics = Metrics::new(
             &MetricsConfig::default(),
             SnapshotHandle::default(),
-            Arc::new(|| 500),
+            Arc::new(crate::ratelimit::SlidingWindow::new(
+                500,
+                crate::client::RATE_WINDOW,
+            )),
+            Arc::new(crate::clock::SystemClock),
         );
         router(Arc::new(metrics))
     }

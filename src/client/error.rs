@@ -98,9 +98,64 @@ pub enum Error {
     InvalidConfig(String),
 }
 
+/// The bounded reasons a failed poll is counted under in `env0_exporter_poll_errors_total`.
+///
+/// An enum rather than strings so that a reason nobody declared cannot be counted: every value
+/// is pre-created at 0 from [`Reason::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// 401: the key is wrong or revoked, or the source IP is not allowed.
+    Auth,
+    /// 403 or 402: the key may not read something (or the organisation cannot be chosen).
+    Forbidden,
+    /// 429 after every retry.
+    RateLimited,
+    /// No answer within the request timeout, on every attempt.
+    Timeout,
+    /// 5xx after every retry.
+    ServerError,
+    /// Connection refused or reset, TLS, DNS, a broken body.
+    Network,
+    /// env0 did not answer a documented request the documented way.
+    Decode,
+}
+
+impl Reason {
+    /// Every reason, in the order they are documented.
+    pub const ALL: [Self; 7] = [
+        Self::Auth,
+        Self::Forbidden,
+        Self::RateLimited,
+        Self::Timeout,
+        Self::ServerError,
+        Self::Network,
+        Self::Decode,
+    ];
+
+    /// The label value: `auth`, `forbidden`, `rate_limited`, `timeout`, `server_error`,
+    /// `network` or `decode`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
+            Self::Timeout => "timeout",
+            Self::ServerError => "server_error",
+            Self::Network => "network",
+            Self::Decode => "decode",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Error {
-    /// The bounded reason this error is counted under in `env0_exporter_poll_errors_total`:
-    /// one of `auth`, `forbidden`, `rate_limited`, `timeout`, `server_error`, `network`, `decode`.
+    /// The bounded reason this error is counted under in `env0_exporter_poll_errors_total`.
     ///
     /// - 402 (feature not in plan) counts as `forbidden`: like a 403, the key may not read it.
     /// - 404, other 4xx and [`Error::InvalidConfig`] count as `decode`: env0 did not answer a
@@ -109,18 +164,18 @@ impl Error {
     /// - [`Error::BudgetExhausted`] is not a failure (check [`budget`](Self::budget) first); if
     ///   it is counted anyway it counts as `rate_limited`, the nearest cause.
     #[must_use]
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::Auth { .. } => "auth",
-            Self::Forbidden { .. } | Self::BadRequest { status: 402, .. } => "forbidden",
-            Self::RateLimited { .. } | Self::BudgetExhausted { .. } => "rate_limited",
-            Self::Timeout { .. } => "timeout",
-            Self::Server { .. } => "server_error",
-            Self::Network { .. } => "network",
+            Self::Auth { .. } => Reason::Auth,
+            Self::Forbidden { .. } | Self::BadRequest { status: 402, .. } => Reason::Forbidden,
+            Self::RateLimited { .. } | Self::BudgetExhausted { .. } => Reason::RateLimited,
+            Self::Timeout { .. } => Reason::Timeout,
+            Self::Server { .. } => Reason::ServerError,
+            Self::Network { .. } => Reason::Network,
             Self::NotFound { .. }
             | Self::BadRequest { .. }
             | Self::Decode { .. }
-            | Self::InvalidConfig(_) => "decode",
+            | Self::InvalidConfig(_) => Reason::Decode,
         }
     }
 
@@ -210,7 +265,7 @@ mod tests {
             Error::BudgetExhausted { path: path() },
             Error::InvalidConfig("x".into()),
         ];
-        let reasons: Vec<_> = all.iter().map(Error::reason).collect();
+        let reasons: Vec<_> = all.iter().map(|e| e.reason().as_str()).collect();
         assert_eq!(
             reasons,
             [

@@ -1,7 +1,7 @@
 //! The env0 API client: the only code that speaks HTTP to env0.
 //!
-//! One [`Client`] holds one `reqwest` client (rustls, timeouts, `User-Agent`, Basic auth) and one
-//! [`SlidingWindow`] request budget. Every HTTP attempt, retries included, takes a slot from the
+//! One [`Client`] holds one `reqwest` client (rustls, timeouts, `User-Agent`, Basic auth) and
+//! spends one shared [`SlidingWindow`] request budget. Every HTTP attempt, retries included, takes a slot from the
 //! budget first; 429, 5xx, timeouts and connection errors are retried with back-off
 //! ([`retry`]); listings are paged and deduplicated ([`paging`]); env0's JSON lands in the lenient
 //! types of [`model`]. All waiting runs on the injected [`Clock`](crate::clock::Clock), so tests
@@ -23,7 +23,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use url::Url;
 
-pub use error::{BODY_SNIPPET_CHARS, Error, Result};
+pub use error::{BODY_SNIPPET_CHARS, Error, Reason, Result};
 pub use model::{
     CostEstimation, DeploymentError, DeploymentLog, Environment, Organization, PlanSummary, Project,
 };
@@ -50,8 +50,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_REQUESTS_PER_MINUTE: u32 = 500;
 /// The longest a TCP/TLS connect may take (or the request timeout, if shorter).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The window env0 counts its rate limit over.
-const RATE_WINDOW: Duration = Duration::from_secs(60);
+/// The window env0 counts its rate limit over, and the request budget's window.
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// How to reach env0 and how hard to try.
 #[derive(Debug, Clone)]
@@ -64,8 +64,6 @@ pub struct ClientConfig {
     pub api_secret: SecretString,
     /// Whole-request timeout of one attempt, body included.
     pub request_timeout: Duration,
-    /// The request budget per 60-second window, retries included.
-    pub max_requests_per_minute: u32,
     /// Retries after the first attempt for 429, 5xx, timeouts and connection errors.
     pub max_retries: u32,
     /// Ceiling of the first back-off; doubles per retry.
@@ -83,7 +81,6 @@ impl ClientConfig {
             api_key: api_key.into(),
             api_secret,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            max_requests_per_minute: DEFAULT_MAX_REQUESTS_PER_MINUTE,
             max_retries: DEFAULT_MAX_RETRIES,
             retry_base_delay: DEFAULT_RETRY_BASE_DELAY,
             retry_max_delay: DEFAULT_RETRY_MAX_DELAY,
@@ -139,7 +136,7 @@ impl fmt::Display for Endpoint {
 }
 
 /// How one HTTP attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// env0 answered with this status.
     Status(u16),
@@ -208,7 +205,7 @@ struct Inner {
     api_secret: SecretString,
     clock: SharedClock,
     observer: Arc<dyn RequestObserver>,
-    limiter: SlidingWindow,
+    limiter: Arc<SlidingWindow>,
     max_retries: u32,
     backoff: Backoff,
     deadline: Mutex<Option<Timestamp>>,
@@ -250,13 +247,15 @@ impl Failure {
 }
 
 impl Client {
-    /// Builds the client; no request is made.
+    /// Builds the client; no request is made. Every attempt takes a slot from `budget` (shared
+    /// with whoever shows what is left of it) and is reported to `observer`.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for a base URL that is not http(s), an empty key, a zero budget or
+    /// [`Error::InvalidConfig`] for a base URL that is not http(s), an empty key, a zero
     /// timeout, or an HTTP stack that cannot be built.
     pub fn new(
         config: ClientConfig,
+        budget: Arc<SlidingWindow>,
         clock: SharedClock,
         observer: Arc<dyn RequestObserver>,
     ) -> Result<Self> {
@@ -269,9 +268,6 @@ impl Client {
         base.set_fragment(None);
         if config.api_key.is_empty() {
             return Err(invalid("api key id is empty"));
-        }
-        if config.max_requests_per_minute == 0 {
-            return Err(invalid("max requests per minute must be at least 1"));
         }
         if config.request_timeout.is_zero() {
             return Err(invalid("request timeout must be positive"));
@@ -294,7 +290,7 @@ impl Client {
                 api_secret: config.api_secret,
                 clock,
                 observer,
-                limiter: SlidingWindow::new(config.max_requests_per_minute, RATE_WINDOW),
+                limiter: budget,
                 max_retries: config.max_retries,
                 backoff: Backoff {
                     base: config.retry_base_delay,

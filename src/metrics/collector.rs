@@ -8,6 +8,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Unit;
 
+use super::labels::{DeploymentLabelSet, Shape};
+use crate::clock::SharedClock;
+use crate::ratelimit::SlidingWindow;
 use crate::state::SnapshotHandle;
 
 const CACHED: &str = "(cached from the last poll of env0)";
@@ -15,7 +18,9 @@ const CACHED: &str = "(cached from the last poll of env0)";
 /// Encodes the gauges that mirror env0 and the exporter's health.
 pub struct StateCollector {
     snapshot: SnapshotHandle,
-    budget: Arc<dyn Fn() -> u32 + Send + Sync>,
+    /// The client's request budget, shared: the gauge shows what is left of it now.
+    budget: Arc<SlidingWindow>,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for StateCollector {
@@ -25,10 +30,14 @@ impl std::fmt::Debug for StateCollector {
 }
 
 impl StateCollector {
-    /// A collector reading `snapshot`, and `budget` for the requests left this minute.
+    /// A collector reading `snapshot`, and `budget` at `clock`'s now for the requests left.
     #[must_use]
-    pub fn new(snapshot: SnapshotHandle, budget: Arc<dyn Fn() -> u32 + Send + Sync>) -> Self {
-        Self { snapshot, budget }
+    pub fn new(snapshot: SnapshotHandle, budget: Arc<SlidingWindow>, clock: SharedClock) -> Self {
+        Self {
+            snapshot,
+            budget,
+            clock,
+        }
     }
 }
 
@@ -61,13 +70,8 @@ impl Collector for StateCollector {
             None,
             MetricType::Gauge,
         )?;
-        for (l, count) in &snap.deployments {
-            let labels = [
-                ("deployment_type", &*l.deployment_type),
-                ("status", &*l.status),
-                ("iac_tool", &*l.iac_tool),
-                ("trigger", &*l.trigger),
-            ];
+        for (labels, count) in &snap.deployments {
+            let labels = DeploymentLabelSet::new(labels, Shape::ALL);
             ConstGauge::new(*count).encode(m.encode_family(&labels)?)?;
         }
 
@@ -134,7 +138,7 @@ impl Collector for StateCollector {
             "env0_exporter_api_budget_remaining",
             "Requests left in the exporter's own 60-second env0 API budget",
             None,
-            (self.budget)(),
+            self.budget.remaining(self.clock.now()),
         )?;
         gauge(
             &mut encoder,

@@ -6,18 +6,22 @@
 //! [`collector::StateCollector`], so a scrape never sees half-updated data.
 
 mod collector;
+mod labels;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::client::{Endpoint, Outcome, Reason, RequestObserver};
+use crate::clock::SharedClock;
+use crate::ratelimit::SlidingWindow;
 use crate::state::{DeploymentLabels, Event, FINISHED_STATUSES, SnapshotHandle};
+use labels::{ApiLabels, DeploymentLabelSet, EndpointLabels, ReasonLabels, Shape, VersionLabels};
 
 pub use collector::StateCollector;
 
@@ -36,59 +40,6 @@ pub const QUEUE_BUCKETS: [f64; 10] = [
 ];
 /// Buckets of `env0_exporter_api_request_duration_seconds`.
 pub const API_BUCKETS: [f64; 10] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
-
-/// The bounded reasons of `env0_exporter_poll_errors_total`.
-pub const POLL_ERROR_REASONS: [&str; 7] = [
-    "auth",
-    "forbidden",
-    "rate_limited",
-    "timeout",
-    "server_error",
-    "network",
-    "decode",
-];
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FinishedLabels {
-    deployment_type: String,
-    status: String,
-    iac_tool: String,
-    trigger: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DurationLabels {
-    deployment_type: String,
-    status: String,
-    iac_tool: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct QueueLabels {
-    deployment_type: String,
-    iac_tool: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ApiLabels {
-    endpoint: &'static str,
-    code: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EndpointLabels {
-    endpoint: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct VersionLabels {
-    version: &'static str,
-}
 
 /// Histogram constructor with fixed buckets.
 #[derive(Clone, Debug)]
@@ -119,31 +70,33 @@ impl Default for MetricsConfig {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    finished: Family<FinishedLabels, Counter>,
-    duration: Family<DurationLabels, Histogram, Buckets>,
-    queue: Family<QueueLabels, Histogram, Buckets>,
+    finished: Family<DeploymentLabelSet, Counter>,
+    duration: Family<DeploymentLabelSet, Histogram, Buckets>,
+    queue: Family<DeploymentLabelSet, Histogram, Buckets>,
     api_requests: Family<ApiLabels, Counter>,
     api_duration: Family<EndpointLabels, Histogram, Buckets>,
     poll_errors: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
-    /// Registers every metric; state metrics read `snapshot` and `budget` at each scrape.
+    /// Registers every metric; state metrics read `snapshot`, and the request `budget` at
+    /// `clock`'s now, at each scrape.
     #[must_use]
     pub fn new(
         config: &MetricsConfig,
         snapshot: SnapshotHandle,
-        budget: Arc<dyn Fn() -> u32 + Send + Sync>,
+        budget: Arc<SlidingWindow>,
+        clock: SharedClock,
     ) -> Self {
         let mut registry = Registry::default();
-        let finished = Family::<FinishedLabels, Counter>::default();
+        let finished = Family::<DeploymentLabelSet, Counter>::default();
         let duration =
             Family::new_with_constructor(Buckets(config.duration_buckets.clone().into()));
         let queue = Family::new_with_constructor(Buckets(QUEUE_BUCKETS.to_vec().into()));
         let api_requests = Family::<ApiLabels, Counter>::default();
         let api_duration = Family::new_with_constructor(Buckets(API_BUCKETS.to_vec().into()));
         let poll_errors = Family::<ReasonLabels, Counter>::default();
-        for reason in POLL_ERROR_REASONS {
+        for reason in Reason::ALL {
             let _ = poll_errors.get_or_create(&ReasonLabels { reason });
         }
 
@@ -187,7 +140,7 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION"),
             }),
         );
-        registry.register_collector(Box::new(StateCollector::new(snapshot, budget)));
+        registry.register_collector(Box::new(StateCollector::new(snapshot, budget, clock)));
 
         Self {
             registry,
@@ -205,33 +158,17 @@ impl Metrics {
         match event {
             Event::Finished { labels, duration } => {
                 self.finished
-                    .get_or_create(&FinishedLabels {
-                        deployment_type: labels.deployment_type.to_string(),
-                        status: labels.status.to_string(),
-                        iac_tool: labels.iac_tool.to_string(),
-                        trigger: labels.trigger.to_string(),
-                    })
+                    .get_or_create(&DeploymentLabelSet::new(labels, Shape::ALL))
                     .inc();
                 if let Some(d) = duration {
                     self.duration
-                        .get_or_create(&DurationLabels {
-                            deployment_type: labels.deployment_type.to_string(),
-                            status: labels.status.to_string(),
-                            iac_tool: labels.iac_tool.to_string(),
-                        })
+                        .get_or_create(&DeploymentLabelSet::new(labels, Shape::DURATION))
                         .observe(d.as_secs_f64());
                 }
             }
-            Event::Started {
-                deployment_type,
-                iac_tool,
-                queue_wait,
-            } => {
+            Event::Started { labels, queue_wait } => {
                 self.queue
-                    .get_or_create(&QueueLabels {
-                        deployment_type: deployment_type.to_string(),
-                        iac_tool: iac_tool.to_string(),
-                    })
+                    .get_or_create(&DeploymentLabelSet::new(labels, Shape::QUEUE))
                     .observe(queue_wait.as_secs_f64());
             }
         }
@@ -242,41 +179,20 @@ impl Metrics {
     /// at 1 (which they cannot tell from a series that was always 1).
     pub fn ensure_series(&self, labels: &DeploymentLabels) {
         if FINISHED_STATUSES.contains(&&*labels.status) {
-            let _ = self.finished.get_or_create(&FinishedLabels {
-                deployment_type: labels.deployment_type.to_string(),
-                status: labels.status.to_string(),
-                iac_tool: labels.iac_tool.to_string(),
-                trigger: labels.trigger.to_string(),
-            });
-            let _ = self.duration.get_or_create(&DurationLabels {
-                deployment_type: labels.deployment_type.to_string(),
-                status: labels.status.to_string(),
-                iac_tool: labels.iac_tool.to_string(),
-            });
+            let _ = self
+                .finished
+                .get_or_create(&DeploymentLabelSet::new(labels, Shape::ALL));
+            let _ = self
+                .duration
+                .get_or_create(&DeploymentLabelSet::new(labels, Shape::DURATION));
         }
-        let _ = self.queue.get_or_create(&QueueLabels {
-            deployment_type: labels.deployment_type.to_string(),
-            iac_tool: labels.iac_tool.to_string(),
-        });
+        let _ = self
+            .queue
+            .get_or_create(&DeploymentLabelSet::new(labels, Shape::QUEUE));
     }
 
-    /// Records one HTTP request to env0: `code` is the status, or `timeout` / `error`.
-    pub fn api_request(&self, endpoint: &'static str, code: String, duration: Duration) {
-        self.api_requests
-            .get_or_create(&ApiLabels { endpoint, code })
-            .inc();
-        self.api_duration
-            .get_or_create(&EndpointLabels { endpoint })
-            .observe(duration.as_secs_f64());
-    }
-
-    /// Counts a failed poll under one of [`POLL_ERROR_REASONS`] (others count as `network`).
-    pub fn poll_error(&self, reason: &str) {
-        let reason = POLL_ERROR_REASONS
-            .iter()
-            .find(|r| **r == reason)
-            .copied()
-            .unwrap_or("network");
+    /// Counts a failed poll under its reason.
+    pub fn poll_error(&self, reason: Reason) {
         self.poll_errors
             .get_or_create(&ReasonLabels { reason })
             .inc();
@@ -294,6 +210,21 @@ impl Metrics {
             prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
         }
         Ok(out)
+    }
+}
+
+/// Every HTTP attempt the client makes feeds the request counter and duration histogram.
+impl RequestObserver for Metrics {
+    fn observe(&self, endpoint: Endpoint, outcome: Outcome, duration: Duration) {
+        self.api_requests
+            .get_or_create(&ApiLabels {
+                endpoint,
+                code: outcome,
+            })
+            .inc();
+        self.api_duration
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(duration.as_secs_f64());
     }
 }
 

@@ -1,6 +1,7 @@
 //! Rendering tests: names, types, labels and values as a scrape sees them.
 
 use super::*;
+use crate::clock::{Clock, ManualClock};
 use crate::state::{DeploymentLabels, Health, Snapshot};
 
 fn labels(kind: &str, status: &str) -> DeploymentLabels {
@@ -15,7 +16,12 @@ fn labels(kind: &str, status: &str) -> DeploymentLabels {
 fn metrics_with(snapshot: Snapshot) -> Metrics {
     let handle = SnapshotHandle::default();
     handle.publish(snapshot);
-    Metrics::new(&MetricsConfig::default(), handle, Arc::new(|| 123))
+    let clock = Arc::new(ManualClock::new("2026-07-01T12:00:00Z".parse().unwrap()));
+    let budget = Arc::new(SlidingWindow::new(125, Duration::from_secs(60)));
+    for _ in 0..2 {
+        budget.try_acquire(clock.now()).unwrap();
+    }
+    Metrics::new(&MetricsConfig::default(), handle, budget, clock)
 }
 
 fn sample_lines(text: &str, name: &str) -> Vec<String> {
@@ -100,12 +106,15 @@ fn events_feed_the_counter_and_histograms_and_every_error_reason_starts_at_zero(
         duration: None,
     });
     m.record(&Event::Started {
-        deployment_type: "deploy".into(),
-        iac_tool: "terraform".into(),
+        labels: labels("deploy", "IN_PROGRESS"),
         queue_wait: Duration::from_secs(20),
     });
-    m.poll_error("rate_limited");
-    m.api_request("deployments", "429".into(), Duration::from_millis(30));
+    m.poll_error(Reason::RateLimited);
+    m.observe(
+        Endpoint::Deployments,
+        Outcome::Status(429),
+        Duration::from_millis(30),
+    );
     let text = m.encode(false).unwrap();
     assert_eq!(
         sample_lines(&text, "env0_deployments_finished_total"),
@@ -132,7 +141,7 @@ fn events_feed_the_counter_and_histograms_and_every_error_reason_starts_at_zero(
         ]
     );
     let errors = sample_lines(&text, "env0_exporter_poll_errors_total");
-    assert_eq!(errors.len(), POLL_ERROR_REASONS.len());
+    assert_eq!(errors.len(), 7, "every reason starts at 0: {errors:?}");
     assert!(
         errors.contains(&r#"env0_exporter_poll_errors_total{reason="rate_limited"} 1"#.to_owned())
     );

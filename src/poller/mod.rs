@@ -11,7 +11,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tracing::{debug, info, warn};
 
-use crate::client::{Client, DeploymentLog, DeploymentQuery, Error as ClientError};
+use crate::client::{
+    Client, DeploymentLog, DeploymentQuery, Environment, Error as ClientError, Reason,
+};
 use crate::clock::{self, SharedClock};
 use crate::filter::DeploymentFilter;
 use crate::metrics::Metrics;
@@ -61,10 +63,10 @@ pub enum PollError {
 impl PollError {
     /// The bounded reason counted in `env0_exporter_poll_errors_total`.
     #[must_use]
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
             Self::Api(e) => e.reason(),
-            Self::Organization(_) => "forbidden",
+            Self::Organization(_) => Reason::Forbidden,
         }
     }
 }
@@ -179,7 +181,7 @@ impl Poller {
             Err(e) => {
                 self.health.up = false;
                 self.metrics.poll_error(e.reason());
-                warn!(error = %e, reason = e.reason(), "poll failed; serving the last good data");
+                warn!(error = %e, reason = %e.reason(), "poll failed; serving the last good data");
                 false
             }
         };
@@ -252,27 +254,51 @@ impl Poller {
         }
     }
 
+    /// One poll in named steps: the organisation, the listing, the plan, the reads.
     async fn poll_inner(&mut self) -> Result<PollReport, PollError> {
         let mut report = PollReport::default();
         let org = self.organization().await?;
         let now = self.clock.now();
-        let projects = match self.client.projects(&org).await {
+        let Some(environments) = self.list_environments(&org).await? else {
+            return Ok(report);
+        };
+        report.environments = environments.len();
+        self.take_listing(&environments, now);
+        let unfinished = self.unfinished();
+        let plan = schedule::plan(
+            &self.schedule,
+            &unfinished,
+            now,
+            self.config.lookback,
+            self.config.full_sync_interval.is_some(),
+        );
+        self.run_plan(&plan, &unfinished, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Lists the projects and the environments; `None` when the request budget ran out first
+    /// (the poll then ends early without error, and the next one starts over).
+    async fn list_environments(&self, org: &str) -> Result<Option<Vec<Environment>>, PollError> {
+        let projects = match self.client.projects(org).await {
             Ok(p) => p,
-            Err(e) if e.budget() => return Ok(report),
+            Err(e) if e.budget() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         debug!(projects = projects.len(), "projects listed");
-        let environments = match self.client.environments(&org).await {
-            Ok(e) => e,
-            Err(e) if e.budget() => return Ok(report),
-            Err(e) => return Err(e.into()),
-        };
-        report.environments = environments.len();
+        match self.client.environments(org).await {
+            Ok(e) => Ok(Some(e)),
+            Err(e) if e.budget() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
 
+    /// Takes in what the environment listing says: environments gone are forgotten, each
+    /// listed one updates its record and schedule, and its embedded latest run is ingested.
+    fn take_listing(&mut self, environments: &[Environment], now: Timestamp) {
         let listed: HashSet<&str> = environments.iter().map(|e| e.id.as_str()).collect();
         self.store.retain_environments(&listed);
         self.schedule.retain(|id, _| listed.contains(&**id));
-        for env in &environments {
+        for env in environments {
             self.store.upsert_environment(
                 &env.id,
                 env.project_id.as_deref(),
@@ -293,25 +319,19 @@ impl Poller {
                 self.ingest(&obs, now);
             }
         }
+    }
 
-        let unfinished = self.unfinished();
-        let plan = schedule::plan(
-            &self.schedule,
-            &unfinished,
-            now,
-            self.config.lookback,
-            self.config.full_sync_interval.is_some(),
-        );
-        let backfill_total = plan.iter().filter(|r| r.kind == ReadKind::Backfill).count();
-        if backfill_total > 0 {
-            info!(environments = backfill_total, lookback = %humantime::format_duration(self.config.lookback), "backfilling the lookback window");
-        }
-        let mut backfilled = 0;
-        let mut last_progress = self.clock.now();
+    /// Runs the planned reads in order until the plan or the request budget ends.
+    async fn run_plan(
+        &mut self,
+        plan: &[PlannedRead],
+        unfinished: &HashMap<Arc<str>, Unfinished>,
+        report: &mut PollReport,
+    ) -> Result<(), PollError> {
+        let mut backfill = BackfillProgress::start(plan, self.config.lookback, self.clock.now());
         for (i, read) in plan.iter().enumerate() {
-            match self.read(read, unfinished.get(&read.environment)).await {
-                Ok(()) => {}
-                Err(e) if e.budget() => {
+            if let Err(e) = self.read(read, unfinished.get(&read.environment)).await {
+                if e.budget() {
                     report.deferred = plan.len() - i;
                     info!(
                         deferred = report.deferred,
@@ -319,43 +339,36 @@ impl Poller {
                     );
                     break;
                 }
-                Err(e @ ClientError::Forbidden { .. }) => {
-                    // A user key sees only some projects: carry on with what is visible.
-                    warn!(environment = %read.environment, error = %e, "environment not readable with this key; skipped until it changes");
-                    self.metrics.poll_error(e.reason());
-                    self.mark_read(read, self.clock.now());
-                }
-                Err(ClientError::NotFound { .. }) => {
-                    // Deleted between the listing and this read; the next listing drops it.
-                    debug!(environment = %read.environment, "environment gone before its deployments were read");
-                    self.mark_read(read, self.clock.now());
-                }
-                Err(e) => return Err(e.into()),
+                self.read_failed(read, e)?;
             }
             *report.reads.entry(kind_name(read.kind)).or_default() += 1;
-            if read.kind == ReadKind::Backfill {
-                backfilled += 1;
-                let t = self.clock.now();
-                if clock::elapsed(last_progress, t) >= PROGRESS_EVERY {
-                    last_progress = t;
-                    info!(
-                        done = backfilled,
-                        of = backfill_total,
-                        tracked = self.store.tracked(),
-                        "backfill progress"
-                    );
-                    self.publish();
-                }
+            if read.kind == ReadKind::Backfill && backfill.step(self.clock.now(), &self.store) {
+                self.publish();
             }
         }
-        if backfill_total > 0 && backfilled == backfill_total {
-            info!(
-                environments = backfill_total,
-                tracked = self.store.tracked(),
-                "backfill complete"
-            );
+        backfill.finish(&self.store);
+        Ok(())
+    }
+
+    /// The error policy of one environment's read: what a key may not see and what was deleted
+    /// meanwhile are skipped; anything else fails the poll.
+    fn read_failed(&mut self, read: &PlannedRead, e: ClientError) -> Result<(), PollError> {
+        match e {
+            ClientError::Forbidden { .. } => {
+                // A user key sees only some projects: carry on with what is visible.
+                warn!(environment = %read.environment, error = %e, "environment not readable with this key; skipped until it changes");
+                self.metrics.poll_error(e.reason());
+                self.mark_read(read, self.clock.now());
+                Ok(())
+            }
+            ClientError::NotFound { .. } => {
+                // Deleted between the listing and this read; the next listing drops it.
+                debug!(environment = %read.environment, "environment gone before its deployments were read");
+                self.mark_read(read, self.clock.now());
+                Ok(())
+            }
+            e => Err(e.into()),
         }
-        Ok(report)
     }
 
     /// Unfinished runs per environment.
@@ -443,6 +456,55 @@ impl Poller {
                 });
             }
             s.backfilled = true;
+        }
+    }
+}
+
+/// The start-up backfill's progress, logged (and published) every [`PROGRESS_EVERY`].
+struct BackfillProgress {
+    total: usize,
+    done: usize,
+    last_logged: Timestamp,
+}
+
+impl BackfillProgress {
+    /// Counts the backfill reads of `plan`, and says when there are any.
+    fn start(plan: &[PlannedRead], lookback: Duration, now: Timestamp) -> Self {
+        let total = plan.iter().filter(|r| r.kind == ReadKind::Backfill).count();
+        if total > 0 {
+            info!(environments = total, lookback = %humantime::format_duration(lookback), "backfilling the lookback window");
+        }
+        Self {
+            total,
+            done: 0,
+            last_logged: now,
+        }
+    }
+
+    /// One more backfill read done at `now`; true when it is time to log and publish progress.
+    fn step(&mut self, now: Timestamp, store: &Store) -> bool {
+        self.done += 1;
+        if clock::elapsed(self.last_logged, now) < PROGRESS_EVERY {
+            return false;
+        }
+        self.last_logged = now;
+        info!(
+            done = self.done,
+            of = self.total,
+            tracked = store.tracked(),
+            "backfill progress"
+        );
+        true
+    }
+
+    /// Says when every backfill read of the plan was done.
+    fn finish(&self, store: &Store) {
+        if self.total > 0 && self.done == self.total {
+            info!(
+                environments = self.total,
+                tracked = store.tracked(),
+                "backfill complete"
+            );
         }
     }
 }

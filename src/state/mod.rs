@@ -83,17 +83,37 @@ pub fn is_finished(status: Option<&str>, finished_at: Option<Timestamp>) -> bool
     }
 }
 
-/// The label values of one deployment.
+/// The label values of one deployment: the one definition of the deployment families' labels.
+///
+/// Every deployment family (`env0_deployments`, the finished counter, the duration and queue
+/// histograms) takes its labels from [`pairs`](Self::pairs), less any a family leaves out, so a
+/// new label is a field here, its line in `pairs` and its mapping in [`Store::ingest`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeploymentLabels {
-    /// `deployment_type`.
+    /// `deployment_type`: env0's `type`.
     pub deployment_type: Arc<str>,
-    /// `status`.
+    /// `status`: env0's `status`.
     pub status: Arc<str>,
-    /// `iac_tool`.
+    /// `iac_tool`: env0's `blueprintType`.
     pub iac_tool: Arc<str>,
-    /// `trigger`.
+    /// `trigger`: env0's `triggerName`.
     pub trigger: Arc<str>,
+}
+
+/// How many labels a deployment has.
+pub const DEPLOYMENT_LABELS: usize = 4;
+
+impl DeploymentLabels {
+    /// Label names and values, in the order they are exposed.
+    #[must_use]
+    pub fn pairs(&self) -> [(&'static str, &Arc<str>); DEPLOYMENT_LABELS] {
+        [
+            ("deployment_type", &self.deployment_type),
+            ("status", &self.status),
+            ("iac_tool", &self.iac_tool),
+            ("trigger", &self.trigger),
+        ]
+    }
 }
 
 /// What the store keeps of one deployment.
@@ -153,10 +173,8 @@ pub enum Event {
     },
     /// A deployment started running after the process started.
     Started {
-        /// Its `deployment_type`.
-        deployment_type: Arc<str>,
-        /// Its `iac_tool`.
-        iac_tool: Arc<str>,
+        /// Its labels when it was seen started.
+        labels: DeploymentLabels,
         /// `startedAt − queuedAt`.
         queue_wait: Duration,
     },
@@ -326,8 +344,7 @@ impl Store {
                 if started >= process_start {
                     let queued = record.queued_at.unwrap_or(record.created_at);
                     events.push(Event::Started {
-                        deployment_type: record.labels.deployment_type.clone(),
-                        iac_tool: record.labels.iac_tool.clone(),
+                        labels: record.labels.clone(),
                         queue_wait: clock::elapsed(queued, started),
                     });
                 }

@@ -56,8 +56,7 @@ fn a_run_seen_running_then_finished_is_counted_once_with_its_duration() {
     assert_eq!(
         events,
         vec![Event::Started {
-            deployment_type: "deploy".into(),
-            iac_tool: "opentofu".into(),
+            labels: labels("deploy", "IN_PROGRESS", "opentofu", "user"),
             queue_wait: Duration::from_secs(60),
         }]
     );

@@ -12,9 +12,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use env0_exporter::client::{
-    Client, ClientConfig, Endpoint, Organization, Outcome, RequestObserver,
+    Client, ClientConfig, Endpoint, Organization, Outcome, RATE_WINDOW, RequestObserver,
 };
 use env0_exporter::clock::{ManualClock, SharedClock, SystemClock};
+use env0_exporter::ratelimit::SlidingWindow;
 use jiff::Timestamp;
 use secrecy::SecretString;
 use url::Url;
@@ -202,11 +203,10 @@ pub const KEY: &str = "key-id";
 /// The API key secret every test uses.
 pub const SECRET: &str = "s3cret";
 
-/// A fast test configuration: 2 s timeout, 1000/min, 4 retries, back-off 10 ms doubling to 40 ms.
+/// A fast test configuration: 2 s timeout, 4 retries, back-off 10 ms doubling to 40 ms.
 pub fn config(base_url: &Url) -> ClientConfig {
     ClientConfig {
         request_timeout: Duration::from_secs(2),
-        max_requests_per_minute: 1000,
         max_retries: 4,
         retry_base_delay: Duration::from_millis(10),
         retry_max_delay: Duration::from_millis(40),
@@ -214,10 +214,20 @@ pub fn config(base_url: &Url) -> ClientConfig {
     }
 }
 
-/// A client on `clock` with a fresh recorder.
+/// A client on `clock` with a fresh recorder and a budget of 1000 requests per minute.
 pub fn client_on(config: ClientConfig, clock: SharedClock) -> (Client, Arc<Recorder>) {
+    client_with_budget(config, 1000, clock)
+}
+
+/// A client on `clock` with a fresh recorder and a budget of `per_minute` requests.
+pub fn client_with_budget(
+    config: ClientConfig,
+    per_minute: u32,
+    clock: SharedClock,
+) -> (Client, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::default());
-    let client = Client::new(config, clock, recorder.clone()).expect("valid config");
+    let budget = Arc::new(SlidingWindow::new(per_minute, RATE_WINDOW));
+    let client = Client::new(config, budget, clock, recorder.clone()).expect("valid config");
     (client, recorder)
 }
 

@@ -6,8 +6,12 @@ mod helpers;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use env0_exporter::client::{Client, ClientConfig, DeploymentQuery, Endpoint, Error, Outcome};
+use env0_exporter::client::RATE_WINDOW;
+use env0_exporter::client::{
+    Client, ClientConfig, DeploymentQuery, Endpoint, Error, Outcome, Reason,
+};
 use env0_exporter::clock::{Clock, SystemClock};
+use env0_exporter::ratelimit::SlidingWindow;
 use helpers::{
     FakeEnv0, Reply, client, client_on, config, finish, ids_page, manual_clock, rate_limited_once,
     settle, spawn_organizations, ts,
@@ -371,7 +375,7 @@ async fn a_429_forever_is_rate_limited_after_max_retries_plus_one_attempts() {
         matches!(&err, Error::RateLimited { path } if path == "/projects"),
         "{err:?}"
     );
-    assert_eq!(err.reason(), "rate_limited");
+    assert_eq!(err.reason(), Reason::RateLimited);
     assert_eq!(server.count(), 5);
     assert_eq!(
         recorder.attempts(),
@@ -412,7 +416,7 @@ async fn a_500_forever_is_a_server_error_after_every_retry() {
     let err = client.organizations().await.expect_err("server error");
 
     assert!(matches!(err, Error::Server { status: 500, .. }), "{err:?}");
-    assert_eq!(err.reason(), "server_error");
+    assert_eq!(err.reason(), Reason::ServerError);
     assert_eq!(recorder.attempts().len(), 5);
 }
 
@@ -424,7 +428,7 @@ async fn a_401_is_an_auth_error_at_once_without_a_retry_or_the_secret_in_the_mes
     let err = client.organizations().await.expect_err("auth error");
 
     assert!(matches!(err, Error::Auth { .. }), "{err:?}");
-    assert_eq!(err.reason(), "auth");
+    assert_eq!(err.reason(), Reason::Auth);
     assert_eq!(
         err.to_string(),
         r#"env0 rejected the api key on /organizations (401): {"message":"status 401"}"#
@@ -444,7 +448,7 @@ async fn a_403_is_forbidden_at_once() {
     let err = client.projects("org-1").await.expect_err("forbidden");
 
     assert!(matches!(err, Error::Forbidden { .. }), "{err:?}");
-    assert_eq!(err.reason(), "forbidden");
+    assert_eq!(err.reason(), Reason::Forbidden);
     assert_eq!(server.count(), 1);
     assert_eq!(
         recorder.attempts(),
@@ -492,7 +496,7 @@ async fn malformed_json_is_a_decode_error_without_a_retry() {
         matches!(&err, Error::Decode { path, .. } if path == "/organizations"),
         "{err:?}"
     );
-    assert_eq!(err.reason(), "decode");
+    assert_eq!(err.reason(), Reason::Decode);
     assert_eq!(
         recorder.attempts(),
         [(Endpoint::Organizations, Outcome::Status(200))]
@@ -529,7 +533,7 @@ async fn a_slow_server_times_out_after_the_request_timeout_and_its_retries() {
     let err = client.organizations().await.expect_err("timeout");
 
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
-    assert_eq!(err.reason(), "timeout");
+    assert_eq!(err.reason(), Reason::Timeout);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -559,7 +563,7 @@ async fn a_refused_connection_is_a_network_error_after_every_retry() {
         matches!(&err, Error::Network { path, .. } if path == "/organizations"),
         "{err:?}"
     );
-    assert_eq!(err.reason(), "network");
+    assert_eq!(err.reason(), Reason::Network);
     assert_eq!(
         recorder.attempts(),
         vec![(Endpoint::Organizations, Outcome::Error); 5]
@@ -605,11 +609,7 @@ async fn the_observer_sees_each_endpoint_under_its_own_name() {
 /// A client with a budget of 5 requests per minute on a manual clock.
 fn five_per_minute(server: &FakeEnv0) -> (Client, Arc<env0_exporter::clock::ManualClock>) {
     let clock = manual_clock();
-    let cfg = ClientConfig {
-        max_requests_per_minute: 5,
-        ..config(&server.base_url)
-    };
-    let (client, _) = client_on(cfg, clock.clone());
+    let (client, _) = helpers::client_with_budget(config(&server.base_url), 5, clock.clone());
     (client, clock)
 }
 
@@ -681,7 +681,7 @@ async fn a_retry_after_past_the_deadline_fails_at_once_as_rate_limited_and_keeps
         .expect_err("would wait past the deadline");
 
     assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
-    assert_eq!(err.reason(), "rate_limited");
+    assert_eq!(err.reason(), Reason::RateLimited);
     assert_eq!(
         recorder.attempts(),
         [(Endpoint::Organizations, Outcome::Status(429))]
@@ -725,11 +725,8 @@ async fn a_config_that_cannot_work_is_rejected_up_front() {
     let base: url::Url = "http://127.0.0.1:9/".parse().expect("url");
     let clock: env0_exporter::clock::SharedClock = Arc::new(SystemClock);
     let observer = Arc::new(env0_exporter::client::NoopObserver);
+    let budget = Arc::new(SlidingWindow::new(1000, RATE_WINDOW));
     let bad = [
-        ClientConfig {
-            max_requests_per_minute: 0,
-            ..config(&base)
-        },
         ClientConfig {
             request_timeout: Duration::ZERO,
             ..config(&base)
@@ -748,7 +745,8 @@ async fn a_config_that_cannot_work_is_rejected_up_front() {
         },
     ];
     for cfg in bad {
-        let err = Client::new(cfg, clock.clone(), observer.clone()).expect_err("invalid");
+        let err =
+            Client::new(cfg, budget.clone(), clock.clone(), observer.clone()).expect_err("invalid");
         assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
     }
 }

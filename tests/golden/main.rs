@@ -69,7 +69,7 @@ async fn once_output() -> (String, String) {
 fn normalise(text: &str) -> String {
     let mut out = Vec::new();
     let mut samples: Vec<String> = Vec::new();
-    let mut flush = |out: &mut Vec<String>, samples: &mut Vec<String>| {
+    let flush = |out: &mut Vec<String>, samples: &mut Vec<String>| {
         samples.sort();
         out.append(samples);
     };
@@ -82,7 +82,10 @@ fn normalise(text: &str) -> String {
         let masked = WALL_TIME_FAMILIES
             .iter()
             .any(|f| line.starts_with(f))
-            .then(|| line.rsplit_once(' ').map(|(head, _)| format!("{head} <wall-time>")))
+            .then(|| {
+                line.rsplit_once(' ')
+                    .map(|(head, _)| format!("{head} <wall-time>"))
+            })
             .flatten();
         samples.push(masked.unwrap_or_else(|| line.to_owned()));
     }

@@ -1,8 +1,13 @@
 //! Wiring: builds the client, poller, metrics and HTTP server from a [`Config`] and runs them.
-//! `main` only parses flags and calls in here; tests call the same functions on port 0.
+//! `main` only parses flags and calls [`main`]; tests call the same functions on port 0.
+//!
+//! Wiring runs one way: the request budget is built here and handed to the client (which spends
+//! it) and to the metrics (which show what is left); the metrics observe the client's requests.
+
+mod run;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -10,30 +15,19 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::client::{Client, ClientConfig, Endpoint, Outcome, RequestObserver};
+use crate::client::{self, Client, ClientConfig};
 use crate::clock::SharedClock;
 use crate::config::{Config, Credentials, Secret, SimArgs};
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::poller::{Poller, PollerConfig};
+use crate::ratelimit::SlidingWindow;
 use crate::simulator::{SimConfig, Simulator};
 use crate::state::SnapshotHandle;
 
+pub use run::main;
+
 /// How long shutdown waits for open HTTP connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
-
-/// Feeds the client's per-request outcomes into the metrics.
-struct MetricsObserver(Arc<Metrics>);
-
-impl RequestObserver for MetricsObserver {
-    fn observe(&self, endpoint: Endpoint, outcome: Outcome, duration: Duration) {
-        let code = match outcome {
-            Outcome::Status(code) => code.to_string(),
-            Outcome::Timeout => "timeout".to_owned(),
-            Outcome::Error => "error".to_owned(),
-        };
-        self.0.api_request(endpoint.as_str(), code, duration);
-    }
-}
 
 /// An exporter, built but not yet running.
 #[derive(Debug)]
@@ -56,34 +50,31 @@ pub fn build(
     clock: SharedClock,
 ) -> Result<Exporter, crate::client::Error> {
     let snapshot = SnapshotHandle::default();
-    let client_slot: Arc<OnceLock<Arc<Client>>> = Arc::new(OnceLock::new());
-    let budget_source = client_slot.clone();
-    let budget_max = config.max_requests_per_minute;
+    let budget = Arc::new(SlidingWindow::new(
+        config.max_requests_per_minute,
+        client::RATE_WINDOW,
+    ));
     let metrics = Arc::new(Metrics::new(
         &MetricsConfig {
             duration_buckets: config.duration_buckets.clone(),
         },
         snapshot.clone(),
-        Arc::new(move || {
-            budget_source
-                .get()
-                .map_or(budget_max, |c| c.budget_remaining())
-        }),
+        budget.clone(),
+        clock.clone(),
     ));
     let client = Arc::new(Client::new(
         ClientConfig {
             request_timeout: config.request_timeout,
-            max_requests_per_minute: config.max_requests_per_minute,
             ..ClientConfig::new(
                 config.api_endpoint.clone(),
                 credentials.key.clone(),
                 credentials.secret.expose().to_owned().into(),
             )
         },
+        budget,
         clock.clone(),
-        Arc::new(MetricsObserver(metrics.clone())),
+        metrics.clone(),
     )?);
-    let _ = client_slot.set(client.clone());
     let poller = Poller::new(
         client,
         clock,

@@ -1,0 +1,202 @@
+//! The commands: run against env0, `once`, `demo` and `simulate`, with logging, the async
+//! runtime and the shutdown signal. `main` hands the parsed flags to [`main`] and nothing else.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{CommandFactory, error::ErrorKind};
+use tokio::net::TcpListener;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Cli, Command, Config, ConfigError, Credentials, LogFormat};
+use crate::simulator::Simulator;
+
+/// Runs what the command line asks for, and says how the process ends.
+#[must_use]
+pub fn main(cli: Cli) -> ExitCode {
+    init_logging(cli.exporter.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Exits with code 2 and a one-line message naming the flag, like clap's own errors.
+fn config_error(e: &ConfigError) -> ! {
+    Cli::command().error(ErrorKind::ValueValidation, e).exit()
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    match cli.command {
+        None => {
+            let (config, credentials) = against_env0(&cli)?;
+            serve(&config, &credentials, clock).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Once) => {
+            let (config, credentials) = against_env0(&cli)?;
+            let mut exporter = super::build(&config, &credentials, clock)?;
+            let ok = exporter.poller.poll(None).await;
+            print!("{}", exporter.metrics.encode(false)?);
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Some(Command::Demo(sim_args)) => {
+            let mut config = cli
+                .exporter
+                .validate(false)
+                .unwrap_or_else(|e| config_error(&e));
+            let simulator = Simulator::new(super::sim_config(&sim_args), clock.clone());
+            let listener = TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .context("cannot open a loopback port for the simulator")?;
+            let sim_addr = listener.local_addr()?;
+            let (stop_sim, sim_task) = super::spawn_simulator(simulator.clone(), listener);
+            config.api_endpoint = format!("http://{sim_addr}/").parse()?;
+            let sim_config = simulator.config();
+            let credentials = super::sim_credentials(&simulator);
+            info!(api = %config.api_endpoint, environments = sim_config.environments, "demo: simulated env0 organisation started");
+            let result = serve(&config, &credentials, clock).await;
+            let _ = stop_sim.send(());
+            let _ = sim_task.await;
+            result?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Simulate(sim_args)) => {
+            let simulator = Simulator::new(super::sim_config(&sim_args), clock);
+            let listener = TcpListener::bind(sim_args.sim_listen_address)
+                .await
+                .with_context(|| {
+                    format!(
+                        "--sim-listen-address: cannot listen on {}",
+                        sim_args.sim_listen_address
+                    )
+                })?;
+            let addr = listener.local_addr()?;
+            let c = simulator.config();
+            println!(
+                "simulated env0 API on http://{addr}/ (API key {} / secret {}, organization {})",
+                c.api_key_id,
+                c.api_key_secret,
+                simulator.organization_id()
+            );
+            let (stop, task) = super::spawn_simulator(simulator, listener);
+            shutdown_signal().await;
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(super::SHUTDOWN_GRACE, task).await;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The settings to poll the real env0 with; a wrong one exits with code 2.
+fn against_env0(cli: &Cli) -> anyhow::Result<(Config, Credentials)> {
+    let config = cli
+        .exporter
+        .validate(true)
+        .unwrap_or_else(|e| config_error(&e));
+    let credentials = config
+        .credentials
+        .clone()
+        .context("credentials are validated")?;
+    Ok((config, credentials))
+}
+
+async fn serve(
+    config: &Config,
+    credentials: &Credentials,
+    clock: SharedClock,
+) -> anyhow::Result<()> {
+    let exporter = super::build(config, credentials, clock)?;
+    let listener = TcpListener::bind(config.listen_address)
+        .await
+        .with_context(|| {
+            format!(
+                "--listen-address: cannot listen on {}",
+                config.listen_address
+            )
+        })?;
+    let running = super::start(exporter, listener);
+    let shown = if running.addr.ip().is_unspecified() {
+        format!("localhost:{}", running.addr.port())
+    } else {
+        running.addr.to_string()
+    };
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %running.addr,
+        api = %config.api_endpoint,
+        poll_interval = %humantime::format_duration(config.poll_interval),
+        lookback = %humantime::format_duration(config.lookback),
+        max_requests_per_minute = config.max_requests_per_minute,
+        "env0-exporter started"
+    );
+    let f = &config.filter;
+    if f.is_empty() {
+        info!("filters: none, every deployment is watched");
+    } else {
+        info!(
+            deployment_types = %f.deployment_types.join(","),
+            statuses = %f.statuses.join(","),
+            user_ids = %f.user_ids.join(","),
+            "filters active (empty = all); runs outside them are not shown in any metric"
+        );
+    }
+    println!("metrics at http://{shown}/metrics");
+    shutdown_signal().await;
+    info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
