@@ -24,9 +24,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 pub use error::{BODY_SNIPPET_CHARS, Error, Reason, Result};
-pub use model::{
-    CostEstimation, DeploymentError, DeploymentLog, Environment, Organization, PlanSummary, Project,
-};
+pub use model::{DeploymentLog, Environment, Organization, PlanSummary, Project};
 pub use paging::{MAX_PAGES, PAGE_LIMIT};
 pub use retry::MAX_RETRY_AFTER;
 

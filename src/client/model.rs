@@ -25,15 +25,8 @@ pub struct Organization {
 pub struct Project {
     /// The project id.
     pub id: String,
-    /// Display name.
+    /// Display name (the `project` label of per-project views joins through it).
     pub name: Option<String>,
-    /// The organization the project belongs to.
-    pub organization_id: Option<String>,
-    /// Archived projects are skipped; missing or null means not archived.
-    #[serde(default, deserialize_with = "lenient::flag")]
-    pub is_archived: bool,
-    /// The parent of a sub-project.
-    pub parent_project_id: Option<String>,
 }
 
 /// An env0 environment (`GET /environments?organizationId=`).
@@ -99,22 +92,11 @@ pub struct DeploymentLog {
     /// The id of the user who started it.
     #[serde(default, deserialize_with = "lenient::text")]
     pub started_by: Option<String>,
-    /// Resources the plan adds, changes, destroys and imports.
+    /// Resources the plan adds, changes, destroys and imports (for the resource-change
+    /// signals of the real-time issue).
     #[serde(default, deserialize_with = "lenient::plan_summary")]
     pub plan_summary: Option<PlanSummary>,
-    /// Infracost estimate.
-    #[serde(default, deserialize_with = "lenient::cost_estimation")]
-    pub cost_estimation: Option<CostEstimation>,
-    /// Present when the deployment failed with a message.
-    #[serde(default, deserialize_with = "lenient::deployment_error")]
-    pub error: Option<DeploymentError>,
-    /// Resources in the state after the deployment.
-    #[serde(default, deserialize_with = "lenient::count")]
-    pub resource_count: Option<u64>,
-    /// Started by a schedule rather than a person or a hook.
-    #[serde(default, deserialize_with = "lenient::opt_flag")]
-    pub is_scheduled_run: Option<bool>,
-    /// A drift detection run found drift.
+    /// A drift detection run found drift (for the drift-detection signals).
     #[serde(default, deserialize_with = "lenient::opt_flag")]
     pub drift_detected: Option<bool>,
 }
@@ -135,27 +117,6 @@ pub struct PlanSummary {
     /// Resources to import.
     #[serde(default, deserialize_with = "lenient::count")]
     pub imported: Option<u64>,
-}
-
-/// A cost estimate; env0 documents numbers but sends strings such as `"12.5"`: both are read.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CostEstimation {
-    /// Monthly cost after the deployment.
-    #[serde(default, deserialize_with = "lenient::amount")]
-    pub total_monthly_cost: Option<f64>,
-    /// Change of the monthly cost.
-    #[serde(default, deserialize_with = "lenient::amount")]
-    pub monthly_cost_diff: Option<f64>,
-}
-
-/// The error of a failed deployment.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeploymentError {
-    /// env0's message, free text.
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub message: Option<String>,
 }
 
 /// Things that have an env0 id, for deduplicating pages.
@@ -192,8 +153,7 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<Timestamp> {
 /// Field deserializers that turn odd values into `None` instead of an error.
 mod lenient {
     use super::{
-        CostEstimation, DeploymentError, DeploymentLog, Deserialize, Deserializer, PlanSummary,
-        Timestamp, Value, parse_timestamp,
+        DeploymentLog, Deserialize, Deserializer, PlanSummary, Timestamp, Value, parse_timestamp,
     };
 
     fn value<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
@@ -235,15 +195,6 @@ mod lenient {
                 None
             }
         })
-    }
-
-    pub(super) fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        let parsed = match value(d)? {
-            Value::Number(n) => n.as_f64(),
-            Value::String(text) => text.trim().parse::<f64>().ok(),
-            _ => None,
-        };
-        Ok(parsed.filter(|v| v.is_finite()))
     }
 
     pub(super) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -292,30 +243,6 @@ mod lenient {
     ) -> Result<Option<PlanSummary>, D::Error> {
         object(d, "plan summary")
     }
-
-    pub(super) fn cost_estimation<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<CostEstimation>, D::Error> {
-        object(d, "cost estimation")
-    }
-
-    /// `null` → `None`; an object → its `message`; a bare string → that message.
-    pub(super) fn deployment_error<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<DeploymentError>, D::Error> {
-        Ok(match value(d)? {
-            Value::String(message) => Some(DeploymentError {
-                message: Some(message),
-            }),
-            Value::Object(map) => Some(DeploymentError {
-                message: map
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-            }),
-            _ => None,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -359,31 +286,7 @@ mod tests {
                 imported: None
             })
         );
-        assert_eq!(
-            log.cost_estimation.and_then(|c| c.total_monthly_cost),
-            Some(0.0)
-        );
-        assert_eq!(log.error, None);
-        assert_eq!(log.resource_count, Some(2));
-        assert_eq!(log.is_scheduled_run, Some(false));
         assert_eq!(log.drift_detected, None);
-    }
-
-    #[test]
-    fn cost_amounts_are_read_from_numbers_and_numeric_strings_and_garbage_is_none() {
-        let c: CostEstimation =
-            serde_json::from_str(r#"{"totalMonthlyCost":"12.5","monthlyCostDiff":-3.25}"#)
-                .expect("parses");
-        assert_eq!(c.total_monthly_cost, Some(12.5));
-        assert_eq!(c.monthly_cost_diff, Some(-3.25));
-        let c: CostEstimation =
-            serde_json::from_str(r#"{"totalMonthlyCost":"n/a","monthlyCostDiff":null}"#)
-                .expect("parses");
-        assert_eq!(c, CostEstimation::default());
-        let c: CostEstimation =
-            serde_json::from_str(r#"{"totalMonthlyCost":"NaN","monthlyCostDiff":{"x":1}}"#)
-                .expect("parses");
-        assert_eq!(c, CostEstimation::default());
     }
 
     #[test]
@@ -428,11 +331,7 @@ mod tests {
         assert!(!env.is_archived);
         assert_eq!(env.latest_deployment_log, None);
         let project: Project = serde_json::from_str(r#"{"id":"p"}"#).expect("parses");
-        assert!(!project.is_archived);
-        assert_eq!(project.parent_project_id, None);
-        let project: Project =
-            serde_json::from_str(r#"{"id":"p","isArchived":true}"#).expect("parses");
-        assert!(project.is_archived);
+        assert_eq!(project.name, None);
     }
 
     #[test]
@@ -455,17 +354,6 @@ mod tests {
             env.latest_deployment_log.and_then(|d| d.deployment_type),
             Some("destroy".to_owned())
         );
-    }
-
-    #[test]
-    fn an_error_is_read_from_an_object_or_a_bare_string() {
-        let log: DeploymentLog =
-            serde_json::from_str(r#"{"id":"d","error":{"message":"boom","code":7}}"#)
-                .expect("parses");
-        assert_eq!(log.error.and_then(|e| e.message).as_deref(), Some("boom"));
-        let log: DeploymentLog =
-            serde_json::from_str(r#"{"id":"d","error":"plain"}"#).expect("parses");
-        assert_eq!(log.error.and_then(|e| e.message).as_deref(), Some("plain"));
     }
 
     #[test]
