@@ -1,4 +1,7 @@
-//! Golden file, in the node_exporter manner: `once` against the simulator with a fixed seed on a
+//! Golden file, in the node_exporter manner, and `docs/metrics.md` held against what is
+//! registered.
+//!
+//! The golden file: `once` against the simulator with a fixed seed on a
 //! manual clock, its `/metrics` output compared with the committed files beside this one.
 //!
 //! It catches an accidental metric, label, HELP or TYPE change in review: such a change shows as
@@ -16,6 +19,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,6 +144,123 @@ async fn the_output_is_the_same_on_every_run() {
     let a = once_output().await;
     let b = once_output().await;
     assert_eq!(a, b);
+}
+
+/// One row of a metrics table in `docs/metrics.md`: name, type, label names.
+type DocRow = (String, String, BTreeSet<String>);
+
+/// The rows of `docs/metrics.md`'s metric tables (those whose header starts `| metric |`).
+fn documented_metrics(markdown: &str) -> BTreeMap<String, DocRow> {
+    let mut rows = BTreeMap::new();
+    let mut in_table = false;
+    for line in markdown.lines() {
+        if line.starts_with("| metric |") {
+            in_table = true;
+            continue;
+        }
+        if !line.starts_with('|') {
+            in_table = false;
+            continue;
+        }
+        if !in_table || line.starts_with("|---") {
+            continue;
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        assert!(cells.len() >= 3, "docs/metrics.md: short row: {line}");
+        let name = cells[0].trim_matches('`').to_owned();
+        // "gauge (OpenMetrics: info)" is a gauge in the Prometheus text format.
+        let kind = cells[1].split_whitespace().next().unwrap_or("").to_owned();
+        let labels = cells[2]
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let previous = rows.insert(name.clone(), (name, kind, labels));
+        assert!(
+            previous.is_none(),
+            "docs/metrics.md lists a metric twice: {line}"
+        );
+    }
+    rows
+}
+
+/// Every family of a Prometheus text 0.0.4 rendering: name, type, label names (`le` aside).
+fn exported_metrics(text: &str) -> BTreeMap<String, DocRow> {
+    let mut families: BTreeMap<String, DocRow> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            families.insert(
+                name.to_owned(),
+                (name.to_owned(), kind.to_owned(), BTreeSet::new()),
+            );
+        } else if !line.starts_with('#') {
+            let head = line.rsplit_once(' ').unwrap().0;
+            let (series, labels) = head.split_once('{').unwrap_or((head, ""));
+            let family = families
+                .keys()
+                .filter(|f| series.starts_with(f.as_str()))
+                .max_by_key(|f| f.len())
+                .cloned()
+                .unwrap_or_else(|| panic!("sample of no family: {line}"));
+            let names = families.get_mut(&family).map(|f| &mut f.2).unwrap();
+            for pair in labels.trim_end_matches('}').split(',') {
+                if let Some((label, _)) = pair.split_once('=') {
+                    if label != "le" {
+                        names.insert(label.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    families
+}
+
+#[tokio::test]
+async fn docs_metrics_md_has_a_row_for_every_metric_and_a_metric_for_every_row() {
+    let (text, _) = once_output().await;
+    let exported = exported_metrics(&text);
+    let doc_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md");
+    let documented = documented_metrics(&std::fs::read_to_string(&doc_path).unwrap());
+    let undocumented: Vec<_> = exported
+        .keys()
+        .filter(|m| !documented.contains_key(*m))
+        .collect();
+    let unexported: Vec<_> = documented
+        .keys()
+        .filter(|m| !exported.contains_key(*m))
+        .collect();
+    assert!(
+        undocumented.is_empty() && unexported.is_empty(),
+        "docs/metrics.md and the registered metrics differ:\n  exported but not documented: \
+         {undocumented:?}\n  documented but not exported: {unexported:?}"
+    );
+    for (name, row) in &exported {
+        assert_eq!(
+            &documented[name], row,
+            "docs/metrics.md's row for {name} (name, type, labels) is not what is exported"
+        );
+    }
+}
+
+#[test]
+fn the_docs_check_reads_rows_and_families_as_meant() {
+    let md = "intro\n| metric | type | labels | meaning |\n|---|---|---|---|\n\
+              | `a_total` | counter | x, y | … |\n| `b` | gauge (OpenMetrics: info) | | … |\n\n\
+              | label | from | values |\n| `z` | q | r |\n";
+    let docs = documented_metrics(md);
+    assert_eq!(docs.len(), 2, "only metric tables count: {docs:?}");
+    assert_eq!(docs["b"].1, "gauge");
+    let text = "# TYPE a_total counter\na_total{x=\"1\",y=\"2\"} 3\n\
+                # TYPE h histogram\nh_bucket{k=\"v\",le=\"1\"} 0\nh_sum{k=\"v\"} 0\n";
+    let exported = exported_metrics(text);
+    assert_eq!(exported["a_total"], docs["a_total"]);
+    assert_eq!(
+        exported["h"].2,
+        BTreeSet::from(["k".to_owned()]),
+        "le is not a label of the family"
+    );
 }
 
 #[test]
