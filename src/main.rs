@@ -1,7 +1,5 @@
 //! env0-exporter's entry point: the flags, handed to [`env0_exporter::app`].
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    env0_exporter::app::main(env0_exporter::config::Cli::parse())
+    env0_exporter::app::main(env0_exporter::config::Cli::parse_checked())
 }

@@ -1,13 +1,14 @@
 //! The commands: run against env0, `once`, `demo` and `simulate`, with logging, the async
 //! runtime and the shutdown signal. `main` hands the parsed flags to [`main`] and nothing else.
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{CommandFactory, error::ErrorKind};
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::clock::{SharedClock, SystemClock};
@@ -18,6 +19,9 @@ use crate::simulator::Simulator;
 #[must_use]
 pub fn main(cli: Cli) -> ExitCode {
     init_logging(cli.exporter.log_format);
+    for note in &cli.ignored_settings {
+        warn!("{note}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,15 +41,21 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-/// Exits with code 2 and a one-line message naming the flag, like clap's own errors.
+/// Exits with code 2 and a one-line message naming the flag (and the environment variable that
+/// set it, if one did), like clap's own errors.
 fn config_error(e: &ConfigError) -> ! {
-    Cli::command().error(ErrorKind::ValueValidation, e).exit()
+    Cli::command()
+        .error(ErrorKind::ValueValidation, e.explain())
+        .exit()
 }
 
+/// Logs to stderr; colour only on a terminal, and never with `NO_COLOR` set (no-color.org).
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -65,7 +75,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (config, credentials) = against_env0(&cli)?;
             let mut exporter = super::build(&config, &credentials, clock)?;
             let ok = exporter.poller.poll(None).await;
-            print!("{}", exporter.metrics.encode(false)?);
+            let text = exporter.metrics.encode(false)?;
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                // A reader that stopped early (`once | head`) is not an error.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(e).context("cannot write the metrics to stdout");
+                }
+                _ => {}
+            }
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {
@@ -105,12 +123,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })?;
             let addr = listener.local_addr()?;
             let c = simulator.config();
-            println!(
+            say(&format!(
                 "simulated env0 API on http://{addr}/ (API key {} / secret {}, organization {})",
                 c.api_key_id,
                 c.api_key_secret,
                 simulator.organization_id()
-            );
+            ));
             let (stop, task) = super::spawn_simulator(simulator, listener);
             shutdown_signal().await;
             let _ = stop.send(());
@@ -173,11 +191,16 @@ async fn serve(
             "filters active (empty = all); runs outside them are not shown in any metric"
         );
     }
-    println!("metrics at http://{shown}/metrics");
+    say(&format!("metrics at http://{shown}/metrics"));
     shutdown_signal().await;
     info!("shutting down");
     running.shutdown().await;
     Ok(())
+}
+
+/// One line for the user on stdout; a closed stdout is not a reason to stop serving.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 async fn shutdown_signal() {

@@ -147,7 +147,9 @@ impl Poller {
         loop {
             let started = self.clock.now();
             let deadline = clock::add(started, self.config.poll_interval);
-            self.poll(Some(deadline)).await;
+            if !self.poll(Some(deadline)).await {
+                info!("serving the last good data until a poll succeeds");
+            }
             let wait = clock::elapsed(self.clock.now(), deadline);
             self.clock.sleep(wait).await;
         }
@@ -181,7 +183,7 @@ impl Poller {
             Err(e) => {
                 self.health.up = false;
                 self.metrics.poll_error(e.reason());
-                warn!(error = %e, reason = %e.reason(), "poll failed; serving the last good data");
+                warn!(error = %e, reason = %e.reason(), "poll failed");
                 false
             }
         };

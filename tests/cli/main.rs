@@ -210,6 +210,115 @@ fn once_against_the_simulator_prints_metrics_and_exits_0_and_1_with_a_wrong_secr
 }
 
 #[test]
+fn once_into_a_reader_that_stops_early_ends_quietly_and_logs_no_colour_into_a_pipe() {
+    let (sim, endpoint) = spawn_simulate(&[]);
+    let mut child = exporter(&[
+        "once",
+        "--api-endpoint",
+        &endpoint,
+        "--api-key",
+        "demo-key",
+        "--api-secret",
+        "demo-secret",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // `once | head -n 1`: read one line, then close the pipe before the rest is written.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    drop(out);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(first.starts_with("# HELP"), "{first}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "no ANSI colour when stderr is a pipe: {err}"
+    );
+    assert!(
+        !err.contains("serving the last good data"),
+        "once serves nothing: {err}"
+    );
+    drop(sim);
+}
+
+#[test]
+fn an_error_from_an_environment_variable_names_the_variable_and_the_flag() {
+    let o = exporter(&[])
+        .env("ENV0_EXPORTER_POLL_INTERVAL", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--poll-interval") && err.contains("ENV0_EXPORTER_POLL_INTERVAL"),
+        "{err}"
+    );
+    let o = exporter(&["--api-key", "k", "--api-secret", "s"])
+        .env("ENV0_EXPORTER_LOOKBACK", "5s")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--lookback (from ENV0_EXPORTER_LOOKBACK): must be at least 1m"),
+        "{err}"
+    );
+    // Given on the command line, the flag alone is named.
+    let o = run(&["--lookback", "5s", "--api-key", "k", "--api-secret", "s"]);
+    assert!(stderr(&o).contains("error: --lookback: must be at least 1m"));
+}
+
+#[test]
+fn flags_a_subcommand_ignores_are_refused_and_help_is_grouped_under_headings() {
+    let o = run(&["demo", "--api-key", "k"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--api-key is not used by `demo`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["simulate", "--poll-interval", "5s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--poll-interval is not used by `simulate`"));
+
+    let help = stdout(&run(&["demo", "--help"]));
+    let headings: Vec<&str> = help
+        .lines()
+        .filter(|l| l.ends_with(':') && !l.starts_with(' '))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "Options:",
+            "Simulated env0 organisation:",
+            "env0 connection:",
+            "Serving and logging:",
+            "Polling:",
+            "Metrics:",
+            "Filters:",
+        ],
+        "{help}"
+    );
+    let buckets = help
+        .split("--duration-buckets")
+        .nth(1)
+        .and_then(|rest| rest.split("--").next())
+        .unwrap_or_default();
+    assert!(
+        buckets.contains("[default: 5,15,30,60,120,300,600,900,1800,3600,5400,7200,14400]"),
+        "{buckets}"
+    );
+}
+
+#[test]
 fn demo_serves_metrics_and_stops_within_five_seconds_on_sigterm() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");

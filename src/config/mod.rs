@@ -3,6 +3,8 @@
 //! env0 names (`ENV0_API_KEY`, `ENV0_API_SECRET`, `ENV0_ORGANIZATION_ID`, `ENV0_API_ENDPOINT`)
 //! match env0's own Terraform provider, so users' existing variables work.
 
+mod command_line;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,6 +17,9 @@ use url::Url;
 
 use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, STATUSES};
 use crate::metrics::DEFAULT_DURATION_BUCKETS;
+
+/// [`DEFAULT_DURATION_BUCKETS`] as `--help` shows them (a test keeps the two equal).
+const DEFAULT_DURATION_BUCKETS_TEXT: &str = "5,15,30,60,120,300,600,900,1800,3600,5400,7200,14400";
 
 /// The exporter's default port. 9100–9999 is fully allocated on the Prometheus wiki's
 /// default-port-allocations page; 19180 is on neither of its lists.
@@ -78,6 +83,9 @@ pub struct Cli {
     /// Exporter settings, accepted before or after the subcommand.
     #[command(flatten)]
     pub exporter: ExporterArgs,
+    /// Settings the environment gave that the chosen subcommand does not use, to be logged.
+    #[arg(skip)]
+    pub ignored_settings: Vec<String>,
 }
 
 /// Subcommands.
@@ -85,15 +93,25 @@ pub struct Cli {
 pub enum Command {
     /// Run a simulated env0 organisation in-process and the exporter against it over HTTP
     /// (no env0 account needed); prints the /metrics URL
+    #[command(
+        after_help = "demo runs against its own simulated env0: the env0 connection flags and --sim-listen-address are refused."
+    )]
     Demo(SimArgs),
     /// Serve only the simulated env0 API (to try a Prometheus/Grafana setup or load tests)
+    #[command(
+        after_help = "simulate serves only the simulated env0 API: of the exporter's flags it takes only --log-format, and refuses the others."
+    )]
     Simulate(SimArgs),
     /// Poll env0 once, print the metrics to stdout; exit 0 if the poll succeeded, 1 if not
+    #[command(
+        after_help = "once polls once and prints: --listen-address and --poll-interval are refused."
+    )]
     Once,
 }
 
 /// Settings of the simulated env0 organisation.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Simulated env0 organisation")]
 pub struct SimArgs {
     /// Seed of the simulated organisation (same seed, same organisation)
     #[arg(long, env = "ENV0_SIM_SEED", default_value_t = 42)]
@@ -130,61 +148,80 @@ pub struct ExporterArgs {
         long,
         env = "ENV0_API_ENDPOINT",
         default_value = "https://api.env0.com",
-        global = true
+        global = true,
+        help_heading = "env0 connection"
     )]
     pub api_endpoint: Url,
     /// env0 API key id (the user name of HTTP Basic auth)
-    #[arg(long, env = "ENV0_API_KEY", global = true)]
+    #[arg(
+        long,
+        env = "ENV0_API_KEY",
+        global = true,
+        help_heading = "env0 connection"
+    )]
     pub api_key: Option<String>,
     /// env0 API key secret; prefer --api-secret-file or the environment variable
-    #[arg(long, env = "ENV0_API_SECRET", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "ENV0_API_SECRET",
+        hide_env_values = true,
+        global = true,
+        help_heading = "env0 connection"
+    )]
     pub api_secret: Option<Secret>,
     /// File holding the env0 API key secret (e.g. a mounted Kubernetes Secret)
     #[arg(
         long,
         env = "ENV0_API_SECRET_FILE",
         global = true,
-        conflicts_with = "api_secret"
+        conflicts_with = "api_secret",
+        help_heading = "env0 connection"
     )]
     pub api_secret_file: Option<PathBuf>,
     /// env0 organisation to watch [default: the only one the key sees]
-    #[arg(long, env = "ENV0_ORGANIZATION_ID", global = true)]
+    #[arg(
+        long,
+        env = "ENV0_ORGANIZATION_ID",
+        global = true,
+        help_heading = "env0 connection"
+    )]
     pub organization_id: Option<String>,
     /// Address to serve /metrics on
-    #[arg(long, env = "ENV0_EXPORTER_LISTEN_ADDRESS", default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)), global = true)]
+    #[arg(long, env = "ENV0_EXPORTER_LISTEN_ADDRESS", default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)), global = true, help_heading = "Serving and logging")]
     pub listen_address: SocketAddr,
     /// Time between two polls of env0
-    #[arg(long, env = "ENV0_EXPORTER_POLL_INTERVAL", default_value = "60s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "ENV0_EXPORTER_POLL_INTERVAL", default_value = "60s", value_parser = parse_duration, global = true, help_heading = "Polling")]
     pub poll_interval: Duration,
     /// How far back deployments are read and shown by env0_deployments
-    #[arg(long, env = "ENV0_EXPORTER_LOOKBACK", default_value = "24h", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "ENV0_EXPORTER_LOOKBACK", default_value = "24h", value_parser = parse_duration, global = true, help_heading = "Polling")]
     pub lookback: Duration,
     /// Every environment's deployments are re-read at least this often (0 = never)
-    #[arg(long, env = "ENV0_EXPORTER_FULL_SYNC_INTERVAL", default_value = "10m", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "ENV0_EXPORTER_FULL_SYNC_INTERVAL", default_value = "10m", value_parser = parse_duration, global = true, help_heading = "Polling")]
     pub full_sync_interval: Duration,
     /// The exporter's own budget of env0 API requests in any 60 s (env0 allows 1000 per IP, shared with your other env0 clients)
-    #[arg(long, env = "ENV0_EXPORTER_MAX_REQUESTS_PER_MINUTE", default_value_t = crate::client::DEFAULT_MAX_REQUESTS_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    #[arg(long, env = "ENV0_EXPORTER_MAX_REQUESTS_PER_MINUTE", default_value_t = crate::client::DEFAULT_MAX_REQUESTS_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..=1000), global = true, help_heading = "Polling")]
     pub max_requests_per_minute: u32,
     /// Timeout of one request to env0
-    #[arg(long, env = "ENV0_EXPORTER_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "ENV0_EXPORTER_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true, help_heading = "Polling")]
     pub request_timeout: Duration,
     /// Log format (level from RUST_LOG, default info)
-    #[arg(long, env = "ENV0_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, env = "ENV0_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true, help_heading = "Serving and logging")]
     pub log_format: LogFormat,
     /// Bucket bounds in seconds of env0_deployment_duration_seconds, comma-separated
     #[arg(
         long,
         env = "ENV0_EXPORTER_DURATION_BUCKETS",
         value_delimiter = ',',
-        global = true
-    )]
+        default_value = DEFAULT_DURATION_BUCKETS_TEXT,
+        global = true, help_heading = "Metrics")]
     pub duration_buckets: Vec<f64>,
     /// Watch only these deployment types, comma-separated (e.g. deploy,destroy) [default: all]
     #[arg(
         long,
         env = "ENV0_EXPORTER_DEPLOYMENT_TYPES",
         value_delimiter = ',',
-        global = true
+        global = true,
+        help_heading = "Filters"
     )]
     pub deployment_types: Vec<String>,
     /// Watch only runs whose current status is one of these, comma-separated (e.g. SUCCESS,FAILURE) [default: all]
@@ -192,7 +229,8 @@ pub struct ExporterArgs {
         long,
         env = "ENV0_EXPORTER_STATUSES",
         value_delimiter = ',',
-        global = true
+        global = true,
+        help_heading = "Filters"
     )]
     pub statuses: Vec<String>,
     /// Watch only runs started by these env0 user ids, comma-separated [default: all]
@@ -200,11 +238,17 @@ pub struct ExporterArgs {
         long,
         env = "ENV0_EXPORTER_USER_IDS",
         value_delimiter = ',',
-        global = true
+        global = true,
+        help_heading = "Filters"
     )]
     pub user_ids: Vec<String>,
     /// Let --deployment-types and --statuses take values env0 does not document (yet)
-    #[arg(long, env = "ENV0_EXPORTER_ALLOW_UNKNOWN_FILTER_VALUES", global = true)]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_ALLOW_UNKNOWN_FILTER_VALUES",
+        global = true,
+        help_heading = "Filters"
+    )]
     pub allow_unknown_filter_values: bool,
 }
 
@@ -551,6 +595,21 @@ mod tests {
                 .filter
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn the_duration_buckets_help_shows_are_the_default_buckets() {
+        let shown: Vec<f64> = DEFAULT_DURATION_BUCKETS_TEXT
+            .split(',')
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(shown, DEFAULT_DURATION_BUCKETS);
+        let c = parse(&["--api-key", "k", "--api-secret", "s"])
+            .unwrap()
+            .exporter
+            .validate(true)
+            .unwrap();
+        assert_eq!(c.duration_buckets, DEFAULT_DURATION_BUCKETS);
     }
 
     #[test]
