@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,6 +28,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::json::{DeploymentJson, EnvironmentJson, OrganizationJson, ProjectJson};
+use super::reply::{ApiError, too_many_requests};
 use super::world::World;
 use super::{FaultKind, RequestRecord, SimConfig, Simulator, faults, lock};
 use crate::ratelimit::SlidingWindow;
@@ -36,56 +37,6 @@ use crate::ratelimit::SlidingWindow;
 const MAX_LIMIT: usize = 100;
 /// env0's rate-limit window.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
-
-/// An error answer with a JSON body.
-#[derive(Debug)]
-pub(crate) struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
-    }
-
-    pub(crate) fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "message": self.message,
-            "statusCode": self.status.as_u16(),
-        });
-        (self.status, axum::Json(body)).into_response()
-    }
-}
-
-/// A 429, with `Retry-After: <seconds>` when given.
-pub(crate) fn too_many_requests(retry_after: Option<u64>) -> Response {
-    let mut response =
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests").into_response();
-    if let Some(secs) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
-}
 
 pub(crate) fn router(sim: Simulator) -> Router {
     Router::new()

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::api::ApiError;
+use super::reply::{ApiError, too_many_requests};
 use super::{Fault, FaultKind};
 
 /// Takes one use of the first queued fault matching `path`, dropping it once used up.
@@ -33,7 +33,7 @@ pub(crate) fn respond(kind: &FaultKind) -> Option<Response> {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             Some(ApiError::new(status, "injected fault").into_response())
         }
-        FaultKind::RateLimited { retry_after } => Some(super::api::too_many_requests(*retry_after)),
+        FaultKind::RateLimited { retry_after } => Some(too_many_requests(*retry_after)),
         FaultKind::Garbage => Some(
             (
                 StatusCode::OK,

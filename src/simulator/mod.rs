@@ -11,12 +11,14 @@
 //! ([`Simulator::organization_id`]); the others (when [`SimConfig::organizations`] > 1) are listed
 //! by `GET /organizations` but hold no projects and no environments.
 //!
-//! Files: [`world`] (state and lifecycle), `api` (routes, auth, rate limit, validation), `json`
-//! (wire shapes), `faults` (injected failures).
+//! Files: [`world`] (state, generation and lifecycle, a file each), `api` (routes, auth, rate
+//! limit, validation), `json` (wire shapes), `faults` (injected failures), `reply` (the error
+//! answers both `api` and `faults` give, so `faults` needs nothing from `api`).
 
 mod api;
 mod faults;
 mod json;
+mod reply;
 #[cfg(test)]
 mod tests;
 pub mod world;

@@ -1,0 +1,209 @@
+//! Seeded generation: the organizations, projects, users and environments of a new world, each
+//! environment's first events, and the random draws (ids, weighted picks, durations) that
+//! generation and the lifecycle share.
+
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::entities::{Environment, Organization, Project, User};
+use super::queue::Event;
+use super::vocabulary::{
+    APP_NAMES, DeploymentType, DriftStatus, EnvStatus, PROJECT_NAMES, STAGES, Status, TOOL_WEIGHTS,
+    TOOLS, USERS,
+};
+use super::{RETENTION_MARGIN, World};
+use crate::clock;
+use crate::simulator::SimConfig;
+
+/// `ts` cut to whole milliseconds (what the wire shows).
+fn trunc_ms(ts: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(ts.as_millisecond()).unwrap_or(ts)
+}
+
+/// A random version-4 UUID, like env0's ids.
+pub(super) fn uuid(rng: &mut fastrand::Rng) -> String {
+    let v = rng.u128(..);
+    // Version 4, variant 1, like env0's ids.
+    let v = (v & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    let h = format!("{v:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// One of `items`, drawn with the matching `weights`.
+pub(super) fn pick<T: Copy>(rng: &mut fastrand::Rng, items: &[T], weights: &[u32]) -> T {
+    let total: u32 = weights.iter().sum();
+    let mut roll = rng.u32(0..total.max(1));
+    for (item, w) in items.iter().zip(weights) {
+        if roll < *w {
+            return *item;
+        }
+        roll -= w;
+    }
+    items[0]
+}
+
+/// A duration between `min` and `max` seconds, uniform on a log scale, in whole milliseconds.
+pub(super) fn log_uniform(rng: &mut fastrand::Rng, min: f64, max: f64) -> Duration {
+    let secs = (min.ln() + rng.f64() * (max.ln() - min.ln())).exp();
+    Duration::from_millis((secs * 1000.0) as u64)
+}
+
+impl World {
+    /// Generates the world at `now - history` and plays it forward to `now`.
+    #[must_use]
+    pub fn new(config: &SimConfig, now: Timestamp) -> Self {
+        let mut rng = fastrand::Rng::with_seed(config.seed);
+        let start = trunc_ms(clock::sub(now, config.history));
+        let year_before = clock::sub(start, Duration::from_secs(365 * 24 * 3600));
+        let old = |rng: &mut fastrand::Rng| {
+            clock::add(
+                year_before,
+                Duration::from_secs(rng.u64(0..300 * 24 * 3600)),
+            )
+        };
+        let organizations = (0..config.organizations.max(1))
+            .map(|i| Organization {
+                id: uuid(&mut rng),
+                name: if i == 0 {
+                    "Acme Platform".to_owned()
+                } else {
+                    format!("Acme Subsidiary {i}")
+                },
+                created_at: old(&mut rng),
+            })
+            .collect();
+        let projects = (0..config.projects.max(1))
+            .map(|i| Project {
+                id: uuid(&mut rng),
+                name: match PROJECT_NAMES.get(i) {
+                    Some(n) => (*n).to_owned(),
+                    None => format!("project-{i}"),
+                },
+                // The last of several projects is a sub-project of the first.
+                parent: (i > 0 && i + 1 == config.projects).then_some(0),
+                created_at: old(&mut rng),
+            })
+            .collect::<Vec<_>>();
+        let users = USERS
+            .iter()
+            .map(|(name, handle)| User {
+                id: format!("auth0|{:024x}", rng.u128(..) >> 32),
+                email: format!("{handle}@acme.example"),
+                name: (*name).to_owned(),
+            })
+            .collect::<Vec<_>>();
+        let mut world = Self {
+            rng,
+            mean_interval: config.mean_deployment_interval.max(Duration::from_secs(1)),
+            time_scale: if config.time_scale.is_finite() && config.time_scale > 0.0 {
+                config.time_scale
+            } else {
+                1.0
+            },
+            retention: config.history + RETENTION_MARGIN,
+            organizations,
+            projects,
+            environments: Vec::with_capacity(config.environments),
+            users,
+            by_id: HashMap::new(),
+            env_index: HashMap::new(),
+            events: BinaryHeap::new(),
+            seq: 0,
+            next_key: 0,
+            paused_at: None,
+            paused_total: Duration::ZERO,
+        };
+        for i in 0..config.environments {
+            world.add_environment(i, start);
+        }
+        world.advance_to(now);
+        world
+    }
+
+    fn add_environment(&mut self, i: usize, start: Timestamp) {
+        let rng = &mut self.rng;
+        let project = if i < self.projects.len() {
+            i
+        } else {
+            rng.usize(0..self.projects.len())
+        };
+        let tool = TOOLS
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| pick(rng, &TOOLS, &TOOL_WEIGHTS));
+        let app = APP_NAMES[rng.usize(0..APP_NAMES.len())];
+        let name = format!("{app}-{}-{i}", STAGES[rng.usize(0..STAGES.len())]);
+        let blueprint_name = format!("{app}-{}", tool.unwrap_or("template"));
+        let created_at = clock::sub(start, Duration::from_secs(rng.u64(2 * 86400..200 * 86400)));
+        let roll = rng.f64();
+        // Environment 3 is always dormant so every world has a never-deployed one.
+        let (dormant, archived) = (i == 3 || roll < 0.04, (0.04..0.07).contains(&roll));
+        let drift = if dormant {
+            DriftStatus::NeverRun
+        } else {
+            pick(
+                rng,
+                &[
+                    DriftStatus::Ok,
+                    DriftStatus::Drifted,
+                    DriftStatus::NeverRun,
+                    DriftStatus::Disabled,
+                ],
+                &[60, 10, 15, 15],
+            )
+        };
+        let env = Environment {
+            id: uuid(rng),
+            name,
+            project,
+            tool,
+            blueprint_id: uuid(rng),
+            blueprint_name,
+            status: EnvStatus::NeverDeployed,
+            resting: EnvStatus::NeverDeployed,
+            drift,
+            archived: false,
+            creator: rng.usize(0..self.users.len()),
+            latest: None,
+            created_at,
+            updated_at: created_at,
+            deployments: Vec::new(),
+            active: None,
+            waiting: VecDeque::new(),
+        };
+        let e = self.environments.len();
+        self.env_index.insert(env.id.clone(), e);
+        self.environments.push(env);
+        if dormant {
+            return;
+        }
+        let rng = &mut self.rng;
+        let seed_at = clock::sub(start, log_uniform(rng, 3600.0, 20.0 * 3600.0));
+        let seed = if archived {
+            (DeploymentType::Destroy, Status::Success)
+        } else if rng.f64() < 0.85 {
+            (DeploymentType::Deploy, Status::Success)
+        } else {
+            (DeploymentType::Deploy, Status::Failure)
+        };
+        self.schedule(seed_at, Event::Seed(e, seed.0, seed.1));
+        let first = clock::add(start, self.exp_gap());
+        self.schedule(first, Event::NewRun(e));
+    }
+
+    /// The gap before an environment's next run: exponential, mean `mean_interval`, at least 1 s.
+    pub(super) fn exp_gap(&mut self) -> Duration {
+        let u = self.rng.f64();
+        let secs = -(1.0 - u).ln() * self.mean_interval.as_secs_f64();
+        Duration::from_millis((secs * 1000.0).max(1000.0) as u64)
+    }
+}

@@ -1,0 +1,196 @@
+//! The simulated world: seeded generation of organizations, projects, environments and users,
+//! and the lifecycle of deployments, driven by a priority queue of timed events.
+//!
+//! Determinism: every random draw happens while handling an event, events are handled in
+//! (time, sequence) order and never look at the time the world is advanced to, so the world at
+//! time T depends only on the seed, the start time and the pauses, not on how often
+//! [`World::advance_to`] ran. All times are whole milliseconds, as on the wire.
+//!
+//! Files: `vocabulary` (env0's types, statuses, tools, triggers, and the weights and names drawn
+//! from), `entities` (users, organizations, projects, environments, deployments), `queue` (timed
+//! events and their order), `generate` (the seeded new world, and the random draws), `lifecycle`
+//! (runs from creation to end and what they do to environments; the lifecycle rules are at its
+//! top), and here the [`World`] that holds it all: advancing and pausing it, pruning, lookups.
+
+mod entities;
+mod generate;
+mod lifecycle;
+mod queue;
+mod vocabulary;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+pub use entities::{Cost, Deployment, Environment, Organization, Project, Results, User};
+pub use vocabulary::{DeploymentType, DriftStatus, EnvStatus, Status, TOOLS, TRIGGERS};
+
+use super::{SimDeployment, SimEnvironment};
+use crate::clock;
+use queue::Scheduled;
+
+/// Finished deployments older than `history` plus this are dropped.
+const RETENTION_MARGIN: Duration = Duration::from_secs(24 * 3600);
+
+/// The whole simulated state.
+#[derive(Debug)]
+pub struct World {
+    rng: fastrand::Rng,
+    mean_interval: Duration,
+    time_scale: f64,
+    retention: Duration,
+    pub organizations: Vec<Organization>,
+    pub projects: Vec<Project>,
+    pub environments: Vec<Environment>,
+    pub users: Vec<User>,
+    /// Deployment id → index into `environments`.
+    by_id: HashMap<String, usize>,
+    /// Environment id → index into `environments` (environments are never removed).
+    env_index: HashMap<String, usize>,
+    events: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    next_key: u64,
+    paused_at: Option<Timestamp>,
+    /// Time spent paused: frozen time does not age runs out of retention either.
+    paused_total: Duration,
+}
+
+impl World {
+    /// The organization holding all projects and environments.
+    #[must_use]
+    pub fn organization_id(&self) -> &str {
+        self.organizations.first().map_or("", |o| o.id.as_str())
+    }
+
+    /// Handles every event up to `now` (nothing while paused), then drops old finished runs.
+    pub fn advance_to(&mut self, now: Timestamp) {
+        if self.paused_at.is_some() {
+            return;
+        }
+        while let Some(Reverse(next)) = self.events.peek() {
+            if next.at > now {
+                break;
+            }
+            let Some(Reverse(Scheduled { at, event, .. })) = self.events.pop() else {
+                break;
+            };
+            self.handle(at, event);
+        }
+        self.prune(now);
+    }
+
+    /// Freezes or resumes the world at `now`.
+    pub fn set_paused(&mut self, paused: bool, now: Timestamp) {
+        match (paused, self.paused_at) {
+            (true, None) => {
+                self.advance_to(now);
+                self.paused_at = Some(now);
+            }
+            (false, Some(at)) => {
+                let shift = Duration::from_millis(
+                    u64::try_from(clock::elapsed(at, now).as_millis()).unwrap_or(u64::MAX),
+                );
+                let events = std::mem::take(&mut self.events);
+                self.events = events
+                    .into_iter()
+                    .map(|Reverse(mut s)| {
+                        s.at = clock::add(s.at, shift);
+                        Reverse(s)
+                    })
+                    .collect();
+                self.paused_at = None;
+                self.paused_total += shift;
+                self.advance_to(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Drops finished runs created before `now - (history + 1 day)` (not counting time spent
+    /// paused), except each environment's latest.
+    fn prune(&mut self, now: Timestamp) {
+        let cutoff = clock::sub(now, self.retention + self.paused_total);
+        for env in &mut self.environments {
+            let old = env.deployments.partition_point(|d| d.created_at < cutoff);
+            let removable = |d: &Deployment| {
+                d.status.is_finished() && env.latest.as_deref() != Some(d.id.as_str())
+            };
+            if !env.deployments[..old].iter().any(removable) {
+                continue;
+            }
+            let tail = env.deployments.split_off(old);
+            let mut kept = Vec::with_capacity(env.deployments.len() + tail.len());
+            for d in env.deployments.drain(..) {
+                if removable(&d) {
+                    self.by_id.remove(&d.id);
+                } else {
+                    kept.push(d);
+                }
+            }
+            kept.extend(tail);
+            env.deployments = kept;
+        }
+    }
+
+    /// The environment holding a deployment, and the deployment.
+    #[must_use]
+    pub fn deployment(&self, id: &str) -> Option<(&Environment, &Deployment)> {
+        let env = self.environments.get(*self.by_id.get(id)?)?;
+        let d = env.deployments.iter().rev().find(|d| d.id == id)?;
+        Some((env, d))
+    }
+
+    /// The environment with this id.
+    #[must_use]
+    pub fn environment(&self, id: &str) -> Option<&Environment> {
+        self.env_index.get(id).map(|&i| &self.environments[i])
+    }
+
+    /// The truth as public records, oldest first.
+    #[must_use]
+    pub fn sim_deployments(&self) -> Vec<SimDeployment> {
+        let mut out: Vec<SimDeployment> = self
+            .environments
+            .iter()
+            .flat_map(|env| {
+                let project = &self.projects[env.project].id;
+                env.deployments.iter().map(move |d| SimDeployment {
+                    id: d.id.clone(),
+                    environment_id: env.id.clone(),
+                    project_id: project.clone(),
+                    deployment_type: d.kind.as_str().to_owned(),
+                    status: d.status.as_str().to_owned(),
+                    blueprint_type: env.tool.map(str::to_owned),
+                    trigger_name: d.trigger.map(str::to_owned),
+                    started_by: self.users[d.user].id.clone(),
+                    created_at: d.created_at,
+                    queued_at: d.queued_at,
+                    started_at: d.started_at,
+                    finished_at: d.finished_at,
+                    updated_at: d.updated_at,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        out
+    }
+
+    /// The environments as public records, in listing order.
+    #[must_use]
+    pub fn sim_environments(&self) -> Vec<SimEnvironment> {
+        self.environments
+            .iter()
+            .map(|env| SimEnvironment {
+                id: env.id.clone(),
+                project_id: self.projects[env.project].id.clone(),
+                name: env.name.clone(),
+                status: env.status.as_str().to_owned(),
+                drift_status: env.drift.as_str().to_owned(),
+                is_archived: env.archived,
+                latest_deployment_log_id: env.latest.clone(),
+            })
+            .collect()
+    }
+}
