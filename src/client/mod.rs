@@ -32,7 +32,7 @@ pub use retry::MAX_RETRY_AFTER;
 
 use crate::clock::{self, SharedClock};
 use crate::ratelimit::SlidingWindow;
-use retry::Backoff;
+use retry::{Backoff, Failure};
 
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("env0-exporter/", env!("CARGO_PKG_VERSION"));
@@ -221,31 +221,6 @@ impl fmt::Debug for Client {
             .field("api_key", &self.inner.api_key)
             .field("limiter", &self.inner.limiter)
             .finish_non_exhaustive()
-    }
-}
-
-/// Why one attempt failed, and whether another may follow.
-struct Failure {
-    error: Error,
-    retryable: bool,
-    retry_after: Option<Duration>,
-}
-
-impl Failure {
-    fn fatal(error: Error) -> Self {
-        Self {
-            error,
-            retryable: false,
-            retry_after: None,
-        }
-    }
-
-    fn retryable(error: Error, retry_after: Option<Duration>) -> Self {
-        Self {
-            error,
-            retryable: true,
-            retry_after,
-        }
     }
 }
 
@@ -441,38 +416,34 @@ impl Client {
             );
             // Pause the whole budget before reporting, so whoever watches the observer sees
             // the pause in place: every later request, not only this retry, honours it.
-            if let Err(Failure {
-                retry_after: Some(wait),
-                ..
-            }) = &result
-            {
+            if let Some(wait) = result.as_ref().err().and_then(Failure::retry_after) {
                 self.inner
                     .limiter
-                    .pause_until(clock::add(self.inner.clock.now(), *wait));
+                    .pause_until(clock::add(self.inner.clock.now(), wait));
             }
             self.inner.observer.observe(endpoint, outcome, took);
             let failure = match result {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
-            if !failure.retryable || retry >= self.inner.max_retries {
-                return Err(failure.error);
+            if !failure.retryable() || retry >= self.inner.max_retries {
+                return Err(failure.into_error());
             }
             retry += 1;
             // A retry that cannot happen before the poll's deadline is not budget running out:
             // env0 failed, and the poll reports that failure.
             let wait = failure
-                .retry_after
+                .retry_after()
                 .unwrap_or_else(|| self.inner.backoff.delay(retry - 1));
             if self.passes_deadline(wait) {
-                return Err(failure.error);
+                return Err(failure.into_error());
             }
-            match failure.retry_after {
+            match failure.retry_after() {
                 Some(wait) => tracing::warn!(
                     path,
                     retry,
                     wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    error = %failure.error,
+                    error = %failure.error(),
                     "retrying after the server's retry-after"
                 ),
                 None => {
@@ -480,7 +451,7 @@ impl Client {
                         path,
                         retry,
                         wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                        error = %failure.error,
+                        error = %failure.error(),
                         "retrying after back-off"
                     );
                     self.inner.clock.sleep(wait).await;
@@ -546,47 +517,42 @@ impl Client {
         let outcome = Outcome::Status(status.as_u16());
         if status.is_success() {
             let decoded = serde_json::from_slice(&body).map_err(|e| {
-                Failure::fatal(Error::Decode {
+                let error = Error::Decode {
                     path: path.to_owned(),
                     // serde quotes offending values, which may be long: keep the message short.
                     message: error::body_snippet(e.to_string().as_bytes()),
-                })
+                };
+                Failure::new(error, None)
             });
             return (outcome, decoded);
         }
         let path = path.to_owned();
         let snippet = || error::body_snippet(&body);
-        let failure = match status {
-            StatusCode::UNAUTHORIZED => Failure::fatal(Error::Auth {
+        let error = match status {
+            StatusCode::UNAUTHORIZED => Error::Auth {
                 path,
                 body: snippet(),
-            }),
-            StatusCode::FORBIDDEN => Failure::fatal(Error::Forbidden {
+            },
+            StatusCode::FORBIDDEN => Error::Forbidden {
                 path,
                 body: snippet(),
-            }),
-            StatusCode::NOT_FOUND => Failure::fatal(Error::NotFound {
+            },
+            StatusCode::NOT_FOUND => Error::NotFound {
                 path,
                 body: snippet(),
-            }),
-            StatusCode::TOO_MANY_REQUESTS => {
-                Failure::retryable(Error::RateLimited { path }, retry_after)
-            }
-            s if s.is_server_error() => Failure::retryable(
-                Error::Server {
-                    path,
-                    status: s.as_u16(),
-                },
-                // A 503 may carry Retry-After too; honour it the same way.
-                retry_after.filter(|_| s == StatusCode::SERVICE_UNAVAILABLE),
-            ),
-            s => Failure::fatal(Error::BadRequest {
+            },
+            StatusCode::TOO_MANY_REQUESTS => Error::RateLimited { path },
+            s if s.is_server_error() => Error::Server {
+                path,
+                status: s.as_u16(),
+            },
+            s => Error::BadRequest {
                 path,
                 status: s.as_u16(),
                 message: snippet(),
-            }),
+            },
         };
-        (outcome, Err(failure))
+        (outcome, Err(Failure::new(error, retry_after)))
     }
 }
 
@@ -596,19 +562,14 @@ fn transport_failure<T>(e: reqwest::Error, path: &str) -> (Outcome, Result<T, Fa
     if e.is_timeout() {
         return (
             Outcome::Timeout,
-            Err(Failure::retryable(Error::Timeout { path }, None)),
+            Err(Failure::new(Error::Timeout { path }, None)),
         );
     }
-    (
-        Outcome::Error,
-        Err(Failure::retryable(
-            Error::Network {
-                path,
-                message: error_chain(&e.without_url()),
-            },
-            None,
-        )),
-    )
+    let error = Error::Network {
+        path,
+        message: error_chain(&e.without_url()),
+    };
+    (Outcome::Error, Err(Failure::new(error, None)))
 }
 
 /// An error and its sources, `": "`-joined, each said once.

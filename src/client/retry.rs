@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::error::Error;
 use crate::clock;
 
 /// The longest `Retry-After` honoured. env0 counts requests per 60-second window, so a longer
@@ -59,6 +60,55 @@ pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
     Some(wait.min(MAX_RETRY_AFTER))
 }
 
+/// One failed attempt, as the retry policy sees it: what went wrong, and the server's
+/// `Retry-After` where it is honoured.
+pub(crate) struct Failure {
+    error: Error,
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    /// An attempt that failed with `error`, the answer carrying `retry_after` (a parsed
+    /// `Retry-After`), if any. The wait is kept only where env0 means it: on a 429 and on a 503.
+    pub(crate) fn new(error: Error, retry_after: Option<Duration>) -> Self {
+        let honoured = matches!(
+            error,
+            Error::RateLimited { .. } | Error::Server { status: 503, .. }
+        );
+        Self {
+            error,
+            retry_after: retry_after.filter(|_| honoured),
+        }
+    }
+
+    /// Whether another attempt may follow: after a 429, a 5xx, a timeout or a network error.
+    /// Every other answer (401, 403, 404, other 4xx, an undecodable body) would come again.
+    pub(crate) fn retryable(&self) -> bool {
+        matches!(
+            self.error,
+            Error::RateLimited { .. }
+                | Error::Server { .. }
+                | Error::Timeout { .. }
+                | Error::Network { .. }
+        )
+    }
+
+    /// What went wrong.
+    pub(crate) fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The honoured `Retry-After`, if the server sent one.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The error, for the caller once the policy gives up.
+    pub(crate) fn into_error(self) -> Error {
+        self.error
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +146,91 @@ mod tests {
             .delay(3),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn only_rate_limits_server_errors_timeouts_and_network_errors_are_retried() {
+        let path = || "/p".to_owned();
+        let cases = [
+            (
+                Error::Auth {
+                    path: path(),
+                    body: String::new(),
+                },
+                false,
+            ),
+            (
+                Error::Forbidden {
+                    path: path(),
+                    body: String::new(),
+                },
+                false,
+            ),
+            (
+                Error::NotFound {
+                    path: path(),
+                    body: String::new(),
+                },
+                false,
+            ),
+            (
+                Error::BadRequest {
+                    path: path(),
+                    status: 400,
+                    message: String::new(),
+                },
+                false,
+            ),
+            (
+                Error::Decode {
+                    path: path(),
+                    message: String::new(),
+                },
+                false,
+            ),
+            (Error::RateLimited { path: path() }, true),
+            (
+                Error::Server {
+                    path: path(),
+                    status: 500,
+                },
+                true,
+            ),
+            (Error::Timeout { path: path() }, true),
+            (
+                Error::Network {
+                    path: path(),
+                    message: String::new(),
+                },
+                true,
+            ),
+        ];
+        for (error, retried) in cases {
+            let name = error.to_string();
+            assert_eq!(Failure::new(error, None).retryable(), retried, "{name}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured_on_a_429_and_a_503_only() {
+        let wait = Some(Duration::from_secs(7));
+        let server = |status| Error::Server {
+            path: "/p".into(),
+            status,
+        };
+        let rate_limited = Failure::new(Error::RateLimited { path: "/p".into() }, wait);
+        assert_eq!(rate_limited.retry_after(), wait);
+        assert_eq!(Failure::new(server(503), wait).retry_after(), wait);
+        assert_eq!(Failure::new(server(500), wait).retry_after(), None);
+        assert_eq!(Failure::new(server(502), wait).retry_after(), None);
+        let auth = Error::Auth {
+            path: "/p".into(),
+            body: String::new(),
+        };
+        assert_eq!(Failure::new(auth, wait).retry_after(), None);
+        let failure = Failure::new(Error::RateLimited { path: "/p".into() }, None);
+        assert_eq!(failure.retry_after(), None);
+        assert!(matches!(failure.into_error(), Error::RateLimited { .. }));
     }
 
     #[test]
