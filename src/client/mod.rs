@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -500,9 +499,13 @@ impl Client {
             )
             .send()
             .await;
+        let failed = |e| {
+            let (outcome, error) = error::from_transport(e, path);
+            (outcome, Err(Failure::new(error, None)))
+        };
         let response = match sent {
             Ok(response) => response,
-            Err(e) => return transport_failure(e, path),
+            Err(e) => return failed(e),
         };
         let status = response.status();
         let retry_after = response
@@ -512,7 +515,7 @@ impl Client {
             .and_then(|v| retry::parse_retry_after(v, self.inner.clock.now()));
         let body = match response.bytes().await {
             Ok(body) => body,
-            Err(e) => return transport_failure(e, path),
+            Err(e) => return failed(e),
         };
         let outcome = Outcome::Status(status.as_u16());
         if status.is_success() {
@@ -526,63 +529,7 @@ impl Client {
             });
             return (outcome, decoded);
         }
-        let path = path.to_owned();
-        let snippet = || error::body_snippet(&body);
-        let error = match status {
-            StatusCode::UNAUTHORIZED => Error::Auth {
-                path,
-                body: snippet(),
-            },
-            StatusCode::FORBIDDEN => Error::Forbidden {
-                path,
-                body: snippet(),
-            },
-            StatusCode::NOT_FOUND => Error::NotFound {
-                path,
-                body: snippet(),
-            },
-            StatusCode::TOO_MANY_REQUESTS => Error::RateLimited { path },
-            s if s.is_server_error() => Error::Server {
-                path,
-                status: s.as_u16(),
-            },
-            s => Error::BadRequest {
-                path,
-                status: s.as_u16(),
-                message: snippet(),
-            },
-        };
+        let error = error::from_status(status, path, &body);
         (outcome, Err(Failure::new(error, retry_after)))
     }
-}
-
-/// A failed exchange without a status: timeouts and everything below HTTP are retried.
-fn transport_failure<T>(e: reqwest::Error, path: &str) -> (Outcome, Result<T, Failure>) {
-    let path = path.to_owned();
-    if e.is_timeout() {
-        return (
-            Outcome::Timeout,
-            Err(Failure::new(Error::Timeout { path }, None)),
-        );
-    }
-    let error = Error::Network {
-        path,
-        message: error_chain(&e.without_url()),
-    };
-    (Outcome::Error, Err(Failure::new(error, None)))
-}
-
-/// An error and its sources, `": "`-joined, each said once.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
