@@ -2,9 +2,11 @@
 //!
 //! One [`Client`] holds one `reqwest` client (rustls, timeouts, `User-Agent`, Basic auth) and one
 //! [`SlidingWindow`] request budget. Every HTTP attempt, retries included, takes a slot from the
-//! budget first; 429, 5xx, timeouts and connection errors are retried with back-off
-//! ([`retry`]); listings are paged and deduplicated ([`paging`]); env0's JSON lands in the lenient
-//! types of [`model`]. All waiting runs on the injected [`Clock`](crate::clock::Clock), so tests
+//! budget first; a failed attempt becomes a typed [`Error`] ([`error`]), and 429, 5xx, timeouts
+//! and connection errors are retried with back-off or after `Retry-After` as the policy of
+//! [`retry`] decides; listings are paged and deduplicated ([`paging`]); env0's JSON lands in the
+//! lenient types of [`model`]. This file holds the client, its configuration, the endpoints and
+//! the single HTTP exchange. All waiting runs on the injected [`Clock`](crate::clock::Clock), so tests
 //! with a [`ManualClock`](crate::clock::ManualClock) control every wait.
 
 mod error;
@@ -31,7 +33,7 @@ pub use retry::MAX_RETRY_AFTER;
 
 use crate::clock::{self, SharedClock};
 use crate::ratelimit::SlidingWindow;
-use retry::{Backoff, Failure};
+use retry::{Backoff, Decision, Failure, RetryPolicy, Wait};
 
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("env0-exporter/", env!("CARGO_PKG_VERSION"));
@@ -304,6 +306,14 @@ impl Client {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// When a failed attempt is tried again, as configured.
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.inner.max_retries,
+            backoff: self.inner.backoff,
+        }
+    }
+
     /// The organizations the key sees.
     ///
     /// # Errors
@@ -396,9 +406,11 @@ impl Client {
         url
     }
 
-    /// GETs `url` with budget, retries and back-off, and decodes the JSON body.
+    /// GETs `url` with budget and retries, and decodes the JSON body. Whether a failed attempt is
+    /// tried again, and after how long, is the [`RetryPolicy`]'s call.
     async fn get<T: DeserializeOwned>(&self, endpoint: Endpoint, url: Url) -> Result<T> {
         let path = url.path().to_owned();
+        let policy = self.retry_policy();
         let mut retry = 0;
         loop {
             self.take_slot(&path).await?;
@@ -425,27 +437,21 @@ impl Client {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
-            if !failure.retryable() || retry >= self.inner.max_retries {
-                return Err(failure.into_error());
-            }
+            let now = self.inner.clock.now();
+            let wait = match policy.decide(&failure, retry, now, self.deadline()) {
+                Decision::Retry(wait) => wait,
+                Decision::GiveUp => return Err(failure.into_error()),
+            };
             retry += 1;
-            // A retry that cannot happen before the poll's deadline is not budget running out:
-            // env0 failed, and the poll reports that failure.
-            let wait = failure
-                .retry_after()
-                .unwrap_or_else(|| self.inner.backoff.delay(retry - 1));
-            if self.passes_deadline(wait) {
-                return Err(failure.into_error());
-            }
-            match failure.retry_after() {
-                Some(wait) => tracing::warn!(
+            match wait {
+                Wait::RetryAfter(wait) => tracing::warn!(
                     path,
                     retry,
                     wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                     error = %failure.error(),
                     "retrying after the server's retry-after"
                 ),
-                None => {
+                Wait::Backoff(wait) => {
                     tracing::warn!(
                         path,
                         retry,
@@ -474,13 +480,6 @@ impl Client {
                 path: path.to_owned(),
             })
         }
-    }
-
-    /// Whether waiting `wait` from now would pass the deadline.
-    fn passes_deadline(&self, wait: Duration) -> bool {
-        let clock = &*self.inner.clock;
-        self.deadline()
-            .is_some_and(|deadline| clock::add(clock.now(), wait) >= deadline)
     }
 
     /// One HTTP exchange: the decoded body of a 2xx, or what went wrong.
