@@ -306,14 +306,6 @@ impl Client {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// When a failed attempt is tried again, as configured.
-    fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_retries: self.inner.max_retries,
-            backoff: self.inner.backoff,
-        }
-    }
-
     /// The organizations the key sees.
     ///
     /// # Errors
@@ -479,6 +471,14 @@ impl Client {
             Err(Error::BudgetExhausted {
                 path: path.to_owned(),
             })
+        }
+    }
+
+    /// When a failed attempt is tried again, as configured.
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.inner.max_retries,
+            backoff: self.inner.backoff,
         }
     }
 
