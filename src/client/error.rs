@@ -1,8 +1,15 @@
-//! The one error type of the env0 client, and the bounded reason each error is counted under.
+//! The one error type of the env0 client, how an HTTP status or a failed exchange becomes one,
+//! and the bounded reason each error is counted under.
+//!
+//! Whether an error is retried is not decided here but in [`retry`](super::retry).
 //!
 //! Messages name the request path (never the key secret, never the `Authorization` header) and
 //! carry at most [`BODY_SNIPPET_CHARS`] characters of env0's error body, whose shape is not
 //! documented.
+
+use reqwest::StatusCode;
+
+use super::Outcome;
 
 /// How much of an error body a message may quote.
 pub const BODY_SNIPPET_CHARS: usize = 200;
@@ -218,9 +225,153 @@ pub(crate) fn body_snippet(body: &[u8]) -> String {
     }
 }
 
+/// The error of an answer to `path` whose `status` is not a success: 401, 403 and 404 have their
+/// own variants, 429 is [`Error::RateLimited`], every 5xx is [`Error::Server`], and any other
+/// status (400, 402, …) is [`Error::BadRequest`]. The variants that quote env0 take the start of
+/// `body`.
+pub(crate) fn from_status(status: StatusCode, path: &str, body: &[u8]) -> Error {
+    let path = path.to_owned();
+    let snippet = || body_snippet(body);
+    match status {
+        StatusCode::UNAUTHORIZED => Error::Auth {
+            path,
+            body: snippet(),
+        },
+        StatusCode::FORBIDDEN => Error::Forbidden {
+            path,
+            body: snippet(),
+        },
+        StatusCode::NOT_FOUND => Error::NotFound {
+            path,
+            body: snippet(),
+        },
+        StatusCode::TOO_MANY_REQUESTS => Error::RateLimited { path },
+        s if s.is_server_error() => Error::Server {
+            path,
+            status: s.as_u16(),
+        },
+        s => Error::BadRequest {
+            path,
+            status: s.as_u16(),
+            message: snippet(),
+        },
+    }
+}
+
+/// The error of an exchange with `path` that got no status, and the outcome it is observed as:
+/// [`Error::Timeout`] for a timeout, [`Error::Network`] for everything below HTTP (refused or
+/// reset connections, TLS, DNS, a broken body), its message the error's source chain without
+/// the URL.
+pub(crate) fn from_transport(e: reqwest::Error, path: &str) -> (Outcome, Error) {
+    let path = path.to_owned();
+    if e.is_timeout() {
+        return (Outcome::Timeout, Error::Timeout { path });
+    }
+    let error = Error::Network {
+        path,
+        message: error_chain(&e.without_url()),
+    };
+    (Outcome::Error, error)
+}
+
+/// An error and its sources, `": "`-joined, each said once.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_status_maps_to_its_variant_and_only_refusals_quote_the_body() {
+        let body = br#"{"message": "nope"}"#;
+        let at = |code: u16| {
+            let status = StatusCode::from_u16(code).expect("valid status");
+            from_status(status, "/projects", body).to_string()
+        };
+        let quoted = r#": {"message": "nope"}"#;
+        assert_eq!(
+            at(401),
+            format!("env0 rejected the api key on /projects (401){quoted}")
+        );
+        assert_eq!(
+            at(403),
+            format!("the api key may not read /projects (403){quoted}")
+        );
+        assert_eq!(at(404), format!("env0 has no /projects (404){quoted}"));
+        assert_eq!(at(400), format!("env0 refused /projects (400){quoted}"));
+        assert_eq!(at(402), format!("env0 refused /projects (402){quoted}"));
+        assert_eq!(at(418), format!("env0 refused /projects (418){quoted}"));
+        assert_eq!(at(429), "env0 rate limited /projects (429)");
+        for code in [500, 502, 503, 504] {
+            assert_eq!(at(code), format!("env0 answered /projects with {code}"));
+        }
+    }
+
+    #[test]
+    fn each_status_is_counted_under_its_reason() {
+        let reason = |code: u16| {
+            let status = StatusCode::from_u16(code).expect("valid status");
+            from_status(status, "/p", b"").reason().as_str()
+        };
+        let reasons: Vec<_> = [401, 403, 404, 400, 402, 429, 500, 502, 503]
+            .into_iter()
+            .map(reason)
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "auth",
+                "forbidden",
+                "decode",
+                "decode",
+                "forbidden",
+                "rate_limited",
+                "server_error",
+                "server_error",
+                "server_error"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        #[derive(Debug)]
+        struct Layer(&'static str, Option<Box<Layer>>);
+        impl std::fmt::Display for Layer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Layer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|l| l as _)
+            }
+        }
+        let chain = Layer(
+            "error sending request",
+            Some(Box::new(Layer(
+                "connection refused",
+                Some(Box::new(Layer("refused", None))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(&chain),
+            "error sending request: connection refused"
+        );
+        assert_eq!(error_chain(&Layer("alone", None)), "alone");
+    }
 
     #[test]
     fn every_reason_is_one_of_the_seven_bounded_values() {

@@ -1,10 +1,13 @@
 //! The env0 API client: the only code that speaks HTTP to env0.
 //!
 //! One [`Client`] holds one `reqwest` client (rustls, timeouts, `User-Agent`, Basic auth) and
-//! spends one shared [`SlidingWindow`] request budget. Every HTTP attempt, retries included, takes a slot from the
-//! budget first; 429, 5xx, timeouts and connection errors are retried with back-off
-//! ([`retry`]); listings are paged and deduplicated ([`paging`]); env0's JSON lands in the lenient
-//! types of [`model`]. All waiting runs on the injected [`Clock`](crate::clock::Clock), so tests
+//! spends one shared [`SlidingWindow`] request budget. Every HTTP attempt, retries included,
+//! takes a slot from the budget first; a failed attempt becomes a typed [`Error`] ([`error`]),
+//! and 429, 5xx, timeouts and connection errors are retried with back-off or after `Retry-After`
+//! as the policy of [`retry`] decides; listings are paged and deduplicated ([`paging`]); env0's
+//! JSON lands in the lenient types of [`model`]. This file holds the client, its configuration,
+//! the endpoints and the single HTTP exchange. All waiting runs on the injected
+//! [`Clock`](crate::clock::Clock), so tests
 //! with a [`ManualClock`](crate::clock::ManualClock) control every wait.
 
 mod error;
@@ -17,7 +20,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -30,7 +32,7 @@ pub use retry::MAX_RETRY_AFTER;
 
 use crate::clock::{self, SharedClock};
 use crate::ratelimit::SlidingWindow;
-use retry::Backoff;
+use retry::{Backoff, Decision, Failure, RetryPolicy, Wait};
 
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("env0-exporter/", env!("CARGO_PKG_VERSION"));
@@ -204,8 +206,7 @@ struct Inner {
     clock: SharedClock,
     observer: Arc<dyn RequestObserver>,
     limiter: Arc<SlidingWindow>,
-    max_retries: u32,
-    backoff: Backoff,
+    retry: RetryPolicy,
     deadline: Mutex<Option<Timestamp>>,
 }
 
@@ -216,31 +217,6 @@ impl fmt::Debug for Client {
             .field("api_key", &self.inner.api_key)
             .field("limiter", &self.inner.limiter)
             .finish_non_exhaustive()
-    }
-}
-
-/// Why one attempt failed, and whether another may follow.
-struct Failure {
-    error: Error,
-    retryable: bool,
-    retry_after: Option<Duration>,
-}
-
-impl Failure {
-    fn fatal(error: Error) -> Self {
-        Self {
-            error,
-            retryable: false,
-            retry_after: None,
-        }
-    }
-
-    fn retryable(error: Error, retry_after: Option<Duration>) -> Self {
-        Self {
-            error,
-            retryable: true,
-            retry_after,
-        }
     }
 }
 
@@ -289,10 +265,12 @@ impl Client {
                 clock,
                 observer,
                 limiter: budget,
-                max_retries: config.max_retries,
-                backoff: Backoff {
-                    base: config.retry_base_delay,
-                    max: config.retry_max_delay,
+                retry: RetryPolicy {
+                    max_retries: config.max_retries,
+                    backoff: Backoff {
+                        base: config.retry_base_delay,
+                        max: config.retry_max_delay,
+                    },
                 },
                 deadline: Mutex::new(None),
             }),
@@ -416,9 +394,11 @@ impl Client {
         url
     }
 
-    /// GETs `url` with budget, retries and back-off, and decodes the JSON body.
+    /// GETs `url` with budget and retries, and decodes the JSON body. Whether a failed attempt is
+    /// tried again, and after how long, is the [`RetryPolicy`]'s call.
     async fn get<T: DeserializeOwned>(&self, endpoint: Endpoint, url: Url) -> Result<T> {
         let path = url.path().to_owned();
+        let policy = self.inner.retry;
         let mut retry = 0;
         loop {
             self.take_slot(&path).await?;
@@ -435,46 +415,36 @@ impl Client {
             );
             // Pause the whole budget before reporting, so whoever watches the observer sees
             // the pause in place: every later request, not only this retry, honours it.
-            if let Err(Failure {
-                retry_after: Some(wait),
-                ..
-            }) = &result
-            {
+            if let Some(wait) = result.as_ref().err().and_then(Failure::retry_after) {
                 self.inner
                     .limiter
-                    .pause_until(clock::add(self.inner.clock.now(), *wait));
+                    .pause_until(clock::add(self.inner.clock.now(), wait));
             }
             self.inner.observer.observe(endpoint, outcome, took);
             let failure = match result {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
-            if !failure.retryable || retry >= self.inner.max_retries {
-                return Err(failure.error);
-            }
+            let now = self.inner.clock.now();
+            let wait = match policy.decide(&failure, retry, now, self.deadline()) {
+                Decision::Retry(wait) => wait,
+                Decision::GiveUp => return Err(failure.into_error()),
+            };
             retry += 1;
-            // A retry that cannot happen before the poll's deadline is not budget running out:
-            // env0 failed, and the poll reports that failure.
-            let wait = failure
-                .retry_after
-                .unwrap_or_else(|| self.inner.backoff.delay(retry - 1));
-            if self.passes_deadline(wait) {
-                return Err(failure.error);
-            }
-            match failure.retry_after {
-                Some(wait) => tracing::warn!(
+            match wait {
+                Wait::RetryAfter(wait) => tracing::warn!(
                     path,
                     retry,
                     wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                    error = %failure.error,
+                    error = %failure.error(),
                     "retrying after the server's retry-after"
                 ),
-                None => {
+                Wait::Backoff(wait) => {
                     tracing::warn!(
                         path,
                         retry,
                         wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                        error = %failure.error,
+                        error = %failure.error(),
                         "retrying after back-off"
                     );
                     self.inner.clock.sleep(wait).await;
@@ -500,13 +470,6 @@ impl Client {
         }
     }
 
-    /// Whether waiting `wait` from now would pass the deadline.
-    fn passes_deadline(&self, wait: Duration) -> bool {
-        let clock = &*self.inner.clock;
-        self.deadline()
-            .is_some_and(|deadline| clock::add(clock.now(), wait) >= deadline)
-    }
-
     /// One HTTP exchange: the decoded body of a 2xx, or what went wrong.
     async fn attempt<T: DeserializeOwned>(
         &self,
@@ -523,9 +486,13 @@ impl Client {
             )
             .send()
             .await;
+        let failed = |e| {
+            let (outcome, error) = error::from_transport(e, path);
+            (outcome, Err(Failure::new(error, None)))
+        };
         let response = match sent {
             Ok(response) => response,
-            Err(e) => return transport_failure(e, path),
+            Err(e) => return failed(e),
         };
         let status = response.status();
         let retry_after = response
@@ -535,87 +502,21 @@ impl Client {
             .and_then(|v| retry::parse_retry_after(v, self.inner.clock.now()));
         let body = match response.bytes().await {
             Ok(body) => body,
-            Err(e) => return transport_failure(e, path),
+            Err(e) => return failed(e),
         };
         let outcome = Outcome::Status(status.as_u16());
         if status.is_success() {
             let decoded = serde_json::from_slice(&body).map_err(|e| {
-                Failure::fatal(Error::Decode {
+                let error = Error::Decode {
                     path: path.to_owned(),
                     // serde quotes offending values, which may be long: keep the message short.
                     message: error::body_snippet(e.to_string().as_bytes()),
-                })
+                };
+                Failure::new(error, None)
             });
             return (outcome, decoded);
         }
-        let path = path.to_owned();
-        let snippet = || error::body_snippet(&body);
-        let failure = match status {
-            StatusCode::UNAUTHORIZED => Failure::fatal(Error::Auth {
-                path,
-                body: snippet(),
-            }),
-            StatusCode::FORBIDDEN => Failure::fatal(Error::Forbidden {
-                path,
-                body: snippet(),
-            }),
-            StatusCode::NOT_FOUND => Failure::fatal(Error::NotFound {
-                path,
-                body: snippet(),
-            }),
-            StatusCode::TOO_MANY_REQUESTS => {
-                Failure::retryable(Error::RateLimited { path }, retry_after)
-            }
-            s if s.is_server_error() => Failure::retryable(
-                Error::Server {
-                    path,
-                    status: s.as_u16(),
-                },
-                // A 503 may carry Retry-After too; honour it the same way.
-                retry_after.filter(|_| s == StatusCode::SERVICE_UNAVAILABLE),
-            ),
-            s => Failure::fatal(Error::BadRequest {
-                path,
-                status: s.as_u16(),
-                message: snippet(),
-            }),
-        };
-        (outcome, Err(failure))
+        let error = error::from_status(status, path, &body);
+        (outcome, Err(Failure::new(error, retry_after)))
     }
-}
-
-/// A failed exchange without a status: timeouts and everything below HTTP are retried.
-fn transport_failure<T>(e: reqwest::Error, path: &str) -> (Outcome, Result<T, Failure>) {
-    let path = path.to_owned();
-    if e.is_timeout() {
-        return (
-            Outcome::Timeout,
-            Err(Failure::retryable(Error::Timeout { path }, None)),
-        );
-    }
-    (
-        Outcome::Error,
-        Err(Failure::retryable(
-            Error::Network {
-                path,
-                message: error_chain(&e.without_url()),
-            },
-            None,
-        )),
-    )
-}
-
-/// An error and its sources, `": "`-joined, each said once.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
