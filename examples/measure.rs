@@ -123,7 +123,10 @@ async fn main() {
     let mut backfill_polls = 0;
     loop {
         backfill_polls += 1;
-        let deadline = clock::add(manual.now(), interval - Duration::from_millis(1));
+        let deadline = clock::add(
+            manual.now(),
+            interval.saturating_sub(Duration::from_millis(1)),
+        );
         exporter.poller.poll(Some(deadline)).await;
         if exporter.snapshot.load().health.backfill_pending == 0 {
             break;
@@ -139,7 +142,10 @@ async fn main() {
     for _ in 0..args.polls {
         manual.advance(interval);
         sim.clear_requests();
-        let deadline = clock::add(manual.now(), interval - Duration::from_millis(1));
+        let deadline = clock::add(
+            manual.now(),
+            interval.saturating_sub(Duration::from_millis(1)),
+        );
         exporter.poller.poll(Some(deadline)).await;
         live.push(sim.requests().len());
     }

@@ -39,7 +39,7 @@ pub async fn serve(
         .await
 }
 
-/// Whether the scraper asked for OpenMetrics.
+/// Whether the scraper asked for `OpenMetrics`.
 fn wants_openmetrics(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)

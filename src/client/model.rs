@@ -70,7 +70,7 @@ pub struct DeploymentLog {
     pub deployment_type: Option<String>,
     /// Status: `QUEUED`, `IN_PROGRESS`, … (not finished) or `SUCCESS`, `FAILURE`, … (finished).
     pub status: Option<String>,
-    /// The IaC tool: `terraform`, `opentofu`, `pulumi`, …
+    /// The `IaC` tool: `terraform`, `opentofu`, `pulumi`, …
     pub blueprint_type: Option<String>,
     /// What started it: `user`, `terraform-cli`, `workflow`, …
     pub trigger_name: Option<String>,
@@ -202,7 +202,11 @@ mod lenient {
             Value::Number(n) => n.as_u64().or_else(|| {
                 n.as_f64()
                     .filter(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(f))
-                    .map(|f| f as u64)
+                    // Whole, non-negative and below u64::MAX: the cast is exact.
+                    .map(
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        |f| f as u64,
+                    )
             }),
             Value::String(text) => text.trim().parse().ok(),
             _ => None,

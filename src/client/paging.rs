@@ -24,7 +24,7 @@ pub const MAX_PAGES: usize = 10_000;
 ///
 /// # Errors
 /// The first error of `fetch_page`, or [`Error::Decode`] after `max_pages` full pages.
-pub async fn fetch_all<T, F, Fut>(
+pub(super) async fn fetch_all<T, F, Fut>(
     path: &str,
     limit: usize,
     max_pages: usize,

@@ -24,7 +24,7 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Exponential back-off with full jitter (AWS Architecture Blog, "Exponential Backoff And
 /// Jitter"): retry `n` waits a uniformly random time in `[0, min(max, base·2ⁿ)]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
+pub(super) struct Backoff {
     /// The ceiling of the first retry.
     pub base: Duration,
     /// The cap of every ceiling.
@@ -34,7 +34,7 @@ pub struct Backoff {
 impl Backoff {
     /// The longest wait before retry `retry` (0 for the first retry).
     #[must_use]
-    pub fn ceiling(&self, retry: u32) -> Duration {
+    pub(super) fn ceiling(&self, retry: u32) -> Duration {
         self.base
             .saturating_mul(2_u32.saturating_pow(retry))
             .min(self.max)
@@ -42,7 +42,7 @@ impl Backoff {
 
     /// A random wait before retry `retry`, at most [`ceiling`](Self::ceiling).
     #[must_use]
-    pub fn delay(&self, retry: u32) -> Duration {
+    pub(super) fn delay(&self, retry: u32) -> Duration {
         let ceiling = u64::try_from(self.ceiling(retry).as_nanos()).unwrap_or(u64::MAX);
         Duration::from_nanos(fastrand::u64(0..=ceiling))
     }
@@ -52,7 +52,7 @@ impl Backoff {
 /// some proxies send) or an HTTP date. `None` when unreadable; a date in the past is zero; capped
 /// at [`MAX_RETRY_AFTER`].
 #[must_use]
-pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
+pub(super) fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
     let value = value.trim();
     let wait = if let Ok(secs) = value.parse::<u64>() {
         Duration::from_secs(secs)

@@ -154,11 +154,11 @@ impl Cli {
     ///
     /// # Errors
     /// clap's error, or a flag the subcommand would ignore.
-    pub fn parse_args(args: Vec<OsString>) -> Result<Self, clap::Error> {
+    pub fn parse_args(args: &[OsString]) -> Result<Self, clap::Error> {
         let matches = Self::command()
-            .try_get_matches_from(args.clone())
-            .map_err(|e| with_env_source(e, &args))?;
-        let mut cli = Self::from_arg_matches(&matches).map_err(|e| with_env_source(e, &args))?;
+            .try_get_matches_from(args)
+            .map_err(|e| with_env_source(e, args))?;
+        let mut cli = Self::from_arg_matches(&matches).map_err(|e| with_env_source(e, args))?;
         cli.ignored_settings = check_ignored(&matches)?;
         Ok(cli)
     }
@@ -167,7 +167,8 @@ impl Cli {
     /// or prints help or the version and exits 0.
     #[must_use]
     pub fn parse_checked() -> Self {
-        Self::parse_args(std::env::args_os().collect()).unwrap_or_else(|e| e.exit())
+        let args: Vec<OsString> = std::env::args_os().collect();
+        Self::parse_args(&args).unwrap_or_else(|e| e.exit())
     }
 }
 
@@ -176,12 +177,11 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::parse_args(
-            std::iter::once("env0-exporter")
-                .chain(args.iter().copied())
-                .map(OsString::from)
-                .collect(),
-        )
+        let args: Vec<OsString> = std::iter::once("env0-exporter")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        Cli::parse_args(&args)
     }
 
     #[test]

@@ -192,7 +192,7 @@ pub struct ExporterArgs {
     /// Time between two polls of env0
     #[arg(long, env = "ENV0_EXPORTER_POLL_INTERVAL", default_value = "60s", value_parser = parse_duration, global = true, help_heading = "Polling")]
     pub poll_interval: Duration,
-    /// How far back deployments are read and shown by env0_deployments
+    /// How far back deployments are read and shown by `env0_deployments`
     #[arg(long, env = "ENV0_EXPORTER_LOOKBACK", default_value = "24h", value_parser = parse_duration, global = true, help_heading = "Polling")]
     pub lookback: Duration,
     /// Every environment's deployments are re-read at least this often (0 = never)
@@ -204,10 +204,10 @@ pub struct ExporterArgs {
     /// Timeout of one request to env0
     #[arg(long, env = "ENV0_EXPORTER_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true, help_heading = "Polling")]
     pub request_timeout: Duration,
-    /// Log format (level from RUST_LOG, default info)
+    /// Log format (level from `RUST_LOG`, default info)
     #[arg(long, env = "ENV0_EXPORTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true, help_heading = "Serving and logging")]
     pub log_format: LogFormat,
-    /// Bucket bounds in seconds of env0_deployment_duration_seconds, comma-separated
+    /// Bucket bounds in seconds of `env0_deployment_duration_seconds`, comma-separated
     #[arg(
         long,
         env = "ENV0_EXPORTER_DURATION_BUCKETS",

@@ -27,10 +27,10 @@ pub use collector::StateCollector;
 
 /// Content type of the Prometheus text format 0.0.4.
 pub const PROMETHEUS_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
-/// Content type of OpenMetrics text 1.0.0.
+/// Content type of `OpenMetrics` text 1.0.0.
 pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Default buckets of `env0_deployment_duration_seconds`: 5 s to 4 h, the span of IaC runs.
+/// Default buckets of `env0_deployment_duration_seconds`: 5 s to 4 h, the span of `IaC` runs.
 pub const DEFAULT_DURATION_BUCKETS: [f64; 13] = [
     5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 5400.0, 7200.0, 14400.0,
 ];
@@ -198,7 +198,7 @@ impl Metrics {
             .inc();
     }
 
-    /// Renders every metric; OpenMetrics text when `openmetrics`, else Prometheus text 0.0.4.
+    /// Renders every metric; `OpenMetrics` text when `openmetrics`, else Prometheus text 0.0.4.
     ///
     /// # Errors
     /// Only if formatting into a string fails, which it does not in practice.

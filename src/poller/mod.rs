@@ -426,7 +426,7 @@ impl Poller {
                         !r.is_finished() && r.created_at >= read.from && r.created_at <= to
                     })
                 })
-                .map(|id| id.to_string())
+                .map(std::string::ToString::to_string)
                 .collect();
             for id in missing {
                 match self.client.deployment(&id).await {

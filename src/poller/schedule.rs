@@ -166,6 +166,7 @@ mod tests {
         s.parse().unwrap()
     }
 
+    #[allow(clippy::unnecessary_wraps)] // the shape of `Latest`, as the schedule holds it
     fn latest(id: &str, status: &str) -> Latest {
         Some((id.into(), Some(status.into())))
     }

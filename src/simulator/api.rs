@@ -67,16 +67,15 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or_default().to_owned();
     let fault = faults::take(&mut lock(&sim.inner.faults), &path);
-    let response = match fault.as_ref().and_then(faults::respond) {
-        Some(response) => response,
-        None => {
-            if let Some(FaultKind::Delay(delay)) = fault {
-                tokio::time::sleep(delay).await;
-            }
-            match admit(&sim, &method, &path, req.headers()) {
-                Some(refusal) => refusal,
-                None => next.run(req).await,
-            }
+    let response = if let Some(response) = fault.as_ref().and_then(faults::respond) {
+        response
+    } else {
+        if let Some(FaultKind::Delay(delay)) = fault {
+            tokio::time::sleep(delay).await;
+        }
+        match admit(&sim, &method, &path, req.headers()) {
+            Some(refusal) => refusal,
+            None => next.run(req).await,
         }
     };
     if sim.inner.config.record_requests {

@@ -1,5 +1,5 @@
 //! Wire shapes: the world's records serialized as env0 sends them (camelCase, timestamps with
-//! milliseconds, snake_case inside `startedByUser`, cost amounts as strings or numbers), borrowing
+//! milliseconds, `snake_case` inside `startedByUser`, cost amounts as strings or numbers), borrowing
 //! from the world so a listing serializes without cloning it.
 
 use jiff::Timestamp;

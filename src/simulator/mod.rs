@@ -21,7 +21,7 @@ mod json;
 mod reply;
 #[cfg(test)]
 mod tests;
-pub mod world;
+mod world;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -85,41 +85,63 @@ impl Default for SimConfig {
 /// One deployment as the world holds it (the truth tests compare the exporter against).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimDeployment {
+    /// Deployment log id.
     pub id: String,
+    /// The environment it ran in.
     pub environment_id: String,
+    /// The environment's project.
     pub project_id: String,
+    /// env0's `type`.
     pub deployment_type: String,
+    /// env0's `status`, now.
     pub status: String,
+    /// env0's `blueprintType` (the infrastructure-as-code tool); `None` is sent as `null`.
     pub blueprint_type: Option<String>,
+    /// env0's `triggerName`; `None` is sent as `null`.
     pub trigger_name: Option<String>,
+    /// The id of the user who started it.
     pub started_by: String,
+    /// When it was created.
     pub created_at: Timestamp,
+    /// When it was queued.
     pub queued_at: Timestamp,
+    /// When it started running, once it has.
     pub started_at: Option<Timestamp>,
+    /// When it finished; `None` while unfinished and for some finished runs.
     pub finished_at: Option<Timestamp>,
+    /// Its last change.
     pub updated_at: Timestamp,
 }
 
 /// One environment as the world holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimEnvironment {
+    /// Environment id.
     pub id: String,
+    /// Its project.
     pub project_id: String,
+    /// Display name.
     pub name: String,
+    /// env0's environment `status`.
     pub status: String,
+    /// env0's `driftStatus`.
     pub drift_status: String,
+    /// Archived environments are listed with `isArchived: true`.
     pub is_archived: bool,
+    /// The run the environment's `latestDeploymentLog` shows.
     pub latest_deployment_log_id: Option<String>,
 }
 
 /// One request the simulator received, whatever it answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
+    /// The HTTP method.
     pub method: String,
     /// The URL path without the query string.
     pub path: String,
     /// The raw query string, empty when there was none.
     pub query: String,
+    /// The status answered.
     pub status: u16,
     /// When it arrived, on the injected clock.
     pub at: Timestamp,
@@ -130,6 +152,7 @@ pub struct RequestRecord {
 pub struct Fault {
     /// Applies to requests whose path starts with this (`None`: any request).
     pub path_prefix: Option<String>,
+    /// What happens to them.
     pub kind: FaultKind,
     /// How many matching requests get the fault.
     pub count: u32,
@@ -141,7 +164,10 @@ pub enum FaultKind {
     /// That status with a JSON error body.
     Status(u16),
     /// 429, with `Retry-After: <seconds>` when given.
-    RateLimited { retry_after: Option<u64> },
+    RateLimited {
+        /// The `Retry-After` seconds; `None` sends none.
+        retry_after: Option<u64>,
+    },
     /// 200 with a body that is not JSON.
     Garbage,
     /// A real (tokio) sleep before answering normally, to exercise client timeouts.

@@ -541,11 +541,11 @@ fn cost_amounts_are_strings_for_some_deployments_and_numbers_for_others() {
 
 #[tokio::test]
 async fn filters_match_types_statuses_and_users_exactly() {
+    type Keep<'a> = Box<dyn Fn(&SimDeployment) -> bool + 'a>;
     let (sim, _) = sim();
     let router = sim.router();
     let (env, truth) = busiest(&sim);
     let user = truth[0].started_by.clone();
-    type Keep<'a> = Box<dyn Fn(&SimDeployment) -> bool + 'a>;
     let cases: [(String, Keep<'_>); 4] = [
         (
             "deploymentTypes=prPlan,driftDetection".to_owned(),

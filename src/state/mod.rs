@@ -51,9 +51,9 @@ pub struct Observation {
     pub environment_id: String,
     /// env0's `type` (deploy, prPlan, …).
     pub deployment_type: Option<String>,
-    /// env0's `status` (QUEUED … NEVER_DEPLOYED).
+    /// env0's `status` (QUEUED … `NEVER_DEPLOYED`).
     pub status: Option<String>,
-    /// env0's `blueprintType`: the IaC tool.
+    /// env0's `blueprintType`: the `IaC` tool.
     pub blueprint_type: Option<String>,
     /// env0's `triggerName`.
     pub trigger_name: Option<String>,

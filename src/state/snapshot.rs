@@ -24,7 +24,7 @@ pub struct Health {
 }
 
 /// A pair of label values, e.g. (deployment type, status).
-pub type LabelPair = (Arc<str>, Arc<str>);
+pub(super) type LabelPair = (Arc<str>, Arc<str>);
 
 /// Everything the state-mirroring metrics show, computed once per poll.
 #[derive(Debug, Clone, Default, PartialEq)]

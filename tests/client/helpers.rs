@@ -22,7 +22,7 @@ use url::Url;
 
 /// One request the fake server received.
 #[derive(Debug, Clone)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// The path as sent, still percent-encoded.
     pub path: String,
     /// Query pairs in order, decoded.
@@ -33,7 +33,7 @@ pub struct Seen {
 
 impl Seen {
     /// The decoded value of query parameter `name`.
-    pub fn param(&self, name: &str) -> Option<&str> {
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(k, _)| k == name)
@@ -41,14 +41,14 @@ impl Seen {
     }
 
     /// The value of header `name`.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
 /// What the fake server answers.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     body: String,
@@ -57,7 +57,7 @@ pub struct Reply {
 
 impl Reply {
     /// 200 with a JSON body.
-    pub fn json(body: impl Into<String>) -> Self {
+    pub(crate) fn json(body: impl Into<String>) -> Self {
         Self {
             status: 200,
             headers: vec![("content-type".into(), "application/json".into())],
@@ -67,7 +67,7 @@ impl Reply {
     }
 
     /// `status` with a small JSON error body.
-    pub fn status(status: u16) -> Self {
+    pub(crate) fn status(status: u16) -> Self {
         Self {
             status,
             body: format!(r#"{{"message":"status {status}"}}"#),
@@ -76,13 +76,13 @@ impl Reply {
     }
 
     /// Adds a response header.
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
     /// Answers only after `delay` (real time).
-    pub fn delayed(mut self, delay: Duration) -> Self {
+    pub(crate) fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
     }
@@ -97,7 +97,7 @@ struct FakeState {
 }
 
 /// A fake env0 answering each request by `script(request, number_from_zero)`.
-pub struct FakeEnv0 {
+pub(crate) struct FakeEnv0 {
     /// `http://127.0.0.1:<port>/`.
     pub base_url: Url,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -106,7 +106,9 @@ pub struct FakeEnv0 {
 
 impl FakeEnv0 {
     /// Starts the server on a free port.
-    pub async fn start(script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Self {
+    pub(crate) async fn start(
+        script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let state = FakeState {
             seen: Arc::clone(&seen),
@@ -128,12 +130,12 @@ impl FakeEnv0 {
     }
 
     /// Every request so far, in order.
-    pub fn requests(&self) -> Vec<Seen> {
+    pub(crate) fn requests(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
     }
 
     /// How many requests arrived.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.seen.lock().expect("lock").len()
     }
 }
@@ -172,16 +174,16 @@ async fn answer(State(state): State<FakeState>, request: Request) -> Response {
 
 /// Records every attempt the client reports.
 #[derive(Debug, Default)]
-pub struct Recorder(Mutex<Vec<(Endpoint, Outcome)>>);
+pub(crate) struct Recorder(Mutex<Vec<(Endpoint, Outcome)>>);
 
 impl Recorder {
     /// Every `(endpoint, outcome)` so far, in order.
-    pub fn attempts(&self) -> Vec<(Endpoint, Outcome)> {
+    pub(crate) fn attempts(&self) -> Vec<(Endpoint, Outcome)> {
         self.0.lock().expect("lock").clone()
     }
 
     /// Waits (real time, at most 5 s) until `n` attempts were reported.
-    pub async fn wait_for(&self, n: usize) {
+    pub(crate) async fn wait_for(&self, n: usize) {
         for _ in 0..1000 {
             if self.attempts().len() >= n {
                 return;
@@ -199,12 +201,12 @@ impl RequestObserver for Recorder {
 }
 
 /// The API key id every test uses.
-pub const KEY: &str = "key-id";
+pub(crate) const KEY: &str = "key-id";
 /// The API key secret every test uses.
-pub const SECRET: &str = "s3cret";
+pub(crate) const SECRET: &str = "s3cret";
 
 /// A fast test configuration: 2 s timeout, 4 retries, back-off 10 ms doubling to 40 ms.
-pub fn config(base_url: &Url) -> ClientConfig {
+pub(crate) fn config(base_url: &Url) -> ClientConfig {
     ClientConfig {
         request_timeout: Duration::from_secs(2),
         max_retries: 4,
@@ -215,12 +217,12 @@ pub fn config(base_url: &Url) -> ClientConfig {
 }
 
 /// A client on `clock` with a fresh recorder and a budget of 1000 requests per minute.
-pub fn client_on(config: ClientConfig, clock: SharedClock) -> (Client, Arc<Recorder>) {
+pub(crate) fn client_on(config: ClientConfig, clock: SharedClock) -> (Client, Arc<Recorder>) {
     client_with_budget(config, 1000, clock)
 }
 
 /// A client on `clock` with a fresh recorder and a budget of `per_minute` requests.
-pub fn client_with_budget(
+pub(crate) fn client_with_budget(
     config: ClientConfig,
     per_minute: u32,
     clock: SharedClock,
@@ -232,22 +234,22 @@ pub fn client_with_budget(
 }
 
 /// A client on the system clock with the test configuration.
-pub fn client(server: &FakeEnv0) -> (Client, Arc<Recorder>) {
+pub(crate) fn client(server: &FakeEnv0) -> (Client, Arc<Recorder>) {
     client_on(config(&server.base_url), Arc::new(SystemClock))
 }
 
 /// A manual clock at a fixed start.
-pub fn manual_clock() -> Arc<ManualClock> {
+pub(crate) fn manual_clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(ts("2026-07-01T14:00:00Z")))
 }
 
 /// Parses a test timestamp.
-pub fn ts(s: &str) -> Timestamp {
+pub(crate) fn ts(s: &str) -> Timestamp {
     s.parse().expect("valid timestamp")
 }
 
 /// A JSON array of `n` minimal objects with ids `{prefix}{i}` for `i` in `range`.
-pub fn ids_page(prefix: &str, range: std::ops::Range<usize>) -> String {
+pub(crate) fn ids_page(prefix: &str, range: std::ops::Range<usize>) -> String {
     let items: Vec<String> = range
         .map(|i| format!(r#"{{"id":"{prefix}{i}","name":"n{i}"}}"#))
         .collect();
@@ -255,12 +257,12 @@ pub fn ids_page(prefix: &str, range: std::ops::Range<usize>) -> String {
 }
 
 /// Lets spawned tasks and the fake server run for a moment of real time.
-pub async fn settle() {
+pub(crate) async fn settle() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 /// Starts `client.organizations()` in the background, for tests that move a manual clock.
-pub fn spawn_organizations(
+pub(crate) fn spawn_organizations(
     client: &Client,
 ) -> tokio::task::JoinHandle<env0_exporter::client::Result<Vec<Organization>>> {
     let client = client.clone();
@@ -268,7 +270,7 @@ pub fn spawn_organizations(
 }
 
 /// Waits (real time, at most 5 s) for a background request and returns its result.
-pub async fn finish<T>(task: tokio::task::JoinHandle<T>, what: &str) -> T {
+pub(crate) async fn finish<T>(task: tokio::task::JoinHandle<T>, what: &str) -> T {
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .unwrap_or_else(|_| panic!("{what}: still waiting after 5 s"))
@@ -276,7 +278,9 @@ pub async fn finish<T>(task: tokio::task::JoinHandle<T>, what: &str) -> T {
 }
 
 /// Answers the first request with 429 (and `retry_after`, if any), every later one with `[]`.
-pub fn rate_limited_once(retry_after: Option<&'static str>) -> impl Fn(&Seen, usize) -> Reply {
+pub(crate) fn rate_limited_once(
+    retry_after: Option<&'static str>,
+) -> impl Fn(&Seen, usize) -> Reply {
     move |_, n| match (n, retry_after) {
         (0, Some(value)) => Reply::status(429).header("retry-after", value),
         (0, None) => Reply::status(429),
@@ -285,7 +289,7 @@ pub fn rate_limited_once(retry_after: Option<&'static str>) -> impl Fn(&Seen, us
 }
 
 /// The attempts of an organizations call rate limited once, then answered.
-pub const LIMITED_THEN_OK: [(Endpoint, Outcome); 2] = [
+pub(crate) const LIMITED_THEN_OK: [(Endpoint, Outcome); 2] = [
     (Endpoint::Organizations, Outcome::Status(429)),
     (Endpoint::Organizations, Outcome::Status(200)),
 ];

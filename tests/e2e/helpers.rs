@@ -16,12 +16,12 @@ use env0_exporter::simulator::{SimConfig, SimDeployment, Simulator};
 use jiff::Timestamp;
 use tokio::net::TcpListener;
 
-pub const START: &str = "2026-07-01T12:00:00Z";
-pub const REAL_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const START: &str = "2026-07-01T12:00:00Z";
+pub(crate) const REAL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The documented label rule: env0's string if it matches `^[A-Za-z][A-Za-z0-9_-]{0,63}$`,
 /// `unknown` when missing, `other` otherwise (the 50-value cap is not reached by the simulator).
-pub fn expected_label(raw: Option<&str>) -> String {
+pub(crate) fn expected_label(raw: Option<&str>) -> String {
     match raw {
         None => "unknown".into(),
         Some(s) => {
@@ -34,7 +34,7 @@ pub fn expected_label(raw: Option<&str>) -> String {
     }
 }
 
-pub const FINISHED: [&str; 8] = [
+pub(crate) const FINISHED: [&str; 8] = [
     "SUCCESS",
     "FAILURE",
     "TIMEOUT",
@@ -45,25 +45,25 @@ pub const FINISHED: [&str; 8] = [
     "NEVER_DEPLOYED",
 ];
 
-pub fn is_finished(d: &SimDeployment) -> bool {
+pub(crate) fn is_finished(d: &SimDeployment) -> bool {
     FINISHED.contains(&d.status.as_str())
 }
 
-pub fn finish_time(d: &SimDeployment) -> Timestamp {
+pub(crate) fn finish_time(d: &SimDeployment) -> Timestamp {
     d.finished_at.unwrap_or(d.updated_at)
 }
 
-pub type Labels = BTreeMap<String, String>;
+pub(crate) type Labels = BTreeMap<String, String>;
 
 #[derive(Debug, Clone)]
-pub struct Sample {
+pub(crate) struct Sample {
     pub name: String,
     pub labels: Labels,
     pub value: f64,
 }
 
 /// Parses Prometheus text 0.0.4 samples (enough for this exporter's output).
-pub fn parse_metrics(text: &str) -> Vec<Sample> {
+pub(crate) fn parse_metrics(text: &str) -> Vec<Sample> {
     let mut out = Vec::new();
     for line in text.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
@@ -127,7 +127,7 @@ fn split_labels(body: &str) -> Vec<String> {
 }
 
 /// Non-zero samples of one metric, keyed by their labels.
-pub fn series(samples: &[Sample], name: &str) -> BTreeMap<Labels, f64> {
+pub(crate) fn series(samples: &[Sample], name: &str) -> BTreeMap<Labels, f64> {
     samples
         .iter()
         .filter(|s| s.name == name && s.value != 0.0)
@@ -135,14 +135,14 @@ pub fn series(samples: &[Sample], name: &str) -> BTreeMap<Labels, f64> {
         .collect()
 }
 
-pub fn labels(pairs: &[(&str, String)]) -> Labels {
+pub(crate) fn labels(pairs: &[(&str, String)]) -> Labels {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
         .collect()
 }
 
-pub struct Harness {
+pub(crate) struct Harness {
     pub clock: Arc<ManualClock>,
     pub sim: Simulator,
     pub exporter: Option<Running>,
@@ -155,7 +155,7 @@ pub struct Harness {
 
 impl Harness {
     /// Starts the simulator and the exporter; `extra` are exporter flags beyond endpoint and key.
-    pub async fn start(sim_config: SimConfig, extra: &[&str]) -> Self {
+    pub(crate) async fn start(sim_config: SimConfig, extra: &[&str]) -> Self {
         let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
         let shared: SharedClock = clock.clone();
         let sim = Simulator::new(sim_config, shared.clone());
@@ -186,7 +186,7 @@ impl Harness {
         harness
     }
 
-    pub fn polls(&self) -> u64 {
+    pub(crate) fn polls(&self) -> u64 {
         self.exporter
             .as_ref()
             .unwrap()
@@ -196,7 +196,7 @@ impl Harness {
             .polls_completed
     }
 
-    pub async fn wait_for_polls(&self, n: u64) {
+    pub(crate) async fn wait_for_polls(&self, n: u64) {
         let mut rx = self.exporter.as_ref().unwrap().snapshot.subscribe_polls();
         tokio::time::timeout(REAL_TIMEOUT, rx.wait_for(|p| *p >= n))
             .await
@@ -205,14 +205,14 @@ impl Harness {
     }
 
     /// Advances the clock by one poll interval and waits for that poll to finish.
-    pub async fn next_poll(&self) {
+    pub(crate) async fn next_poll(&self) {
         let before = self.polls();
         self.clock.advance(self.poll_interval);
         self.wait_for_polls(before + 1).await;
     }
 
     /// Keeps nudging the clock forward (for retries and back-offs) until poll `n` is done.
-    pub async fn nudge_until_poll(&self, n: u64, step: Duration) {
+    pub(crate) async fn nudge_until_poll(&self, n: u64, step: Duration) {
         let deadline = tokio::time::Instant::now() + REAL_TIMEOUT;
         while self.polls() < n {
             assert!(
@@ -224,22 +224,25 @@ impl Harness {
         }
     }
 
-    pub fn metrics_url(&self) -> String {
+    pub(crate) fn metrics_url(&self) -> String {
         format!("http://{}/metrics", self.exporter.as_ref().unwrap().addr)
     }
 
-    pub async fn scrape(&self) -> Vec<Sample> {
+    pub(crate) async fn scrape(&self) -> Vec<Sample> {
         let resp = self.http.get(self.metrics_url()).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         parse_metrics(&resp.text().await.unwrap())
     }
 
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
     /// The simulator's truth for `env0_deployments` at the current time.
-    pub fn expected_window(&self, keep: impl Fn(&SimDeployment) -> bool) -> BTreeMap<Labels, f64> {
+    pub(crate) fn expected_window(
+        &self,
+        keep: impl Fn(&SimDeployment) -> bool,
+    ) -> BTreeMap<Labels, f64> {
         let cutoff = clock::sub(self.now(), self.lookback);
         let mut out = BTreeMap::new();
         for d in self.sim.deployments() {
@@ -253,7 +256,7 @@ impl Harness {
 
     /// The simulator's truth for `env0_deployments_finished_total`: runs that finished after the
     /// exporter started.
-    pub fn expected_finished(
+    pub(crate) fn expected_finished(
         &self,
         keep: impl Fn(&SimDeployment) -> bool,
     ) -> BTreeMap<Labels, f64> {
@@ -267,7 +270,7 @@ impl Harness {
     }
 
     /// The simulator's truth for `env0_environments`.
-    pub fn expected_environments(&self) -> BTreeMap<Labels, f64> {
+    pub(crate) fn expected_environments(&self) -> BTreeMap<Labels, f64> {
         let mut out = BTreeMap::new();
         for e in self.sim.environments() {
             if !e.is_archived {
@@ -281,7 +284,7 @@ impl Harness {
         out
     }
 
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(r) = self.exporter.take() {
             r.shutdown().await;
         }
@@ -291,7 +294,7 @@ impl Harness {
     }
 }
 
-pub fn deployment_labels(d: &SimDeployment, with_trigger: bool) -> Labels {
+pub(crate) fn deployment_labels(d: &SimDeployment, with_trigger: bool) -> Labels {
     let mut l = labels(&[
         ("deployment_type", expected_label(Some(&d.deployment_type))),
         ("status", expected_label(Some(&d.status))),

@@ -7,6 +7,7 @@ mod filters;
 mod helpers;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use env0_exporter::simulator::{Fault, FaultKind, SimConfig, SimDeployment};
@@ -26,12 +27,12 @@ fn assert_matches(label: &str, got: &BTreeMap<Labels, f64>, want: &BTreeMap<Labe
         for (k, v) in want {
             let g = got.get(k).copied().unwrap_or(0.0);
             if (g - v).abs() > f64::EPSILON {
-                diff.push_str(&format!("  {k:?}: got {g}, want {v}\n"));
+                let _ = writeln!(diff, "  {k:?}: got {g}, want {v}");
             }
         }
         for (k, g) in got {
             if !want.contains_key(k) {
-                diff.push_str(&format!("  {k:?}: got {g}, want 0\n"));
+                let _ = writeln!(diff, "  {k:?}: got {g}, want 0");
             }
         }
         panic!("{label} differs from the simulator's records:\n{diff}");

@@ -1,4 +1,4 @@
-//! Golden file, in the node_exporter manner, and `docs/metrics.md` held against what is
+//! Golden file, in the `node_exporter` manner, and `docs/metrics.md` held against what is
 //! registered.
 //!
 //! The golden file: `once` against the simulator with a fixed seed on a
@@ -20,6 +20,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,10 +119,10 @@ fn check(name: &str, got: &str) {
         let mut diff = String::new();
         let (g, w): (Vec<_>, Vec<_>) = (got.lines().collect(), want.lines().collect());
         for line in w.iter().filter(|l| !g.contains(l)).take(20) {
-            diff.push_str(&format!("- {line}\n"));
+            let _ = writeln!(diff, "- {line}");
         }
         for line in g.iter().filter(|l| !w.contains(l)).take(20) {
-            diff.push_str(&format!("+ {line}\n"));
+            let _ = writeln!(diff, "+ {line}");
         }
         panic!(
             "{} differs from the exporter's output (- golden, + now; first 20 of each):\n{diff}\n\

@@ -11,7 +11,7 @@ use super::vocabulary::{DeploymentType, DriftStatus, EnvStatus, Status};
 
 /// A user who starts runs.
 #[derive(Debug, Clone)]
-pub struct User {
+pub(crate) struct User {
     pub id: String,
     pub email: String,
     pub name: String,
@@ -19,7 +19,7 @@ pub struct User {
 
 /// An organization.
 #[derive(Debug, Clone)]
-pub struct Organization {
+pub(crate) struct Organization {
     pub id: String,
     pub name: String,
     pub created_at: Timestamp,
@@ -27,7 +27,7 @@ pub struct Organization {
 
 /// A project (of the first organization).
 #[derive(Debug, Clone)]
-pub struct Project {
+pub(crate) struct Project {
     pub id: String,
     pub name: String,
     /// Index into [`World::projects`](super::World::projects) of the parent project.
@@ -37,7 +37,7 @@ pub struct Project {
 
 /// Monthly cost estimate; `as_string` says how the amounts go on the wire (env0 sends both).
 #[derive(Debug, Clone, Copy)]
-pub struct Cost {
+pub(crate) struct Cost {
     pub total: f64,
     pub diff: f64,
     pub as_string: bool,
@@ -45,7 +45,7 @@ pub struct Cost {
 
 /// What a run produces, drawn when it is created and shown once it has finished.
 #[derive(Debug, Clone, Copy)]
-pub struct Results {
+pub(crate) struct Results {
     /// added, changed, destroyed.
     pub plan_summary: Option<[u32; 3]>,
     pub resource_count: Option<u32>,
@@ -64,7 +64,7 @@ pub(super) struct Step {
 
 /// One deployment (run).
 #[derive(Debug, Clone)]
-pub struct Deployment {
+pub(crate) struct Deployment {
     /// Creation sequence number (internal handle for events).
     pub(super) key: u64,
     pub id: String,
@@ -96,13 +96,13 @@ pub struct Deployment {
 impl Deployment {
     /// Results as visible now: only after a successful end.
     #[must_use]
-    pub fn results(&self) -> Option<&Results> {
+    pub(crate) fn results(&self) -> Option<&Results> {
         (self.status == Status::Success).then_some(&self.results)
     }
 
     /// The error message of a failed run.
     #[must_use]
-    pub fn error_message(&self) -> Option<&'static str> {
+    pub(crate) fn error_message(&self) -> Option<&'static str> {
         match self.status {
             Status::Failure => Some("terraform apply failed: exit status 1"),
             Status::Timeout => Some("Deployment timed out"),
@@ -114,7 +114,7 @@ impl Deployment {
 
 /// One environment.
 #[derive(Debug, Clone)]
-pub struct Environment {
+pub(crate) struct Environment {
     pub id: String,
     pub name: String,
     /// Index into [`World::projects`](super::World::projects).
@@ -144,7 +144,7 @@ pub struct Environment {
 impl Environment {
     /// The embedded `latestDeploymentLog`.
     #[must_use]
-    pub fn latest_deployment(&self) -> Option<&Deployment> {
+    pub(crate) fn latest_deployment(&self) -> Option<&Deployment> {
         let id = self.latest.as_deref()?;
         self.deployments.iter().rev().find(|d| d.id == id)
     }

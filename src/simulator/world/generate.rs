@@ -54,13 +54,19 @@ pub(super) fn pick<T: Copy>(rng: &mut fastrand::Rng, items: &[T], weights: &[u32
 /// A duration between `min` and `max` seconds, uniform on a log scale, in whole milliseconds.
 pub(super) fn log_uniform(rng: &mut fastrand::Rng, min: f64, max: f64) -> Duration {
     let secs = (min.ln() + rng.f64() * (max.ln() - min.ln())).exp();
-    Duration::from_millis((secs * 1000.0) as u64)
+    whole_millis(secs * 1000.0)
+}
+
+/// `ms` milliseconds as whole milliseconds (the wire's precision), rounded down; negative is 0.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // float → int saturates
+pub(super) fn whole_millis(ms: f64) -> Duration {
+    Duration::from_millis(ms as u64)
 }
 
 impl World {
     /// Generates the world at `now - history` and plays it forward to `now`.
     #[must_use]
-    pub fn new(config: &SimConfig, now: Timestamp) -> Self {
+    pub(crate) fn new(config: &SimConfig, now: Timestamp) -> Self {
         let mut rng = fastrand::Rng::with_seed(config.seed);
         let start = trunc_ms(clock::sub(now, config.history));
         let year_before = clock::sub(start, Duration::from_secs(365 * 24 * 3600));
@@ -204,6 +210,6 @@ impl World {
     pub(super) fn exp_gap(&mut self) -> Duration {
         let u = self.rng.f64();
         let secs = -(1.0 - u).ln() * self.mean_interval.as_secs_f64();
-        Duration::from_millis((secs * 1000.0).max(1000.0) as u64)
+        whole_millis((secs * 1000.0).max(1000.0))
     }
 }

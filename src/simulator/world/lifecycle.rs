@@ -30,7 +30,7 @@ use jiff::Timestamp;
 
 use super::World;
 use super::entities::{Cost, Deployment, Environment, Results, Step};
-use super::generate::{log_uniform, pick, uuid};
+use super::generate::{log_uniform, pick, uuid, whole_millis};
 use super::queue::Event;
 use super::vocabulary::{
     DeploymentType, DriftStatus, EnvStatus, Status, TRIGGERS, TYPE_WEIGHTS, trigger_weights,
@@ -39,8 +39,7 @@ use crate::clock;
 
 impl World {
     fn scaled(&self, d: Duration) -> Duration {
-        let ms = (d.as_secs_f64() * 1000.0 * self.time_scale).max(1.0);
-        Duration::from_millis(ms as u64)
+        whole_millis((d.as_secs_f64() * 1000.0 * self.time_scale).max(1.0))
     }
 
     /// Handles one event due at `at`.

@@ -24,8 +24,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-pub use entities::{Cost, Deployment, Environment, Organization, Project, Results, User};
-pub use vocabulary::{DeploymentType, DriftStatus, EnvStatus, Status, TOOLS, TRIGGERS};
+pub(super) use entities::{Cost, Deployment, Environment, Organization, Project, User};
+#[cfg(test)]
+pub(super) use vocabulary::TRIGGERS;
 
 use super::{SimDeployment, SimEnvironment};
 use crate::clock;
@@ -36,7 +37,7 @@ const RETENTION_MARGIN: Duration = Duration::from_secs(24 * 3600);
 
 /// The whole simulated state.
 #[derive(Debug)]
-pub struct World {
+pub(super) struct World {
     rng: fastrand::Rng,
     mean_interval: Duration,
     time_scale: f64,
@@ -60,12 +61,12 @@ pub struct World {
 impl World {
     /// The organization holding all projects and environments.
     #[must_use]
-    pub fn organization_id(&self) -> &str {
+    pub(super) fn organization_id(&self) -> &str {
         self.organizations.first().map_or("", |o| o.id.as_str())
     }
 
     /// Handles every event up to `now` (nothing while paused), then drops old finished runs.
-    pub fn advance_to(&mut self, now: Timestamp) {
+    pub(super) fn advance_to(&mut self, now: Timestamp) {
         if self.paused_at.is_some() {
             return;
         }
@@ -82,7 +83,7 @@ impl World {
     }
 
     /// Freezes or resumes the world at `now`.
-    pub fn set_paused(&mut self, paused: bool, now: Timestamp) {
+    pub(super) fn set_paused(&mut self, paused: bool, now: Timestamp) {
         match (paused, self.paused_at) {
             (true, None) => {
                 self.advance_to(now);
@@ -136,7 +137,7 @@ impl World {
 
     /// The environment holding a deployment, and the deployment.
     #[must_use]
-    pub fn deployment(&self, id: &str) -> Option<(&Environment, &Deployment)> {
+    pub(super) fn deployment(&self, id: &str) -> Option<(&Environment, &Deployment)> {
         let env = self.environments.get(*self.by_id.get(id)?)?;
         let d = env.deployments.iter().rev().find(|d| d.id == id)?;
         Some((env, d))
@@ -144,13 +145,13 @@ impl World {
 
     /// The environment with this id.
     #[must_use]
-    pub fn environment(&self, id: &str) -> Option<&Environment> {
+    pub(super) fn environment(&self, id: &str) -> Option<&Environment> {
         self.env_index.get(id).map(|&i| &self.environments[i])
     }
 
     /// The truth as public records, oldest first.
     #[must_use]
-    pub fn sim_deployments(&self) -> Vec<SimDeployment> {
+    pub(super) fn sim_deployments(&self) -> Vec<SimDeployment> {
         let mut out: Vec<SimDeployment> = self
             .environments
             .iter()
@@ -179,7 +180,7 @@ impl World {
 
     /// The environments as public records, in listing order.
     #[must_use]
-    pub fn sim_environments(&self) -> Vec<SimEnvironment> {
+    pub(super) fn sim_environments(&self) -> Vec<SimEnvironment> {
         self.environments
             .iter()
             .map(|env| SimEnvironment {

@@ -1,10 +1,10 @@
 //! env0's vocabulary as the world uses it: deployment types, deployment, environment and drift
-//! statuses with their wire names, the IaC tools and trigger names, and the weights and name
+//! statuses with their wire names, the `IaC` tools and trigger names, and the weights and name
 //! tables generation draws from.
 
 /// A deployment type, as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeploymentType {
+pub(crate) enum DeploymentType {
     Deploy,
     Destroy,
     PrPlan,
@@ -17,7 +17,7 @@ pub enum DeploymentType {
 
 impl DeploymentType {
     /// Every type.
-    pub const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::Deploy,
         Self::Destroy,
         Self::PrPlan,
@@ -30,7 +30,7 @@ impl DeploymentType {
 
     /// The camelCase wire name.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Deploy => "deploy",
             Self::Destroy => "destroy",
@@ -45,7 +45,7 @@ impl DeploymentType {
 
     /// Whether creating a run of this type makes it the environment's `latestDeploymentLog`.
     #[must_use]
-    pub fn moves_latest(self) -> bool {
+    pub(crate) fn moves_latest(self) -> bool {
         matches!(self, Self::Deploy | Self::Destroy | Self::Task)
     }
 
@@ -65,7 +65,7 @@ impl DeploymentType {
 
 /// A deployment status, as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
+pub(crate) enum Status {
     Queued,
     InProgress,
     WaitingForUser,
@@ -81,25 +81,9 @@ pub enum Status {
 }
 
 impl Status {
-    /// Every status.
-    pub const ALL: [Self; 12] = [
-        Self::Queued,
-        Self::InProgress,
-        Self::WaitingForUser,
-        Self::Aborting,
-        Self::Success,
-        Self::Failure,
-        Self::Timeout,
-        Self::Cancelled,
-        Self::InternalFailure,
-        Self::Aborted,
-        Self::Skipped,
-        Self::NeverDeployed,
-    ];
-
     /// The wire name.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "QUEUED",
             Self::InProgress => "IN_PROGRESS",
@@ -118,7 +102,7 @@ impl Status {
 
     /// Whether the run has ended.
     #[must_use]
-    pub fn is_finished(self) -> bool {
+    pub(crate) fn is_finished(self) -> bool {
         !matches!(
             self,
             Self::Queued | Self::InProgress | Self::WaitingForUser | Self::Aborting
@@ -128,7 +112,7 @@ impl Status {
 
 /// An environment status, as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EnvStatus {
+pub(crate) enum EnvStatus {
     Inactive,
     Active,
     Failed,
@@ -149,7 +133,7 @@ pub enum EnvStatus {
 impl EnvStatus {
     /// The wire name.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Inactive => "INACTIVE",
             Self::Active => "ACTIVE",
@@ -172,7 +156,7 @@ impl EnvStatus {
 
 /// An environment drift status, as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DriftStatus {
+pub(crate) enum DriftStatus {
     Ok,
     Drifted,
     Error,
@@ -183,7 +167,7 @@ pub enum DriftStatus {
 impl DriftStatus {
     /// The wire name.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "OK",
             Self::Drifted => "DRIFTED",
@@ -194,8 +178,8 @@ impl DriftStatus {
     }
 }
 
-/// IaC tools in the order the first environments get them, so every one appears.
-pub const TOOLS: [Option<&str>; 10] = [
+/// `IaC` tools in the order the first environments get them, so every one appears.
+pub(crate) const TOOLS: [Option<&str>; 10] = [
     Some("opentofu"),
     Some("terraform"),
     Some("terragrunt"),
@@ -213,7 +197,7 @@ pub(super) const TOOL_WEIGHTS: [u32; 10] = [20, 35, 10, 6, 8, 5, 6, 4, 4, 2];
 
 /// Trigger names (`None` is a null `triggerName`). `"scheduled run"` is deliberately not a plain
 /// identifier, so label mappings meet an odd value.
-pub const TRIGGERS: [Option<&str>; 8] = [
+pub(crate) const TRIGGERS: [Option<&str>; 8] = [
     Some("user"),
     Some("terraform-cli"),
     Some("workflow"),
