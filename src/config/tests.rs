@@ -1,0 +1,183 @@
+//! Parsing and validation of the flags: defaults, errors naming their flag, secrets.
+use super::*;
+use clap::CommandFactory;
+
+fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(std::iter::once("env0-exporter").chain(args.iter().copied()))
+}
+
+#[test]
+fn clap_definition_is_consistent() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn defaults_match_the_documented_ones() {
+    let cli = parse(&["--api-key", "k", "--api-secret", "s"]).unwrap();
+    let c = cli.exporter.validate(true).unwrap();
+    assert_eq!(c.api_endpoint.as_str(), "https://api.env0.com/");
+    assert_eq!(c.listen_address, "0.0.0.0:19180".parse().unwrap());
+    assert_eq!(c.poll_interval, Duration::from_secs(60));
+    assert_eq!(c.lookback, Duration::from_secs(24 * 3600));
+    assert_eq!(c.full_sync_interval, Some(Duration::from_secs(600)));
+    assert_eq!(c.max_requests_per_minute, 500);
+    assert_eq!(c.request_timeout, Duration::from_secs(30));
+    assert_eq!(c.log_format, LogFormat::Text);
+    assert_eq!(c.duration_buckets, DEFAULT_DURATION_BUCKETS.to_vec());
+    assert!(cli.command.is_none());
+}
+
+#[test]
+fn flags_work_after_a_subcommand_and_zero_turns_full_sync_off() {
+    let cli = parse(&[
+        "demo",
+        "--poll-interval",
+        "5s",
+        "--full-sync-interval",
+        "0s",
+    ])
+    .unwrap();
+    assert!(matches!(cli.command, Some(Command::Demo(_))));
+    let c = cli.exporter.validate(false).unwrap();
+    assert_eq!(c.poll_interval, Duration::from_secs(5));
+    assert_eq!(c.full_sync_interval, None);
+    assert!(c.credentials.is_none());
+}
+
+#[test]
+fn bad_values_are_parse_errors_naming_the_flag() {
+    for (args, flag) in [
+        (vec!["--poll-interval", "soon"], "--poll-interval"),
+        (vec!["--listen-address", "nowhere"], "--listen-address"),
+        (
+            vec!["--max-requests-per-minute", "5000"],
+            "--max-requests-per-minute",
+        ),
+        (vec!["--log-format", "xml"], "--log-format"),
+        (vec!["--api-endpoint", "not a url"], "--api-endpoint"),
+    ] {
+        let err = parse(&args).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{args:?}");
+        assert!(err.to_string().contains(flag), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn missing_or_unreadable_credentials_name_their_flag() {
+    let cli = parse(&[]).unwrap();
+    assert_eq!(cli.exporter.validate(true).unwrap_err().flag, "--api-key");
+    let cli = parse(&["--api-key", "k"]).unwrap();
+    assert_eq!(
+        cli.exporter.validate(true).unwrap_err().flag,
+        "--api-secret"
+    );
+    let cli = parse(&["--api-key", "k", "--api-secret-file", "/nonexistent/secret"]).unwrap();
+    let err = cli.exporter.validate(true).unwrap_err();
+    assert_eq!(err.flag, "--api-secret-file");
+    assert!(err.to_string().contains("/nonexistent/secret"));
+}
+
+#[test]
+fn the_secret_file_is_read_and_its_trailing_newline_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret");
+    std::fs::write(&path, "s3cr3t\n").unwrap();
+    let cli = parse(&[
+        "--api-key",
+        "k",
+        "--api-secret-file",
+        path.to_str().unwrap(),
+    ])
+    .unwrap();
+    let c = cli.exporter.validate(true).unwrap();
+    assert_eq!(c.credentials.unwrap().secret.expose(), "s3cr3t");
+}
+
+#[test]
+fn the_secret_never_appears_in_debug_output() {
+    let cli = parse(&["--api-key", "k", "--api-secret", "hunter2-secret"]).unwrap();
+    let c = cli.exporter.validate(true).unwrap();
+    assert!(!format!("{cli:?}").contains("hunter2-secret"));
+    assert!(!format!("{c:?}").contains("hunter2-secret"));
+}
+
+#[test]
+fn filters_are_checked_against_env0s_values_and_typos_list_the_valid_ones() {
+    let cli = parse(&[
+        "--deployment-types",
+        "deploy, destroy,deploy",
+        "--statuses",
+        "FAILURE",
+        "--user-ids",
+        "auth0|a,auth0|b",
+    ])
+    .unwrap();
+    let f = cli.exporter.validate(false).unwrap().filter;
+    assert_eq!(f.deployment_types, vec!["deploy", "destroy"]);
+    assert_eq!(f.statuses, vec!["FAILURE"]);
+    assert_eq!(f.user_ids, vec!["auth0|a", "auth0|b"]);
+
+    let err = parse(&["--deployment-types", "pr-plan"])
+        .unwrap()
+        .exporter
+        .validate(false)
+        .unwrap_err();
+    assert_eq!(err.flag, "--deployment-types");
+    assert!(err.message.contains("prPlan, driftDetection"), "{err}");
+    let err = parse(&["--statuses", "success"])
+        .unwrap()
+        .exporter
+        .validate(false)
+        .unwrap_err();
+    assert_eq!(err.flag, "--statuses");
+    assert!(err.message.contains("SUCCESS"), "{err}");
+
+    let cli = parse(&[
+        "--statuses",
+        "SOMETHING_NEW",
+        "--allow-unknown-filter-values",
+    ])
+    .unwrap();
+    assert_eq!(
+        cli.exporter.validate(false).unwrap().filter.statuses,
+        vec!["SOMETHING_NEW"]
+    );
+    assert!(
+        parse(&[])
+            .unwrap()
+            .exporter
+            .validate(false)
+            .unwrap()
+            .filter
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_duration_buckets_help_shows_are_the_default_buckets() {
+    let shown: Vec<f64> = DEFAULT_DURATION_BUCKETS_TEXT
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(shown, DEFAULT_DURATION_BUCKETS);
+    let c = parse(&["--api-key", "k", "--api-secret", "s"])
+        .unwrap()
+        .exporter
+        .validate(true)
+        .unwrap();
+    assert_eq!(c.duration_buckets, DEFAULT_DURATION_BUCKETS);
+}
+
+#[test]
+fn duration_buckets_must_increase() {
+    let cli = parse(&["--duration-buckets", "60,30"]).unwrap();
+    assert_eq!(
+        cli.exporter.validate(false).unwrap_err().flag,
+        "--duration-buckets"
+    );
+    let cli = parse(&["--duration-buckets", "30,60,600"]).unwrap();
+    assert_eq!(
+        cli.exporter.validate(false).unwrap().duration_buckets,
+        vec![30.0, 60.0, 600.0]
+    );
+}
