@@ -1,5 +1,7 @@
 //! Which deployments are watched: env0's own deployment filters (`deploymentTypes`, `statuses`,
-//! `userIds`), applied the same way to every path a deployment arrives by.
+//! `userIds`), applied the same way to every path a deployment arrives by; and which projects
+//! (`--projects`, `--exclude-projects`), applied to the environment listing before any
+//! deployment is read.
 //!
 //! The filters go to env0 as query parameters on every deployment listing, and the same test is
 //! applied to whatever the exporter learns otherwise (an environment's embedded latest run, later
@@ -59,9 +61,106 @@ impl DeploymentFilter {
     }
 }
 
+/// Projects to watch: by id, or by a name pattern where `*` is any run of characters and `?`
+/// any one character. Empty lists watch every project.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectFilter {
+    /// Watch only projects matching one of these (`--projects`).
+    pub include: Vec<String>,
+    /// Never watch projects matching one of these (`--exclude-projects`); wins over `include`.
+    pub exclude: Vec<String>,
+}
+
+impl ProjectFilter {
+    /// Whether the project with this id and name is watched.
+    #[must_use]
+    pub fn matches(&self, id: &str, name: Option<&str>) -> bool {
+        let hit = |patterns: &[String]| {
+            patterns
+                .iter()
+                .any(|p| p == id || name.is_some_and(|n| glob_match(p, n)))
+        };
+        (self.include.is_empty() || hit(&self.include)) && !hit(&self.exclude)
+    }
+
+    /// Whether no project filter is set.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+}
+
+/// Whether `text` matches `pattern` (`*` any run, `?` any one character, the rest literally).
+/// Iterative with one back-track point, so linear-ish and free of recursion.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_patterns_take_stars_and_question_marks() {
+        for (pattern, text, want) in [
+            ("payments", "payments", true),
+            ("pay*", "payments", true),
+            ("*ments", "payments", true),
+            ("p?y*s", "payments", true),
+            ("*", "", true),
+            ("team-*-prod", "team-a-prod", true),
+            ("team-*-prod", "team-a-staging", false),
+            ("pay", "payments", false),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbY", false),
+            ("?", "", false),
+        ] {
+            assert_eq!(glob_match(pattern, text), want, "{pattern} ~ {text}");
+        }
+    }
+
+    #[test]
+    fn projects_are_chosen_by_id_or_name_and_excludes_win() {
+        let f = ProjectFilter {
+            include: vec!["pay*".into(), "p-42".into()],
+            exclude: vec!["payments-legacy".into()],
+        };
+        assert!(f.matches("p-1", Some("payments")));
+        assert!(f.matches("p-42", Some("anything")));
+        assert!(!f.matches("p-2", Some("payments-legacy")));
+        assert!(!f.matches("p-3", Some("data")));
+        assert!(!f.matches("p-4", None));
+        let all = ProjectFilter::default();
+        assert!(all.is_empty() && all.matches("p-4", None));
+        let none_of = ProjectFilter {
+            exclude: vec!["data".into()],
+            ..ProjectFilter::default()
+        };
+        assert!(none_of.matches("p-1", Some("web")) && !none_of.matches("p-2", Some("data")));
+    }
 
     fn run(kind: &str, status: &str, user: Option<&str>) -> Observation {
         Observation {

@@ -84,6 +84,8 @@ pub fn build(
             lookback: config.lookback,
             full_sync_interval: config.full_sync_interval,
             filter: config.filter.clone(),
+            projects: config.projects.clone(),
+            views: config.views,
         },
         snapshot.clone(),
         metrics.clone(),

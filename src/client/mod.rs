@@ -327,13 +327,40 @@ impl Client {
     /// # Errors
     /// See [`Error`]; the first failing page fails the listing.
     pub async fn environments(&self, organization_id: &str) -> Result<Vec<Environment>> {
+        self.environment_listing(organization_id, None).await
+    }
+
+    /// Every environment of one project (env0's `projectId` filter), all pages.
+    ///
+    /// # Errors
+    /// See [`Error`]; the first failing page fails the listing.
+    pub async fn project_environments(
+        &self,
+        organization_id: &str,
+        project_id: &str,
+    ) -> Result<Vec<Environment>> {
+        self.environment_listing(organization_id, Some(project_id))
+            .await
+    }
+
+    async fn environment_listing(
+        &self,
+        organization_id: &str,
+        project_id: Option<&str>,
+    ) -> Result<Vec<Environment>> {
         let base = self.url(&["environments"]);
         paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, |offset| {
             let mut url = base.clone();
-            url.query_pairs_mut()
-                .append_pair("organizationId", organization_id)
-                .append_pair("limit", &PAGE_LIMIT.to_string())
-                .append_pair("offset", &offset.to_string());
+            {
+                let mut pairs = url.query_pairs_mut();
+                pairs.append_pair("organizationId", organization_id);
+                if let Some(project) = project_id {
+                    pairs.append_pair("projectId", project);
+                }
+                pairs
+                    .append_pair("limit", &PAGE_LIMIT.to_string())
+                    .append_pair("offset", &offset.to_string());
+            }
             self.get(Endpoint::Environments, url)
         })
         .await

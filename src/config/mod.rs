@@ -15,8 +15,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, STATUSES};
+use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, ProjectFilter, STATUSES};
 use crate::metrics::DEFAULT_DURATION_BUCKETS;
+use crate::state::{DEFAULT_MAX_SERIES_PER_METRIC, Views};
 
 /// [`DEFAULT_DURATION_BUCKETS`] as `--help` shows them (a test keeps the two equal).
 const DEFAULT_DURATION_BUCKETS_TEXT: &str = "5,15,30,60,120,300,600,900,1800,3600,5400,7200,14400";
@@ -242,6 +243,43 @@ pub struct ExporterArgs {
         help_heading = "Filters"
     )]
     pub user_ids: Vec<String>,
+    /// Watch only these projects: ids or name patterns (`*`, `?`), comma-separated; environments of other projects are never read [default: all]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_PROJECTS",
+        value_delimiter = ',',
+        global = true,
+        help_heading = "Filters"
+    )]
+    pub projects: Vec<String>,
+    /// Never watch these projects: ids or name patterns (`*`, `?`), comma-separated; wins over --projects
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_EXCLUDE_PROJECTS",
+        value_delimiter = ',',
+        global = true,
+        help_heading = "Filters"
+    )]
+    pub exclude_projects: Vec<String>,
+    /// Add a `project` label (the project's name) to the deployment families
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_PROJECT_LABEL",
+        global = true,
+        help_heading = "Views"
+    )]
+    pub project_label: bool,
+    /// Per-environment gauges: each environment's status and its latest run's type, status and finish time, labelled by environment and project
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_ENVIRONMENT_METRICS",
+        global = true,
+        help_heading = "Views"
+    )]
+    pub environment_metrics: bool,
+    /// Most label sets one family may have: past it, the least busy projects fold into project="other", and the environment view keeps environments whose latest run failed first
+    #[arg(long, env = "ENV0_EXPORTER_MAX_SERIES_PER_METRIC", default_value_t = u32::try_from(DEFAULT_MAX_SERIES_PER_METRIC).unwrap_or(u32::MAX), value_parser = clap::value_parser!(u32).range(10..=1_000_000), global = true, help_heading = "Views")]
+    pub max_series_per_metric: u32,
     /// Let --deployment-types and --statuses take values env0 does not document (yet)
     #[arg(
         long,
@@ -260,6 +298,17 @@ pub struct ConfigError {
     pub flag: &'static str,
     /// What is wrong.
     pub message: String,
+}
+
+/// The values of a list flag, trimmed, without empties and repeats.
+fn trimmed(values: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for value in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        if !out.iter().any(|o| o == value) {
+            out.push(value.to_owned());
+        }
+    }
+    out
 }
 
 fn invalid(flag: &'static str, message: impl Into<String>) -> ConfigError {
@@ -305,6 +354,10 @@ pub struct Config {
     pub duration_buckets: Vec<f64>,
     /// Which deployments are watched.
     pub filter: DeploymentFilter,
+    /// Which projects are watched.
+    pub projects: ProjectFilter,
+    /// The opt-in views and their series budget.
+    pub views: Views,
 }
 
 impl ExporterArgs {
@@ -368,6 +421,16 @@ impl ExporterArgs {
             log_format: self.log_format,
             duration_buckets,
             filter,
+            // Project names are free text: white space inside a pattern is kept.
+            projects: ProjectFilter {
+                include: trimmed(&self.projects),
+                exclude: trimmed(&self.exclude_projects),
+            },
+            views: Views {
+                project_label: self.project_label,
+                environment_metrics: self.environment_metrics,
+                max_series_per_metric: self.max_series_per_metric as usize,
+            },
         })
     }
 

@@ -9,9 +9,10 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Unit;
 
 use super::labels::{DeploymentLabelSet, Shape};
+use super::series::SeriesCounts;
 use crate::clock::SharedClock;
 use crate::ratelimit::SlidingWindow;
-use crate::state::SnapshotHandle;
+use crate::state::{EnvironmentRow, Snapshot, SnapshotHandle};
 
 const CACHED: &str = "(cached from the last poll of env0)";
 
@@ -21,6 +22,8 @@ pub struct StateCollector {
     /// The client's request budget, shared: the gauge shows what is left of it now.
     budget: Arc<SlidingWindow>,
     clock: SharedClock,
+    /// Label sets of the registered deployment families.
+    series: Arc<SeriesCounts>,
 }
 
 impl std::fmt::Debug for StateCollector {
@@ -30,15 +33,94 @@ impl std::fmt::Debug for StateCollector {
 }
 
 impl StateCollector {
-    /// A collector reading `snapshot`, and `budget` at `clock`'s now for the requests left.
+    /// A collector reading `snapshot`, `budget` at `clock`'s now for the requests left, and
+    /// `series` for the size of the registered families.
     #[must_use]
-    pub fn new(snapshot: SnapshotHandle, budget: Arc<SlidingWindow>, clock: SharedClock) -> Self {
+    pub(crate) fn new(
+        snapshot: SnapshotHandle,
+        budget: Arc<SlidingWindow>,
+        clock: SharedClock,
+        series: Arc<SeriesCounts>,
+    ) -> Self {
         Self {
             snapshot,
             budget,
             clock,
+            series,
         }
     }
+}
+
+/// The families of the environment view (`--environment-metrics`).
+const ENVIRONMENT_VIEW: [&str; 3] = [
+    "env0_environment_info",
+    "env0_environment_latest_deployment",
+    "env0_environment_latest_deployment_finished_timestamp_seconds",
+];
+
+/// One series per environment row; nothing at all when the view is off.
+fn encode_environment_view(
+    encoder: &mut DescriptorEncoder,
+    rows: &[EnvironmentRow],
+) -> Result<(), std::fmt::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut m = encoder.encode_descriptor(
+        "env0_environment_info",
+        &format!("1 for each env0 environment, by status and drift status {CACHED}"),
+        None,
+        MetricType::Gauge,
+    )?;
+    for row in rows {
+        let labels = [
+            ("environment", &*row.environment),
+            ("environment_id", &*row.environment_id),
+            ("project", &*row.project),
+            ("project_id", &*row.project_id),
+            ("status", &*row.status),
+            ("drift_status", &*row.drift_status),
+        ];
+        ConstGauge::new(1).encode(m.encode_family(&labels)?)?;
+    }
+    let mut m = encoder.encode_descriptor(
+        "env0_environment_latest_deployment",
+        &format!(
+            "1 for each env0 environment's latest deployment, by its type and status {CACHED}"
+        ),
+        None,
+        MetricType::Gauge,
+    )?;
+    for row in rows {
+        if let Some(latest) = &row.latest {
+            let labels = [
+                ("environment", &*row.environment),
+                ("environment_id", &*row.environment_id),
+                ("project", &*row.project),
+                ("project_id", &*row.project_id),
+                ("deployment_type", &*latest.deployment_type),
+                ("status", &*latest.status),
+            ];
+            ConstGauge::new(1).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    let mut m = encoder.encode_descriptor(
+        "env0_environment_latest_deployment_finished_timestamp",
+        &format!("When each env0 environment's latest deployment finished {CACHED}"),
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+    )?;
+    for row in rows {
+        if let Some(finished) = row.latest.as_ref().and_then(|l| l.finished_at) {
+            let labels = [
+                ("environment", &*row.environment),
+                ("environment_id", &*row.environment_id),
+                ("project", &*row.project),
+            ];
+            ConstGauge::new(seconds(finished)).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
 }
 
 fn seconds(ts: jiff::Timestamp) -> f64 {
@@ -56,6 +138,34 @@ fn gauge(
 ) -> Result<(), std::fmt::Error> {
     let metric = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
     ConstGauge::new(value).encode(metric)
+}
+
+impl StateCollector {
+    /// `env0_exporter_series`: label sets per deployment family.
+    fn encode_series(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        snap: &Snapshot,
+    ) -> Result<(), std::fmt::Error> {
+        let mut m = encoder.encode_descriptor(
+            "env0_exporter_series",
+            "Label sets of each deployment family, the number --max-series-per-metric bounds",
+            None,
+            MetricType::Gauge,
+        )?;
+        let mut families: Vec<(&str, usize)> = self.series.counts();
+        families.push(("env0_deployments", snap.deployments.len()));
+        if !snap.environment_rows.is_empty() {
+            for family in ENVIRONMENT_VIEW {
+                families.push((family, snap.environment_rows.len()));
+            }
+        }
+        families.sort_unstable();
+        for (family, count) in families {
+            ConstGauge::new(count).encode(m.encode_family(&[("metric", family)])?)?;
+        }
+        Ok(())
+    }
 }
 
 impl Collector for StateCollector {
@@ -106,6 +216,10 @@ impl Collector for StateCollector {
             let labels = [("status", &**status), ("drift_status", &**drift)];
             ConstGauge::new(*count).encode(m.encode_family(&labels)?)?;
         }
+
+        encode_environment_view(&mut encoder, &snap.environment_rows)?;
+
+        self.encode_series(&mut encoder, &snap)?;
 
         let health = &snap.health;
         gauge(

@@ -48,7 +48,6 @@ impl DeploymentLabelSet {
         Self(
             labels
                 .pairs()
-                .into_iter()
                 .filter(|(name, _)| shape.carries(name))
                 .map(|(name, value)| (name, value.clone()))
                 .collect(),
@@ -128,6 +127,7 @@ mod tests {
             status: "SUCCESS".into(),
             iac_tool: "opentofu".into(),
             trigger: "user".into(),
+            project: None,
         }
     }
 
@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn every_omitted_name_is_a_deployment_label() {
         // A typo in a shape would silently omit nothing.
-        let names: Vec<&str> = labels().pairs().iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = labels().pairs().map(|(n, _)| n).collect();
         for shape in [Shape::ALL, Shape::DURATION, Shape::QUEUE] {
             for omitted in shape.omit {
                 assert!(names.contains(omitted), "{omitted} is not a label");

@@ -7,6 +7,7 @@
 
 mod collector;
 mod labels;
+mod series;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,12 @@ use crate::clock::SharedClock;
 use crate::ratelimit::SlidingWindow;
 use crate::state::{DeploymentLabels, Event, FINISHED_STATUSES, SnapshotHandle};
 use labels::{ApiLabels, DeploymentLabelSet, EndpointLabels, ReasonLabels, Shape, VersionLabels};
+use series::SeriesCounts;
+
+/// Exposed names of the registered deployment families, as `env0_exporter_series` labels them.
+const FINISHED: &str = "env0_deployments_finished_total";
+const DURATION: &str = "env0_deployment_duration_seconds";
+const QUEUE: &str = "env0_deployment_queue_duration_seconds";
 
 pub use collector::StateCollector;
 
@@ -76,6 +83,7 @@ pub struct Metrics {
     api_requests: Family<ApiLabels, Counter>,
     api_duration: Family<EndpointLabels, Histogram, Buckets>,
     poll_errors: Family<ReasonLabels, Counter>,
+    series: Arc<SeriesCounts>,
 }
 
 impl Metrics {
@@ -96,6 +104,7 @@ impl Metrics {
         let api_requests = Family::<ApiLabels, Counter>::default();
         let api_duration = Family::new_with_constructor(Buckets(API_BUCKETS.to_vec().into()));
         let poll_errors = Family::<ReasonLabels, Counter>::default();
+        let series = Arc::new(SeriesCounts::default());
         for reason in Reason::ALL {
             let _ = poll_errors.get_or_create(&ReasonLabels { reason });
         }
@@ -140,7 +149,12 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION"),
             }),
         );
-        registry.register_collector(Box::new(StateCollector::new(snapshot, budget, clock)));
+        registry.register_collector(Box::new(StateCollector::new(
+            snapshot,
+            budget,
+            clock,
+            series.clone(),
+        )));
 
         Self {
             registry,
@@ -150,6 +164,7 @@ impl Metrics {
             api_requests,
             api_duration,
             poll_errors,
+            series,
         }
     }
 
@@ -158,17 +173,17 @@ impl Metrics {
         match event {
             Event::Finished { labels, duration } => {
                 self.finished
-                    .get_or_create(&DeploymentLabelSet::new(labels, Shape::ALL))
+                    .get_or_create(&self.labels(FINISHED, labels, Shape::ALL))
                     .inc();
                 if let Some(d) = duration {
                     self.duration
-                        .get_or_create(&DeploymentLabelSet::new(labels, Shape::DURATION))
+                        .get_or_create(&self.labels(DURATION, labels, Shape::DURATION))
                         .observe(d.as_secs_f64());
                 }
             }
             Event::Started { labels, queue_wait } => {
                 self.queue
-                    .get_or_create(&DeploymentLabelSet::new(labels, Shape::QUEUE))
+                    .get_or_create(&self.labels(QUEUE, labels, Shape::QUEUE))
                     .observe(queue_wait.as_secs_f64());
             }
         }
@@ -181,14 +196,26 @@ impl Metrics {
         if FINISHED_STATUSES.contains(&&*labels.status) {
             let _ = self
                 .finished
-                .get_or_create(&DeploymentLabelSet::new(labels, Shape::ALL));
+                .get_or_create(&self.labels(FINISHED, labels, Shape::ALL));
             let _ = self
                 .duration
-                .get_or_create(&DeploymentLabelSet::new(labels, Shape::DURATION));
+                .get_or_create(&self.labels(DURATION, labels, Shape::DURATION));
         }
         let _ = self
             .queue
-            .get_or_create(&DeploymentLabelSet::new(labels, Shape::QUEUE));
+            .get_or_create(&self.labels(QUEUE, labels, Shape::QUEUE));
+    }
+
+    /// The label set of `family` for a deployment, noted for `env0_exporter_series`.
+    fn labels(
+        &self,
+        family: &'static str,
+        labels: &DeploymentLabels,
+        shape: Shape,
+    ) -> DeploymentLabelSet {
+        let set = DeploymentLabelSet::new(labels, shape);
+        self.series.note(family, &set);
+        set
     }
 
     /// Counts a failed poll under its reason.

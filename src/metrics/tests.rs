@@ -10,6 +10,7 @@ fn labels(kind: &str, status: &str) -> DeploymentLabels {
         status: status.into(),
         iac_tool: "terraform".into(),
         trigger: "user".into(),
+        project: None,
     }
 }
 

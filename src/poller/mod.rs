@@ -15,9 +15,9 @@ use crate::client::{
     Client, DeploymentLog, DeploymentQuery, Environment, Error as ClientError, Reason,
 };
 use crate::clock::{self, SharedClock};
-use crate::filter::DeploymentFilter;
+use crate::filter::{DeploymentFilter, ProjectFilter};
 use crate::metrics::Metrics;
-use crate::state::{self, Event, Health, Observation, SnapshotHandle, Store};
+use crate::state::{self, Event, Health, Observation, SnapshotHandle, Store, Views};
 use schedule::{EnvSchedule, PlannedRead, ReadKind, Unfinished};
 
 /// How often a long poll (the start-up backfill) republishes what it has so far.
@@ -36,6 +36,10 @@ pub struct PollerConfig {
     pub full_sync_interval: Option<Duration>,
     /// Which deployments are watched.
     pub filter: DeploymentFilter,
+    /// Which projects are watched.
+    pub projects: ProjectFilter,
+    /// The opt-in views.
+    pub views: Views,
 }
 
 /// What one poll did.
@@ -83,6 +87,11 @@ pub struct Poller {
     metrics: Arc<Metrics>,
     health: Health,
     events: Vec<Event>,
+    /// Environments per project as last listed, to choose the cheaper listing (see
+    /// [`Poller::list_environments`]).
+    listed_per_project: HashMap<String, usize>,
+    /// Environments of the whole organisation as last listed org-wide.
+    listed_in_org: Option<usize>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -127,7 +136,7 @@ impl Poller {
         snapshot: SnapshotHandle,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let store = Store::new(clock.now(), config.lookback);
+        let store = Store::new(clock.now(), config.lookback).with_views(config.views);
         Self {
             client,
             clock,
@@ -139,6 +148,8 @@ impl Poller {
             metrics,
             health: Health::default(),
             events: Vec::new(),
+            listed_per_project: HashMap::new(),
+            listed_in_org: None,
         }
     }
 
@@ -207,6 +218,13 @@ impl Poller {
     fn publish(&mut self) {
         let now = self.clock.now();
         self.store.evict(now);
+        let admitted = self.store.admit_projects();
+        if admitted > 0 {
+            debug!(
+                projects = admitted,
+                "projects given a project label value of their own"
+            );
+        }
         for labels in self.store.seen_label_sets() {
             self.metrics.ensure_series(labels);
         }
@@ -278,17 +296,88 @@ impl Poller {
         Ok(report)
     }
 
-    /// Lists the projects and the environments; `None` when the request budget ran out first
-    /// (the poll then ends early without error, and the next one starts over).
-    async fn list_environments(&self, org: &str) -> Result<Option<Vec<Environment>>, PollError> {
+    /// Lists the projects and the watched environments; `None` when the request budget ran out
+    /// first (the poll then ends early without error, and the next one starts over).
+    ///
+    /// With `--projects`, the environments come from whichever costs fewer requests as last
+    /// counted: one listing per watched project (`projectId`, Σ ⌊Eₚ/100⌋+1 pages) or the
+    /// organisation's (⌊E/100⌋+1 pages, then dropped by project). Excluded projects' environments
+    /// are dropped before anything of theirs is read.
+    async fn list_environments(
+        &mut self,
+        org: &str,
+    ) -> Result<Option<Vec<Environment>>, PollError> {
         let projects = match self.client.projects(org).await {
             Ok(p) => p,
             Err(e) if e.budget() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         debug!(projects = projects.len(), "projects listed");
+        self.store
+            .set_projects(projects.iter().map(|p| (p.id.as_str(), p.name.as_deref())));
+        let filter = self.config.projects.clone();
+        if filter.is_empty() {
+            return self.list_org_environments(org).await;
+        }
+        let watched: HashSet<&str> = projects
+            .iter()
+            .filter(|p| filter.matches(&p.id, p.name.as_deref()))
+            .map(|p| p.id.as_str())
+            .collect();
+        let pages = |n: usize| n / crate::client::PAGE_LIMIT + 1;
+        let per_project: usize = watched
+            .iter()
+            .map(|p| pages(self.listed_per_project.get(*p).copied().unwrap_or(0)))
+            .sum();
+        let org_wide = self.listed_in_org.map_or(usize::MAX, pages);
+        let environments = if filter.include.is_empty() || per_project >= org_wide {
+            match self.list_org_environments(org).await? {
+                Some(all) => all,
+                None => return Ok(None),
+            }
+        } else {
+            let mut all = Vec::new();
+            for project in &watched {
+                match self.client.project_environments(org, project).await {
+                    Ok(envs) => {
+                        self.listed_per_project
+                            .insert((*project).to_owned(), envs.len());
+                        all.extend(envs);
+                    }
+                    Err(e) if e.budget() => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            all
+        };
+        Ok(Some(
+            environments
+                .into_iter()
+                .filter(|e| {
+                    e.project_id
+                        .as_deref()
+                        .map_or(filter.include.is_empty(), |p| watched.contains(p))
+                })
+                .collect(),
+        ))
+    }
+
+    /// The organisation's environments, counted per project for the next choice of listing.
+    async fn list_org_environments(
+        &mut self,
+        org: &str,
+    ) -> Result<Option<Vec<Environment>>, PollError> {
         match self.client.environments(org).await {
-            Ok(e) => Ok(Some(e)),
+            Ok(envs) => {
+                self.listed_in_org = Some(envs.len());
+                self.listed_per_project.clear();
+                for env in &envs {
+                    if let Some(p) = &env.project_id {
+                        *self.listed_per_project.entry(p.clone()).or_default() += 1;
+                    }
+                }
+                Ok(Some(envs))
+            }
             Err(e) if e.budget() => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -316,8 +405,10 @@ impl Poller {
             entry.listed_latest = listed_latest;
             entry.archived = env.is_archived;
             entry.updated_at = env.updated_at;
-            if let Some(log) = latest {
-                let obs = observation(log, &env.id);
+            let latest = latest.map(|log| observation(log, &env.id));
+            self.store
+                .set_environment_view(&env.id, env.name.as_deref(), latest.as_ref());
+            if let Some(obs) = latest {
                 self.ingest(&obs, now);
             }
         }

@@ -9,6 +9,7 @@
 //!   `startedBy`); an unknown value matches nothing rather than failing; an empty parameter
 //!   (`statuses=`) filters nothing.
 //! - Deployments are listed newest first by `createdAt`, ties by `id` descending.
+//! - `GET /environments` takes `projectId` (exact match); without it, every project's.
 //! - `GET /projects` and `GET /environments` need `organizationId` (400 without); an id that is
 //!   not one of the listed organizations is 403.
 //! - Order of checks: injected fault, rate limit (every request counts, even unauthorized ones,
@@ -271,10 +272,12 @@ async fn environments(
     let (limit, offset) = paging(&q)?;
     let world = lock(&sim.inner.world);
     let active = organization(&world, &q)?;
+    let project = q.get("projectId");
     let page: Vec<_> = world
         .environments
         .iter()
         .filter(|_| active)
+        .filter(|env| project.is_none_or(|p| world.projects[env.project].id == *p))
         .skip(offset)
         .take(limit)
         .map(|env| EnvironmentJson::new(&world, env))

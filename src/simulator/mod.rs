@@ -280,6 +280,16 @@ impl Simulator {
         lock(&self.inner.world).sim_environments()
     }
 
+    /// Every project of the active organization: (id, name).
+    #[must_use]
+    pub fn projects(&self) -> Vec<(String, String)> {
+        lock(&self.inner.world)
+            .projects
+            .iter()
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect()
+    }
+
     /// Every request received, in order of arrival.
     #[must_use]
     pub fn requests(&self) -> Vec<RequestRecord> {

@@ -55,6 +55,7 @@ pub fn aggregate(store: &Store, now: Timestamp) -> Snapshot {
         oldest_unfinished: oldest.into_iter().collect(),
         last_finished: last_finished.into_iter().collect(),
         environments: environments.into_iter().collect(),
+        environment_rows: store.environment_rows(),
         tracked_deployments: store.tracked(),
         health: super::Health::default(),
     }

@@ -8,6 +8,7 @@
 
 mod aggregate;
 mod snapshot;
+mod views;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use crate::labels::Labeler;
 
 pub use aggregate::aggregate;
 pub use snapshot::{Health, Snapshot, SnapshotHandle};
+use views::ProjectLabels;
+pub use views::{EnvironmentRow, FAILED_STATUSES, LatestRun};
 
 /// env0's documented deployment statuses: the unfinished ones, then the finished ones.
 pub const STATUSES: [&str; 12] = [
@@ -98,21 +101,47 @@ pub struct DeploymentLabels {
     pub iac_tool: Arc<str>,
     /// `trigger`: env0's `triggerName`.
     pub trigger: Arc<str>,
+    /// `project`: the project's name, with `--project-label` only (`None`: no such label).
+    pub project: Option<Arc<str>>,
 }
 
-/// How many labels a deployment has.
-pub const DEPLOYMENT_LABELS: usize = 4;
-
 impl DeploymentLabels {
-    /// Label names and values, in the order they are exposed.
-    #[must_use]
-    pub fn pairs(&self) -> [(&'static str, &Arc<str>); DEPLOYMENT_LABELS] {
+    /// Label names and values, in the order they are exposed; a label that is off is left out.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &Arc<str>)> {
         [
-            ("deployment_type", &self.deployment_type),
-            ("status", &self.status),
-            ("iac_tool", &self.iac_tool),
-            ("trigger", &self.trigger),
+            ("deployment_type", Some(&self.deployment_type)),
+            ("status", Some(&self.status)),
+            ("iac_tool", Some(&self.iac_tool)),
+            ("trigger", Some(&self.trigger)),
+            ("project", self.project.as_ref()),
         ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+    }
+}
+
+/// The opt-in per-project and per-environment views, and their series budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Views {
+    /// `project` on the deployment families (`--project-label`).
+    pub project_label: bool,
+    /// The per-environment gauges (`--environment-metrics`).
+    pub environment_metrics: bool,
+    /// Most label sets per family (`--max-series-per-metric`).
+    pub max_series_per_metric: usize,
+}
+
+/// Default of `--max-series-per-metric`: room for the default demo organisation's ~1,000
+/// `env0_deployments` label sets several times over, well below what burdens a Prometheus.
+pub const DEFAULT_MAX_SERIES_PER_METRIC: usize = 5000;
+
+impl Default for Views {
+    fn default() -> Self {
+        Self {
+            project_label: false,
+            environment_metrics: false,
+            max_series_per_metric: DEFAULT_MAX_SERIES_PER_METRIC,
+        }
     }
 }
 
@@ -151,8 +180,12 @@ impl Record {
 /// What an environment looks like in env0's listing.
 #[derive(Debug, Clone)]
 pub struct EnvironmentRecord {
-    /// Its project.
+    /// Its project (the `project` label joins through it).
     pub project_id: Option<Arc<str>>,
+    /// Its name, for the environment view (kept only with that view on).
+    pub name: Option<Arc<str>>,
+    /// Its latest run as the listing embeds it, for the environment view.
+    pub latest: Option<LatestRun>,
     /// `status` label value.
     pub status: Arc<str>,
     /// `drift_status` label value.
@@ -190,6 +223,10 @@ pub struct Store {
     environments: HashMap<Arc<str>, EnvironmentRecord>,
     /// Label sets of `env0_deployments` ever exported: they stay (at 0) while the process lives.
     seen_label_sets: HashSet<DeploymentLabels>,
+    /// The `project` label: names and the projects admitted under the budget.
+    projects: ProjectLabels,
+    /// Whether the environment view is kept.
+    environment_view: bool,
 }
 
 impl Store {
@@ -204,7 +241,17 @@ impl Store {
             deployments: HashMap::new(),
             environments: HashMap::new(),
             seen_label_sets: HashSet::new(),
+            projects: ProjectLabels::new(false, DEFAULT_MAX_SERIES_PER_METRIC),
+            environment_view: false,
         }
+    }
+
+    /// The same store with the opt-in `views` on.
+    #[must_use]
+    pub fn with_views(mut self, views: Views) -> Self {
+        self.projects = ProjectLabels::new(views.project_label, views.max_series_per_metric);
+        self.environment_view = views.environment_metrics;
+        self
     }
 
     /// The start of the lookback window at `now`.
@@ -244,6 +291,8 @@ impl Store {
         let key = self.environment_key(id);
         let record = EnvironmentRecord {
             project_id: project_id.map(Arc::from),
+            name: None,
+            latest: None,
             status: self.labeler.environment_status.map(status),
             drift_status: self.labeler.drift_status.map(drift_status),
             archived,
@@ -313,6 +362,11 @@ impl Store {
             status: self.labeler.status.map(obs.status.as_deref()),
             iac_tool: self.labeler.iac_tool.map(obs.blueprint_type.as_deref()),
             trigger: self.labeler.trigger.map(obs.trigger_name.as_deref()),
+            project: self.projects.label(
+                self.environments
+                    .get(obs.environment_id.as_str())
+                    .and_then(|e| e.project_id.as_deref()),
+            ),
         };
         let environment = self.environment_key(&obs.environment_id);
         let process_start = self.process_start;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-use super::DeploymentLabels;
+use super::{DeploymentLabels, EnvironmentRow};
 
 /// The exporter's own health as of the last poll.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -37,6 +37,8 @@ pub struct Snapshot {
     pub last_finished: Vec<(LabelPair, Timestamp)>,
     /// `env0_environments` by (status, drift status), non-archived only.
     pub environments: Vec<(LabelPair, u64)>,
+    /// The environment view's rows (empty unless `--environment-metrics`).
+    pub environment_rows: Vec<EnvironmentRow>,
     /// `env0_exporter_tracked_deployments`.
     pub tracked_deployments: usize,
     /// `env0_up` and friends.

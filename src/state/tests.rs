@@ -34,6 +34,7 @@ fn labels(kind: &str, status: &str, tool: &str, trigger: &str) -> DeploymentLabe
         status: status.into(),
         iac_tool: tool.into(),
         trigger: trigger.into(),
+        project: None,
     }
 }
 

@@ -304,6 +304,7 @@ fn flags_a_subcommand_ignores_are_refused_and_help_is_grouped_under_headings() {
             "Polling:",
             "Metrics:",
             "Filters:",
+            "Views:",
         ],
         "{help}"
     );

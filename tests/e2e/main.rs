@@ -5,6 +5,7 @@
 
 mod filters;
 mod helpers;
+mod views;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,7 +22,11 @@ pub(crate) fn sim(environments: usize) -> SimConfig {
     }
 }
 
-fn assert_matches(label: &str, got: &BTreeMap<Labels, f64>, want: &BTreeMap<Labels, f64>) {
+pub(crate) fn assert_matches(
+    label: &str,
+    got: &BTreeMap<Labels, f64>,
+    want: &BTreeMap<Labels, f64>,
+) {
     if got != want {
         let mut diff = String::new();
         for (k, v) in want {

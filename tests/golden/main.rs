@@ -40,6 +40,11 @@ const WALL_TIME_FAMILIES: [&str; 1] = ["env0_exporter_api_request_duration_secon
 /// A second poll five simulated minutes later makes runs finish after the start, so the finished
 /// counter and the histograms carry values.
 async fn once_output() -> (String, String) {
+    once_output_with(&[]).await
+}
+
+/// [`once_output`] with more exporter flags.
+async fn once_output_with(flags: &[&str]) -> (String, String) {
     let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
     let shared: SharedClock = clock.clone();
     let sim = Simulator::new(
@@ -58,7 +63,9 @@ async fn once_output() -> (String, String) {
     let (stop, _task) = app::spawn_simulator(sim.clone(), sim_listener);
 
     let endpoint = format!("http://{sim_addr}/");
-    let cli = Cli::try_parse_from(["env0-exporter", "--api-endpoint", &endpoint, "once"]).unwrap();
+    let mut args = vec!["env0-exporter", "--api-endpoint", &endpoint, "once"];
+    args.extend_from_slice(flags);
+    let cli = Cli::try_parse_from(args).unwrap();
     let config = cli.exporter.validate(false).unwrap();
     let mut exporter = app::build(&config, &app::sim_credentials(&sim), shared).unwrap();
     assert!(exporter.poller.poll(None).await, "first poll succeeds");
@@ -147,11 +154,20 @@ async fn the_output_is_the_same_on_every_run() {
     assert_eq!(a, b);
 }
 
-/// One row of a metrics table in `docs/metrics.md`: name, type, label names.
-type DocRow = (String, String, BTreeSet<String>);
+/// A family as `docs/metrics.md` documents it: its type, the labels it always has, and the
+/// labels (written `[label]`) that an opt-in view adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Documented {
+    kind: String,
+    labels: BTreeSet<String>,
+    optional: BTreeSet<String>,
+}
+
+/// A family as exported: its type and label names.
+type Exported = (String, BTreeSet<String>);
 
 /// The rows of `docs/metrics.md`'s metric tables (those whose header starts `| metric |`).
-fn documented_metrics(markdown: &str) -> BTreeMap<String, DocRow> {
+fn documented_metrics(markdown: &str) -> BTreeMap<String, Documented> {
     let mut rows = BTreeMap::new();
     let mut in_table = false;
     for line in markdown.lines() {
@@ -171,13 +187,19 @@ fn documented_metrics(markdown: &str) -> BTreeMap<String, DocRow> {
         let name = cells[0].trim_matches('`').to_owned();
         // "gauge (OpenMetrics: info)" is a gauge in the Prometheus text format.
         let kind = cells[1].split_whitespace().next().unwrap_or("").to_owned();
-        let labels = cells[2]
-            .split(',')
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect();
-        let previous = rows.insert(name.clone(), (name, kind, labels));
+        let (mut labels, mut optional) = (BTreeSet::new(), BTreeSet::new());
+        for label in cells[2].split(',').map(str::trim).filter(|l| !l.is_empty()) {
+            match label.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                Some(opt) => optional.insert(opt.to_owned()),
+                None => labels.insert(label.to_owned()),
+            };
+        }
+        let documented = Documented {
+            kind,
+            labels,
+            optional,
+        };
+        let previous = rows.insert(name, documented);
         assert!(
             previous.is_none(),
             "docs/metrics.md lists a metric twice: {line}"
@@ -187,15 +209,12 @@ fn documented_metrics(markdown: &str) -> BTreeMap<String, DocRow> {
 }
 
 /// Every family of a Prometheus text 0.0.4 rendering: name, type, label names (`le` aside).
-fn exported_metrics(text: &str) -> BTreeMap<String, DocRow> {
-    let mut families: BTreeMap<String, DocRow> = BTreeMap::new();
+fn exported_metrics(text: &str) -> BTreeMap<String, Exported> {
+    let mut families: BTreeMap<String, Exported> = BTreeMap::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
-            families.insert(
-                name.to_owned(),
-                (name.to_owned(), kind.to_owned(), BTreeSet::new()),
-            );
+            families.insert(name.to_owned(), (kind.to_owned(), BTreeSet::new()));
         } else if !line.starts_with('#') {
             let head = line.rsplit_once(' ').unwrap().0;
             let (series, labels) = head.split_once('{').unwrap_or((head, ""));
@@ -205,7 +224,7 @@ fn exported_metrics(text: &str) -> BTreeMap<String, DocRow> {
                 .max_by_key(|f| f.len())
                 .cloned()
                 .unwrap_or_else(|| panic!("sample of no family: {line}"));
-            let names = families.get_mut(&family).map(|f| &mut f.2).unwrap();
+            let names = families.get_mut(&family).map(|f| &mut f.1).unwrap();
             for pair in labels.trim_end_matches('}').split(',') {
                 if let Some((label, _)) = pair.split_once('=') {
                     if label != "le" {
@@ -218,49 +237,83 @@ fn exported_metrics(text: &str) -> BTreeMap<String, DocRow> {
     families
 }
 
+/// Where the documentation and the exported families disagree; `with_views` says whether the
+/// opt-in labels are expected.
+fn doc_differences(
+    documented: &BTreeMap<String, Documented>,
+    exported: &BTreeMap<String, Exported>,
+    with_views: bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, (kind, labels)) in exported {
+        let Some(doc) = documented.get(name) else {
+            out.push(format!("{name}: exported but not documented"));
+            continue;
+        };
+        let mut want = doc.labels.clone();
+        if with_views {
+            want.extend(doc.optional.iter().cloned());
+        }
+        if (&doc.kind, &want) != (kind, labels) {
+            out.push(format!(
+                "{name}: documented as {} {want:?}, exported as {kind} {labels:?}",
+                doc.kind
+            ));
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn docs_metrics_md_has_a_row_for_every_metric_and_a_metric_for_every_row() {
-    let (text, _) = once_output().await;
-    let exported = exported_metrics(&text);
     let doc_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md");
     let documented = documented_metrics(&std::fs::read_to_string(&doc_path).unwrap());
-    let undocumented: Vec<_> = exported
-        .keys()
-        .filter(|m| !documented.contains_key(*m))
-        .collect();
-    let unexported: Vec<_> = documented
-        .keys()
-        .filter(|m| !exported.contains_key(*m))
-        .collect();
-    assert!(
-        undocumented.is_empty() && unexported.is_empty(),
-        "docs/metrics.md and the registered metrics differ:\n  exported but not documented: \
-         {undocumented:?}\n  documented but not exported: {unexported:?}"
+    let plain = exported_metrics(&once_output().await.0);
+    let views = exported_metrics(
+        &once_output_with(&["--project-label", "--environment-metrics"])
+            .await
+            .0,
     );
-    for (name, row) in &exported {
-        assert_eq!(
-            &documented[name], row,
-            "docs/metrics.md's row for {name} (name, type, labels) is not what is exported"
-        );
+    let mut differences = doc_differences(&documented, &plain, false);
+    differences.extend(doc_differences(&documented, &views, true));
+    for name in documented.keys() {
+        if !plain.contains_key(name) && !views.contains_key(name) {
+            differences.push(format!("{name}: documented but not exported"));
+        }
     }
+    assert!(
+        differences.is_empty(),
+        "docs/metrics.md and the registered metrics differ:\n  {}",
+        differences.join("\n  ")
+    );
 }
 
 #[test]
 fn the_docs_check_reads_rows_and_families_as_meant() {
     let md = "intro\n| metric | type | labels | meaning |\n|---|---|---|---|\n\
-              | `a_total` | counter | x, y | … |\n| `b` | gauge (OpenMetrics: info) | | … |\n\n\
+              | `a_total` | counter | x, y, [p] | … |\n| `b` | gauge (OpenMetrics: info) | | … |\n\n\
               | label | from | values |\n| `z` | q | r |\n";
     let docs = documented_metrics(md);
     assert_eq!(docs.len(), 2, "only metric tables count: {docs:?}");
-    assert_eq!(docs["b"].1, "gauge");
+    assert_eq!(docs["b"].kind, "gauge");
     let text = "# TYPE a_total counter\na_total{x=\"1\",y=\"2\"} 3\n\
                 # TYPE h histogram\nh_bucket{k=\"v\",le=\"1\"} 0\nh_sum{k=\"v\"} 0\n";
     let exported = exported_metrics(text);
-    assert_eq!(exported["a_total"], docs["a_total"]);
     assert_eq!(
-        exported["h"].2,
+        exported["h"].1,
         BTreeSet::from(["k".to_owned()]),
         "le is not a label of the family"
+    );
+    let only_a: BTreeMap<_, _> = exported
+        .into_iter()
+        .filter(|(n, _)| n == "a_total")
+        .collect();
+    assert!(doc_differences(&docs, &only_a, false).is_empty());
+    let differences = doc_differences(&docs, &only_a, true);
+    assert_eq!(
+        differences.len(),
+        1,
+        "the view's [p] is missing: {differences:?}"
     );
 }
 
