@@ -181,3 +181,46 @@ fn duration_buckets_must_increase() {
         vec![30.0, 60.0, 600.0]
     );
 }
+
+#[test]
+fn the_readme_configuration_table_lists_every_flag_with_its_variable_and_default() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let rows: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `--"))
+        .collect();
+    let command = Cli::command();
+    let mut problems = Vec::new();
+    for arg in command.get_arguments().filter(|a| a.is_global_set()) {
+        let Some(long) = arg.get_long() else { continue };
+        let flag = format!("`--{long}`");
+        let Some(row) = rows.iter().find(|r| {
+            r.split('|')
+                .nth(1)
+                .is_some_and(|cell| cell.split(" / ").any(|f| f.trim() == flag))
+        }) else {
+            problems.push(format!("--{long}: no row"));
+            continue;
+        };
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        if let Some(env) = arg.get_env() {
+            let env = format!("`{}`", env.to_string_lossy());
+            if !cells[2].split(" / ").any(|e| e.trim() == env) {
+                problems.push(format!("--{long}: environment is not {env}"));
+            }
+        }
+        // A default written as code must be clap's; prose ("all", "required") is left alone.
+        let default: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        if let Some(code) = cells[3].strip_prefix('`').and_then(|c| c.strip_suffix('`')) {
+            if default.join(",") != code {
+                problems.push(format!("--{long}: README default `{code}`, clap {default:?}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "README configuration table: {problems:#?}");
+}
