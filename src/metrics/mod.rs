@@ -7,6 +7,7 @@
 
 mod collector;
 mod labels;
+mod signals;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use crate::state::{DeploymentLabels, Event, FINISHED_STATUSES, SnapshotHandle};
 use labels::{ApiLabels, DeploymentLabelSet, EndpointLabels, ReasonLabels, Shape, VersionLabels};
 
 pub use collector::StateCollector;
+pub use signals::{APPROVAL_BUCKETS, RECOVERY_BUCKETS};
 
 /// Content type of the Prometheus text format 0.0.4.
 pub const PROMETHEUS_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -73,6 +75,7 @@ pub struct Metrics {
     finished: Family<DeploymentLabelSet, Counter>,
     duration: Family<DeploymentLabelSet, Histogram, Buckets>,
     queue: Family<DeploymentLabelSet, Histogram, Buckets>,
+    signals: signals::SignalMetrics,
     api_requests: Family<ApiLabels, Counter>,
     api_duration: Family<EndpointLabels, Histogram, Buckets>,
     poll_errors: Family<ReasonLabels, Counter>,
@@ -117,6 +120,7 @@ impl Metrics {
             Unit::Seconds,
             queue.clone(),
         );
+        let signals = signals::SignalMetrics::register(&mut registry);
         registry.register(
             "env0_exporter_api_requests",
             "HTTP requests the exporter made to the env0 API, by endpoint and HTTP status (timeout/error when none came back)",
@@ -147,6 +151,7 @@ impl Metrics {
             finished,
             duration,
             queue,
+            signals,
             api_requests,
             api_duration,
             poll_errors,
@@ -156,7 +161,11 @@ impl Metrics {
     /// Records a one-time event from the state.
     pub fn record(&self, event: &Event) {
         match event {
-            Event::Finished { labels, duration } => {
+            Event::Finished {
+                labels,
+                duration,
+                run: _,
+            } => {
                 self.finished
                     .get_or_create(&DeploymentLabelSet::new(labels, Shape::ALL))
                     .inc();
@@ -166,11 +175,19 @@ impl Metrics {
                         .observe(d.as_secs_f64());
                 }
             }
-            Event::Started { labels, queue_wait } => {
+            Event::Started {
+                labels,
+                queue_wait,
+                run: _,
+            } => {
                 self.queue
                     .get_or_create(&DeploymentLabelSet::new(labels, Shape::QUEUE))
                     .observe(queue_wait.as_secs_f64());
             }
+            Event::ResourceChanges { .. }
+            | Event::ApprovalWait { .. }
+            | Event::DriftDetection { .. }
+            | Event::Recovered { .. } => self.signals.record(event),
         }
     }
 
@@ -189,6 +206,7 @@ impl Metrics {
         let _ = self
             .queue
             .get_or_create(&DeploymentLabelSet::new(labels, Shape::QUEUE));
+        self.signals.ensure_series(labels);
     }
 
     /// Counts a failed poll under its reason.
@@ -228,5 +246,7 @@ impl RequestObserver for Metrics {
     }
 }
 
+#[cfg(test)]
+mod signal_tests;
 #[cfg(test)]
 mod tests;
