@@ -6,6 +6,7 @@
 //! [`collector::StateCollector`], so a scrape never sees half-updated data.
 
 mod collector;
+mod exemplar;
 mod labels;
 mod signals;
 
@@ -22,6 +23,7 @@ use crate::client::{Endpoint, Outcome, Reason, RequestObserver};
 use crate::clock::SharedClock;
 use crate::ratelimit::SlidingWindow;
 use crate::state::{DeploymentLabels, Event, FINISHED_STATUSES, SnapshotHandle};
+use exemplar::RunHistogram;
 use labels::{ApiLabels, DeploymentLabelSet, EndpointLabels, ReasonLabels, Shape, VersionLabels};
 
 pub use collector::StateCollector;
@@ -73,8 +75,8 @@ impl Default for MetricsConfig {
 pub struct Metrics {
     registry: Registry,
     finished: Family<DeploymentLabelSet, Counter>,
-    duration: Family<DeploymentLabelSet, Histogram, Buckets>,
-    queue: Family<DeploymentLabelSet, Histogram, Buckets>,
+    duration: Family<DeploymentLabelSet, RunHistogram, Buckets>,
+    queue: Family<DeploymentLabelSet, RunHistogram, Buckets>,
     signals: signals::SignalMetrics,
     api_requests: Family<ApiLabels, Counter>,
     api_duration: Family<EndpointLabels, Histogram, Buckets>,
@@ -164,25 +166,27 @@ impl Metrics {
             Event::Finished {
                 labels,
                 duration,
-                run: _,
+                run,
             } => {
                 self.finished
                     .get_or_create(&DeploymentLabelSet::new(labels, Shape::ALL))
                     .inc();
                 if let Some(d) = duration {
-                    self.duration
-                        .get_or_create(&DeploymentLabelSet::new(labels, Shape::DURATION))
-                        .observe(d.as_secs_f64());
+                    let histogram = self
+                        .duration
+                        .get_or_create(&DeploymentLabelSet::new(labels, Shape::DURATION));
+                    exemplar::observe(&histogram, d.as_secs_f64(), run);
                 }
             }
             Event::Started {
                 labels,
                 queue_wait,
-                run: _,
+                run,
             } => {
-                self.queue
-                    .get_or_create(&DeploymentLabelSet::new(labels, Shape::QUEUE))
-                    .observe(queue_wait.as_secs_f64());
+                let histogram = self
+                    .queue
+                    .get_or_create(&DeploymentLabelSet::new(labels, Shape::QUEUE));
+                exemplar::observe(&histogram, queue_wait.as_secs_f64(), run);
             }
             Event::ResourceChanges { .. }
             | Event::ApprovalWait { .. }
