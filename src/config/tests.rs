@@ -186,10 +186,7 @@ fn duration_buckets_must_increase() {
 fn the_readme_configuration_table_lists_every_flag_with_its_variable_and_default() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
         .expect("README.md");
-    let rows: Vec<&str> = readme
-        .lines()
-        .filter(|l| l.starts_with("| `--"))
-        .collect();
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `--")).collect();
     let command = Cli::command();
     let mut problems = Vec::new();
     for arg in command.get_arguments().filter(|a| a.is_global_set()) {
@@ -218,9 +215,14 @@ fn the_readme_configuration_table_lists_every_flag_with_its_variable_and_default
             .collect();
         if let Some(code) = cells[3].strip_prefix('`').and_then(|c| c.strip_suffix('`')) {
             if default.join(",") != code {
-                problems.push(format!("--{long}: README default `{code}`, clap {default:?}"));
+                problems.push(format!(
+                    "--{long}: README default `{code}`, clap {default:?}"
+                ));
             }
         }
     }
-    assert!(problems.is_empty(), "README configuration table: {problems:#?}");
+    assert!(
+        problems.is_empty(),
+        "README configuration table: {problems:#?}"
+    );
 }

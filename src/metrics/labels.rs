@@ -31,6 +31,21 @@ impl Shape {
     pub(crate) const QUEUE: Self = Self {
         omit: &["status", "trigger"],
     };
+    /// `env0_deployment_resource_changes_total`: what a plan does depends on the type and the
+    /// tool; not by `status` (a plan's numbers are the same whatever the apply did), nor `trigger`.
+    pub(crate) const RESOURCES: Self = Self {
+        omit: &["status", "trigger"],
+    };
+    /// `env0_deployment_approval_wait_seconds`: observed when the wait ends, before the run
+    /// has an outcome, so not by `status`; nor by `trigger`.
+    pub(crate) const APPROVAL: Self = Self {
+        omit: &["status", "trigger"],
+    };
+    /// `env0_drift_detections_total` and `env0_environment_recovery_duration_seconds`: one
+    /// deployment type each, and the result (or success) is the point, so by tool only.
+    pub(crate) const TOOL: Self = Self {
+        omit: &["deployment_type", "status", "trigger"],
+    };
 
     /// Whether the family carries the label `name`.
     fn carries(self, name: &str) -> bool {
@@ -150,6 +165,18 @@ mod tests {
             names(&DeploymentLabelSet::new(&l, Shape::QUEUE)),
             ["deployment_type", "iac_tool"]
         );
+        assert_eq!(
+            names(&DeploymentLabelSet::new(&l, Shape::RESOURCES)),
+            ["deployment_type", "iac_tool"]
+        );
+        assert_eq!(
+            names(&DeploymentLabelSet::new(&l, Shape::APPROVAL)),
+            ["deployment_type", "iac_tool"]
+        );
+        assert_eq!(
+            names(&DeploymentLabelSet::new(&l, Shape::TOOL)),
+            ["iac_tool"]
+        );
     }
 
     #[test]
@@ -172,7 +199,14 @@ mod tests {
     fn every_omitted_name_is_a_deployment_label() {
         // A typo in a shape would silently omit nothing.
         let names: Vec<&str> = labels().pairs().map(|(n, _)| n).collect();
-        for shape in [Shape::ALL, Shape::DURATION, Shape::QUEUE] {
+        for shape in [
+            Shape::ALL,
+            Shape::DURATION,
+            Shape::QUEUE,
+            Shape::RESOURCES,
+            Shape::APPROVAL,
+            Shape::TOOL,
+        ] {
             for omitted in shape.omit {
                 assert!(names.contains(omitted), "{omitted} is not a label");
             }

@@ -6,8 +6,10 @@
 //! [`collector::StateCollector`], so a scrape never sees half-updated data.
 
 mod collector;
+mod exemplar;
 mod labels;
 mod series;
+mod signals;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,7 @@ use crate::client::{Endpoint, Outcome, Reason, RequestObserver};
 use crate::clock::SharedClock;
 use crate::ratelimit::SlidingWindow;
 use crate::state::{DeploymentLabels, Event, FINISHED_STATUSES, SnapshotHandle};
+use exemplar::RunHistogram;
 use labels::{ApiLabels, DeploymentLabelSet, EndpointLabels, ReasonLabels, Shape, VersionLabels};
 use series::SeriesCounts;
 
@@ -31,6 +34,7 @@ const DURATION: &str = "env0_deployment_duration_seconds";
 const QUEUE: &str = "env0_deployment_queue_duration_seconds";
 
 pub use collector::StateCollector;
+pub use signals::{APPROVAL_BUCKETS, RECOVERY_BUCKETS};
 
 /// Content type of the Prometheus text format 0.0.4.
 pub const PROMETHEUS_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -78,8 +82,9 @@ impl Default for MetricsConfig {
 pub struct Metrics {
     registry: Registry,
     finished: Family<DeploymentLabelSet, Counter>,
-    duration: Family<DeploymentLabelSet, Histogram, Buckets>,
-    queue: Family<DeploymentLabelSet, Histogram, Buckets>,
+    duration: Family<DeploymentLabelSet, RunHistogram, Buckets>,
+    queue: Family<DeploymentLabelSet, RunHistogram, Buckets>,
+    signals: signals::SignalMetrics,
     api_requests: Family<ApiLabels, Counter>,
     api_duration: Family<EndpointLabels, Histogram, Buckets>,
     poll_errors: Family<ReasonLabels, Counter>,
@@ -126,6 +131,7 @@ impl Metrics {
             Unit::Seconds,
             queue.clone(),
         );
+        let signals = signals::SignalMetrics::register(&mut registry, series.clone());
         registry.register(
             "env0_exporter_api_requests",
             "HTTP requests the exporter made to the env0 API, by endpoint and HTTP status (timeout/error when none came back)",
@@ -161,6 +167,7 @@ impl Metrics {
             finished,
             duration,
             queue,
+            signals,
             api_requests,
             api_duration,
             poll_errors,
@@ -171,21 +178,37 @@ impl Metrics {
     /// Records a one-time event from the state.
     pub fn record(&self, event: &Event) {
         match event {
-            Event::Finished { labels, duration } => {
+            Event::Finished {
+                labels,
+                duration,
+                run,
+            } => {
                 self.finished
                     .get_or_create(&self.labels(FINISHED, labels, Shape::ALL))
                     .inc();
                 if let Some(d) = duration {
-                    self.duration
-                        .get_or_create(&self.labels(DURATION, labels, Shape::DURATION))
-                        .observe(d.as_secs_f64());
+                    let histogram = self.duration.get_or_create(&self.labels(
+                        DURATION,
+                        labels,
+                        Shape::DURATION,
+                    ));
+                    exemplar::observe(&histogram, d.as_secs_f64(), run);
                 }
             }
-            Event::Started { labels, queue_wait } => {
-                self.queue
-                    .get_or_create(&self.labels(QUEUE, labels, Shape::QUEUE))
-                    .observe(queue_wait.as_secs_f64());
+            Event::Started {
+                labels,
+                queue_wait,
+                run,
+            } => {
+                let histogram = self
+                    .queue
+                    .get_or_create(&self.labels(QUEUE, labels, Shape::QUEUE));
+                exemplar::observe(&histogram, queue_wait.as_secs_f64(), run);
             }
+            Event::ResourceChanges { .. }
+            | Event::ApprovalWait { .. }
+            | Event::DriftDetection { .. }
+            | Event::Recovered { .. } => self.signals.record(event),
         }
     }
 
@@ -204,6 +227,7 @@ impl Metrics {
         let _ = self
             .queue
             .get_or_create(&self.labels(QUEUE, labels, Shape::QUEUE));
+        self.signals.ensure_series(labels);
     }
 
     /// The label set of `family` for a deployment, noted for `env0_exporter_series`.
@@ -255,5 +279,7 @@ impl RequestObserver for Metrics {
     }
 }
 
+#[cfg(test)]
+mod signal_tests;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@ use super::*;
 use crate::clock::{Clock, ManualClock};
 use crate::state::{DeploymentLabels, Health, Snapshot};
 
-fn labels(kind: &str, status: &str) -> DeploymentLabels {
+pub(super) fn labels(kind: &str, status: &str) -> DeploymentLabels {
     DeploymentLabels {
         deployment_type: kind.into(),
         status: status.into(),
@@ -14,7 +14,16 @@ fn labels(kind: &str, status: &str) -> DeploymentLabels {
     }
 }
 
-fn metrics_with(snapshot: Snapshot) -> Metrics {
+pub(super) fn run(id: &str) -> crate::state::RunRef {
+    crate::state::RunRef {
+        deployment_id: id.into(),
+        environment_id: "e1".into(),
+        project_id: Some("p1".into()),
+        at: Some("2026-07-01T12:00:00Z".parse().unwrap()),
+    }
+}
+
+pub(super) fn metrics_with(snapshot: Snapshot) -> Metrics {
     let handle = SnapshotHandle::default();
     handle.publish(snapshot);
     let clock = Arc::new(ManualClock::new("2026-07-01T12:00:00Z".parse().unwrap()));
@@ -25,7 +34,7 @@ fn metrics_with(snapshot: Snapshot) -> Metrics {
     Metrics::new(&MetricsConfig::default(), handle, budget, clock)
 }
 
-fn sample_lines(text: &str, name: &str) -> Vec<String> {
+pub(super) fn sample_lines(text: &str, name: &str) -> Vec<String> {
     let mut lines: Vec<String> = text
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -101,14 +110,17 @@ fn events_feed_the_counter_and_histograms_and_every_error_reason_starts_at_zero(
     m.record(&Event::Finished {
         labels: labels("deploy", "FAILURE"),
         duration: Some(Duration::from_secs(400)),
+        run: run("d1"),
     });
     m.record(&Event::Finished {
         labels: labels("deploy", "FAILURE"),
         duration: None,
+        run: run("d2"),
     });
     m.record(&Event::Started {
         labels: labels("deploy", "IN_PROGRESS"),
         queue_wait: Duration::from_secs(20),
+        run: run("d3"),
     });
     m.poll_error(Reason::RateLimited);
     m.observe(

@@ -123,6 +123,13 @@ pub fn observation(log: &DeploymentLog, environment_id: &str) -> Observation {
         started_at: log.started_at,
         finished_at: log.finished_at,
         updated_at: log.updated_at,
+        resource_changes: log.plan_summary.as_ref().map(|p| state::ResourceChanges {
+            added: p.added,
+            changed: p.changed,
+            destroyed: p.destroyed,
+            imported: p.imported,
+        }),
+        drift_detected: log.drift_detected,
     }
 }
 

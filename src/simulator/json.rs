@@ -97,6 +97,9 @@ struct PlanSummaryJson {
     added: u32,
     changed: u32,
     destroyed: u32,
+    /// Newer than the others: absent rather than null where a run has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imported: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -181,13 +184,14 @@ impl<'a> DeploymentJson<'a> {
             reviewed_by: d.reviewed_by.and_then(user).map(|u| u.id.as_str()),
             reviewers: None,
             aborted_by: d.aborted_by.and_then(user).map(|u| u.id.as_str()),
-            plan_summary: results
-                .and_then(|r| r.plan_summary)
-                .map(|[a, c, x]| PlanSummaryJson {
+            plan_summary: results.and_then(|r| {
+                r.plan_summary.map(|[a, c, x]| PlanSummaryJson {
                     added: a,
                     changed: c,
                     destroyed: x,
-                }),
+                    imported: r.imported,
+                })
+            }),
             cost_estimation: results.and_then(|r| r.cost.as_ref()).map(cost_json),
             error: d.error_message().map(|message| ErrorJson { message }),
             resource_count: results.and_then(|r| r.resource_count),

@@ -111,6 +111,23 @@ pub struct SimDeployment {
     pub finished_at: Option<Timestamp>,
     /// Its last change.
     pub updated_at: Timestamp,
+    /// env0's `planSummary` as the API sends it now (only once the run succeeded).
+    pub plan_summary: Option<SimPlanSummary>,
+    /// env0's `driftDetected` as the API sends it now (drift detections that succeeded).
+    pub drift_detected: Option<bool>,
+}
+
+/// A `planSummary` as the simulated API sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimPlanSummary {
+    /// Resources added.
+    pub added: u32,
+    /// Resources changed.
+    pub changed: u32,
+    /// Resources destroyed.
+    pub destroyed: u32,
+    /// Resources imported; `None`: the field is not sent.
+    pub imported: Option<u32>,
 }
 
 /// One environment as the world holds it.

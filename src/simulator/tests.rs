@@ -518,6 +518,66 @@ async fn a_deployment_is_served_with_the_fields_of_the_truth() {
     assert_eq!(body["output"], serde_json::json!({}));
 }
 
+#[tokio::test]
+async fn plan_summaries_and_drift_flags_are_served_as_the_records_say() {
+    let (sim, _) = sim();
+    let router = sim.router();
+    let deps = sim.deployments();
+    let (env, _) = busiest(&sim);
+    let (status, page) = get(
+        &router,
+        &format!("/environments/{env}/deployments?limit=100"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut checked = 0;
+    for body in page.as_array().unwrap() {
+        let d = deps.iter().find(|d| body["id"] == d.id.as_str()).unwrap();
+        let summary = &body["planSummary"];
+        match d.plan_summary {
+            None => assert_eq!(summary, &Value::Null, "{}", d.id),
+            Some(p) => {
+                assert_eq!(summary["added"], p.added);
+                assert_eq!(summary["changed"], p.changed);
+                assert_eq!(summary["destroyed"], p.destroyed);
+                assert_eq!(
+                    summary.get("imported").and_then(Value::as_u64),
+                    p.imported.map(u64::from)
+                );
+            }
+        }
+        assert_eq!(body["driftDetected"].as_bool(), d.drift_detected);
+        checked += 1;
+    }
+    assert!(checked > 5, "{checked}");
+    // Across the world: summaries only on successes; imported only (and sometimes 1) on
+    // deploys; drift detections that succeeded found drift sometimes and none other times.
+    for d in &deps {
+        assert_eq!(
+            d.plan_summary.is_some() || d.drift_detected.is_some(),
+            d.status == "SUCCESS" && !["task", "moduleTest"].contains(&d.deployment_type.as_str()),
+            "{d:?}"
+        );
+        let imported = d.plan_summary.and_then(|p| p.imported);
+        assert_eq!(
+            imported.is_some(),
+            d.deployment_type == "deploy" && d.status == "SUCCESS",
+            "{d:?}"
+        );
+    }
+    assert!(
+        deps.iter()
+            .any(|d| d.plan_summary.and_then(|p| p.imported) == Some(1))
+    );
+    for flag in [true, false] {
+        assert!(
+            deps.iter()
+                .any(|d| d.deployment_type == "driftDetection" && d.drift_detected == Some(flag)),
+            "a drift detection with driftDetected {flag}"
+        );
+    }
+}
+
 #[test]
 fn cost_amounts_are_strings_for_some_deployments_and_numbers_for_others() {
     let (sim, _) = sim();

@@ -7,6 +7,7 @@
 //! [`Snapshot`] that `/metrics` encodes.
 
 mod aggregate;
+mod signals;
 mod snapshot;
 mod views;
 
@@ -20,9 +21,13 @@ use crate::clock;
 use crate::labels::Labeler;
 
 pub use aggregate::aggregate;
+pub use signals::{
+    Action, DEPLOY, DRIFT_DETECTION, DriftResult, FAILED_STATUSES, ResourceChanges, RunRef,
+    WAITING_FOR_USER,
+};
 pub use snapshot::{Health, Snapshot, SnapshotHandle};
 use views::ProjectLabels;
-pub use views::{EnvironmentRow, FAILED_STATUSES, LatestRun};
+pub use views::{EnvironmentRow, LatestRun};
 
 /// env0's documented deployment statuses: the unfinished ones, then the finished ones.
 pub const STATUSES: [&str; 12] = [
@@ -72,6 +77,10 @@ pub struct Observation {
     pub finished_at: Option<Timestamp>,
     /// When env0 last changed it.
     pub updated_at: Option<Timestamp>,
+    /// env0's `planSummary`: what its plan adds, changes, destroys, imports.
+    pub resource_changes: Option<ResourceChanges>,
+    /// env0's `driftDetected` (drift detection runs).
+    pub drift_detected: Option<bool>,
 }
 
 /// Whether a deployment with this status (and finish time) has finished.
@@ -161,6 +170,8 @@ pub struct Record {
     /// When it finished: `finishedAt`, else `updatedAt` once finished; `None` while unfinished.
     /// Set once: its finish has then been counted (or known to predate the process).
     pub finish_time: Option<Timestamp>,
+    /// When the exporter first saw it `WAITING_FOR_USER`, while it still is.
+    pub waiting_since: Option<Timestamp>,
 }
 
 impl Record {
@@ -203,6 +214,8 @@ pub enum Event {
         labels: DeploymentLabels,
         /// `finishedAt − startedAt`, when both are known.
         duration: Option<Duration>,
+        /// The run, at `finishedAt` (else `updatedAt`).
+        run: RunRef,
     },
     /// A deployment started running after the process started.
     Started {
@@ -210,6 +223,37 @@ pub enum Event {
         labels: DeploymentLabels,
         /// `startedAt − queuedAt`.
         queue_wait: Duration,
+        /// The run, at `startedAt`.
+        run: RunRef,
+    },
+    /// A run counted in [`Finished`](Self::Finished) had a plan summary.
+    ResourceChanges {
+        /// Its labels at the finish.
+        labels: DeploymentLabels,
+        /// What its plan summary says.
+        changes: ResourceChanges,
+    },
+    /// A run left `WAITING_FOR_USER` (seen in it, then in another status).
+    ApprovalWait {
+        /// Its labels after the wait.
+        labels: DeploymentLabels,
+        /// From the first sighting waiting to the first sighting not waiting (exporter time).
+        wait: Duration,
+    },
+    /// A drift detection counted in [`Finished`](Self::Finished).
+    DriftDetection {
+        /// Its labels at the finish.
+        labels: DeploymentLabels,
+        /// What it found.
+        result: DriftResult,
+    },
+    /// A successful deploy, counted in [`Finished`](Self::Finished), ended a streak of failed
+    /// deploys of its environment.
+    Recovered {
+        /// The successful deploy's labels.
+        labels: DeploymentLabels,
+        /// From the streak's first failure to the success (env0's finish times).
+        duration: Duration,
     },
 }
 
@@ -227,6 +271,8 @@ pub struct Store {
     projects: ProjectLabels,
     /// Whether the environment view is kept.
     environment_view: bool,
+    /// Per environment, where its failing streak started (for recovery durations).
+    recoveries: signals::Recoveries,
 }
 
 impl Store {
@@ -243,6 +289,7 @@ impl Store {
             seen_label_sets: HashSet::new(),
             projects: ProjectLabels::new(false, DEFAULT_MAX_SERIES_PER_METRIC),
             environment_view: false,
+            recoveries: signals::Recoveries::default(),
         }
     }
 
@@ -303,6 +350,7 @@ impl Store {
     /// Forgets environments (and their deployments) that env0 no longer lists.
     pub fn retain_environments(&mut self, listed: &HashSet<&str>) {
         self.environments.retain(|id, _| listed.contains(&**id));
+        self.recoveries.retain(listed);
         self.deployments
             .retain(|_, r| listed.contains(&*r.environment));
     }
@@ -327,6 +375,13 @@ impl Store {
     #[must_use]
     pub fn tracked(&self) -> usize {
         self.deployments.len()
+    }
+
+    /// When `environment`'s failing streak started: the finish of its first failed deploy since
+    /// its last successful one, as far as the exporter has seen; `None` when not failing.
+    #[must_use]
+    pub fn failing_since(&self, environment: &str) -> Option<Timestamp> {
+        self.recoveries.failing_since(environment)
     }
 
     /// Label sets of `env0_deployments` exported so far.
@@ -369,17 +424,20 @@ impl Store {
             ),
         };
         let environment = self.environment_key(&obs.environment_id);
+        let project = self.environments.get(&environment).map(|e| &e.project_id);
+        let run = RunRef::new(&obs.id, &environment, project.cloned().flatten());
         let process_start = self.process_start;
         let record = self
             .deployments
             .entry(obs.id.as_str().into())
             .or_insert_with(|| Record {
-                environment,
+                environment: environment.clone(),
                 labels: labels.clone(),
                 created_at,
                 queued_at: None,
                 started_at: None,
                 finish_time: None,
+                waiting_since: None,
             });
         let (already_started, already_finished) =
             (record.started_at.is_some(), record.is_finished());
@@ -392,6 +450,7 @@ impl Store {
         record.queued_at = obs.queued_at.or(record.queued_at);
         record.started_at = obs.started_at.or(record.started_at);
         record.finish_time = finish_time;
+        signals::approval_wait(record, obs, now, events);
 
         if !already_started {
             if let Some(started) = record.started_at {
@@ -400,12 +459,15 @@ impl Store {
                     events.push(Event::Started {
                         labels: record.labels.clone(),
                         queue_wait: clock::elapsed(queued, started),
+                        run: run.at(Some(started)),
                     });
                 }
             }
         }
-        if let (false, Some(finish)) = (already_finished, record.finish_time) {
-            if finish >= process_start {
+        let newly_finished = record.finish_time.filter(|_| !already_finished);
+        if let Some(finish) = newly_finished {
+            let counted = finish >= process_start;
+            if counted {
                 let duration = match (record.started_at, obs.finished_at) {
                     (Some(start), Some(end)) => Some(clock::elapsed(start, end)),
                     _ => None,
@@ -413,8 +475,17 @@ impl Store {
                 events.push(Event::Finished {
                     labels: record.labels.clone(),
                     duration,
+                    run: run.at(obs.finished_at.or(obs.updated_at)),
                 });
             }
+            signals::finished(
+                &mut self.recoveries,
+                obs,
+                &record.labels,
+                &environment,
+                counted,
+                events,
+            );
         }
         if !self.seen_label_sets.contains(&record.labels) {
             self.seen_label_sets.insert(record.labels.clone());
@@ -433,5 +504,7 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod signal_tests;
 #[cfg(test)]
 mod tests;

@@ -38,6 +38,15 @@ fn labels(kind: &str, status: &str, tool: &str, trigger: &str) -> DeploymentLabe
     }
 }
 
+fn run_ref(id: &str, env: &str, project: Option<&str>, at: &str) -> RunRef {
+    RunRef {
+        deployment_id: id.into(),
+        environment_id: env.into(),
+        project_id: project.map(Into::into),
+        at: Some(ts(at)),
+    }
+}
+
 fn gauge(snapshot: &Snapshot, l: &DeploymentLabels) -> Option<u64> {
     snapshot
         .deployments
@@ -59,6 +68,7 @@ fn a_run_seen_running_then_finished_is_counted_once_with_its_duration() {
         vec![Event::Started {
             labels: labels("deploy", "IN_PROGRESS", "opentofu", "user"),
             queue_wait: Duration::from_secs(60),
+            run: run_ref("d1", "e1", None, "2026-07-01T12:02:00Z"),
         }]
     );
     events.clear();
@@ -72,6 +82,7 @@ fn a_run_seen_running_then_finished_is_counted_once_with_its_duration() {
         vec![Event::Finished {
             labels: labels("deploy", "SUCCESS", "opentofu", "user"),
             duration: Some(Duration::from_secs(330)),
+            run: run_ref("d1", "e1", None, "2026-07-01T12:07:30Z"),
         }]
     );
 }
@@ -126,6 +137,7 @@ fn a_finished_run_without_finished_at_finishes_at_updated_at_and_has_no_duration
         vec![Event::Finished {
             labels: labels("deploy", "SKIPPED", "opentofu", "user"),
             duration: None,
+            run: run_ref("d1", "e1", None, "2026-07-01T12:25:00Z"),
         }]
     );
     let snap = aggregate(&s, now);

@@ -20,10 +20,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::{DeploymentLabels, Observation, Store, is_finished};
-
-/// env0 statuses of a run that failed (what the dashboards and alerts call a failure).
-pub const FAILED_STATUSES: [&str; 3] = ["FAILURE", "TIMEOUT", "INTERNAL_FAILURE"];
+use super::{DeploymentLabels, FAILED_STATUSES, Observation, Store, is_finished};
 
 /// Longest project or environment name used as a label value; longer ones are cut.
 const MAX_NAME_CHARS: usize = 128;

@@ -5,6 +5,7 @@
 
 mod filters;
 mod helpers;
+mod signals;
 mod views;
 
 use std::collections::BTreeMap;

@@ -143,7 +143,10 @@ async fn past_the_series_budget_the_least_busy_projects_fold_into_other_and_stay
                 && s.labels.get("metric").map(String::as_str) == Some("env0_deployments")
         })
         .map(|s| s.value);
-    assert_eq!(reported, Some(f64::from(u32::try_from(label_sets).unwrap())));
+    assert_eq!(
+        reported,
+        Some(f64::from(u32::try_from(label_sets).unwrap()))
+    );
     assert!(
         label_sets <= budget,
         "{label_sets} label sets, budget {budget}"

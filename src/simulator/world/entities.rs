@@ -48,6 +48,8 @@ pub(crate) struct Cost {
 pub(crate) struct Results {
     /// added, changed, destroyed.
     pub plan_summary: Option<[u32; 3]>,
+    /// The plan summary's `imported`, which only deploys send (env0 added it later).
+    pub imported: Option<u32>,
     pub resource_count: Option<u32>,
     pub cost: Option<Cost>,
     pub drift_detected: Option<bool>,

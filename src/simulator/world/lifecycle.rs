@@ -179,12 +179,15 @@ impl World {
         match kind {
             DeploymentType::Deploy => Results {
                 plan_summary: Some(summary),
+                // From a value already drawn, so the world's draws stay what they were.
+                imported: Some(u32::from(resources % 4 == 0)),
                 resource_count: Some(resources),
                 cost,
                 drift_detected: None,
             },
             DeploymentType::Destroy => Results {
                 plan_summary: Some([0, 0, resources]),
+                imported: None,
                 resource_count: Some(0),
                 cost: None,
                 drift_detected: None,
@@ -192,6 +195,7 @@ impl World {
             DeploymentType::PrPlan | DeploymentType::RemotePlan | DeploymentType::DryRun => {
                 Results {
                     plan_summary: Some(summary),
+                    imported: None,
                     resource_count: None,
                     cost,
                     drift_detected: None,
@@ -199,12 +203,14 @@ impl World {
             }
             DeploymentType::DriftDetection => Results {
                 plan_summary: Some(if drift { summary } else { [0, 0, 0] }),
+                imported: None,
                 resource_count: None,
                 cost: None,
                 drift_detected: Some(drift),
             },
             DeploymentType::Task | DeploymentType::ModuleTest => Results {
                 plan_summary: None,
+                imported: None,
                 resource_count: None,
                 cost: None,
                 drift_detected: None,

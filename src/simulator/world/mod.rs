@@ -28,7 +28,7 @@ pub(super) use entities::{Cost, Deployment, Environment, Organization, Project, 
 #[cfg(test)]
 pub(super) use vocabulary::TRIGGERS;
 
-use super::{SimDeployment, SimEnvironment};
+use super::{SimDeployment, SimEnvironment, SimPlanSummary};
 use crate::clock;
 use queue::Scheduled;
 
@@ -171,6 +171,16 @@ impl World {
                     started_at: d.started_at,
                     finished_at: d.finished_at,
                     updated_at: d.updated_at,
+                    plan_summary: d.results().and_then(|r| {
+                        r.plan_summary
+                            .map(|[added, changed, destroyed]| SimPlanSummary {
+                                added,
+                                changed,
+                                destroyed,
+                                imported: r.imported,
+                            })
+                    }),
+                    drift_detected: d.results().and_then(|r| r.drift_detected),
                 })
             })
             .collect();
