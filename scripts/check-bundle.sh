@@ -9,6 +9,7 @@
 #      --strict on core objects, promtool on the PrometheusRule, chart copies in sync
 #   5. hadolint on the Dockerfile, yamllint on rules and chart values, and the binary built as
 #      the Dockerfile builds it (cargo build --release --locked)
+#   6. Cargo.toml's rust-version is at least what the locked dependency graph needs
 #
 # Usage: scripts/check-bundle.sh [--skip-build] [--skip-live] [--sync]
 #   --skip-build  do not run cargo build --release --locked (check 3 then needs an existing binary)
@@ -28,7 +29,7 @@ for arg in "$@"; do
     --skip-build) skip_build=1 ;;
     --skip-live) skip_live=1 ;;
     --sync) sync=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "check-bundle: unknown argument ${arg}" >&2; exit 2 ;;
   esac
 done
@@ -117,6 +118,7 @@ step "1. promtool check + test rules" check_rules
 step "2. dashboard structure and PromQL" check_dashboard
 step "4. helm lint/render/validate and chart copies" check_helm
 step "5a. hadolint + yamllint" check_lint
+step "6. rust-version covers the locked dependencies" python3 scripts/check-msrv.py
 if [[ "${skip_build}" == 1 ]]; then
   results+=("SKIP  5b. cargo build --release --locked (--skip-build)")
 else
