@@ -522,6 +522,35 @@ def kubernetes_validate(kv: str, docs: list[dict], label: str) -> str:
     return r.stdout
 
 
+# The chart must refuse these values (the exporter would exit 2 at every start), naming what to set.
+REFUSED_VALUES = [
+    ("defaults", None),
+    ("apiKey without apiSecret", {"env0": {"apiKey": "ci-key"}}),
+    ("apiSecret without apiKey", {"env0": {"apiSecret": "ci-secret"}}),
+    ("empty existingSecret, secret file on", {"env0": {"existingSecret": "", "apiSecretFile": {"enabled": True}}}),
+]
+REFUSAL_NAMES = ["env0.apiKey", "env0.apiSecret", "env0.existingSecret", "demo=true"]
+
+
+def check_refusals(helm) -> list[str]:
+    """Rendering fails, with a message naming every way out, for each of REFUSED_VALUES."""
+    problems = []
+    for name, values in REFUSED_VALUES:
+        try:
+            render_chart(helm, values)
+        except helm.HelmError as e:
+            msg = str(e)
+            missing = [n for n in REFUSAL_NAMES if n not in msg]
+            if "needs env0 credentials" not in msg or missing:
+                problems.append(f"[{name}] render failed, but not with the credentials message "
+                                f"(missing {missing}): {msg}")
+            else:
+                say(f"    [{name}] refused as it must: {msg.split(': ', 1)[-1][:90]}...")
+        else:
+            problems.append(f"[{name}] rendered without credentials: the exporter would crash-loop")
+    return problems
+
+
 def cmd_helm(args) -> None:
     import helm_python as helm
 
@@ -542,11 +571,10 @@ def cmd_helm(args) -> None:
         else:
             raise CheckFailed("values.schema.json accepted exporter.logFormat=xml")
 
-    cases = [("defaults", None)] + [(f.name, yaml.safe_load(f.read_text()))
-                                     for f in sorted((CHART / "ci").glob("*-values.yaml"))]
+    problems: list[str] = check_refusals(helm)
+    cases = [(f.name, yaml.safe_load(f.read_text())) for f in sorted((CHART / "ci").glob("*-values.yaml"))]
     if len(cases) < 5:
-        raise CheckFailed("expected ci/*-values.yaml for all-on, all-off, existing-secret, secret-file")
-    problems: list[str] = []
+        raise CheckFailed("expected ci/*-values.yaml for all-on, all-off, demo, existing-secret, secret-file")
     seen_kinds: set[str] = set()
     for name, values in cases:
         report = helm.lint(str(CHART), values, strict=True)
