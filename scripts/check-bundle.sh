@@ -6,7 +6,8 @@
 #      data (or is allowlisted with a reason), every alert expression evaluates, recording rules
 #      produce series
 #   4. helm lint + render of every ci/*-values.yaml (helm-python-sdk), kubernetes-validate
-#      --strict on core objects, promtool on the PrometheusRule, chart copies in sync
+#      --strict on core objects, promtool on the PrometheusRule, chart copies in sync; the chart
+#      refuses to render without credentials; Chart.yaml metadata; chart README.md up to date
 #   5. hadolint on the Dockerfile, yamllint on rules and chart values, and the binary built as
 #      the Dockerfile builds it (cargo build --release --locked)
 #   6. Cargo.toml's rust-version is at least what the locked dependency graph needs
@@ -14,7 +15,8 @@
 # Usage: scripts/check-bundle.sh [--skip-build] [--skip-live] [--sync]
 #   --skip-build  do not run cargo build --release --locked (check 3 then needs an existing binary)
 #   --skip-live   skip check 3 (reported as SKIPPED, never as passed)
-#   --sync        copy dashboards/ and rules/ into helm/env0-exporter/files/ and exit
+#   --sync        regenerate the dashboard JSON and the chart README, copy dashboards/ and rules/
+#                 into helm/env0-exporter/files/, and exit
 # Env: ENV0_EXPORTER_BIN  exporter binary for check 3 (default target/release/env0-exporter,
 #                         else target/debug/env0-exporter; honours CARGO_TARGET_DIR)
 #      LIVE_TIMEOUT       seconds check 3 waits for data (default 180)
@@ -29,7 +31,7 @@ for arg in "$@"; do
     --skip-build) skip_build=1 ;;
     --skip-live) skip_live=1 ;;
     --sync) sync=1 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "check-bundle: unknown argument ${arg}" >&2; exit 2 ;;
   esac
 done
@@ -44,6 +46,7 @@ if [[ "${sync:-0}" == 1 ]]; then
   python3 dashboards/generate.py
   [[ -x "${py}" ]] || { echo "check-bundle: run scripts/install-tools.sh first" >&2; exit 1; }
   "${py}" "${checker}" sync --write
+  "${py}" scripts/chart-readme.py --write
   exit 0
 fi
 
@@ -98,8 +101,9 @@ check_live() {
 }
 
 check_helm() {
-  "${py}" "${checker}" sync && "${py}" "${checker}" helm --promtool "${promtool}" \
-    --kubernetes-validate "${venv}/bin/kubernetes-validate"
+  "${py}" "${checker}" sync && "${py}" scripts/chart-readme.py \
+    && "${py}" "${checker}" helm --promtool "${promtool}" \
+      --kubernetes-validate "${venv}/bin/kubernetes-validate"
 }
 
 check_lint() {

@@ -551,6 +551,56 @@ def check_refusals(helm) -> list[str]:
     return problems
 
 
+def _org_repo(url: str) -> str | None:
+    m = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+)", url or "")
+    return m.group(1) if m else None
+
+
+def check_chart_metadata() -> list[str]:
+    """Chart.yaml's home, sources, maintainers and Artifact Hub annotations, and one image story:
+    the image the chart defaults to is ghcr.io/<the repository of home>:<appVersion>, and Artifact
+    Hub's images annotation says the same."""
+    p: list[str] = []
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    repo = _org_repo(chart.get("home", ""))
+    expect(repo is not None, p, f"Chart.yaml home {chart.get('home')!r} is not https://github.com/<org>/<repo>")
+    expect(chart.get("home") in (chart.get("sources") or []), p, "Chart.yaml sources does not list home")
+    expect(all(m.get("name") for m in chart.get("maintainers") or [{}]), p, "Chart.yaml maintainers missing or unnamed")
+    ann = chart.get("annotations") or {}
+    expect(ann.get("artifacthub.io/license") == "Apache-2.0", p, "artifacthub.io/license is not Apache-2.0")
+    parsed = {}
+    for key, fields in (("artifacthub.io/links", ("name", "url")), ("artifacthub.io/images", ("name", "image")),
+                        ("artifacthub.io/changes", ("kind", "description"))):
+        try:
+            items = yaml.safe_load(ann.get(key, ""))
+        except yaml.YAMLError as e:
+            p.append(f"{key} is not YAML: {e}")
+            continue
+        if not isinstance(items, list) or not items or not all(
+                isinstance(i, dict) and all(isinstance(i.get(f), str) and i[f] for f in fields) for i in items):
+            p.append(f"{key} must be a YAML list of {{{', '.join(fields)}}}")
+            continue
+        parsed[key] = items
+    kinds = {"added", "changed", "deprecated", "removed", "fixed", "security"}
+    for change in parsed.get("artifacthub.io/changes", []):
+        expect(change["kind"] in kinds, p, f"artifacthub.io/changes kind {change['kind']!r} not one of {sorted(kinds)}")
+    for link in parsed.get("artifacthub.io/links", []):
+        expect(link["url"].startswith(chart.get("home", "?")), p, f"link {link['url']} is not under home")
+    if repo:
+        want_repo = f"ghcr.io/{repo}"
+        want_image = f"{want_repo}:{chart['appVersion']}"
+        expect(values["image"]["repository"] == want_repo, p,
+               f"values image.repository {values['image']['repository']!r} is not {want_repo!r} (from Chart.yaml home)")
+        expect(values["image"]["tag"] in ("", chart["appVersion"]), p, "values image.tag is neither empty nor appVersion")
+        images = [i["image"] for i in parsed.get("artifacthub.io/images", [])]
+        expect(images == [want_image], p, f"artifacthub.io/images {images} is not [{want_image!r}]")
+    if not p:
+        say(f"    Chart.yaml: home {chart['home']}, Artifact Hub annotations parse, image "
+            f"{values['image']['repository']}:{chart['appVersion']} everywhere")
+    return p
+
+
 def cmd_helm(args) -> None:
     import helm_python as helm
 
@@ -572,6 +622,7 @@ def cmd_helm(args) -> None:
             raise CheckFailed("values.schema.json accepted exporter.logFormat=xml")
 
     problems: list[str] = check_refusals(helm)
+    problems += check_chart_metadata()
     cases = [(f.name, yaml.safe_load(f.read_text())) for f in sorted((CHART / "ci").glob("*-values.yaml"))]
     if len(cases) < 5:
         raise CheckFailed("expected ci/*-values.yaml for all-on, all-off, demo, existing-secret, secret-file")
