@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proves the monitoring bundle with the real tools (issue 3):
-#   1. promtool check rules + promtool test rules on rules/
+#   1. promtool check rules + promtool test rules on rules/; every alert's runbook_url is a
+#      heading of docs/runbook.md on the project's hosted repository, and so are the dashboard's links
 #   2. dashboard structure, generator drift, every panel expression parsing as PromQL
 #   3. a real Prometheus scraping `env0-exporter demo` on loopback: every dashboard query returns
 #      data (or is allowlisted with a reason), every alert expression evaluates, recording rules
@@ -31,7 +32,7 @@ for arg in "$@"; do
     --skip-build) skip_build=1 ;;
     --skip-live) skip_live=1 ;;
     --sync) sync=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "check-bundle: unknown argument ${arg}" >&2; exit 2 ;;
   esac
 done
@@ -119,6 +120,7 @@ check_build() {
 }
 
 step "1. promtool check + test rules" check_rules
+step "1b. every alert's runbook_url resolves in docs/runbook.md" "${py}" "${checker}" runbook
 step "2. dashboard structure and PromQL" check_dashboard
 step "4. helm lint/render/validate and chart copies" check_helm
 step "5a. hadolint + yamllint" check_lint

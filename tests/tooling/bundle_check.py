@@ -8,6 +8,7 @@ Run with the venv python of scripts/install-tools.sh (it needs PyYAML and helm_p
                                                      real Prometheus scraping `env0-exporter demo`
     bundle_check.py helm       --promtool P --kubernetes-validate K
                                                      lint, render, validate every ci/*-values.yaml
+    bundle_check.py runbook                          every alert's runbook_url resolves in docs/runbook.md
     bundle_check.py sync [--write]                   chart copies of dashboard and rules
 
 Every subcommand prints what it checked and exits non-zero on the first class of problems.
@@ -97,6 +98,12 @@ def panel_queries(dash: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+def variable_query(v: dict) -> str:
+    """The PromQL of a query variable (Grafana's Prometheus variables keep it in query.query)."""
+    q = v.get("query", "")
+    return q.get("query", "") if isinstance(q, dict) else q
+
+
 def check_dashboard_structure(dash: dict) -> list[str]:
     problems = []
     if "__inputs" in dash:
@@ -114,7 +121,7 @@ def check_dashboard_structure(dash: dict) -> list[str]:
         "instance": 'label_values(env0_up{job=~"$job"}, instance)',
     }
     for name, query in want_vars.items():
-        if name not in tvars or tvars[name].get("definition") != query:
+        if name not in tvars or variable_query(tvars[name]) != query:
             problems.append(f"variable {name} must be {query}")
     for name in ("deployment_type", "iac_tool", "trigger"):
         if name not in tvars:
@@ -182,7 +189,7 @@ def cmd_dashboard(args) -> None:
     variables = {v["name"] for v in dash["templating"]["list"]}
     named = [(f"{label} {ref}", e) for label, ref, e in queries]
     for v in dash["templating"]["list"]:
-        m = re.fullmatch(r"label_values\((.+), *\w+\)", v.get("definition", ""))
+        m = re.fullmatch(r"label_values\((.+), *\w+\)", variable_query(v))
         if v["type"] == "query":
             if not m:
                 raise CheckFailed(f"variable {v['name']}: not a label_values(selector, label) query")
@@ -653,6 +660,99 @@ def cmd_helm(args) -> None:
         raise CheckFailed("helm chart:\n  " + "\n  ".join(problems))
 
 
+# ----------------------------------------------------------------------------- runbook
+
+RUNBOOK = ROOT / "docs" / "runbook.md"
+
+
+def github_anchor(heading: str) -> str:
+    """The id GitHub gives a Markdown heading: lowercase, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]", "", heading).strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def runbook_anchors() -> tuple[set[str], list[str]]:
+    """Anchors of every heading of docs/runbook.md (GitHub numbers repeats: -1, -2), and the
+    titles of its second-level sections."""
+    anchors: set[str] = set()
+    sections = []
+    in_code = False
+    for line in RUNBOOK.read_text().splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        m = None if in_code else re.match(r"^(#{1,6}) +(.+?) *#*$", line)
+        if not m:
+            continue
+        base = anchor = github_anchor(m.group(2))
+        n = 0
+        while anchor in anchors:
+            n += 1
+            anchor = f"{base}-{n}"
+        anchors.add(anchor)
+        if len(m.group(1)) == 2:
+            sections.append(m.group(2))
+    return anchors, sections
+
+
+def runbook_base() -> str:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    return f"{chart['home']}/blob/main/docs/runbook.md"
+
+
+def cmd_runbook(args) -> None:
+    """Every alert has a runbook_url to its own section of docs/runbook.md on the project's hosted
+    repository (Chart.yaml's home); the dashboard links to the same page; no link points at a
+    heading that does not exist."""
+    base = runbook_base()
+    anchors, sections = runbook_anchors()
+    problems = []
+    alerts = []
+    for f in sorted((ROOT / "rules").glob("*.yml")):
+        for group in yaml.safe_load(f.read_text()).get("groups", []):
+            for rule in group.get("rules", []):
+                if "alert" in rule:
+                    alerts.append((f.name, rule))
+    if not alerts:
+        problems.append("no alert rules found in rules/*.yml")
+    for fname, rule in alerts:
+        name = rule["alert"]
+        url = (rule.get("annotations") or {}).get("runbook_url")
+        where = f"{fname}: {name}"
+        if not url:
+            problems.append(f"{where} has no runbook_url annotation")
+            continue
+        page, _, anchor = url.partition("#")
+        if page != base:
+            problems.append(f"{where}: runbook_url {url} is not {base}#...")
+        elif anchor not in anchors:
+            problems.append(f"{where}: runbook_url anchor #{anchor} is no heading of docs/runbook.md")
+        elif anchor != github_anchor(name):
+            problems.append(f"{where}: runbook_url points at #{anchor}, not at its own section #{github_anchor(name)}")
+    names = {rule["alert"] for _, rule in alerts}
+    extra = [s for s in sections if s not in names]
+    if extra:
+        problems.append(f"docs/runbook.md sections that are no alert: {extra}")
+    for m in re.finditer(r"\]\(#([\w-]+)\)", RUNBOOK.read_text()):
+        if m.group(1) not in anchors:
+            problems.append(f"docs/runbook.md links to #{m.group(1)}, which is no heading")
+    dash = load_dashboard()
+    if not any(link.get("url") == base for link in dash.get("links", [])):
+        problems.append(f"the dashboard has no dashboard-level link to {base}")
+    panel_links = 0
+    for p in dash["panels"]:
+        for link in p.get("links", []):
+            page, _, anchor = link.get("url", "").partition("#")
+            if page == base:
+                panel_links += 1
+                if anchor not in anchors:
+                    problems.append(f'panel {p["id"]} "{p["title"]}": runbook link anchor #{anchor} is no heading')
+    if problems:
+        raise CheckFailed("runbook links:\n  " + "\n  ".join(problems))
+    say(f"  all {len(alerts)} alerts link their own section of docs/runbook.md under {base}; "
+        f"the dashboard links the runbook, and {panel_links} panel links resolve")
+
+
 # ----------------------------------------------------------------------------- sync
 
 
@@ -685,11 +785,13 @@ def main() -> int:
     h = sub.add_parser("helm")
     h.add_argument("--promtool", required=True)
     h.add_argument("--kubernetes-validate", required=True)
+    sub.add_parser("runbook")
     s = sub.add_parser("sync")
     s.add_argument("--write", action="store_true")
     args = ap.parse_args()
     try:
-        {"dashboard": cmd_dashboard, "live": cmd_live, "helm": cmd_helm, "sync": cmd_sync}[args.cmd](args)
+        {"dashboard": cmd_dashboard, "live": cmd_live, "helm": cmd_helm, "runbook": cmd_runbook,
+         "sync": cmd_sync}[args.cmd](args)
     except CheckFailed as e:
         print(f"FAIL: {e}", file=sys.stderr, flush=True)
         return 1
