@@ -2,7 +2,8 @@
 # Proves the monitoring bundle with the real tools (issue 3):
 #   1. promtool check rules + promtool test rules on rules/; every alert's runbook_url is a
 #      heading of docs/runbook.md on the project's hosted repository, and so are the dashboard's links
-#   2. dashboard structure, generator drift, every panel expression parsing as PromQL
+#   2. dashboard structure, generator drift, Grafana's dashboard schema (grafana-foundation-sdk),
+#      every panel expression parsing as PromQL
 #   3. a real Prometheus scraping `env0-exporter demo` on loopback: every dashboard query returns
 #      data (or is allowlisted with a reason), every alert expression evaluates, recording rules
 #      produce series
@@ -32,7 +33,7 @@ for arg in "$@"; do
     --skip-build) skip_build=1 ;;
     --skip-live) skip_live=1 ;;
     --sync) sync=1 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "check-bundle: unknown argument ${arg}" >&2; exit 2 ;;
   esac
 done

