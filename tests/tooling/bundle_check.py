@@ -9,6 +9,9 @@ Run with the venv python of scripts/install-tools.sh (it needs PyYAML and helm_p
     bundle_check.py helm       --promtool P --kubernetes-validate K
                                                      lint, render, validate every ci/*-values.yaml
     bundle_check.py runbook                          every alert's runbook_url resolves in docs/runbook.md
+    bundle_check.py quickstart --compose C --promtool P --amtool A
+                                                     examples/quickstart: compose, Prometheus,
+                                                     Alertmanager and Grafana provisioning configs
     bundle_check.py sync [--write]                   chart copies of dashboard and rules
 
 Every subcommand prints what it checked and exits non-zero on the first class of problems.
@@ -772,6 +775,18 @@ def cmd_runbook(args) -> None:
         f"the dashboard links the runbook, and {panel_links} panel links resolve")
 
 
+# ----------------------------------------------------------------------------- quickstart
+
+
+def cmd_quickstart(args) -> None:
+    import quickstart_check
+
+    try:
+        quickstart_check.check(args.compose, args.promtool, args.amtool, say)
+    except quickstart_check.QuickstartError as e:
+        raise CheckFailed(str(e)) from None
+
+
 # ----------------------------------------------------------------------------- sync
 
 
@@ -805,12 +820,16 @@ def main() -> int:
     h.add_argument("--promtool", required=True)
     h.add_argument("--kubernetes-validate", required=True)
     sub.add_parser("runbook")
+    q = sub.add_parser("quickstart")
+    q.add_argument("--compose", required=True, help="the docker-compose (v2) binary")
+    q.add_argument("--promtool", required=True)
+    q.add_argument("--amtool", required=True)
     s = sub.add_parser("sync")
     s.add_argument("--write", action="store_true")
     args = ap.parse_args()
     try:
         {"dashboard": cmd_dashboard, "live": cmd_live, "helm": cmd_helm, "runbook": cmd_runbook,
-         "sync": cmd_sync}[args.cmd](args)
+         "quickstart": cmd_quickstart, "sync": cmd_sync}[args.cmd](args)
     except CheckFailed as e:
         print(f"FAIL: {e}", file=sys.stderr, flush=True)
         return 1
