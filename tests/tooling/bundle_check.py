@@ -624,6 +624,9 @@ def check_chart_metadata() -> list[str]:
         expect(values["image"]["tag"] in ("", chart["appVersion"]), p, "values image.tag is neither empty nor appVersion")
         images = [i["image"] for i in parsed.get("artifacthub.io/images", [])]
         expect(images == [want_image], p, f"artifacthub.io/images {images} is not [{want_image!r}]")
+        m = re.search(r"^ARG SOURCE=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
+        expect(bool(m) and m.group(1) == chart["home"], p,
+               f"Dockerfile's ARG SOURCE ({m.group(1) if m else None}) is not Chart.yaml's home")
     if not p:
         say(f"    Chart.yaml: home {chart['home']}, Artifact Hub annotations parse, image "
             f"{values['image']['repository']}:{chart['appVersion']} everywhere")
