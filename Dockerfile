@@ -1,7 +1,12 @@
 # syntax=docker/dockerfile:1
-# env0-exporter container image.
-#   docker build -t env0-exporter .
-#   docker run --rm -p 19180:19180 env0-exporter demo --listen-address 0.0.0.0:19180
+# env0-exporter container image, published on release as ghcr.io/env0-exporter/env0-exporter:<version>
+# (the helm chart's default image). To build and push your own:
+#   docker build -t registry.example.com/team/env0-exporter:0.1.0 .
+#   docker push registry.example.com/team/env0-exporter:0.1.0
+# Multi-arch (buildx; the foreign architecture builds under QEMU emulation, several times slower):
+#   docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=0.1.0 \
+#     --build-arg REVISION=$(git rev-parse HEAD) -t registry.example.com/team/env0-exporter:0.1.0 --push .
+# Try it: docker run --rm -p 19180:19180 <image> demo --listen-address 0.0.0.0:19180
 # The build step is exactly the one CI runs: `cargo build --release --locked`.
 
 ARG RUST_VERSION=1.95
@@ -28,8 +33,8 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 
 ARG VERSION=0.1.0
 ARG REVISION=unknown
-# The repository's public URL; pass --build-arg SOURCE=... when publishing.
-ARG SOURCE=unknown
+# The repository's public URL (the helm chart's home).
+ARG SOURCE=https://github.com/env0-exporter/env0-exporter
 LABEL org.opencontainers.image.title="env0-exporter" \
       org.opencontainers.image.description="Prometheus exporter for env0 deployments, environments and drift" \
       org.opencontainers.image.licenses="Apache-2.0" \

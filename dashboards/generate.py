@@ -19,6 +19,8 @@ from pathlib import Path
 
 OUT = Path(__file__).with_name("env0-exporter.json")
 DS = {"type": "prometheus", "uid": "${datasource}"}
+# The alert runbook on the project's hosted repository (the same page as the alerts' runbook_url).
+RUNBOOK = "https://github.com/env0-exporter/env0-exporter/blob/main/docs/runbook.md"
 
 # Label filters. Every dashboard variable is matched with =~ so that "All" (.*) works.
 EXP = 'job=~"$job", instance=~"$instance"'
@@ -107,6 +109,7 @@ def panel(
     custom: dict | None = None,
     mappings: list | None = None,
     overrides: list | None = None,
+    alert: str | None = None,
 ) -> dict:
     pid, pos = L.place(w, h)
     defaults: dict = {"unit": unit, "thresholds": steps, "color": {"mode": "palette-classic"}}
@@ -135,6 +138,11 @@ def panel(
         "options": options or {},
         "targets": targets,
     }
+    if alert:
+        # The alert that watches what the panel shows: named in the description, its runbook
+        # section one click away in the panel's links.
+        p["description"] = f"{description} Alert: {alert} (runbook in the panel's links)."
+        p["links"] = [{"title": f"Runbook: {alert}", "url": f"{RUNBOOK}#{alert.lower()}", "targetBlank": True}]
     return p
 
 
@@ -252,6 +260,7 @@ def build_panels() -> list[dict]:
         [target('deployment_type:env0_deployments_failed:ratio_rate1h'
                 '{job=~"$job", deployment_type=~"$deployment_type"}', "{{deployment_type}}")],
         unit="percentunit", min_=0, max_=1, steps=RATIO_STEPS, w=12,
+        alert="Env0DeploymentFailureRatioHigh",
     ))
     p.append(timeseries(
         "Failure ratio by IaC tool (1h)",
@@ -315,6 +324,8 @@ def build_panels() -> list[dict]:
     }
     titles = {"IN_PROGRESS": "Oldest running", "QUEUED": "Oldest queued",
               "WAITING_FOR_USER": "Oldest waiting for approval"}
+    age_alerts = {"IN_PROGRESS": "Env0DeploymentStuck", "QUEUED": "Env0DeploymentQueueBacklog",
+                  "WAITING_FOR_USER": "Env0ApprovalWaitingTooLong"}
     for status, steps in age_steps.items():
         p.append(stat(
             f"{titles[status]} deployment age",
@@ -322,7 +333,7 @@ def build_panels() -> list[dict]:
             "is none. Red at the alert threshold.",
             [target(f"time() - min(env0_deployment_oldest_unfinished_timestamp_seconds"
                     f'{{{EXP}, status="{status}"}})', status, instant=True)],
-            unit="s", steps=steps, no_value="none", w=8,
+            unit="s", steps=steps, no_value="none", w=8, alert=age_alerts[status],
         ))
     p.append(timeseries(
         "Unfinished deployments by status",
@@ -344,7 +355,7 @@ def build_panels() -> list[dict]:
         "env0 environments by drift status. DRIFTED ones differ from their code; "
         "Env0DriftDetected fires after 15 minutes.",
         [target(f"sum by (drift_status) (env0_environments{{{EXP}}})", "{{drift_status}}", instant=True)],
-        unit="short", overrides=DRIFT_COLORS, w=8, h=8,
+        unit="short", overrides=DRIFT_COLORS, w=8, h=8, alert="Env0DriftDetected",
     ))
     p.append(stat(
         "Time since the last successful drift detection",
@@ -354,7 +365,7 @@ def build_panels() -> list[dict]:
                 f'{{{EXP}, deployment_type="driftDetection", status="SUCCESS"}})',
                 "drift detection", instant=True)],
         unit="s", steps=thresholds((None, "green"), (86400, "orange"), (90000, "red")),
-        w=8, h=8,
+        w=8, h=8, alert="Env0DriftDetectionNotRunning",
     ))
     p.append(panel(
         "table",
@@ -380,7 +391,7 @@ def build_panels() -> list[dict]:
         [target(f"min(env0_up{{{EXP}}})", instant=True)],
         steps=thresholds((None, "red"), (1, "green")),
         mappings=[{"type": "value", "options": {"0": {"text": "DOWN"}, "1": {"text": "UP"}}}],
-        w=6,
+        w=6, alert="Env0ApiFailing",
     ))
     p.append(stat(
         "Exporter scraped (up)",
@@ -388,7 +399,7 @@ def build_panels() -> list[dict]:
         [target(f"min(up{{{EXP}}})", instant=True)],
         steps=thresholds((None, "red"), (1, "green")),
         mappings=[{"type": "value", "options": {"0": {"text": "DOWN"}, "1": {"text": "UP"}}}],
-        w=6,
+        w=6, alert="Env0ExporterDown",
     ))
     p.append(stat(
         "Age of the last successful poll",
@@ -397,6 +408,7 @@ def build_panels() -> list[dict]:
         [target(f"time() - max(env0_exporter_last_successful_poll_timestamp_seconds{{{EXP}}})",
                 instant=True)],
         unit="s", steps=thresholds((None, "green"), (120, "orange"), (180, "red")), w=6,
+        alert="Env0ExporterDataStale",
     ))
     p.append(stat(
         "API budget remaining",
@@ -420,6 +432,7 @@ def build_panels() -> list[dict]:
         [target(f'sum by (endpoint) (rate(env0_exporter_api_requests_total{{{EXP}, code="429"}}'
                 "[$__rate_interval]))", "{{endpoint}}")],
         unit="reqps", steps=thresholds((None, "green"), (0.001, "red")), w=12,
+        alert="Env0ApiRateLimited",
     ))
     p.append(timeseries(
         "Poll errors by reason",
@@ -427,7 +440,7 @@ def build_panels() -> list[dict]:
         "network, decode).",
         [target(f"sum by (reason) (rate(env0_exporter_poll_errors_total{{{EXP}}}[$__rate_interval]))",
                 "{{reason}}")],
-        unit="short", w=12,
+        unit="short", w=12, alert="Env0ApiFailing",
     ))
     p.append(timeseries(
         "API request duration p90 by endpoint",
@@ -467,7 +480,6 @@ def variable(name: str, label: str, query: str, *, multi: bool = True) -> dict:
         "label": label,
         "datasource": DS,
         "query": {"query": query, "refId": f"{name}-query"},
-        "definition": query,
         "refresh": 2,
         "sort": 1,
         "multi": multi,
@@ -518,7 +530,18 @@ def dashboard() -> dict:
         "fiscalYearStartMonth": 0,
         "liveNow": False,
         "weekStart": "",
-        "links": [],
+        "links": [{
+            "title": "Alert runbook",
+            "type": "link",
+            "url": RUNBOOK,
+            "icon": "doc",
+            "tooltip": "What each env0 alert means, how to confirm it and what to do",
+            "targetBlank": True,
+            "asDropdown": False,
+            "includeVars": False,
+            "keepTime": False,
+            "tags": [],
+        }],
         "annotations": {"list": [{
             "builtIn": 1,
             "datasource": {"type": "grafana", "uid": "-- Grafana --"},

@@ -8,6 +8,10 @@ Run with the venv python of scripts/install-tools.sh (it needs PyYAML and helm_p
                                                      real Prometheus scraping `env0-exporter demo`
     bundle_check.py helm       --promtool P --kubernetes-validate K
                                                      lint, render, validate every ci/*-values.yaml
+    bundle_check.py runbook                          every alert's runbook_url resolves in docs/runbook.md
+    bundle_check.py quickstart --compose C --promtool P --amtool A
+                                                     examples/quickstart: compose, Prometheus,
+                                                     Alertmanager and Grafana provisioning configs
     bundle_check.py sync [--write]                   chart copies of dashboard and rules
 
 Every subcommand prints what it checked and exits non-zero on the first class of problems.
@@ -97,6 +101,12 @@ def panel_queries(dash: dict) -> list[tuple[str, str, str]]:
     return out
 
 
+def variable_query(v: dict) -> str:
+    """The PromQL of a query variable (Grafana's Prometheus variables keep it in query.query)."""
+    q = v.get("query", "")
+    return q.get("query", "") if isinstance(q, dict) else q
+
+
 def check_dashboard_structure(dash: dict) -> list[str]:
     problems = []
     if "__inputs" in dash:
@@ -114,7 +124,7 @@ def check_dashboard_structure(dash: dict) -> list[str]:
         "instance": 'label_values(env0_up{job=~"$job"}, instance)',
     }
     for name, query in want_vars.items():
-        if name not in tvars or tvars[name].get("definition") != query:
+        if name not in tvars or variable_query(tvars[name]) != query:
             problems.append(f"variable {name} must be {query}")
     for name in ("deployment_type", "iac_tool", "trigger"):
         if name not in tvars:
@@ -170,6 +180,24 @@ def promtool_parse(promtool: str, named_exprs: list[tuple[str, str]]) -> None:
         raise CheckFailed(f"promtool could not parse dashboard expressions:\n{detail}")
 
 
+def check_grafana_schema(dash: dict) -> None:
+    """The dashboard against Grafana's dashboard schema as grafana-foundation-sdk encodes it
+    (grafana_schema.py): unknown fields, wrong types and values outside Grafana's enums fail."""
+    import grafana_schema
+    from importlib.metadata import version
+
+    for name, broken in grafana_schema.canaries(dash):
+        if not grafana_schema.check_dashboard(broken):
+            raise CheckFailed(f"the Grafana schema check accepted {name}: cannot trust it")
+    problems = grafana_schema.check_dashboard(dash)
+    if problems:
+        raise CheckFailed("dashboard does not match Grafana's dashboard schema "
+                          f"(grafana-foundation-sdk {version('grafana-foundation-sdk')}):\n  " + "\n  ".join(problems))
+    say(f"  Grafana's dashboard schema (grafana-foundation-sdk {version('grafana-foundation-sdk')}) accepts every "
+        f"field and value, down to panel options and queries; it rejects {len(grafana_schema.canaries(dash))} "
+        "broken copies (canaries)")
+
+
 def cmd_dashboard(args) -> None:
     dash = load_dashboard()
     problems = check_dashboard_structure(dash)
@@ -178,11 +206,12 @@ def cmd_dashboard(args) -> None:
     panels = [p for p in dash["panels"] if p.get("type") != "row"]
     say(f"  structure ok: uid={dash['uid']}, schemaVersion={dash['schemaVersion']}, {len(panels)} panels, "
         "no __inputs, unique ids, gridPos, ${datasource} on every panel/target/variable")
+    check_grafana_schema(dash)
     queries = panel_queries(dash)
     variables = {v["name"] for v in dash["templating"]["list"]}
     named = [(f"{label} {ref}", e) for label, ref, e in queries]
     for v in dash["templating"]["list"]:
-        m = re.fullmatch(r"label_values\((.+), *\w+\)", v.get("definition", ""))
+        m = re.fullmatch(r"label_values\((.+), *\w+\)", variable_query(v))
         if v["type"] == "query":
             if not m:
                 raise CheckFailed(f"variable {v['name']}: not a label_values(selector, label) query")
@@ -522,6 +551,88 @@ def kubernetes_validate(kv: str, docs: list[dict], label: str) -> str:
     return r.stdout
 
 
+# The chart must refuse these values (the exporter would exit 2 at every start), naming what to set.
+REFUSED_VALUES = [
+    ("defaults", None),
+    ("apiKey without apiSecret", {"env0": {"apiKey": "ci-key"}}),
+    ("apiSecret without apiKey", {"env0": {"apiSecret": "ci-secret"}}),
+    ("empty existingSecret, secret file on", {"env0": {"existingSecret": "", "apiSecretFile": {"enabled": True}}}),
+]
+REFUSAL_NAMES = ["env0.apiKey", "env0.apiSecret", "env0.existingSecret", "demo=true"]
+
+
+def check_refusals(helm) -> list[str]:
+    """Rendering fails, with a message naming every way out, for each of REFUSED_VALUES."""
+    problems = []
+    for name, values in REFUSED_VALUES:
+        try:
+            render_chart(helm, values)
+        except helm.HelmError as e:
+            msg = str(e)
+            missing = [n for n in REFUSAL_NAMES if n not in msg]
+            if "needs env0 credentials" not in msg or missing:
+                problems.append(f"[{name}] render failed, but not with the credentials message "
+                                f"(missing {missing}): {msg}")
+            else:
+                say(f"    [{name}] refused as it must: {msg.split(': ', 1)[-1][:90]}...")
+        else:
+            problems.append(f"[{name}] rendered without credentials: the exporter would crash-loop")
+    return problems
+
+
+def _org_repo(url: str) -> str | None:
+    m = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+)", url or "")
+    return m.group(1) if m else None
+
+
+def check_chart_metadata() -> list[str]:
+    """Chart.yaml's home, sources, maintainers and Artifact Hub annotations, and one image story:
+    the image the chart defaults to is ghcr.io/<the repository of home>:<appVersion>, and Artifact
+    Hub's images annotation says the same."""
+    p: list[str] = []
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    repo = _org_repo(chart.get("home", ""))
+    expect(repo is not None, p, f"Chart.yaml home {chart.get('home')!r} is not https://github.com/<org>/<repo>")
+    expect(chart.get("home") in (chart.get("sources") or []), p, "Chart.yaml sources does not list home")
+    expect(all(m.get("name") for m in chart.get("maintainers") or [{}]), p, "Chart.yaml maintainers missing or unnamed")
+    ann = chart.get("annotations") or {}
+    expect(ann.get("artifacthub.io/license") == "Apache-2.0", p, "artifacthub.io/license is not Apache-2.0")
+    parsed = {}
+    for key, fields in (("artifacthub.io/links", ("name", "url")), ("artifacthub.io/images", ("name", "image")),
+                        ("artifacthub.io/changes", ("kind", "description"))):
+        try:
+            items = yaml.safe_load(ann.get(key, ""))
+        except yaml.YAMLError as e:
+            p.append(f"{key} is not YAML: {e}")
+            continue
+        if not isinstance(items, list) or not items or not all(
+                isinstance(i, dict) and all(isinstance(i.get(f), str) and i[f] for f in fields) for i in items):
+            p.append(f"{key} must be a YAML list of {{{', '.join(fields)}}}")
+            continue
+        parsed[key] = items
+    kinds = {"added", "changed", "deprecated", "removed", "fixed", "security"}
+    for change in parsed.get("artifacthub.io/changes", []):
+        expect(change["kind"] in kinds, p, f"artifacthub.io/changes kind {change['kind']!r} not one of {sorted(kinds)}")
+    for link in parsed.get("artifacthub.io/links", []):
+        expect(link["url"].startswith(chart.get("home", "?")), p, f"link {link['url']} is not under home")
+    if repo:
+        want_repo = f"ghcr.io/{repo}"
+        want_image = f"{want_repo}:{chart['appVersion']}"
+        expect(values["image"]["repository"] == want_repo, p,
+               f"values image.repository {values['image']['repository']!r} is not {want_repo!r} (from Chart.yaml home)")
+        expect(values["image"]["tag"] in ("", chart["appVersion"]), p, "values image.tag is neither empty nor appVersion")
+        images = [i["image"] for i in parsed.get("artifacthub.io/images", [])]
+        expect(images == [want_image], p, f"artifacthub.io/images {images} is not [{want_image!r}]")
+        m = re.search(r"^ARG SOURCE=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
+        expect(bool(m) and m.group(1) == chart["home"], p,
+               f"Dockerfile's ARG SOURCE ({m.group(1) if m else None}) is not Chart.yaml's home")
+    if not p:
+        say(f"    Chart.yaml: home {chart['home']}, Artifact Hub annotations parse, image "
+            f"{values['image']['repository']}:{chart['appVersion']} everywhere")
+    return p
+
+
 def cmd_helm(args) -> None:
     import helm_python as helm
 
@@ -542,11 +653,11 @@ def cmd_helm(args) -> None:
         else:
             raise CheckFailed("values.schema.json accepted exporter.logFormat=xml")
 
-    cases = [("defaults", None)] + [(f.name, yaml.safe_load(f.read_text()))
-                                     for f in sorted((CHART / "ci").glob("*-values.yaml"))]
+    problems: list[str] = check_refusals(helm)
+    problems += check_chart_metadata()
+    cases = [(f.name, yaml.safe_load(f.read_text())) for f in sorted((CHART / "ci").glob("*-values.yaml"))]
     if len(cases) < 5:
-        raise CheckFailed("expected ci/*-values.yaml for all-on, all-off, existing-secret, secret-file")
-    problems: list[str] = []
+        raise CheckFailed("expected ci/*-values.yaml for all-on, all-off, demo, existing-secret, secret-file")
     seen_kinds: set[str] = set()
     for name, values in cases:
         report = helm.lint(str(CHART), values, strict=True)
@@ -572,6 +683,111 @@ def cmd_helm(args) -> None:
             problems.append(f"no ci values file renders a {kind}")
     if problems:
         raise CheckFailed("helm chart:\n  " + "\n  ".join(problems))
+
+
+# ----------------------------------------------------------------------------- runbook
+
+RUNBOOK = ROOT / "docs" / "runbook.md"
+
+
+def github_anchor(heading: str) -> str:
+    """The id GitHub gives a Markdown heading: lowercase, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]", "", heading).strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def runbook_anchors() -> tuple[set[str], list[str]]:
+    """Anchors of every heading of docs/runbook.md (GitHub numbers repeats: -1, -2), and the
+    titles of its second-level sections."""
+    anchors: set[str] = set()
+    sections = []
+    in_code = False
+    for line in RUNBOOK.read_text().splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        m = None if in_code else re.match(r"^(#{1,6}) +(.+?) *#*$", line)
+        if not m:
+            continue
+        base = anchor = github_anchor(m.group(2))
+        n = 0
+        while anchor in anchors:
+            n += 1
+            anchor = f"{base}-{n}"
+        anchors.add(anchor)
+        if len(m.group(1)) == 2:
+            sections.append(m.group(2))
+    return anchors, sections
+
+
+def runbook_base() -> str:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    return f"{chart['home']}/blob/main/docs/runbook.md"
+
+
+def cmd_runbook(args) -> None:
+    """Every alert has a runbook_url to its own section of docs/runbook.md on the project's hosted
+    repository (Chart.yaml's home); the dashboard links to the same page; no link points at a
+    heading that does not exist."""
+    base = runbook_base()
+    anchors, sections = runbook_anchors()
+    problems = []
+    alerts = []
+    for f in sorted((ROOT / "rules").glob("*.yml")):
+        for group in yaml.safe_load(f.read_text()).get("groups", []):
+            for rule in group.get("rules", []):
+                if "alert" in rule:
+                    alerts.append((f.name, rule))
+    if not alerts:
+        problems.append("no alert rules found in rules/*.yml")
+    for fname, rule in alerts:
+        name = rule["alert"]
+        url = (rule.get("annotations") or {}).get("runbook_url")
+        where = f"{fname}: {name}"
+        if not url:
+            problems.append(f"{where} has no runbook_url annotation")
+            continue
+        page, _, anchor = url.partition("#")
+        if page != base:
+            problems.append(f"{where}: runbook_url {url} is not {base}#...")
+        elif anchor not in anchors:
+            problems.append(f"{where}: runbook_url anchor #{anchor} is no heading of docs/runbook.md")
+        elif anchor != github_anchor(name):
+            problems.append(f"{where}: runbook_url points at #{anchor}, not at its own section #{github_anchor(name)}")
+    names = {rule["alert"] for _, rule in alerts}
+    extra = [s for s in sections if s not in names]
+    if extra:
+        problems.append(f"docs/runbook.md sections that are no alert: {extra}")
+    for m in re.finditer(r"\]\(#([\w-]+)\)", RUNBOOK.read_text()):
+        if m.group(1) not in anchors:
+            problems.append(f"docs/runbook.md links to #{m.group(1)}, which is no heading")
+    dash = load_dashboard()
+    if not any(link.get("url") == base for link in dash.get("links", [])):
+        problems.append(f"the dashboard has no dashboard-level link to {base}")
+    panel_links = 0
+    for p in dash["panels"]:
+        for link in p.get("links", []):
+            page, _, anchor = link.get("url", "").partition("#")
+            if page == base:
+                panel_links += 1
+                if anchor not in anchors:
+                    problems.append(f'panel {p["id"]} "{p["title"]}": runbook link anchor #{anchor} is no heading')
+    if problems:
+        raise CheckFailed("runbook links:\n  " + "\n  ".join(problems))
+    say(f"  all {len(alerts)} alerts link their own section of docs/runbook.md under {base}; "
+        f"the dashboard links the runbook, and {panel_links} panel links resolve")
+
+
+# ----------------------------------------------------------------------------- quickstart
+
+
+def cmd_quickstart(args) -> None:
+    import quickstart_check
+
+    try:
+        quickstart_check.check(args.compose, args.promtool, args.amtool, say)
+    except quickstart_check.QuickstartError as e:
+        raise CheckFailed(str(e)) from None
 
 
 # ----------------------------------------------------------------------------- sync
@@ -606,11 +822,17 @@ def main() -> int:
     h = sub.add_parser("helm")
     h.add_argument("--promtool", required=True)
     h.add_argument("--kubernetes-validate", required=True)
+    sub.add_parser("runbook")
+    q = sub.add_parser("quickstart")
+    q.add_argument("--compose", required=True, help="the docker-compose (v2) binary")
+    q.add_argument("--promtool", required=True)
+    q.add_argument("--amtool", required=True)
     s = sub.add_parser("sync")
     s.add_argument("--write", action="store_true")
     args = ap.parse_args()
     try:
-        {"dashboard": cmd_dashboard, "live": cmd_live, "helm": cmd_helm, "sync": cmd_sync}[args.cmd](args)
+        {"dashboard": cmd_dashboard, "live": cmd_live, "helm": cmd_helm, "runbook": cmd_runbook,
+         "quickstart": cmd_quickstart, "sync": cmd_sync}[args.cmd](args)
     except CheckFailed as e:
         print(f"FAIL: {e}", file=sys.stderr, flush=True)
         return 1

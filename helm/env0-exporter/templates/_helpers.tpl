@@ -57,3 +57,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "env0-exporter.needsCredentials" -}}
 {{- if not .Values.demo }}true{{ end }}
 {{- end }}
+
+{{/*
+Refuses to render a release that could only crash-loop: without credentials the exporter exits 2
+(`--api-key ... is required`) at every start. Included once, at the top of the Deployment.
+*/}}
+{{- define "env0-exporter.requireCredentials" -}}
+{{- if and (include "env0-exporter.needsCredentials" .) (not .Values.env0.existingSecret) (or (not .Values.env0.apiKey) (not .Values.env0.apiSecret)) }}
+{{- fail "env0-exporter needs env0 credentials: set both env0.apiKey and env0.apiSecret (the chart keeps them in a Secret), or env0.existingSecret (the name of a Secret you made, holding the keys named in env0.existingSecretKeys), or demo=true to run the built-in env0 simulator without credentials" }}
+{{- end }}
+{{- end }}
