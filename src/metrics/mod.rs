@@ -7,6 +7,7 @@
 
 mod collector;
 mod labels;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +77,7 @@ pub struct Metrics {
     api_requests: Family<ApiLabels, Counter>,
     api_duration: Family<EndpointLabels, Histogram, Buckets>,
     poll_errors: Family<ReasonLabels, Counter>,
+    webhook_events: Family<webhook::WebhookLabels, Counter>,
 }
 
 impl Metrics {
@@ -133,6 +135,7 @@ impl Metrics {
             "Polls of env0 that failed, by reason",
             poll_errors.clone(),
         );
+        let webhook_events = webhook::register(&mut registry);
         registry.register(
             "env0_exporter_build",
             "Build information of env0-exporter",
@@ -150,6 +153,7 @@ impl Metrics {
             api_requests,
             api_duration,
             poll_errors,
+            webhook_events,
         }
     }
 

@@ -57,5 +57,7 @@ pub fn aggregate(store: &Store, now: Timestamp) -> Snapshot {
         environments: environments.into_iter().collect(),
         tracked_deployments: store.tracked(),
         health: super::Health::default(),
+        // Set by the poller from its listing.
+        watched_environments: Arc::default(),
     }
 }
