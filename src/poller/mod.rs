@@ -3,12 +3,14 @@
 //! [`Snapshot`](crate::state::Snapshot) after every poll (and during a long backfill).
 
 pub mod schedule;
+mod webhooks;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::client::{
@@ -83,6 +85,10 @@ pub struct Poller {
     metrics: Arc<Metrics>,
     health: Health,
     events: Vec<Event>,
+    /// Observations from the webhook receiver, taken in between polls; `None` without webhooks.
+    webhooks: Option<mpsc::Receiver<Observation>>,
+    /// The environments of the last listing, published for the webhook receiver.
+    watched: Arc<HashSet<Arc<str>>>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -139,10 +145,13 @@ impl Poller {
             metrics,
             health: Health::default(),
             events: Vec::new(),
+            webhooks: None,
+            watched: Arc::default(),
         }
     }
 
-    /// Polls every `poll_interval` forever (the caller aborts the task to stop it).
+    /// Polls every `poll_interval` forever (the caller aborts the task to stop it); with
+    /// webhooks, takes their observations in between polls.
     pub async fn run(mut self) {
         loop {
             let started = self.clock.now();
@@ -151,7 +160,7 @@ impl Poller {
                 info!("serving the last good data until a poll succeeds");
             }
             let wait = clock::elapsed(self.clock.now(), deadline);
-            self.clock.sleep(wait).await;
+            self.wait_for_next_poll(wait).await;
         }
     }
 
@@ -213,6 +222,7 @@ impl Poller {
         let mut snap = state::aggregate(&self.store, now);
         self.health.backfill_pending = self.schedule.values().filter(|s| !s.backfilled).count();
         snap.health = self.health.clone();
+        snap.watched_environments = self.watched.clone();
         self.snapshot.publish(snap);
     }
 
@@ -321,6 +331,7 @@ impl Poller {
                 self.ingest(&obs, now);
             }
         }
+        self.refresh_watched();
     }
 
     /// Runs the planned reads in order until the plan or the request budget ends.
