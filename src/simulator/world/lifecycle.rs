@@ -274,9 +274,10 @@ impl World {
         } else {
             env.waiting.push_back(key);
         }
+        self.note_change(e, key, at, None);
     }
 
-    fn find(&self, e: usize, key: u64) -> Option<usize> {
+    pub(super) fn find(&self, e: usize, key: u64) -> Option<usize> {
         self.environments[e]
             .deployments
             .iter()
@@ -345,6 +346,7 @@ impl World {
         } else {
             self.schedule_next_step(e, key, at);
         }
+        self.note_change(e, key, at, Some(was));
     }
 
     /// The environment status after a run of `kind` ended with `s` (and its drift status, set
