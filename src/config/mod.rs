@@ -4,6 +4,7 @@
 //! match env0's own Terraform provider, so users' existing variables work.
 
 mod command_line;
+mod webhook;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,6 +18,8 @@ use url::Url;
 
 use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, STATUSES};
 use crate::metrics::DEFAULT_DURATION_BUCKETS;
+
+pub use webhook::{WebhookArgs, WebhookConfig};
 
 /// [`DEFAULT_DURATION_BUCKETS`] as `--help` shows them (a test keeps the two equal).
 const DEFAULT_DURATION_BUCKETS_TEXT: &str = "5,15,30,60,120,300,600,900,1800,3600,5400,7200,14400";
@@ -94,7 +97,7 @@ pub enum Command {
     /// Run a simulated env0 organisation in-process and the exporter against it over HTTP
     /// (no env0 account needed); prints the /metrics URL
     #[command(
-        after_help = "demo runs against its own simulated env0: the env0 connection flags and --sim-listen-address are refused."
+        after_help = "demo runs against its own simulated env0, which sends webhooks to the exporter with a secret of its own: the env0 connection flags, the webhook flags and --sim-listen-address are refused."
     )]
     Demo(SimArgs),
     /// Serve only the simulated env0 API (to try a Prometheus/Grafana setup or load tests)
@@ -104,7 +107,7 @@ pub enum Command {
     Simulate(SimArgs),
     /// Poll env0 once, print the metrics to stdout; exit 0 if the poll succeeded, 1 if not
     #[command(
-        after_help = "once polls once and prints: --listen-address and --poll-interval are refused."
+        after_help = "once polls once and prints: --listen-address, --poll-interval and the webhook flags are refused."
     )]
     Once,
 }
@@ -250,6 +253,9 @@ pub struct ExporterArgs {
         help_heading = "Filters"
     )]
     pub allow_unknown_filter_values: bool,
+    /// `POST /webhooks/env0`: off unless a secret is set.
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
 }
 
 /// A setting that is wrong, with the flag that set it.
@@ -305,6 +311,8 @@ pub struct Config {
     pub duration_buckets: Vec<f64>,
     /// Which deployments are watched.
     pub filter: DeploymentFilter,
+    /// env0 webhooks; `None` = off.
+    pub webhook: Option<WebhookConfig>,
 }
 
 impl ExporterArgs {
@@ -368,6 +376,7 @@ impl ExporterArgs {
             log_format: self.log_format,
             duration_buckets,
             filter,
+            webhook: self.webhook.validate()?,
         })
     }
 
