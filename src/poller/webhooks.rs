@@ -30,12 +30,18 @@ impl Poller {
     }
 
     /// Refreshes the set of watched environments from the schedule (the last listing), when it
-    /// changed.
+    /// changed, and publishes it at once: deliveries during a long poll (the start-up
+    /// backfill) are then taken in right after it rather than ignored.
     pub(super) fn refresh_watched(&mut self) {
         let same = self.watched.len() == self.schedule.len()
             && self.schedule.keys().all(|id| self.watched.contains(id));
         if !same {
             self.watched = Arc::new(self.schedule.keys().cloned().collect::<HashSet<_>>());
+            if self.webhooks.is_some() {
+                let mut snap = (*self.snapshot.load()).clone();
+                snap.watched_environments = self.watched.clone();
+                self.snapshot.publish(snap);
+            }
         }
     }
 
