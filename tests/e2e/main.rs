@@ -5,6 +5,7 @@
 
 mod filters;
 mod helpers;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
