@@ -5,15 +5,23 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
-use env0_exporter::simulator::SimDeployment;
+use clap::Parser;
+use env0_exporter::app;
+use env0_exporter::clock::{ManualClock, SharedClock};
+use env0_exporter::config::Cli;
+use env0_exporter::simulator::{SimDeployment, Simulator};
 use hmac::{KeyInit, Mac};
 use jiff::Timestamp;
 use serde_json::json;
+use tokio::net::TcpListener;
 
 use super::{assert_matches, sim};
-use crate::helpers::{Harness, REAL_TIMEOUT, Sample, Webhooks, finish_time, is_finished, series};
+use crate::helpers::{
+    Harness, REAL_TIMEOUT, START, Sample, Webhooks, finish_time, is_finished, series,
+};
 
 const SECRET: &str = "e2e-webhook-secret";
 /// How long `/metrics` may take to show what a delivery carried.
@@ -353,4 +361,53 @@ async fn webhooks_before_a_poll(h: &Harness, base: f64, used: &mut BTreeSet<Stri
             "{event}/{outcome}: got {got}, want {want}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_on_their_own_listener_are_not_served_next_to_metrics_and_the_other_way_round() {
+    let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
+    let shared: SharedClock = clock.clone();
+    let simulator = Simulator::new(sim(5), shared.clone());
+    let sim_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/", sim_listener.local_addr().unwrap());
+    let (stop_sim, _task) = app::spawn_simulator(simulator.clone(), sim_listener);
+    let cli = Cli::try_parse_from([
+        "env0-exporter",
+        "--api-endpoint",
+        &endpoint,
+        "--webhook-secret",
+        SECRET,
+        "--webhook-listen-address",
+        "127.0.0.1:0",
+    ])
+    .unwrap();
+    let config = cli.exporter.validate(false).unwrap();
+    let own = config.webhook.as_ref().unwrap().listen_address.unwrap();
+    let exporter = app::build(&config, &app::sim_credentials(&simulator), shared).unwrap();
+    let running = app::start_with(
+        exporter,
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        Some(TcpListener::bind(own).await.unwrap()),
+    );
+    let (main, hooks) = (running.addr, running.webhook_addr.unwrap());
+    let http = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let post = |addr| {
+        http.post(format!("http://{addr}/webhooks/env0"))
+            .body("{}")
+            .send()
+    };
+    assert_eq!(status(post(hooks).await.unwrap()), 401, "unsigned");
+    assert_eq!(
+        status(post(main).await.unwrap()),
+        404,
+        "not next to /metrics"
+    );
+    let get = |addr| http.get(format!("http://{addr}/metrics")).send();
+    assert_eq!(status(get(hooks).await.unwrap()), 404, "no /metrics there");
+    let text = get(main).await.unwrap().text().await.unwrap();
+    let samples = crate::helpers::parse_metrics(&text);
+    assert!((webhook_events(&samples, "other", "bad_signature") - 1.0).abs() < f64::EPSILON);
+    running.shutdown().await;
+    let _ = stop_sim.send(());
 }
