@@ -86,6 +86,14 @@ impl Poller {
                 }
             }
         }
+        // What is queued now is taken before the poll, even when polls overrun their interval
+        // and there is no time left to wait.
+        if open {
+            while let Ok(next) = inbox.try_recv() {
+                self.take_webhook(&next);
+                publish_at.get_or_insert_with(Instant::now);
+            }
+        }
         if publish_at.is_some() {
             // The poll that follows publishes only if it succeeds: show what came in anyway.
             self.publish();
@@ -104,5 +112,136 @@ impl Poller {
         }
         let now = self.clock.now();
         self.ingest(obs, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::client::{Client, ClientConfig, RATE_WINDOW};
+    use crate::clock::{ManualClock, SharedClock};
+    use crate::metrics::{Metrics, MetricsConfig};
+    use crate::poller::PollerConfig;
+    use crate::ratelimit::SlidingWindow;
+    use crate::state::SnapshotHandle;
+
+    const LISTED: &str = "env-listed";
+
+    struct Fixture {
+        poller: Poller,
+        clock: Arc<ManualClock>,
+        snapshot: SnapshotHandle,
+        queue: mpsc::Sender<Observation>,
+    }
+
+    /// A poller that never polls here (its client points nowhere), with `LISTED` in its last
+    /// listing and a webhook queue.
+    fn fixture() -> Fixture {
+        let clock = Arc::new(ManualClock::new("2026-07-01T12:00:00Z".parse().unwrap()));
+        let shared: SharedClock = clock.clone();
+        let snapshot = SnapshotHandle::default();
+        let budget = Arc::new(SlidingWindow::new(100, RATE_WINDOW));
+        let metrics = Arc::new(Metrics::new(
+            &MetricsConfig::default(),
+            snapshot.clone(),
+            budget.clone(),
+            shared.clone(),
+        ));
+        let client = Client::new(
+            ClientConfig::new(
+                "http://127.0.0.1:9/".parse().unwrap(),
+                "k",
+                "s".to_owned().into(),
+            ),
+            budget,
+            shared.clone(),
+            metrics.clone(),
+        )
+        .unwrap();
+        let mut poller = Poller::new(
+            Arc::new(client),
+            shared,
+            PollerConfig {
+                organization_id: Some("o".into()),
+                poll_interval: Duration::from_secs(60),
+                lookback: Duration::from_secs(24 * 3600),
+                full_sync_interval: None,
+                filter: crate::filter::DeploymentFilter::default(),
+            },
+            snapshot.clone(),
+            metrics,
+        );
+        poller.schedule.insert(
+            Arc::from(LISTED),
+            super::super::schedule::EnvSchedule::default(),
+        );
+        let (queue, inbox) = mpsc::channel(16);
+        poller.set_webhooks(inbox);
+        Fixture {
+            poller,
+            clock,
+            snapshot,
+            queue,
+        }
+    }
+
+    fn finished(id: &str, environment: &str) -> Observation {
+        let at = "2026-07-01T12:00:30Z".parse().ok();
+        Observation {
+            id: id.into(),
+            environment_id: environment.into(),
+            deployment_type: Some("deploy".into()),
+            status: Some("SUCCESS".into()),
+            created_at: at,
+            started_at: at,
+            finished_at: at,
+            ..Observation::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_observation_is_taken_in_and_published_while_waiting_and_the_wait_ends_at_poll_time()
+    {
+        let mut f = fixture();
+        let (clock, snapshot, queue) = (f.clock.clone(), f.snapshot.clone(), f.queue.clone());
+        let waiting = tokio::spawn(async move {
+            f.poller.wait_for_next_poll(Duration::from_secs(60)).await;
+            f.poller
+        });
+        queue.send(finished("d1", LISTED)).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while snapshot.load().tracked_deployments != 1 {
+            assert!(tokio::time::Instant::now() < deadline, "not published");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            !waiting.is_finished(),
+            "the wait goes on until the poll time"
+        );
+        clock.advance(Duration::from_secs(60));
+        let poller = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(poller.store().deployment("d1").unwrap().is_finished());
+    }
+
+    #[tokio::test]
+    async fn what_is_queued_is_taken_in_even_when_there_is_no_time_left_to_wait() {
+        let mut f = fixture();
+        f.queue.send(finished("d1", LISTED)).await.unwrap();
+        f.queue
+            .send(finished("d2", "env-not-listed"))
+            .await
+            .unwrap();
+        f.poller.wait_for_next_poll(Duration::ZERO).await;
+        assert!(f.poller.store().deployment("d1").is_some());
+        assert!(
+            f.poller.store().deployment("d2").is_none(),
+            "an environment that left the listing is not taken in"
+        );
+        assert_eq!(f.snapshot.load().tracked_deployments, 1);
     }
 }
