@@ -3,6 +3,8 @@
 //! Data flows one way: [`client`] (HTTP to env0) → [`poller`] (schedule, paging, budget) →
 //! [`state`] (compact records and the immutable snapshot) → [`metrics`] (Prometheus encoding)
 //! → [`http`] (the `/metrics` endpoint). The [`clock`] and the [`simulator`] are passed in.
+//! [`webhook`] receives env0's signed deliveries and hands what they carry to the poller, which
+//! takes it into the same state between polls.
 
 pub mod app;
 pub mod client;
@@ -16,3 +18,4 @@ pub mod poller;
 pub mod ratelimit;
 pub mod simulator;
 pub mod state;
+pub mod webhook;

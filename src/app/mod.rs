@@ -3,6 +3,7 @@
 //!
 //! Wiring runs one way: the request budget is built here and handed to the client (which spends
 //! it) and to the metrics (which show what is left); the metrics observe the client's requests.
+//! With webhooks on, the receiver's queue is handed to the poller, which owns the state.
 
 mod run;
 
@@ -23,6 +24,7 @@ use crate::poller::{Poller, PollerConfig};
 use crate::ratelimit::SlidingWindow;
 use crate::simulator::{SimConfig, Simulator};
 use crate::state::SnapshotHandle;
+use crate::webhook::Intake;
 
 pub use run::main;
 
@@ -38,6 +40,8 @@ pub struct Exporter {
     pub snapshot: SnapshotHandle,
     /// The poller, to run or to drive by hand.
     pub poller: Poller,
+    /// The webhook receiver, when webhooks are on (its queue feeds the poller).
+    pub webhook: Option<Arc<Intake>>,
 }
 
 /// Builds an exporter for `config` with these credentials, reading time from `clock`.
@@ -75,9 +79,9 @@ pub fn build(
         clock.clone(),
         metrics.clone(),
     )?);
-    let poller = Poller::new(
+    let mut poller = Poller::new(
         client,
-        clock,
+        clock.clone(),
         PollerConfig {
             organization_id: config.organization_id.clone(),
             poll_interval: config.poll_interval,
@@ -90,10 +94,17 @@ pub fn build(
         snapshot.clone(),
         metrics.clone(),
     );
+    let webhook = config.webhook.as_ref().map(|w| {
+        let (intake, receiver) =
+            Intake::new(w.secret.clone(), snapshot.clone(), metrics.clone(), clock);
+        poller.set_webhooks(receiver);
+        Arc::new(intake)
+    });
     Ok(Exporter {
         metrics,
         snapshot,
         poller,
+        webhook,
     })
 }
 
@@ -104,9 +115,12 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The published state (tests wait on its poll counter).
     pub snapshot: SnapshotHandle,
+    /// Where `/webhooks/env0` is served when it has a listener of its own.
+    pub webhook_addr: Option<SocketAddr>,
     poller: JoinHandle<()>,
     server: JoinHandle<std::io::Result<()>>,
     stop: oneshot::Sender<()>,
+    webhook_server: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
 }
 
 impl Running {
@@ -114,6 +128,12 @@ impl Running {
     pub async fn shutdown(self) {
         self.poller.abort();
         let _ = self.stop.send(());
+        if let Some((stop, server)) = self.webhook_server {
+            let _ = stop.send(());
+            if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+                warn!("webhook connections still open after the grace period; closing them");
+            }
+        }
         match tokio::time::timeout(SHUTDOWN_GRACE, self.server).await {
             Ok(Ok(Ok(()))) => info!("stopped"),
             Ok(Ok(Err(e))) => warn!(error = %e, "HTTP server stopped with an error"),
@@ -123,13 +143,41 @@ impl Running {
     }
 }
 
-/// Starts polling and serving `/metrics` on `listener`.
+/// Starts polling and serving `/metrics` on `listener` (and `/webhooks/env0` when webhooks are
+/// on).
 #[must_use]
 pub fn start(exporter: Exporter, listener: TcpListener) -> Running {
+    start_with(exporter, listener, None)
+}
+
+/// Like [`start`], with `/webhooks/env0` on `webhook_listener` when one is given (else on
+/// `listener`).
+#[must_use]
+pub fn start_with(
+    exporter: Exporter,
+    listener: TcpListener,
+    webhook_listener: Option<TcpListener>,
+) -> Running {
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let router = crate::http::router(exporter.metrics.clone());
+    let mut router = crate::http::router(exporter.metrics.clone());
+    let mut webhook_addr = None;
+    let mut webhook_server = None;
+    if let Some(intake) = exporter.webhook {
+        let webhooks = crate::webhook::router(intake);
+        match webhook_listener {
+            Some(l) => {
+                webhook_addr = l.local_addr().ok();
+                let (stop, stopped) = oneshot::channel::<()>();
+                let server = tokio::spawn(crate::http::serve(l, webhooks, async move {
+                    let _ = stopped.await;
+                }));
+                webhook_server = Some((stop, server));
+            }
+            None => router = router.merge(webhooks),
+        }
+    }
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(crate::http::serve(listener, router, async move {
         let _ = stopped.await;
@@ -138,9 +186,11 @@ pub fn start(exporter: Exporter, listener: TcpListener) -> Running {
     Running {
         addr,
         snapshot: exporter.snapshot,
+        webhook_addr,
         poller,
         server,
         stop,
+        webhook_server,
     }
 }
 

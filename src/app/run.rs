@@ -2,8 +2,10 @@
 //! runtime and the shutdown signal. `main` hands the parsed flags to [`main`] and nothing else.
 
 use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, error::ErrorKind};
@@ -12,8 +14,14 @@ use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{Cli, Command, Config, ConfigError, Credentials, LogFormat};
-use crate::simulator::Simulator;
+use crate::config::{
+    Cli, Command, Config, ConfigError, Credentials, LogFormat, Secret, WebhookConfig,
+};
+use crate::simulator::{Simulator, WebhookTarget};
+
+/// How often `demo` brings its simulated world up to now, so that webhooks are sent as runs
+/// change rather than when the exporter next asks the API.
+const DEMO_TICK: Duration = Duration::from_secs(1);
 
 /// Runs what the command line asks for, and says how the process ends.
 #[must_use]
@@ -95,17 +103,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .exporter
                 .validate(false)
                 .unwrap_or_else(|e| config_error(&e));
-            let simulator = Simulator::new(super::sim_config(&sim_args), clock.clone());
+            // The exporter's port first: the simulator's webhooks go to it.
+            let exporter_listener = bind(config.listen_address).await?;
+            let secret = demo_secret();
+            config.webhook = Some(WebhookConfig {
+                secret: Secret::new(&secret),
+                listen_address: None,
+            });
+            let webhook_url = demo_webhook_url(exporter_listener.local_addr()?)?;
+            let mut sim_config = super::sim_config(&sim_args);
+            sim_config.webhook = Some(WebhookTarget {
+                url: webhook_url.clone(),
+                secret,
+            });
+            let simulator = Simulator::new(sim_config, clock.clone());
             let listener = TcpListener::bind(("127.0.0.1", 0))
                 .await
                 .context("cannot open a loopback port for the simulator")?;
             let sim_addr = listener.local_addr()?;
             let (stop_sim, sim_task) = super::spawn_simulator(simulator.clone(), listener);
+            let ticker = tokio::spawn({
+                let simulator = simulator.clone();
+                async move {
+                    let mut tick = tokio::time::interval(DEMO_TICK);
+                    loop {
+                        tick.tick().await;
+                        simulator.advance();
+                    }
+                }
+            });
             config.api_endpoint = format!("http://{sim_addr}/").parse()?;
             let sim_config = simulator.config();
             let credentials = super::sim_credentials(&simulator);
             info!(api = %config.api_endpoint, environments = sim_config.environments, "demo: simulated env0 organisation started");
-            let result = serve(&config, &credentials, clock).await;
+            info!(webhook = %webhook_url, "demo: real time, the simulated env0 sends a signed webhook for every run that changes and the exporter takes it in between polls");
+            let result = serve_on(&config, &credentials, clock, exporter_listener).await;
+            ticker.abort();
             let _ = stop_sim.send(());
             let _ = sim_task.await;
             result?;
@@ -151,21 +184,58 @@ fn against_env0(cli: &Cli) -> anyhow::Result<(Config, Credentials)> {
     Ok((config, credentials))
 }
 
+/// The main listener, on `--listen-address`.
+async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("--listen-address: cannot listen on {address}"))
+}
+
+/// A webhook secret for `demo`, new each run. `fastrand` is not a cryptographic generator, which
+/// is enough for a demo whose exporter and simulator talk over loopback.
+fn demo_secret() -> String {
+    let mut rng = fastrand::Rng::new();
+    format!("{:032x}{:032x}", rng.u128(..), rng.u128(..))
+}
+
+/// Where `demo`'s simulator sends its webhooks: the exporter's listener, over loopback when it
+/// listens on every address.
+fn demo_webhook_url(listening: SocketAddr) -> anyhow::Result<url::Url> {
+    let ip = match listening.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let address = SocketAddr::new(ip, listening.port());
+    format!("http://{address}{}", crate::webhook::PATH)
+        .parse()
+        .context("the demo's webhook URL")
+}
+
 async fn serve(
     config: &Config,
     credentials: &Credentials,
     clock: SharedClock,
 ) -> anyhow::Result<()> {
+    let listener = bind(config.listen_address).await?;
+    serve_on(config, credentials, clock, listener).await
+}
+
+async fn serve_on(
+    config: &Config,
+    credentials: &Credentials,
+    clock: SharedClock,
+    listener: TcpListener,
+) -> anyhow::Result<()> {
     let exporter = super::build(config, credentials, clock)?;
-    let listener = TcpListener::bind(config.listen_address)
-        .await
-        .with_context(|| {
-            format!(
-                "--listen-address: cannot listen on {}",
-                config.listen_address
-            )
-        })?;
-    let running = super::start(exporter, listener);
+    let webhook_listener =
+        match config.webhook.as_ref().and_then(|w| w.listen_address) {
+            Some(address) => Some(TcpListener::bind(address).await.with_context(|| {
+                format!("--webhook-listen-address: cannot listen on {address}")
+            })?),
+            None => None,
+        };
+    let running = super::start_with(exporter, listener, webhook_listener);
     let shown = if running.addr.ip().is_unspecified() {
         format!("localhost:{}", running.addr.port())
     } else {
@@ -189,6 +259,19 @@ async fn serve(
             statuses = %f.statuses.join(","),
             user_ids = %f.user_ids.join(","),
             "filters active (empty = all); runs outside them are not shown in any metric"
+        );
+    }
+    if config.webhook.is_some() {
+        let webhook_shown = running.webhook_addr.map_or(shown.clone(), |a| {
+            if a.ip().is_unspecified() {
+                format!("localhost:{}", a.port())
+            } else {
+                a.to_string()
+            }
+        });
+        info!(
+            url = %format!("http://{webhook_shown}{}", crate::webhook::PATH),
+            "webhooks on: signed env0 deliveries are taken in between polls"
         );
     }
     say(&format!("metrics at http://{shown}/metrics"));

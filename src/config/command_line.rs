@@ -9,17 +9,27 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use super::{Cli, ConfigError};
 
-/// Flags `demo` ignores: it runs against its own simulated env0, on a free loopback port.
-const IGNORED_BY_DEMO: [&str; 6] = [
+/// Flags `demo` ignores: it runs against its own simulated env0, on a free loopback port, and
+/// wires the simulated env0's webhooks to its own listener with a secret of its own.
+const IGNORED_BY_DEMO: [&str; 9] = [
     "api_endpoint",
     "api_key",
     "api_secret",
     "api_secret_file",
     "organization_id",
     "sim_listen_address",
+    "webhook_secret",
+    "webhook_secret_file",
+    "webhook_listen_address",
 ];
-/// Flags `once` ignores: it polls once and prints, serving nothing.
-const IGNORED_BY_ONCE: [&str; 2] = ["listen_address", "poll_interval"];
+/// Flags `once` ignores: it polls once and prints, serving nothing (webhooks included).
+const IGNORED_BY_ONCE: [&str; 5] = [
+    "listen_address",
+    "poll_interval",
+    "webhook_secret",
+    "webhook_secret_file",
+    "webhook_listen_address",
+];
 /// Flags `simulate` ignores: it serves only the simulated env0 API (every exporter flag but the
 /// log format).
 const USED_BY_SIMULATE: [&str; 1] = ["log_format"];
@@ -201,6 +211,16 @@ mod tests {
                 &["once", "--listen-address", "127.0.0.1:1"][..],
                 "--listen-address",
             ),
+            (&["once", "--webhook-secret", "s"][..], "--webhook-secret"),
+            (
+                &["simulate", "--webhook-secret-file", "/s"][..],
+                "--webhook-secret-file",
+            ),
+            (&["demo", "--webhook-secret", "s"][..], "--webhook-secret"),
+            (
+                &["demo", "--webhook-listen-address", "127.0.0.1:1"][..],
+                "--webhook-listen-address",
+            ),
         ] {
             let e = parse(args).expect_err("refused");
             assert_eq!(e.exit_code(), 2, "{args:?}");
@@ -224,6 +244,13 @@ mod tests {
         ])
         .unwrap();
         parse(&["--api-key", "k", "--listen-address", "127.0.0.1:1"]).unwrap();
+        parse(&[
+            "--webhook-secret",
+            "s",
+            "--webhook-listen-address",
+            "127.0.0.1:2",
+        ])
+        .unwrap();
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! match env0's own Terraform provider, so users' existing variables work.
 
 mod command_line;
+mod webhook;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -18,6 +19,8 @@ use url::Url;
 use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, ProjectFilter, STATUSES};
 use crate::metrics::DEFAULT_DURATION_BUCKETS;
 use crate::state::{DEFAULT_MAX_SERIES_PER_METRIC, Views};
+
+pub use webhook::{WebhookArgs, WebhookConfig};
 
 /// [`DEFAULT_DURATION_BUCKETS`] as `--help` shows them (a test keeps the two equal).
 const DEFAULT_DURATION_BUCKETS_TEXT: &str = "5,15,30,60,120,300,600,900,1800,3600,5400,7200,14400";
@@ -95,7 +98,7 @@ pub enum Command {
     /// Run a simulated env0 organisation in-process and the exporter against it over HTTP
     /// (no env0 account needed); prints the /metrics URL
     #[command(
-        after_help = "demo runs against its own simulated env0: the env0 connection flags and --sim-listen-address are refused."
+        after_help = "demo runs against its own simulated env0, which sends webhooks to the exporter with a secret of its own: the env0 connection flags, the webhook flags and --sim-listen-address are refused."
     )]
     Demo(SimArgs),
     /// Serve only the simulated env0 API (to try a Prometheus/Grafana setup or load tests)
@@ -105,7 +108,7 @@ pub enum Command {
     Simulate(SimArgs),
     /// Poll env0 once, print the metrics to stdout; exit 0 if the poll succeeded, 1 if not
     #[command(
-        after_help = "once polls once and prints: --listen-address and --poll-interval are refused."
+        after_help = "once polls once and prints: --listen-address, --poll-interval and the webhook flags are refused."
     )]
     Once,
 }
@@ -288,6 +291,9 @@ pub struct ExporterArgs {
         help_heading = "Filters"
     )]
     pub allow_unknown_filter_values: bool,
+    /// `POST /webhooks/env0`: off unless a secret is set.
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
 }
 
 /// A setting that is wrong, with the flag that set it.
@@ -358,6 +364,8 @@ pub struct Config {
     pub projects: ProjectFilter,
     /// The opt-in views and their series budget.
     pub views: Views,
+    /// env0 webhooks; `None` = off.
+    pub webhook: Option<WebhookConfig>,
 }
 
 impl ExporterArgs {
@@ -431,6 +439,7 @@ impl ExporterArgs {
                 environment_metrics: self.environment_metrics,
                 max_series_per_metric: self.max_series_per_metric as usize,
             },
+            webhook: self.webhook.validate()?,
         })
     }
 
@@ -446,16 +455,17 @@ impl ExporterArgs {
             if value.contains(char::is_whitespace) {
                 return Err(invalid(flag, format!("'{value}' contains white space")));
             }
-            if let Some(known) = known {
-                if !self.allow_unknown_filter_values && !known.contains(&value) {
-                    return Err(invalid(
-                        flag,
-                        format!(
-                            "'{value}' is not one of env0's values: {} (values env0 adds later can be let through with --allow-unknown-filter-values)",
-                            known.join(", ")
-                        ),
-                    ));
-                }
+            if let Some(known) = known
+                && !self.allow_unknown_filter_values
+                && !known.contains(&value)
+            {
+                return Err(invalid(
+                    flag,
+                    format!(
+                        "'{value}' is not one of env0's values: {} (values env0 adds later can be let through with --allow-unknown-filter-values)",
+                        known.join(", ")
+                    ),
+                ));
             }
             if !out.iter().any(|o| o == value) {
                 out.push(value.to_owned());

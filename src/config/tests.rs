@@ -213,12 +213,12 @@ fn the_readme_configuration_table_lists_every_flag_with_its_variable_and_default
             .iter()
             .map(|v| v.to_string_lossy().into_owned())
             .collect();
-        if let Some(code) = cells[3].strip_prefix('`').and_then(|c| c.strip_suffix('`')) {
-            if default.join(",") != code {
-                problems.push(format!(
-                    "--{long}: README default `{code}`, clap {default:?}"
-                ));
-            }
+        if let Some(code) = cells[3].strip_prefix('`').and_then(|c| c.strip_suffix('`'))
+            && default.join(",") != code
+        {
+            problems.push(format!(
+                "--{long}: README default `{code}`, clap {default:?}"
+            ));
         }
     }
     assert!(

@@ -10,6 +10,7 @@ mod exemplar;
 mod labels;
 mod series;
 mod signals;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +90,7 @@ pub struct Metrics {
     api_duration: Family<EndpointLabels, Histogram, Buckets>,
     poll_errors: Family<ReasonLabels, Counter>,
     series: Arc<SeriesCounts>,
+    webhook_events: Family<webhook::WebhookLabels, Counter>,
 }
 
 impl Metrics {
@@ -148,6 +150,7 @@ impl Metrics {
             "Polls of env0 that failed, by reason",
             poll_errors.clone(),
         );
+        let webhook_events = webhook::register(&mut registry);
         registry.register(
             "env0_exporter_build",
             "Build information of env0-exporter",
@@ -172,6 +175,7 @@ impl Metrics {
             api_duration,
             poll_errors,
             series,
+            webhook_events,
         }
     }
 

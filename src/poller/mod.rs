@@ -3,12 +3,14 @@
 //! [`Snapshot`](crate::state::Snapshot) after every poll (and during a long backfill).
 
 pub mod schedule;
+mod webhooks;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::client::{
@@ -92,6 +94,10 @@ pub struct Poller {
     listed_per_project: HashMap<String, usize>,
     /// Environments of the whole organisation as last listed org-wide.
     listed_in_org: Option<usize>,
+    /// Observations from the webhook receiver, taken in between polls; `None` without webhooks.
+    webhooks: Option<mpsc::Receiver<Observation>>,
+    /// The environments of the last listing, published for the webhook receiver.
+    watched: Arc<HashSet<Arc<str>>>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -157,10 +163,13 @@ impl Poller {
             events: Vec::new(),
             listed_per_project: HashMap::new(),
             listed_in_org: None,
+            webhooks: None,
+            watched: Arc::default(),
         }
     }
 
-    /// Polls every `poll_interval` forever (the caller aborts the task to stop it).
+    /// Polls every `poll_interval` forever (the caller aborts the task to stop it); with
+    /// webhooks, takes their observations in between polls.
     pub async fn run(mut self) {
         loop {
             let started = self.clock.now();
@@ -169,7 +178,7 @@ impl Poller {
                 info!("serving the last good data until a poll succeeds");
             }
             let wait = clock::elapsed(self.clock.now(), deadline);
-            self.clock.sleep(wait).await;
+            self.wait_for_next_poll(wait).await;
         }
     }
 
@@ -238,6 +247,7 @@ impl Poller {
         let mut snap = state::aggregate(&self.store, now);
         self.health.backfill_pending = self.schedule.values().filter(|s| !s.backfilled).count();
         snap.health = self.health.clone();
+        snap.watched_environments = self.watched.clone();
         self.snapshot.publish(snap);
     }
 
@@ -419,6 +429,7 @@ impl Poller {
                 self.ingest(&obs, now);
             }
         }
+        self.refresh_watched();
     }
 
     /// Runs the planned reads in order until the plan or the request budget ends.

@@ -13,7 +13,8 @@
 //!
 //! Files: [`world`] (state, generation and lifecycle, a file each), `api` (routes, auth, rate
 //! limit, validation), `json` (wire shapes), `faults` (injected failures), `reply` (the error
-//! answers both `api` and `faults` give, so `faults` needs nothing from `api`).
+//! answers both `api` and `faults` give, so `faults` needs nothing from `api`), `webhooks`
+//! (signed deliveries of every run's lifecycle changes to [`SimConfig::webhook`]).
 
 mod api;
 mod faults;
@@ -21,6 +22,7 @@ mod json;
 mod reply;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 mod world;
 
 use std::collections::{HashMap, VecDeque};
@@ -31,7 +33,10 @@ use jiff::Timestamp;
 
 use crate::clock::SharedClock;
 use crate::ratelimit::SlidingWindow;
+use webhooks::Outbox;
 use world::World;
+
+pub use webhooks::{DeliveryRecord, WebhookTarget};
 
 /// How the simulated world is generated and how its API behaves.
 #[derive(Debug, Clone)]
@@ -61,6 +66,9 @@ pub struct SimConfig {
     /// Keep every request for [`Simulator::requests`] (tests); off for `demo` and `simulate`,
     /// which run for days and would otherwise grow without bound.
     pub record_requests: bool,
+    /// Where to POST signed webhook deliveries of every run's lifecycle changes (`None`: off).
+    /// The world is the same with or without.
+    pub webhook: Option<WebhookTarget>,
 }
 
 impl Default for SimConfig {
@@ -78,6 +86,7 @@ impl Default for SimConfig {
             rate_limit_per_minute: 1000,
             send_retry_after: true,
             record_requests: true,
+            webhook: None,
         }
     }
 }
@@ -206,6 +215,8 @@ struct Inner {
     requests: Mutex<Vec<RequestRecord>>,
     limits: Mutex<HashMap<(String, String), SlidingWindow>>,
     faults: Mutex<VecDeque<Fault>>,
+    /// Webhook deliveries, when a target is set.
+    outbox: Option<Arc<Outbox>>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -225,7 +236,11 @@ impl Simulator {
     /// to `clock.now()`.
     #[must_use]
     pub fn new(config: SimConfig, clock: SharedClock) -> Self {
-        let world = World::new(&config, clock.now());
+        let mut world = World::new(&config, clock.now());
+        let outbox = config.webhook.clone().map(|target| {
+            world.set_noting(true);
+            Arc::new(Outbox::new(target, config.seed, config.record_requests))
+        });
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -234,6 +249,7 @@ impl Simulator {
                 requests: Mutex::new(Vec::new()),
                 limits: Mutex::new(HashMap::new()),
                 faults: Mutex::new(VecDeque::new()),
+                outbox,
             }),
         }
     }
@@ -243,7 +259,8 @@ impl Simulator {
         api::router(self.clone())
     }
 
-    /// Serves [`router`](Self::router) on `listener` until `shutdown` completes.
+    /// Serves [`router`](Self::router) on `listener` until `shutdown` completes, and sends the
+    /// webhook deliveries meanwhile when a target is set.
     ///
     /// # Errors
     /// When the listener fails.
@@ -252,9 +269,33 @@ impl Simulator {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        let sender = self.inner.outbox.clone().map(|o| tokio::spawn(o.run()));
+        let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        if let Some(sender) = sender {
+            sender.abort();
+        }
+        served
+    }
+
+    /// Completes once every webhook delivery queued so far has been sent (or dropped); at once
+    /// without a webhook target.
+    pub async fn webhooks_flushed(&self) {
+        if let Some(outbox) = &self.inner.outbox {
+            outbox.flushed().await;
+        }
+    }
+
+    /// The webhook deliveries sent so far, oldest first (kept when
+    /// [`SimConfig::record_requests`] is on).
+    #[must_use]
+    pub fn deliveries(&self) -> Vec<DeliveryRecord> {
+        self.inner
+            .outbox
+            .as_ref()
+            .map(|o| o.sent())
+            .unwrap_or_default()
     }
 
     /// The configuration the world was built from.
@@ -269,10 +310,15 @@ impl Simulator {
         lock(&self.inner.world).organization_id().to_owned()
     }
 
-    /// Brings the world up to `clock.now()` (also done at the start of every request).
+    /// Brings the world up to `clock.now()` (also done at the start of every request), queueing
+    /// a webhook delivery for every change when a target is set.
     pub fn advance(&self) {
         let now = self.inner.clock.now();
-        lock(&self.inner.world).advance_to(now);
+        let mut world = lock(&self.inner.world);
+        world.advance_to(now);
+        if let Some(outbox) = &self.inner.outbox {
+            outbox.enqueue(&mut world);
+        }
     }
 
     /// Freezes (`true`) or resumes (`false`) the world. Frozen: no run is created and none

@@ -58,5 +58,7 @@ pub fn aggregate(store: &Store, now: Timestamp) -> Snapshot {
         environment_rows: store.environment_rows(),
         tracked_deployments: store.tracked(),
         health: super::Health::default(),
+        // Set by the poller from its listing.
+        watched_environments: Arc::default(),
     }
 }

@@ -452,17 +452,16 @@ impl Store {
         record.finish_time = finish_time;
         signals::approval_wait(record, obs, now, events);
 
-        if !already_started {
-            if let Some(started) = record.started_at {
-                if started >= process_start {
-                    let queued = record.queued_at.unwrap_or(record.created_at);
-                    events.push(Event::Started {
-                        labels: record.labels.clone(),
-                        queue_wait: clock::elapsed(queued, started),
-                        run: run.at(Some(started)),
-                    });
-                }
-            }
+        if !already_started
+            && let Some(started) = record.started_at
+            && started >= process_start
+        {
+            let queued = record.queued_at.unwrap_or(record.created_at);
+            events.push(Event::Started {
+                labels: record.labels.clone(),
+                queue_wait: clock::elapsed(queued, started),
+                run: run.at(Some(started)),
+            });
         }
         let newly_finished = record.finish_time.filter(|_| !already_finished);
         if let Some(finish) = newly_finished {

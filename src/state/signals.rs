@@ -226,13 +226,13 @@ pub(super) fn finished(
 ) {
     let kind = obs.deployment_type.as_deref();
     if counted {
-        if let Some(changes) = obs.resource_changes {
-            if changes.by_action().next().is_some() {
-                events.push(Event::ResourceChanges {
-                    labels: labels.clone(),
-                    changes,
-                });
-            }
+        if let Some(changes) = obs.resource_changes
+            && changes.by_action().next().is_some()
+        {
+            events.push(Event::ResourceChanges {
+                labels: labels.clone(),
+                changes,
+            });
         }
         if kind == Some(DRIFT_DETECTION) {
             events.push(Event::DriftDetection {

@@ -1,5 +1,6 @@
 //! The immutable picture `/metrics` encodes, swapped in whole after each poll.
 
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -43,6 +44,10 @@ pub struct Snapshot {
     pub tracked_deployments: usize,
     /// `env0_up` and friends.
     pub health: Health,
+    /// The environments of the last listing: the webhook receiver ignores deliveries for any
+    /// other (another organisation's, or one env0 no longer lists). Shared, not copied, between
+    /// snapshots.
+    pub watched_environments: Arc<HashSet<Arc<str>>>,
 }
 
 /// Where the poller publishes snapshots and readers take the current one.

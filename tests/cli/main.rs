@@ -178,11 +178,14 @@ fn missing_credentials_and_unreadable_secret_files_exit_with_code_2() {
 fn the_secret_never_shows_in_help() {
     let o = exporter(&["--help"])
         .env("ENV0_API_SECRET", "topsecret-value-123")
+        .env("ENV0_EXPORTER_WEBHOOK_SECRET", "webhook-secret-456")
         .output()
         .unwrap();
     assert!(o.status.success());
     assert!(stdout(&o).contains("ENV0_API_SECRET"));
+    assert!(stdout(&o).contains("ENV0_EXPORTER_WEBHOOK_SECRET"));
     assert!(!stdout(&o).contains("topsecret-value-123"));
+    assert!(!stdout(&o).contains("webhook-secret-456"));
 }
 
 #[test]
@@ -305,6 +308,7 @@ fn flags_a_subcommand_ignores_are_refused_and_help_is_grouped_under_headings() {
             "Metrics:",
             "Filters:",
             "Views:",
+            "Webhooks:",
         ],
         "{help}"
     );
@@ -330,6 +334,8 @@ fn demo_serves_metrics_and_stops_within_five_seconds_on_sigterm() {
             &addr,
             "--sim-environments",
             "60",
+            "--sim-mean-deployment-interval",
+            "2m",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -356,6 +362,28 @@ fn demo_serves_metrics_and_stops_within_five_seconds_on_sigterm() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(http_get(&format!("http://{addr}/-/ready")).0, 200);
+    // Real time: the simulated env0 signs a webhook for every run that changes, and the demo
+    // exporter takes them in.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = http_get(&format!("http://{addr}/metrics"));
+        let webhooks = |outcome: &str| -> f64 {
+            body.lines()
+                .filter(|l| l.starts_with("env0_exporter_webhook_events_total{"))
+                .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")))
+                .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+                .sum()
+        };
+        assert!(webhooks("bad_signature").abs() < f64::EPSILON, "{body}");
+        if webhooks("accepted") > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo accepted no webhook within 30 s:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     let pid = child.0.id().to_string();
     assert!(

@@ -12,7 +12,7 @@ use clap::Parser;
 use env0_exporter::app::{self, Running};
 use env0_exporter::clock::{self, Clock, ManualClock, SharedClock};
 use env0_exporter::config::Cli;
-use env0_exporter::simulator::{SimConfig, SimDeployment, Simulator};
+use env0_exporter::simulator::{SimConfig, SimDeployment, Simulator, WebhookTarget};
 use jiff::Timestamp;
 use tokio::net::TcpListener;
 
@@ -153,11 +153,39 @@ pub(crate) struct Harness {
     sim_stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// Webhooks in a harness: the exporter's secret, and whether the simulator sends to it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Webhooks<'a> {
+    pub secret: &'a str,
+    pub sim_sends: bool,
+}
+
 impl Harness {
     /// Starts the simulator and the exporter; `extra` are exporter flags beyond endpoint and key.
     pub(crate) async fn start(sim_config: SimConfig, extra: &[&str]) -> Self {
+        Self::start_with(sim_config, extra, None).await
+    }
+
+    /// Like [`start`](Self::start), with `--webhook-secret` set and, when `sim_sends`, the
+    /// simulator sending its deliveries to the exporter's `/webhooks/env0`.
+    pub(crate) async fn start_with(
+        mut sim_config: SimConfig,
+        extra: &[&str],
+        webhooks: Option<Webhooks<'_>>,
+    ) -> Self {
         let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
         let shared: SharedClock = clock.clone();
+        // The exporter's port first: the simulator's webhooks go to it.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let exporter_addr = listener.local_addr().unwrap();
+        if let Some(w) = webhooks.filter(|w| w.sim_sends) {
+            sim_config.webhook = Some(WebhookTarget {
+                url: format!("http://{exporter_addr}/webhooks/env0")
+                    .parse()
+                    .unwrap(),
+                secret: w.secret.to_owned(),
+            });
+        }
         let sim = Simulator::new(sim_config, shared.clone());
         let sim_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim_addr = sim_listener.local_addr().unwrap();
@@ -166,11 +194,13 @@ impl Harness {
         let endpoint = format!("http://{sim_addr}/");
         let mut args = vec!["env0-exporter", "--api-endpoint", &endpoint];
         args.extend_from_slice(extra);
+        if let Some(w) = &webhooks {
+            args.extend_from_slice(&["--webhook-secret", w.secret]);
+        }
         let cli = Cli::try_parse_from(args).unwrap();
         let config = cli.exporter.validate(false).unwrap();
         let credentials = app::sim_credentials(&sim);
         let exporter = app::build(&config, &credentials, shared).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = app::start(exporter, listener);
         let harness = Self {
             started: clock.now(),
@@ -226,6 +256,19 @@ impl Harness {
 
     pub(crate) fn metrics_url(&self) -> String {
         format!("http://{}/metrics", self.exporter.as_ref().unwrap().addr)
+    }
+
+    /// POSTs `body` with `headers` to the exporter's `/webhooks/env0`; the answer's status.
+    pub(crate) async fn post_webhook(&self, body: &[u8], headers: &[(&str, &str)]) -> u16 {
+        let url = format!(
+            "http://{}/webhooks/env0",
+            self.exporter.as_ref().unwrap().addr
+        );
+        let mut req = self.http.post(url).body(body.to_vec());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap().status().as_u16()
     }
 
     pub(crate) async fn scrape(&self) -> Vec<Sample> {

@@ -7,6 +7,7 @@ mod filters;
 mod helpers;
 mod signals;
 mod views;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

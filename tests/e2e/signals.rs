@@ -121,12 +121,12 @@ fn expected_recoveries(h: &Harness, deps: &[SimDeployment]) -> BTreeMap<Labels, 
                 failing_since.get_or_insert(finish_time(d));
                 continue;
             }
-            if let Some(since) = failing_since.take() {
-                if counted(h, d) {
-                    let e = out.entry(tool(d)).or_default();
-                    e.0 += 1.0;
-                    e.1 += secs(since, finish_time(d));
-                }
+            if let Some(since) = failing_since.take()
+                && counted(h, d)
+            {
+                let e = out.entry(tool(d)).or_default();
+                e.0 += 1.0;
+                e.1 += secs(since, finish_time(d));
             }
         }
     }

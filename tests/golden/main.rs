@@ -226,10 +226,10 @@ fn exported_metrics(text: &str) -> BTreeMap<String, Exported> {
                 .unwrap_or_else(|| panic!("sample of no family: {line}"));
             let names = families.get_mut(&family).map(|f| &mut f.1).unwrap();
             for pair in labels.trim_end_matches('}').split(',') {
-                if let Some((label, _)) = pair.split_once('=') {
-                    if label != "le" {
-                        names.insert(label.to_owned());
-                    }
+                if let Some((label, _)) = pair.split_once('=')
+                    && label != "le"
+                {
+                    names.insert(label.to_owned());
                 }
             }
         }

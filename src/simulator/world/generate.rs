@@ -23,7 +23,7 @@ fn trunc_ms(ts: Timestamp) -> Timestamp {
 }
 
 /// A random version-4 UUID, like env0's ids.
-pub(super) fn uuid(rng: &mut fastrand::Rng) -> String {
+pub(in crate::simulator) fn uuid(rng: &mut fastrand::Rng) -> String {
     let v = rng.u128(..);
     // Version 4, variant 1, like env0's ids.
     let v = (v & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
@@ -127,6 +127,8 @@ impl World {
             next_key: 0,
             paused_at: None,
             paused_total: Duration::ZERO,
+            noting: false,
+            changes: Vec::new(),
         };
         for i in 0..config.environments {
             world.add_environment(i, start);

@@ -180,7 +180,7 @@ impl World {
             DeploymentType::Deploy => Results {
                 plan_summary: Some(summary),
                 // From a value already drawn, so the world's draws stay what they were.
-                imported: Some(u32::from(resources % 4 == 0)),
+                imported: Some(u32::from(resources.is_multiple_of(4))),
                 resource_count: Some(resources),
                 cost,
                 drift_detected: None,
@@ -280,9 +280,10 @@ impl World {
         } else {
             env.waiting.push_back(key);
         }
+        self.note_change(e, key, at, None);
     }
 
-    fn find(&self, e: usize, key: u64) -> Option<usize> {
+    pub(super) fn find(&self, e: usize, key: u64) -> Option<usize> {
         self.environments[e]
             .deployments
             .iter()
@@ -351,6 +352,7 @@ impl World {
         } else {
             self.schedule_next_step(e, key, at);
         }
+        self.note_change(e, key, at, Some(was));
     }
 
     /// The environment status after a run of `kind` ended with `s` (and its drift status, set

@@ -12,6 +12,7 @@
 //! (runs from creation to end and what they do to environments; the lifecycle rules are at its
 //! top), and here the [`World`] that holds it all: advancing and pausing it, pruning, lookups.
 
+mod changes;
 mod entities;
 mod generate;
 mod lifecycle;
@@ -24,7 +25,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+pub(super) use changes::Change;
 pub(super) use entities::{Cost, Deployment, Environment, Organization, Project, User};
+pub(super) use generate::uuid;
 #[cfg(test)]
 pub(super) use vocabulary::TRIGGERS;
 
@@ -56,6 +59,10 @@ pub(super) struct World {
     paused_at: Option<Timestamp>,
     /// Time spent paused: frozen time does not age runs out of retention either.
     paused_total: Duration,
+    /// Whether lifecycle changes are noted (for webhook deliveries).
+    noting: bool,
+    /// Changes noted and not yet taken.
+    changes: Vec<Change>,
 }
 
 impl World {

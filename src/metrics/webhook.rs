@@ -1,0 +1,67 @@
+//! `env0_exporter_webhook_events_total`: deliveries received on `/webhooks/env0`, by event family
+//! and outcome, with the webhook's bounded values encoded as label values.
+
+use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+use super::Metrics;
+use crate::webhook::{EventFamily, Outcome};
+
+/// The labels of one series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
+pub(crate) struct WebhookLabels {
+    /// The event family.
+    pub(crate) event: EventFamily,
+    /// What became of the delivery.
+    pub(crate) outcome: Outcome,
+}
+
+/// Registers the family, with the series users alert on created at 0: every family's
+/// `accepted` (is anything arriving?) and the refusals, which count under `other`.
+pub(crate) fn register(registry: &mut Registry) -> Family<WebhookLabels, Counter> {
+    let family = Family::<WebhookLabels, Counter>::default();
+    for event in EventFamily::ALL {
+        let _ = family.get_or_create(&WebhookLabels {
+            event,
+            outcome: Outcome::Accepted,
+        });
+    }
+    for outcome in [Outcome::BadSignature, Outcome::BadRequest] {
+        let _ = family.get_or_create(&WebhookLabels {
+            event: EventFamily::Other,
+            outcome,
+        });
+    }
+    registry.register(
+        "env0_exporter_webhook_events",
+        "env0 webhook deliveries received on /webhooks/env0, by event family and outcome",
+        family.clone(),
+    );
+    family
+}
+
+impl Metrics {
+    /// Counts one webhook delivery.
+    pub fn webhook_event(&self, event: EventFamily, outcome: Outcome) {
+        self.webhook_events
+            .get_or_create(&WebhookLabels { event, outcome })
+            .inc();
+    }
+}
+
+// Written by hand like the client's values: the exposed values are snake_case, and the webhook
+// module stays free of `prometheus-client`.
+
+impl EncodeLabelValue for EventFamily {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}

@@ -1,0 +1,249 @@
+//! Between polls: the poller waits for the next poll time or a webhook observation, whichever
+//! comes first, and takes observations in through its own ingest path.
+//!
+//! The poller keeps sole ownership of the [`Store`](crate::state::Store): the webhook handler
+//! only sends [`Observation`]s down a bounded queue and answers. Observations are ingested
+//! between polls (during a poll they wait in the queue, and are taken right after it), and a
+//! fresh snapshot is published at most every [`MIN_PUBLISH_GAP`] of real time, so a burst of
+//! deliveries costs a few aggregations, not one each.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::Poller;
+use crate::state::Observation;
+
+/// Shortest real time between two publishes caused by webhooks (at most four a second).
+pub(super) const MIN_PUBLISH_GAP: Duration = Duration::from_millis(250);
+/// Observations taken from the queue at once before the next wake-up is looked at.
+const BATCH: usize = 256;
+
+impl Poller {
+    /// Takes webhook observations from `receiver` between polls (see [`run`](Self::run)).
+    pub fn set_webhooks(&mut self, receiver: mpsc::Receiver<Observation>) {
+        self.webhooks = Some(receiver);
+    }
+
+    /// Refreshes the set of watched environments from the schedule (the last listing), when it
+    /// changed, and publishes it at once: deliveries during a long poll (the start-up
+    /// backfill) are then taken in right after it rather than ignored.
+    pub(super) fn refresh_watched(&mut self) {
+        let same = self.watched.len() == self.schedule.len()
+            && self.schedule.keys().all(|id| self.watched.contains(id));
+        if !same {
+            self.watched = Arc::new(self.schedule.keys().cloned().collect::<HashSet<_>>());
+            if self.webhooks.is_some() {
+                let mut snap = (*self.snapshot.load()).clone();
+                snap.watched_environments = self.watched.clone();
+                self.snapshot.publish(snap);
+            }
+        }
+    }
+
+    /// Waits `wait` on the injected clock; meanwhile takes in webhook observations, publishing
+    /// at most every [`MIN_PUBLISH_GAP`].
+    pub(super) async fn wait_for_next_poll(&mut self, wait: Duration) {
+        let mut sleep = self.clock.sleep(wait);
+        let Some(mut inbox) = self.webhooks.take() else {
+            sleep.await;
+            return;
+        };
+        let mut last_publish: Option<Instant> = None;
+        let mut publish_at: Option<Instant> = None;
+        let mut open = true;
+        loop {
+            let due = publish_at.unwrap_or_else(Instant::now);
+            tokio::select! {
+                biased;
+                () = &mut sleep => break,
+                () = tokio::time::sleep_until(due), if publish_at.is_some() => {
+                    self.publish();
+                    last_publish = Some(Instant::now());
+                    publish_at = None;
+                }
+                delivered = inbox.recv(), if open => {
+                    let Some(first) = delivered else {
+                        // Every sender is gone: no more webhooks, only the clock.
+                        open = false;
+                        continue;
+                    };
+                    self.take_webhook(&first);
+                    for _ in 1..BATCH {
+                        match inbox.try_recv() {
+                            Ok(next) => self.take_webhook(&next),
+                            Err(_) => break,
+                        }
+                    }
+                    if publish_at.is_none() {
+                        let earliest = last_publish.map_or_else(Instant::now, |t| t + MIN_PUBLISH_GAP);
+                        publish_at = Some(earliest.max(Instant::now()));
+                    }
+                }
+            }
+        }
+        // What is queued now is taken before the poll, even when polls overrun their interval
+        // and there is no time left to wait.
+        if open {
+            while let Ok(next) = inbox.try_recv() {
+                self.take_webhook(&next);
+                publish_at.get_or_insert_with(Instant::now);
+            }
+        }
+        if publish_at.is_some() {
+            // The poll that follows publishes only if it succeeds: show what came in anyway.
+            self.publish();
+        }
+        if open {
+            self.webhooks = Some(inbox);
+        }
+    }
+
+    /// Ingests one webhook observation, unless its environment left the listing since the
+    /// handler checked it.
+    fn take_webhook(&mut self, obs: &Observation) {
+        if !self.schedule.contains_key(obs.environment_id.as_str()) {
+            debug!(environment = %obs.environment_id, "webhook observation for an environment no longer listed, dropped");
+            return;
+        }
+        let now = self.clock.now();
+        self.ingest(obs, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::client::{Client, ClientConfig, RATE_WINDOW};
+    use crate::clock::{ManualClock, SharedClock};
+    use crate::metrics::{Metrics, MetricsConfig};
+    use crate::poller::PollerConfig;
+    use crate::ratelimit::SlidingWindow;
+    use crate::state::SnapshotHandle;
+
+    const LISTED: &str = "env-listed";
+
+    struct Fixture {
+        poller: Poller,
+        clock: Arc<ManualClock>,
+        snapshot: SnapshotHandle,
+        queue: mpsc::Sender<Observation>,
+    }
+
+    /// A poller that never polls here (its client points nowhere), with `LISTED` in its last
+    /// listing and a webhook queue.
+    fn fixture() -> Fixture {
+        let clock = Arc::new(ManualClock::new("2026-07-01T12:00:00Z".parse().unwrap()));
+        let shared: SharedClock = clock.clone();
+        let snapshot = SnapshotHandle::default();
+        let budget = Arc::new(SlidingWindow::new(100, RATE_WINDOW));
+        let metrics = Arc::new(Metrics::new(
+            &MetricsConfig::default(),
+            snapshot.clone(),
+            budget.clone(),
+            shared.clone(),
+        ));
+        let client = Client::new(
+            ClientConfig::new(
+                "http://127.0.0.1:9/".parse().unwrap(),
+                "k",
+                "s".to_owned().into(),
+            ),
+            budget,
+            shared.clone(),
+            metrics.clone(),
+        )
+        .unwrap();
+        let mut poller = Poller::new(
+            Arc::new(client),
+            shared,
+            PollerConfig {
+                organization_id: Some("o".into()),
+                poll_interval: Duration::from_secs(60),
+                lookback: Duration::from_secs(24 * 3600),
+                full_sync_interval: None,
+                filter: crate::filter::DeploymentFilter::default(),
+                projects: crate::filter::ProjectFilter::default(),
+                views: crate::state::Views::default(),
+            },
+            snapshot.clone(),
+            metrics,
+        );
+        poller.schedule.insert(
+            Arc::from(LISTED),
+            super::super::schedule::EnvSchedule::default(),
+        );
+        let (queue, inbox) = mpsc::channel(16);
+        poller.set_webhooks(inbox);
+        Fixture {
+            poller,
+            clock,
+            snapshot,
+            queue,
+        }
+    }
+
+    fn finished(id: &str, environment: &str) -> Observation {
+        let at = "2026-07-01T12:00:30Z".parse().ok();
+        Observation {
+            id: id.into(),
+            environment_id: environment.into(),
+            deployment_type: Some("deploy".into()),
+            status: Some("SUCCESS".into()),
+            created_at: at,
+            started_at: at,
+            finished_at: at,
+            ..Observation::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_observation_is_taken_in_and_published_while_waiting_and_the_wait_ends_at_poll_time()
+    {
+        let mut f = fixture();
+        let (clock, snapshot, queue) = (f.clock.clone(), f.snapshot.clone(), f.queue.clone());
+        let waiting = tokio::spawn(async move {
+            f.poller.wait_for_next_poll(Duration::from_secs(60)).await;
+            f.poller
+        });
+        queue.send(finished("d1", LISTED)).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while snapshot.load().tracked_deployments != 1 {
+            assert!(tokio::time::Instant::now() < deadline, "not published");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            !waiting.is_finished(),
+            "the wait goes on until the poll time"
+        );
+        clock.advance(Duration::from_secs(60));
+        let poller = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(poller.store().deployment("d1").unwrap().is_finished());
+    }
+
+    #[tokio::test]
+    async fn what_is_queued_is_taken_in_even_when_there_is_no_time_left_to_wait() {
+        let mut f = fixture();
+        f.queue.send(finished("d1", LISTED)).await.unwrap();
+        f.queue
+            .send(finished("d2", "env-not-listed"))
+            .await
+            .unwrap();
+        f.poller.wait_for_next_poll(Duration::ZERO).await;
+        assert!(f.poller.store().deployment("d1").is_some());
+        assert!(
+            f.poller.store().deployment("d2").is_none(),
+            "an environment that left the listing is not taken in"
+        );
+        assert_eq!(f.snapshot.load().tracked_deployments, 1);
+    }
+}

@@ -1,0 +1,217 @@
+//! The bounded label values of `env0_exporter_webhook_events_total`: which family of event a
+//! delivery was, and what became of it.
+//!
+//! env0 publishes only some of its event type literals (`com.env0.deploy.succeeded`,
+//! `com.env0.drift.detected`, `com.env0.destroy.resumed`, …), so the family is read from the
+//! parts of the type that are stable, with the deployment log as the fallback:
+//!
+//! 1. `approval` when any part of the type after the prefix mentions approval
+//!    (`com.env0.deploy.waiting-for-approval`), or the deployment log's status is
+//!    `WAITING_FOR_USER`;
+//! 2. else by the type's first part after `com.env0.` / `com.env-zero.` (case, `-` and `_`
+//!    ignored): `deploy` → deploy, `destroy` → destroy, `drift`/`driftDetection` → drift,
+//!    `plan`/`prPlan`/`remotePlan`/`dryRun` → plan;
+//! 3. else by the deployment log's `type`: `deploy` → deploy, `destroy` → destroy,
+//!    `driftDetection` → drift, `prPlan`/`remotePlan`/`dryRun` → plan;
+//! 4. else `other` (budget, test and task events, and anything new).
+
+/// The family of a delivered event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventFamily {
+    /// A deploy (apply) started, finished, failed, …
+    Deploy,
+    /// A destroy.
+    Destroy,
+    /// A drift detection (drift detected, not detected, failed).
+    Drift,
+    /// A run waiting for, or resuming after, an approval.
+    Approval,
+    /// A plan: PR plan, remote plan, dry run.
+    Plan,
+    /// Anything else: budget, test, task events and types not known yet.
+    Other,
+}
+
+impl EventFamily {
+    /// Every family, in the order they are documented.
+    pub const ALL: [Self; 6] = [
+        Self::Deploy,
+        Self::Destroy,
+        Self::Drift,
+        Self::Approval,
+        Self::Plan,
+        Self::Other,
+    ];
+
+    /// The label value: `deploy`, `destroy`, `drift`, `approval`, `plan` or `other`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Destroy => "destroy",
+            Self::Drift => "drift",
+            Self::Approval => "approval",
+            Self::Plan => "plan",
+            Self::Other => "other",
+        }
+    }
+
+    /// The family of an event of type `event_type` carrying a deployment log of this `type` and
+    /// `status` (see the module documentation for the rules).
+    #[must_use]
+    pub fn of(
+        event_type: Option<&str>,
+        deployment_type: Option<&str>,
+        status: Option<&str>,
+    ) -> Self {
+        let parts = event_type.map(type_parts).unwrap_or_default();
+        if parts.iter().any(|p| p.contains("approval")) || status == Some("WAITING_FOR_USER") {
+            return Self::Approval;
+        }
+        let by_type = parts.first().and_then(|p| match p.as_str() {
+            "deploy" => Some(Self::Deploy),
+            "destroy" => Some(Self::Destroy),
+            "drift" | "driftdetection" => Some(Self::Drift),
+            "plan" | "prplan" | "remoteplan" | "dryrun" => Some(Self::Plan),
+            _ => None,
+        });
+        by_type.unwrap_or(match deployment_type {
+            Some("deploy") => Self::Deploy,
+            Some("destroy") => Self::Destroy,
+            Some("driftDetection") => Self::Drift,
+            Some("prPlan" | "remotePlan" | "dryRun") => Self::Plan,
+            _ => Self::Other,
+        })
+    }
+}
+
+/// The parts of an env0 event type after its prefix, lowercased without `-` and `_`; empty for
+/// a type that is not env0's.
+fn type_parts(event_type: &str) -> Vec<String> {
+    let lower = event_type.trim().to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("com.env0.")
+        .or_else(|| lower.strip_prefix("com.env-zero."))
+    else {
+        return Vec::new();
+    };
+    rest.split('.')
+        .map(|p| p.chars().filter(|c| !matches!(c, '-' | '_')).collect())
+        .collect()
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Verified and handed to the state (the deployment filters then apply as to polled runs).
+    Accepted,
+    /// Its event id was seen within the last hour: answered, not taken in again.
+    Duplicate,
+    /// Verified but not acted on: no deployment log (budget, test events), an environment
+    /// that is not watched, or the hand-over queue full (polling catches up).
+    Ignored,
+    /// Missing or wrong signature: 401, nothing changed.
+    BadSignature,
+    /// A body that is too large (413) or not an env0 event (400).
+    BadRequest,
+}
+
+impl Outcome {
+    /// Every outcome, in the order they are documented.
+    pub const ALL: [Self; 5] = [
+        Self::Accepted,
+        Self::Duplicate,
+        Self::Ignored,
+        Self::BadSignature,
+        Self::BadRequest,
+    ];
+
+    /// The label value: `accepted`, `duplicate`, `ignored`, `bad_signature` or `bad_request`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+            Self::BadSignature => "bad_signature",
+            Self::BadRequest => "bad_request",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventFamily as F;
+
+    #[test]
+    fn the_type_names_the_family() {
+        for (t, want) in [
+            ("com.env0.deploy.succeeded", F::Deploy),
+            ("com.env0.deploy.started", F::Deploy),
+            ("com.env0.destroy.resumed", F::Destroy),
+            ("com.env0.drift.detected", F::Drift),
+            ("com.env0.drift-detection.failed", F::Drift),
+            ("com.env0.pr-plan.failed", F::Plan),
+            ("com.env0.prPlan.failed", F::Plan),
+            ("com.env0.remote_plan.succeeded", F::Plan),
+            ("com.env-zero.deploy.failed", F::Deploy),
+            ("COM.ENV0.DESTROY.SUCCEEDED", F::Destroy),
+            ("com.env0.deploy.waiting-for-approval", F::Approval),
+            ("com.env0.approval.required", F::Approval),
+            ("com.env0.budget.exceeded", F::Other),
+            ("com.env0.webhook.test", F::Other),
+            ("com.env0.task.succeeded", F::Other),
+            ("org.example.deploy.succeeded", F::Other),
+            ("", F::Other),
+        ] {
+            assert_eq!(F::of(Some(t), None, None), want, "{t}");
+        }
+    }
+
+    #[test]
+    fn the_deployment_log_decides_when_the_type_does_not() {
+        assert_eq!(F::of(None, Some("deploy"), Some("SUCCESS")), F::Deploy);
+        assert_eq!(
+            F::of(Some("com.env0.environment.changed"), Some("destroy"), None),
+            F::Destroy
+        );
+        assert_eq!(F::of(None, Some("driftDetection"), None), F::Drift);
+        assert_eq!(F::of(None, Some("dryRun"), None), F::Plan);
+        assert_eq!(F::of(None, Some("task"), Some("FAILURE")), F::Other);
+        assert_eq!(F::of(None, None, None), F::Other);
+    }
+
+    #[test]
+    fn a_run_waiting_for_approval_is_an_approval_event_whatever_the_type_says() {
+        assert_eq!(
+            F::of(
+                Some("com.env0.deploy.started"),
+                Some("deploy"),
+                Some("WAITING_FOR_USER")
+            ),
+            F::Approval
+        );
+        // The type wins over the log's deployment type when it names a family.
+        assert_eq!(
+            F::of(
+                Some("com.env0.deploy.succeeded"),
+                Some("destroy"),
+                Some("SUCCESS")
+            ),
+            F::Deploy
+        );
+    }
+
+    #[test]
+    fn label_values_are_distinct_snake_case() {
+        let mut values: Vec<&str> = F::ALL.iter().map(|f| f.as_str()).collect();
+        values.extend(super::Outcome::ALL.iter().map(|o| o.as_str()));
+        for v in &values {
+            assert!(v.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{v}");
+        }
+        let mut unique = values.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), values.len());
+    }
+}

@@ -1,0 +1,413 @@
+//! Webhooks end to end: the simulator's signed deliveries (or deliveries built here from its
+//! records and signed here) reach the real exporter on loopback, and `/metrics` follows them
+//! within a second, without a poll; each run is counted once however it is learned of, and
+//! refused deliveries change nothing.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use env0_exporter::app;
+use env0_exporter::clock::{ManualClock, SharedClock};
+use env0_exporter::config::Cli;
+use env0_exporter::simulator::{SimDeployment, Simulator};
+use hmac::{KeyInit, Mac};
+use jiff::Timestamp;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use super::{assert_matches, sim};
+use crate::helpers::{
+    Harness, REAL_TIMEOUT, START, Sample, Webhooks, finish_time, is_finished, series,
+};
+
+const SECRET: &str = "e2e-webhook-secret";
+/// How long `/metrics` may take to show what a delivery carried.
+const WITHIN: Duration = Duration::from_secs(1);
+
+/// HMAC-SHA256 hex, computed here with the `hmac` crate rather than the exporter's code.
+fn sign(body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+fn wire(ts: Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// A deployment event for `d` as env0 documents it, built from the simulator's records.
+fn delivery(d: &SimDeployment, event_id: &str) -> Vec<u8> {
+    let event_type = match d.status.as_str() {
+        "SUCCESS" => "com.env0.deploy.succeeded",
+        _ => "com.env0.deploy.failed",
+    };
+    serde_json::to_vec(&json!({
+        "type": event_type,
+        "source": "env0",
+        "id": event_id,
+        "time": wire(d.updated_at),
+        "datacontenttype": "application/json",
+        "data": {
+            "deploymentLog": {
+                "id": d.id,
+                "environmentId": d.environment_id,
+                "type": d.deployment_type,
+                "status": d.status,
+                "blueprintType": d.blueprint_type,
+                "triggerName": d.trigger_name,
+                "startedBy": d.started_by,
+                "createdAt": wire(d.created_at),
+                "queuedAt": wire(d.queued_at),
+                "startedAt": d.started_at.map(wire),
+                "finishedAt": d.finished_at.map(wire),
+                "updatedAt": wire(d.updated_at),
+            },
+            "environment": {"id": d.environment_id},
+            "project": {"id": d.project_id},
+        },
+    }))
+    .unwrap()
+}
+
+async fn post_signed(h: &Harness, body: &[u8], event_id: &str) -> u16 {
+    let signature = sign(body);
+    h.post_webhook(
+        body,
+        &[
+            ("user-agent", "env0-webhook"),
+            ("content-type", "application/json"),
+            ("x-env0-event-id", event_id),
+            ("x-env0-signature", &signature),
+        ],
+    )
+    .await
+}
+
+fn total(samples: &[Sample], name: &str) -> f64 {
+    series(samples, name).values().sum()
+}
+
+fn webhook_events(samples: &[Sample], event: &str, outcome: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == "env0_exporter_webhook_events_total")
+        .filter(|s| s.labels.get("event").map(String::as_str) == Some(event))
+        .filter(|s| s.labels.get("outcome").map(String::as_str) == Some(outcome))
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Scrapes until the total of `env0_deployments_finished_total` is `want`; fails past [`WITHIN`].
+async fn finished_total_becomes(h: &Harness, want: f64, when: &str) {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let got = total(&h.scrape().await, "env0_deployments_finished_total");
+        if (got - want).abs() < f64::EPSILON {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{when}: env0_deployments_finished_total is {got}, want {want}, after {WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A run that finished in `(after, now]` and is not in `used`.
+fn finished_since(h: &Harness, after: Timestamp, used: &mut BTreeSet<String>) -> SimDeployment {
+    let d = h
+        .sim
+        .deployments()
+        .into_iter()
+        .find(|d| is_finished(d) && finish_time(d) > after && !used.contains(&d.id))
+        .expect("a run finished in the interval");
+    used.insert(d.id.clone());
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_finishing_in_the_simulator_show_in_metrics_within_a_second_of_their_webhook_without_a_poll()
+ {
+    let h = Harness::start_with(
+        sim(150),
+        &["--poll-interval", "1h"],
+        Some(Webhooks {
+            secret: SECRET,
+            sim_sends: true,
+        }),
+    )
+    .await;
+    let mut finished = 0.0;
+    for minute in 1..=10 {
+        finished = one_simulated_minute(&h, minute).await;
+    }
+    assert_eq!(
+        h.polls(),
+        1,
+        "no poll ran: the webhooks alone moved /metrics"
+    );
+    assert!(finished >= 5.0, "the test must see runs finish: {finished}");
+    let deliveries = h.sim.deliveries();
+    assert!(deliveries.len() >= 20, "{} deliveries", deliveries.len());
+    assert!(
+        deliveries.iter().all(|d| d.status == Some(202)),
+        "every delivery accepted: {:?}",
+        deliveries
+            .iter()
+            .filter(|d| d.status != Some(202))
+            .map(|d| (&d.event_type, d.status))
+            .collect::<Vec<_>>()
+    );
+    let samples = h.scrape().await;
+    let accepted: f64 = samples
+        .iter()
+        .filter(|s| s.name == "env0_exporter_webhook_events_total")
+        .filter(|s| s.labels.get("outcome").map(String::as_str) == Some("accepted"))
+        .map(|s| s.value)
+        .sum();
+    let sent = f64::from(u32::try_from(deliveries.len()).unwrap());
+    assert!(
+        (accepted - sent).abs() < f64::EPSILON,
+        "{accepted} != {sent}"
+    );
+
+    // Replaying a real delivery as it was sent (same event id, same signature) is a duplicate,
+    // and under a new event id it changes nothing: the run is counted once.
+    let finish = deliveries
+        .iter()
+        .rev()
+        .find(|d| d.event_type == "com.env0.deploy.succeeded")
+        .expect("a deploy succeeded");
+    let headers: Vec<(&str, &str)> = finish
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(h.post_webhook(finish.body.as_bytes(), &headers).await, 200);
+    assert_eq!(
+        post_signed(&h, finish.body.as_bytes(), "a-new-event-id").await,
+        202
+    );
+    // The next minute's deliveries queue behind the replays: /metrics still equals the records.
+    one_simulated_minute(&h, 11).await;
+    let samples = h.scrape().await;
+    assert!((webhook_events(&samples, "deploy", "duplicate") - 1.0).abs() < f64::EPSILON);
+    assert_eq!(h.polls(), 1);
+    h.stop().await;
+}
+
+/// Moves the clock a minute, lets the simulator deliver that minute's changes, and waits at
+/// most [`WITHIN`] for `/metrics` to equal the simulator's records; the runs finished so far.
+async fn one_simulated_minute(h: &Harness, minute: u32) -> f64 {
+    h.clock.advance(Duration::from_secs(60));
+    h.sim.advance();
+    tokio::time::timeout(REAL_TIMEOUT, h.sim.webhooks_flushed())
+        .await
+        .expect("the simulator delivered its webhooks");
+    // From here, the exporter has answered every delivery: it must show them within 1 s.
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let samples = h.scrape().await;
+        let got_finished = series(&samples, "env0_deployments_finished_total");
+        let got_window = series(&samples, "env0_deployments");
+        let (want_finished, want_window) =
+            (h.expected_finished(|_| true), h.expected_window(|_| true));
+        if got_finished == want_finished && got_window == want_window {
+            return want_finished.values().sum();
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let when = format!("{WITHIN:?} after the deliveries of minute {minute}");
+            assert_matches(
+                &format!("{when}: env0_deployments_finished_total"),
+                &got_finished,
+                &want_finished,
+            );
+            assert_matches(
+                &format!("{when}: env0_deployments"),
+                &got_window,
+                &want_window,
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_counted_once_by_webhook_then_poll_poll_then_webhook_or_two_event_ids_and_refused_deliveries_change_nothing()
+ {
+    // The simulator sends nothing here: the deliveries are built from its records and signed in
+    // the test, so their order against the polls is the test's.
+    let h = Harness::start_with(
+        sim(150),
+        // Every environment re-read at every poll: a poll then finds every run.
+        &["--poll-interval", "10m", "--full-sync-interval", "60s"],
+        Some(Webhooks {
+            secret: SECRET,
+            sim_sends: false,
+        }),
+    )
+    .await;
+    let mut used = BTreeSet::new();
+    let base = total(&h.scrape().await, "env0_deployments_finished_total");
+    h.clock.advance(Duration::from_secs(5 * 60));
+    webhooks_before_a_poll(&h, base, &mut used).await;
+
+    // Poll after webhook: the poll finds the delivered runs again, and counts every run once.
+    h.clock.advance(Duration::from_secs(5 * 60));
+    h.wait_for_polls(2).await;
+    let polled_at = h.now();
+    let counted = h.expected_finished(|_| true);
+    assert_matches(
+        "after the poll that followed the webhooks",
+        &series(&h.scrape().await, "env0_deployments_finished_total"),
+        &counted,
+    );
+    let after_poll: f64 = counted.values().sum();
+    assert!(
+        after_poll > base + 2.0,
+        "the poll found more runs: {after_poll}"
+    );
+
+    // Poll then webhook: a run the poll counted, delivered now, changes nothing; the next new
+    // run shows alone.
+    let polled = finished_since(&h, h.started, &mut used);
+    assert!(finish_time(&polled) <= polled_at);
+    assert_eq!(post_signed(&h, &delivery(&polled, "d-1"), "d-1").await, 202);
+    h.clock.advance(Duration::from_secs(3 * 60));
+    let later = finished_since(&h, polled_at, &mut used);
+    assert_eq!(post_signed(&h, &delivery(&later, "e-1"), "e-1").await, 202);
+    finished_total_becomes(&h, after_poll + 1.0, "a run polled then delivered").await;
+
+    // And the poll after that agrees with the simulator exactly.
+    h.clock.advance(Duration::from_secs(7 * 60));
+    h.wait_for_polls(3).await;
+    assert_matches(
+        "after the last poll",
+        &series(&h.scrape().await, "env0_deployments_finished_total"),
+        &h.expected_finished(|_| true),
+    );
+    h.stop().await;
+}
+
+/// Between two polls: a run's webhook counts it at once; the same run under a second event id,
+/// a replayed event id, refused signatures, an environment not watched and a budget event
+/// count nothing more (and are counted as such).
+async fn webhooks_before_a_poll(h: &Harness, base: f64, used: &mut BTreeSet<String>) {
+    let t0 = h.started;
+    let first = finished_since(h, t0, used);
+    assert_eq!(post_signed(h, &delivery(&first, "a-1"), "a-1").await, 202);
+    finished_total_becomes(h, base + 1.0, "a run's webhook").await;
+    // The deliveries are taken in order: once the last run below shows, everything before it
+    // has been taken in, and counted nothing.
+    assert_eq!(post_signed(h, &delivery(&first, "a-2"), "a-2").await, 202);
+    assert_eq!(post_signed(h, &delivery(&first, "a-1"), "a-1").await, 200);
+    // Refused: forged, missing, and a real signature replayed on another body.
+    let refused = finished_since(h, t0, used);
+    let body = delivery(&refused, "b-1");
+    let forged = sign(b"something else");
+    let replayed = sign(&delivery(&first, "a-1"));
+    for headers in [
+        vec![("x-env0-signature", forged.as_str())],
+        vec![],
+        vec![("x-env0-signature", replayed.as_str())],
+    ] {
+        let mut headers = headers;
+        headers.push(("x-env0-event-id", "b-1"));
+        assert_eq!(h.post_webhook(&body, &headers).await, 401);
+    }
+    // Not watched: a finished run in an environment the exporter has not listed.
+    let mut stranger = refused.clone();
+    stranger.id = "00000000-0000-4000-8000-000000000001".into();
+    stranger.environment_id = "00000000-0000-4000-8000-0000000000e0".into();
+    assert_eq!(
+        post_signed(h, &delivery(&stranger, "s-1"), "s-1").await,
+        200
+    );
+    // Not a deployment event.
+    let budget = serde_json::to_vec(&json!({
+        "type": "com.env0.budget.exceeded",
+        "id": "budget-1",
+        "time": wire(h.now()),
+        "data": {"project": {"id": refused.project_id}, "threshold": 80},
+    }))
+    .unwrap();
+    assert_eq!(post_signed(h, &budget, "budget-1").await, 200);
+    // The next good delivery shows alone: nothing before it counted.
+    let last = finished_since(h, t0, used);
+    assert_eq!(post_signed(h, &delivery(&last, "c-1"), "c-1").await, 202);
+    finished_total_becomes(h, base + 2.0, "a second run's webhook after refused ones").await;
+
+    let samples = h.scrape().await;
+    for (event, outcome, want) in [
+        ("deploy", "accepted", 3.0),
+        ("deploy", "duplicate", 1.0),
+        ("deploy", "ignored", 1.0),
+        ("other", "ignored", 1.0),
+        ("other", "bad_signature", 3.0),
+        ("other", "bad_request", 0.0),
+    ] {
+        let got = webhook_events(&samples, event, outcome);
+        assert!(
+            (got - want).abs() < f64::EPSILON,
+            "{event}/{outcome}: got {got}, want {want}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_on_their_own_listener_are_not_served_next_to_metrics_and_the_other_way_round() {
+    let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
+    let shared: SharedClock = clock.clone();
+    let simulator = Simulator::new(sim(5), shared.clone());
+    let sim_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/", sim_listener.local_addr().unwrap());
+    let (stop_sim, _task) = app::spawn_simulator(simulator.clone(), sim_listener);
+    let cli = Cli::try_parse_from([
+        "env0-exporter",
+        "--api-endpoint",
+        &endpoint,
+        "--webhook-secret",
+        SECRET,
+        "--webhook-listen-address",
+        "127.0.0.1:0",
+    ])
+    .unwrap();
+    let config = cli.exporter.validate(false).unwrap();
+    let own = config.webhook.as_ref().unwrap().listen_address.unwrap();
+    let exporter = app::build(&config, &app::sim_credentials(&simulator), shared).unwrap();
+    let running = app::start_with(
+        exporter,
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        Some(TcpListener::bind(own).await.unwrap()),
+    );
+    let (main, hooks) = (running.addr, running.webhook_addr.unwrap());
+    let http = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let post = |addr| {
+        http.post(format!("http://{addr}/webhooks/env0"))
+            .body("{}")
+            .send()
+    };
+    assert_eq!(status(post(hooks).await.unwrap()), 401, "unsigned");
+    assert_eq!(
+        status(post(main).await.unwrap()),
+        404,
+        "not next to /metrics"
+    );
+    let get = |addr| http.get(format!("http://{addr}/metrics")).send();
+    assert_eq!(status(get(hooks).await.unwrap()), 404, "no /metrics there");
+    let text = get(main).await.unwrap().text().await.unwrap();
+    let samples = crate::helpers::parse_metrics(&text);
+    assert!((webhook_events(&samples, "other", "bad_signature") - 1.0).abs() < f64::EPSILON);
+    running.shutdown().await;
+    let _ = stop_sim.send(());
+}
