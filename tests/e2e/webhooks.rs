@@ -25,7 +25,12 @@ use crate::helpers::{
 
 const SECRET: &str = "e2e-webhook-secret";
 /// How long `/metrics` may take to show what a delivery carried.
-const WITHIN: Duration = Duration::from_secs(1);
+/// How long `/metrics` may take to show a delivered run. The exporter publishes at most 250 ms
+/// after a delivery; on an idle machine it shows within a second (the latency of every minute is
+/// printed: `cargo test --test e2e runs_finishing -- --nocapture`). The bound allows for the
+/// shared, loaded 2-core machines the suite runs on, where the whole suite competes for the CPU:
+/// it still proves no poll was needed (polls are an hour apart).
+const WITHIN: Duration = Duration::from_secs(5);
 
 /// HMAC-SHA256 hex, computed here with the `hmac` crate rather than the exporter's code.
 fn sign(body: &[u8]) -> String {
@@ -213,15 +218,20 @@ async fn one_simulated_minute(h: &Harness, minute: u32) -> f64 {
     tokio::time::timeout(REAL_TIMEOUT, h.sim.webhooks_flushed())
         .await
         .expect("the simulator delivered its webhooks");
-    // From here, the exporter has answered every delivery: it must show them within 1 s.
-    let deadline = tokio::time::Instant::now() + WITHIN;
+    // From here, the exporter has answered every delivery: it must show them within WITHIN.
+    // The clock stands still, so the records do too: compute them once, before timing.
+    let (want_finished, want_window) = (h.expected_finished(|_| true), h.expected_window(|_| true));
+    let delivered = tokio::time::Instant::now();
+    let deadline = delivered + WITHIN;
     loop {
         let samples = h.scrape().await;
         let got_finished = series(&samples, "env0_deployments_finished_total");
         let got_window = series(&samples, "env0_deployments");
-        let (want_finished, want_window) =
-            (h.expected_finished(|_| true), h.expected_window(|_| true));
         if got_finished == want_finished && got_window == want_window {
+            eprintln!(
+                "minute {minute}: /metrics equal to the records {:?} after the deliveries",
+                delivered.elapsed()
+            );
             return want_finished.values().sum();
         }
         if tokio::time::Instant::now() >= deadline {
