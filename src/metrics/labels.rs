@@ -106,21 +106,26 @@ pub(crate) struct VersionLabels {
     pub(crate) version: &'static str,
 }
 
-// The client's bounded values as label values. Written by hand rather than derived: the derive
-// writes the Rust variant name (`RateLimited`), and the exposed values are snake_case
-// (`rate_limited`); it also keeps `prometheus-client` out of the client.
-
-impl EncodeLabelValue for Endpoint {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        EncodeLabelValue::encode(&self.as_str(), encoder)
-    }
+/// Bounded enums from the rest of the crate as label values, through their `as_str()`.
+///
+/// Written here rather than derived: the derive writes the Rust variant name (`RateLimited`)
+/// while the exposed values are snake_case (`rate_limited`), and it would put `prometheus-client`
+/// into the modules that own the enums.
+macro_rules! label_value_as_str {
+    ($($enum:ty),+ $(,)?) => {$(
+        impl prometheus_client::encoding::EncodeLabelValue for $enum {
+            fn encode(
+                &self,
+                encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+            ) -> Result<(), std::fmt::Error> {
+                prometheus_client::encoding::EncodeLabelValue::encode(&self.as_str(), encoder)
+            }
+        }
+    )+};
 }
+pub(crate) use label_value_as_str;
 
-impl EncodeLabelValue for Reason {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        EncodeLabelValue::encode(&self.as_str(), encoder)
-    }
-}
+label_value_as_str!(Endpoint, Reason);
 
 impl EncodeLabelValue for Outcome {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {

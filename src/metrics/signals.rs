@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
+use super::labels::label_value_as_str;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -40,17 +40,7 @@ struct ResultLabels {
     result: DriftResult,
 }
 
-impl EncodeLabelValue for Action {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        EncodeLabelValue::encode(&self.as_str(), encoder)
-    }
-}
-
-impl EncodeLabelValue for DriftResult {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        EncodeLabelValue::encode(&self.as_str(), encoder)
-    }
-}
+label_value_as_str!(Action, DriftResult);
 
 /// The signal families.
 #[derive(Debug)]

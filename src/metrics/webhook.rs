@@ -1,7 +1,7 @@
 //! `env0_exporter_webhook_events_total`: deliveries received on `/webhooks/env0`, by event family
 //! and outcome, with the webhook's bounded values encoded as label values.
 
-use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
+use super::labels::label_value_as_str;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -51,17 +51,4 @@ impl Metrics {
     }
 }
 
-// Written by hand like the client's values: the exposed values are snake_case, and the webhook
-// module stays free of `prometheus-client`.
-
-impl EncodeLabelValue for EventFamily {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        EncodeLabelValue::encode(&self.as_str(), encoder)
-    }
-}
-
-impl EncodeLabelValue for Outcome {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        EncodeLabelValue::encode(&self.as_str(), encoder)
-    }
-}
+label_value_as_str!(EventFamily, Outcome);
