@@ -109,7 +109,7 @@ pub(crate) struct VersionLabels {
 /// Bounded enums from the rest of the crate as label values, through their `as_str()`.
 ///
 /// Written here rather than derived: the derive writes the Rust variant name (`RateLimited`)
-/// while the exposed values are snake_case (`rate_limited`), and it would put `prometheus-client`
+/// while the exposed values are in snake case (`rate_limited`), and it would put `prometheus-client`
 /// into the modules that own the enums.
 macro_rules! label_value_as_str {
     ($($enum:ty),+ $(,)?) => {$(
