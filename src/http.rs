@@ -48,26 +48,58 @@ fn wants_openmetrics(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("application/openmetrics-text"))
 }
 
+/// Whether the scraper takes a gzip body (`Accept-Encoding: gzip`, not refused with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let refused = |p: &str| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            };
+            parts.next().is_some_and(|c| c.eq_ignore_ascii_case("gzip")) && !parts.any(refused)
+        })
+}
+
 async fn scrape(State(metrics): State<Arc<Metrics>>, headers: HeaderMap) -> Response {
     let openmetrics = wants_openmetrics(&headers);
-    match metrics.encode(openmetrics) {
-        Ok(body) => {
-            let content_type = if openmetrics {
-                OPENMETRICS_TEXT
-            } else {
-                PROMETHEUS_TEXT
-            };
-            (
-                [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-                body,
-            )
-                .into_response()
-        }
-        Err(_) => (
+    let Ok(body) = metrics.body(openmetrics) else {
+        return (
             StatusCode::INTERNAL_SERVER_ERROR,
             "failed to encode metrics\n",
         )
-            .into_response(),
+            .into_response();
+    };
+    let content_type = HeaderValue::from_static(if openmetrics {
+        OPENMETRICS_TEXT
+    } else {
+        PROMETHEUS_TEXT
+    });
+    let vary = (
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    if accepts_gzip(&headers) {
+        (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
+                vary,
+            ],
+            body.gzip.clone(),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, content_type), vary],
+            body.plain.clone(),
+        )
+            .into_response()
     }
 }
 
@@ -85,6 +117,22 @@ async fn landing() -> Html<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn gzip_is_taken_when_offered_and_not_refused() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            super::accepts_gzip(&h)
+        };
+        assert!(with("gzip"));
+        assert!(with("identity, gzip;q=0.5"));
+        assert!(with("GZIP"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("gzip; q=0.0"));
+        assert!(!with("br, deflate"));
+        assert!(!super::accepts_gzip(&HeaderMap::new()));
+    }
+
     use super::*;
     use crate::metrics::MetricsConfig;
     use crate::state::SnapshotHandle;
@@ -144,6 +192,69 @@ mod tests {
             "application/openmetrics-text; version=1.0.0; charset=utf-8"
         );
         assert!(body.ends_with("# EOF\n"));
+    }
+
+    #[tokio::test]
+    async fn a_gzip_scrape_inflates_to_the_plain_body_and_a_change_shows_at_once() {
+        use std::io::Read as _;
+        let snapshot = SnapshotHandle::default();
+        let metrics = Arc::new(Metrics::new(
+            &MetricsConfig::default(),
+            snapshot.clone(),
+            Arc::new(crate::ratelimit::SlidingWindow::new(
+                500,
+                crate::client::RATE_WINDOW,
+            )),
+            Arc::new(crate::clock::SystemClock),
+        ));
+        let app = router(metrics.clone());
+        let fetch = |gzip: bool| {
+            let app = app.clone();
+            async move {
+                let mut req = Request::get("/metrics");
+                if gzip {
+                    req = req.header(header::ACCEPT_ENCODING, "gzip, deflate");
+                }
+                let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+                let encoding = resp.headers().get(header::CONTENT_ENCODING).cloned();
+                let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+                (encoding, bytes)
+            }
+        };
+        let (encoding, zipped) = fetch(true).await;
+        assert_eq!(
+            encoding.as_ref().and_then(|v| v.to_str().ok()),
+            Some("gzip")
+        );
+        let mut inflated = String::new();
+        flate2::read::GzDecoder::new(&zipped[..])
+            .read_to_string(&mut inflated)
+            .unwrap();
+        let (encoding, plain) = fetch(false).await;
+        assert!(encoding.is_none());
+        assert_eq!(inflated.as_bytes(), &plain[..]);
+        assert!(
+            zipped.len() * 2 < plain.len(),
+            "{} vs {}",
+            zipped.len(),
+            plain.len()
+        );
+
+        // A counter moves: the next scrape shows it, from the cache's next encoding.
+        metrics.poll_error(crate::client::Reason::Timeout);
+        let (_, after) = fetch(false).await;
+        let text = String::from_utf8(after.to_vec()).unwrap();
+        assert!(text.contains(r#"env0_exporter_poll_errors_total{reason="timeout"} 1"#));
+        // A published snapshot does too.
+        let mut snap = (*snapshot.load()).clone();
+        snap.health.up = true;
+        snapshot.publish(snap);
+        let (_, after) = fetch(false).await;
+        assert!(
+            String::from_utf8(after.to_vec())
+                .unwrap()
+                .contains("env0_up 1")
+        );
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 
 mod collector;
 mod exemplar;
+mod exposition;
 mod labels;
 mod series;
 mod signals;
@@ -35,6 +36,7 @@ const DURATION: &str = "env0_deployment_duration_seconds";
 const QUEUE: &str = "env0_deployment_queue_duration_seconds";
 
 pub use collector::StateCollector;
+pub use exposition::Body;
 pub use signals::{APPROVAL_BUCKETS, RECOVERY_BUCKETS};
 
 /// Content type of the Prometheus text format 0.0.4.
@@ -90,6 +92,12 @@ pub struct Metrics {
     api_duration: Family<EndpointLabels, Histogram, Buckets>,
     poll_errors: Family<ReasonLabels, Counter>,
     series: Arc<SeriesCounts>,
+    /// Changes to the registered families since start, for the cached body's key.
+    changes: exposition::Changes,
+    /// The last scrape bodies encoded.
+    cache: exposition::Cache,
+    /// Where the snapshot, the budget and the time the body depends on come from.
+    sources: (SnapshotHandle, Arc<SlidingWindow>, SharedClock),
     webhook_events: Family<webhook::WebhookLabels, Counter>,
 }
 
@@ -158,6 +166,7 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION"),
             }),
         );
+        let sources = (snapshot.clone(), budget.clone(), clock.clone());
         registry.register_collector(Box::new(StateCollector::new(
             snapshot,
             budget,
@@ -175,12 +184,16 @@ impl Metrics {
             api_duration,
             poll_errors,
             series,
+            changes: exposition::Changes::default(),
+            cache: exposition::Cache::default(),
+            sources,
             webhook_events,
         }
     }
 
     /// Records a one-time event from the state.
     pub fn record(&self, event: &Event) {
+        self.changes.bump();
         match event {
             Event::Finished {
                 labels,
@@ -220,6 +233,7 @@ impl Metrics {
     /// feed, so `increase()` and `rate()` see its first finish instead of a series appearing
     /// at 1 (which they cannot tell from a series that was always 1).
     pub fn ensure_series(&self, labels: &DeploymentLabels) {
+        self.changes.bump();
         if FINISHED_STATUSES.contains(&&*labels.status) {
             let _ = self
                 .finished
@@ -248,9 +262,27 @@ impl Metrics {
 
     /// Counts a failed poll under its reason.
     pub fn poll_error(&self, reason: Reason) {
+        self.changes.bump();
         self.poll_errors
             .get_or_create(&ReasonLabels { reason })
             .inc();
+    }
+
+    /// The scrape body, `OpenMetrics` text when `openmetrics` else Prometheus text 0.0.4, plain
+    /// and gzip: encoded again only when the snapshot, a registered family or the budget left
+    /// changed since the last one (see [`exposition`]).
+    ///
+    /// # Errors
+    /// Only if formatting into a string fails, which it does not in practice.
+    pub fn body(&self, openmetrics: bool) -> Result<Arc<Body>, std::fmt::Error> {
+        let (snapshot, budget, clock) = &self.sources;
+        let key = exposition::Key {
+            snapshot: snapshot.version(),
+            changes: self.changes.get(),
+            budget: budget.remaining(clock.now()),
+        };
+        self.cache
+            .get_or_encode(usize::from(openmetrics), key, || self.encode(openmetrics))
     }
 
     /// Renders every metric; `OpenMetrics` text when `openmetrics`, else Prometheus text 0.0.4.
@@ -271,6 +303,7 @@ impl Metrics {
 /// Every HTTP attempt the client makes feeds the request counter and duration histogram.
 impl RequestObserver for Metrics {
     fn observe(&self, endpoint: Endpoint, outcome: Outcome, duration: Duration) {
+        self.changes.bump();
         self.api_requests
             .get_or_create(&ApiLabels {
                 endpoint,

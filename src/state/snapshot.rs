@@ -54,6 +54,8 @@ pub struct Snapshot {
 #[derive(Debug, Clone)]
 pub struct SnapshotHandle {
     current: Arc<RwLock<Arc<Snapshot>>>,
+    /// Bumped by every publish: what a cached scrape body was encoded from.
+    version: Arc<std::sync::atomic::AtomicU64>,
     polls: watch::Sender<u64>,
 }
 
@@ -61,6 +63,7 @@ impl Default for SnapshotHandle {
     fn default() -> Self {
         Self {
             current: Arc::new(RwLock::new(Arc::new(Snapshot::default()))),
+            version: Arc::default(),
             polls: watch::channel(0).0,
         }
     }
@@ -76,6 +79,12 @@ impl SnapshotHandle {
             .clone()
     }
 
+    /// How many snapshots were published.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Replaces the served snapshot in one step.
     pub fn publish(&self, snapshot: Snapshot) {
         let polls = snapshot.health.polls_completed;
@@ -83,6 +92,8 @@ impl SnapshotHandle {
             .current
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(snapshot);
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         self.polls.send_if_modified(|p| {
             let changed = *p != polls;
             *p = polls;
