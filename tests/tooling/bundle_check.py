@@ -57,8 +57,30 @@ RATE_INTERVAL = "1m"
 # label set is observed more than once (rate() cannot see the observation that creates a
 # series); the exporter polls every 20s and reads a 1h lookback so its 500 requests/minute go to
 # fresh changes instead of a 24h backfill. Measured: all data within ~45s (limit 180s).
-DEMO_ARGS = ["--sim-mean-deployment-interval", "1m", "--sim-time-scale", "0.05", "--poll-interval", "20s", "--lookback", "1h"]
+# The opt-in views are on, so that the project and environment panels have data.
+DEMO_ARGS = ["--sim-mean-deployment-interval", "1m", "--sim-time-scale", "0.05", "--poll-interval", "20s", "--lookback", "1h",
+             "--project-label", "--environment-metrics"]
 VAR_RE = re.compile(r"\$\{?(\w+)\}?")
+
+# Families that carry `project` with --project-label (docs/metrics.md), and the environment view.
+# Every dashboard selector of one of them must filter project=~"$project".
+PROJECT_FAMILIES = (
+    "env0_deployments", "env0_deployments_finished_total", "env0_deployment_duration_seconds",
+    "env0_deployment_queue_duration_seconds", "env0_deployment_resource_changes_total",
+    "env0_deployment_approval_wait_seconds", "env0_drift_detections_total",
+    "env0_environment_recovery_duration_seconds", "env0_environment_info",
+    "env0_environment_latest_deployment", "env0_environment_latest_deployment_finished_timestamp_seconds",
+)
+PROJECT_SELECTOR_RE = re.compile(
+    r"(?<![\w:])(" + "|".join(sorted(PROJECT_FAMILIES, key=len, reverse=True))
+    + r")(_bucket|_sum|_count)?(?![\w:])(\{[^}]*\})?")  # not inside a recording rule's name
+# Histograms whose buckets carry exemplars (OpenMetrics): panels reading them ask for exemplars.
+EXEMPLAR_BUCKETS = ("env0_deployment_duration_seconds_bucket", "env0_deployment_queue_duration_seconds_bucket")
+EXEMPLAR_LABELS = {"deployment", "env", "project"}
+# env0's page of an environment (docs/metrics.md), as the dashboard links it: from the ids of the
+# environment view's labels (`project` and `environment` are names).
+ENV0_LINK_RE = re.compile(r"^https://app\.env0\.com/p/\$\{__data\.fields\.(project_id)\}"
+                          r"/environments/\$\{__data\.fields\.(environment_id)\}$")
 
 
 class CheckFailed(Exception):
@@ -126,9 +148,15 @@ def check_dashboard_structure(dash: dict) -> list[str]:
     for name, query in want_vars.items():
         if name not in tvars or variable_query(tvars[name]) != query:
             problems.append(f"variable {name} must be {query}")
-    for name in ("deployment_type", "iac_tool", "trigger"):
+    for name in ("deployment_type", "iac_tool", "trigger", "project"):
         if name not in tvars:
             problems.append(f"filter variable {name} missing")
+    proj = tvars.get("project", {})
+    if proj and not (variable_query(proj).startswith("label_values(env0_deployments")
+                     and variable_query(proj).endswith(", project)")
+                     and proj.get("includeAll") and proj.get("allValue") == ".*"):
+        problems.append("variable project must be label_values(env0_deployments..., project) with All = .* "
+                        "(so that series without the label, --project-label off, still match)")
     for name, v in tvars.items():
         if name != "datasource" and v.get("datasource", {}).get("uid") != "${datasource}":
             problems.append(f"variable {name} does not use ${{datasource}}")
@@ -157,6 +185,51 @@ def check_dashboard_structure(dash: dict) -> list[str]:
             if "rate(" in t.get("expr", "") and "$__rate_interval" not in t["expr"] \
                     and not re.search(r"\[1h\]", t["expr"]):
                 problems.append(f"{where}: rate() without $__rate_interval")
+            for m in PROJECT_SELECTOR_RE.finditer(t.get("expr", "")):
+                if 'project=~"$project"' not in (m.group(3) or ""):
+                    problems.append(f'{where}: {m.group(0)} does not filter project=~"$project"')
+        problems += check_exemplars(p, where)
+        problems += check_env0_links(p, where)
+    return problems
+
+
+def check_exemplars(p: dict, where: str) -> list[str]:
+    """Time series panels of the histograms with exemplars ask for them (one target: every quantile
+    reads the same buckets); nothing else does (other panel types do not draw them)."""
+    targets = p.get("targets", [])
+    reads = any(b in t.get("expr", "") for t in targets for b in EXEMPLAR_BUCKETS)
+    asking = [t["refId"] for t in targets if t.get("exemplar")]
+    if reads and p.get("type") == "timeseries" and len(asking) != 1:
+        return [f"{where}: reads {'/'.join(EXEMPLAR_BUCKETS)} but {len(asking)} targets ask for exemplars (want 1)"]
+    if asking and not (reads and p.get("type") == "timeseries"):
+        return [f"{where}: targets {asking} ask for exemplars of a family that has none, or outside a time series"]
+    return []
+
+
+def check_env0_links(p: dict, where: str) -> list[str]:
+    """Links into env0 have the shape of env0's environment page, and every field they use is a
+    label the panel's query keeps."""
+    problems = []
+    links = list(p.get("links", []))
+    for o in p.get("fieldConfig", {}).get("overrides", []):
+        for prop in o.get("properties", []):
+            if prop.get("id") == "links":
+                links += prop.get("value") or []
+    exprs = " ".join(t.get("expr", "") for t in p.get("targets", []))
+    for link in links:
+        url = link.get("url", "")
+        if "env0.com" not in url:
+            continue
+        m = ENV0_LINK_RE.match(url)
+        if not m:
+            problems.append(f"{where}: env0 link {url} is not "
+                            "https://app.env0.com/p/${__data.fields.project_id}/environments/${__data.fields.environment_id}")
+            continue
+        for field in m.groups():
+            by = re.search(r"by \(([^)]*)\)", exprs)
+            kept = {x.strip() for x in by.group(1).split(",")} if by else set()
+            if field not in kept:
+                problems.append(f"{where}: env0 link uses field {field}, which the query does not keep ({sorted(kept)})")
     return problems
 
 
@@ -205,7 +278,10 @@ def cmd_dashboard(args) -> None:
         raise CheckFailed("dashboard structure:\n  " + "\n  ".join(problems))
     panels = [p for p in dash["panels"] if p.get("type") != "row"]
     say(f"  structure ok: uid={dash['uid']}, schemaVersion={dash['schemaVersion']}, {len(panels)} panels, "
-        "no __inputs, unique ids, gridPos, ${datasource} on every panel/target/variable")
+        "no __inputs, unique ids, gridPos, ${datasource} on every panel/target/variable; "
+        'project=~"$project" on every selector of a family with `project`; exemplars asked for by '
+        "each time series of the duration/queue histograms and nothing else; env0 links of env0's "
+        "shape, from labels the query keeps")
     check_grafana_schema(dash)
     queries = panel_queries(dash)
     variables = {v["name"] for v in dash["templating"]["list"]}
@@ -263,6 +339,15 @@ class PromAPI:
             raise CheckFailed(f"query failed: {body.get('errorType')}: {body.get('error')}\n  {expr}")
         return body["data"]["result"]
 
+    def exemplars(self, expr: str, seconds: int = 600) -> list[dict]:
+        now = time.time()
+        url = f"{self.base}/query_exemplars?" + urllib.parse.urlencode(
+            {"query": expr, "start": f"{now - seconds:.3f}", "end": f"{now:.3f}"})
+        body = json.loads(http_get(url, timeout=15))
+        if body.get("status") != "success":
+            raise CheckFailed(f"exemplar query failed: {body.get('error')}\n  {expr}")
+        return [e for series in body["data"] for e in series.get("exemplars", [])]
+
     def rules(self) -> list[dict]:
         body = json.loads(http_get(f"{self.base}/rules"))
         return [r for g in body["data"]["groups"] for r in g["rules"]]
@@ -311,11 +396,11 @@ def cmd_live(args) -> None:
             stdout=exp_log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True))
         wait_http(f"http://127.0.0.1:{exp_port}/-/healthy", procs[0], "exporter", 60, exp_log)
         say(f"  starting prometheus on 127.0.0.1:{prom_port}, scraping every {args.scrape_interval}s, "
-            "recording and alert rules loaded")
+            "recording and alert rules loaded, exemplar storage on")
         procs.append(subprocess.Popen(
             [args.prometheus, f"--config.file={work / 'prometheus.yml'}",
              f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{prom_port}",
-             "--log.level=warn"],
+             "--enable-feature=exemplar-storage", "--log.level=warn"],
             stdout=prom_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True))
         wait_http(f"http://127.0.0.1:{prom_port}/-/ready", procs[1], "prometheus", 60, prom_log)
         api = PromAPI(prom_port)
@@ -348,6 +433,8 @@ def cmd_live(args) -> None:
         if first_data:
             last = max(first_data, key=first_data.get)
             say(f"  slowest to get data: {last} after {first_data[last]:.0f}s")
+
+        check_live_exemplars(api, dash)
 
         # Alert expressions must evaluate; empty is fine (nothing is wrong in the demo).
         for name, expr in alerts:
@@ -390,6 +477,33 @@ def cmd_live(args) -> None:
             say(f"  kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def check_live_exemplars(api: PromAPI, dash: dict) -> None:
+    """Every target that asks for exemplars gets some from Prometheus (scraped in OpenMetrics,
+    exemplar storage on), each naming an env0 run by the labels the data source link uses."""
+    variables = {v["name"] for v in dash["templating"]["list"]}
+    checked = 0
+    for p in dash["panels"]:
+        for t in p.get("targets", []):
+            if not t.get("exemplar"):
+                continue
+            expr = substitute(t["expr"], variables)
+            found = api.exemplars(expr)
+            label = f'panel {p["id"]} "{p["title"]}" {t["refId"]}'
+            if not found:
+                raise CheckFailed(f"{label} asks for exemplars, Prometheus has none for it:\n  {expr}")
+            bad = [e["labels"] for e in found if set(e["labels"]) != EXEMPLAR_LABELS
+                   or not all(UUID_RE.match(v) for v in e["labels"].values())]
+            if bad:
+                raise CheckFailed(f"{label}: exemplars without the ids {sorted(EXEMPLAR_LABELS)}: {bad[:3]}")
+            checked += 1
+            say(f"  {label}: {len(found)} exemplars, each with {', '.join(sorted(EXEMPLAR_LABELS))} (env0 ids)")
+    if not checked:
+        raise CheckFailed("no dashboard target asks for exemplars")
 
 
 def panel_names(dash: dict) -> list[str]:
