@@ -513,7 +513,7 @@ def panel_names(dash: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- helm
 
-CORE_KINDS = {"Deployment", "Service", "Secret", "ServiceAccount", "ConfigMap"}
+CORE_KINDS = {"Deployment", "Service", "Secret", "ServiceAccount", "ConfigMap", "Ingress"}
 
 
 def render_chart(helm, values: dict | None) -> list[dict]:
@@ -523,7 +523,10 @@ def render_chart(helm, values: dict | None) -> list[dict]:
     for path, text in sorted(out.items()):
         if path.endswith("NOTES.txt"):
             continue
-        docs.extend(d for d in yaml.safe_load_all(text) if d)
+        try:
+            docs.extend(d for d in yaml.safe_load_all(text) if d)
+        except yaml.YAMLError as e:
+            raise CheckFailed(f"{path} rendered as something that is not YAML: {e}") from None
     return docs
 
 
@@ -560,6 +563,8 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
         expect(secret_word not in args_text, p, f"credential {secret_word!r} in container args")
     env = container_env(deploy)
     demo = v("demo", default=False)
+    webhook_on = bool(v("webhook", "enabled", default=False)) and not demo
+    webhook_in_chart_secret = webhook_on and not v("webhook", "existingSecret", default="")
     expect(("demo" in c.get("args", [])) == bool(demo), p, "demo arg does not follow values.demo")
     existing = v("env0", "existingSecret", default="")
     secret_file = v("env0", "apiSecretFile", "enabled", default=False)
@@ -568,7 +573,13 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
         expect("ENV0_API_KEY" not in env, p, "demo passes ENV0_API_KEY")
     else:
         secret_name = existing or "env0-env0-exporter"
-        expect(("Secret" in kinds) == (not existing), p, "Secret rendered iff no existingSecret")
+        expect(("Secret" in kinds) == (not existing or webhook_in_chart_secret), p,
+               "Secret rendered iff no existingSecret, or the chart keeps the webhook secret")
+        if existing and "Secret" in kinds:
+            data = kinds["Secret"][0].get("data", {})
+            expect(not {v("env0", "existingSecretKeys", "apiKey", default="ENV0_API_KEY"),
+                        v("env0", "existingSecretKeys", "apiSecret", default="ENV0_API_SECRET")} & set(data), p,
+                   "the chart's Secret holds credentials although env0.existingSecret is set")
         ref = env.get("ENV0_API_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
         expect(ref.get("name") == secret_name, p, f"ENV0_API_KEY not from Secret {secret_name}")
         if secret_file:
@@ -603,8 +614,10 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
         expect(env.get("ENV0_ORGANIZATION_ID", {}).get("value") == v("env0", "organizationId"), p,
                "ENV0_ORGANIZATION_ID not set from values")
 
+    p += check_rendered_views(values, env)
     svc = kinds["Service"][0]
     expect(svc["spec"]["ports"][0]["targetPort"] == "http", p, "service does not target port http")
+    p += check_rendered_webhook(values, kinds, c, env, svc)
     sm_on = v("serviceMonitor", "enabled", default=False)
     expect(("ServiceMonitor" in kinds) == bool(sm_on), p, "ServiceMonitor rendered iff serviceMonitor.enabled")
     if sm_on:
@@ -647,6 +660,83 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
     return p
 
 
+def check_rendered_views(values: dict, env: dict) -> list[str]:
+    """views.* and projects.* become the exporter's environment variables, exactly."""
+    p: list[str] = []
+    v = lambda *keys, default=None: _dig(values, keys, default)  # noqa: E731
+    for key, flag_env in (("projectLabel", "ENV0_EXPORTER_PROJECT_LABEL"),
+                          ("environmentMetrics", "ENV0_EXPORTER_ENVIRONMENT_METRICS")):
+        want = "true" if v("views", key, default=False) else None
+        expect(env.get(flag_env, {}).get("value") == want, p, f"{flag_env} is not {want!r} for views.{key}")
+    want = str(v("views", "maxSeriesPerMetric", default=5000))
+    expect(env.get("ENV0_EXPORTER_MAX_SERIES_PER_METRIC", {}).get("value") == want, p,
+           f"ENV0_EXPORTER_MAX_SERIES_PER_METRIC != {want!r}")
+    for key, flag_env in (("include", "ENV0_EXPORTER_PROJECTS"), ("exclude", "ENV0_EXPORTER_EXCLUDE_PROJECTS")):
+        want = ",".join(v("projects", key, default=[])) or None
+        expect(env.get(flag_env, {}).get("value") == want, p, f"{flag_env} != {want!r} (projects.{key})")
+    return p
+
+
+def check_rendered_webhook(values: dict, kinds: dict, c: dict, env: dict, svc: dict) -> list[str]:
+    """webhook.*: the secret only through a secretKeyRef (never in args or a plain value), the own
+    port on the container and the Service, and an Ingress that routes the webhook path only."""
+    p: list[str] = []
+    v = lambda *keys, default=None: _dig(values, keys, default)  # noqa: E731
+    on = bool(v("webhook", "enabled", default=False)) and not v("demo", default=False)
+    port = v("webhook", "port", default=0) if on else 0
+    key = v("webhook", "existingSecretKey", default="ENV0_EXPORTER_WEBHOOK_SECRET")
+    existing = v("webhook", "existingSecret", default="")
+    secret_value = v("webhook", "secret", default="")
+    ref = env.get("ENV0_EXPORTER_WEBHOOK_SECRET", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    expect(bool(ref) == on, p, "ENV0_EXPORTER_WEBHOOK_SECRET from a secretKeyRef iff webhook.enabled")
+    expect("value" not in env.get("ENV0_EXPORTER_WEBHOOK_SECRET", {}), p, "webhook secret as a plain env value")
+    args_text = " ".join(c.get("args", []))
+    expect("--webhook-secret" not in args_text and (not secret_value or secret_value not in args_text), p,
+           "webhook secret in container args")
+    expect(all(e.get("value") != secret_value for e in env.values()) or not secret_value, p,
+           "webhook secret inline in an env value")
+    if on:
+        want_name = existing or "env0-env0-exporter"
+        expect(ref.get("name") == want_name and ref.get("key") == key, p,
+               f"ENV0_EXPORTER_WEBHOOK_SECRET not from {want_name}/{key}")
+        if not existing:
+            data = kinds.get("Secret", [{}])[0].get("data", {})
+            import base64
+            expect(base64.b64decode(data.get(key, "")).decode() == secret_value, p,
+                   f"the chart's Secret does not hold webhook.secret under {key}")
+    listen = env.get("ENV0_EXPORTER_WEBHOOK_LISTEN_ADDRESS", {}).get("value")
+    expect(listen == (f"0.0.0.0:{port}" if port else None), p,
+           f"ENV0_EXPORTER_WEBHOOK_LISTEN_ADDRESS {listen!r} does not follow webhook.port {port}")
+    cports = {cp["name"]: cp["containerPort"] for cp in c.get("ports", [])}
+    sports = {sp["name"]: sp for sp in svc["spec"]["ports"]}
+    if port:
+        expect(cports.get("webhook") == port, p, f"no container port webhook = {port}")
+        expect(sports.get("webhook", {}).get("port") == port and sports["webhook"].get("targetPort") == "webhook",
+               p, f"no Service port webhook = {port} targeting the container's webhook port")
+    else:
+        expect("webhook" not in cports and "webhook" not in sports, p, "a webhook port without webhook.port")
+    ing_on = on and v("webhook", "ingress", "enabled", default=False)
+    expect(("Ingress" in kinds) == bool(ing_on), p, "Ingress rendered iff webhook.enabled and webhook.ingress.enabled")
+    if ing_on and "Ingress" in kinds:
+        ing = kinds["Ingress"][0]
+        rules = ing["spec"]["rules"]
+        paths = [path for r in rules for path in r["http"]["paths"]]
+        expect(len(rules) == 1 and len(paths) == 1 and paths[0]["path"] == "/webhooks/env0"
+               and paths[0]["pathType"] == "Exact", p, "the Ingress routes more than /webhooks/env0 (Exact)")
+        backend = paths[0]["backend"]["service"] if paths else {}
+        expect(backend.get("name") == svc["metadata"]["name"], p, "the Ingress backend is not the chart's Service")
+        expect(backend.get("port", {}).get("name") == ("webhook" if port else "http"), p,
+               "the Ingress backend port is not the webhook's (webhook with webhook.port, else http)")
+        expect(backend.get("port", {}).get("name") in sports, p, "the Ingress backend port is no Service port")
+        host = v("webhook", "ingress", "host", default="")
+        expect(rules[0].get("host") == (host or None), p, f"Ingress host is not {host!r}")
+        expect(ing["spec"].get("ingressClassName") == (v("webhook", "ingress", "className", default="") or None), p,
+               "Ingress class does not follow webhook.ingress.className")
+        expect(ing["spec"].get("tls") == (v("webhook", "ingress", "tls", default=[]) or None), p,
+               "Ingress tls does not follow webhook.ingress.tls")
+    return p
+
+
 def _dig(d, keys, default):
     for k in keys:
         if not isinstance(d, dict) or k not in d:
@@ -673,11 +763,40 @@ REFUSED_VALUES = [
     ("empty existingSecret, secret file on", {"env0": {"existingSecret": "", "apiSecretFile": {"enabled": True}}}),
 ]
 REFUSAL_NAMES = ["env0.apiKey", "env0.apiSecret", "env0.existingSecret", "demo=true"]
+# Webhook values that cannot work: (case, values, words the message must contain).
+_CREDS = {"env0": {"apiKey": "ci-key", "apiSecret": "ci-secret"}}
+REFUSED_WEBHOOK_VALUES = [
+    ("webhook without a secret", {**_CREDS, "webhook": {"enabled": True}},
+     ["webhook.secret", "webhook.existingSecret"]),
+    ("webhook Ingress without webhook", {**_CREDS, "webhook": {"ingress": {"enabled": True}}},
+     ["webhook.ingress.enabled", "webhook.enabled"]),
+    ("webhook with demo", {"demo": True, "webhook": {"enabled": True, "secret": "s"}},
+     ["webhook.enabled", "demo=true"]),
+    ("webhook port = exporter port", {**_CREDS, "webhook": {"enabled": True, "secret": "s", "port": 19180}},
+     ["webhook.port", "exporter.port"]),
+    ("webhook key = credential key", {**_CREDS, "webhook": {"enabled": True, "secret": "s",
+                                                              "existingSecretKey": "ENV0_API_KEY"}},
+     ["webhook.existingSecretKey", "env0.existingSecretKeys"]),
+]
 
 
 def check_refusals(helm) -> list[str]:
-    """Rendering fails, with a message naming every way out, for each of REFUSED_VALUES."""
+    """Rendering fails, with a message naming every way out, for each of REFUSED_VALUES and
+    REFUSED_WEBHOOK_VALUES."""
     problems = []
+    for name, values, words in REFUSED_WEBHOOK_VALUES:
+        try:
+            render_chart(helm, values)
+        except helm.HelmError as e:
+            missing = [w for w in words if w not in str(e)]
+            if missing:
+                problems.append(f"[{name}] render failed, but the message lacks {missing}: {e}")
+            else:
+                say(f"    [{name}] refused as it must: {str(e).split(': ', 1)[-1][:90]}...")
+        except CheckFailed as e:
+            problems.append(f"[{name}] rendered, and not even as YAML: {e}")
+        else:
+            problems.append(f"[{name}] rendered: the webhook could not work")
     for name, values in REFUSED_VALUES:
         try:
             render_chart(helm, values)
@@ -770,8 +889,9 @@ def cmd_helm(args) -> None:
     problems: list[str] = check_refusals(helm)
     problems += check_chart_metadata()
     cases = [(f.name, yaml.safe_load(f.read_text())) for f in sorted((CHART / "ci").glob("*-values.yaml"))]
-    if len(cases) < 5:
-        raise CheckFailed("expected ci/*-values.yaml for all-on, all-off, demo, existing-secret, secret-file")
+    if len(cases) < 6:
+        raise CheckFailed("expected ci/*-values.yaml for all-on, all-off, demo, existing-secret, secret-file, "
+                          "webhook-existing-secret")
     seen_kinds: set[str] = set()
     for name, values in cases:
         report = helm.lint(str(CHART), values, strict=True)
@@ -792,7 +912,7 @@ def cmd_helm(args) -> None:
         problems.extend(f"[{name}] {m}" for m in found)
         say(f"    [{name}] lint ok; rendered {', '.join(kinds)}; {len(core)} core objects pass "
             f"kubernetes-validate --strict; toggles checked" + ("" if not found else f" -- {len(found)} problems"))
-    for kind in ("Secret", "ServiceMonitor", "PrometheusRule", "ConfigMap", "ServiceAccount"):
+    for kind in ("Secret", "ServiceMonitor", "PrometheusRule", "ConfigMap", "ServiceAccount", "Ingress"):
         if kind not in seen_kinds:
             problems.append(f"no ci values file renders a {kind}")
     if problems:
