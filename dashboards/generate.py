@@ -86,7 +86,7 @@ L = Layout()
 
 
 def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False,
-           exemplar: bool = False) -> dict:
+           exemplar: bool = False, table: bool = False) -> dict:
     t = {
         "datasource": DS,
         "refId": ref,
@@ -95,6 +95,10 @@ def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False,
         "range": not instant,
         "instant": instant,
     }
+    if table:
+        # One frame with a column per label and one row per series (an instant query's default,
+        # a frame per series, would make the table show one series at a time).
+        t["format"] = "table"
     if exemplar:
         # Exemplars of the histogram's buckets: the latest env0 run each bucket counted
         # (OpenMetrics scrape, Prometheus --enable-feature=exemplar-storage). The data source's
@@ -586,7 +590,7 @@ def environment_panels() -> list[dict]:
                 f"env0_environment_latest_deployment{{{env_f}}} "
                 "* on (job, instance, environment_id) group_left () "
                 f"env0_environment_latest_deployment_finished_timestamp_seconds{{{EXP}, {PROJ}}}) * 1000",
-                instant=True)],
+                instant=True, table=True)],
         unit="short", w=18, h=8, pid=43,
         options={"showHeader": True, "sortBy": [{"displayName": "finished at", "desc": True}]},
         overrides=[
@@ -601,7 +605,6 @@ def environment_panels() -> list[dict]:
         ],
     ))
     p[-1]["transformations"] = [
-        {"id": "labelsToFields", "options": {"mode": "columns"}},
         {"id": "organize", "options": {
             "excludeByName": {"Time": True},
             "indexByName": {"environment": 0, "project": 1, "deployment_type": 2, "status": 3,
