@@ -24,14 +24,26 @@ RUNBOOK = "https://github.com/env0-exporter/env0-exporter/blob/main/docs/runbook
 
 # Label filters. Every dashboard variable is matched with =~ so that "All" (.*) works.
 EXP = 'job=~"$job", instance=~"$instance"'
-DEP = EXP + ', deployment_type=~"$deployment_type", iac_tool=~"$iac_tool"'
+# `project` exists only with --project-label: project=~".*" (All) also matches series without it.
+PROJ = 'project=~"$project"'
+# The families of deployments carry deployment_type, iac_tool and (opt-in) project.
+DEP = EXP + ', deployment_type=~"$deployment_type", iac_tool=~"$iac_tool", ' + PROJ
 DEP_T = DEP + ', trigger=~"$trigger"'
+# Families without deployment_type (drift detections, time to restore).
+TOOL = EXP + ', iac_tool=~"$iac_tool", ' + PROJ
 FAILED = 'status=~"FAILURE|TIMEOUT|INTERNAL_FAILURE"'
 CONCLUSIVE = 'status=~"SUCCESS|FAILURE|TIMEOUT|INTERNAL_FAILURE"'
+# env0's page of an environment, from the labels of the environment view (--environment-metrics).
+ENV0_ENVIRONMENT_URL = ("https://app.env0.com/p/${__data.fields.project_id}"
+                        "/environments/${__data.fields.environment_id}")
 
 
 class Layout:
-    """Hands out panel ids and grid positions, row by row, 24 columns wide."""
+    """Hands out panel ids and grid positions, row by row, 24 columns wide.
+
+    Panels of the first release get ids in the order they are built (1..38); panels added since
+    pass `pid=` (39 and up), so that adding a panel never renumbers the others (links with
+    ?viewPanel=N, the live check's allowlist)."""
 
     def __init__(self) -> None:
         self.next_id = 1
@@ -43,11 +55,11 @@ class Layout:
         self.next_id += 1
         return self.next_id - 1
 
-    def row(self, title: str) -> dict:
+    def row(self, title: str, pid: int | None = None) -> dict:
         self._newline()
         panel = {
             "type": "row",
-            "id": self._id(),
+            "id": pid or self._id(),
             "title": title,
             "collapsed": False,
             "panels": [],
@@ -56,13 +68,13 @@ class Layout:
         self.y += 1
         return panel
 
-    def place(self, w: int, h: int) -> tuple[int, dict]:
+    def place(self, w: int, h: int, pid: int | None = None) -> tuple[int, dict]:
         if self.x + w > 24:
             self._newline()
         pos = {"h": h, "w": w, "x": self.x, "y": self.y}
         self.x += w
         self.row_h = max(self.row_h, h)
-        return self._id(), pos
+        return pid or self._id(), pos
 
     def _newline(self) -> None:
         self.y += self.row_h
@@ -73,7 +85,8 @@ class Layout:
 L = Layout()
 
 
-def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> dict:
+def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False,
+           exemplar: bool = False, table: bool = False) -> dict:
     t = {
         "datasource": DS,
         "refId": ref,
@@ -82,6 +95,15 @@ def target(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -
         "range": not instant,
         "instant": instant,
     }
+    if table:
+        # One frame with a column per label and one row per series (an instant query's default,
+        # a frame per series, would make the table show one series at a time).
+        t["format"] = "table"
+    if exemplar:
+        # Exemplars of the histogram's buckets: the latest env0 run each bucket counted
+        # (OpenMetrics scrape, Prometheus --enable-feature=exemplar-storage). The data source's
+        # exemplar link (label `deployment`) opens the run in env0: docs/monitoring.md.
+        t["exemplar"] = True
     return t
 
 
@@ -110,8 +132,9 @@ def panel(
     mappings: list | None = None,
     overrides: list | None = None,
     alert: str | None = None,
+    pid: int | None = None,
 ) -> dict:
-    pid, pos = L.place(w, h)
+    pid, pos = L.place(w, h, pid)
     defaults: dict = {"unit": unit, "thresholds": steps, "color": {"mode": "palette-classic"}}
     if kind in ("stat", "gauge", "bargauge"):
         defaults["color"] = {"mode": "thresholds"}
@@ -146,7 +169,7 @@ def panel(
     return p
 
 
-def timeseries(title, description, targets, *, stack=False, bars=False, **kw) -> dict:
+def timeseries(title, description, targets, *, stack=False, bars=False, legend_bottom=False, **kw) -> dict:
     custom = {
         "drawStyle": "bars" if bars else "line",
         "fillOpacity": 60 if bars else 10,
@@ -160,6 +183,8 @@ def timeseries(title, description, targets, *, stack=False, bars=False, **kw) ->
                    "calcs": ["lastNotNull", "max"]},
         "tooltip": {"mode": "multi", "sort": "desc"},
     }
+    if legend_bottom:
+        options["legend"] = {"displayMode": "list", "placement": "bottom", "showLegend": True, "calcs": []}
     return panel("timeseries", title, description, targets, custom=custom, options=options, **kw)
 
 
@@ -187,14 +212,19 @@ def bargauge(title, description, targets, **kw) -> dict:
     return panel("bargauge", title, description, targets, options=options, **kw)
 
 
-def quantiles(metric: str, by: str, filters: str) -> list[dict]:
+def quantiles(metric: str, by: str, filters: str, qs=(0.5, 0.9, 0.99), window: str = "$__rate_interval",
+              exemplar: bool = False) -> list[dict]:
+    """One target per quantile. With exemplar=True the first target asks for the exemplars (one
+    query is enough: every quantile reads the same bucket series, so more would repeat them)."""
+    group = f"{by}, le" if by else "le"
     return [
         target(
-            f"histogram_quantile({q}, sum by ({by}, le) "
-            f"(rate({metric}_bucket{{{filters}}}[$__rate_interval])))",
-            f"p{round(q * 100)} {{{{{by}}}}}",
+            f"histogram_quantile({q}, sum by ({group}) "
+            f"(rate({metric}_bucket{{{filters}}}[{window}])))",
+            f"p{round(q * 100)} {{{{{by}}}}}" if by else f"p{round(q * 100)}",
+            exemplar=exemplar and i == 0,
         )
-        for q in (0.5, 0.9, 0.99)
+        for i, q in enumerate(qs)
     ]
 
 
@@ -221,6 +251,24 @@ DRIFT_COLORS = [
     status_color("DISABLED", "blue"),
 ]
 RATIO_STEPS = thresholds((None, "green"), (0.1, "orange"), (0.25, "red"))
+ACTION_COLORS = [
+    status_color("added", "green"),
+    status_color("changed", "blue"),
+    status_color("destroyed", "red"),
+    status_color("imported", "purple"),
+]
+DRIFT_RESULT_COLORS = [
+    status_color("clean", "green"),
+    status_color("drifted", "red"),
+    status_color("failed", "orange"),
+]
+WEBHOOK_COLORS = [
+    status_color("accepted", "green"),
+    status_color("duplicate", "blue"),
+    status_color("ignored", "text"),
+    status_color("bad_signature", "red"),
+    status_color("bad_request", "orange"),
+]
 
 
 def unfinished_count(status: str, label: str, steps: dict) -> dict:
@@ -283,24 +331,45 @@ def build_panels() -> list[dict]:
         [target(f"sum by (trigger) (env0_deployments{{{DEP_T}}})", "{{trigger}}", instant=True)],
         unit="short", w=12,
     ))
+    p.append(timeseries(
+        "Deployments finished per hour by project",
+        "Finished deployments per hour by env0 project. Needs the exporter's --project-label "
+        "(chart: views.projectLabel); without it, one unnamed series with the total. Projects past "
+        "--max-series-per-metric share project=\"other\".",
+        [target(f"sum by (project) (rate(env0_deployments_finished_total{{{DEP_T}}}[$__rate_interval])) * 3600",
+                "{{project}}")],
+        stack=True, unit="short", w=12, pid=39,
+    ))
+    p.append(timeseries(
+        "Failure ratio by project (1h)",
+        "Share of conclusive runs that failed over the last hour, by project, from the recording "
+        "rule project:env0_deployments_failed:ratio_rate1h. Needs --project-label (chart: "
+        "views.projectLabel); without it, one unnamed series for all projects.",
+        [target('project:env0_deployments_failed:ratio_rate1h{job=~"$job", project=~"$project"}',
+                "{{project}}")],
+        unit="percentunit", min_=0, max_=1, steps=RATIO_STEPS, w=12, pid=40,
+    ))
 
     p.append(L.row("Durations"))
     dur_f = DEP
+    exemplars = (" Exemplars (the stars) are single env0 runs: with the data source's exemplar link set "
+                 "(docs/monitoring.md, label `deployment`) a click opens the run in env0.")
     p.append(timeseries(
         "Run duration p50/p90/p99 by deployment type",
         "finishedAt - startedAt of deployments that finished in the interval, from the "
-        "env0_deployment_duration_seconds histogram.",
-        quantiles("env0_deployment_duration_seconds", "deployment_type", dur_f), unit="s", w=12,
+        "env0_deployment_duration_seconds histogram." + exemplars,
+        quantiles("env0_deployment_duration_seconds", "deployment_type", dur_f, exemplar=True), unit="s", w=12,
     ))
     p.append(timeseries(
         "Run duration p50/p90/p99 by IaC tool",
-        "finishedAt - startedAt by IaC tool, from the env0_deployment_duration_seconds histogram.",
-        quantiles("env0_deployment_duration_seconds", "iac_tool", dur_f), unit="s", w=12,
+        "finishedAt - startedAt by IaC tool, from the env0_deployment_duration_seconds histogram." + exemplars,
+        quantiles("env0_deployment_duration_seconds", "iac_tool", dur_f, exemplar=True), unit="s", w=12,
     ))
     p.append(timeseries(
         "Queue wait p50/p90/p99 by deployment type",
-        "startedAt - queuedAt: how long deployments waited for an agent or a concurrency slot.",
-        quantiles("env0_deployment_queue_duration_seconds", "deployment_type", dur_f), unit="s", w=12,
+        "startedAt - queuedAt: how long deployments waited for an agent or a concurrency slot." + exemplars,
+        quantiles("env0_deployment_queue_duration_seconds", "deployment_type", dur_f, exemplar=True),
+        unit="s", w=12,
     ))
     p.append(bargauge(
         "Run duration p90 over the last hour by deployment type",
@@ -383,6 +452,9 @@ def build_panels() -> list[dict]:
                                        "renameByName": {"Value": "finished at"}}},
     ]
 
+    p.extend(environment_panels())
+    p.extend(signal_panels())
+
     p.append(L.row("Exporter health"))
     p.append(stat(
         "env0 API reachable (env0_up)",
@@ -401,14 +473,16 @@ def build_panels() -> list[dict]:
         mappings=[{"type": "value", "options": {"0": {"text": "DOWN"}, "1": {"text": "UP"}}}],
         w=6, alert="Env0ExporterDown",
     ))
-    p.append(stat(
+    p.append(timeseries(
         "Age of the last successful poll",
-        "Seconds since the exporter last polled env0 successfully. Env0ExporterDataStale fires "
-        "past 3 poll intervals (180s at the default 60s).",
-        [target(f"time() - max(env0_exporter_last_successful_poll_timestamp_seconds{{{EXP}}})",
-                instant=True)],
-        unit="s", steps=thresholds((None, "green"), (120, "orange"), (180, "red")), w=6,
-        alert="Env0ExporterDataStale",
+        "Seconds since the exporter last polled env0 successfully, and the age at which "
+        "Env0ExporterDataStale starts: 3 poll intervals, the interval being the mean time between "
+        "successful polls over 6 hours (recording rule "
+        "instance:env0_exporter_poll_interval_seconds:mean6h), at least 60s.",
+        [target(f"time() - env0_exporter_last_successful_poll_timestamp_seconds{{{EXP}}}", "{{instance}}"),
+         target(f"3 * clamp_min(instance:env0_exporter_poll_interval_seconds:mean6h{{{EXP}}}, 60)",
+                "stale after {{instance}}")],
+        unit="s", w=6, h=5, legend_bottom=True, alert="Env0ExporterDataStale",
     ))
     p.append(stat(
         "API budget remaining",
@@ -470,6 +544,163 @@ def build_panels() -> list[dict]:
     ))
     p[-1]["options"]["textMode"] = "name"
     p[-1]["options"]["colorMode"] = "none"
+    p.append(timeseries(
+        "Webhook deliveries by outcome",
+        "env0 webhook deliveries received on POST /webhooks/env0 per second, by outcome: accepted, "
+        "duplicate, ignored, bad_signature (401: wrong or missing signature), bad_request. Empty "
+        "unless webhooks are on (--webhook-secret). Env0WebhookSignatureFailures fires on "
+        "repeated bad_signature.",
+        [target(f"sum by (outcome) (rate(env0_exporter_webhook_events_total{{{EXP}}}[$__rate_interval]))",
+                "{{outcome}}")],
+        unit="reqps", overrides=WEBHOOK_COLORS, w=12, alert="Env0WebhookSignatureFailures", pid=55,
+    ))
+    p.append(bargauge(
+        "Series per family",
+        "Label sets of each deployment family and of the environment view "
+        "(env0_exporter_series). --max-series-per-metric (default 5000) bounds them: past it, the "
+        "least busy projects fold into project=\"other\". Orange at 80% and red at 100% of the "
+        "default budget.",
+        [target(f"max by (metric) (env0_exporter_series{{{EXP}}})", "{{metric}}", instant=True)],
+        unit="short", steps=thresholds((None, "green"), (4000, "orange"), (5000, "red")), w=12, pid=56,
+    ))
+    return p
+
+
+def environment_panels() -> list[dict]:
+    """The per-environment view (--environment-metrics): which environments' latest run failed."""
+    env_f = f'{EXP}, deployment_type=~"$deployment_type", {PROJ}, {FAILED}'
+    p = [L.row("Environments", pid=41)]
+    p.append(stat(
+        "Environments failing now",
+        "Environments whose latest run (env0's latestDeploymentLog) ended in FAILURE, TIMEOUT or "
+        "INTERNAL_FAILURE. Needs the exporter's --environment-metrics (chart: "
+        "views.environmentMetrics); \"none\" without it. Env0EnvironmentLatestDeploymentFailed "
+        "fires for each after 15 minutes.",
+        [target(f"count(env0_environment_latest_deployment{{{env_f}}})", "failed", instant=True)],
+        steps=thresholds((None, "green"), (1, "red")), no_value="none", w=6, h=8,
+        alert="Env0EnvironmentLatestDeploymentFailed", pid=42,
+    ))
+    p.append(panel(
+        "table",
+        "Environments whose latest run failed",
+        "One row per environment whose latest run failed, with its project, the run's type and "
+        "status, and when it finished. The environment name links to the environment in env0. "
+        "Needs --environment-metrics.",
+        [target(f"max by (environment, project, deployment_type, status, environment_id, project_id) ("
+                f"env0_environment_latest_deployment{{{env_f}}} "
+                "* on (job, instance, environment_id) group_left () "
+                f"env0_environment_latest_deployment_finished_timestamp_seconds{{{EXP}, {PROJ}}}) * 1000",
+                instant=True, table=True)],
+        unit="short", w=18, h=8, pid=43,
+        options={"showHeader": True, "sortBy": [{"displayName": "finished at", "desc": True}]},
+        overrides=[
+            {"matcher": {"id": "byName", "options": "environment"},
+             "properties": [{"id": "links", "value": [{
+                 "title": "Open ${__data.fields.environment} in env0",
+                 "url": ENV0_ENVIRONMENT_URL,
+                 "targetBlank": True,
+             }]}]},
+            {"matcher": {"id": "byName", "options": "finished at"},
+             "properties": [{"id": "unit", "value": "dateTimeAsIso"}]},
+        ],
+    ))
+    p[-1]["transformations"] = [
+        {"id": "organize", "options": {
+            "excludeByName": {"Time": True},
+            "indexByName": {"environment": 0, "project": 1, "deployment_type": 2, "status": 3,
+                            "Value": 4, "environment_id": 5, "project_id": 6},
+            "renameByName": {"Value": "finished at"},
+        }},
+    ]
+    return p
+
+
+def signal_panels() -> list[dict]:
+    """IaC signals: resource changes, approval waits, time to restore, drift detection results."""
+    deploys = f'{TOOL}, deployment_type="deploy"'
+    p = [L.row("IaC signals", pid=44)]
+    p.append(timeseries(
+        "Resources changed by deploys per hour, by action",
+        "Resources in the plan summaries of finished deploy runs (env0_deployment_resource_changes_total), "
+        "per hour, by action (added, changed, destroyed, imported). A replacement counts as "
+        "destroyed and added. Env0MassDestroy fires above 20 destroyed in 15 minutes.",
+        [target(f"sum by (action) (rate(env0_deployment_resource_changes_total{{{deploys}}}[$__rate_interval])) * 3600",
+                "{{action}}")],
+        stack=True, bars=True, overrides=ACTION_COLORS, w=12, alert="Env0MassDestroy", pid=45,
+    ))
+    p.append(timeseries(
+        "Planned resource changes per hour by deployment type",
+        "What the plan-only runs (PR plans, drift detections, remote plans, ...) would change, per "
+        "hour, by deployment type and action: the plans' numbers, not changes made.",
+        [target(f'sum by (deployment_type, action) (rate(env0_deployment_resource_changes_total{{{DEP}, '
+                'deployment_type!="deploy"}[$__rate_interval])) * 3600', "{{deployment_type}} {{action}}")],
+        stack=True, w=12, pid=46,
+    ))
+    p.append(stat(
+        "Resources destroyed by deploys (15m)",
+        "Resources destroyed by finished deploy runs in the last 15 minutes, all projects together. "
+        "Env0MassDestroy fires above 20 (per project with --project-label).",
+        [target(f'sum(increase(env0_deployment_resource_changes_total{{{deploys}, action="destroyed"}}[15m]))',
+                "destroyed", instant=True)],
+        steps=thresholds((None, "green"), (10, "orange"), (20, "red")), w=6, h=8,
+        alert="Env0MassDestroy", pid=47,
+    ))
+    p.append(timeseries(
+        "Approval wait p50/p90 (1h window)",
+        "How long runs waited WAITING_FOR_USER before someone approved, cancelled or aborted them "
+        "(env0_deployment_approval_wait_seconds), over a sliding hour. Measured by the exporter's "
+        "sightings, so precise to one poll interval (or to a webhook delivery).",
+        quantiles("env0_deployment_approval_wait_seconds", "", DEP, qs=(0.5, 0.9), window="1h"),
+        unit="s", w=12, pid=48,
+    ))
+    p.append(stat(
+        "Approval wait p90 (1 day)",
+        "90th percentile of the approval waits of the last day, from the recording rule "
+        "job:env0_deployment_approval_wait_seconds:p90_1d (all types and tools).",
+        [target('job:env0_deployment_approval_wait_seconds:p90_1d{job=~"$job"}', "{{job}}", instant=True)],
+        unit="s", steps=thresholds((None, "green"), (3600, "orange"), (14400, "red")), w=6, h=8, pid=49,
+    ))
+    recovery = "env0_environment_recovery_duration_seconds"
+    p.append(stat(
+        "Time to restore, mean (7d)",
+        "DORA time to restore: from an environment's first failed deploy to its next successful "
+        "one, mean over the last 7 days (env0_environment_recovery_duration_seconds).",
+        [target(f"sum(increase({recovery}_sum{{{TOOL}}}[7d])) / sum(increase({recovery}_count{{{TOOL}}}[7d]))",
+                "mean", instant=True)],
+        unit="s", steps=thresholds((None, "green"), (86400, "orange"), (604800, "red")), w=6, h=8, pid=50,
+    ))
+    p.append(stat(
+        "Time to restore, p90 (7d)",
+        "90th percentile of the times to restore of the last 7 days.",
+        [target(f"histogram_quantile(0.9, sum by (le) (increase({recovery}_bucket{{{TOOL}}}[7d])))",
+                "p90", instant=True)],
+        unit="s", steps=thresholds((None, "green"), (86400, "orange"), (604800, "red")), w=6, h=8, pid=51,
+    ))
+    p.append(timeseries(
+        "Time to restore over time (7d mean and p90)",
+        "The DORA time to restore as it evolves, from the recording rules "
+        "job:env0_environment_recovery_duration_seconds:mean7d and :p90_7d (all tools and projects).",
+        [target('job:env0_environment_recovery_duration_seconds:mean7d{job=~"$job"}', "mean {{job}}"),
+         target('job:env0_environment_recovery_duration_seconds:p90_7d{job=~"$job"}', "p90 {{job}}")],
+        unit="s", w=12, pid=52,
+    ))
+    p.append(timeseries(
+        "Drift detections per hour by result",
+        "Finished driftDetection runs per hour (env0_drift_detections_total): drifted, clean, or "
+        "failed (the run itself did not succeed).",
+        [target(f"sum by (result) (rate(env0_drift_detections_total{{{TOOL}}}[$__rate_interval])) * 3600",
+                "{{result}}")],
+        stack=True, bars=True, overrides=DRIFT_RESULT_COLORS, w=12, pid=53,
+    ))
+    p.append(timeseries(
+        "Failed drift detections (6h share)",
+        "Share of the drift detections of the last 6 hours whose run failed, from the recording rule "
+        "job:env0_drift_detections_failed:ratio_increase6h. Env0DriftDetectionsFailing fires above "
+        "50% with at least 5 drift detections in the 6 hours.",
+        [target('job:env0_drift_detections_failed:ratio_increase6h{job=~"$job"}', "{{job}}")],
+        unit="percentunit", min_=0, max_=1, steps=thresholds((None, "green"), (0.25, "orange"), (0.5, "red")),
+        w=12, alert="Env0DriftDetectionsFailing", pid=54,
+    ))
     return p
 
 
@@ -513,6 +744,8 @@ def dashboard() -> dict:
                  'label_values(env0_deployments{job=~"$job"}, deployment_type)'),
         variable("iac_tool", "IaC tool", 'label_values(env0_deployments{job=~"$job"}, iac_tool)'),
         variable("trigger", "Trigger", 'label_values(env0_deployments{job=~"$job"}, trigger)'),
+        # Values only with --project-label; "All" (.*) matches series without the label too.
+        variable("project", "Project", 'label_values(env0_deployments{job=~"$job"}, project)'),
     ]
     return {
         "uid": "env0-exporter",

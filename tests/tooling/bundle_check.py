@@ -57,8 +57,30 @@ RATE_INTERVAL = "1m"
 # label set is observed more than once (rate() cannot see the observation that creates a
 # series); the exporter polls every 20s and reads a 1h lookback so its 500 requests/minute go to
 # fresh changes instead of a 24h backfill. Measured: all data within ~45s (limit 180s).
-DEMO_ARGS = ["--sim-mean-deployment-interval", "1m", "--sim-time-scale", "0.05", "--poll-interval", "20s", "--lookback", "1h"]
+# The opt-in views are on, so that the project and environment panels have data.
+DEMO_ARGS = ["--sim-mean-deployment-interval", "1m", "--sim-time-scale", "0.05", "--poll-interval", "20s", "--lookback", "1h",
+             "--project-label", "--environment-metrics"]
 VAR_RE = re.compile(r"\$\{?(\w+)\}?")
+
+# Families that carry `project` with --project-label (docs/metrics.md), and the environment view.
+# Every dashboard selector of one of them must filter project=~"$project".
+PROJECT_FAMILIES = (
+    "env0_deployments", "env0_deployments_finished_total", "env0_deployment_duration_seconds",
+    "env0_deployment_queue_duration_seconds", "env0_deployment_resource_changes_total",
+    "env0_deployment_approval_wait_seconds", "env0_drift_detections_total",
+    "env0_environment_recovery_duration_seconds", "env0_environment_info",
+    "env0_environment_latest_deployment", "env0_environment_latest_deployment_finished_timestamp_seconds",
+)
+PROJECT_SELECTOR_RE = re.compile(
+    r"(?<![\w:])(" + "|".join(sorted(PROJECT_FAMILIES, key=len, reverse=True))
+    + r")(_bucket|_sum|_count)?(?![\w:])(\{[^}]*\})?")  # not inside a recording rule's name
+# Histograms whose buckets carry exemplars (OpenMetrics): panels reading them ask for exemplars.
+EXEMPLAR_BUCKETS = ("env0_deployment_duration_seconds_bucket", "env0_deployment_queue_duration_seconds_bucket")
+EXEMPLAR_LABELS = {"deployment", "env", "project"}
+# env0's page of an environment (docs/metrics.md), as the dashboard links it: from the ids of the
+# environment view's labels (`project` and `environment` are names).
+ENV0_LINK_RE = re.compile(r"^https://app\.env0\.com/p/\$\{__data\.fields\.(project_id)\}"
+                          r"/environments/\$\{__data\.fields\.(environment_id)\}$")
 
 
 class CheckFailed(Exception):
@@ -126,9 +148,15 @@ def check_dashboard_structure(dash: dict) -> list[str]:
     for name, query in want_vars.items():
         if name not in tvars or variable_query(tvars[name]) != query:
             problems.append(f"variable {name} must be {query}")
-    for name in ("deployment_type", "iac_tool", "trigger"):
+    for name in ("deployment_type", "iac_tool", "trigger", "project"):
         if name not in tvars:
             problems.append(f"filter variable {name} missing")
+    proj = tvars.get("project", {})
+    if proj and not (variable_query(proj).startswith("label_values(env0_deployments")
+                     and variable_query(proj).endswith(", project)")
+                     and proj.get("includeAll") and proj.get("allValue") == ".*"):
+        problems.append("variable project must be label_values(env0_deployments..., project) with All = .* "
+                        "(so that series without the label, --project-label off, still match)")
     for name, v in tvars.items():
         if name != "datasource" and v.get("datasource", {}).get("uid") != "${datasource}":
             problems.append(f"variable {name} does not use ${{datasource}}")
@@ -157,6 +185,51 @@ def check_dashboard_structure(dash: dict) -> list[str]:
             if "rate(" in t.get("expr", "") and "$__rate_interval" not in t["expr"] \
                     and not re.search(r"\[1h\]", t["expr"]):
                 problems.append(f"{where}: rate() without $__rate_interval")
+            for m in PROJECT_SELECTOR_RE.finditer(t.get("expr", "")):
+                if 'project=~"$project"' not in (m.group(3) or ""):
+                    problems.append(f'{where}: {m.group(0)} does not filter project=~"$project"')
+        problems += check_exemplars(p, where)
+        problems += check_env0_links(p, where)
+    return problems
+
+
+def check_exemplars(p: dict, where: str) -> list[str]:
+    """Time series panels of the histograms with exemplars ask for them (one target: every quantile
+    reads the same buckets); nothing else does (other panel types do not draw them)."""
+    targets = p.get("targets", [])
+    reads = any(b in t.get("expr", "") for t in targets for b in EXEMPLAR_BUCKETS)
+    asking = [t["refId"] for t in targets if t.get("exemplar")]
+    if reads and p.get("type") == "timeseries" and len(asking) != 1:
+        return [f"{where}: reads {'/'.join(EXEMPLAR_BUCKETS)} but {len(asking)} targets ask for exemplars (want 1)"]
+    if asking and not (reads and p.get("type") == "timeseries"):
+        return [f"{where}: targets {asking} ask for exemplars of a family that has none, or outside a time series"]
+    return []
+
+
+def check_env0_links(p: dict, where: str) -> list[str]:
+    """Links into env0 have the shape of env0's environment page, and every field they use is a
+    label the panel's query keeps."""
+    problems = []
+    links = list(p.get("links", []))
+    for o in p.get("fieldConfig", {}).get("overrides", []):
+        for prop in o.get("properties", []):
+            if prop.get("id") == "links":
+                links += prop.get("value") or []
+    exprs = " ".join(t.get("expr", "") for t in p.get("targets", []))
+    for link in links:
+        url = link.get("url", "")
+        if "env0.com" not in url:
+            continue
+        m = ENV0_LINK_RE.match(url)
+        if not m:
+            problems.append(f"{where}: env0 link {url} is not "
+                            "https://app.env0.com/p/${__data.fields.project_id}/environments/${__data.fields.environment_id}")
+            continue
+        for field in m.groups():
+            by = re.search(r"by \(([^)]*)\)", exprs)
+            kept = {x.strip() for x in by.group(1).split(",")} if by else set()
+            if field not in kept:
+                problems.append(f"{where}: env0 link uses field {field}, which the query does not keep ({sorted(kept)})")
     return problems
 
 
@@ -205,7 +278,10 @@ def cmd_dashboard(args) -> None:
         raise CheckFailed("dashboard structure:\n  " + "\n  ".join(problems))
     panels = [p for p in dash["panels"] if p.get("type") != "row"]
     say(f"  structure ok: uid={dash['uid']}, schemaVersion={dash['schemaVersion']}, {len(panels)} panels, "
-        "no __inputs, unique ids, gridPos, ${datasource} on every panel/target/variable")
+        "no __inputs, unique ids, gridPos, ${datasource} on every panel/target/variable; "
+        'project=~"$project" on every selector of a family with `project`; exemplars asked for by '
+        "each time series of the duration/queue histograms and nothing else; env0 links of env0's "
+        "shape, from labels the query keeps")
     check_grafana_schema(dash)
     queries = panel_queries(dash)
     variables = {v["name"] for v in dash["templating"]["list"]}
@@ -263,6 +339,15 @@ class PromAPI:
             raise CheckFailed(f"query failed: {body.get('errorType')}: {body.get('error')}\n  {expr}")
         return body["data"]["result"]
 
+    def exemplars(self, expr: str, seconds: int = 600) -> list[dict]:
+        now = time.time()
+        url = f"{self.base}/query_exemplars?" + urllib.parse.urlencode(
+            {"query": expr, "start": f"{now - seconds:.3f}", "end": f"{now:.3f}"})
+        body = json.loads(http_get(url, timeout=15))
+        if body.get("status") != "success":
+            raise CheckFailed(f"exemplar query failed: {body.get('error')}\n  {expr}")
+        return [e for series in body["data"] for e in series.get("exemplars", [])]
+
     def rules(self) -> list[dict]:
         body = json.loads(http_get(f"{self.base}/rules"))
         return [r for g in body["data"]["groups"] for r in g["rules"]]
@@ -311,11 +396,11 @@ def cmd_live(args) -> None:
             stdout=exp_log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True))
         wait_http(f"http://127.0.0.1:{exp_port}/-/healthy", procs[0], "exporter", 60, exp_log)
         say(f"  starting prometheus on 127.0.0.1:{prom_port}, scraping every {args.scrape_interval}s, "
-            "recording and alert rules loaded")
+            "recording and alert rules loaded, exemplar storage on")
         procs.append(subprocess.Popen(
             [args.prometheus, f"--config.file={work / 'prometheus.yml'}",
              f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{prom_port}",
-             "--log.level=warn"],
+             "--enable-feature=exemplar-storage", "--log.level=warn"],
             stdout=prom_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True))
         wait_http(f"http://127.0.0.1:{prom_port}/-/ready", procs[1], "prometheus", 60, prom_log)
         api = PromAPI(prom_port)
@@ -348,6 +433,8 @@ def cmd_live(args) -> None:
         if first_data:
             last = max(first_data, key=first_data.get)
             say(f"  slowest to get data: {last} after {first_data[last]:.0f}s")
+
+        check_live_exemplars(api, dash)
 
         # Alert expressions must evaluate; empty is fine (nothing is wrong in the demo).
         for name, expr in alerts:
@@ -392,6 +479,33 @@ def cmd_live(args) -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def check_live_exemplars(api: PromAPI, dash: dict) -> None:
+    """Every target that asks for exemplars gets some from Prometheus (scraped in OpenMetrics,
+    exemplar storage on), each naming an env0 run by the labels the data source link uses."""
+    variables = {v["name"] for v in dash["templating"]["list"]}
+    checked = 0
+    for p in dash["panels"]:
+        for t in p.get("targets", []):
+            if not t.get("exemplar"):
+                continue
+            expr = substitute(t["expr"], variables)
+            found = api.exemplars(expr)
+            label = f'panel {p["id"]} "{p["title"]}" {t["refId"]}'
+            if not found:
+                raise CheckFailed(f"{label} asks for exemplars, Prometheus has none for it:\n  {expr}")
+            bad = [e["labels"] for e in found if set(e["labels"]) != EXEMPLAR_LABELS
+                   or not all(UUID_RE.match(v) for v in e["labels"].values())]
+            if bad:
+                raise CheckFailed(f"{label}: exemplars without the ids {sorted(EXEMPLAR_LABELS)}: {bad[:3]}")
+            checked += 1
+            say(f"  {label}: {len(found)} exemplars, each with {', '.join(sorted(EXEMPLAR_LABELS))} (env0 ids)")
+    if not checked:
+        raise CheckFailed("no dashboard target asks for exemplars")
+
+
 def panel_names(dash: dict) -> list[str]:
     return [f'panel {p["id"]} "{p["title"]}" {t["refId"]}' for p in dash["panels"]
             for t in p.get("targets", [])]
@@ -399,7 +513,7 @@ def panel_names(dash: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- helm
 
-CORE_KINDS = {"Deployment", "Service", "Secret", "ServiceAccount", "ConfigMap"}
+CORE_KINDS = {"Deployment", "Service", "Secret", "ServiceAccount", "ConfigMap", "Ingress"}
 
 
 def render_chart(helm, values: dict | None) -> list[dict]:
@@ -409,7 +523,10 @@ def render_chart(helm, values: dict | None) -> list[dict]:
     for path, text in sorted(out.items()):
         if path.endswith("NOTES.txt"):
             continue
-        docs.extend(d for d in yaml.safe_load_all(text) if d)
+        try:
+            docs.extend(d for d in yaml.safe_load_all(text) if d)
+        except yaml.YAMLError as e:
+            raise CheckFailed(f"{path} rendered as something that is not YAML: {e}") from None
     return docs
 
 
@@ -446,6 +563,8 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
         expect(secret_word not in args_text, p, f"credential {secret_word!r} in container args")
     env = container_env(deploy)
     demo = v("demo", default=False)
+    webhook_on = bool(v("webhook", "enabled", default=False)) and not demo
+    webhook_in_chart_secret = webhook_on and not v("webhook", "existingSecret", default="")
     expect(("demo" in c.get("args", [])) == bool(demo), p, "demo arg does not follow values.demo")
     existing = v("env0", "existingSecret", default="")
     secret_file = v("env0", "apiSecretFile", "enabled", default=False)
@@ -454,7 +573,13 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
         expect("ENV0_API_KEY" not in env, p, "demo passes ENV0_API_KEY")
     else:
         secret_name = existing or "env0-env0-exporter"
-        expect(("Secret" in kinds) == (not existing), p, "Secret rendered iff no existingSecret")
+        expect(("Secret" in kinds) == (not existing or webhook_in_chart_secret), p,
+               "Secret rendered iff no existingSecret, or the chart keeps the webhook secret")
+        if existing and "Secret" in kinds:
+            data = kinds["Secret"][0].get("data", {})
+            expect(not {v("env0", "existingSecretKeys", "apiKey", default="ENV0_API_KEY"),
+                        v("env0", "existingSecretKeys", "apiSecret", default="ENV0_API_SECRET")} & set(data), p,
+                   "the chart's Secret holds credentials although env0.existingSecret is set")
         ref = env.get("ENV0_API_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
         expect(ref.get("name") == secret_name, p, f"ENV0_API_KEY not from Secret {secret_name}")
         if secret_file:
@@ -489,8 +614,10 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
         expect(env.get("ENV0_ORGANIZATION_ID", {}).get("value") == v("env0", "organizationId"), p,
                "ENV0_ORGANIZATION_ID not set from values")
 
+    p += check_rendered_views(values, env)
     svc = kinds["Service"][0]
     expect(svc["spec"]["ports"][0]["targetPort"] == "http", p, "service does not target port http")
+    p += check_rendered_webhook(values, kinds, c, env, svc)
     sm_on = v("serviceMonitor", "enabled", default=False)
     expect(("ServiceMonitor" in kinds) == bool(sm_on), p, "ServiceMonitor rendered iff serviceMonitor.enabled")
     if sm_on:
@@ -533,6 +660,83 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
     return p
 
 
+def check_rendered_views(values: dict, env: dict) -> list[str]:
+    """views.* and projects.* become the exporter's environment variables, exactly."""
+    p: list[str] = []
+    v = lambda *keys, default=None: _dig(values, keys, default)  # noqa: E731
+    for key, flag_env in (("projectLabel", "ENV0_EXPORTER_PROJECT_LABEL"),
+                          ("environmentMetrics", "ENV0_EXPORTER_ENVIRONMENT_METRICS")):
+        want = "true" if v("views", key, default=False) else None
+        expect(env.get(flag_env, {}).get("value") == want, p, f"{flag_env} is not {want!r} for views.{key}")
+    want = str(v("views", "maxSeriesPerMetric", default=5000))
+    expect(env.get("ENV0_EXPORTER_MAX_SERIES_PER_METRIC", {}).get("value") == want, p,
+           f"ENV0_EXPORTER_MAX_SERIES_PER_METRIC != {want!r}")
+    for key, flag_env in (("include", "ENV0_EXPORTER_PROJECTS"), ("exclude", "ENV0_EXPORTER_EXCLUDE_PROJECTS")):
+        want = ",".join(v("projects", key, default=[])) or None
+        expect(env.get(flag_env, {}).get("value") == want, p, f"{flag_env} != {want!r} (projects.{key})")
+    return p
+
+
+def check_rendered_webhook(values: dict, kinds: dict, c: dict, env: dict, svc: dict) -> list[str]:
+    """webhook.*: the secret only through a secretKeyRef (never in args or a plain value), the own
+    port on the container and the Service, and an Ingress that routes the webhook path only."""
+    p: list[str] = []
+    v = lambda *keys, default=None: _dig(values, keys, default)  # noqa: E731
+    on = bool(v("webhook", "enabled", default=False)) and not v("demo", default=False)
+    port = v("webhook", "port", default=0) if on else 0
+    key = v("webhook", "existingSecretKey", default="ENV0_EXPORTER_WEBHOOK_SECRET")
+    existing = v("webhook", "existingSecret", default="")
+    secret_value = v("webhook", "secret", default="")
+    ref = env.get("ENV0_EXPORTER_WEBHOOK_SECRET", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    expect(bool(ref) == on, p, "ENV0_EXPORTER_WEBHOOK_SECRET from a secretKeyRef iff webhook.enabled")
+    expect("value" not in env.get("ENV0_EXPORTER_WEBHOOK_SECRET", {}), p, "webhook secret as a plain env value")
+    args_text = " ".join(c.get("args", []))
+    expect("--webhook-secret" not in args_text and (not secret_value or secret_value not in args_text), p,
+           "webhook secret in container args")
+    expect(all(e.get("value") != secret_value for e in env.values()) or not secret_value, p,
+           "webhook secret inline in an env value")
+    if on:
+        want_name = existing or "env0-env0-exporter"
+        expect(ref.get("name") == want_name and ref.get("key") == key, p,
+               f"ENV0_EXPORTER_WEBHOOK_SECRET not from {want_name}/{key}")
+        if not existing:
+            data = kinds.get("Secret", [{}])[0].get("data", {})
+            import base64
+            expect(base64.b64decode(data.get(key, "")).decode() == secret_value, p,
+                   f"the chart's Secret does not hold webhook.secret under {key}")
+    listen = env.get("ENV0_EXPORTER_WEBHOOK_LISTEN_ADDRESS", {}).get("value")
+    expect(listen == (f"0.0.0.0:{port}" if port else None), p,
+           f"ENV0_EXPORTER_WEBHOOK_LISTEN_ADDRESS {listen!r} does not follow webhook.port {port}")
+    cports = {cp["name"]: cp["containerPort"] for cp in c.get("ports", [])}
+    sports = {sp["name"]: sp for sp in svc["spec"]["ports"]}
+    if port:
+        expect(cports.get("webhook") == port, p, f"no container port webhook = {port}")
+        expect(sports.get("webhook", {}).get("port") == port and sports["webhook"].get("targetPort") == "webhook",
+               p, f"no Service port webhook = {port} targeting the container's webhook port")
+    else:
+        expect("webhook" not in cports and "webhook" not in sports, p, "a webhook port without webhook.port")
+    ing_on = on and v("webhook", "ingress", "enabled", default=False)
+    expect(("Ingress" in kinds) == bool(ing_on), p, "Ingress rendered iff webhook.enabled and webhook.ingress.enabled")
+    if ing_on and "Ingress" in kinds:
+        ing = kinds["Ingress"][0]
+        rules = ing["spec"]["rules"]
+        paths = [path for r in rules for path in r["http"]["paths"]]
+        expect(len(rules) == 1 and len(paths) == 1 and paths[0]["path"] == "/webhooks/env0"
+               and paths[0]["pathType"] == "Exact", p, "the Ingress routes more than /webhooks/env0 (Exact)")
+        backend = paths[0]["backend"]["service"] if paths else {}
+        expect(backend.get("name") == svc["metadata"]["name"], p, "the Ingress backend is not the chart's Service")
+        expect(backend.get("port", {}).get("name") == ("webhook" if port else "http"), p,
+               "the Ingress backend port is not the webhook's (webhook with webhook.port, else http)")
+        expect(backend.get("port", {}).get("name") in sports, p, "the Ingress backend port is no Service port")
+        host = v("webhook", "ingress", "host", default="")
+        expect(rules[0].get("host") == (host or None), p, f"Ingress host is not {host!r}")
+        expect(ing["spec"].get("ingressClassName") == (v("webhook", "ingress", "className", default="") or None), p,
+               "Ingress class does not follow webhook.ingress.className")
+        expect(ing["spec"].get("tls") == (v("webhook", "ingress", "tls", default=[]) or None), p,
+               "Ingress tls does not follow webhook.ingress.tls")
+    return p
+
+
 def _dig(d, keys, default):
     for k in keys:
         if not isinstance(d, dict) or k not in d:
@@ -559,11 +763,40 @@ REFUSED_VALUES = [
     ("empty existingSecret, secret file on", {"env0": {"existingSecret": "", "apiSecretFile": {"enabled": True}}}),
 ]
 REFUSAL_NAMES = ["env0.apiKey", "env0.apiSecret", "env0.existingSecret", "demo=true"]
+# Webhook values that cannot work: (case, values, words the message must contain).
+_CREDS = {"env0": {"apiKey": "ci-key", "apiSecret": "ci-secret"}}
+REFUSED_WEBHOOK_VALUES = [
+    ("webhook without a secret", {**_CREDS, "webhook": {"enabled": True}},
+     ["webhook.secret", "webhook.existingSecret"]),
+    ("webhook Ingress without webhook", {**_CREDS, "webhook": {"ingress": {"enabled": True}}},
+     ["webhook.ingress.enabled", "webhook.enabled"]),
+    ("webhook with demo", {"demo": True, "webhook": {"enabled": True, "secret": "s"}},
+     ["webhook.enabled", "demo=true"]),
+    ("webhook port = exporter port", {**_CREDS, "webhook": {"enabled": True, "secret": "s", "port": 19180}},
+     ["webhook.port", "exporter.port"]),
+    ("webhook key = credential key", {**_CREDS, "webhook": {"enabled": True, "secret": "s",
+                                                              "existingSecretKey": "ENV0_API_KEY"}},
+     ["webhook.existingSecretKey", "env0.existingSecretKeys"]),
+]
 
 
 def check_refusals(helm) -> list[str]:
-    """Rendering fails, with a message naming every way out, for each of REFUSED_VALUES."""
+    """Rendering fails, with a message naming every way out, for each of REFUSED_VALUES and
+    REFUSED_WEBHOOK_VALUES."""
     problems = []
+    for name, values, words in REFUSED_WEBHOOK_VALUES:
+        try:
+            render_chart(helm, values)
+        except helm.HelmError as e:
+            missing = [w for w in words if w not in str(e)]
+            if missing:
+                problems.append(f"[{name}] render failed, but the message lacks {missing}: {e}")
+            else:
+                say(f"    [{name}] refused as it must: {str(e).split(': ', 1)[-1][:90]}...")
+        except CheckFailed as e:
+            problems.append(f"[{name}] rendered, and not even as YAML: {e}")
+        else:
+            problems.append(f"[{name}] rendered: the webhook could not work")
     for name, values in REFUSED_VALUES:
         try:
             render_chart(helm, values)
@@ -656,8 +889,9 @@ def cmd_helm(args) -> None:
     problems: list[str] = check_refusals(helm)
     problems += check_chart_metadata()
     cases = [(f.name, yaml.safe_load(f.read_text())) for f in sorted((CHART / "ci").glob("*-values.yaml"))]
-    if len(cases) < 5:
-        raise CheckFailed("expected ci/*-values.yaml for all-on, all-off, demo, existing-secret, secret-file")
+    if len(cases) < 6:
+        raise CheckFailed("expected ci/*-values.yaml for all-on, all-off, demo, existing-secret, secret-file, "
+                          "webhook-existing-secret")
     seen_kinds: set[str] = set()
     for name, values in cases:
         report = helm.lint(str(CHART), values, strict=True)
@@ -678,7 +912,7 @@ def cmd_helm(args) -> None:
         problems.extend(f"[{name}] {m}" for m in found)
         say(f"    [{name}] lint ok; rendered {', '.join(kinds)}; {len(core)} core objects pass "
             f"kubernetes-validate --strict; toggles checked" + ("" if not found else f" -- {len(found)} problems"))
-    for kind in ("Secret", "ServiceMonitor", "PrometheusRule", "ConfigMap", "ServiceAccount"):
+    for kind in ("Secret", "ServiceMonitor", "PrometheusRule", "ConfigMap", "ServiceAccount", "Ingress"):
         if kind not in seen_kinds:
             problems.append(f"no ci values file renders a {kind}")
     if problems:

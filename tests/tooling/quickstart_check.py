@@ -17,6 +17,10 @@
    dashboard providers with their documented fields and types, unknown fields rejected); the data
    source points at the Prometheus service, and the provider's folder holds the repository's
    dashboard.
+6. Exemplars and views, as the dashboard needs them: the demo runs with --project-label and
+   --environment-metrics, Prometheus with --enable-feature=exemplar-storage, and the data
+   source's exemplar link (label `deployment`) is, once Grafana has expanded the environment
+   variables of the file (`$$` is a literal `$`), env0's run page of docs/metrics.md.
 Images are not built or pulled, and nothing is started.
 """
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -57,6 +62,22 @@ PROVIDER_FIELDS = {
     "allowUiUpdates": (bool, False), "options": (dict, True),
 }
 PROVIDER_OPTIONS_FIELDS = {"path": (str, True), "foldersFromFilesStructure": (bool, False)}
+# jsonData.exemplarTraceIdDestinations of a Prometheus data source (Grafana's PromOptions).
+EXEMPLAR_DESTINATION_FIELDS = {"name": (str, True), "url": (str, False), "urlDisplayLabel": (str, False),
+                               "datasourceUid": (str, False)}
+# env0's page of a run, from the exemplar labels (docs/metrics.md, "Exemplars").
+EXEMPLAR_URL = ("https://app.env0.com/p/${__data.fields.project}/environments/${__data.fields.env}"
+                "/deployments/${__value.raw}")
+DEMO_VIEW_FLAGS = ("--project-label", "--environment-metrics")
+
+
+def grafana_expand(value: str) -> tuple[str, list[str]]:
+    """A provisioning string as Grafana reads it: each part between `$$` goes through os.ExpandEnv,
+    the parts are joined with a literal `$`. Returns the value and the variables it would expand
+    (an unescaped `${__value.raw}` would become empty)."""
+    parts = value.split("$$")
+    expanded = [m for part in parts for m in re.findall(r"\$\{[^}]*\}|\$\w+", part)]
+    return "$".join(parts), expanded
 
 
 def check_fields(obj, fields: dict, where: str) -> list[str]:
@@ -111,6 +132,25 @@ def check_providers_file(doc, where: str) -> list[str]:
     return p
 
 
+def check_exemplar_link(datasources: list, where: str) -> list[str]:
+    """The Prometheus data source links exemplars labelled `deployment` to env0's run page."""
+    p = []
+    dests = [d for ds in datasources if isinstance(ds, dict) and ds.get("type") == "prometheus"
+             for d in ((ds.get("jsonData") or {}).get("exemplarTraceIdDestinations") or [])]
+    for i, d in enumerate(dests):
+        p += check_fields(d, EXEMPLAR_DESTINATION_FIELDS, f"{where}: exemplarTraceIdDestinations[{i}]")
+    links = [d for d in dests if isinstance(d, dict) and d.get("name") == "deployment"]
+    if not links:
+        return p + [f"{where}: no exemplar link for the label `deployment` (jsonData.exemplarTraceIdDestinations)"]
+    url, expanded = grafana_expand(links[0].get("url", ""))
+    if expanded:
+        p.append(f"{where}: Grafana would expand {expanded} in the exemplar link as environment variables "
+                 "(write $$ for a literal $)")
+    if url != EXEMPLAR_URL:
+        p.append(f"{where}: the exemplar link reads {url!r} once provisioned, not {EXEMPLAR_URL!r}")
+    return p
+
+
 def provisioning_canaries() -> list[str]:
     """The structural checks must reject what Grafana would: else their passes mean nothing."""
     bad = [
@@ -124,7 +164,12 @@ def provisioning_canaries() -> list[str]:
         ("a provider without options.path", check_providers_file,
          {"apiVersion": 1, "providers": [{"name": "x", "type": "file", "options": {}}]}),
     ]
-    return [name for name, check, doc in bad if not check(doc, "canary")]
+    broken = [name for name, check, doc in bad if not check(doc, "canary")]
+    link = {"type": "prometheus", "jsonData": {"exemplarTraceIdDestinations": [
+        {"name": "deployment", "url": EXEMPLAR_URL}]}}
+    if not check_exemplar_link([link], "canary"):
+        broken.append("an exemplar link with unescaped ${...} (Grafana would expand them)")
+    return broken
 
 
 # ---------------------------------------------------------------- compose
@@ -242,6 +287,11 @@ def check(compose: str, promtool: str, amtool: str, say) -> None:
     command = exporter.get("command") or []
     if command[:1] != ["demo"]:
         p.append(f"env0-exporter does not run `demo`: command {command}")
+    missing_views = [f for f in DEMO_VIEW_FLAGS if f not in command]
+    if missing_views:
+        p.append(f"env0-exporter demo without {missing_views}: the dashboard's project and environment panels stay empty")
+    if "--enable-feature=exemplar-storage" not in (prom.get("command") or []):
+        p.append("prometheus runs without --enable-feature=exemplar-storage: the dashboard's exemplars are dropped")
     listen = command[command.index("--listen-address") + 1] if "--listen-address" in command else "0.0.0.0:19180"
     exporter_port = int(listen.rsplit(":", 1)[1])
     for name, svc, port in (("env0-exporter", exporter, exporter_port), ("prometheus", prom, 9090),
@@ -318,6 +368,7 @@ def check(compose: str, promtool: str, amtool: str, say) -> None:
             doc = yaml.safe_load(f.read_text())
             p += check_datasources_file(doc, f"grafana datasources/{f.name}")
             datasources += (doc or {}).get("datasources") or []
+        p += check_exemplar_link(datasources, "grafana datasources")
         for f in prov_files:
             doc = yaml.safe_load(f.read_text())
             p += check_providers_file(doc, f"grafana dashboards/{f.name}")
@@ -339,7 +390,9 @@ def check(compose: str, promtool: str, amtool: str, say) -> None:
             p.append(f"grafana: the home dashboard {home} is not the repository's dashboard")
         if not p:
             say(f"  Grafana provisioning: {len(ds_files)} data source file(s), {len(prov_files)} dashboard "
-                "provider file(s) of the documented shape (5 broken canaries rejected); the provider "
+                "provider file(s) of the documented shape (6 broken canaries rejected); the provider "
                 "folder holds dashboards/env0-exporter.json; data source http://prometheus:9090")
+            say(f"  exemplars: Prometheus keeps them (exemplar-storage), the demo runs {' '.join(DEMO_VIEW_FLAGS)}, "
+                f"and the provisioned exemplar link of label `deployment` reads {EXEMPLAR_URL}")
     if p:
         raise QuickstartError("quickstart:\n  " + "\n  ".join(p))

@@ -67,3 +67,52 @@ Refuses to render a release that could only crash-loop: without credentials the 
 {{- fail "env0-exporter needs env0 credentials: set both env0.apiKey and env0.apiSecret (the chart keeps them in a Secret), or env0.existingSecret (the name of a Secret you made, holding the keys named in env0.existingSecretKeys), or demo=true to run the built-in env0 simulator without credentials" }}
 {{- end }}
 {{- end }}
+
+{{/* Webhooks are on: asked for, and not the demo (which sends its own, with its own secret). */}}
+{{- define "env0-exporter.webhook" -}}
+{{- if and .Values.webhook.enabled (not .Values.demo) }}true{{ end }}
+{{- end }}
+
+{{/* What the chart's own Secret holds: the env0 credentials unless env0.existingSecret (or the
+demo), and the webhook secret unless webhook.existingSecret. */}}
+{{- define "env0-exporter.secretHasCredentials" -}}
+{{- if and (include "env0-exporter.needsCredentials" .) (not .Values.env0.existingSecret) }}true{{ end }}
+{{- end }}
+{{- define "env0-exporter.secretHasWebhook" -}}
+{{- if and (include "env0-exporter.webhook" .) (not .Values.webhook.existingSecret) }}true{{ end }}
+{{- end }}
+{{- define "env0-exporter.chartSecret" -}}
+{{- if or (include "env0-exporter.secretHasCredentials" .) (include "env0-exporter.secretHasWebhook" .) }}true{{ end }}
+{{- end }}
+
+{{/* The Secret that holds the webhook secret: the user's webhook.existingSecret or the chart's own. */}}
+{{- define "env0-exporter.webhookSecretName" -}}
+{{- default (include "env0-exporter.fullname" .) .Values.webhook.existingSecret }}
+{{- end }}
+
+{{/*
+Refuses webhook values that cannot work, naming what to set: webhooks without a secret (the
+exporter would run without them, and env0's deliveries would get 404), an Ingress without
+webhooks, webhooks with the demo (its simulator sends its own, signed with a secret of its own),
+a webhook port equal to the main one (the exporter could not listen twice), or a webhook key
+that would overwrite a credential in the chart's Secret. Included once, at the top of the
+Deployment.
+*/}}
+{{- define "env0-exporter.requireWebhookSettings" -}}
+{{- $w := .Values.webhook -}}
+{{- if and $w.enabled .Values.demo }}
+{{- fail "webhook.enabled does not apply with demo=true: the demo's simulator signs and sends its own webhooks to the exporter; set webhook.enabled=false, or demo=false with env0 credentials" }}
+{{- end }}
+{{- if and $w.ingress.enabled (not $w.enabled) }}
+{{- fail "webhook.ingress.enabled needs webhook.enabled=true (and webhook.secret or webhook.existingSecret): the Ingress would route env0 to an endpoint that is off" }}
+{{- end }}
+{{- if and (include "env0-exporter.webhook" .) (not $w.existingSecret) (not $w.secret) }}
+{{- fail "webhook.enabled needs the webhook secret: set webhook.secret (the chart keeps it in its Secret) or webhook.existingSecret (the name of a Secret you made, holding it under webhook.existingSecretKey)" }}
+{{- end }}
+{{- if and (include "env0-exporter.webhook" .) $w.port (eq (int $w.port) (int .Values.exporter.port)) }}
+{{- fail "webhook.port must differ from exporter.port (or be 0 to serve the webhook on the main port)" }}
+{{- end }}
+{{- if and (include "env0-exporter.secretHasWebhook" .) (include "env0-exporter.secretHasCredentials" .) (has $w.existingSecretKey (list .Values.env0.existingSecretKeys.apiKey .Values.env0.existingSecretKeys.apiSecret)) }}
+{{- fail "webhook.existingSecretKey must differ from env0.existingSecretKeys: both secrets go into the chart's Secret" }}
+{{- end }}
+{{- end }}
