@@ -129,6 +129,7 @@ impl World {
             paused_total: Duration::ZERO,
             noting: false,
             changes: Vec::new(),
+            latest_moved_by: config.latest_moved_by,
         };
         for i in 0..config.environments {
             world.add_environment(i, start);
