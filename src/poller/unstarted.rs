@@ -9,10 +9,13 @@
 //! - a run the exporter knows has not started, created within a listing's dates, is missing from
 //!   it and its direct read says it still has not started.
 //!
-//! From then on every read of an environment adds one undated listing with `statuses=QUEUED`
-//! (one short page as a rule), and environments read before the evidence get that listing once,
-//! at the end of the poll. Cost: nothing while env0 filters on `createdAt`/`queuedAt`; one more
-//! request per environment read while it filters on `startedAt`.
+//! From then on every read of an environment adds one undated listing of the runs without a
+//! `startedAt`: `statuses=QUEUED,SKIPPED,CANCELLED,NEVER_DEPLOYED` (queued, or ended from the
+//! queue; one page as a rule, more only for an environment with over 100 such runs in env0's
+//! history), and environments read before the evidence get that listing once, at the end of the
+//! poll, as part of their baseline (what it shows finished is history). Cost: nothing while env0
+//! filters on `createdAt`/`queuedAt`; one more request per environment read while it filters
+//! on `startedAt`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,8 +26,9 @@ use tracing::info;
 use super::{Poller, observation};
 use crate::client::{DeploymentLog, DeploymentQuery, Error as ClientError};
 
-/// The status of a run that has not started.
-const QUEUED: &str = "QUEUED";
+/// The statuses of runs that have not started, and of runs that ended without starting (from
+/// the queue): neither carries a `startedAt`.
+const NOT_STARTED: [&str; 4] = ["QUEUED", "SKIPPED", "CANCELLED", "NEVER_DEPLOYED"];
 
 /// What the poller has learnt of env0's date filter.
 #[derive(Debug, Default)]
@@ -68,9 +72,16 @@ impl Poller {
     /// The statuses of the undated listing of queued runs; `None` when it is not needed (dated
     /// listings show queued runs, or the status filter leaves queued runs out).
     fn unstarted_statuses(&self) -> Option<Vec<String>> {
-        let statuses = &self.config.filter.statuses;
-        (self.unstarted.hidden && (statuses.is_empty() || statuses.iter().any(|s| s == QUEUED)))
-            .then(|| vec![QUEUED.to_owned()])
+        if !self.unstarted.hidden {
+            return None;
+        }
+        let filter = &self.config.filter.statuses;
+        let statuses: Vec<String> = NOT_STARTED
+            .iter()
+            .filter(|s| filter.is_empty() || filter.iter().any(|f| f == *s))
+            .map(|s| (*s).to_owned())
+            .collect();
+        (!statuses.is_empty()).then_some(statuses)
     }
 
     /// Reads `environment`'s queued runs without dates when dated listings hide them; the ids
@@ -118,8 +129,12 @@ impl Poller {
                 self.unstarted.pending.remove(&environment);
                 continue;
             }
+            // Part of the environment's baseline: what ended before it is history.
+            self.store.unmark_baselined(&environment);
             let mut seen = HashSet::new();
-            match self.read_unstarted(&environment, &query, &mut seen).await {
+            let read = self.read_unstarted(&environment, &query, &mut seen).await;
+            self.store.mark_baselined(&environment);
+            match read {
                 Ok(()) | Err(ClientError::NotFound { .. } | ClientError::Forbidden { .. }) => {}
                 Err(e) if e.budget() => {
                     self.unstarted.pending.insert(environment);

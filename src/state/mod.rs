@@ -335,6 +335,11 @@ impl Store {
         }
     }
 
+    /// Takes back [`Self::mark_baselined`] for a read that completes the baseline after it.
+    pub fn unmark_baselined(&mut self, environment: &str) {
+        self.baselined.remove(environment);
+    }
+
     /// Whether `environment`'s baseline read is done.
     #[must_use]
     pub fn is_baselined(&self, environment: &str) -> bool {

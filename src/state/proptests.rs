@@ -46,7 +46,14 @@ fn sighting(d: usize, stage: u8) -> Observation {
     Observation {
         id: format!("d{d}"),
         environment_id: format!("e{}", d % ENVIRONMENTS),
-        deployment_type: Some(if d.is_multiple_of(2) { "deploy" } else { "prPlan" }.into()),
+        deployment_type: Some(
+            if d.is_multiple_of(2) {
+                "deploy"
+            } else {
+                "prPlan"
+            }
+            .into(),
+        ),
         status: Some(["QUEUED", "IN_PROGRESS", "SUCCESS"][usize::from(stage)].into()),
         blueprint_type: Some("terraform".into()),
         trigger_name: Some("user".into()),
