@@ -406,6 +406,9 @@ impl Client {
                 if let Some(project) = project_id {
                     pairs.append_pair("projectId", project);
                 }
+                // Workflow sub-environments' runs count too; env0 does not document whether
+                // they are listed without this.
+                pairs.append_pair("includeSubEnvironments", "true");
                 pairs
                     .append_pair("limit", &PAGE_LIMIT.to_string())
                     .append_pair("offset", &offset.to_string());

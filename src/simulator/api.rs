@@ -12,7 +12,9 @@
 //!   (`statuses=`) filters nothing.
 //! - Deployments are listed newest first by `createdAt`, ties by `id` descending (or oldest
 //!   first with [`SimConfig::page_order`]).
-//! - `GET /environments` takes `projectId` (exact match); without it, every project's.
+//! - `GET /environments` takes `projectId` (exact match); without it, every project's. It takes
+//!   `includeSubEnvironments` (`true`/`false`); without it, workflow sub-environments are listed
+//!   only with [`SimConfig::sub_environments_listed_by_default`].
 //! - `GET /projects` and `GET /environments` need `organizationId` (400 without); an id that is
 //!   not one of the listed organizations is 403.
 //! - Order of checks: injected fault, rate limit (every request counts, even unauthorized ones,
@@ -284,10 +286,16 @@ async fn environments(
     let world = lock(&sim.inner.world);
     let active = organization(&world, &q)?;
     let project = q.get("projectId");
+    let subs = match q.get("includeSubEnvironments").map(String::as_str) {
+        Some("true") => true,
+        Some("false") => false,
+        _ => sim.inner.config.sub_environments_listed_by_default,
+    };
     let page: Vec<_> = world
         .environments
         .iter()
         .filter(|_| active)
+        .filter(|env| subs || !env.workflow_sub)
         .filter(|env| project.is_none_or(|p| world.projects[env.project].id == *p))
         .skip(offset)
         .take(limit)

@@ -79,6 +79,11 @@ pub struct SimConfig {
     pub latest_moved_by: LatestMovedBy,
     /// The order of deployment listings (undocumented; newest first as observed).
     pub page_order: PageOrder,
+    /// Workflow sub-environments, added after the others (0 by default).
+    pub sub_environments: usize,
+    /// Whether `GET /environments` lists sub-environments without `includeSubEnvironments`
+    /// (env0 does not document its default).
+    pub sub_environments_listed_by_default: bool,
 }
 
 /// The timestamp a dated deployment listing filters on.
@@ -135,6 +140,8 @@ impl Default for SimConfig {
             date_filter_field: DateFilterField::default(),
             latest_moved_by: LatestMovedBy::default(),
             page_order: PageOrder::default(),
+            sub_environments: 0,
+            sub_environments_listed_by_default: false,
         }
     }
 }

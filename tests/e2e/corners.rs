@@ -117,3 +117,21 @@ async fn counts_are_right_with_pages_oldest_first() {
     assert!(finished >= 5.0, "the test must see runs finish: {finished}");
     assert!(paged, "some listing must take more than one page");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_sub_environments_runs_count_whatever_the_listings_default() {
+    for listed_by_default in [false, true] {
+        let config = SimConfig {
+            sub_environments: 4,
+            sub_environments_listed_by_default: listed_by_default,
+            ..small(60)
+        };
+        let finished = truth_holds(
+            config,
+            6,
+            &format!("sub-environments listed by default: {listed_by_default}"),
+        )
+        .await;
+        assert!(finished >= 5.0, "the test must see runs finish: {finished}");
+    }
+}
