@@ -192,6 +192,24 @@ pub fn format_query_timestamp(ts: Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// env0's clock minus ours, from a `Date` header (`date`, whole seconds, rounded down by the
+/// server) read at our `local` time.
+///
+/// env0's time at `local` lies in `[date, date + 1 s)`, so the offset lies in
+/// `[date − local, date − local + 1 s)`; the whole number of seconds in that interval is taken
+/// (exact when the two clocks differ by whole seconds, less than a second off otherwise).
+#[must_use]
+pub fn clock_offset_from_date(date: Timestamp, local: Timestamp) -> jiff::SignedDuration {
+    let raw = date.duration_since(local);
+    let secs = raw.as_secs();
+    let ceil = if raw.subsec_nanos() > 0 {
+        secs + 1
+    } else {
+        secs
+    };
+    jiff::SignedDuration::from_secs(ceil)
+}
+
 /// The env0 API client. Cheap to clone: clones share the HTTP pool, the budget and the deadline.
 #[derive(Clone)]
 pub struct Client {
@@ -208,6 +226,8 @@ struct Inner {
     limiter: Arc<SlidingWindow>,
     retry: RetryPolicy,
     deadline: Mutex<Option<Timestamp>>,
+    /// env0's clock minus ours, as its last `Date` header told.
+    clock_offset: Mutex<Option<jiff::SignedDuration>>,
 }
 
 impl fmt::Debug for Client {
@@ -273,6 +293,7 @@ impl Client {
                     },
                 },
                 deadline: Mutex::new(None),
+                clock_offset: Mutex::new(None),
             }),
         })
     }
@@ -292,6 +313,34 @@ impl Client {
             .deadline
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = deadline;
+    }
+
+    /// env0's clock minus ours, as measured on the last response that carried a `Date` header
+    /// (`None` before any did). See [`clock_offset_from_date`].
+    #[must_use]
+    pub fn clock_offset(&self) -> Option<jiff::SignedDuration> {
+        *self
+            .inner
+            .clock_offset
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record_date(&self, headers: &HeaderMap) {
+        let Some(date) = headers
+            .get(header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .and_then(|t| Timestamp::try_from(t).ok())
+        else {
+            return;
+        };
+        let offset = clock_offset_from_date(date, self.inner.clock.now());
+        *self
+            .inner
+            .clock_offset
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(offset);
     }
 
     fn deadline(&self) -> Option<Timestamp> {
@@ -357,6 +406,9 @@ impl Client {
                 if let Some(project) = project_id {
                     pairs.append_pair("projectId", project);
                 }
+                // Workflow sub-environments' runs count too; env0 does not document whether
+                // they are listed without this.
+                pairs.append_pair("includeSubEnvironments", "true");
                 pairs
                     .append_pair("limit", &PAGE_LIMIT.to_string())
                     .append_pair("offset", &offset.to_string());
@@ -390,6 +442,41 @@ impl Client {
                 for (name, values) in [
                     ("deploymentTypes", &query.deployment_types),
                     ("statuses", &query.statuses),
+                    ("userIds", &query.user_ids),
+                ] {
+                    if !values.is_empty() {
+                        pairs.append_pair(name, &values.join(","));
+                    }
+                }
+            }
+            self.get(Endpoint::Deployments, url)
+        })
+        .await
+    }
+
+    /// Every deployment of an environment in one of `statuses`, without `fromDate`/`toDate`
+    /// (whichever timestamp env0's date filter uses, a run that has not reached it is in no
+    /// dated listing), with the other filters of `query`; all pages, duplicates dropped.
+    ///
+    /// # Errors
+    /// See [`Error`]; the first failing page fails the listing.
+    pub async fn deployments_in_status(
+        &self,
+        environment_id: &str,
+        statuses: &[String],
+        query: &DeploymentQuery,
+    ) -> Result<Vec<DeploymentLog>> {
+        let base = self.url(&["environments", environment_id, "deployments"]);
+        paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, |offset| {
+            let mut url = base.clone();
+            {
+                let mut pairs = url.query_pairs_mut();
+                pairs
+                    .append_pair("limit", &PAGE_LIMIT.to_string())
+                    .append_pair("offset", &offset.to_string())
+                    .append_pair("statuses", &statuses.join(","));
+                for (name, values) in [
+                    ("deploymentTypes", &query.deployment_types),
                     ("userIds", &query.user_ids),
                 ] {
                     if !values.is_empty() {
@@ -522,6 +609,7 @@ impl Client {
             Err(e) => return failed(e),
         };
         let status = response.status();
+        self.record_date(response.headers());
         let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)
@@ -545,5 +633,32 @@ impl Client {
         }
         let error = error::from_status(status, path, &body);
         (outcome, Err(Failure::new(error, retry_after)))
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn the_offset_is_the_whole_seconds_the_date_header_allows() {
+        let offset = |date, local| clock_offset_from_date(ts(date), ts(local)).as_secs();
+        // Same clocks: a Date rounded down by the server reads as no offset.
+        assert_eq!(offset("2026-07-01T12:00:00Z", "2026-07-01T12:00:00Z"), 0);
+        assert_eq!(
+            offset("2026-07-01T12:00:00Z", "2026-07-01T12:00:00.700Z"),
+            0
+        );
+        // env0 ten minutes ahead or behind.
+        assert_eq!(offset("2026-07-01T12:10:00Z", "2026-07-01T12:00:00Z"), 600);
+        assert_eq!(offset("2026-07-01T11:50:00Z", "2026-07-01T12:00:00Z"), -600);
+        assert_eq!(
+            offset("2026-07-01T11:50:00Z", "2026-07-01T12:00:00.300Z"),
+            -600
+        );
     }
 }

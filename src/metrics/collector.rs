@@ -140,6 +140,23 @@ fn gauge(
     ConstGauge::new(value).encode(metric)
 }
 
+/// `env0_exporter_clock_offset_seconds`, once measured.
+fn clock_offset(
+    encoder: &mut DescriptorEncoder,
+    offset: Option<jiff::SignedDuration>,
+) -> Result<(), std::fmt::Error> {
+    match offset {
+        Some(offset) => gauge(
+            encoder,
+            "env0_exporter_clock_offset",
+            "env0's clock minus the exporter's, from env0's Date headers (whole seconds); env0's timestamps are compared only with this estimate of env0's time",
+            Some(&Unit::Seconds),
+            offset.as_secs_f64(),
+        ),
+        None => Ok(()),
+    }
+}
+
 impl StateCollector {
     /// `env0_exporter_series`: label sets per deployment family.
     fn encode_series(
@@ -261,6 +278,7 @@ impl Collector for StateCollector {
             None,
             snap.tracked_deployments,
         )?;
+        clock_offset(&mut encoder, health.clock_offset)?;
         gauge(
             &mut encoder,
             "env0_exporter_backfill_pending_environments",

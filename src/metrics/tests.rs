@@ -61,6 +61,7 @@ fn state_gauges_render_the_snapshot_values() {
             last_poll_duration: Some(Duration::from_millis(1500)),
             polls_completed: 1,
             backfill_pending: 0,
+            clock_offset: None,
         },
         ..Snapshot::default()
     });

@@ -5,6 +5,7 @@
 mod listing;
 mod reads;
 pub mod schedule;
+mod unstarted;
 mod webhooks;
 
 use std::collections::{HashMap, HashSet};
@@ -95,6 +96,8 @@ pub struct Poller {
     webhooks: Option<mpsc::Receiver<Observation>>,
     /// The environments of the last listing, published for the webhook receiver.
     watched: Arc<HashSet<Arc<str>>>,
+    /// Whether env0's dated listings hide runs that have not started (see [`unstarted`]).
+    unstarted: unstarted::UnstartedRuns,
 }
 
 impl std::fmt::Debug for Poller {
@@ -162,6 +165,7 @@ impl Poller {
             listed_in_org: None,
             webhooks: None,
             watched: Arc::default(),
+            unstarted: unstarted::UnstartedRuns::default(),
         }
     }
 
@@ -228,8 +232,19 @@ impl Poller {
         &self.store
     }
 
-    fn publish(&mut self) {
+    /// env0's time now, as far as the exporter can tell: our clock plus the offset measured on
+    /// env0's `Date` headers (zero before any). Every comparison with env0's timestamps (the
+    /// lookback window, `fromDate`/`toDate`) uses this, never our clock alone.
+    pub(super) fn env0_now(&self) -> Timestamp {
         let now = self.clock.now();
+        self.client
+            .clock_offset()
+            .and_then(|offset| now.checked_add(offset).ok())
+            .unwrap_or(now)
+    }
+
+    fn publish(&mut self) {
+        let now = self.env0_now();
         self.store.evict(now);
         let admitted = self.store.admit_projects();
         if admitted > 0 {
@@ -243,6 +258,7 @@ impl Poller {
         }
         let mut snap = state::aggregate(&self.store, now);
         self.health.backfill_pending = self.schedule.values().filter(|s| !s.backfilled).count();
+        self.health.clock_offset = self.client.clock_offset();
         snap.health = self.health.clone();
         snap.watched_environments = self.watched.clone();
         self.snapshot.publish(snap);
@@ -264,10 +280,11 @@ impl Poller {
     async fn poll_inner(&mut self) -> Result<PollReport, PollError> {
         let mut report = PollReport::default();
         let org = self.organization().await?;
-        let now = self.clock.now();
         let Some(environments) = self.list_environments(&org).await? else {
             return Ok(report);
         };
+        // After the first answers: their `Date` headers told env0's time.
+        let now = self.env0_now();
         report.environments = environments.len();
         self.take_listing(&environments, now);
         let unfinished = self.unfinished();

@@ -15,6 +15,10 @@ use crate::client::{DeploymentQuery, Error as ClientError};
 use crate::clock;
 use crate::state::Store;
 
+/// How far past env0's estimated now `toDate` reaches: the clock offset is measured to the
+/// second, and a run created in env0's last second must not fall outside the listing.
+const TO_DATE_MARGIN: Duration = Duration::from_secs(60);
+
 /// How often a long poll (the start-up backfill) republishes what it has so far.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
@@ -45,6 +49,9 @@ impl Poller {
             }
         }
         backfill.finish(&self.store);
+        if report.deferred == 0 {
+            self.catch_up_unstarted().await?;
+        }
         Ok(())
     }
 
@@ -60,13 +67,13 @@ impl Poller {
                 // A user key sees only some projects: carry on with what is visible.
                 warn!(environment = %read.environment, error = %e, "environment not readable with this key; skipped until it changes");
                 self.metrics.poll_error(e.reason());
-                self.mark_read(read, self.clock.now());
+                self.mark_read(read, self.env0_now());
                 Ok(())
             }
             ClientError::NotFound { .. } => {
                 // Deleted between the listing and this read; the next listing drops it.
                 debug!(environment = %read.environment, "environment gone before its deployments were read");
-                self.mark_read(read, self.clock.now());
+                self.mark_read(read, self.env0_now());
                 Ok(())
             }
             e => Err(e.into()),
@@ -95,7 +102,10 @@ impl Poller {
         read: &PlannedRead,
         open: Option<&Unfinished>,
     ) -> Result<(), ClientError> {
-        let to = self.clock.now();
+        // `toDate` in env0's clock, a little ahead for what the offset cannot tell (it is
+        // measured to the second).
+        let read_at = self.env0_now();
+        let to = clock::add(read_at, TO_DATE_MARGIN);
         let query = DeploymentQuery {
             from: read.from,
             to,
@@ -104,13 +114,16 @@ impl Poller {
             user_ids: self.config.filter.user_ids.clone(),
         };
         let logs = self.client.deployments(&read.environment, &query).await?;
-        let now = self.clock.now();
+        let now = self.env0_now();
         let mut seen = HashSet::with_capacity(logs.len());
+        self.learn_from_listing(read.from, &logs);
         for log in &logs {
-            seen.insert(log.id.as_str());
+            seen.insert(log.id.clone());
             let obs = observation(log, &read.environment);
             self.ingest(&obs, now);
         }
+        self.read_unstarted(&read.environment, &query, &mut seen)
+            .await?;
         {
             // A tracked unfinished run the listing should have shown but did not: ask for it
             // directly, so a deleted run, or one that left a status filter, cannot stay
@@ -131,19 +144,29 @@ impl Poller {
             for id in missing {
                 match self.client.deployment(&id).await {
                     Ok(log) => {
+                        if log.started_at.is_none()
+                            && !crate::state::is_finished(log.status.as_deref(), log.finished_at)
+                        {
+                            self.note_hidden_unstarted(
+                                "a queued run created within a dated listing's dates was not in it",
+                            );
+                        }
                         let obs = observation(&log, &read.environment);
-                        self.ingest(&obs, self.clock.now());
+                        self.ingest(&obs, self.env0_now());
                     }
                     Err(ClientError::NotFound { .. }) => self.store.remove(&id),
                     Err(e) => return Err(e),
                 }
             }
         }
-        self.mark_read(read, to);
+        self.mark_read(read, read_at);
         Ok(())
     }
 
+    /// Notes a read done at `to` (env0's clock); the environment's baseline is then set: what
+    /// its runs do from here on is observed by this process.
     pub(super) fn mark_read(&mut self, read: &PlannedRead, to: Timestamp) {
+        self.store.mark_baselined(&read.environment);
         let full_sync = self.config.full_sync_interval;
         if let Some(s) = self.schedule.get_mut(&read.environment) {
             s.read_latest = s.listed_latest.clone();

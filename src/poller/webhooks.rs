@@ -110,7 +110,7 @@ impl Poller {
             debug!(environment = %obs.environment_id, "webhook observation for an environment no longer listed, dropped");
             return;
         }
-        let now = self.clock.now();
+        let now = self.env0_now();
         self.ingest(obs, now);
     }
 }

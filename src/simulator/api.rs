@@ -3,13 +3,18 @@
 //!
 //! Choices where env0 documents nothing:
 //! - Error bodies are `{"message": "...", "statusCode": n}`.
-//! - `fromDate`/`toDate` filter on `createdAt` and **both bounds are inclusive**; `fromDate` after
-//!   `toDate` is not an error, it matches nothing.
+//! - `fromDate`/`toDate` filter on `createdAt` by default ([`SimConfig::date_filter_field`]:
+//!   `queuedAt` or `startedAt`, where a run not started is in no dated listing) and **both bounds
+//!   are inclusive**; `fromDate` after `toDate` is not an error, it matches nothing. They are read
+//!   in env0's clock ([`SimConfig::clock_offset`]), which is also the `Date` header's.
 //! - `deploymentTypes`, `statuses`, `userIds` are comma-separated exact matches (`userIds` against
 //!   `startedBy`); an unknown value matches nothing rather than failing; an empty parameter
 //!   (`statuses=`) filters nothing.
-//! - Deployments are listed newest first by `createdAt`, ties by `id` descending.
-//! - `GET /environments` takes `projectId` (exact match); without it, every project's.
+//! - Deployments are listed newest first by `createdAt`, ties by `id` descending (or oldest
+//!   first with [`SimConfig::page_order`]).
+//! - `GET /environments` takes `projectId` (exact match); without it, every project's. It takes
+//!   `includeSubEnvironments` (`true`/`false`); without it, workflow sub-environments are listed
+//!   only with [`SimConfig::sub_environments_listed_by_default`].
 //! - `GET /projects` and `GET /environments` need `organizationId` (400 without); an id that is
 //!   not one of the listed organizations is 403.
 //! - Order of checks: injected fault, rate limit (every request counts, even unauthorized ones,
@@ -30,8 +35,10 @@ use serde::Serialize;
 
 use super::json::{DeploymentJson, EnvironmentJson, OrganizationJson, ProjectJson};
 use super::reply::{ApiError, too_many_requests};
-use super::world::World;
-use super::{FaultKind, RequestRecord, SimConfig, Simulator, faults, lock};
+use super::world::{Deployment, World};
+use super::{
+    DateFilterField, FaultKind, PageOrder, RequestRecord, SimConfig, Simulator, faults, lock,
+};
 use crate::ratelimit::SlidingWindow;
 
 /// Largest and default page size.
@@ -79,6 +86,12 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
             None => next.run(req).await,
         }
     };
+    let mut response = response;
+    // env0's time, as env0 tells it (whole seconds, rounded down).
+    let date = sim.now().strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(value) = header::HeaderValue::from_str(&date) {
+        response.headers_mut().insert(header::DATE, value);
+    }
     if sim.inner.config.record_requests {
         lock(&sim.inner.requests).push(RequestRecord {
             method,
@@ -273,10 +286,16 @@ async fn environments(
     let world = lock(&sim.inner.world);
     let active = organization(&world, &q)?;
     let project = q.get("projectId");
+    let subs = match q.get("includeSubEnvironments").map(String::as_str) {
+        Some("true") => true,
+        Some("false") => false,
+        _ => sim.inner.config.sub_environments_listed_by_default,
+    };
     let page: Vec<_> = world
         .environments
         .iter()
         .filter(|_| active)
+        .filter(|env| subs || !env.workflow_sub)
         .filter(|env| project.is_none_or(|p| world.projects[env.project].id == *p))
         .skip(offset)
         .take(limit)
@@ -300,11 +319,23 @@ async fn deployments(
     let env = world
         .environment(&environment_id)
         .ok_or_else(|| ApiError::not_found("Environment not found"))?;
-    let page: Vec<_> = env
-        .deployments
-        .iter()
-        .rev()
-        .filter(|d| range.is_none_or(|(from, to)| from <= d.created_at && d.created_at <= to))
+    let field = sim.inner.config.date_filter_field;
+    let in_range = |d: &&Deployment| {
+        range.is_none_or(|(from, to)| {
+            let at = match field {
+                DateFilterField::CreatedAt => Some(d.created_at),
+                DateFilterField::QueuedAt => Some(d.queued_at),
+                DateFilterField::StartedAt => d.started_at,
+            };
+            at.is_some_and(|at| from <= at && at <= to)
+        })
+    };
+    let ordered: Box<dyn Iterator<Item = &Deployment>> = match sim.inner.config.page_order {
+        PageOrder::NewestFirst => Box::new(env.deployments.iter().rev()),
+        PageOrder::OldestFirst => Box::new(env.deployments.iter()),
+    };
+    let page: Vec<_> = ordered
+        .filter(in_range)
         .filter(|d| types.as_ref().is_none_or(|t| t.contains(&d.kind.as_str())))
         .filter(|d| {
             statuses

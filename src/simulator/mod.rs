@@ -69,6 +69,55 @@ pub struct SimConfig {
     /// Where to POST signed webhook deliveries of every run's lifecycle changes (`None`: off).
     /// The world is the same with or without.
     pub webhook: Option<WebhookTarget>,
+    /// env0's clock minus the injected clock (signed): applied to every timestamp the world
+    /// produces, to the `Date` header, and to how `fromDate`/`toDate` are read. env0's clock is
+    /// not the client's; zero by default.
+    pub clock_offset: jiff::SignedDuration,
+    /// Which timestamp `fromDate`/`toDate` filter on (env0 does not document it).
+    pub date_filter_field: DateFilterField,
+    /// Which deployment types move an environment's `latestDeploymentLog` (undocumented).
+    pub latest_moved_by: LatestMovedBy,
+    /// The order of deployment listings (undocumented; newest first as observed).
+    pub page_order: PageOrder,
+    /// Workflow sub-environments, added after the others (0 by default).
+    pub sub_environments: usize,
+    /// Whether `GET /environments` lists sub-environments without `includeSubEnvironments`
+    /// (env0 does not document its default).
+    pub sub_environments_listed_by_default: bool,
+}
+
+/// The timestamp a dated deployment listing filters on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DateFilterField {
+    /// `createdAt` (the likely one, and the default).
+    #[default]
+    CreatedAt,
+    /// `queuedAt`.
+    QueuedAt,
+    /// `startedAt`: a run that has not started is in no dated listing.
+    StartedAt,
+}
+
+/// Which deployment types move `latestDeploymentLog` when created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LatestMovedBy {
+    /// `deploy`, `destroy` and `task` (the default).
+    #[default]
+    DeployDestroyTask,
+    /// Only `deploy` and `destroy`.
+    DeployDestroy,
+    /// Every type, plans and drift detections included.
+    Every,
+}
+
+/// The order of a deployment listing's pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PageOrder {
+    /// Newest `createdAt` first (the default, as env0 was observed to answer).
+    #[default]
+    NewestFirst,
+    /// Oldest first.
+    OldestFirst,
 }
 
 impl Default for SimConfig {
@@ -87,6 +136,12 @@ impl Default for SimConfig {
             send_retry_after: true,
             record_requests: true,
             webhook: None,
+            clock_offset: jiff::SignedDuration::ZERO,
+            date_filter_field: DateFilterField::default(),
+            latest_moved_by: LatestMovedBy::default(),
+            page_order: PageOrder::default(),
+            sub_environments: 0,
+            sub_environments_listed_by_default: false,
         }
     }
 }
@@ -227,6 +282,15 @@ impl std::fmt::Debug for Simulator {
     }
 }
 
+/// `at` moved by `offset`, saturating.
+fn shifted(at: Timestamp, offset: jiff::SignedDuration) -> Timestamp {
+    at.checked_add(offset).unwrap_or(if offset.is_negative() {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -236,7 +300,7 @@ impl Simulator {
     /// to `clock.now()`.
     #[must_use]
     pub fn new(config: SimConfig, clock: SharedClock) -> Self {
-        let mut world = World::new(&config, clock.now());
+        let mut world = World::new(&config, shifted(clock.now(), config.clock_offset));
         let outbox = config.webhook.clone().map(|target| {
             world.set_noting(true);
             Arc::new(Outbox::new(target, config.seed, config.record_requests))
@@ -298,6 +362,12 @@ impl Simulator {
             .unwrap_or_default()
     }
 
+    /// env0's time now: the injected clock plus [`SimConfig::clock_offset`].
+    #[must_use]
+    pub fn now(&self) -> Timestamp {
+        shifted(self.inner.clock.now(), self.inner.config.clock_offset)
+    }
+
     /// The configuration the world was built from.
     #[must_use]
     pub fn config(&self) -> &SimConfig {
@@ -313,7 +383,7 @@ impl Simulator {
     /// Brings the world up to `clock.now()` (also done at the start of every request), queueing
     /// a webhook delivery for every change when a target is set.
     pub fn advance(&self) {
-        let now = self.inner.clock.now();
+        let now = self.now();
         let mut world = lock(&self.inner.world);
         world.advance_to(now);
         if let Some(outbox) = &self.inner.outbox {
@@ -325,7 +395,7 @@ impl Simulator {
     /// changes status, whatever the clock does. Resuming shifts every pending event by the time
     /// spent frozen, so nothing missed happens in a burst.
     pub fn set_paused(&self, paused: bool) {
-        let now = self.inner.clock.now();
+        let now = self.now();
         lock(&self.inner.world).set_paused(paused, now);
     }
 

@@ -208,7 +208,8 @@ pub struct EnvironmentRecord {
 /// A one-time happening that counters and histograms record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// A deployment reached a finished status after the process started.
+    /// A deployment was seen reaching a finished status: seen unfinished and then finished, or
+    /// first seen finished after its environment's baseline read.
     Finished {
         /// Its labels at the finish.
         labels: DeploymentLabels,
@@ -217,7 +218,8 @@ pub enum Event {
         /// The run, at `finishedAt` (else `updatedAt`).
         run: RunRef,
     },
-    /// A deployment started running after the process started.
+    /// A deployment was seen starting: seen not started and then started, or first seen started
+    /// after its environment's baseline read.
     Started {
         /// Its labels when it was seen started.
         labels: DeploymentLabels,
@@ -273,6 +275,9 @@ pub struct Store {
     environment_view: bool,
     /// Per environment, where its failing streak started (for recovery durations).
     recoveries: signals::Recoveries,
+    /// Environments whose first read (the start-up backfill) is done: what that read saw
+    /// finished is history; what is seen finished for the first time after it is new.
+    baselined: HashSet<Arc<str>>,
 }
 
 impl Store {
@@ -290,6 +295,7 @@ impl Store {
             projects: ProjectLabels::new(false, DEFAULT_MAX_SERIES_PER_METRIC),
             environment_view: false,
             recoveries: signals::Recoveries::default(),
+            baselined: HashSet::new(),
         }
     }
 
@@ -313,10 +319,31 @@ impl Store {
         self.lookback
     }
 
-    /// When the process started: finishes before this are not counted.
+    /// When the process started (local clock; informational: no count compares an env0
+    /// timestamp with it).
     #[must_use]
     pub fn process_start(&self) -> Timestamp {
         self.process_start
+    }
+
+    /// Marks `environment`'s baseline read as done: from now on, a run of it first seen already
+    /// finished (or started) is counted as a finish (or a start) observed by this process.
+    pub fn mark_baselined(&mut self, environment: &str) {
+        if !self.baselined.contains(environment) {
+            let key = self.environment_key(environment);
+            self.baselined.insert(key);
+        }
+    }
+
+    /// Takes back [`Self::mark_baselined`] for a read that completes the baseline after it.
+    pub fn unmark_baselined(&mut self, environment: &str) {
+        self.baselined.remove(environment);
+    }
+
+    /// Whether `environment`'s baseline read is done.
+    #[must_use]
+    pub fn is_baselined(&self, environment: &str) -> bool {
+        self.baselined.contains(environment)
     }
 
     /// Interns an environment id so records share one allocation.
@@ -350,6 +377,7 @@ impl Store {
     /// Forgets environments (and their deployments) that env0 no longer lists.
     pub fn retain_environments(&mut self, listed: &HashSet<&str>) {
         self.environments.retain(|id, _| listed.contains(&**id));
+        self.baselined.retain(|id| listed.contains(&**id));
         self.recoveries.retain(listed);
         self.deployments
             .retain(|_, r| listed.contains(&*r.environment));
@@ -393,6 +421,11 @@ impl Store {
     ///
     /// A finished deployment created before the lookback window that is not already tracked is
     /// ignored: it is outside what is watched, and it may be one that was counted and forgotten.
+    ///
+    /// `now` is env0's time as the exporter estimates it (the window is measured on env0's
+    /// timestamps). Whether a finish (or a start) counts never compares an env0 timestamp with
+    /// a clock: it counts when this process saw the run unfinished (not started) before, or
+    /// sees it for the first time after its environment's baseline read ([`Self::mark_baselined`]).
     pub fn ingest(&mut self, obs: &Observation, now: Timestamp, events: &mut Vec<Event>) {
         let finished = is_finished(obs.status.as_deref(), obs.finished_at);
         let created_at = obs
@@ -426,19 +459,25 @@ impl Store {
         let environment = self.environment_key(&obs.environment_id);
         let project = self.environments.get(&environment).map(|e| &e.project_id);
         let run = RunRef::new(&obs.id, &environment, project.cloned().flatten());
-        let process_start = self.process_start;
+        let baselined = self.baselined.contains(&environment);
+        let mut known = true;
         let record = self
             .deployments
             .entry(obs.id.as_str().into())
-            .or_insert_with(|| Record {
-                environment: environment.clone(),
-                labels: labels.clone(),
-                created_at,
-                queued_at: None,
-                started_at: None,
-                finish_time: None,
-                waiting_since: None,
+            .or_insert_with(|| {
+                known = false;
+                Record {
+                    environment: environment.clone(),
+                    labels: labels.clone(),
+                    created_at,
+                    queued_at: None,
+                    started_at: None,
+                    finish_time: None,
+                    waiting_since: None,
+                }
             });
+        // Seen before by this process (unfinished, not started), or new since the baseline.
+        let observed = known || baselined;
         let (already_started, already_finished) =
             (record.started_at.is_some(), record.is_finished());
         if already_finished && !finished {
@@ -453,8 +492,8 @@ impl Store {
         signals::approval_wait(record, obs, now, events);
 
         if !already_started
+            && observed
             && let Some(started) = record.started_at
-            && started >= process_start
         {
             let queued = record.queued_at.unwrap_or(record.created_at);
             events.push(Event::Started {
@@ -463,9 +502,8 @@ impl Store {
                 run: run.at(Some(started)),
             });
         }
-        let newly_finished = record.finish_time.filter(|_| !already_finished);
-        if let Some(finish) = newly_finished {
-            let counted = finish >= process_start;
+        if record.finish_time.is_some() && !already_finished {
+            let counted = observed;
             if counted {
                 let duration = match (record.started_at, obs.finished_at) {
                     (Some(start), Some(end)) => Some(clock::elapsed(start, end)),
@@ -503,6 +541,8 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod signal_tests;
 #[cfg(test)]

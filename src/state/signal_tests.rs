@@ -10,8 +10,18 @@ fn ts(s: &str) -> Timestamp {
 }
 
 /// Process started 2026-07-01 12:00; lookback 24 h.
-fn store() -> Store {
+/// No environment read yet: what is ingested is the baseline (history).
+fn fresh_store() -> Store {
     Store::new(ts("2026-07-01T12:00:00Z"), 24 * HOUR)
+}
+
+/// The baseline read of e1, e2 and e3 done: what is ingested is new.
+fn store() -> Store {
+    let mut s = fresh_store();
+    for env in ["e1", "e2", "e3"] {
+        s.mark_baselined(env);
+    }
+    s
 }
 
 /// A run of `kind` in `status`, created at `created` and (when finished) finished at `finished`.
@@ -181,7 +191,7 @@ fn a_plan_summary_is_counted_once_with_the_finish_and_null_counts_add_nothing() 
 
 #[test]
 fn a_plan_summary_of_a_run_that_finished_before_the_start_is_not_counted() {
-    let mut s = store();
+    let mut s = fresh_store();
     let mut o = run(
         "d1",
         "prPlan",
@@ -343,7 +353,7 @@ fn no_recovery_without_a_known_failure() {
 
 #[test]
 fn a_success_before_the_start_ends_a_streak_without_being_observed() {
-    let mut s = store();
+    let mut s = fresh_store();
     let runs = [
         (
             "f1",
@@ -370,6 +380,7 @@ fn a_success_before_the_start_ends_a_streak_without_being_observed() {
         assert!(recoveries(&ingest(&mut s, &o, "2026-07-01T12:00:00Z")).is_empty());
     }
     assert_eq!(s.failing_since("e1"), Some(ts("2026-07-01T11:10:00Z")));
+    s.mark_baselined("e1");
     let ok = run(
         "s1",
         "deploy",
@@ -407,7 +418,7 @@ fn a_failure_learned_after_the_success_that_ended_it_still_dates_the_recovery() 
     assert_eq!(recoveries(&events), [Duration::from_secs(4 * MIN)]);
     assert_eq!(s.failing_since("e1"), None);
     // A failure older than a success that was never counted resolves nothing.
-    let mut t = store();
+    let mut t = fresh_store();
     let early = run(
         "s0",
         "deploy",

@@ -22,6 +22,8 @@ pub struct Health {
     pub polls_completed: u64,
     /// Environments still waiting for their first read of the lookback window.
     pub backfill_pending: usize,
+    /// env0's clock minus ours, from env0's `Date` headers (`None` until one was seen).
+    pub clock_offset: Option<jiff::SignedDuration>,
 }
 
 /// A pair of label values, e.g. (deployment type, status).

@@ -8,9 +8,18 @@ fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
-/// Process started 2026-07-01 12:00; lookback 24 h.
-fn store() -> Store {
+/// Process started 2026-07-01 12:00; lookback 24 h; no environment read yet.
+fn fresh_store() -> Store {
     Store::new(ts("2026-07-01T12:00:00Z"), 24 * HOUR)
+}
+
+/// Like [`fresh_store`], with the baseline read of e1, e2 and e3 done.
+fn store() -> Store {
+    let mut s = fresh_store();
+    for env in ["e1", "e2", "e3"] {
+        s.mark_baselined(env);
+    }
+    s
 }
 
 fn obs(id: &str, env: &str, status: &str, created: &str) -> Observation {
@@ -88,20 +97,61 @@ fn a_run_seen_running_then_finished_is_counted_once_with_its_duration() {
 }
 
 #[test]
-fn runs_that_finished_before_the_process_started_are_shown_but_not_counted() {
-    let mut s = store();
+fn runs_seen_finished_in_their_environments_baseline_read_are_shown_but_not_counted() {
+    let mut s = fresh_store();
     let now = ts("2026-07-01T12:00:30Z");
     let mut events = Vec::new();
     let mut o = obs("d1", "e1", "FAILURE", "2026-07-01T10:00:00Z");
     o.started_at = Some(ts("2026-07-01T10:01:00Z"));
     o.finished_at = Some(ts("2026-07-01T10:05:00Z"));
     s.ingest(&o, now, &mut events);
+    // Whatever its timestamps say: env0's clock may be far ahead of ours.
+    let mut ahead = obs("d2", "e1", "SUCCESS", "2026-07-01T13:00:00Z");
+    ahead.finished_at = Some(ts("2026-07-01T13:05:00Z"));
+    s.ingest(&ahead, now, &mut events);
     assert!(events.is_empty(), "{events:?}");
     let snap = aggregate(&s, now);
     assert_eq!(
         gauge(&snap, &labels("deploy", "FAILURE", "opentofu", "user")),
         Some(1)
     );
+    // After the baseline, a run first seen finished is new, whatever its timestamps say
+    // (env0's clock may be far behind ours).
+    s.mark_baselined("e1");
+    let mut behind = obs("d3", "e1", "SUCCESS", "2026-07-01T11:00:00Z");
+    behind.finished_at = Some(ts("2026-07-01T11:05:00Z"));
+    s.ingest(&behind, now, &mut events);
+    s.ingest(&ahead, now, &mut events);
+    let finished = events
+        .iter()
+        .filter(|e| matches!(e, Event::Finished { .. }))
+        .count();
+    assert_eq!(finished, 1, "{events:?}");
+}
+
+#[test]
+fn a_run_seen_unfinished_in_the_baseline_read_counts_when_it_finishes() {
+    let mut s = fresh_store();
+    let now = ts("2026-07-01T12:00:30Z");
+    let mut events = Vec::new();
+    let mut o = obs("d1", "e1", "QUEUED", "2026-07-01T10:00:00Z");
+    s.ingest(&o, now, &mut events);
+    assert!(events.is_empty(), "{events:?}");
+    o.status = Some("IN_PROGRESS".into());
+    o.started_at = Some(ts("2026-07-01T10:01:00Z"));
+    s.ingest(&o, now, &mut events);
+    o.status = Some("SUCCESS".into());
+    o.finished_at = Some(ts("2026-07-01T10:05:00Z"));
+    s.ingest(&o, now, &mut events);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            Event::Started { .. } => "started",
+            Event::Finished { .. } => "finished",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["started", "finished"]);
 }
 
 #[test]

@@ -281,12 +281,26 @@ impl Harness {
         self.clock.now()
     }
 
+    /// env0's time now (the simulator's clock, offset from ours by `SimConfig::clock_offset`).
+    pub(crate) fn sim_now(&self) -> Timestamp {
+        self.sim.now()
+    }
+
+    /// env0's time when the exporter's first poll (its baseline) was done: the clock stands
+    /// still during a poll, so runs that finished after this finished after the exporter began
+    /// watching, by observation.
+    pub(crate) fn sim_started(&self) -> Timestamp {
+        self.started
+            .checked_add(self.sim.config().clock_offset)
+            .unwrap()
+    }
+
     /// The simulator's truth for `env0_deployments` at the current time.
     pub(crate) fn expected_window(
         &self,
         keep: impl Fn(&SimDeployment) -> bool,
     ) -> BTreeMap<Labels, f64> {
-        let cutoff = clock::sub(self.now(), self.lookback);
+        let cutoff = clock::sub(self.sim_now(), self.lookback);
         let mut out = BTreeMap::new();
         for d in self.sim.deployments() {
             if !keep(&d) || (is_finished(&d) && d.created_at < cutoff) {
@@ -298,14 +312,14 @@ impl Harness {
     }
 
     /// The simulator's truth for `env0_deployments_finished_total`: runs that finished after the
-    /// exporter started.
+    /// exporter's first poll, in env0's clock (what that poll saw finished is history).
     pub(crate) fn expected_finished(
         &self,
         keep: impl Fn(&SimDeployment) -> bool,
     ) -> BTreeMap<Labels, f64> {
         let mut out = BTreeMap::new();
         for d in self.sim.deployments() {
-            if keep(&d) && is_finished(&d) && finish_time(&d) >= self.started {
+            if keep(&d) && is_finished(&d) && finish_time(&d) > self.sim_started() {
                 *out.entry(deployment_labels(&d, true)).or_insert(0.0) += 1.0;
             }
         }

@@ -36,7 +36,7 @@ fn busy_sim() -> SimConfig {
 const FAILED: [&str; 3] = ["FAILURE", "TIMEOUT", "INTERNAL_FAILURE"];
 
 fn counted(h: &Harness, d: &SimDeployment) -> bool {
-    is_finished(d) && finish_time(d) >= h.started
+    is_finished(d) && finish_time(d) > h.sim_started()
 }
 
 fn kind_and_tool(d: &SimDeployment) -> Labels {

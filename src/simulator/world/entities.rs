@@ -141,6 +141,9 @@ pub(crate) struct Environment {
     pub(super) active: Option<u64>,
     /// Keys of the runs queued behind it, oldest first.
     pub(super) waiting: VecDeque<u64>,
+    /// A workflow's sub-environment: listed only with `includeSubEnvironments=true` unless
+    /// [`SimConfig::sub_environments_listed_by_default`](crate::simulator::SimConfig::sub_environments_listed_by_default).
+    pub workflow_sub: bool,
 }
 
 impl Environment {

@@ -129,9 +129,18 @@ impl World {
             paused_total: Duration::ZERO,
             noting: false,
             changes: Vec::new(),
+            latest_moved_by: config.latest_moved_by,
         };
         for i in 0..config.environments {
             world.add_environment(i, start);
+        }
+        // After every other draw, so a world without them is the same as before.
+        for i in 0..config.sub_environments {
+            world.add_environment(config.environments + i, start);
+            if let Some(env) = world.environments.last_mut() {
+                env.workflow_sub = true;
+                env.name = format!("{}-workflow-sub", env.name);
+            }
         }
         world.advance_to(now);
         world
@@ -187,6 +196,7 @@ impl World {
             deployments: Vec::new(),
             active: None,
             waiting: VecDeque::new(),
+            workflow_sub: false,
         };
         let e = self.environments.len();
         self.env_index.insert(env.id.clone(), e);

@@ -15,6 +15,8 @@
 //!   `finishedAt` null: their `updatedAt` is when they ended.
 //! - **Only `deploy`, `destroy` and `task` move an environment's `latestDeploymentLog`** (when they
 //!   are created); `prPlan`, `driftDetection`, `remotePlan`, `dryRun` and `moduleTest` never do.
+//!   [`SimConfig::latest_moved_by`](crate::simulator::SimConfig::latest_moved_by) changes that
+//!   (only deploy and destroy, or every type).
 //! - Environment status: in progress per type (`DEPLOY_IN_PROGRESS`, …; `dryRun` and `moduleTest`
 //!   leave it alone), `WAITING_FOR_USER`, `ABORTING`; then deploy success → `ACTIVE`, deploy or
 //!   destroy failure → `FAILED`, timeout → `TIMEOUT`, abort → `ABORTED`, destroy success →
@@ -36,6 +38,7 @@ use super::vocabulary::{
     DeploymentType, DriftStatus, EnvStatus, Status, TRIGGERS, TYPE_WEIGHTS, trigger_weights,
 };
 use crate::clock;
+use crate::simulator::LatestMovedBy;
 
 impl World {
     fn scaled(&self, d: Duration) -> Duration {
@@ -264,13 +267,20 @@ impl World {
             plan: plan.into(),
         };
         let key = dep.key;
+        let moves_latest = match self.latest_moved_by {
+            LatestMovedBy::DeployDestroyTask => kind.moves_latest(),
+            LatestMovedBy::DeployDestroy => {
+                matches!(kind, DeploymentType::Deploy | DeploymentType::Destroy)
+            }
+            LatestMovedBy::Every => true,
+        };
         let env = &mut self.environments[e];
         let pos = env
             .deployments
             .partition_point(|d| (d.created_at, d.id.as_str()) <= (at, id.as_str()));
         env.deployments.insert(pos, dep);
         self.by_id.insert(id.clone(), e);
-        if kind.moves_latest() {
+        if moves_latest {
             env.latest = Some(id);
             env.updated_at = at;
         }

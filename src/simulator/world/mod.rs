@@ -31,7 +31,7 @@ pub(super) use generate::uuid;
 #[cfg(test)]
 pub(super) use vocabulary::TRIGGERS;
 
-use super::{SimDeployment, SimEnvironment, SimPlanSummary};
+use super::{LatestMovedBy, SimDeployment, SimEnvironment, SimPlanSummary};
 use crate::clock;
 use queue::Scheduled;
 
@@ -63,6 +63,8 @@ pub(super) struct World {
     noting: bool,
     /// Changes noted and not yet taken.
     changes: Vec<Change>,
+    /// Which run types move `latestDeploymentLog`.
+    latest_moved_by: LatestMovedBy,
 }
 
 impl World {

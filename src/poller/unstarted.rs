@@ -1,0 +1,148 @@
+//! Runs that have not started, whichever timestamp env0's date filter uses.
+//!
+//! env0 does not document which timestamp `fromDate`/`toDate` filter on. On `createdAt` or
+//! `queuedAt` a queued run is in the dated listings like any other; on `startedAt` a run that
+//! has not started is in none, and a queued run that is not its environment's latest would stay
+//! invisible until it starts. The poller assumes the cheap reading until env0 shows otherwise:
+//! - a dated listing returns a run created and queued before its `fromDate` (so the filter is on
+//!   a later timestamp), or
+//! - a run the exporter knows has not started, created within a listing's dates, is missing from
+//!   it and its direct read says it still has not started.
+//!
+//! From then on every read of an environment adds one undated listing of the runs without a
+//! `startedAt`: `statuses=QUEUED,SKIPPED,CANCELLED,NEVER_DEPLOYED` (queued, or ended from the
+//! queue; one page as a rule, more only for an environment with over 100 such runs in env0's
+//! history), and environments read before the evidence get that listing once, at the end of the
+//! poll, as part of their baseline (what it shows finished is history). Cost: nothing while env0
+//! filters on `createdAt`/`queuedAt`; one more request per environment read while it filters
+//! on `startedAt`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tracing::info;
+
+use super::{Poller, observation};
+use crate::client::{DeploymentLog, DeploymentQuery, Error as ClientError};
+
+/// The statuses of runs that have not started, and of runs that ended without starting (from
+/// the queue): neither carries a `startedAt`.
+const NOT_STARTED: [&str; 4] = ["QUEUED", "SKIPPED", "CANCELLED", "NEVER_DEPLOYED"];
+
+/// What the poller has learnt of env0's date filter.
+#[derive(Debug, Default)]
+pub(super) struct UnstartedRuns {
+    /// Whether dated listings were seen to leave out runs that have not started.
+    hidden: bool,
+    /// Environments read before that was learnt: each gets one undated read of its queued runs.
+    pending: HashSet<Arc<str>>,
+}
+
+impl Poller {
+    /// Learns from one dated listing (`from` its `fromDate`) whether the date filter is on a
+    /// timestamp later than `queuedAt`.
+    pub(super) fn learn_from_listing(&mut self, from: Timestamp, logs: &[DeploymentLog]) {
+        let later = logs.iter().any(|l| {
+            l.created_at.is_some_and(|c| c < from) && l.queued_at.is_some_and(|q| q < from)
+        });
+        if later {
+            self.note_hidden_unstarted("a dated listing returned runs queued before its fromDate");
+        }
+    }
+
+    /// env0 showed that dated listings leave out runs that have not started.
+    pub(super) fn note_hidden_unstarted(&mut self, why: &str) {
+        if self.unstarted.hidden {
+            return;
+        }
+        info!(
+            why,
+            "env0's date filter leaves out runs that have not started: queued runs are read without dates from now on"
+        );
+        self.unstarted.hidden = true;
+        self.unstarted.pending = self
+            .schedule
+            .iter()
+            .filter(|(_, s)| s.backfilled)
+            .map(|(id, _)| id.clone())
+            .collect();
+    }
+
+    /// The statuses of the undated listing of queued runs; `None` when it is not needed (dated
+    /// listings show queued runs, or the status filter leaves queued runs out).
+    fn unstarted_statuses(&self) -> Option<Vec<String>> {
+        if !self.unstarted.hidden {
+            return None;
+        }
+        let filter = &self.config.filter.statuses;
+        let statuses: Vec<String> = NOT_STARTED
+            .iter()
+            .filter(|s| filter.is_empty() || filter.iter().any(|f| f == *s))
+            .map(|s| (*s).to_owned())
+            .collect();
+        (!statuses.is_empty()).then_some(statuses)
+    }
+
+    /// Reads `environment`'s queued runs without dates when dated listings hide them; the ids
+    /// read go into `seen`.
+    pub(super) async fn read_unstarted(
+        &mut self,
+        environment: &Arc<str>,
+        query: &DeploymentQuery,
+        seen: &mut HashSet<String>,
+    ) -> Result<(), ClientError> {
+        self.unstarted.pending.remove(environment);
+        let Some(statuses) = self.unstarted_statuses() else {
+            return Ok(());
+        };
+        let logs = self
+            .client
+            .deployments_in_status(environment, &statuses, query)
+            .await?;
+        let now = self.env0_now();
+        for log in &logs {
+            seen.insert(log.id.clone());
+            let obs = observation(log, environment);
+            self.ingest(&obs, now);
+        }
+        Ok(())
+    }
+
+    /// The one undated read of queued runs owed to environments read before env0 showed that
+    /// dated listings hide them; what the budget leaves out waits for the next poll.
+    ///
+    /// # Errors
+    /// A client error other than the budget, 403 or 404.
+    pub(super) async fn catch_up_unstarted(&mut self) -> Result<(), ClientError> {
+        let mut pending: Vec<Arc<str>> = self.unstarted.pending.iter().cloned().collect();
+        pending.sort();
+        let query = DeploymentQuery {
+            from: Timestamp::UNIX_EPOCH,
+            to: Timestamp::UNIX_EPOCH,
+            deployment_types: self.config.filter.deployment_types.clone(),
+            statuses: Vec::new(),
+            user_ids: self.config.filter.user_ids.clone(),
+        };
+        for environment in pending {
+            if !self.schedule.contains_key(&environment) {
+                self.unstarted.pending.remove(&environment);
+                continue;
+            }
+            // Part of the environment's baseline: what ended before it is history.
+            self.store.unmark_baselined(&environment);
+            let mut seen = HashSet::new();
+            let read = self.read_unstarted(&environment, &query, &mut seen).await;
+            self.store.mark_baselined(&environment);
+            match read {
+                Ok(()) | Err(ClientError::NotFound { .. } | ClientError::Forbidden { .. }) => {}
+                Err(e) if e.budget() => {
+                    self.unstarted.pending.insert(environment);
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
