@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::client::{self, Client, ClientConfig};
 use crate::clock::SharedClock;
-use crate::config::{Config, Credentials, Secret, SimArgs};
+use crate::config::{Config, Credentials, Secret, SecretSource, SimArgs};
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::poller::{Poller, PollerConfig};
 use crate::ratelimit::SlidingWindow;
@@ -72,7 +72,7 @@ pub fn build(
             ..ClientConfig::new(
                 config.api_endpoint.clone(),
                 credentials.key.clone(),
-                credentials.secret.expose().to_owned().into(),
+                credentials.secret.clone(),
             )
         },
         budget,
@@ -215,7 +215,7 @@ pub fn sim_credentials(simulator: &Simulator) -> Credentials {
     let c = simulator.config();
     Credentials {
         key: c.api_key_id.clone(),
-        secret: Secret::new(&c.api_key_secret),
+        secret: SecretSource::fixed(Secret::new(&c.api_key_secret)),
     }
 }
 

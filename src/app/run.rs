@@ -107,7 +107,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let exporter_listener = bind(config.listen_address).await?;
             let secret = demo_secret();
             config.webhook = Some(WebhookConfig {
-                secret: Secret::new(&secret),
+                secret: Secret::new(&secret).into(),
                 listen_address: None,
             });
             let webhook_url = demo_webhook_url(exporter_listener.local_addr()?)?;

@@ -6,20 +6,18 @@
 mod command_line;
 mod webhook;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, ProjectFilter, STATUSES};
 use crate::metrics::DEFAULT_DURATION_BUCKETS;
 use crate::state::{DEFAULT_MAX_SERIES_PER_METRIC, Views};
 
+pub use crate::secret::{Secret, SecretSource};
 pub use webhook::{WebhookArgs, WebhookConfig};
 
 /// [`DEFAULT_DURATION_BUCKETS`] as `--help` shows them (a test keeps the two equal).
@@ -28,37 +26,6 @@ const DEFAULT_DURATION_BUCKETS_TEXT: &str = "5,15,30,60,120,300,600,900,1800,360
 /// The exporter's default port. 9100–9999 is fully allocated on the Prometheus wiki's
 /// default-port-allocations page; 19180 is on neither of its lists.
 pub const DEFAULT_PORT: u16 = 19180;
-
-/// A secret from the command line or environment that never prints.
-#[derive(Clone)]
-pub struct Secret(std::sync::Arc<SecretString>);
-
-impl Secret {
-    /// The secret's text, for the one place that must send it.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-
-    /// Wraps a secret string.
-    #[must_use]
-    pub fn new(value: &str) -> Self {
-        Self(std::sync::Arc::new(SecretString::from(value)))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self::new(s))
-    }
-}
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -173,7 +140,7 @@ pub struct ExporterArgs {
         help_heading = "env0 connection"
     )]
     pub api_secret: Option<Secret>,
-    /// File holding the env0 API key secret (e.g. a mounted Kubernetes Secret)
+    /// File holding the env0 API key secret (e.g. a mounted Kubernetes Secret); re-read when it changes
     #[arg(
         long,
         env = "ENV0_API_SECRET_FILE",
@@ -329,8 +296,8 @@ fn invalid(flag: &'static str, message: impl Into<String>) -> ConfigError {
 pub struct Credentials {
     /// API key id.
     pub key: String,
-    /// API key secret.
-    pub secret: Secret,
+    /// API key secret, followed as its file changes when it comes from one.
+    pub secret: SecretSource,
 }
 
 /// Validated exporter settings.
@@ -486,23 +453,9 @@ impl ExporterArgs {
                 )
             })?;
         let secret = match (&self.api_secret, &self.api_secret_file) {
-            (Some(secret), _) if !secret.expose().is_empty() => secret.clone(),
-            (_, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    invalid(
-                        "--api-secret-file",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                let text = text.trim_end_matches(['\n', '\r']);
-                if text.is_empty() {
-                    return Err(invalid(
-                        "--api-secret-file",
-                        format!("{} is empty", path.display()),
-                    ));
-                }
-                Secret::new(text)
-            }
+            (Some(secret), _) if !secret.expose().is_empty() => SecretSource::fixed(secret.clone()),
+            (_, Some(path)) => SecretSource::file(path, "--api-secret-file")
+                .map_err(|e| invalid("--api-secret-file", e.to_string()))?,
             _ => {
                 return Err(invalid(
                     "--api-secret",

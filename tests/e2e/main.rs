@@ -5,6 +5,7 @@
 
 mod filters;
 mod helpers;
+mod secrets;
 mod signals;
 mod views;
 mod webhooks;
