@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use url::Url;
 
 use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, ProjectFilter, STATUSES};
+use crate::http::{DEFAULT_MAX_CONNECTIONS, WebConfigWatcher};
 use crate::metrics::DEFAULT_DURATION_BUCKETS;
 use crate::state::{DEFAULT_MAX_SERIES_PER_METRIC, Views};
 
@@ -65,7 +66,7 @@ pub enum Command {
     /// Run a simulated env0 organisation in-process and the exporter against it over HTTP
     /// (no env0 account needed); prints the /metrics URL
     #[command(
-        after_help = "demo runs against its own simulated env0, which sends webhooks to the exporter with a secret of its own: the env0 connection flags, the webhook flags and --sim-listen-address are refused."
+        after_help = "demo runs against its own simulated env0, which sends webhooks to the exporter with a secret of its own: the env0 connection flags, the webhook flags, --web-config-file and --sim-listen-address are refused."
     )]
     Demo(SimArgs),
     /// Serve only the simulated env0 API (to try a Prometheus/Grafana setup or load tests)
@@ -75,7 +76,7 @@ pub enum Command {
     Simulate(SimArgs),
     /// Poll env0 once, print the metrics to stdout; exit 0 if the poll succeeded, 1 if not
     #[command(
-        after_help = "once polls once and prints: --listen-address, --poll-interval and the webhook flags are refused."
+        after_help = "once polls once and prints: --listen-address, --poll-interval, the --web-* flags and the webhook flags are refused."
     )]
     Once,
 }
@@ -160,6 +161,19 @@ pub struct ExporterArgs {
     /// Address to serve /metrics on
     #[arg(long, env = "ENV0_EXPORTER_LISTEN_ADDRESS", default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)), global = true, help_heading = "Serving and logging")]
     pub listen_address: SocketAddr,
+    /// Web configuration file in the Prometheus exporter-toolkit format: TLS and basic auth for
+    /// /metrics (probes stay open); re-read when it or the files it names change [default: none,
+    /// plain HTTP]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_WEB_CONFIG_FILE",
+        global = true,
+        help_heading = "Serving and logging"
+    )]
+    pub web_config_file: Option<PathBuf>,
+    /// Connections open at once at most, per listener; past it, the one idle the longest is closed
+    #[arg(long, env = "ENV0_EXPORTER_WEB_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=65_536), global = true, help_heading = "Serving and logging")]
+    pub web_max_connections: u32,
     /// Time between two polls of env0
     #[arg(long, env = "ENV0_EXPORTER_POLL_INTERVAL", default_value = "60s", value_parser = parse_duration, global = true, help_heading = "Polling")]
     pub poll_interval: Duration,
@@ -311,6 +325,10 @@ pub struct Config {
     pub organization_id: Option<String>,
     /// Where /metrics is served.
     pub listen_address: SocketAddr,
+    /// TLS and basic auth of the listener, followed as the file changes; `None` = plain HTTP.
+    pub web_config: Option<std::sync::Arc<WebConfigWatcher>>,
+    /// Connections open at once at most, per listener.
+    pub max_connections: usize,
     /// Time between polls.
     pub poll_interval: Duration,
     /// Window of deployments shown.
@@ -382,11 +400,20 @@ impl ExporterArgs {
         } else {
             None
         };
+        let web_config = match &self.web_config_file {
+            Some(path) => Some(std::sync::Arc::new(
+                WebConfigWatcher::load(path)
+                    .map_err(|e| invalid("--web-config-file", e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok(Config {
             api_endpoint: self.api_endpoint.clone(),
             credentials,
             organization_id: self.organization_id.clone().filter(|s| !s.is_empty()),
             listen_address: self.listen_address,
+            web_config,
+            max_connections: self.web_max_connections as usize,
             poll_interval: self.poll_interval,
             lookback: self.lookback,
             full_sync_interval: (!self.full_sync_interval.is_zero())

@@ -6,6 +6,7 @@
 mod filters;
 mod helpers;
 mod secrets;
+mod security;
 mod signals;
 mod views;
 mod webhooks;
