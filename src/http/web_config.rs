@@ -475,6 +475,22 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_is_a_valid_configuration_whose_hash_is_of_its_password() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .unwrap();
+        let section = readme.split("## Securing /metrics").nth(1).unwrap();
+        let yaml = section
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        let c = parsed(yaml).unwrap();
+        assert!(c.tls.is_some());
+        let hash = &c.users["prometheus"];
+        assert!(bcrypt::verify("change-me", hash).unwrap());
+    }
+
+    #[test]
     fn a_plaintext_password_in_place_of_a_hash_is_not_repeated_in_the_error() {
         let e = parsed("basic_auth_users:\n  alice: correct-horse-battery\n").unwrap_err();
         assert!(!e.contains("correct-horse-battery"), "{e}");
