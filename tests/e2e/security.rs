@@ -423,3 +423,29 @@ async fn five_hundred_idle_connections_and_slow_loris_clients_do_not_keep_a_scra
     drop(idle);
     h.stop().await;
 }
+
+/// The server's head buffer (64 KiB) does not cap bodies: a webhook delivery of nearly 1 MiB
+/// is read in full and its signature checked; past 1 MiB it is refused with 413.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_webhook_body_is_read_through_the_server_and_one_past_its_limit_refused() {
+    let h = Harness::start_with(
+        sim(10),
+        &[],
+        Some(Webhooks {
+            secret: "webhook-secret",
+            sim_sends: false,
+        }),
+    )
+    .await;
+    let padding = "x".repeat(env0_exporter::webhook::MAX_BODY_BYTES - 100);
+    let body = format!(r#"{{"type":"com.env0.test","id":"big-1","pad":"{padding}"}}"#);
+    assert!(body.len() <= env0_exporter::webhook::MAX_BODY_BYTES);
+    let signature = env0_exporter::webhook::sign(b"webhook-secret", body.as_bytes());
+    let status = h
+        .post_webhook(body.as_bytes(), &[("x-env0-signature", &signature)])
+        .await;
+    assert!((200..300).contains(&status), "{status}");
+    let too_big = vec![b'x'; env0_exporter::webhook::MAX_BODY_BYTES + 1];
+    assert_eq!(h.post_webhook(&too_big, &[]).await, 413);
+    h.stop().await;
+}
