@@ -8,10 +8,14 @@
 //!   successes are remembered (at most one per configured user), and a changed hash (the file
 //!   edited) no longer matches.
 //! - Verifications run one at a time on the blocking pool, so that a flood of wrong passwords
-//!   costs at most one core and never stalls the async workers.
+//!   costs at most one core and never stalls the async workers; at most [`MAX_WAITING`] wait
+//!   their turn, and past that a request that needs bcrypt is answered 503 at once rather than
+//!   holding its connection (a request waiting is a busy connection, which the connection limit
+//!   never closes). A scraper whose password is remembered is not affected.
 //! - A failure is answered 401 with `WWW-Authenticate: Basic`, whatever was wrong.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use axum::extract::{Request, State};
@@ -36,7 +40,32 @@ pub struct Users {
     /// User → digest of the credentials that last verified.
     verified: Mutex<HashMap<String, [u8; 32]>>,
     /// One bcrypt at a time.
-    gate: Semaphore,
+    gate: Arc<Semaphore>,
+    /// Verifications waiting for the gate.
+    waiting: AtomicUsize,
+}
+
+/// Verifications that may wait for bcrypt at once; past it, requests are answered 503.
+pub const MAX_WAITING: usize = 16;
+
+/// What a request's credentials are worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A configured user and its password.
+    Allowed,
+    /// Anything else: answered 401.
+    Denied,
+    /// Too many verifications waiting: answered 503, try again.
+    Busy,
+}
+
+/// Counts a verification as waiting until dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for Users {
@@ -65,7 +94,8 @@ impl Users {
             cost,
             dummy: Arc::new(OnceLock::new()),
             verified: Mutex::new(HashMap::new()),
-            gate: Semaphore::new(1),
+            gate: Arc::new(Semaphore::new(1)),
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -76,21 +106,30 @@ impl Users {
     }
 
     /// Whether `authorization` (the header's value) carries a configured user and its password.
-    pub async fn verify(&self, authorization: Option<&HeaderValue>) -> bool {
+    pub async fn verify(&self, authorization: Option<&HeaderValue>) -> Verdict {
         let Some((user, password)) = authorization.and_then(credentials) else {
-            return false;
+            return Verdict::Denied;
         };
         let hash = self.hashes.get(&user).cloned();
         let digest = digest(&user, hash.as_deref().unwrap_or_default(), &password);
         if hash.is_some() && self.remembered(&user, &digest) {
-            return true;
+            return Verdict::Allowed;
         }
-        let Ok(_one_at_a_time) = self.gate.acquire().await else {
-            return false;
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Verdict::Busy;
+        }
+        let waiting = Waiting(&self.waiting);
+        let Ok(permit) = self.gate.clone().acquire_owned().await else {
+            return Verdict::Denied;
         };
+        drop(waiting);
         let (cost, dummy) = (self.cost, self.dummy.clone());
         let known = hash.is_some();
+        // The permit goes with the work: a client that leaves does not let the next bcrypt start
+        // before this one ends.
         let verified = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             if let Some(hash) = hash {
                 return bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false);
             }
@@ -107,8 +146,9 @@ impl Users {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(user, digest);
+            return Verdict::Allowed;
         }
-        verified
+        Verdict::Denied
     }
 
     fn remembered(&self, user: &str, digest: &[u8; 32]) -> bool {
@@ -147,33 +187,43 @@ fn digest(user: &str, hash: &str, password: &str) -> [u8; 32] {
 }
 
 /// Middleware: lets a request through when the web configuration has no users or the request
-/// carries one of them; else 401 with `WWW-Authenticate: Basic`.
+/// carries one of them; else 401 with `WWW-Authenticate: Basic` (503 while too many
+/// verifications wait).
 pub(crate) async fn require(
     State(web): State<Arc<WebConfigWatcher>>,
     request: Request,
     next: Next,
 ) -> Response {
     let active = web.current();
-    if active.users.is_empty()
-        || active
-            .users
-            .verify(request.headers().get(header::AUTHORIZATION))
-            .await
-    {
+    if active.users.is_empty() {
         return next.run(request).await;
     }
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Basic")],
-        "Unauthorized\n",
-    )
-        .into_response()
+    match active
+        .users
+        .verify(request.headers().get(header::AUTHORIZATION))
+        .await
+    {
+        Verdict::Allowed => next.run(request).await,
+        Verdict::Denied => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic")],
+            "Unauthorized\n",
+        )
+            .into_response(),
+        Verdict::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "Too many password checks waiting; try again\n",
+        )
+            .into_response(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use super::Verdict::{Allowed, Busy, Denied};
     use super::*;
 
     fn basic(user: &str, password: &str) -> HeaderValue {
@@ -191,34 +241,37 @@ mod tests {
     #[tokio::test]
     async fn the_right_password_passes_and_anything_else_fails() {
         let u = users();
-        assert!(u.verify(Some(&basic("prometheus", "s3cret-pass"))).await);
-        assert!(!u.verify(Some(&basic("prometheus", "wrong"))).await);
-        assert!(!u.verify(Some(&basic("nobody", "s3cret-pass"))).await);
-        assert!(!u.verify(None).await);
+        let check = async |user: &str, password: &str| u.verify(Some(&basic(user, password))).await;
+        assert_eq!(check("prometheus", "s3cret-pass").await, Allowed);
+        assert_eq!(check("prometheus", "wrong").await, Denied);
+        assert_eq!(check("nobody", "s3cret-pass").await, Denied);
+        assert_eq!(u.verify(None).await, Denied);
         for raw in ["Bearer abc", "Basic !!!", "Basic", "basic cHJvbWV0aGV1cw=="] {
-            assert!(
-                !u.verify(Some(&HeaderValue::from_static(raw))).await,
-                "{raw}"
-            );
+            let header = HeaderValue::from_static(raw);
+            assert_eq!(u.verify(Some(&header)).await, Denied, "{raw}");
         }
         // The scheme's case does not matter.
         let lower = basic("prometheus", "s3cret-pass")
             .to_str()
             .unwrap()
             .replacen("Basic", "basic", 1);
-        assert!(
-            u.verify(Some(&HeaderValue::from_str(&lower).unwrap()))
-                .await
-        );
+        let lower = HeaderValue::from_str(&lower).unwrap();
+        assert_eq!(u.verify(Some(&lower)).await, Allowed);
     }
 
     #[tokio::test]
     async fn a_verified_password_is_remembered_and_a_wrong_one_never() {
         let u = users();
-        assert!(u.verify(Some(&basic("prometheus", "s3cret-pass"))).await);
+        assert_eq!(
+            u.verify(Some(&basic("prometheus", "s3cret-pass"))).await,
+            Allowed
+        );
         let d = digest("prometheus", &u.hashes["prometheus"], "s3cret-pass");
         assert!(u.remembered("prometheus", &d));
-        assert!(!u.verify(Some(&basic("prometheus", "s3cret-pasS"))).await);
+        assert_eq!(
+            u.verify(Some(&basic("prometheus", "s3cret-pasS"))).await,
+            Denied
+        );
         let wrong = digest("prometheus", &u.hashes["prometheus"], "s3cret-pasS");
         assert!(!u.remembered("prometheus", &wrong));
         assert_eq!(u.verified.lock().unwrap().len(), 1);
@@ -227,9 +280,40 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_user_costs_a_bcrypt_too() {
         let u = users();
-        assert!(!u.verify(Some(&basic("mallory", "x"))).await);
+        assert_eq!(u.verify(Some(&basic("mallory", "x"))).await, Denied);
         let dummy = u.dummy.get().unwrap();
         assert_eq!(dummy.parse::<bcrypt::HashParts>().unwrap().get_cost(), 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_the_waiting_limit_a_new_password_check_is_busy_but_a_remembered_one_passes() {
+        let u = Arc::new(users());
+        assert_eq!(
+            u.verify(Some(&basic("prometheus", "s3cret-pass"))).await,
+            Allowed
+        );
+        // Hold the gate, as a long bcrypt would, and fill the waiting places.
+        let held = u.gate.clone().acquire_owned().await.unwrap();
+        let mut waiters = tokio::task::JoinSet::new();
+        for i in 0..MAX_WAITING {
+            let u = u.clone();
+            waiters
+                .spawn(async move { u.verify(Some(&basic("prometheus", &format!("w{i}")))).await });
+        }
+        while u.waiting.load(Ordering::SeqCst) < MAX_WAITING {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(u.verify(Some(&basic("prometheus", "another"))).await, Busy);
+        assert_eq!(
+            u.verify(Some(&basic("prometheus", "s3cret-pass"))).await,
+            Allowed,
+            "a remembered password needs no bcrypt"
+        );
+        drop(held);
+        while let Some(verdict) = waiters.join_next().await {
+            assert_eq!(verdict.unwrap(), Denied);
+        }
+        assert_eq!(u.waiting.load(Ordering::SeqCst), 0);
     }
 
     #[test]
