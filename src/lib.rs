@@ -16,6 +16,7 @@ pub mod labels;
 pub mod metrics;
 pub mod poller;
 pub mod ratelimit;
+pub mod secret;
 pub mod simulator;
 pub mod state;
 pub mod webhook;

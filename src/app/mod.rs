@@ -18,7 +18,8 @@ use tracing::{info, warn};
 
 use crate::client::{self, Client, ClientConfig};
 use crate::clock::SharedClock;
-use crate::config::{Config, Credentials, Secret, SimArgs};
+use crate::config::{Config, Credentials, Secret, SecretSource, SimArgs};
+use crate::http::ServeOptions;
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::poller::{Poller, PollerConfig};
 use crate::ratelimit::SlidingWindow;
@@ -42,6 +43,9 @@ pub struct Exporter {
     pub poller: Poller,
     /// The webhook receiver, when webhooks are on (its queue feeds the poller).
     pub webhook: Option<Arc<Intake>>,
+    /// How the main listener is served: connection limit, timeouts, TLS and basic auth. A
+    /// webhook listener of its own gets the same limits, without TLS or basic auth.
+    pub serve_options: ServeOptions,
 }
 
 /// Builds an exporter for `config` with these credentials, reading time from `clock`.
@@ -72,7 +76,7 @@ pub fn build(
             ..ClientConfig::new(
                 config.api_endpoint.clone(),
                 credentials.key.clone(),
-                credentials.secret.expose().to_owned().into(),
+                credentials.secret.clone(),
             )
         },
         budget,
@@ -105,6 +109,11 @@ pub fn build(
         snapshot,
         poller,
         webhook,
+        serve_options: ServeOptions {
+            max_connections: config.max_connections,
+            web_config: config.web_config.clone(),
+            ..ServeOptions::default()
+        },
     })
 }
 
@@ -161,7 +170,8 @@ pub fn start_with(
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut router = crate::http::router(exporter.metrics.clone());
+    let options = exporter.serve_options;
+    let mut router = crate::http::routes(exporter.metrics.clone(), options.web_config.clone());
     let mut webhook_addr = None;
     let mut webhook_server = None;
     if let Some(intake) = exporter.webhook {
@@ -170,16 +180,25 @@ pub fn start_with(
             Some(l) => {
                 webhook_addr = l.local_addr().ok();
                 let (stop, stopped) = oneshot::channel::<()>();
-                let server = tokio::spawn(crate::http::serve(l, webhooks, async move {
-                    let _ = stopped.await;
-                }));
+                let webhook_options = ServeOptions {
+                    web_config: None,
+                    ..options.clone()
+                };
+                let server = tokio::spawn(crate::http::serve(
+                    l,
+                    webhooks,
+                    webhook_options,
+                    async move {
+                        let _ = stopped.await;
+                    },
+                ));
                 webhook_server = Some((stop, server));
             }
             None => router = router.merge(webhooks),
         }
     }
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(crate::http::serve(listener, router, async move {
+    let server = tokio::spawn(crate::http::serve(listener, router, options, async move {
         let _ = stopped.await;
     }));
     let poller = tokio::spawn(exporter.poller.run());
@@ -215,7 +234,7 @@ pub fn sim_credentials(simulator: &Simulator) -> Credentials {
     let c = simulator.config();
     Credentials {
         key: c.api_key_id.clone(),
-        secret: Secret::new(&c.api_key_secret),
+        secret: SecretSource::fixed(Secret::new(&c.api_key_secret)),
     }
 }
 

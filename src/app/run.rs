@@ -106,8 +106,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The exporter's port first: the simulator's webhooks go to it.
             let exporter_listener = bind(config.listen_address).await?;
             let secret = demo_secret();
+            // The simulated env0 posts its webhooks over plain HTTP, without credentials.
+            config.web_config = None;
             config.webhook = Some(WebhookConfig {
-                secret: Secret::new(&secret),
+                secret: Secret::new(&secret).into(),
                 listen_address: None,
             });
             let webhook_url = demo_webhook_url(exporter_listener.local_addr()?)?;
@@ -261,7 +263,22 @@ async fn serve_on(
             "filters active (empty = all); runs outside them are not shown in any metric"
         );
     }
+    let scheme = if config
+        .web_config
+        .as_ref()
+        .is_some_and(|w| w.current().tls.is_some())
+    {
+        "https"
+    } else {
+        "http"
+    };
     if config.webhook.is_some() {
+        // A listener of its own is plain HTTP; on the main one, webhooks share its TLS.
+        let webhook_scheme = if running.webhook_addr.is_some() {
+            "http"
+        } else {
+            scheme
+        };
         let webhook_shown = running.webhook_addr.map_or(shown.clone(), |a| {
             if a.ip().is_unspecified() {
                 format!("localhost:{}", a.port())
@@ -270,11 +287,20 @@ async fn serve_on(
             }
         });
         info!(
-            url = %format!("http://{webhook_shown}{}", crate::webhook::PATH),
+            url = %format!("{webhook_scheme}://{webhook_shown}{}", crate::webhook::PATH),
             "webhooks on: signed env0 deliveries are taken in between polls"
         );
     }
-    say(&format!("metrics at http://{shown}/metrics"));
+    if let Some(web) = &config.web_config {
+        let active = web.current();
+        info!(
+            file = %web.path().display(),
+            tls = active.tls.is_some(),
+            basic_auth = !active.users.is_empty(),
+            "web configuration loaded; /-/healthy and /-/ready stay open, and it is re-read when it changes"
+        );
+    }
+    say(&format!("metrics at {scheme}://{shown}/metrics"));
     shutdown_signal().await;
     info!("shutting down");
     running.shutdown().await;

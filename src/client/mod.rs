@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -32,6 +31,7 @@ pub use retry::MAX_RETRY_AFTER;
 
 use crate::clock::{self, SharedClock};
 use crate::ratelimit::SlidingWindow;
+use crate::secret::SecretSource;
 use retry::{Backoff, Decision, Failure, RetryPolicy, Wait};
 
 /// The `User-Agent` of every request.
@@ -60,8 +60,9 @@ pub struct ClientConfig {
     pub base_url: Url,
     /// API key id, sent as the Basic auth user name.
     pub api_key: String,
-    /// API key secret, sent as the Basic auth password; never logged.
-    pub api_secret: SecretString,
+    /// API key secret, sent as the Basic auth password; never logged. Read for every request,
+    /// so a secret file that changes is followed.
+    pub api_secret: SecretSource,
     /// Whole-request timeout of one attempt, body included.
     pub request_timeout: Duration,
     /// Retries after the first attempt for 429, 5xx, timeouts and connection errors.
@@ -75,11 +76,15 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// A configuration with the `DEFAULT_*` values for everything but where and who.
     #[must_use]
-    pub fn new(base_url: Url, api_key: impl Into<String>, api_secret: SecretString) -> Self {
+    pub fn new(
+        base_url: Url,
+        api_key: impl Into<String>,
+        api_secret: impl Into<SecretSource>,
+    ) -> Self {
         Self {
             base_url,
             api_key: api_key.into(),
-            api_secret,
+            api_secret: api_secret.into(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
             retry_base_delay: DEFAULT_RETRY_BASE_DELAY,
@@ -220,7 +225,7 @@ struct Inner {
     http: reqwest::Client,
     base: Url,
     api_key: String,
-    api_secret: SecretString,
+    api_secret: SecretSource,
     clock: SharedClock,
     observer: Arc<dyn RequestObserver>,
     limiter: Arc<SlidingWindow>,
@@ -590,14 +595,12 @@ impl Client {
         url: &Url,
         path: &str,
     ) -> (Outcome, Result<T, Failure>) {
+        let secret = self.inner.api_secret.current();
         let sent = self
             .inner
             .http
             .get(url.clone())
-            .basic_auth(
-                &self.inner.api_key,
-                Some(self.inner.api_secret.expose_secret()),
-            )
+            .basic_auth(&self.inner.api_key, Some(secret.expose()))
             .send()
             .await;
         let failed = |e| {

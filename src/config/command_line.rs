@@ -10,8 +10,9 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use super::{Cli, ConfigError};
 
 /// Flags `demo` ignores: it runs against its own simulated env0, on a free loopback port, and
-/// wires the simulated env0's webhooks to its own listener with a secret of its own.
-const IGNORED_BY_DEMO: [&str; 9] = [
+/// wires the simulated env0's webhooks to its own listener with a secret of its own (over plain
+/// HTTP, so without a web configuration).
+const IGNORED_BY_DEMO: [&str; 10] = [
     "api_endpoint",
     "api_key",
     "api_secret",
@@ -21,10 +22,13 @@ const IGNORED_BY_DEMO: [&str; 9] = [
     "webhook_secret",
     "webhook_secret_file",
     "webhook_listen_address",
+    "web_config_file",
 ];
 /// Flags `once` ignores: it polls once and prints, serving nothing (webhooks included).
-const IGNORED_BY_ONCE: [&str; 5] = [
+const IGNORED_BY_ONCE: [&str; 7] = [
     "listen_address",
+    "web_config_file",
+    "web_max_connections",
     "poll_interval",
     "webhook_secret",
     "webhook_secret_file",
@@ -217,6 +221,14 @@ mod tests {
                 "--webhook-secret-file",
             ),
             (&["demo", "--webhook-secret", "s"][..], "--webhook-secret"),
+            (
+                &["demo", "--web-config-file", "/w.yml"][..],
+                "--web-config-file",
+            ),
+            (
+                &["once", "--web-max-connections", "9"][..],
+                "--web-max-connections",
+            ),
             (
                 &["demo", "--webhook-listen-address", "127.0.0.1:1"][..],
                 "--webhook-listen-address",

@@ -6,20 +6,19 @@
 mod command_line;
 mod webhook;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, ProjectFilter, STATUSES};
+use crate::http::{DEFAULT_MAX_CONNECTIONS, WebConfigWatcher};
 use crate::metrics::DEFAULT_DURATION_BUCKETS;
 use crate::state::{DEFAULT_MAX_SERIES_PER_METRIC, Views};
 
+pub use crate::secret::{Secret, SecretSource};
 pub use webhook::{WebhookArgs, WebhookConfig};
 
 /// [`DEFAULT_DURATION_BUCKETS`] as `--help` shows them (a test keeps the two equal).
@@ -28,37 +27,6 @@ const DEFAULT_DURATION_BUCKETS_TEXT: &str = "5,15,30,60,120,300,600,900,1800,360
 /// The exporter's default port. 9100–9999 is fully allocated on the Prometheus wiki's
 /// default-port-allocations page; 19180 is on neither of its lists.
 pub const DEFAULT_PORT: u16 = 19180;
-
-/// A secret from the command line or environment that never prints.
-#[derive(Clone)]
-pub struct Secret(std::sync::Arc<SecretString>);
-
-impl Secret {
-    /// The secret's text, for the one place that must send it.
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-
-    /// Wraps a secret string.
-    #[must_use]
-    pub fn new(value: &str) -> Self {
-        Self(std::sync::Arc::new(SecretString::from(value)))
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self::new(s))
-    }
-}
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -98,7 +66,7 @@ pub enum Command {
     /// Run a simulated env0 organisation in-process and the exporter against it over HTTP
     /// (no env0 account needed); prints the /metrics URL
     #[command(
-        after_help = "demo runs against its own simulated env0, which sends webhooks to the exporter with a secret of its own: the env0 connection flags, the webhook flags and --sim-listen-address are refused."
+        after_help = "demo runs against its own simulated env0, which sends webhooks to the exporter with a secret of its own: the env0 connection flags, the webhook flags, --web-config-file and --sim-listen-address are refused."
     )]
     Demo(SimArgs),
     /// Serve only the simulated env0 API (to try a Prometheus/Grafana setup or load tests)
@@ -108,7 +76,7 @@ pub enum Command {
     Simulate(SimArgs),
     /// Poll env0 once, print the metrics to stdout; exit 0 if the poll succeeded, 1 if not
     #[command(
-        after_help = "once polls once and prints: --listen-address, --poll-interval and the webhook flags are refused."
+        after_help = "once polls once and prints: --listen-address, --poll-interval, the --web-* flags and the webhook flags are refused."
     )]
     Once,
 }
@@ -173,7 +141,7 @@ pub struct ExporterArgs {
         help_heading = "env0 connection"
     )]
     pub api_secret: Option<Secret>,
-    /// File holding the env0 API key secret (e.g. a mounted Kubernetes Secret)
+    /// File holding the env0 API key secret (e.g. a mounted Kubernetes Secret); re-read when it changes
     #[arg(
         long,
         env = "ENV0_API_SECRET_FILE",
@@ -193,6 +161,19 @@ pub struct ExporterArgs {
     /// Address to serve /metrics on
     #[arg(long, env = "ENV0_EXPORTER_LISTEN_ADDRESS", default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)), global = true, help_heading = "Serving and logging")]
     pub listen_address: SocketAddr,
+    /// Web configuration file in the Prometheus exporter-toolkit format: TLS and basic auth for
+    /// /metrics (probes stay open); re-read when it or the files it names change [default: none,
+    /// plain HTTP]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_WEB_CONFIG_FILE",
+        global = true,
+        help_heading = "Serving and logging"
+    )]
+    pub web_config_file: Option<PathBuf>,
+    /// Connections open at once at most, per listener; past it, the one idle the longest is closed
+    #[arg(long, env = "ENV0_EXPORTER_WEB_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=65_536), global = true, help_heading = "Serving and logging")]
+    pub web_max_connections: u32,
     /// Time between two polls of env0
     #[arg(long, env = "ENV0_EXPORTER_POLL_INTERVAL", default_value = "60s", value_parser = parse_duration, global = true, help_heading = "Polling")]
     pub poll_interval: Duration,
@@ -329,8 +310,8 @@ fn invalid(flag: &'static str, message: impl Into<String>) -> ConfigError {
 pub struct Credentials {
     /// API key id.
     pub key: String,
-    /// API key secret.
-    pub secret: Secret,
+    /// API key secret, followed as its file changes when it comes from one.
+    pub secret: SecretSource,
 }
 
 /// Validated exporter settings.
@@ -344,6 +325,10 @@ pub struct Config {
     pub organization_id: Option<String>,
     /// Where /metrics is served.
     pub listen_address: SocketAddr,
+    /// TLS and basic auth of the listener, followed as the file changes; `None` = plain HTTP.
+    pub web_config: Option<std::sync::Arc<WebConfigWatcher>>,
+    /// Connections open at once at most, per listener.
+    pub max_connections: usize,
     /// Time between polls.
     pub poll_interval: Duration,
     /// Window of deployments shown.
@@ -415,11 +400,20 @@ impl ExporterArgs {
         } else {
             None
         };
+        let web_config = match &self.web_config_file {
+            Some(path) => Some(std::sync::Arc::new(
+                WebConfigWatcher::load(path)
+                    .map_err(|e| invalid("--web-config-file", e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok(Config {
             api_endpoint: self.api_endpoint.clone(),
             credentials,
             organization_id: self.organization_id.clone().filter(|s| !s.is_empty()),
             listen_address: self.listen_address,
+            web_config,
+            max_connections: self.web_max_connections as usize,
             poll_interval: self.poll_interval,
             lookback: self.lookback,
             full_sync_interval: (!self.full_sync_interval.is_zero())
@@ -486,23 +480,9 @@ impl ExporterArgs {
                 )
             })?;
         let secret = match (&self.api_secret, &self.api_secret_file) {
-            (Some(secret), _) if !secret.expose().is_empty() => secret.clone(),
-            (_, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    invalid(
-                        "--api-secret-file",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                let text = text.trim_end_matches(['\n', '\r']);
-                if text.is_empty() {
-                    return Err(invalid(
-                        "--api-secret-file",
-                        format!("{} is empty", path.display()),
-                    ));
-                }
-                Secret::new(text)
-            }
+            (Some(secret), _) if !secret.expose().is_empty() => SecretSource::fixed(secret.clone()),
+            (_, Some(path)) => SecretSource::file(path, "--api-secret-file")
+                .map_err(|e| invalid("--api-secret-file", e.to_string()))?,
             _ => {
                 return Err(invalid(
                     "--api-secret",

@@ -90,7 +90,7 @@ fn the_secret_file_is_read_and_its_trailing_newline_dropped() {
     ])
     .unwrap();
     let c = cli.exporter.validate(true).unwrap();
-    assert_eq!(c.credentials.unwrap().secret.expose(), "s3cr3t");
+    assert_eq!(c.credentials.unwrap().secret.current().expose(), "s3cr3t");
 }
 
 #[test]

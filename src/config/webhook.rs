@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{ConfigError, Secret, invalid};
+use super::{ConfigError, Secret, SecretSource, invalid};
 
 /// Settings of `POST /webhooks/env0`.
 #[derive(Debug, Clone, Args)]
@@ -21,7 +21,7 @@ pub struct WebhookArgs {
         help_heading = "Webhooks"
     )]
     pub webhook_secret: Option<Secret>,
-    /// File holding the webhook secret (e.g. a mounted Kubernetes Secret)
+    /// File holding the webhook secret (e.g. a mounted Kubernetes Secret); re-read when it changes
     #[arg(
         long,
         env = "ENV0_EXPORTER_WEBHOOK_SECRET_FILE",
@@ -44,8 +44,9 @@ pub struct WebhookArgs {
 /// Validated webhook settings.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
-    /// The secret deliveries are signed with.
-    pub secret: Secret,
+    /// The secret deliveries are signed with, followed as its file changes when it comes from
+    /// one.
+    pub secret: SecretSource,
     /// Its own listener; `None` = the main one.
     pub listen_address: Option<SocketAddr>,
 }
@@ -57,23 +58,13 @@ impl WebhookArgs {
     /// An unreadable or empty secret file, or a listen address without a secret.
     pub fn validate(&self) -> Result<Option<WebhookConfig>, ConfigError> {
         let secret = match (&self.webhook_secret, &self.webhook_secret_file) {
-            (Some(secret), _) if !secret.expose().is_empty() => Some(secret.clone()),
-            (_, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    invalid(
-                        "--webhook-secret-file",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                let text = text.trim_end_matches(['\n', '\r']);
-                if text.is_empty() {
-                    return Err(invalid(
-                        "--webhook-secret-file",
-                        format!("{} is empty", path.display()),
-                    ));
-                }
-                Some(Secret::new(text))
+            (Some(secret), _) if !secret.expose().is_empty() => {
+                Some(SecretSource::fixed(secret.clone()))
             }
+            (_, Some(path)) => Some(
+                SecretSource::file(path, "--webhook-secret-file")
+                    .map_err(|e| invalid("--webhook-secret-file", e.to_string()))?,
+            ),
             _ => None,
         };
         match (secret, self.webhook_listen_address) {
@@ -118,7 +109,7 @@ mod tests {
             .validate()
             .unwrap()
             .unwrap();
-        assert_eq!(c.secret.expose(), "s3cret");
+        assert_eq!(c.secret.current().expose(), "s3cret");
         assert_eq!(c.listen_address, None);
         let c = args(Some("s3cret"), None, Some("127.0.0.1:9999"))
             .validate()
@@ -135,7 +126,7 @@ mod tests {
             .validate()
             .unwrap()
             .unwrap();
-        assert_eq!(c.secret.expose(), "from-a-file");
+        assert_eq!(c.secret.current().expose(), "from-a-file");
     }
 
     #[test]

@@ -153,7 +153,7 @@ mod tests {
             ClientConfig::new(
                 "http://127.0.0.1:9/".parse().unwrap(),
                 "k",
-                "s".to_owned().into(),
+                crate::config::Secret::new("s"),
             ),
             budget,
             shared.clone(),

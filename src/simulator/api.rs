@@ -36,9 +36,7 @@ use serde::Serialize;
 use super::json::{DeploymentJson, EnvironmentJson, OrganizationJson, ProjectJson};
 use super::reply::{ApiError, too_many_requests};
 use super::world::{Deployment, World};
-use super::{
-    DateFilterField, FaultKind, PageOrder, RequestRecord, SimConfig, Simulator, faults, lock,
-};
+use super::{DateFilterField, FaultKind, PageOrder, RequestRecord, Simulator, faults, lock};
 use crate::ratelimit::SlidingWindow;
 
 /// Largest and default page size.
@@ -123,7 +121,11 @@ fn admit(sim: &Simulator, method: &str, path: &str, headers: &HeaderMap) -> Opti
     let refusal = if let Err(wait) = verdict {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         too_many_requests(config.send_retry_after.then_some(secs.max(1)))
-    } else if !authorized(headers, config) {
+    } else if !authorized(
+        headers,
+        &config.api_key_id,
+        &lock(&sim.inner.api_key_secret),
+    ) {
         ApiError::unauthorized().into_response()
     } else {
         return None;
@@ -131,8 +133,8 @@ fn admit(sim: &Simulator, method: &str, path: &str, headers: &HeaderMap) -> Opti
     Some(refusal)
 }
 
-/// Whether `headers` carry HTTP Basic auth with the configured key id and secret.
-fn authorized(headers: &HeaderMap, config: &SimConfig) -> bool {
+/// Whether `headers` carry HTTP Basic auth with this key id and secret.
+fn authorized(headers: &HeaderMap, key_id: &str, secret: &str) -> bool {
     let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -151,7 +153,7 @@ fn authorized(headers: &HeaderMap, config: &SimConfig) -> bool {
     let Ok(decoded) = String::from_utf8(decoded) else {
         return false;
     };
-    decoded.split_once(':') == Some((config.api_key_id.as_str(), config.api_key_secret.as_str()))
+    decoded.split_once(':') == Some((key_id, secret))
 }
 
 /// Query parameters; the first of repeated names wins.

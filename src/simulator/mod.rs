@@ -265,6 +265,9 @@ pub struct Simulator {
 
 struct Inner {
     config: SimConfig,
+    /// The API key secret accepted now: the configured one until
+    /// [`Simulator::set_api_key_secret`] rotates it.
+    api_key_secret: Mutex<String>,
     clock: SharedClock,
     world: Mutex<World>,
     requests: Mutex<Vec<RequestRecord>>,
@@ -307,6 +310,7 @@ impl Simulator {
         });
         Self {
             inner: Arc::new(Inner {
+                api_key_secret: Mutex::new(config.api_key_secret.clone()),
                 config,
                 clock,
                 world: Mutex::new(world),
@@ -368,10 +372,23 @@ impl Simulator {
         shifted(self.inner.clock.now(), self.inner.config.clock_offset)
     }
 
-    /// The configuration the world was built from.
+    /// The configuration the world was built from (its `api_key_secret` is the first one
+    /// accepted; see [`api_key_secret`](Self::api_key_secret)).
     #[must_use]
     pub fn config(&self) -> &SimConfig {
         &self.inner.config
+    }
+
+    /// The API key secret accepted now.
+    #[must_use]
+    pub fn api_key_secret(&self) -> String {
+        lock(&self.inner.api_key_secret).clone()
+    }
+
+    /// Rotates the API key secret: from now on only `secret` is accepted, as when a key's secret
+    /// is replaced in env0.
+    pub fn set_api_key_secret(&self, secret: &str) {
+        secret.clone_into(&mut lock(&self.inner.api_key_secret));
     }
 
     /// The organization that holds every project and environment.

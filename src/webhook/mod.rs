@@ -39,7 +39,7 @@ use tracing::{debug, warn};
 
 use crate::client::DeploymentLog;
 use crate::clock::SharedClock;
-use crate::config::Secret;
+use crate::config::SecretSource;
 use crate::metrics::Metrics;
 use crate::state::{Observation, SnapshotHandle};
 use recent::RecentIds;
@@ -64,7 +64,7 @@ const EVENT_HEADERS: [&str; 2] = ["x-env0-event", "x-env-zero-event"];
 
 /// The receiving side of webhooks: what the handler needs, shared by every request.
 pub struct Intake {
-    secret: Secret,
+    secret: SecretSource,
     snapshot: SnapshotHandle,
     metrics: Arc<Metrics>,
     clock: SharedClock,
@@ -117,14 +117,14 @@ impl Intake {
     /// `snapshot`; the returned receiver is the poller's end of the hand-over queue.
     #[must_use]
     pub fn new(
-        secret: Secret,
+        secret: impl Into<SecretSource>,
         snapshot: SnapshotHandle,
         metrics: Arc<Metrics>,
         clock: SharedClock,
     ) -> (Self, mpsc::Receiver<Observation>) {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let intake = Self {
-            secret,
+            secret: secret.into(),
             snapshot,
             metrics,
             clock,
@@ -148,8 +148,9 @@ impl Intake {
         let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
             return Verdict::too_large();
         };
+        let secret = self.secret.current();
         let signed = first(headers, &SIGNATURE_HEADERS)
-            .is_some_and(|s| verify(self.secret.expose().as_bytes(), &bytes, s));
+            .is_some_and(|s| verify(secret.expose().as_bytes(), &bytes, s));
         if !signed {
             self.bad_signature(headers);
             return Verdict::new(EventFamily::Other, Outcome::BadSignature);

@@ -16,6 +16,7 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::clock::ManualClock;
+use crate::config::Secret;
 use crate::metrics::MetricsConfig;
 use crate::state::Snapshot;
 

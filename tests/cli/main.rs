@@ -449,3 +449,227 @@ fn http_get_auth(url: &str) -> (u16, String) {
         (status, resp.text().await.unwrap())
     })
 }
+
+/// A Kubernetes secret volume in `dir`: `..<version>/<key>` holds the data, `..data` links to
+/// the current version (swapped by renaming a fresh link over it), `<key>` links to
+/// `..data/<key>`.
+fn write_secret_volume(dir: &std::path::Path, version: &str, key: &str, value: &str) {
+    use std::os::unix::fs::symlink;
+    let versioned = dir.join(format!("..{version}"));
+    std::fs::create_dir(&versioned).unwrap();
+    std::fs::write(versioned.join(key), format!("{value}\n")).unwrap();
+    let fresh = dir.join("..data_tmp");
+    symlink(format!("..{version}"), &fresh).unwrap();
+    std::fs::rename(&fresh, dir.join("..data")).unwrap();
+    if std::fs::symlink_metadata(dir.join(key)).is_err() {
+        symlink(format!("..data/{key}"), dir.join(key)).unwrap();
+    }
+}
+
+/// HMAC-SHA256 hex of `body` under `secret`.
+fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+/// The exporter with `args` at debug level, its stdout and stderr into files in `dir`.
+fn spawn_logged(args: &[&str], dir: &std::path::Path) -> Guard {
+    Guard(
+        exporter(args)
+            .env("RUST_LOG", "debug")
+            .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Stops the exporter with SIGTERM and returns everything it wrote.
+fn stop_and_read(mut child: Guard, dir: &std::path::Path) -> String {
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = child.0.wait();
+    format!(
+        "{}{}",
+        std::fs::read_to_string(dir.join("stdout")).unwrap(),
+        std::fs::read_to_string(dir.join("stderr")).unwrap()
+    )
+}
+
+/// Every secret of a run (API secrets before and after a rotation, the webhook secret, basic
+/// auth passwords right and wrong, and the password hash) is searched for in everything the
+/// process wrote at debug level and every `/metrics` it served, through auth errors, refused
+/// scrapes, a badly signed webhook and the rotation itself.
+#[test]
+#[allow(clippy::too_many_lines)] // one scenario, told in order
+fn no_secret_appears_in_the_output_of_a_run_with_faults_rotation_and_basic_auth() {
+    const OLD_API_SECRET: &str = "old-api-secret-111";
+    // The simulator's: the rotation makes the exporter's secret right.
+    const NEW_API_SECRET: &str = "demo-secret";
+    const WEB_PASSWORD: &str = "web-password-222";
+    const WRONG_WEB_PASSWORD: &str = "wrong-web-password-333";
+    const WEBHOOK_SECRET: &str = "webhook-secret-444";
+    const WRONG_WEBHOOK_SECRET: &str = "wrong-webhook-666";
+
+    let (sim, endpoint) = spawn_simulate(&["--sim-environments", "20"]);
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("env0");
+    std::fs::create_dir(&volume).unwrap();
+    write_secret_volume(&volume, "v1", "api-secret", OLD_API_SECRET);
+    let webhook_file = dir.path().join("webhook-secret");
+    std::fs::write(&webhook_file, WEBHOOK_SECRET).unwrap();
+    let hash = bcrypt::hash(WEB_PASSWORD, 4).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  prometheus: '{hash}'\n")).unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = spawn_logged(
+        &[
+            "--api-endpoint",
+            &endpoint,
+            "--api-key",
+            "demo-key",
+            "--api-secret-file",
+            volume.join("api-secret").to_str().unwrap(),
+            "--webhook-secret-file",
+            webhook_file.to_str().unwrap(),
+            "--web-config-file",
+            web.to_str().unwrap(),
+            "--listen-address",
+            &addr,
+            "--poll-interval",
+            "1s",
+        ],
+        dir.path(),
+    );
+    wait_for_port(port);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let metrics_url = format!("http://{addr}/metrics");
+    let http = reqwest::Client::new();
+    let scrape = |password: Option<&str>| {
+        let mut request = http.get(&metrics_url);
+        if let Some(p) = password {
+            request = request.basic_auth("prometheus", Some(p));
+        }
+        rt.block_on(async {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        })
+    };
+    let mut served = String::new();
+    let wait_for = |want: &str, served: &mut String| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = scrape(Some(WEB_PASSWORD));
+            assert_eq!(status, 200, "{body}");
+            served.push_str(&body);
+            if body.lines().any(|l| l.starts_with(want)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {want}:\n{body}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // The old secret is refused: auth errors.
+    wait_for(
+        r#"env0_exporter_poll_errors_total{reason="auth"} "#,
+        &mut served,
+    );
+    for password in [Some(WRONG_WEB_PASSWORD), None] {
+        let (status, body) = scrape(password);
+        assert_eq!(status, 401);
+        served.push_str(&body);
+    }
+    let body = br#"{"type":"com.env0.test","id":"cli-1","data":{}}"#;
+    let status = rt.block_on(async {
+        http.post(format!("http://{addr}/webhooks/env0"))
+            .header("x-env0-signature", hmac_hex(WRONG_WEBHOOK_SECRET, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 401, "a badly signed webhook");
+
+    // The new secret lands in the volume; the same process recovers.
+    write_secret_volume(&volume, "v2", "api-secret", NEW_API_SECRET);
+    wait_for("env0_up 1", &mut served);
+
+    let output = stop_and_read(child, dir.path());
+    assert!(
+        output.contains("the secret file changed"),
+        "the rotation is logged: {output}"
+    );
+    assert!(output.contains("DEBUG"), "debug lines were written");
+    for secret in [
+        OLD_API_SECRET,
+        NEW_API_SECRET,
+        WEB_PASSWORD,
+        WRONG_WEB_PASSWORD,
+        WEBHOOK_SECRET,
+        WRONG_WEBHOOK_SECRET,
+        hash.as_str(),
+    ] {
+        assert!(!output.contains(secret), "{secret} in the output");
+        assert!(!served.contains(secret), "{secret} in /metrics");
+    }
+    drop(sim);
+}
+
+#[test]
+fn a_bad_web_config_exits_with_code_2_naming_the_file_and_key_but_no_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    for (text, key) in [
+        (
+            "basic_auth_users:\n  alice: plaintext-password-555\n",
+            "basic_auth_users.alice",
+        ),
+        ("tls_server_config:\n  cert_fil: x\n", "cert_fil"),
+        ("rate_limit:\n  burst: 1\n", "rate_limit"),
+        (
+            "tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n",
+            "tls_server_config.cert_file",
+        ),
+    ] {
+        std::fs::write(&web, text).unwrap();
+        let o = run(&[
+            "--api-key",
+            "k",
+            "--api-secret",
+            "s",
+            "--web-config-file",
+            web.to_str().unwrap(),
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{text}: {err}");
+        assert!(
+            err.contains("--web-config-file") && err.contains(web.to_str().unwrap()),
+            "{err}"
+        );
+        assert!(err.contains(key), "{key}: {err}");
+        assert!(!err.contains("plaintext-password-555"), "{err}");
+    }
+}

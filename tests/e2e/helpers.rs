@@ -197,9 +197,15 @@ impl Harness {
         if let Some(w) = &webhooks {
             args.extend_from_slice(&["--webhook-secret", w.secret]);
         }
+        // With `--api-key` among the flags, the credentials are the flags' (a secret file, say);
+        // without, the simulator's.
+        let own_credentials = extra.contains(&"--api-key");
         let cli = Cli::try_parse_from(args).unwrap();
-        let config = cli.exporter.validate(false).unwrap();
-        let credentials = app::sim_credentials(&sim);
+        let config = cli.exporter.validate(own_credentials).unwrap();
+        let credentials = config
+            .credentials
+            .clone()
+            .unwrap_or_else(|| app::sim_credentials(&sim));
         let exporter = app::build(&config, &credentials, shared).unwrap();
         let running = app::start(exporter, listener);
         let harness = Self {

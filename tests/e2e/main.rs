@@ -6,6 +6,8 @@
 mod corners;
 mod filters;
 mod helpers;
+mod secrets;
+mod security;
 mod signals;
 mod views;
 mod webhooks;

@@ -1,42 +1,61 @@
-//! The exporter's HTTP side: `/metrics`, `/-/healthy`, `/-/ready` and a landing page.
+//! The exporter's HTTP side: `/metrics`, `/-/healthy`, `/-/ready` and a landing page, and the
+//! server they run on.
 //!
 //! Readiness is not tied to env0's health (that is `env0_up`): an exporter that cannot reach
 //! env0 must still be scraped, so that the failure is visible.
+//!
+//! Files: [`server`] (the listener: timeouts, the connection limit and TLS), `slots` (the
+//! connection limit), [`web_config`] (`--web-config-file`, followed as it changes), `tls` (the
+//! rustls configuration built from it), [`basic_auth`] (its users). With users configured, every
+//! route but the probes asks for basic auth: probes must work without credentials, and the
+//! webhook route (added by the app) has its own signature check.
 
-use std::future::Future;
+pub mod basic_auth;
+pub mod server;
+mod slots;
+mod tls;
+pub mod web_config;
+
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::metrics::{Metrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
 
+pub use server::{DEFAULT_MAX_CONNECTIONS, HEADER_READ_TIMEOUT, ServeOptions, serve};
+pub use web_config::{WebConfigError, WebConfigWatcher};
+
+/// Largest request body the exporter's routes take: none of them reads one.
+const MAX_REQUEST_BODY: usize = 0;
+
 /// The routes, without a socket (tests call it with `oneshot`).
 pub fn router(metrics: Arc<Metrics>) -> Router {
-    Router::new()
-        .route("/", get(landing))
-        .route("/metrics", get(scrape))
-        .route("/-/healthy", get(|| async { "OK\n" }))
-        .route("/-/ready", get(|| async { "OK\n" }))
-        .with_state(metrics)
+    routes(metrics, None)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops taking connections.
-///
-/// # Errors
-/// When the listener fails.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+/// The routes, with basic auth on all but the probes when `web_config` has users (read for
+/// every request, so users added to the file take effect without a restart).
+pub fn routes(metrics: Arc<Metrics>, web_config: Option<Arc<WebConfigWatcher>>) -> Router {
+    let mut guarded = Router::new()
+        .route("/", get(landing))
+        .route("/metrics", get(scrape))
+        .with_state(metrics);
+    if let Some(web) = web_config {
+        guarded = guarded.route_layer(from_fn_with_state(web, basic_auth::require));
+    }
+    Router::new()
+        .route("/-/healthy", get(|| async { "OK\n" }))
+        .route("/-/ready", get(|| async { "OK\n" }))
+        .merge(guarded)
+        // On the routes only: a path this router does not have (the webhook's, on a listener
+        // of its own) stays a 404.
+        .route_layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
 }
 
 /// Whether the scraper asked for `OpenMetrics`.
@@ -255,6 +274,16 @@ mod tests {
                 .unwrap()
                 .contains("env0_up 1")
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_body_is_refused_by_the_exporters_routes() {
+        let req = Request::get("/metrics")
+            .header(header::CONTENT_LENGTH, "5")
+            .body(Body::from("hello"))
+            .unwrap();
+        let resp = app().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[tokio::test]
