@@ -618,6 +618,7 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
     svc = kinds["Service"][0]
     expect(svc["spec"]["ports"][0]["targetPort"] == "http", p, "service does not target port http")
     p += check_rendered_webhook(values, kinds, c, env, svc)
+    p += check_rendered_web(values, kinds, c, env)
     sm_on = v("serviceMonitor", "enabled", default=False)
     expect(("ServiceMonitor" in kinds) == bool(sm_on), p, "ServiceMonitor rendered iff serviceMonitor.enabled")
     if sm_on:
@@ -674,6 +675,45 @@ def check_rendered_views(values: dict, env: dict) -> list[str]:
     for key, flag_env in (("include", "ENV0_EXPORTER_PROJECTS"), ("exclude", "ENV0_EXPORTER_EXCLUDE_PROJECTS")):
         want = ",".join(v("projects", key, default=[])) or None
         expect(env.get(flag_env, {}).get("value") == want, p, f"{flag_env} != {want!r} (projects.{key})")
+    return p
+
+
+def check_rendered_web(values: dict, kinds: dict, c: dict, env: dict) -> list[str]:
+    """web.*: the web config and the TLS Secret mounted as whole folders (a subPath mount never
+    sees a rotated Secret), the flag pointing at the config, HTTPS probes and ServiceMonitor with
+    TLS, and the scrape's TLS and basic-auth settings passed through."""
+    p: list[str] = []
+    v = lambda *keys, default=None: _dig(values, keys, default)  # noqa: E731
+    config = v("web", "configSecret", default="")
+    tls = v("web", "tls", "secretName", default="")
+    mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+    spec = kinds["Deployment"][0]["spec"]["template"]["spec"]
+    volumes = {vol["name"]: vol for vol in spec.get("volumes", [])}
+    expect(all("subPath" not in m for m in mounts.values()), p, "a volume mounted with subPath: rotation would not reach it")
+    expect(env.get("ENV0_EXPORTER_WEB_MAX_CONNECTIONS", {}).get("value") == str(v("web", "maxConnections", default=256)),
+           p, "ENV0_EXPORTER_WEB_MAX_CONNECTIONS does not follow web.maxConnections")
+    want_file = "/etc/env0-exporter/web/web.yml" if config else None
+    expect(env.get("ENV0_EXPORTER_WEB_CONFIG_FILE", {}).get("value") == want_file, p,
+           f"ENV0_EXPORTER_WEB_CONFIG_FILE is not {want_file!r}")
+    expect(("web-config" in mounts) == bool(config), p, "web-config mounted iff web.configSecret")
+    if config:
+        expect(volumes.get("web-config", {}).get("secret", {}).get("secretName") == config, p,
+               f"web-config volume not from the Secret {config}")
+        expect(mounts["web-config"]["mountPath"] == "/etc/env0-exporter/web", p, "web config not in /etc/env0-exporter/web")
+    expect(("web-tls" in mounts) == bool(tls), p, "web-tls mounted iff web.tls.secretName")
+    if tls:
+        expect(volumes.get("web-tls", {}).get("secret", {}).get("secretName") == tls, p,
+               f"web-tls volume not from the Secret {tls}")
+    scheme = "HTTPS" if tls else None
+    for probe in ("livenessProbe", "readinessProbe"):
+        expect(c.get(probe, {}).get("httpGet", {}).get("scheme") == scheme, p, f"{probe} scheme is not {scheme}")
+    for sm in kinds.get("ServiceMonitor", []):
+        ep = sm["spec"]["endpoints"][0]
+        expect(ep.get("scheme") == ("https" if tls else None), p, "ServiceMonitor scheme does not follow web.tls")
+        expect(ep.get("tlsConfig") == (v("serviceMonitor", "tlsConfig", default={}) or None), p,
+               "ServiceMonitor tlsConfig does not follow serviceMonitor.tlsConfig")
+        expect(ep.get("basicAuth") == (v("serviceMonitor", "basicAuth", default={}) or None), p,
+               "ServiceMonitor basicAuth does not follow serviceMonitor.basicAuth")
     return p
 
 
