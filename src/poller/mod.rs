@@ -95,6 +95,8 @@ pub struct Poller {
     webhooks: Option<mpsc::Receiver<Observation>>,
     /// The environments of the last listing, published for the webhook receiver.
     watched: Arc<HashSet<Arc<str>>>,
+    /// Listed environments whose deployments the key may not read (403 on their last read).
+    unreadable: HashSet<Arc<str>>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -162,6 +164,7 @@ impl Poller {
             listed_in_org: None,
             webhooks: None,
             watched: Arc::default(),
+            unreadable: HashSet::new(),
         }
     }
 
@@ -245,6 +248,7 @@ impl Poller {
         self.health.backfill_pending = self.schedule.values().filter(|s| !s.backfilled).count();
         snap.health = self.health.clone();
         snap.watched_environments = self.watched.clone();
+        snap.unreadable_environments = self.unreadable.len();
         self.snapshot.publish(snap);
     }
 

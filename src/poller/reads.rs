@@ -60,6 +60,7 @@ impl Poller {
                 // A user key sees only some projects: carry on with what is visible.
                 warn!(environment = %read.environment, error = %e, "environment not readable with this key; skipped until it changes");
                 self.metrics.poll_error(e.reason());
+                self.unreadable.insert(read.environment.clone());
                 self.mark_read(read, self.clock.now());
                 Ok(())
             }
@@ -139,6 +140,7 @@ impl Poller {
                 }
             }
         }
+        self.unreadable.remove(&read.environment);
         self.mark_read(read, to);
         Ok(())
     }
