@@ -4,6 +4,7 @@
 
 mod listing;
 mod reads;
+mod sanity;
 pub mod schedule;
 mod webhooks;
 
@@ -112,7 +113,7 @@ impl std::fmt::Debug for Poller {
 /// The fields the state needs from a deployment log.
 #[must_use]
 pub fn observation(log: &DeploymentLog, environment_id: &str) -> Observation {
-    Observation {
+    let mut obs = Observation {
         id: log.id.clone(),
         environment_id: log
             .environment_id
@@ -135,7 +136,9 @@ pub fn observation(log: &DeploymentLog, environment_id: &str) -> Observation {
             imported: p.imported,
         }),
         drift_detected: log.drift_detected,
-    }
+    };
+    sanity::make_consistent(&mut obs);
+    obs
 }
 
 impl Poller {
