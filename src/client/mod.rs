@@ -13,6 +13,7 @@
 mod error;
 mod model;
 mod paging;
+mod records;
 mod retry;
 
 use std::fmt;
@@ -27,6 +28,7 @@ use url::Url;
 pub use error::{BODY_SNIPPET_CHARS, Error, Reason, Result};
 pub use model::{DeploymentLog, Environment, Organization, PlanSummary, Project};
 pub use paging::{MAX_PAGES, PAGE_LIMIT};
+pub use records::{MAX_BODY_BYTES, Page, SkipReason, decode_records};
 pub use retry::MAX_RETRY_AFTER;
 
 use crate::clock::{self, SharedClock};
@@ -98,6 +100,11 @@ pub trait RequestObserver: Send + Sync {
     /// One attempt at `endpoint` ended with `outcome` after `duration` (wall time of the HTTP
     /// exchange, body included; waits for budget or back-off are not part of it).
     fn observe(&self, endpoint: Endpoint, outcome: Outcome, duration: Duration);
+
+    /// A record of a page from `endpoint` could not be read and was skipped for `reason`.
+    fn skipped(&self, endpoint: Endpoint, reason: SkipReason) {
+        let _ = (endpoint, reason);
+    }
 }
 
 /// An observer that ignores everything.
@@ -362,7 +369,7 @@ impl Client {
     /// See [`Error`].
     pub async fn organizations(&self) -> Result<Vec<Organization>> {
         let url = self.url(&["organizations"]);
-        self.get(Endpoint::Organizations, url).await
+        Ok(self.get_page(Endpoint::Organizations, url).await?.records)
     }
 
     /// The projects of an organization (env0 does not page this listing).
@@ -373,7 +380,7 @@ impl Client {
         let mut url = self.url(&["projects"]);
         url.query_pairs_mut()
             .append_pair("organizationId", organization_id);
-        self.get(Endpoint::Projects, url).await
+        Ok(self.get_page(Endpoint::Projects, url).await?.records)
     }
 
     /// Every environment of an organization, all pages, duplicates dropped.
@@ -418,7 +425,7 @@ impl Client {
                     .append_pair("limit", &PAGE_LIMIT.to_string())
                     .append_pair("offset", &offset.to_string());
             }
-            self.get(Endpoint::Environments, url)
+            self.get_page(Endpoint::Environments, url)
         })
         .await
     }
@@ -454,7 +461,7 @@ impl Client {
                     }
                 }
             }
-            self.get(Endpoint::Deployments, url)
+            self.get_page(Endpoint::Deployments, url)
         })
         .await
     }
@@ -489,7 +496,7 @@ impl Client {
                     }
                 }
             }
-            self.get(Endpoint::Deployments, url)
+            self.get_page(Endpoint::Deployments, url)
         })
         .await
     }
@@ -516,13 +523,36 @@ impl Client {
     /// GETs `url` with budget and retries, and decodes the JSON body. Whether a failed attempt is
     /// tried again, and after how long, is the [`RetryPolicy`]'s call.
     async fn get<T: DeserializeOwned>(&self, endpoint: Endpoint, url: Url) -> Result<T> {
+        self.get_with(endpoint, url, |body| serde_json::from_slice(body))
+            .await
+    }
+
+    /// GETs a page and decodes it record by record; each skipped record is reported to the
+    /// observer.
+    async fn get_page<T: DeserializeOwned>(&self, endpoint: Endpoint, url: Url) -> Result<Page<T>> {
+        let page: Page<T> = self
+            .get_with(endpoint, url, records::decode_records)
+            .await?;
+        for reason in &page.skipped {
+            self.inner.observer.skipped(endpoint, *reason);
+        }
+        Ok(page)
+    }
+
+    /// Like [`get`](Self::get), with `decode` turning the body into the answer.
+    async fn get_with<T>(
+        &self,
+        endpoint: Endpoint,
+        url: Url,
+        decode: fn(&[u8]) -> serde_json::Result<T>,
+    ) -> Result<T> {
         let path = url.path().to_owned();
         let policy = self.inner.retry;
         let mut retry = 0;
         loop {
             self.take_slot(&path).await?;
             let started = Instant::now();
-            let (outcome, result) = self.attempt(&url, &path).await;
+            let (outcome, result) = self.attempt(&url, &path, decode).await;
             let took = started.elapsed();
             tracing::debug!(
                 method = "GET",
@@ -590,10 +620,11 @@ impl Client {
     }
 
     /// One HTTP exchange: the decoded body of a 2xx, or what went wrong.
-    async fn attempt<T: DeserializeOwned>(
+    async fn attempt<T>(
         &self,
         url: &Url,
         path: &str,
+        decode: fn(&[u8]) -> serde_json::Result<T>,
     ) -> (Outcome, Result<T, Failure>) {
         let secret = self.inner.api_secret.current();
         let sent = self
@@ -618,13 +649,20 @@ impl Client {
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, self.inner.clock.now()));
-        let body = match response.bytes().await {
-            Ok(body) => body,
+        let outcome = Outcome::Status(status.as_u16());
+        let body = match records::read_body(response).await {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                let error = Error::Decode {
+                    path: path.to_owned(),
+                    message: format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
+                };
+                return (outcome, Err(Failure::new(error, None)));
+            }
             Err(e) => return failed(e),
         };
-        let outcome = Outcome::Status(status.as_u16());
         if status.is_success() {
-            let decoded = serde_json::from_slice(&body).map_err(|e| {
+            let decoded = decode(&body).map_err(|e| {
                 let error = Error::Decode {
                     path: path.to_owned(),
                     // serde quotes offending values, which may be long: keep the message short.

@@ -11,6 +11,7 @@ use std::future::Future;
 
 use super::error::{Error, Result};
 use super::model::Identified;
+use super::records::Page;
 
 /// Items per page asked for (env0's maximum).
 pub const PAGE_LIMIT: usize = 100;
@@ -24,7 +25,7 @@ pub const MAX_PAGES: usize = 10_000;
 ///
 /// # Errors
 /// The first error of `fetch_page`, or [`Error::Decode`] after `max_pages` full pages.
-pub(super) async fn fetch_all<T, F, Fut>(
+pub(super) async fn fetch_all<T, P, F, Fut>(
     path: &str,
     limit: usize,
     max_pages: usize,
@@ -33,16 +34,18 @@ pub(super) async fn fetch_all<T, F, Fut>(
 where
     T: Identified,
     F: FnMut(usize) -> Fut,
-    Fut: Future<Output = Result<Vec<T>>>,
+    Fut: Future<Output = Result<P>>,
+    P: Into<Page<T>>,
 {
     let mut seen = HashSet::new();
     let mut items = Vec::new();
     let mut offset = 0;
     let mut duplicates = 0_usize;
     for _ in 0..max_pages {
-        let page = fetch_page(offset).await?;
-        let len = page.len();
-        for item in page {
+        let page: Page<T> = fetch_page(offset).await?.into();
+        // Skipped records count: a page with one unreadable record is still a full page.
+        let len = page.len;
+        for item in page.records {
             if seen.insert(item.id().to_owned()) {
                 items.push(item);
             } else {

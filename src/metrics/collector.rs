@@ -286,6 +286,13 @@ impl Collector for StateCollector {
             None,
             health.backfill_pending,
         )?;
+        gauge(
+            &mut encoder,
+            "env0_exporter_unreadable_environments",
+            "env0 environments listed whose deployments the API key may not read (403 on their last read), as of the last poll",
+            None,
+            snap.unreadable_environments,
+        )?;
         Ok(())
     }
 }

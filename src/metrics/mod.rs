@@ -11,6 +11,7 @@ mod exposition;
 mod labels;
 mod series;
 mod signals;
+mod skipped;
 mod webhook;
 
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::client::{Endpoint, Outcome, Reason, RequestObserver};
+use crate::client::{Endpoint, Outcome, Reason, RequestObserver, SkipReason};
 use crate::clock::SharedClock;
 use crate::ratelimit::SlidingWindow;
 use crate::state::{DeploymentLabels, Event, FINISHED_STATUSES, SnapshotHandle};
@@ -99,6 +100,7 @@ pub struct Metrics {
     /// Where the snapshot, the budget and the time the body depends on come from.
     sources: (SnapshotHandle, Arc<SlidingWindow>, SharedClock),
     webhook_events: Family<webhook::WebhookLabels, Counter>,
+    skipped_records: Family<skipped::SkipLabels, Counter>,
 }
 
 impl Metrics {
@@ -159,6 +161,7 @@ impl Metrics {
             poll_errors.clone(),
         );
         let webhook_events = webhook::register(&mut registry);
+        let skipped_records = skipped::register(&mut registry);
         registry.register(
             "env0_exporter_build",
             "Build information of env0-exporter",
@@ -188,6 +191,7 @@ impl Metrics {
             cache: exposition::Cache::default(),
             sources,
             webhook_events,
+            skipped_records,
         }
     }
 
@@ -313,6 +317,12 @@ impl RequestObserver for Metrics {
         self.api_duration
             .get_or_create(&EndpointLabels { endpoint })
             .observe(duration.as_secs_f64());
+    }
+
+    fn skipped(&self, _endpoint: Endpoint, reason: SkipReason) {
+        self.skipped_records
+            .get_or_create(&skipped::SkipLabels { reason })
+            .inc();
     }
 }
 

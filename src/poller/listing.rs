@@ -132,6 +132,7 @@ impl Poller {
         let listed: HashSet<&str> = environments.iter().map(|e| e.id.as_str()).collect();
         self.store.retain_environments(&listed);
         self.schedule.retain(|id, _| listed.contains(&**id));
+        self.unreadable.retain(|id| listed.contains(&**id));
         for env in environments {
             self.store.upsert_environment(
                 &env.id,

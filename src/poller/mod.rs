@@ -4,6 +4,7 @@
 
 mod listing;
 mod reads;
+mod sanity;
 pub mod schedule;
 mod unstarted;
 mod webhooks;
@@ -98,6 +99,8 @@ pub struct Poller {
     watched: Arc<HashSet<Arc<str>>>,
     /// Whether env0's dated listings hide runs that have not started (see [`unstarted`]).
     unstarted: unstarted::UnstartedRuns,
+    /// Listed environments whose deployments the key may not read (403 on their last read).
+    unreadable: HashSet<Arc<str>>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -113,7 +116,7 @@ impl std::fmt::Debug for Poller {
 /// The fields the state needs from a deployment log.
 #[must_use]
 pub fn observation(log: &DeploymentLog, environment_id: &str) -> Observation {
-    Observation {
+    let mut obs = Observation {
         id: log.id.clone(),
         environment_id: log
             .environment_id
@@ -136,7 +139,9 @@ pub fn observation(log: &DeploymentLog, environment_id: &str) -> Observation {
             imported: p.imported,
         }),
         drift_detected: log.drift_detected,
-    }
+    };
+    sanity::make_consistent(&mut obs);
+    obs
 }
 
 impl Poller {
@@ -166,6 +171,7 @@ impl Poller {
             webhooks: None,
             watched: Arc::default(),
             unstarted: unstarted::UnstartedRuns::default(),
+            unreadable: HashSet::new(),
         }
     }
 
@@ -261,6 +267,7 @@ impl Poller {
         self.health.clock_offset = self.client.clock_offset();
         snap.health = self.health.clone();
         snap.watched_environments = self.watched.clone();
+        snap.unreadable_environments = self.unreadable.len();
         self.snapshot.publish(snap);
     }
 

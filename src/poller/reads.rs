@@ -67,6 +67,7 @@ impl Poller {
                 // A user key sees only some projects: carry on with what is visible.
                 warn!(environment = %read.environment, error = %e, "environment not readable with this key; skipped until it changes");
                 self.metrics.poll_error(e.reason());
+                self.unreadable.insert(read.environment.clone());
                 self.mark_read(read, self.env0_now());
                 Ok(())
             }
@@ -159,6 +160,7 @@ impl Poller {
                 }
             }
         }
+        self.unreadable.remove(&read.environment);
         self.mark_read(read, read_at);
         Ok(())
     }

@@ -36,7 +36,7 @@ use serde::Serialize;
 use super::json::{DeploymentJson, EnvironmentJson, OrganizationJson, ProjectJson};
 use super::reply::{ApiError, too_many_requests};
 use super::world::{Deployment, World};
-use super::{DateFilterField, FaultKind, PageOrder, RequestRecord, Simulator, faults, lock};
+use super::{DateFilterField, FaultKind, PageOrder, RequestRecord, Simulator, chaos, faults, lock};
 use crate::ratelimit::SlidingWindow;
 
 /// Largest and default page size.
@@ -72,8 +72,14 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or_default().to_owned();
-    let fault = faults::take(&mut lock(&sim.inner.faults), &path);
+    let fault = faults::take(&mut lock(&sim.inner.faults), &path)
+        .or_else(|| faults::take_timed(&mut lock(&sim.inner.timed_faults), &path, at));
     let response = if let Some(response) = fault.as_ref().and_then(faults::respond) {
+        response
+    } else if let Some(response) = fault
+        .as_ref()
+        .and_then(|kind| chaos::refuse(&sim, kind, &path))
+    {
         response
     } else {
         if let Some(FaultKind::Delay(delay)) = fault {
@@ -81,7 +87,10 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
         }
         match admit(&sim, &method, &path, req.headers()) {
             Some(refusal) => refusal,
-            None => next.run(req).await,
+            None => match &fault {
+                Some(kind) => chaos::mutate(kind, next.run(chaos::rewrite(kind, req)).await).await,
+                None => next.run(req).await,
+            },
         }
     };
     let mut response = response;

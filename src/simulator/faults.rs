@@ -7,7 +7,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::reply::{ApiError, too_many_requests};
-use super::{Fault, FaultKind};
+use jiff::Timestamp;
+
+use super::{Fault, FaultKind, TimedFault};
 
 /// Takes one use of the first queued fault matching `path`, dropping it once used up.
 pub(crate) fn take(queue: &mut VecDeque<Fault>, path: &str) -> Option<FaultKind> {
@@ -23,6 +25,23 @@ pub(crate) fn take(queue: &mut VecDeque<Fault>, path: &str) -> Option<FaultKind>
         queue.remove(i);
     }
     Some(kind)
+}
+
+/// The first timed fault matching `path` at `now`, dropping those whose span is over.
+pub(crate) fn take_timed(
+    faults: &mut Vec<TimedFault>,
+    path: &str,
+    now: Timestamp,
+) -> Option<FaultKind> {
+    faults.retain(|f| now < f.until);
+    faults
+        .iter()
+        .find(|f| {
+            f.path_prefix
+                .as_deref()
+                .is_none_or(|prefix| path.starts_with(prefix))
+        })
+        .map(|f| f.kind.clone())
 }
 
 /// The answer a fault gives in place of the normal one (`None` for a delay, which answers
@@ -43,7 +62,13 @@ pub(crate) fn respond(kind: &FaultKind) -> Option<Response> {
                 .into_response(),
         ),
         FaultKind::Unauthorized => Some(ApiError::unauthorized().into_response()),
-        FaultKind::Delay(_) => None,
+        FaultKind::Delay(_)
+        | FaultKind::ForbiddenProjects(_)
+        | FaultKind::ShiftPages
+        | FaultKind::Malformed(_)
+        | FaultKind::DisorderedTimestamps
+        | FaultKind::UndocumentedValues
+        | FaultKind::Padded { .. } => None,
     }
 }
 
@@ -67,6 +92,27 @@ mod tests {
         assert_eq!(take(&mut q, "/projects"), Some(FaultKind::Status(503)));
         assert_eq!(take(&mut q, "/projects"), None);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_timed_fault_applies_until_its_span_is_over() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap_or_default();
+        let mut faults = vec![TimedFault {
+            path_prefix: Some("/environments".into()),
+            kind: FaultKind::ShiftPages,
+            until: at("2026-07-01T12:05:00Z"),
+        }];
+        let now = at("2026-07-01T12:04:59Z");
+        assert_eq!(take_timed(&mut faults, "/projects", now), None);
+        for _ in 0..3 {
+            assert_eq!(
+                take_timed(&mut faults, "/environments/e/deployments", now),
+                Some(FaultKind::ShiftPages)
+            );
+        }
+        let later = at("2026-07-01T12:05:00Z");
+        assert_eq!(take_timed(&mut faults, "/environments", later), None);
+        assert!(faults.is_empty());
     }
 
     #[test]

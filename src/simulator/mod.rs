@@ -17,6 +17,7 @@
 //! (signed deliveries of every run's lifecycle changes to [`SimConfig::webhook`]).
 
 mod api;
+mod chaos;
 mod faults;
 mod json;
 mod reply;
@@ -36,6 +37,7 @@ use crate::ratelimit::SlidingWindow;
 use webhooks::Outbox;
 use world::World;
 
+pub use chaos::undocumented_value;
 pub use webhooks::{DeliveryRecord, WebhookTarget};
 
 /// How the simulated world is generated and how its API behaves.
@@ -255,6 +257,49 @@ pub enum FaultKind {
     Delay(Duration),
     /// 401 as for a bad key.
     Unauthorized,
+    /// 403 on `GET /environments/{id}/deployments` for the environments of these projects (by
+    /// project id), as for a User-role key without a role there; other requests answer normally.
+    ForbiddenProjects(Vec<String>),
+    /// Pages start one record early (`offset - 1` when above 0), as when a run is inserted at
+    /// the top of a newest-first listing between two page requests.
+    ShiftPages,
+    /// The normal answer with a part of the wrong shape.
+    Malformed(Malformation),
+    /// Deployment logs with `startedAt` after `finishedAt`, `finishedAt` a year ahead, or
+    /// neither (by position in the page; finish times stay truthful where sent).
+    DisorderedTimestamps,
+    /// Deployment logs with statuses, types, tools and triggers env0 does not document
+    /// ([`undocumented_value`]).
+    UndocumentedValues,
+    /// Every record of a page padded with a string field so the body is about `bytes` long.
+    Padded {
+        /// The body's size.
+        bytes: usize,
+    },
+}
+
+/// How [`FaultKind::Malformed`] breaks an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformation {
+    /// A page is an object (`{"data": [...]}`) instead of a bare array.
+    ObjectInsteadOfArray,
+    /// `resourceCount` and `planSummary.added` are strings that are not numbers.
+    StringForNumber,
+    /// The first deployment log of the answer has no `id`.
+    MissingId,
+    /// The first deployment log of the answer has a number for its `status`.
+    NumberForText,
+}
+
+/// A fault that lasts for a span of the injected clock rather than a number of requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TimedFault {
+    /// Applies to requests whose path starts with this (`None`: any request).
+    pub(crate) path_prefix: Option<String>,
+    /// What happens to them.
+    pub(crate) kind: FaultKind,
+    /// When it stops applying (exclusive).
+    pub(crate) until: Timestamp,
 }
 
 /// The simulated env0 API; cheap to clone (an `Arc` inside).
@@ -273,6 +318,8 @@ struct Inner {
     requests: Mutex<Vec<RequestRecord>>,
     limits: Mutex<HashMap<(String, String), SlidingWindow>>,
     faults: Mutex<VecDeque<Fault>>,
+    /// Faults that last for a span of the clock, consulted after `faults`.
+    timed_faults: Mutex<Vec<TimedFault>>,
     /// Webhook deliveries, when a target is set.
     outbox: Option<Arc<Outbox>>,
 }
@@ -317,6 +364,7 @@ impl Simulator {
                 requests: Mutex::new(Vec::new()),
                 limits: Mutex::new(HashMap::new()),
                 faults: Mutex::new(VecDeque::new()),
+                timed_faults: Mutex::new(Vec::new()),
                 outbox,
             }),
         }
@@ -456,5 +504,23 @@ impl Simulator {
         if fault.count > 0 {
             lock(&self.inner.faults).push_back(fault);
         }
+    }
+
+    /// Applies `kind` to every request whose path starts with `path_prefix` (`None`: every
+    /// request) from now for `span` of the injected clock, after the counted faults of
+    /// [`inject`](Self::inject).
+    pub fn inject_for(&self, path_prefix: Option<&str>, kind: FaultKind, span: Duration) {
+        let until = crate::clock::add(self.inner.clock.now(), span);
+        lock(&self.inner.timed_faults).push(TimedFault {
+            path_prefix: path_prefix.map(str::to_owned),
+            kind,
+            until,
+        });
+    }
+
+    /// Drops every fault, counted or timed, not yet used up.
+    pub fn clear_faults(&self) {
+        lock(&self.inner.faults).clear();
+        lock(&self.inner.timed_faults).clear();
     }
 }

@@ -60,5 +60,6 @@ pub fn aggregate(store: &Store, now: Timestamp) -> Snapshot {
         health: super::Health::default(),
         // Set by the poller from its listing.
         watched_environments: Arc::default(),
+        unreadable_environments: 0,
     }
 }

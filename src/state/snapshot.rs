@@ -50,6 +50,8 @@ pub struct Snapshot {
     /// other (another organisation's, or one env0 no longer lists). Shared, not copied, between
     /// snapshots.
     pub watched_environments: Arc<HashSet<Arc<str>>>,
+    /// `env0_exporter_unreadable_environments`: listed environments the key may not read.
+    pub unreadable_environments: usize,
 }
 
 /// Where the poller publishes snapshots and readers take the current one.

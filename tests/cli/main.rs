@@ -673,3 +673,72 @@ fn a_bad_web_config_exits_with_code_2_naming_the_file_and_key_but_no_password() 
         assert!(!err.contains("plaintext-password-555"), "{err}");
     }
 }
+
+#[test]
+fn sigterm_during_the_start_up_backfill_stops_the_exporter_within_five_seconds() {
+    // 400 environments at 30 requests a minute: the backfill takes many minutes, so the
+    // exporter is in the middle of it (waiting for its request budget) when the signal comes.
+    let (_sim, endpoint) = spawn_simulate(&["--sim-environments", "400"]);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Guard(
+        exporter(&[
+            "--api-endpoint",
+            &endpoint,
+            "--api-key",
+            "demo-key",
+            "--api-secret",
+            "demo-secret",
+            "--listen-address",
+            &addr,
+            "--max-requests-per-minute",
+            "30",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    wait_for_port(port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = http_get(&format!("http://{addr}/metrics"));
+        let pending = body
+            .lines()
+            .find_map(|l| l.strip_prefix("env0_exporter_backfill_pending_environments "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        let tracked = body
+            .lines()
+            .find_map(|l| l.strip_prefix("env0_exporter_tracked_deployments "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        // Some environments read, many still waiting: mid-backfill.
+        if pending > 100.0 && tracked > 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no backfill under way:\n{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = child.0.id().to_string();
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            eprintln!("stopped {} ms after SIGTERM", sent.elapsed().as_millis());
+            break;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "the exporter did not stop within 5 s of SIGTERM during its backfill"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -169,9 +169,20 @@ impl Harness {
     /// Like [`start`](Self::start), with `--webhook-secret` set and, when `sim_sends`, the
     /// simulator sending its deliveries to the exporter's `/webhooks/env0`.
     pub(crate) async fn start_with(
+        sim_config: SimConfig,
+        extra: &[&str],
+        webhooks: Option<Webhooks<'_>>,
+    ) -> Self {
+        Self::start_prepared(sim_config, extra, webhooks, |_| {}).await
+    }
+
+    /// Like [`start_with`](Self::start_with), handing the simulator to `prepare` before the
+    /// exporter starts (to inject faults its first poll meets).
+    pub(crate) async fn start_prepared(
         mut sim_config: SimConfig,
         extra: &[&str],
         webhooks: Option<Webhooks<'_>>,
+        prepare: impl FnOnce(&Simulator),
     ) -> Self {
         let clock = Arc::new(ManualClock::new(START.parse().unwrap()));
         let shared: SharedClock = clock.clone();
@@ -187,6 +198,7 @@ impl Harness {
             });
         }
         let sim = Simulator::new(sim_config, shared.clone());
+        prepare(&sim);
         let sim_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim_addr = sim_listener.local_addr().unwrap();
         let (sim_stop, _task) = app::spawn_simulator(sim.clone(), sim_listener);
@@ -220,6 +232,34 @@ impl Harness {
         };
         harness.wait_for_polls(1).await;
         harness
+    }
+
+    /// An environment of `sim` with at least `n` runs created within a day of now.
+    pub(crate) fn busy_in(sim: &Simulator, n: usize) -> String {
+        Self::busy_envs_in(sim, n)
+            .into_iter()
+            .next()
+            .expect("a busy environment")
+    }
+
+    /// The environments of `sim` with at least `n` runs created within a day of now.
+    pub(crate) fn busy_envs_in(sim: &Simulator, n: usize) -> Vec<String> {
+        let deployments = sim.deployments();
+        let Some(now) = deployments.iter().map(|d| d.created_at).max() else {
+            return Vec::new();
+        };
+        let cutoff = clock::sub(now, Duration::from_secs(20 * 3600));
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for d in deployments {
+            if d.created_at >= cutoff {
+                *counts.entry(d.environment_id).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .filter(|(_, c)| *c >= n)
+            .map(|(e, _)| e)
+            .collect()
     }
 
     pub(crate) fn polls(&self) -> u64 {
