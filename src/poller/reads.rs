@@ -161,14 +161,17 @@ impl Poller {
             }
         }
         self.unreadable.remove(&read.environment);
+        // The environment's baseline is set by its first read that worked: what its runs do
+        // from here on is observed by this process.
+        self.store.mark_baselined(&read.environment);
         self.mark_read(read, read_at);
         Ok(())
     }
 
-    /// Notes a read done at `to` (env0's clock); the environment's baseline is then set: what
-    /// its runs do from here on is observed by this process.
+    /// Notes a read done at `to` (env0's clock) in the schedule. It sets no baseline: a read
+    /// that was refused (403) or found the environment gone (404) saw none of its history, so
+    /// the first read that works still takes what it finds finished as history.
     pub(super) fn mark_read(&mut self, read: &PlannedRead, to: Timestamp) {
-        self.store.mark_baselined(&read.environment);
         let full_sync = self.config.full_sync_interval;
         if let Some(s) = self.schedule.get_mut(&read.environment) {
             s.read_latest = s.listed_latest.clone();
