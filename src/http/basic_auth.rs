@@ -18,16 +18,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderValue;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
-
-use super::web_config::WebConfigWatcher;
 
 /// The configured users, and the verifications remembered for them.
 pub struct Users {
@@ -184,39 +179,6 @@ fn digest(user: &str, hash: &str, password: &str) -> [u8; 32] {
         sha.update(part.as_bytes());
     }
     sha.finalize().into()
-}
-
-/// Middleware: lets a request through when the web configuration has no users or the request
-/// carries one of them; else 401 with `WWW-Authenticate: Basic` (503 while too many
-/// verifications wait).
-pub(crate) async fn require(
-    State(web): State<Arc<WebConfigWatcher>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let active = web.current();
-    if active.users.is_empty() {
-        return next.run(request).await;
-    }
-    match active
-        .users
-        .verify(request.headers().get(header::AUTHORIZATION))
-        .await
-    {
-        Verdict::Allowed => next.run(request).await,
-        Verdict::Denied => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic")],
-            "Unauthorized\n",
-        )
-            .into_response(),
-        Verdict::Busy => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            "Too many password checks waiting; try again\n",
-        )
-            .into_response(),
-    }
 }
 
 #[cfg(test)]

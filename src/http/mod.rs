@@ -19,14 +19,15 @@ pub mod web_config;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::metrics::{Metrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
+use basic_auth::Verdict;
 
 pub use server::{DEFAULT_MAX_CONNECTIONS, HEADER_READ_TIMEOUT, ServeOptions, serve};
 pub use web_config::{WebConfigError, WebConfigWatcher};
@@ -47,7 +48,7 @@ pub fn routes(metrics: Arc<Metrics>, web_config: Option<Arc<WebConfigWatcher>>) 
         .route("/metrics", get(scrape))
         .with_state(metrics);
     if let Some(web) = web_config {
-        guarded = guarded.route_layer(from_fn_with_state(web, basic_auth::require));
+        guarded = guarded.route_layer(from_fn_with_state(web, require));
     }
     Router::new()
         .route("/-/healthy", get(|| async { "OK\n" }))
@@ -132,6 +133,39 @@ async fn landing() -> Html<String> {
          <code>env0_up</code> tells whether the last poll worked.</p>\n</body></html>\n",
         env!("CARGO_PKG_VERSION")
     ))
+}
+
+/// Middleware: lets a request through when the web configuration has no users or the request
+/// carries one of them; else 401 with `WWW-Authenticate: Basic` (503 while too many
+/// verifications wait).
+async fn require(
+    State(web): State<Arc<WebConfigWatcher>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let active = web.current();
+    if active.users.is_empty() {
+        return next.run(request).await;
+    }
+    match active
+        .users
+        .verify(request.headers().get(header::AUTHORIZATION))
+        .await
+    {
+        Verdict::Allowed => next.run(request).await,
+        Verdict::Denied => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic")],
+            "Unauthorized\n",
+        )
+            .into_response(),
+        Verdict::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "Too many password checks waiting; try again\n",
+        )
+            .into_response(),
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! client certificate policy (the exporter toolkit's five, after Go's `tls.ClientAuthType`) and
 //! the TLS versions. The crypto provider is `ring`, the one the env0 client already uses.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
@@ -11,8 +12,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
-
-use super::web_config::{Pem, TlsSettings};
 
 /// Which client certificates are asked for, required and verified (Go's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,4 +227,30 @@ impl ClientCertVerifier for AnyClientCert {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// PEM text: in a file, or written into the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Pem {
+    /// A file, its path made absolute against the configuration's folder.
+    File(PathBuf),
+    /// Inline text (a key written inline is as secret as the file would be: never printed).
+    Inline(Vec<u8>),
+}
+
+/// `tls_server_config`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TlsSettings {
+    /// The server's certificate chain, and the key names for errors.
+    pub(crate) cert: (Pem, &'static str),
+    /// Its private key.
+    pub(crate) key: (Pem, &'static str),
+    /// The CAs client certificates are checked against.
+    pub(crate) client_ca: Option<(Pem, &'static str)>,
+    /// Whether a client certificate is asked for, required and verified.
+    pub(crate) client_auth: ClientAuth,
+    /// Oldest TLS version accepted.
+    pub(crate) min_version: TlsVersion,
+    /// Newest TLS version accepted.
+    pub(crate) max_version: TlsVersion,
 }

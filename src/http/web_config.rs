@@ -26,7 +26,7 @@ use serde_norway::Value;
 use tracing::{info, warn};
 
 use super::basic_auth::Users;
-use super::tls::{self, ClientAuth, TlsVersion};
+use super::tls::{self, ClientAuth, Pem, TlsSettings, TlsVersion};
 
 /// How often the files are read again at most.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -75,32 +75,6 @@ struct RawTls {
     curve_preferences: Option<Value>,
     prefer_server_cipher_suites: Option<Value>,
     client_allowed_sans: Option<Value>,
-}
-
-/// PEM text: in a file, or written into the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Pem {
-    /// A file, its path made absolute against the configuration's folder.
-    File(PathBuf),
-    /// Inline text (a key written inline is as secret as the file would be: never printed).
-    Inline(Vec<u8>),
-}
-
-/// `tls_server_config`, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct TlsSettings {
-    /// The server's certificate chain, and the key names for errors.
-    pub(crate) cert: (Pem, &'static str),
-    /// Its private key.
-    pub(crate) key: (Pem, &'static str),
-    /// The CAs client certificates are checked against.
-    pub(crate) client_ca: Option<(Pem, &'static str)>,
-    /// Whether a client certificate is asked for, required and verified.
-    pub(crate) client_auth: ClientAuth,
-    /// Oldest TLS version accepted.
-    pub(crate) min_version: TlsVersion,
-    /// Newest TLS version accepted.
-    pub(crate) max_version: TlsVersion,
 }
 
 /// The file, checked: what to build TLS and basic auth from.

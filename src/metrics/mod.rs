@@ -39,6 +39,7 @@ const QUEUE: &str = "env0_deployment_queue_duration_seconds";
 pub use collector::StateCollector;
 pub use exposition::Body;
 pub use signals::{APPROVAL_BUCKETS, RECOVERY_BUCKETS};
+pub use webhook::{EventFamily, Outcome as WebhookOutcome};
 
 /// Content type of the Prometheus text format 0.0.4.
 pub const PROMETHEUS_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;

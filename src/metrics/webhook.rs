@@ -7,7 +7,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use super::Metrics;
-use crate::webhook::{EventFamily, Outcome};
 
 /// The labels of one series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
@@ -53,3 +52,36 @@ impl Metrics {
 }
 
 label_value_as_str!(EventFamily, Outcome);
+
+/// The family of a delivered event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventFamily {
+    /// A deploy (apply) started, finished, failed, …
+    Deploy,
+    /// A destroy.
+    Destroy,
+    /// A drift detection (drift detected, not detected, failed).
+    Drift,
+    /// A run waiting for, or resuming after, an approval.
+    Approval,
+    /// A plan: PR plan, remote plan, dry run.
+    Plan,
+    /// Anything else: budget, test, task events and types not known yet.
+    Other,
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Verified and handed to the state (the deployment filters then apply as to polled runs).
+    Accepted,
+    /// Its event id was seen within the last hour: answered, not taken in again.
+    Duplicate,
+    /// Verified but not acted on: no deployment log (budget, test events), an environment
+    /// that is not watched, or the hand-over queue full (polling catches up).
+    Ignored,
+    /// Missing or wrong signature: 401, nothing changed.
+    BadSignature,
+    /// A body that is too large (413) or not an env0 event (400).
+    BadRequest,
+}

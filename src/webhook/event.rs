@@ -14,23 +14,7 @@
 //! 3. else by the deployment log's `type`: `deploy` → deploy, `destroy` → destroy,
 //!    `driftDetection` → drift, `prPlan`/`remotePlan`/`dryRun` → plan;
 //! 4. else `other` (budget, test and task events, and anything new).
-
-/// The family of a delivered event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventFamily {
-    /// A deploy (apply) started, finished, failed, …
-    Deploy,
-    /// A destroy.
-    Destroy,
-    /// A drift detection (drift detected, not detected, failed).
-    Drift,
-    /// A run waiting for, or resuming after, an approval.
-    Approval,
-    /// A plan: PR plan, remote plan, dry run.
-    Plan,
-    /// Anything else: budget, test, task events and types not known yet.
-    Other,
-}
+pub use crate::metrics::{EventFamily, WebhookOutcome as Outcome};
 
 impl EventFamily {
     /// Every family, in the order they are documented.
@@ -98,22 +82,6 @@ fn type_parts(event_type: &str) -> Vec<String> {
     rest.split('.')
         .map(|p| p.chars().filter(|c| !matches!(c, '-' | '_')).collect())
         .collect()
-}
-
-/// What became of a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// Verified and handed to the state (the deployment filters then apply as to polled runs).
-    Accepted,
-    /// Its event id was seen within the last hour: answered, not taken in again.
-    Duplicate,
-    /// Verified but not acted on: no deployment log (budget, test events), an environment
-    /// that is not watched, or the hand-over queue full (polling catches up).
-    Ignored,
-    /// Missing or wrong signature: 401, nothing changed.
-    BadSignature,
-    /// A body that is too large (413) or not an env0 event (400).
-    BadRequest,
 }
 
 impl Outcome {

@@ -39,8 +39,8 @@ use tracing::{debug, warn};
 
 use crate::client::DeploymentLog;
 use crate::clock::SharedClock;
-use crate::config::SecretSource;
 use crate::metrics::Metrics;
+use crate::secret::SecretSource;
 use crate::state::{Observation, SnapshotHandle};
 use recent::RecentIds;
 
