@@ -158,6 +158,62 @@ fn exposed(samples: &[Sample]) -> BTreeSet<String> {
         .collect()
 }
 
+/// After a poll of both shards: their sums equal the simulator's records, their environments are
+/// disjoint and together every live environment, and each says which shard it is. Returns the
+/// live environments.
+async fn both_add_up(h: &Harness, second: &Running, when: &str) -> BTreeSet<String> {
+    let (one, two) = (h.scrape().await, scrape(second).await);
+    let both: [&[Sample]; 2] = [&one, &two];
+    assert_matches(
+        &format!("{when}: env0_deployments summed over the shards"),
+        &summed(&both, "env0_deployments"),
+        &h.expected_window(|_| true),
+    );
+    assert_matches(
+        &format!("{when}: env0_deployments_finished_total summed over the shards"),
+        &summed(&both, "env0_deployments_finished_total"),
+        &h.expected_finished(|_| true),
+    );
+    assert_matches(
+        &format!("{when}: env0_environments summed over the shards"),
+        &summed(&both, "env0_environments"),
+        &h.expected_environments(),
+    );
+    let (mine, theirs) = (exposed(&one), exposed(&two));
+    assert!(
+        mine.is_disjoint(&theirs),
+        "{when}: exposed by both: {:?}",
+        mine.intersection(&theirs).collect::<Vec<_>>()
+    );
+    let union: BTreeSet<String> = mine.union(&theirs).cloned().collect();
+    // Environments are archived as the simulated organisation lives: the live set is re-read.
+    let live: BTreeSet<String> = h
+        .sim
+        .environments()
+        .into_iter()
+        .filter(|e| !e.is_archived)
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(union, live, "{when}: the shards' environments");
+    // Both shards carry a fair share (150 environments, an even hash: far from 0 or 150).
+    assert!(
+        mine.len() >= 45 && theirs.len() >= 45,
+        "{when}: {} and {}",
+        mine.len(),
+        theirs.len()
+    );
+    for (samples, shard) in [(&one, "1"), (&two, "2")] {
+        let info = series(samples, "env0_exporter_shard_info");
+        let want = crate::helpers::labels(&[("shard", shard.into()), ("shards", "2".into())]);
+        assert_eq!(info.keys().collect::<Vec<_>>(), vec![&want], "{when}");
+        let shards: Vec<f64> = series(samples, "env0_exporter_shards")
+            .into_values()
+            .collect();
+        assert_eq!(format!("{shards:?}"), "[2.0]", "{when}");
+    }
+    live
+}
+
 const EXTRA: [&str; 5] = [
     "--full-sync-interval",
     "60s",
@@ -172,15 +228,6 @@ async fn two_shards_together_equal_the_simulators_records_and_no_environment_is_
     first_args.extend_from_slice(&EXTRA);
     let h = Harness::start(sim(150), &first_args).await;
     let (second, proxy) = second_shard(&h, &EXTRA).await;
-    // Environments are archived as the simulated organisation lives: the live set is re-read.
-    let live = |h: &Harness| -> BTreeSet<String> {
-        h.sim
-            .environments()
-            .into_iter()
-            .filter(|e| !e.is_archived)
-            .map(|e| e.id)
-            .collect()
-    };
     let mut ever_live = BTreeSet::new();
 
     for poll in 0..=10 {
@@ -193,49 +240,7 @@ async fn two_shards_together_equal_the_simulators_records_and_no_environment_is_
         } else {
             format!("after poll {poll}")
         };
-        let (one, two) = (h.scrape().await, scrape(&second).await);
-        let both: [&[Sample]; 2] = [&one, &two];
-        assert_matches(
-            &format!("{when}: env0_deployments summed over the shards"),
-            &summed(&both, "env0_deployments"),
-            &h.expected_window(|_| true),
-        );
-        assert_matches(
-            &format!("{when}: env0_deployments_finished_total summed over the shards"),
-            &summed(&both, "env0_deployments_finished_total"),
-            &h.expected_finished(|_| true),
-        );
-        assert_matches(
-            &format!("{when}: env0_environments summed over the shards"),
-            &summed(&both, "env0_environments"),
-            &h.expected_environments(),
-        );
-        let (mine, theirs) = (exposed(&one), exposed(&two));
-        assert!(
-            mine.is_disjoint(&theirs),
-            "{when}: exposed by both: {:?}",
-            mine.intersection(&theirs).collect::<Vec<_>>()
-        );
-        let union: BTreeSet<String> = mine.union(&theirs).cloned().collect();
-        let now_live = live(&h);
-        assert_eq!(union, now_live, "{when}: the shards' environments");
-        ever_live.extend(now_live);
-        // Both shards carry a fair share (150 environments, an even hash: far from 0 or 150).
-        assert!(
-            mine.len() >= 45 && theirs.len() >= 45,
-            "{when}: {} and {}",
-            mine.len(),
-            theirs.len()
-        );
-        for (samples, shard) in [(&one, "1"), (&two, "2")] {
-            let info = series(samples, "env0_exporter_shard_info");
-            let want = crate::helpers::labels(&[("shard", shard.into()), ("shards", "2".into())]);
-            assert_eq!(info.keys().collect::<Vec<_>>(), vec![&want], "{when}");
-            let shards: Vec<f64> = series(samples, "env0_exporter_shards")
-                .into_values()
-                .collect();
-            assert_eq!(format!("{shards:?}"), "[2.0]", "{when}");
-        }
+        ever_live.extend(both_add_up(&h, &second, &when).await);
     }
 
     // The requests: shard 2's went through the proxy, shard 1's are the rest.
