@@ -563,6 +563,17 @@ def build_panels() -> list[dict]:
         [target(f"max by (metric) (env0_exporter_series{{{EXP}}})", "{{metric}}", instant=True)],
         unit="short", steps=thresholds((None, "green"), (4000, "orange"), (5000, "red")), w=12, pid=56,
     ))
+    p.append(stat(
+        "Shards reporting",
+        "Distinct shards of the organization that report (env0_exporter_shard_info), and how many "
+        "there are (env0_exporter_shards: M of --shard N/M, 1 unsharded). Across every instance of "
+        "the job, whatever the Instance filter: with fewer reporting than there are, some "
+        "environments are watched by no exporter, and Env0ExporterShardMissing fires.",
+        [target('count(count by (shard) (env0_exporter_shard_info{job=~"$job"}))', "reporting", instant=True),
+         target('max(env0_exporter_shards{job=~"$job"})', "shards", ref="B", instant=True)],
+        w=12, alert="Env0ExporterShardMissing", pid=57,
+    ))
+    p[-1]["options"]["colorMode"] = "none"
     return p
 
 

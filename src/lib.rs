@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod poller;
 pub mod ratelimit;
 pub mod secret;
+pub mod shard;
 pub mod simulator;
 pub mod state;
 pub mod webhook;

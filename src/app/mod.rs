@@ -65,6 +65,7 @@ pub fn build(
     let metrics = Arc::new(Metrics::new(
         &MetricsConfig {
             duration_buckets: config.duration_buckets.clone(),
+            shard: config.shard,
         },
         snapshot.clone(),
         budget.clone(),
@@ -94,6 +95,7 @@ pub fn build(
             filter: config.filter.clone(),
             projects: config.projects.clone(),
             views: config.views,
+            shard: config.shard,
         },
         snapshot.clone(),
         metrics.clone(),

@@ -252,6 +252,12 @@ async fn serve_on(
         max_requests_per_minute = config.max_requests_per_minute,
         "env0-exporter started"
     );
+    if !config.shard.is_whole() {
+        info!(
+            shard = %config.shard,
+            "sharded: only the environments of this shard are read, counted and shown; sum across the shards"
+        );
+    }
     let f = &config.filter;
     if f.is_empty() {
         info!("filters: none, every deployment is watched");

@@ -16,6 +16,7 @@ use url::Url;
 use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, ProjectFilter, STATUSES};
 use crate::http::{DEFAULT_MAX_CONNECTIONS, WebConfigWatcher};
 use crate::metrics::DEFAULT_DURATION_BUCKETS;
+use crate::shard::Shard;
 use crate::state::{DEFAULT_MAX_SERIES_PER_METRIC, Views};
 
 pub use crate::secret::{Secret, SecretSource};
@@ -186,6 +187,9 @@ pub struct ExporterArgs {
     /// The exporter's own budget of env0 API requests in any 60 s (env0 allows 1000 per IP, shared with your other env0 clients)
     #[arg(long, env = "ENV0_EXPORTER_MAX_REQUESTS_PER_MINUTE", default_value_t = crate::client::DEFAULT_MAX_REQUESTS_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..=1000), global = true, help_heading = "Polling")]
     pub max_requests_per_minute: u32,
+    /// Read only shard N of M of the organisation's environments (by a stable hash of their ids), so that M exporters share an organisation: N/M with N from 1, or a stateful set's pod name and M (`env0-exporter-0/3` is shard 1 of 3) [default: 1/1, every environment]
+    #[arg(long, env = "ENV0_EXPORTER_SHARD", value_name = "N/M", value_parser = clap::value_parser!(Shard), global = true, help_heading = "Polling")]
+    pub shard: Option<Shard>,
     /// Timeout of one request to env0
     #[arg(long, env = "ENV0_EXPORTER_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration, global = true, help_heading = "Polling")]
     pub request_timeout: Duration,
@@ -339,6 +343,8 @@ pub struct Config {
     pub max_requests_per_minute: u32,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// The share of the organisation's environments this exporter reads.
+    pub shard: Shard,
     /// Log format.
     pub log_format: LogFormat,
     /// Duration histogram buckets.
@@ -420,6 +426,7 @@ impl ExporterArgs {
                 .then_some(self.full_sync_interval),
             max_requests_per_minute: self.max_requests_per_minute,
             request_timeout: self.request_timeout,
+            shard: self.shard.unwrap_or_default(),
             log_format: self.log_format,
             duration_buckets,
             filter,

@@ -106,6 +106,15 @@ pub(crate) struct VersionLabels {
     pub(crate) version: &'static str,
 }
 
+/// `env0_exporter_shard_info`: this exporter's shard (`--shard`), both from 1.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
+pub(crate) struct ShardLabels {
+    /// This shard's number, N.
+    pub(crate) shard: String,
+    /// The number of shards, M.
+    pub(crate) shards: String,
+}
+
 /// Bounded enums from the rest of the crate as label values, through their `as_str()`.
 ///
 /// Written here rather than derived: the derive writes the Rust variant name (`RateLimited`)

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
@@ -28,7 +29,9 @@ use crate::clock::SharedClock;
 use crate::ratelimit::SlidingWindow;
 use crate::state::{DeploymentLabels, Event, FINISHED_STATUSES, SnapshotHandle};
 use exemplar::RunHistogram;
-use labels::{ApiLabels, DeploymentLabelSet, EndpointLabels, ReasonLabels, Shape, VersionLabels};
+use labels::{
+    ApiLabels, DeploymentLabelSet, EndpointLabels, ReasonLabels, Shape, ShardLabels, VersionLabels,
+};
 use series::SeriesCounts;
 
 /// Exposed names of the registered deployment families, as `env0_exporter_series` labels them.
@@ -72,12 +75,15 @@ impl MetricConstructor<Histogram> for Buckets {
 pub struct MetricsConfig {
     /// Bucket bounds (seconds) of `env0_deployment_duration_seconds`.
     pub duration_buckets: Vec<f64>,
+    /// This exporter's shard, shown by `env0_exporter_shard_info` and `env0_exporter_shards`.
+    pub shard: crate::shard::Shard,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             duration_buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
+            shard: crate::shard::Shard::default(),
         }
     }
 }
@@ -169,6 +175,21 @@ impl Metrics {
             Info::new(VersionLabels {
                 version: env!("CARGO_PKG_VERSION"),
             }),
+        );
+        registry.register(
+            "env0_exporter_shard",
+            "This exporter's shard of the env0 organisation (--shard N/M): shard N of M",
+            Info::new(ShardLabels {
+                shard: config.shard.index().to_string(),
+                shards: config.shard.count().to_string(),
+            }),
+        );
+        let shards = Gauge::<i64>::default();
+        shards.set(i64::from(config.shard.count()));
+        registry.register(
+            "env0_exporter_shards",
+            "Number of shards the env0 organisation is split into (M of --shard N/M; 1 unsharded)",
+            shards,
         );
         let sources = (snapshot.clone(), budget.clone(), clock.clone());
         registry.register_collector(Box::new(StateCollector::new(

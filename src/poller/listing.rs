@@ -46,7 +46,23 @@ impl Poller {
     /// counted: one listing per watched project (`projectId`, Σ ⌊Eₚ/100⌋+1 pages) or the
     /// organisation's (⌊E/100⌋+1 pages, then dropped by project). Excluded projects' environments
     /// are dropped before anything of theirs is read.
+    ///
+    /// With `--shard`, only this shard's environments are kept, here, before anything else sees
+    /// them: another shard's environments are never read, counted, exposed or watched for
+    /// webhooks.
     pub(super) async fn list_environments(
+        &mut self,
+        org: &str,
+    ) -> Result<Option<Vec<Environment>>, PollError> {
+        let shard = self.config.shard;
+        Ok(self
+            .list_watched_environments(org)
+            .await?
+            .map(|envs| envs.into_iter().filter(|e| shard.owns(&e.id)).collect()))
+    }
+
+    /// The environments of the watched projects, of every shard.
+    async fn list_watched_environments(
         &mut self,
         org: &str,
     ) -> Result<Option<Vec<Environment>>, PollError> {

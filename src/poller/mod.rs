@@ -41,6 +41,8 @@ pub struct PollerConfig {
     pub projects: ProjectFilter,
     /// The opt-in views.
     pub views: Views,
+    /// The share of the organisation's environments this poller reads (`--shard`).
+    pub shard: crate::shard::Shard,
 }
 
 /// What one poll did.

@@ -147,11 +147,7 @@ pub fn plan(
 #[must_use]
 pub fn first_full_sync(environment: &str, now: Timestamp, interval: Duration) -> Timestamp {
     // FNV-1a: stable across runs and platforms (std's hasher is randomly seeded).
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in environment.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = crate::shard::fnv1a(environment);
     let fraction = f64::from(u32::try_from(hash % 1024).unwrap_or(0)) / 1024.0;
     clock::add(now, interval.mul_f64(fraction))
 }

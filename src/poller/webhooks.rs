@@ -171,6 +171,7 @@ mod tests {
                 filter: crate::filter::DeploymentFilter::default(),
                 projects: crate::filter::ProjectFilter::default(),
                 views: crate::state::Views::default(),
+                shard: crate::shard::Shard::default(),
             },
             snapshot.clone(),
             metrics,

@@ -253,6 +253,71 @@ fn once_into_a_reader_that_stops_early_ends_quietly_and_logs_no_colour_into_a_pi
 }
 
 #[test]
+fn a_shard_out_of_range_or_malformed_exits_with_code_2_and_names_the_flag() {
+    for (value, says) in [
+        ("0/2", "counts from 1 to M"),
+        ("3/2", "counts from 1 to M"),
+        ("1/0", "between 1 and 1024"),
+        ("1/1025", "between 1 and 1024"),
+        ("2", "N/M"),
+        ("one/two", "N/M"),
+        ("env0-exporter-3/3", "counts from 1 to M"),
+    ] {
+        let o = run(&["--api-key", "k", "--api-secret", "s", "--shard", value]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{value}: {err}");
+        assert!(
+            err.contains("--shard") && err.contains(says),
+            "{value}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let o = exporter(&["--api-key", "k", "--api-secret", "s"])
+        .env("ENV0_EXPORTER_SHARD", "4/3")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--shard") && err.contains("ENV0_EXPORTER_SHARD"),
+        "{err}"
+    );
+}
+
+#[test]
+fn once_with_a_shard_reads_only_that_shard_and_says_which() {
+    let (sim, endpoint) = spawn_simulate(&["--sim-environments", "120"]);
+    let environments = |text: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("env0_environments{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    let whole = stdout(&once(&endpoint, "demo-secret", &[]));
+    let mut parts = 0.0;
+    for shard in ["1/3", "2/3", "3/3"] {
+        let o = once(&endpoint, "demo-secret", &["--shard", shard]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let text = stdout(&o);
+        let (n, m) = shard.split_once('/').unwrap();
+        assert!(
+            text.contains(&format!(
+                "env0_exporter_shard_info{{shard=\"{n}\",shards=\"{m}\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(environments(&text) > 0.0 && environments(&text) < environments(&whole));
+        parts += environments(&text);
+    }
+    assert!(
+        (parts - environments(&whole)).abs() < f64::EPSILON,
+        "the three shards' environments add up to the whole: {parts} vs {}",
+        environments(&whole)
+    );
+    drop(sim);
+}
+
+#[test]
 fn an_error_from_an_environment_variable_names_the_variable_and_the_flag() {
     let o = exporter(&[])
         .env("ENV0_EXPORTER_POLL_INTERVAL", "soon")

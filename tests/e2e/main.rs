@@ -9,6 +9,7 @@ mod filters;
 mod helpers;
 mod secrets;
 mod security;
+mod shards;
 mod signals;
 mod views;
 mod webhooks;

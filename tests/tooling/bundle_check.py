@@ -513,7 +513,7 @@ def panel_names(dash: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- helm
 
-CORE_KINDS = {"Deployment", "Service", "Secret", "ServiceAccount", "ConfigMap", "Ingress"}
+CORE_KINDS = {"Deployment", "StatefulSet", "Service", "Secret", "ServiceAccount", "ConfigMap", "Ingress"}
 
 
 def render_chart(helm, values: dict | None) -> list[dict]:
@@ -547,7 +547,12 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
     for d in docs:
         kinds.setdefault(d["kind"], []).append(d)
     v = lambda *keys, default=None: _dig(values, keys, default)  # noqa: E731
-    deploy = kinds["Deployment"][0]
+    shards = int(v("shards", default=1) or 1)
+    workload = "StatefulSet" if shards > 1 else "Deployment"
+    other_workload = "Deployment" if shards > 1 else "StatefulSet"
+    expect(len(kinds.get(workload, [])) == 1 and other_workload not in kinds, p,
+           f"shards={shards} must render one {workload} and no {other_workload}")
+    deploy = kinds[workload][0]
     pod = deploy["spec"]["template"]["spec"]
     c = pod["containers"][0]
     sc = c["securityContext"]
@@ -614,6 +619,7 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
         expect(env.get("ENV0_ORGANIZATION_ID", {}).get("value") == v("env0", "organizationId"), p,
                "ENV0_ORGANIZATION_ID not set from values")
 
+    p += check_rendered_shards(values, deploy, c, env, shards)
     p += check_rendered_views(values, env)
     svc = kinds["Service"][0]
     expect(svc["spec"]["ports"][0]["targetPort"] == "http", p, "service does not target port http")
@@ -661,6 +667,42 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
     return p
 
 
+def check_rendered_shards(values: dict, workload: dict, c: dict, env: dict, shards: int) -> list[str]:
+    """shards > 1: a StatefulSet of one pod per shard, each told its shard by its pod name
+    (--shard <pod name>/M, POD_NAME first so that $(POD_NAME) expands), and one state volume per
+    pod from a volumeClaimTemplate when persistence is on. shards = 1: no shard at all."""
+    p: list[str] = []
+    names = [e["name"] for e in c.get("env", [])]
+    if shards <= 1:
+        expect("ENV0_EXPORTER_SHARD" not in env, p, "ENV0_EXPORTER_SHARD set without shards")
+        return p
+    spec = workload["spec"]
+    expect(spec.get("replicas") == shards, p, f"StatefulSet replicas {spec.get('replicas')} != shards {shards}")
+    expect(spec.get("serviceName") == "env0-env0-exporter", p, "StatefulSet serviceName is not the Service's")
+    expect(spec.get("podManagementPolicy") == "Parallel", p, "shards do not start in parallel")
+    pod_name = env.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    expect(pod_name == "metadata.name", p, "POD_NAME not from the downward API's metadata.name")
+    expect(env.get("ENV0_EXPORTER_SHARD", {}).get("value") == f"$(POD_NAME)/{shards}", p,
+           f"ENV0_EXPORTER_SHARD is not $(POD_NAME)/{shards}")
+    expect("POD_NAME" in names and "ENV0_EXPORTER_SHARD" in names
+           and names.index("POD_NAME") < names.index("ENV0_EXPORTER_SHARD"), p,
+           "POD_NAME must come before ENV0_EXPORTER_SHARD for $(POD_NAME) to expand")
+    claims = spec.get("volumeClaimTemplates", [])
+    if _dig(values, ("persistence", "enabled"), False):
+        expect(len(claims) == 1 and claims[0]["metadata"]["name"] == "state", p, "no state volumeClaimTemplate")
+        if claims:
+            cs = claims[0]["spec"]
+            expect(cs["resources"]["requests"]["storage"] == _dig(values, ("persistence", "size"), "1Gi"), p,
+                   "state volume size is not persistence.size")
+            sc = _dig(values, ("persistence", "storageClass"), "")
+            expect(cs.get("storageClassName", "") == sc, p, "state volume class is not persistence.storageClass")
+        mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+        expect("state" in mounts and not mounts["state"].get("readOnly"), p, "state volume not mounted writable")
+    else:
+        expect(not claims, p, "volumeClaimTemplates without persistence.enabled")
+    return p
+
+
 def check_rendered_views(values: dict, env: dict) -> list[str]:
     """views.* and projects.* become the exporter's environment variables, exactly."""
     p: list[str] = []
@@ -687,7 +729,7 @@ def check_rendered_web(values: dict, kinds: dict, c: dict, env: dict) -> list[st
     config = v("web", "configSecret", default="")
     tls = v("web", "tls", "secretName", default="")
     mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
-    spec = kinds["Deployment"][0]["spec"]["template"]["spec"]
+    spec = (kinds.get("Deployment") or kinds["StatefulSet"])[0]["spec"]["template"]["spec"]
     volumes = {vol["name"]: vol for vol in spec.get("volumes", [])}
     expect(all("subPath" not in m for m in mounts.values()), p, "a volume mounted with subPath: rotation would not reach it")
     expect(env.get("ENV0_EXPORTER_WEB_MAX_CONNECTIONS", {}).get("value") == str(v("web", "maxConnections", default=256)),
@@ -802,6 +844,15 @@ REFUSED_VALUES = [
     ("apiSecret without apiKey", {"env0": {"apiSecret": "ci-secret"}}),
     ("empty existingSecret, secret file on", {"env0": {"existingSecret": "", "apiSecretFile": {"enabled": True}}}),
 ]
+# Shard values that cannot work: (case, values, words the message must contain).
+REFUSED_SHARD_VALUES = [
+    ("shards with replicas", {"env0": {"apiKey": "ci-key", "apiSecret": "ci-secret"},
+                              "shards": 3, "replicaCount": 2},
+     ["replicaCount", "shards"]),
+    ("shards sharing one claim", {"env0": {"apiKey": "ci-key", "apiSecret": "ci-secret"}, "shards": 3,
+                                  "persistence": {"enabled": True, "existingClaim": "state"}},
+     ["persistence.existingClaim", "shards"]),
+]
 REFUSAL_NAMES = ["env0.apiKey", "env0.apiSecret", "env0.existingSecret", "demo=true"]
 # Webhook values that cannot work: (case, values, words the message must contain).
 _CREDS = {"env0": {"apiKey": "ci-key", "apiSecret": "ci-secret"}}
@@ -824,7 +875,7 @@ def check_refusals(helm) -> list[str]:
     """Rendering fails, with a message naming every way out, for each of REFUSED_VALUES and
     REFUSED_WEBHOOK_VALUES."""
     problems = []
-    for name, values, words in REFUSED_WEBHOOK_VALUES:
+    for name, values, words in REFUSED_WEBHOOK_VALUES + REFUSED_SHARD_VALUES:
         try:
             render_chart(helm, values)
         except helm.HelmError as e:
@@ -836,7 +887,7 @@ def check_refusals(helm) -> list[str]:
         except CheckFailed as e:
             problems.append(f"[{name}] rendered, and not even as YAML: {e}")
         else:
-            problems.append(f"[{name}] rendered: the webhook could not work")
+            problems.append(f"[{name}] rendered: these values could not work")
     for name, values in REFUSED_VALUES:
         try:
             render_chart(helm, values)

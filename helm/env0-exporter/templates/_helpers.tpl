@@ -116,3 +116,19 @@ Deployment.
 {{- fail "webhook.existingSecretKey must differ from env0.existingSecretKeys: both secrets go into the chart's Secret" }}
 {{- end }}
 {{- end }}
+
+{{/*
+Refuses shard values that cannot work: several replicas of each shard (each would read the same
+environments, and env0 would be polled as many times over), or one existing claim for several
+shards (a ReadWriteOnce volume cannot serve several pods, nor one state file several shards).
+Included once, at the top of the Deployment/StatefulSet.
+*/}}
+{{- define "env0-exporter.requireShardSettings" -}}
+{{- $shards := int (default 1 .Values.shards) -}}
+{{- if and (gt $shards 1) (gt (int .Values.replicaCount) 1) }}
+{{- fail "replicaCount must stay 1 with shards above 1: the StatefulSet runs one pod per shard (shards), and more replicas of a shard would poll env0 for the same environments twice" }}
+{{- end }}
+{{- if and (gt $shards 1) .Values.persistence.enabled .Values.persistence.existingClaim }}
+{{- fail "persistence.existingClaim cannot serve several shards: with shards above 1 each pod gets a volume of its own from persistence.size and persistence.storageClass; leave persistence.existingClaim empty" }}
+{{- end }}
+{{- end }}
