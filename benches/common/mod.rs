@@ -63,7 +63,7 @@ fn pick<'a>(rng: &mut fastrand::Rng, table: &[(&'a str, u32)]) -> &'a str {
 }
 
 /// A version-4 UUID in env0's lowercase form.
-pub fn uuid(rng: &mut fastrand::Rng) -> String {
+pub(crate) fn uuid(rng: &mut fastrand::Rng) -> String {
     let v = rng.u128(..);
     let v = (v & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
     let h = format!("{v:032x}");
@@ -78,16 +78,16 @@ pub fn uuid(rng: &mut fastrand::Rng) -> String {
 }
 
 /// An organisation: environment ids, each in one of a few hundred projects.
-pub struct Org {
+pub(crate) struct Org {
     /// Environment ids.
-    pub environments: Vec<String>,
+    pub(crate) environments: Vec<String>,
     /// The project of each environment.
-    pub projects: Vec<String>,
+    pub(crate) projects: Vec<String>,
 }
 
 impl Org {
     /// `n` environments in `n / 40` projects, from a fixed seed.
-    pub fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         let mut rng = fastrand::Rng::with_seed(7);
         let projects: Vec<String> = (0..(n / 40).max(1)).map(|_| uuid(&mut rng)).collect();
         let environments = (0..n).map(|_| uuid(&mut rng)).collect();
@@ -110,7 +110,7 @@ fn iso(ms: i64) -> String {
 
 /// One deployment log as env0 sends it (the fields the exporter reads and the larger ones it
 /// skips), created at `created_ms` in `environment`.
-pub fn deployment_json(rng: &mut fastrand::Rng, environment: &str, created_ms: i64) -> String {
+pub(crate) fn deployment_json(rng: &mut fastrand::Rng, environment: &str, created_ms: i64) -> String {
     let kind = pick(rng, &TYPES);
     let status = pick(rng, &STATUSES);
     let tool = pick(rng, &TOOLS);
@@ -142,7 +142,7 @@ pub fn deployment_json(rng: &mut fastrand::Rng, environment: &str, created_ms: i
 
 /// A page (a JSON array) of `n` deployment logs of `environment`, the newest created at
 /// `newest_ms` and each one `spacing_ms` older than the one before.
-pub fn page(
+pub(crate) fn page(
     rng: &mut fastrand::Rng,
     environment: &str,
     n: usize,
