@@ -152,6 +152,11 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<Timestamp> {
 
 /// Field deserializers that turn odd values into `None` instead of an error.
 mod lenient {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+
     use super::{
         DeploymentLog, Deserialize, Deserializer, PlanSummary, Timestamp, Value, parse_timestamp,
     };
@@ -178,12 +183,96 @@ mod lenient {
         }
     }
 
+    /// A field's JSON value as the lenient fields read it: scalars as they are, text borrowed
+    /// from the input where it can be, objects and arrays skipped without building a tree.
+    enum Scalar<'a> {
+        Null,
+        Bool(bool),
+        U64(u64),
+        I64(i64),
+        F64(f64),
+        Str(Cow<'a, str>),
+        Compound,
+    }
+
+    impl fmt::Display for Scalar<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Self::Null => f.write_str("null"),
+                Self::Bool(b) => write!(f, "{b}"),
+                Self::U64(n) => write!(f, "{n}"),
+                Self::I64(n) => write!(f, "{n}"),
+                Self::F64(n) => write!(f, "{n}"),
+                Self::Str(s) => write!(f, "{s:?}"),
+                Self::Compound => f.write_str("an object or array"),
+            }
+        }
+    }
+
+    struct ScalarVisitor;
+
+    impl<'de> Visitor<'de> for ScalarVisitor {
+        type Value = Scalar<'de>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Scalar::Null)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(Scalar::Null)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+            Ok(Scalar::Bool(b))
+        }
+        fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(Scalar::U64(n))
+        }
+        fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+            Ok(Scalar::I64(n))
+        }
+        fn visit_f64<E>(self, n: f64) -> Result<Self::Value, E> {
+            Ok(Scalar::F64(n))
+        }
+        fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+            Ok(Scalar::Str(Cow::Borrowed(s)))
+        }
+        fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Scalar::Str(Cow::Owned(s.to_owned())))
+        }
+        fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+            Ok(Scalar::Str(Cow::Owned(s)))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Scalar::Compound)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Scalar::Compound)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Scalar<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(ScalarVisitor)
+        }
+    }
+
+    fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Scalar<'de>, D::Error> {
+        Scalar::deserialize(d)
+    }
+
     pub(super) fn timestamp<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Timestamp>, D::Error> {
-        Ok(match value(d)? {
-            Value::Null => None,
-            Value::String(text) => {
+        Ok(match scalar(d)? {
+            Scalar::Null => None,
+            Scalar::Str(text) => {
                 let parsed = parse_timestamp(&text);
                 if parsed.is_none() {
                     tracing::debug!(value = %text, "ignoring an unparsable timestamp");
@@ -197,20 +286,25 @@ mod lenient {
         })
     }
 
-    pub(super) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        Ok(match value(d)? {
-            Value::Number(n) => n.as_u64().or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(f))
-                    // Whole, non-negative and below u64::MAX: the cast is exact.
-                    .map(
-                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                        |f| f as u64,
-                    )
-            }),
-            Value::String(text) => text.trim().parse().ok(),
+    /// A count from a number or numeric text; anything else is `None`.
+    fn to_count(value: Scalar<'_>) -> Option<u64> {
+        match value {
+            Scalar::U64(n) => Some(n),
+            Scalar::I64(n) => u64::try_from(n).ok(),
+            Scalar::F64(f) => Some(f)
+                .filter(|f| f.fract() == 0.0 && (0.0..1.8e19).contains(f))
+                // Whole, non-negative and below u64::MAX: the cast is exact.
+                .map(
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    |f| f as u64,
+                ),
+            Scalar::Str(text) => text.trim().parse().ok(),
             _ => None,
-        })
+        }
+    }
+
+    pub(super) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Ok(to_count(scalar(d)?))
     }
 
     pub(super) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -218,22 +312,98 @@ mod lenient {
     }
 
     pub(super) fn opt_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-        Ok(match value(d)? {
-            Value::Bool(b) => Some(b),
-            Value::String(text) => text.trim().parse().ok(),
+        Ok(match scalar(d)? {
+            Scalar::Bool(b) => Some(b),
+            Scalar::Str(text) => text.trim().parse().ok(),
             _ => None,
         })
     }
 
     pub(super) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-        Ok(match value(d)? {
-            Value::String(text) => Some(text),
-            Value::Null => None,
+        Ok(match scalar(d)? {
+            Scalar::Str(text) => Some(text.into_owned()),
+            Scalar::Null => None,
             other => {
                 tracing::debug!(value = %other, "ignoring a text field that is not a string");
                 None
             }
         })
+    }
+
+    /// `planSummary`, read in one pass: an object's known counts (as [`count`] reads them), or
+    /// the first four elements of an array as the derive would; anything else is `None`.
+    struct PlanSummaryVisitor;
+
+    impl<'de> Visitor<'de> for PlanSummaryVisitor {
+        /// `None` for null; `Some(None)` for a value that is not a plan summary.
+        type Value = Option<Option<PlanSummary>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a plan summary")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut summary = PlanSummary::default();
+            let mut seen = [false; 4];
+            let mut duplicate = false;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                let (i, slot) = match &*key {
+                    "added" => (0, &mut summary.added),
+                    "changed" => (1, &mut summary.changed),
+                    "destroyed" => (2, &mut summary.destroyed),
+                    "imported" => (3, &mut summary.imported),
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                };
+                duplicate |= std::mem::replace(&mut seen[i], true);
+                *slot = to_count(map.next_value::<Scalar<'de>>()?);
+            }
+            // The derive refuses a field given twice.
+            Ok(Some((!duplicate).then_some(summary)))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut counts = [None; 4];
+            for count in &mut counts {
+                match seq.next_element::<Scalar<'de>>()? {
+                    Some(value) => *count = to_count(value),
+                    None => break,
+                }
+            }
+            let extra = seq.next_element::<IgnoredAny>()?.is_some();
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            let [added, changed, destroyed, imported] = counts;
+            Ok(Some((!extra).then_some(PlanSummary {
+                added,
+                changed,
+                destroyed,
+                imported,
+            })))
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Some(None))
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Some(None))
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Some(None))
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Some(None))
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(Some(None))
+        }
     }
 
     pub(super) fn deployment_log<'de, D: Deserializer<'de>>(
@@ -245,7 +415,12 @@ mod lenient {
     pub(super) fn plan_summary<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<PlanSummary>, D::Error> {
-        object(d, "plan summary")
+        Ok(d.deserialize_any(PlanSummaryVisitor)?.and_then(|summary| {
+            if summary.is_none() {
+                tracing::debug!("ignoring an unreadable plan summary");
+            }
+            summary
+        }))
     }
 }
 

@@ -14,7 +14,8 @@ mod signals;
 mod skipped;
 mod webhook;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -100,6 +101,10 @@ pub struct Metrics {
     api_duration: Family<EndpointLabels, Histogram, Buckets>,
     poll_errors: Family<ReasonLabels, Counter>,
     series: Arc<SeriesCounts>,
+    /// Deployment label sets whose series [`Self::ensure_series`] has created: the poller
+    /// passes every label set at every publish, and a set seen before costs one look-up
+    /// instead of a label set built, hashed and looked up per family.
+    ensured: Mutex<HashSet<DeploymentLabels>>,
     /// Changes to the registered families since start, for the cached body's key.
     changes: exposition::Changes,
     /// The last scrape bodies encoded.
@@ -209,6 +214,7 @@ impl Metrics {
             api_duration,
             poll_errors,
             series,
+            ensured: Mutex::default(),
             changes: exposition::Changes::default(),
             cache: exposition::Cache::default(),
             sources,
@@ -260,6 +266,13 @@ impl Metrics {
     /// at 1 (which they cannot tell from a series that was always 1).
     pub fn ensure_series(&self, labels: &DeploymentLabels) {
         self.changes.bump();
+        {
+            let mut ensured = self.ensured.lock().unwrap_or_else(PoisonError::into_inner);
+            if ensured.contains(labels) {
+                return; // families never drop a series: they are all still there
+            }
+            ensured.insert(labels.clone());
+        }
         if FINISHED_STATUSES.contains(&&*labels.status) {
             let _ = self
                 .finished

@@ -7,6 +7,7 @@
 //! [`Snapshot`] that `/metrics` encodes.
 
 mod aggregate;
+mod compact;
 mod signals;
 mod snapshot;
 mod views;
@@ -19,8 +20,10 @@ use jiff::Timestamp;
 
 use crate::clock;
 use crate::labels::Labeler;
+use compact::{Compact, EnvironmentIds, LabelSetId, LabelSets, NO_TIME};
 
 pub use aggregate::aggregate;
+pub use compact::DeploymentId;
 pub use signals::{
     Action, DEPLOY, DRIFT_DETECTION, DriftResult, FAILED_STATUSES, ResourceChanges, RunRef,
     WAITING_FOR_USER,
@@ -154,13 +157,13 @@ impl Default for Views {
     }
 }
 
-/// What the store keeps of one deployment.
-#[derive(Debug, Clone)]
-pub struct Record {
+/// What the store knows of one deployment: a view of its compact record.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
     /// The environment it belongs to (shared with the environment table).
-    pub environment: Arc<str>,
+    pub environment: &'a Arc<str>,
     /// Its label values as of the latest sighting.
-    pub labels: DeploymentLabels,
+    pub labels: &'a DeploymentLabels,
     /// When it was created (the lookback window is measured on this).
     pub created_at: Timestamp,
     /// When it was queued (else created).
@@ -174,7 +177,7 @@ pub struct Record {
     pub waiting_since: Option<Timestamp>,
 }
 
-impl Record {
+impl Record<'_> {
     /// Whether it has finished.
     #[must_use]
     pub fn is_finished(&self) -> bool {
@@ -259,16 +262,72 @@ pub enum Event {
     },
 }
 
+/// The label sets of `env0_deployments` exported so far (indices into the label table): they
+/// stay (at 0) while the process lives.
+#[derive(Debug, Default)]
+pub(crate) struct SeenSets {
+    flags: Vec<bool>,
+    count: usize,
+}
+
+impl SeenSets {
+    pub(crate) fn contains(&self, id: LabelSetId) -> bool {
+        self.flags.get(id as usize).copied().unwrap_or(false)
+    }
+
+    pub(crate) fn insert(&mut self, id: LabelSetId) {
+        let i = id as usize;
+        if self.flags.len() <= i {
+            self.flags.resize(i + 1, false);
+        }
+        if !self.flags[i] {
+            self.flags[i] = true;
+            self.count += 1;
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: LabelSetId) {
+        if let Some(flag) = self.flags.get_mut(id as usize)
+            && *flag
+        {
+            *flag = false;
+            self.count -= 1;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = LabelSetId> + '_ {
+        self.flags
+            .iter()
+            .enumerate()
+            .filter(|(_, seen)| **seen)
+            .map(|(i, _)| LabelSetId::try_from(i).unwrap_or(LabelSetId::MAX))
+    }
+}
+
 /// The deployments and environments known, and what has been counted.
+///
+/// Deployments are kept compact (see [`compact`]): an id of 128 bits, times in milliseconds,
+/// the label set and the environment as indices into interned tables; [`Record`] is the view
+/// the rest of the crate reads.
 #[derive(Debug)]
 pub struct Store {
     process_start: Timestamp,
     lookback: Duration,
     labeler: Labeler,
-    deployments: HashMap<Box<str>, Record>,
+    deployments: HashMap<DeploymentId, Compact>,
+    /// When runs now `WAITING_FOR_USER` were first seen so (exporter time; few at a time).
+    waiting: HashMap<DeploymentId, Timestamp>,
+    /// Every label set a deployment has had.
+    label_sets: LabelSets,
+    /// Environment ids, for records.
+    environment_ids: EnvironmentIds,
     environments: HashMap<Arc<str>, EnvironmentRecord>,
     /// Label sets of `env0_deployments` ever exported: they stay (at 0) while the process lives.
-    seen_label_sets: HashSet<DeploymentLabels>,
+    seen_label_sets: SeenSets,
     /// The `project` label: names and the projects admitted under the budget.
     projects: ProjectLabels,
     /// Whether the environment view is kept.
@@ -290,8 +349,11 @@ impl Store {
             lookback,
             labeler: Labeler::default(),
             deployments: HashMap::new(),
+            waiting: HashMap::new(),
+            label_sets: LabelSets::default(),
+            environment_ids: EnvironmentIds::default(),
             environments: HashMap::new(),
-            seen_label_sets: HashSet::new(),
+            seen_label_sets: SeenSets::default(),
             projects: ProjectLabels::new(false, DEFAULT_MAX_SERIES_PER_METRIC),
             environment_view: false,
             recoveries: signals::Recoveries::default(),
@@ -330,7 +392,7 @@ impl Store {
     /// finished (or started) is counted as a finish (or a start) observed by this process.
     pub fn mark_baselined(&mut self, environment: &str) {
         if !self.baselined.contains(environment) {
-            let key = self.environment_key(environment);
+            let key = self.environment_ids.key(environment);
             self.baselined.insert(key);
         }
     }
@@ -346,13 +408,6 @@ impl Store {
         self.baselined.contains(environment)
     }
 
-    /// Interns an environment id so records share one allocation.
-    fn environment_key(&self, id: &str) -> Arc<str> {
-        self.environments
-            .get_key_value(id)
-            .map_or_else(|| Arc::from(id), |(k, _)| k.clone())
-    }
-
     /// Records what env0's listing says of an environment.
     pub fn upsert_environment(
         &mut self,
@@ -362,9 +417,9 @@ impl Store {
         drift_status: Option<&str>,
         archived: bool,
     ) {
-        let key = self.environment_key(id);
+        let key = self.environment_ids.key(id);
         let record = EnvironmentRecord {
-            project_id: project_id.map(Arc::from),
+            project_id: project_id.map(|p| self.projects.id(p)),
             name: None,
             latest: None,
             status: self.labeler.environment_status.map(status),
@@ -379,8 +434,15 @@ impl Store {
         self.environments.retain(|id, _| listed.contains(&**id));
         self.baselined.retain(|id| listed.contains(&**id));
         self.recoveries.retain(listed);
+        let ids = &self.environment_ids;
+        let kept: Vec<bool> = (0..ids.slots())
+            .map(|i| listed.contains(&**ids.get(i)))
+            .collect();
         self.deployments
-            .retain(|_, r| listed.contains(&*r.environment));
+            .retain(|_, r| kept.get(r.environment as usize) == Some(&true));
+        let deployments = &self.deployments;
+        self.waiting.retain(|id, _| deployments.contains_key(id));
+        self.environment_ids.retain(|id| listed.contains(id));
     }
 
     /// The environments known.
@@ -388,15 +450,33 @@ impl Store {
         self.environments.iter()
     }
 
+    /// The view of the compact record of `id`.
+    fn view<'a>(&'a self, id: &DeploymentId, r: &Compact) -> Record<'a> {
+        Record {
+            environment: self.environment_ids.get(r.environment),
+            labels: self.label_sets.get(r.labels),
+            created_at: compact::timestamp(r.created_at),
+            queued_at: compact::opt_timestamp(r.queued_at),
+            started_at: compact::opt_timestamp(r.started_at),
+            finish_time: compact::opt_timestamp(r.finish_time),
+            waiting_since: if self.waiting.is_empty() {
+                None
+            } else {
+                self.waiting.get(id).copied()
+            },
+        }
+    }
+
     /// The deployments known.
-    pub fn deployments(&self) -> impl Iterator<Item = (&str, &Record)> {
-        self.deployments.iter().map(|(id, r)| (&**id, r))
+    pub fn deployments(&self) -> impl Iterator<Item = (&DeploymentId, Record<'_>)> {
+        self.deployments.iter().map(|(id, r)| (id, self.view(id, r)))
     }
 
     /// One deployment, by id.
     #[must_use]
-    pub fn deployment(&self, id: &str) -> Option<&Record> {
-        self.deployments.get(id)
+    pub fn deployment(&self, id: &str) -> Option<Record<'_>> {
+        let id = DeploymentId::new(id);
+        self.deployments.get(&id).map(|r| self.view(&id, r))
     }
 
     /// How many deployment records are in memory.
@@ -414,7 +494,9 @@ impl Store {
 
     /// Label sets of `env0_deployments` exported so far.
     pub fn seen_label_sets(&self) -> impl Iterator<Item = &DeploymentLabels> {
-        self.seen_label_sets.iter()
+        self.seen_label_sets
+            .iter()
+            .map(|id| self.label_sets.get(id))
     }
 
     /// Takes in one sighting of a deployment at `now`, pushing the events it causes.
@@ -439,7 +521,9 @@ impl Store {
             None
         };
         let cutoff = self.cutoff(now);
-        if finished && created_at < cutoff && !self.deployments.contains_key(obs.id.as_str()) {
+        let id = DeploymentId::new(&obs.id);
+        let known = self.deployments.get(&id).copied();
+        if finished && created_at < cutoff && known.is_none() {
             return;
         }
         let labels = DeploymentLabels {
@@ -456,87 +540,99 @@ impl Store {
                     .and_then(|e| e.project_id.as_deref()),
             ),
         };
-        let environment = self.environment_key(&obs.environment_id);
-        let project = self.environments.get(&environment).map(|e| &e.project_id);
-        let run = RunRef::new(&obs.id, &environment, project.cloned().flatten());
+        let label_set = self.label_sets.intern(labels);
+        let environment_index = self.environment_ids.intern(&obs.environment_id);
+        let environment = self.environment_ids.get(environment_index).clone();
+        let project = self
+            .environments
+            .get(&environment)
+            .and_then(|e| e.project_id.clone());
+        let run = |at| RunRef {
+            deployment_id: Arc::from(obs.id.as_str()),
+            environment_id: environment.clone(),
+            project_id: project.clone(),
+            at,
+        };
         let baselined = self.baselined.contains(&environment);
-        let mut known = true;
-        let record = self
-            .deployments
-            .entry(obs.id.as_str().into())
-            .or_insert_with(|| {
-                known = false;
-                Record {
-                    environment: environment.clone(),
-                    labels: labels.clone(),
-                    created_at,
-                    queued_at: None,
-                    started_at: None,
-                    finish_time: None,
-                    waiting_since: None,
-                }
-            });
+        let mut record = known.unwrap_or(Compact {
+            environment: environment_index,
+            labels: label_set,
+            created_at: compact::millis(created_at),
+            queued_at: NO_TIME,
+            started_at: NO_TIME,
+            finish_time: NO_TIME,
+        });
         // Seen before by this process (unfinished, not started), or new since the baseline.
-        let observed = known || baselined;
+        let observed = known.is_some() || baselined;
         let (already_started, already_finished) =
-            (record.started_at.is_some(), record.is_finished());
+            (record.started_at != NO_TIME, record.is_finished());
         if already_finished && !finished {
             // env0 does not reopen a finished run; an older sighting arrived late. Keep what we know.
             return;
         }
-        record.labels = labels;
-        record.created_at = created_at;
-        record.queued_at = obs.queued_at.or(record.queued_at);
-        record.started_at = obs.started_at.or(record.started_at);
-        record.finish_time = finish_time;
-        signals::approval_wait(record, obs, now, events);
+        record.labels = label_set;
+        record.created_at = compact::millis(created_at);
+        if obs.queued_at.is_some() {
+            record.queued_at = compact::opt_millis(obs.queued_at);
+        }
+        if obs.started_at.is_some() {
+            record.started_at = compact::opt_millis(obs.started_at);
+        }
+        record.finish_time = compact::opt_millis(finish_time);
+        let labels = self.label_sets.get(label_set);
+        signals::approval_wait(&mut self.waiting, &id, labels, obs, now, events);
 
         if !already_started
             && observed
-            && let Some(started) = record.started_at
+            && let Some(started) = compact::opt_timestamp(record.started_at)
         {
-            let queued = record.queued_at.unwrap_or(record.created_at);
+            let queued = compact::opt_timestamp(record.queued_at)
+                .unwrap_or_else(|| compact::timestamp(record.created_at));
             events.push(Event::Started {
-                labels: record.labels.clone(),
+                labels: labels.clone(),
                 queue_wait: clock::elapsed(queued, started),
-                run: run.at(Some(started)),
+                run: run(Some(started)),
             });
         }
-        if record.finish_time.is_some() && !already_finished {
+        if record.is_finished() && !already_finished {
             let counted = observed;
             if counted {
-                let duration = match (record.started_at, obs.finished_at) {
+                let duration = match (compact::opt_timestamp(record.started_at), obs.finished_at)
+                {
                     (Some(start), Some(end)) => Some(clock::elapsed(start, end)),
                     _ => None,
                 };
                 events.push(Event::Finished {
-                    labels: record.labels.clone(),
+                    labels: labels.clone(),
                     duration,
-                    run: run.at(obs.finished_at.or(obs.updated_at)),
+                    run: run(obs.finished_at.or(obs.updated_at)),
                 });
             }
             signals::finished(
                 &mut self.recoveries,
+                &self.label_sets,
                 obs,
-                &record.labels,
+                &id,
+                label_set,
                 &environment,
                 counted,
                 events,
             );
         }
-        if !self.seen_label_sets.contains(&record.labels) {
-            self.seen_label_sets.insert(record.labels.clone());
-        }
+        self.seen_label_sets.insert(label_set);
+        self.deployments.insert(id, record);
     }
 
     /// Forgets one deployment (deleted in env0, or no longer matching the filters).
     pub fn remove(&mut self, id: &str) {
-        self.deployments.remove(id);
+        let id = DeploymentId::new(id);
+        self.deployments.remove(&id);
+        self.waiting.remove(&id);
     }
 
     /// Drops finished deployments that have left the lookback window.
     pub fn evict(&mut self, now: Timestamp) {
-        let cutoff = self.cutoff(now);
+        let cutoff = compact::ceil_millis(self.cutoff(now));
         self.deployments.retain(|_, r| r.is_current(cutoff));
     }
 }

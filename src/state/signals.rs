@@ -31,7 +31,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{DeploymentLabels, Event, Observation, Record};
+use super::compact::{DeploymentId, LabelSetId, LabelSets};
+use super::{DeploymentLabels, Event, Observation};
 use crate::clock;
 
 /// env0's status of a run waiting for approval.
@@ -191,39 +192,42 @@ impl RunRef {
     }
 }
 
-/// Takes in whether a sighting of the (updated) `record` leaves or enters `WAITING_FOR_USER`,
-/// pushing the wait that ended: from the first sighting in that status to the first in another,
-/// both at the exporter's `now` (so precise to a poll interval).
+/// Takes in whether a sighting of the run `id` (now with `labels`) leaves or enters
+/// `WAITING_FOR_USER`, pushing the wait that ended: from the first sighting in that status to the
+/// first in another, both at the exporter's `now` (so precise to a poll interval).
 pub(super) fn approval_wait(
-    record: &mut Record,
+    waiting: &mut HashMap<DeploymentId, Timestamp>,
+    id: &DeploymentId,
+    labels: &DeploymentLabels,
     obs: &Observation,
     now: Timestamp,
     events: &mut Vec<Event>,
 ) {
-    let waiting = obs.status.as_deref() == Some(WAITING_FOR_USER);
-    match (record.waiting_since, waiting) {
-        (None, true) => record.waiting_since = Some(now),
-        (Some(since), false) => {
-            record.waiting_since = None;
-            events.push(Event::ApprovalWait {
-                labels: record.labels.clone(),
-                wait: clock::elapsed(since, now),
-            });
-        }
-        _ => {}
+    let is_waiting = obs.status.as_deref() == Some(WAITING_FOR_USER);
+    if is_waiting {
+        waiting.entry(id.clone()).or_insert(now);
+    } else if let Some(since) = waiting.remove(id) {
+        events.push(Event::ApprovalWait {
+            labels: labels.clone(),
+            wait: clock::elapsed(since, now),
+        });
     }
 }
 
 /// The events a run's first sighting as finished causes beyond `Finished`; `counted` says
 /// whether it was counted (finished after the process started).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn finished(
     recoveries: &mut Recoveries,
+    sets: &LabelSets,
     obs: &Observation,
-    labels: &DeploymentLabels,
+    id: &DeploymentId,
+    label_set: LabelSetId,
     environment: &Arc<str>,
     counted: bool,
     events: &mut Vec<Event>,
 ) {
+    let labels = sets.get(label_set);
     let kind = obs.deployment_type.as_deref();
     if counted {
         if let Some(changes) = obs.resource_changes
@@ -255,15 +259,18 @@ pub(super) fn finished(
     let status = obs.status.as_deref().unwrap_or_default();
     let outcome = if status == SUCCESS {
         Outcome::Success {
-            pending: counted.then(|| labels.clone()),
+            pending: counted.then_some(label_set),
         }
     } else if FAILED_STATUSES.contains(&status) {
         Outcome::Failure
     } else {
         return;
     };
-    if let Some((labels, duration)) = recoveries.add(environment, &obs.id, at, outcome) {
-        events.push(Event::Recovered { labels, duration });
+    if let Some((label_set, duration)) = recoveries.add(environment, id, at, outcome) {
+        events.push(Event::Recovered {
+            labels: sets.get(label_set).clone(),
+            duration,
+        });
     }
 }
 
@@ -272,13 +279,13 @@ pub(super) fn finished(
 enum Outcome {
     /// It failed.
     Failure,
-    /// It succeeded; `pending` holds its labels while it is counted and its recovery, if any,
+    /// It succeeded; `pending` holds its label set while it is counted and its recovery, if any,
     /// not yet observed.
-    Success { pending: Option<DeploymentLabels> },
+    Success { pending: Option<LabelSetId> },
 }
 
 /// The ends of the deploys of one environment, ordered by env0's finish time (then id).
-type Timeline = BTreeMap<(Timestamp, Box<str>), Outcome>;
+type Timeline = BTreeMap<(Timestamp, DeploymentId), Outcome>;
 
 /// Per environment, the recent ends of its deploys: where a failing streak started.
 #[derive(Debug, Default)]
@@ -302,7 +309,7 @@ impl Recoveries {
             .map(|(k, _)| k);
         let after = match last_success {
             Some(k) => timeline.range((Bound::Excluded(k), Bound::Unbounded)),
-            None => timeline.range::<(Timestamp, Box<str>), _>(..),
+            None => timeline.range::<(Timestamp, DeploymentId), _>(..),
         };
         after.map(|(k, _)| k.0).next()
     }
@@ -312,12 +319,12 @@ impl Recoveries {
     fn add(
         &mut self,
         environment: &Arc<str>,
-        id: &str,
+        id: &DeploymentId,
         at: Timestamp,
         outcome: Outcome,
-    ) -> Option<(DeploymentLabels, Duration)> {
+    ) -> Option<(LabelSetId, Duration)> {
         let timeline = self.by_environment.entry(environment.clone()).or_default();
-        let key = (at, Box::from(id));
+        let key = (at, id.clone());
         let success = match outcome {
             Outcome::Success { .. } => Some(key.clone()),
             // A failure learned late may date the streak of a later success still waiting.
@@ -337,8 +344,8 @@ impl Recoveries {
 /// before it, resolves it: its labels and the time since that streak's first failure.
 fn resolve(
     timeline: &mut Timeline,
-    key: &(Timestamp, Box<str>),
-) -> Option<(DeploymentLabels, Duration)> {
+    key: &(Timestamp, DeploymentId),
+) -> Option<(LabelSetId, Duration)> {
     if !matches!(
         timeline.get(key),
         Some(Outcome::Success { pending: Some(_) })
@@ -379,7 +386,7 @@ fn prune(timeline: &mut Timeline) {
     }
     let streak: Vec<_> = match successes.last() {
         Some(last) => timeline.range((Bound::Excluded(last), Bound::Unbounded)),
-        None => timeline.range::<(Timestamp, Box<str>), _>(..),
+        None => timeline.range::<(Timestamp, DeploymentId), _>(..),
     }
     .skip(MAX_STREAK)
     .map(|(k, _)| k.clone())

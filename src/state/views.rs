@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use super::compact::LabelSetId;
 use super::{DeploymentLabels, FAILED_STATUSES, Observation, Store, is_finished};
 
 /// Longest project or environment name used as a label value; longer ones are cut.
@@ -58,6 +59,13 @@ impl ProjectLabels {
             None => self.unknown.clone(),
             Some(id) => self.names.get(id).cloned().unwrap_or_else(|| Arc::from(id)),
         }
+    }
+
+    /// The shared project id `id` (one allocation per project, not per environment).
+    pub(crate) fn id(&self, id: &str) -> Arc<str> {
+        self.names
+            .get_key_value(id)
+            .map_or_else(|| Arc::from(id), |(k, _)| k.clone())
     }
 
     /// The `project` label of a deployment in this project: `None` when the label is off.
@@ -200,21 +208,28 @@ impl Store {
         if !self.projects.enabled {
             return 0;
         }
+        // The project of each environment index, looked up once rather than per record.
+        let project_of: Vec<Option<Arc<str>>> = (0..self.environment_ids.slots())
+            .map(|i| {
+                self.environments
+                    .get(self.environment_ids.get(i))
+                    .and_then(|e| e.project_id.clone())
+            })
+            .collect();
         // Label sets of all deployments, and of each project not yet admitted, with counts.
-        let mut totals: HashMap<DeploymentLabels, usize> = HashMap::new();
-        let mut by_project: HashMap<Arc<str>, HashMap<DeploymentLabels, usize>> = HashMap::new();
+        let mut totals: HashMap<LabelSetId, usize> = HashMap::new();
+        let mut by_project: HashMap<Arc<str>, HashMap<LabelSetId, usize>> = HashMap::new();
         for record in self.deployments.values() {
-            *totals.entry(record.labels.clone()).or_default() += 1;
-            if let Some(project) = self
-                .environments
-                .get(&record.environment)
-                .and_then(|e| e.project_id.as_ref())
+            *totals.entry(record.labels).or_default() += 1;
+            if let Some(project) = project_of
+                .get(record.environment as usize)
+                .and_then(Option::as_ref)
                 .filter(|p| !self.projects.admitted.contains(*p))
             {
                 *by_project
                     .entry(project.clone())
                     .or_default()
-                    .entry(record.labels.clone())
+                    .entry(record.labels)
                     .or_default() += 1;
             }
         }
@@ -237,15 +252,20 @@ impl Store {
                 ..set.clone()
             };
             // `other` sets that only this project's deployments held move with them.
-            let vacated: Vec<&DeploymentLabels> = before
+            let vacated: Vec<LabelSetId> = before
                 .iter()
                 .filter(|(set, n)| totals.get(*set) == Some(*n))
-                .map(|(set, _)| set)
+                .map(|(set, _)| *set)
                 .collect();
             let added = before
                 .keys()
-                .map(relabel)
-                .filter(|set| !self.seen_label_sets.contains(set))
+                .map(|set| relabel(self.label_sets.get(*set)))
+                .filter(|set| {
+                    !self
+                        .label_sets
+                        .find(set)
+                        .is_some_and(|id| self.seen_label_sets.contains(id))
+                })
                 .count();
             if self.seen_label_sets.len() - vacated.len() + added > self.projects.budget {
                 break; // the busiest first: a quieter project does not jump the queue
@@ -253,23 +273,29 @@ impl Store {
             for set in vacated {
                 self.seen_label_sets.remove(set);
             }
+            let mut moved: HashMap<LabelSetId, LabelSetId> = HashMap::new();
             for (set, n) in &before {
                 if let Some(total) = totals.get_mut(set) {
                     *total -= n;
                 }
-                *totals.entry(relabel(set)).or_default() += n;
-                self.seen_label_sets.insert(relabel(set));
+                let new = self.label_sets.intern(relabel(self.label_sets.get(*set)));
+                *totals.entry(new).or_default() += n;
+                self.seen_label_sets.insert(new);
+                moved.insert(*set, new);
             }
             self.projects.admitted.insert(project.clone());
-            let environments: HashSet<Arc<str>> = self
-                .environments
+            let in_project: Vec<bool> = project_of
                 .iter()
-                .filter(|(_, e)| e.project_id.as_ref() == Some(&project))
-                .map(|(id, _)| id.clone())
+                .map(|p| p.as_ref() == Some(&project))
                 .collect();
             for record in self.deployments.values_mut() {
-                if environments.contains(&record.environment) {
-                    record.labels.project = Some(name.clone());
+                if in_project.get(record.environment as usize) == Some(&true) {
+                    record.labels = match moved.get(&record.labels) {
+                        Some(new) => *new,
+                        None => self
+                            .label_sets
+                            .intern(relabel(self.label_sets.get(record.labels))),
+                    };
                 }
             }
             admitted += 1;
@@ -375,6 +401,8 @@ mod tests {
         assert_eq!(s.admit_projects(), 0);
         let mut roomy = store(5);
         std::mem::swap(&mut roomy.deployments, &mut s.deployments);
+        std::mem::swap(&mut roomy.label_sets, &mut s.label_sets);
+        std::mem::swap(&mut roomy.environment_ids, &mut s.environment_ids);
         std::mem::swap(&mut roomy.environments, &mut s.environments);
         std::mem::swap(&mut roomy.seen_label_sets, &mut s.seen_label_sets);
         roomy.set_projects([("p1", Some("a")), ("p2", Some("b"))]);
