@@ -286,6 +286,24 @@ impl Collector for StateCollector {
             None,
             health.backfill_pending,
         )?;
+        if let Some(interval) = health.full_sync_interval {
+            gauge(
+                &mut encoder,
+                "env0_exporter_full_sync_duration",
+                "The interval in which every environment's deployments are re-read in full: --full-sync-interval, or longer when the request budget cannot hold it for the environments listed",
+                Some(&Unit::Seconds),
+                interval.as_secs_f64(),
+            )?;
+        }
+        if let Some(age) = health.full_sync_oldest_age {
+            gauge(
+                &mut encoder,
+                "env0_exporter_full_sync_oldest_age",
+                "Age of the oldest full read of an environment's lookback window among those due periodic full re-reads, by the exporter's clock as of the last poll",
+                Some(&Unit::Seconds),
+                age.as_secs_f64(),
+            )?;
+        }
         gauge(
             &mut encoder,
             "env0_exporter_unreadable_environments",

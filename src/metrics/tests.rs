@@ -62,6 +62,8 @@ fn state_gauges_render_the_snapshot_values() {
             polls_completed: 1,
             backfill_pending: 0,
             clock_offset: None,
+            full_sync_interval: Some(Duration::from_secs(600)),
+            full_sync_oldest_age: Some(Duration::from_secs(125)),
         },
         ..Snapshot::default()
     });
