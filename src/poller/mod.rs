@@ -381,7 +381,9 @@ impl Poller {
             .count();
         let budget = self.config.max_requests_per_minute;
         let poll = self.config.poll_interval;
-        let in_force = schedule::full_sync_interval_in_force(configured, eligible, budget, poll);
+        let listed = self.schedule.len();
+        let in_force =
+            schedule::full_sync_interval_in_force(configured, listed, eligible, budget, poll);
         if in_force > configured {
             let moved = self.full_sync_warned.is_none_or(|warned| {
                 let ratio = in_force.as_secs_f64() / warned.as_secs_f64().max(1.0);
@@ -393,7 +395,7 @@ impl Poller {
                     configured = %humantime::format_duration(configured),
                     kept = %humantime::format_duration(in_force),
                     max_requests_per_minute = budget,
-                    full_reads_per_minute = schedule::full_sync_capacity(eligible, budget, poll).floor(),
+                    full_reads_per_minute = schedule::full_sync_capacity(listed, budget, poll).floor(),
                     "the request budget cannot re-read every environment within --full-sync-interval; full re-reads are spread over a longer interval (env0_exporter_full_sync_duration_seconds); raise --max-requests-per-minute or --poll-interval, or narrow with --projects"
                 );
                 self.full_sync_warned = Some(in_force);

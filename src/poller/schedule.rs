@@ -256,33 +256,31 @@ pub fn next_unfinished_step(
 pub const FULL_SYNC_HEADROOM: f64 = 0.25;
 
 /// Requests per minute the periodic full re-reads may use: the budget, less
-/// [`FULL_SYNC_HEADROOM`], less the environment listing (⌊E/100⌋+1 pages and the projects page
-/// every poll). At least one.
+/// [`FULL_SYNC_HEADROOM`], less the listing of `listed` environments (⌊E/100⌋+1 pages and the
+/// projects page every poll). At least one.
 #[must_use]
-pub fn full_sync_capacity(
-    environments: usize,
-    budget_per_minute: u32,
-    poll_interval: Duration,
-) -> f64 {
+pub fn full_sync_capacity(listed: usize, budget_per_minute: u32, poll_interval: Duration) -> f64 {
     #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-    let listing = (environments / crate::client::PAGE_LIMIT + 2) as f64;
+    let listing = (listed / crate::client::PAGE_LIMIT + 2) as f64;
     let polls_per_minute = 60.0 / poll_interval.as_secs_f64().max(1.0);
     let usable = f64::from(budget_per_minute) * (1.0 - FULL_SYNC_HEADROOM);
     (usable - listing * polls_per_minute).max(1.0)
 }
 
-/// The full re-read interval kept for `environments` (those due full re-reads, one request each):
-/// `configured`, or longer when [`full_sync_capacity`] cannot read them all within it.
+/// The full re-read interval kept for `eligible` environments (those due periodic full re-reads,
+/// one request each) of `listed`: `configured`, or longer when [`full_sync_capacity`] cannot read
+/// them all within it.
 #[must_use]
 pub fn full_sync_interval_in_force(
     configured: Duration,
-    environments: usize,
+    listed: usize,
+    eligible: usize,
     budget_per_minute: u32,
     poll_interval: Duration,
 ) -> Duration {
-    let capacity = full_sync_capacity(environments, budget_per_minute, poll_interval);
+    let capacity = full_sync_capacity(listed, budget_per_minute, poll_interval);
     #[allow(clippy::cast_precision_loss)]
-    let minutes = environments as f64 / capacity;
+    let minutes = eligible as f64 / capacity;
     // Whole seconds, rounded up: the figure is logged and shown.
     let needed = Duration::from_secs_f64((minutes * 60.0).ceil().min(1e9));
     configured.max(needed)
@@ -637,18 +635,24 @@ mod tests {
     fn full_sync_keeps_its_interval_when_the_budget_holds_it_and_stretches_when_not() {
         // 150 environments, 500 requests a minute, 60 s polls: listing 3 a poll, 15 a minute of
         // full re-reads wanted; plenty of room.
-        assert_eq!(full_sync_interval_in_force(MAX, 150, 500, POLL), MAX);
+        assert_eq!(full_sync_interval_in_force(MAX, 150, 150, 500, POLL), MAX);
         // 10,000: listing 102 a poll; 500 × 3/4 − 102 = 273 a minute for full re-reads, so
         // 10,000 take 36.6 minutes, not 10.
         assert_eq!(full_sync_capacity(10_000, 500, POLL), 273.0);
         assert_eq!(
-            full_sync_interval_in_force(MAX, 10_000, 500, POLL),
+            full_sync_interval_in_force(MAX, 10_000, 10_000, 500, POLL),
             Duration::from_secs(2198)
+        );
+        // Environments left out of full re-reads (archived long ago) are still listed.
+        assert_eq!(
+            full_sync_interval_in_force(MAX, 10_000, 9_000, 500, POLL),
+            Duration::from_secs(1979)
         );
         // At the full env0 rate and 5-minute polls it can be held again at 20 minutes.
         assert_eq!(
             full_sync_interval_in_force(
                 Duration::from_secs(1200),
+                10_000,
                 10_000,
                 1000,
                 Duration::from_secs(300)
