@@ -87,6 +87,14 @@ fn state_gauges_render_the_snapshot_values() {
     );
     assert_eq!(sample_lines(&text, "env0_up"), vec!["env0_up 1"]);
     assert_eq!(
+        sample_lines(&text, "env0_exporter_full_sync_duration_seconds"),
+        vec!["env0_exporter_full_sync_duration_seconds 600.0"]
+    );
+    assert_eq!(
+        sample_lines(&text, "env0_exporter_full_sync_oldest_age_seconds"),
+        vec!["env0_exporter_full_sync_oldest_age_seconds 125.0"]
+    );
+    assert_eq!(
         sample_lines(
             &text,
             "env0_exporter_last_successful_poll_timestamp_seconds"

@@ -338,7 +338,7 @@ impl Poller {
         self.planned_at = self.clock.now();
         report.environments = environments.len();
         self.take_listing(&environments, now);
-        let eligible = self.keep_full_sync_interval(now);
+        self.keep_full_sync_interval(now);
         let unfinished = self.unfinished();
         let mut plan = schedule::plan(
             &self.schedule,
@@ -350,10 +350,14 @@ impl Poller {
             self.config.lookback,
             self.config.full_sync_interval.is_some(),
         );
-        if let Some(interval) = self.full_sync_in_force {
+        if self.full_sync_in_force.is_some() {
             // Full re-reads come last in the plan, the oldest due first: keep this poll's share.
-            let share =
-                schedule::full_syncs_per_poll(eligible, interval, self.config.poll_interval);
+            let capacity = schedule::full_sync_capacity(
+                self.schedule.len(),
+                self.config.max_requests_per_minute,
+                self.config.poll_interval,
+            );
+            let share = schedule::full_syncs_per_poll(capacity, self.config.poll_interval);
             let due = plan
                 .iter()
                 .filter(|r| r.kind == schedule::ReadKind::FullSync)
@@ -367,11 +371,10 @@ impl Poller {
 
     /// Chooses the full re-read interval for the environments now listed, warning when the
     /// request budget cannot hold the configured one (on the first listing, then only when the
-    /// interval that can be kept moves by more than a fifth). Returns the environments due
-    /// periodic full re-reads.
-    fn keep_full_sync_interval(&mut self, now: Timestamp) -> usize {
+    /// interval that can be kept moves by more than a fifth).
+    fn keep_full_sync_interval(&mut self, now: Timestamp) {
         let Some(configured) = self.config.full_sync_interval else {
-            return 0;
+            return;
         };
         let window_start = clock::sub(now, self.config.lookback);
         let eligible = self
@@ -408,6 +411,5 @@ impl Poller {
             );
         }
         self.full_sync_in_force = Some(in_force);
-        eligible
     }
 }

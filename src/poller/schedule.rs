@@ -286,21 +286,15 @@ pub fn full_sync_interval_in_force(
     configured.max(needed)
 }
 
-/// Full re-reads one poll may do at the interval in force: its share of the cycle, rounded up,
-/// plus one so that a cycle ends on time despite rounding.
+/// Full re-reads one poll may do: the share of one poll of [`full_sync_capacity`] (`capacity` a
+/// minute), rounded up, plus one. When the interval is stretched that is one poll's part of the
+/// cycle; when it is held with room to spare, the due re-reads after an outage catch up at that
+/// pace, never in a burst that would eat the headroom.
 #[must_use]
-pub fn full_syncs_per_poll(
-    environments: usize,
-    interval: Duration,
-    poll_interval: Duration,
-) -> usize {
-    let per_poll = poll_interval.as_secs_f64() / interval.as_secs_f64().max(1.0);
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let n = (environments as f64 * per_poll).ceil() as usize;
+pub fn full_syncs_per_poll(capacity: f64, poll_interval: Duration) -> usize {
+    let per_poll = capacity * poll_interval.as_secs_f64() / 60.0;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let n = per_poll.ceil().clamp(0.0, 1e9) as usize;
     n + 1
 }
 
@@ -638,7 +632,7 @@ mod tests {
         assert_eq!(full_sync_interval_in_force(MAX, 150, 150, 500, POLL), MAX);
         // 10,000: listing 102 a poll; 500 × 3/4 − 102 = 273 a minute for full re-reads, so
         // 10,000 take 36.6 minutes, not 10.
-        assert_eq!(full_sync_capacity(10_000, 500, POLL), 273.0);
+        assert!((full_sync_capacity(10_000, 500, POLL) - 273.0).abs() < 1e-9);
         assert_eq!(
             full_sync_interval_in_force(MAX, 10_000, 10_000, 500, POLL),
             Duration::from_secs(2198)
@@ -660,17 +654,15 @@ mod tests {
             Duration::from_secs(1200)
         );
         // A budget smaller than the listing still yields an interval (one full read a minute).
-        assert_eq!(full_sync_capacity(10_000, 50, POLL), 1.0);
+        assert!((full_sync_capacity(10_000, 50, POLL) - 1.0).abs() < 1e-9);
     }
 
     #[test]
     fn a_poll_does_its_share_of_the_cycle_of_full_rereads() {
-        // 10,000 over 2,198 s in 60 s polls: 273 a poll, plus one.
-        assert_eq!(
-            full_syncs_per_poll(10_000, Duration::from_secs(2198), POLL),
-            274
-        );
-        assert_eq!(full_syncs_per_poll(150, MAX, POLL), 16);
+        // 10,000 at the defaults: 273 a minute, so 273 a 60 s poll, plus one.
+        assert_eq!(full_syncs_per_poll(273.0, POLL), 274);
+        // 150: 372 a minute, 5-minute polls.
+        assert_eq!(full_syncs_per_poll(372.0, Duration::from_secs(300)), 1861);
     }
 
     #[test]

@@ -178,8 +178,9 @@ async fn backfill_and_stretched_full_syncs_never_exceed_the_budget_in_any_minute
         .iter()
         .filter(|e| !e.is_archived)
         .count();
-    let kept_ok =
-        |v: Option<f64>| v.is_some_and(|v| v <= 450.0 && v >= (non_archived as f64 * 1.5).floor());
+    let kept_ok = |v: Option<f64>| {
+        v.is_some_and(|v| v <= 450.0 && v >= f64::from(u32::try_from(non_archived).unwrap()) * 1.5)
+    };
     let mut pending_seen = Vec::new();
     loop {
         // Served all along, with the progress so far.
@@ -230,11 +231,11 @@ async fn backfill_and_stretched_full_syncs_never_exceed_the_budget_in_any_minute
         "stuck: {} envs; reads by minute: {by_minute:?}",
         stuck_envs.len()
     );
-    // No poll does more than its share of the cycle, ⌈300 × 60 / 450⌉ + 1 = 41, besides the
+    // No poll does more than its share of the cycle, ⌈40 × 60 s / 60 s⌉ + 1 = 41, besides the
     // re-reads of environments holding unfinished non-latest runs.
     let most = by_minute.values().copied().max().unwrap_or(0);
     assert!(most <= 41 + stuck_envs.len(), "{most} reads in one poll");
-    let per_poll = frozen.len() as f64 / 20.0;
+    let per_poll = f64::from(u32::try_from(frozen.len()).unwrap()) / 20.0;
     assert!(
         (38.0..=42.0).contains(&per_poll),
         "300 environments in 7.5 minutes is 40 a poll: {per_poll}"
