@@ -36,7 +36,13 @@ fn page() -> (Vec<u8>, String) {
     let org = common::Org::new(1);
     let env = org.environments[0].clone();
     let mut rng = fastrand::Rng::with_seed(1);
-    let body = common::page(&mut rng, &env, 100, start().as_millisecond() - 1_000, 36_000);
+    let body = common::page(
+        &mut rng,
+        &env,
+        100,
+        start().as_millisecond() - 1_000,
+        36_000,
+    );
     (body, env)
 }
 
@@ -104,7 +110,9 @@ fn snapshot(c: &mut Criterion) {
     let store = full_store();
     let mut g = c.benchmark_group("200k_deployments");
     g.sample_size(20);
-    g.bench_function("snapshot", |b| b.iter(|| aggregate(black_box(&store), start())));
+    g.bench_function("snapshot", |b| {
+        b.iter(|| aggregate(black_box(&store), start()))
+    });
 
     let clock: SharedClock = Arc::new(ManualClock::new(start()));
     let handle = SnapshotHandle::default();
@@ -148,7 +156,11 @@ fn median(runs: usize, mut f: impl FnMut()) -> Duration {
 /// Ingest of a page against `Value` decoding of the same bytes, in this run.
 fn ratio() {
     let (body, env) = page();
-    let runs = if std::env::args().any(|a| a == "--bench") { 500 } else { 3 };
+    let runs = if std::env::args().any(|a| a == "--bench") {
+        500
+    } else {
+        3
+    };
     let value = median(runs, || {
         black_box(serde_json::from_slice::<serde_json::Value>(black_box(&body)).expect("json"));
     });

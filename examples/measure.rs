@@ -5,6 +5,8 @@
 //! `-- --full-sync-interval 0s` to leave out the periodic full re-reads).
 //! Backfill is measured twice: in wall-clock time against the simulator over loopback HTTP, and in
 //! simulated time (a manual clock) where the request budget, not the network, sets the pace.
+//! Last, quiet polls with environments holding stuck unfinished runs that are not their latest,
+//! with the re-reads backing off (`--unfinished-reread-max-interval`) and re-read every poll.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +32,9 @@ struct Args {
     /// The exporter's full re-read interval (0s = off)
     #[arg(long, default_value = "10m")]
     full_sync_interval: String,
+    /// The exporter's longest gap between re-reads of unfinished non-latest runs
+    #[arg(long, default_value = "10m")]
+    unfinished_reread_max_interval: String,
 }
 
 async fn setup(
@@ -87,6 +92,8 @@ async fn main() {
         budget.as_str(),
         "--full-sync-interval",
         args.full_sync_interval.as_str(),
+        "--unfinished-reread-max-interval",
+        args.unfinished_reread_max_interval.as_str(),
     ];
     let sync = &args.full_sync_interval;
 
@@ -169,4 +176,105 @@ async fn main() {
         summary(&quiet),
         environments.div_ceil(100) + 1 + usize::from(environments % 100 == 0)
     );
+
+    report_stuck(&args, &budget, environments).await;
+}
+
+/// Quiet polls with stuck runs, their re-reads backing off and re-read every poll.
+async fn report_stuck(args: &Args, budget: &str, environments: usize) {
+    // 3. Stuck runs: the world frozen with runs that are not their environment's latest still
+    //    unfinished; without full re-reads, only the re-reads of those runs cost anything.
+    let mut stuck = Vec::new();
+    for max in [args.unfinished_reread_max_interval.as_str(), "60s"] {
+        let flags = [
+            "--max-requests-per-minute",
+            budget,
+            "--full-sync-interval",
+            "0s",
+            "--unfinished-reread-max-interval",
+            max,
+        ];
+        stuck.push(stuck_costs(args.environments, args.polls, &flags).await);
+    }
+    println!(
+        "steady polls, nothing changing, full sync off, {} of {environments} environments holding stuck unfinished non-latest runs, over {} polls: re-reads backing off to {}: {}",
+        stuck[0].1,
+        args.polls,
+        args.unfinished_reread_max_interval,
+        summary(&stuck[0].0),
+    );
+    println!(
+        "steady polls, nothing changing, full sync off, {} of {environments} environments holding stuck unfinished non-latest runs, over {} polls: re-read every poll: {}",
+        stuck[1].1,
+        args.polls,
+        summary(&stuck[1].0)
+    );
+}
+
+/// Environments of `sim` holding an unfinished run that is not their latest.
+fn holding_environments(sim: &Simulator) -> usize {
+    let latest: std::collections::HashMap<String, Option<String>> = sim
+        .environments()
+        .into_iter()
+        .map(|e| (e.id, e.latest_deployment_log_id))
+        .collect();
+    let mut envs = std::collections::HashSet::new();
+    for d in sim.deployments() {
+        let open = !FINISHED.contains(&d.status.as_str());
+        if open
+            && latest
+                .get(&d.environment_id)
+                .is_some_and(|l| l.as_deref() != Some(&d.id))
+        {
+            envs.insert(d.environment_id);
+        }
+    }
+    envs.len()
+}
+
+const FINISHED: [&str; 8] = [
+    "SUCCESS",
+    "FAILURE",
+    "TIMEOUT",
+    "CANCELLED",
+    "INTERNAL_FAILURE",
+    "ABORTED",
+    "SKIPPED",
+    "NEVER_DEPLOYED",
+];
+
+/// Requests per quiet poll (60 s apart, simulated time) after a backfill and ten live polls,
+/// the world then frozen; and the environments holding stuck runs.
+async fn stuck_costs(
+    environments: Option<usize>,
+    polls: usize,
+    flags: &[&str],
+) -> (Vec<usize>, usize) {
+    let start = "2026-07-01T12:00:00Z".parse().expect("timestamp");
+    let manual = Arc::new(ManualClock::new(start));
+    let shared: SharedClock = manual.clone();
+    let interval = Duration::from_secs(60);
+    let (sim, mut exporter) = setup(shared, environments, flags).await;
+    let deadline = |now| clock::add(now, interval.saturating_sub(Duration::from_millis(1)));
+    loop {
+        exporter.poller.poll(Some(deadline(manual.now()))).await;
+        if exporter.snapshot.load().health.backfill_pending == 0 {
+            break;
+        }
+        manual.advance(interval);
+    }
+    for _ in 0..10 {
+        manual.advance(interval);
+        exporter.poller.poll(Some(deadline(manual.now()))).await;
+    }
+    sim.set_paused(true);
+    let holding = holding_environments(&sim);
+    let mut costs = Vec::new();
+    for _ in 0..polls {
+        manual.advance(interval);
+        sim.clear_requests();
+        exporter.poller.poll(Some(deadline(manual.now()))).await;
+        costs.push(sim.requests().len());
+    }
+    (costs, holding)
 }

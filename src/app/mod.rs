@@ -92,6 +92,8 @@ pub fn build(
             poll_interval: config.poll_interval,
             lookback: config.lookback,
             full_sync_interval: config.full_sync_interval,
+            unfinished_reread_max: config.unfinished_reread_max_interval,
+            max_requests_per_minute: config.max_requests_per_minute,
             filter: config.filter.clone(),
             projects: config.projects.clone(),
             views: config.views,

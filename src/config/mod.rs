@@ -184,6 +184,9 @@ pub struct ExporterArgs {
     /// Every environment's deployments are re-read at least this often (0 = never)
     #[arg(long, env = "ENV0_EXPORTER_FULL_SYNC_INTERVAL", default_value = "10m", value_parser = parse_duration, global = true, help_heading = "Polling")]
     pub full_sync_interval: Duration,
+    /// Longest gap between re-reads of an environment's unfinished runs other than its latest (the next poll first, then doubling): how stale their status may get, plus one poll; at least --poll-interval
+    #[arg(long, env = "ENV0_EXPORTER_UNFINISHED_REREAD_MAX_INTERVAL", default_value = "10m", value_parser = parse_duration, global = true, help_heading = "Polling")]
+    pub unfinished_reread_max_interval: Duration,
     /// The exporter's own budget of env0 API requests in any 60 s (env0 allows 1000 per IP, shared with your other env0 clients)
     #[arg(long, env = "ENV0_EXPORTER_MAX_REQUESTS_PER_MINUTE", default_value_t = crate::client::DEFAULT_MAX_REQUESTS_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..=1000), global = true, help_heading = "Polling")]
     pub max_requests_per_minute: u32,
@@ -339,6 +342,8 @@ pub struct Config {
     pub lookback: Duration,
     /// Full re-read period per environment; `None` = off.
     pub full_sync_interval: Option<Duration>,
+    /// Longest gap between re-reads of unfinished non-latest runs.
+    pub unfinished_reread_max_interval: Duration,
     /// Requests per 60 s.
     pub max_requests_per_minute: u32,
     /// Per-request timeout.
@@ -370,6 +375,15 @@ impl ExporterArgs {
         }
         if self.lookback < Duration::from_secs(60) {
             return Err(invalid("--lookback", "must be at least 1m"));
+        }
+        if self.unfinished_reread_max_interval < self.poll_interval {
+            return Err(invalid(
+                "--unfinished-reread-max-interval",
+                format!(
+                    "must be at least --poll-interval ({})",
+                    humantime::format_duration(self.poll_interval)
+                ),
+            ));
         }
         if self.request_timeout.is_zero() {
             return Err(invalid("--request-timeout", "must be more than 0s"));
@@ -424,6 +438,7 @@ impl ExporterArgs {
             lookback: self.lookback,
             full_sync_interval: (!self.full_sync_interval.is_zero())
                 .then_some(self.full_sync_interval),
+            unfinished_reread_max_interval: self.unfinished_reread_max_interval,
             max_requests_per_minute: self.max_requests_per_minute,
             request_timeout: self.request_timeout,
             shard: self.shard.unwrap_or_default(),

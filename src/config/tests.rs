@@ -226,3 +226,25 @@ fn the_readme_configuration_table_lists_every_flag_with_its_variable_and_default
         "README configuration table: {problems:#?}"
     );
 }
+
+#[test]
+fn the_unfinished_reread_maximum_is_at_least_the_poll_interval() {
+    let c = parse(&[]).unwrap().exporter.validate(false).unwrap();
+    assert_eq!(
+        c.unfinished_reread_max_interval,
+        Duration::from_secs(600),
+        "default"
+    );
+    let cli = parse(&[
+        "--poll-interval",
+        "5m",
+        "--unfinished-reread-max-interval",
+        "2m",
+    ])
+    .unwrap();
+    let err = cli.exporter.validate(false).unwrap_err();
+    assert_eq!(err.flag, "--unfinished-reread-max-interval");
+    assert!(err.message.contains("--poll-interval"), "{}", err.message);
+    let cli = parse(&["--unfinished-reread-max-interval", "60s"]).unwrap();
+    assert!(cli.exporter.validate(false).is_ok(), "equal is allowed");
+}

@@ -157,6 +157,40 @@ fn clock_offset(
     }
 }
 
+/// How far the reads of whole lookback windows are: the backfill, and (with full sync on)
+/// `env0_exporter_full_sync_duration_seconds` and `…_oldest_age_seconds`.
+fn read_progress(
+    encoder: &mut DescriptorEncoder,
+    health: &crate::state::Health,
+) -> Result<(), std::fmt::Error> {
+    gauge(
+        encoder,
+        "env0_exporter_backfill_pending_environments",
+        "env0 environments whose lookback window has not been read yet (0 once the start-up backfill is done)",
+        None,
+        health.backfill_pending,
+    )?;
+    if let Some(interval) = health.full_sync_interval {
+        gauge(
+            encoder,
+            "env0_exporter_full_sync_duration",
+            "The interval in which every environment's deployments are re-read in full: --full-sync-interval, or longer when the request budget cannot hold it for the environments listed",
+            Some(&Unit::Seconds),
+            interval.as_secs_f64(),
+        )?;
+    }
+    if let Some(age) = health.full_sync_oldest_age {
+        gauge(
+            encoder,
+            "env0_exporter_full_sync_oldest_age",
+            "Age of the oldest full read of an environment's lookback window among those due periodic full re-reads, by the exporter's clock as of the last poll",
+            Some(&Unit::Seconds),
+            age.as_secs_f64(),
+        )?;
+    }
+    Ok(())
+}
+
 impl StateCollector {
     /// `env0_exporter_series`: label sets per deployment family.
     fn encode_series(
@@ -279,13 +313,7 @@ impl Collector for StateCollector {
             snap.tracked_deployments,
         )?;
         clock_offset(&mut encoder, health.clock_offset)?;
-        gauge(
-            &mut encoder,
-            "env0_exporter_backfill_pending_environments",
-            "env0 environments whose lookback window has not been read yet (0 once the start-up backfill is done)",
-            None,
-            health.backfill_pending,
-        )?;
+        read_progress(&mut encoder, health)?;
         gauge(
             &mut encoder,
             "env0_exporter_unreadable_environments",

@@ -113,6 +113,8 @@ pub struct Metrics {
     sources: (SnapshotHandle, Arc<SlidingWindow>, SharedClock),
     webhook_events: Family<webhook::WebhookLabels, Counter>,
     skipped_records: Family<skipped::SkipLabels, Counter>,
+    /// HTTP attempts made to env0 since start (the backfill's progress reports its cost).
+    requests_made: std::sync::atomic::AtomicU64,
 }
 
 impl Metrics {
@@ -220,6 +222,7 @@ impl Metrics {
             sources,
             webhook_events,
             skipped_records,
+            requests_made: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -324,6 +327,13 @@ impl Metrics {
             .get_or_encode(usize::from(openmetrics), key, || self.encode(openmetrics))
     }
 
+    /// HTTP attempts made to env0 since start, whatever they answered.
+    #[must_use]
+    pub fn requests_made(&self) -> u64 {
+        self.requests_made
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Renders every metric; `OpenMetrics` text when `openmetrics`, else Prometheus text 0.0.4.
     ///
     /// # Errors
@@ -343,6 +353,8 @@ impl Metrics {
 impl RequestObserver for Metrics {
     fn observe(&self, endpoint: Endpoint, outcome: Outcome, duration: Duration) {
         self.changes.bump();
+        self.requests_made
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.api_requests
             .get_or_create(&ApiLabels {
                 endpoint,

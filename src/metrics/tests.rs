@@ -62,6 +62,8 @@ fn state_gauges_render_the_snapshot_values() {
             polls_completed: 1,
             backfill_pending: 0,
             clock_offset: None,
+            full_sync_interval: Some(Duration::from_secs(600)),
+            full_sync_oldest_age: Some(Duration::from_secs(125)),
         },
         ..Snapshot::default()
     });
@@ -84,6 +86,14 @@ fn state_gauges_render_the_snapshot_values() {
         vec![r#"env0_environments{status="ACTIVE",drift_status="OK"} 7"#]
     );
     assert_eq!(sample_lines(&text, "env0_up"), vec!["env0_up 1"]);
+    assert_eq!(
+        sample_lines(&text, "env0_exporter_full_sync_duration_seconds"),
+        vec!["env0_exporter_full_sync_duration_seconds 600.0"]
+    );
+    assert_eq!(
+        sample_lines(&text, "env0_exporter_full_sync_oldest_age_seconds"),
+        vec!["env0_exporter_full_sync_oldest_age_seconds 125.0"]
+    );
     assert_eq!(
         sample_lines(
             &text,

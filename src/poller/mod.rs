@@ -33,8 +33,15 @@ pub struct PollerConfig {
     pub poll_interval: Duration,
     /// Window of deployments kept and shown.
     pub lookback: Duration,
-    /// Period of full re-reads per environment; `None` = off.
+    /// Period of full re-reads per environment; `None` = off. Stretched when the request budget
+    /// cannot hold it for the environments listed (see [`schedule::full_sync_interval_in_force`]).
     pub full_sync_interval: Option<Duration>,
+    /// The longest gap between re-reads of an environment's unfinished runs other than its
+    /// latest (`--unfinished-reread-max-interval`): how stale such a run's status may get, plus
+    /// one poll.
+    pub unfinished_reread_max: Duration,
+    /// The request budget per 60 s (`--max-requests-per-minute`), for the full re-reads' share.
+    pub max_requests_per_minute: u32,
     /// Which deployments are watched.
     pub filter: DeploymentFilter,
     /// Which projects are watched.
@@ -54,6 +61,8 @@ pub struct PollReport {
     pub deferred: usize,
     /// Environments listed.
     pub environments: usize,
+    /// Full re-reads due but left for later polls: more than this poll's share of the cycle.
+    pub full_syncs_held: usize,
 }
 
 /// Why a poll failed: a client error, or a configuration the API contradicts.
@@ -103,6 +112,16 @@ pub struct Poller {
     unstarted: unstarted::UnstartedRuns,
     /// Listed environments whose deployments the key may not read (403 on their last read).
     unreadable: HashSet<Arc<str>>,
+    /// When (our clock) the current poll's reads were planned: the exporter's own schedules
+    /// count from it.
+    planned_at: Timestamp,
+    /// The full re-read interval kept: the configured one, or longer when the budget cannot
+    /// hold it.
+    full_sync_in_force: Option<Duration>,
+    /// The stretched interval last warned about (`None`: the configured one is kept).
+    full_sync_warned: Option<Duration>,
+    /// The start-up backfill under way, across polls.
+    backfill: Option<reads::BackfillProgress>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -157,6 +176,7 @@ impl Poller {
         metrics: Arc<Metrics>,
     ) -> Self {
         let store = Store::new(clock.now(), config.lookback).with_views(config.views);
+        let planned_at = clock.now();
         Self {
             client,
             clock,
@@ -174,6 +194,10 @@ impl Poller {
             watched: Arc::default(),
             unstarted: unstarted::UnstartedRuns::default(),
             unreadable: HashSet::new(),
+            planned_at,
+            full_sync_in_force: None,
+            full_sync_warned: None,
+            backfill: None,
         }
     }
 
@@ -209,6 +233,7 @@ impl Poller {
                     environments = report.environments,
                     reads = ?report.reads,
                     deferred = report.deferred,
+                    full_syncs_held = report.full_syncs_held,
                     tracked = self.store.tracked(),
                     budget_left = self.client.budget_remaining(),
                     took_ms = u64::try_from(clock::elapsed(started, finished).as_millis()).unwrap_or(u64::MAX),
@@ -227,6 +252,7 @@ impl Poller {
             self.publish();
         } else {
             // The last good values stay: only the health part of the snapshot changes.
+            self.note_full_sync_health(self.env0_now());
             let mut snap = (*self.snapshot.load()).clone();
             snap.health = self.health.clone();
             self.snapshot.publish(snap);
@@ -266,11 +292,28 @@ impl Poller {
         }
         let mut snap = state::aggregate(&self.store, now);
         self.health.backfill_pending = self.schedule.values().filter(|s| !s.backfilled).count();
+        self.note_full_sync_health(now);
         self.health.clock_offset = self.client.clock_offset();
         snap.health = self.health.clone();
         snap.watched_environments = self.watched.clone();
         snap.unreadable_environments = self.unreadable.len();
         self.snapshot.publish(snap);
+    }
+
+    /// The full re-reads' health: the interval kept and the age of the oldest full read (our
+    /// clock), among the environments due them.
+    fn note_full_sync_health(&mut self, now: Timestamp) {
+        self.health.full_sync_interval = self.full_sync_in_force;
+        let window_start = clock::sub(now, self.config.lookback);
+        let local = self.clock.now();
+        self.health.full_sync_oldest_age = self.full_sync_in_force.and_then(|_| {
+            self.schedule
+                .values()
+                .filter(|s| s.backfilled && !s.full_sync_exempt(window_start))
+                .filter_map(|s| s.last_full_read)
+                .min()
+                .map(|oldest| clock::elapsed(oldest, local))
+        });
     }
 
     fn ingest(&mut self, obs: &Observation, now: Timestamp) {
@@ -294,17 +337,81 @@ impl Poller {
         };
         // After the first answers: their `Date` headers told env0's time.
         let now = self.env0_now();
+        self.planned_at = self.clock.now();
         report.environments = environments.len();
         self.take_listing(&environments, now);
+        self.keep_full_sync_interval(now);
         let unfinished = self.unfinished();
-        let plan = schedule::plan(
+        let mut plan = schedule::plan(
             &self.schedule,
             &unfinished,
-            now,
+            schedule::PlanTime {
+                env0: now,
+                local: self.planned_at,
+            },
             self.config.lookback,
             self.config.full_sync_interval.is_some(),
         );
+        if self.full_sync_in_force.is_some() {
+            // Full re-reads come last in the plan, the oldest due first: keep this poll's share.
+            let capacity = schedule::full_sync_capacity(
+                self.schedule.len(),
+                self.config.max_requests_per_minute,
+                self.config.poll_interval,
+            );
+            let share = schedule::full_syncs_per_poll(capacity, self.config.poll_interval);
+            let due = plan
+                .iter()
+                .filter(|r| r.kind == schedule::ReadKind::FullSync)
+                .count();
+            report.full_syncs_held = due.saturating_sub(share);
+            plan.truncate(plan.len() - report.full_syncs_held);
+        }
         self.run_plan(&plan, &unfinished, &mut report).await?;
         Ok(report)
+    }
+
+    /// Chooses the full re-read interval for the environments now listed, warning when the
+    /// request budget cannot hold the configured one (on the first listing, then only when the
+    /// interval that can be kept moves by more than a fifth).
+    fn keep_full_sync_interval(&mut self, now: Timestamp) {
+        let Some(configured) = self.config.full_sync_interval else {
+            return;
+        };
+        let window_start = clock::sub(now, self.config.lookback);
+        let eligible = self
+            .schedule
+            .values()
+            .filter(|s| !s.full_sync_exempt(window_start))
+            .count();
+        let budget = self.config.max_requests_per_minute;
+        let poll = self.config.poll_interval;
+        let listed = self.schedule.len();
+        let in_force =
+            schedule::full_sync_interval_in_force(configured, listed, eligible, budget, poll);
+        if in_force > configured {
+            let moved = self.full_sync_warned.is_none_or(|warned| {
+                let ratio = in_force.as_secs_f64() / warned.as_secs_f64().max(1.0);
+                !(0.8..=1.25).contains(&ratio)
+            });
+            if moved {
+                warn!(
+                    environments = eligible,
+                    configured = %humantime::format_duration(configured),
+                    kept = %humantime::format_duration(in_force),
+                    max_requests_per_minute = budget,
+                    full_reads_per_minute = schedule::full_sync_capacity(listed, budget, poll).floor(),
+                    "the request budget cannot re-read every environment within --full-sync-interval; full re-reads are spread over a longer interval (env0_exporter_full_sync_duration_seconds); raise --max-requests-per-minute or --poll-interval, or narrow with --projects"
+                );
+                self.full_sync_warned = Some(in_force);
+            }
+        } else if self.full_sync_warned.take().is_some() {
+            info!(
+                environments = eligible,
+                interval = %humantime::format_duration(configured),
+                "the request budget holds --full-sync-interval again"
+            );
+        }
+        self.full_sync_in_force = Some(in_force);
     }
 }

@@ -22,6 +22,10 @@ const TO_DATE_MARGIN: Duration = Duration::from_secs(60);
 /// How often a long poll (the start-up backfill) republishes what it has so far.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
+/// The longest gap between two log lines of the backfill's progress (one is also logged at every
+/// tenth of it).
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(60);
+
 impl Poller {
     /// Runs the planned reads in order until the plan or the request budget ends.
     pub(super) async fn run_plan(
@@ -30,7 +34,7 @@ impl Poller {
         unfinished: &HashMap<Arc<str>, Unfinished>,
         report: &mut PollReport,
     ) -> Result<(), PollError> {
-        let mut backfill = BackfillProgress::start(plan, self.config.lookback, self.clock.now());
+        self.start_backfill(plan);
         for (i, read) in plan.iter().enumerate() {
             if let Err(e) = self.read(read, unfinished.get(&read.environment)).await {
                 if e.budget() {
@@ -44,11 +48,18 @@ impl Poller {
                 self.read_failed(read, e)?;
             }
             *report.reads.entry(kind_name(read.kind)).or_default() += 1;
-            if read.kind == ReadKind::Backfill && backfill.step(self.clock.now(), &self.store) {
-                self.publish();
+            if read.kind == ReadKind::Backfill {
+                let requests = self.metrics.requests_made();
+                let budget = self.config.max_requests_per_minute;
+                let now = self.clock.now();
+                if let Some(progress) = &mut self.backfill
+                    && progress.step(now, requests, budget, &self.store)
+                {
+                    self.publish();
+                }
             }
         }
-        backfill.finish(&self.store);
+        self.finish_backfill();
         if report.deferred == 0 {
             self.catch_up_unstarted().await?;
         }
@@ -68,13 +79,15 @@ impl Poller {
                 warn!(environment = %read.environment, error = %e, "environment not readable with this key; skipped until it changes");
                 self.metrics.poll_error(e.reason());
                 self.unreadable.insert(read.environment.clone());
-                self.mark_read(read, self.env0_now());
+                let held = self.held_when_planned(read);
+                self.mark_read(read, self.env0_now(), (held, held));
                 Ok(())
             }
             ClientError::NotFound { .. } => {
                 // Deleted between the listing and this read; the next listing drops it.
                 debug!(environment = %read.environment, "environment gone before its deployments were read");
-                self.mark_read(read, self.env0_now());
+                let held = self.held_when_planned(read);
+                self.mark_read(read, self.env0_now(), (held, held));
                 Ok(())
             }
             e => Err(e.into()),
@@ -118,6 +131,9 @@ impl Poller {
         let now = self.env0_now();
         let mut seen = HashSet::with_capacity(logs.len());
         self.learn_from_listing(read.from, &logs);
+        let latest = self.listed_latest_id(&read.environment);
+        let held_before =
+            open.and_then(|u| schedule::unfinished_fingerprint(&u.ids, latest.as_deref()));
         for log in &logs {
             seen.insert(log.id.clone());
             let obs = observation(log, &read.environment);
@@ -164,18 +180,62 @@ impl Poller {
         // The environment's baseline is set by its first read that worked: what its runs do
         // from here on is observed by this process.
         self.store.mark_baselined(&read.environment);
-        self.mark_read(read, read_at);
+        // What the read leaves unfinished: the listing reached back to the oldest unfinished
+        // run, so the plan's set and this listing cover them all.
+        let still_open: Vec<Box<str>> = open
+            .map_or(&[][..], |u| u.ids.as_slice())
+            .iter()
+            .map(|id| &**id)
+            .chain(logs.iter().map(|log| log.id.as_str()))
+            .filter(|id| self.store.deployment(id).is_some_and(|r| !r.is_finished()))
+            .map(Box::from)
+            .collect();
+        let held_after = schedule::unfinished_fingerprint(&still_open, latest.as_deref());
+        self.mark_read(read, read_at, (held_before, held_after));
         Ok(())
+    }
+
+    /// The environment's latest run as its listing showed it this poll.
+    fn listed_latest_id(&self, environment: &str) -> Option<String> {
+        self.schedule
+            .get(environment)
+            .and_then(|s| s.listed_latest.as_ref())
+            .map(|(id, _)| id.clone())
+    }
+
+    /// The fingerprint of the unfinished non-latest runs `read` was planned with (from the
+    /// store, which the failed read did not change).
+    fn held_when_planned(&self, read: &PlannedRead) -> Option<u64> {
+        let latest = self.listed_latest_id(&read.environment);
+        let ids: Vec<Box<str>> = self
+            .store
+            .deployments()
+            .filter(|(_, r)| **r.environment == *read.environment && !r.is_finished())
+            .map(|(id, _)| Box::from(id))
+            .collect();
+        schedule::unfinished_fingerprint(&ids, latest.as_deref())
     }
 
     /// Notes a read done at `to` (env0's clock) in the schedule. It sets no baseline: a read
     /// that was refused (403) or found the environment gone (404) saw none of its history, so
     /// the first read that works still takes what it finds finished as history.
-    pub(super) fn mark_read(&mut self, read: &PlannedRead, to: Timestamp) {
-        let full_sync = self.config.full_sync_interval;
+    ///
+    /// `held` fingerprints the environment's unfinished non-latest runs when the read was
+    /// planned and after it, for the back-off of their re-reads.
+    pub(super) fn mark_read(
+        &mut self,
+        read: &PlannedRead,
+        to: Timestamp,
+        held: (Option<u64>, Option<u64>),
+    ) {
+        let full_sync = self.full_sync_in_force.or(self.config.full_sync_interval);
+        let planned = self.planned_at;
+        let poll = self.config.poll_interval;
+        let max = self.config.unfinished_reread_max;
         if let Some(s) = self.schedule.get_mut(&read.environment) {
             s.read_latest = s.listed_latest.clone();
             s.last_read = Some(to);
+            s.note_read(read.kind, planned, held, poll, max);
             if let Some(interval) = full_sync {
                 s.next_full_sync = Some(match read.kind {
                     ReadKind::Backfill => {
@@ -190,52 +250,99 @@ impl Poller {
     }
 }
 
-/// The start-up backfill's progress, logged (and published) every [`PROGRESS_EVERY`].
-struct BackfillProgress {
+impl Poller {
+    /// Starts following the backfill when `plan` holds the first reads of a lookback window.
+    fn start_backfill(&mut self, plan: &[PlannedRead]) {
+        if self.backfill.is_some() {
+            return;
+        }
+        let planned = plan.iter().filter(|r| r.kind == ReadKind::Backfill).count();
+        if planned == 0 {
+            return;
+        }
+        let total = self.schedule.values().filter(|s| !s.backfilled).count();
+        info!(environments = total, lookback = %humantime::format_duration(self.config.lookback), "backfilling the lookback window");
+        self.backfill = Some(BackfillProgress {
+            total,
+            done: 0,
+            started: self.clock.now(),
+            requests_at_start: self.metrics.requests_made(),
+            last_logged: self.clock.now(),
+            last_logged_tenth: 0,
+            last_published: self.clock.now(),
+        });
+    }
+
+    /// Says when no environment waits for its backfill any more, with the time it took.
+    fn finish_backfill(&mut self) {
+        let Some(progress) = &self.backfill else {
+            return;
+        };
+        if self.schedule.values().any(|s| !s.backfilled) {
+            return;
+        }
+        let took = clock::elapsed(progress.started, self.clock.now());
+        info!(
+            environments = progress.total,
+            tracked = self.store.tracked(),
+            requests = self.metrics.requests_made() - progress.requests_at_start,
+            took = %humantime::format_duration(Duration::from_secs(took.as_secs())),
+            "backfill complete"
+        );
+        self.backfill = None;
+    }
+}
+
+/// The backfill's progress across polls: logged at every tenth of it and at least every
+/// [`PROGRESS_LOG_EVERY`], published every [`PROGRESS_EVERY`].
+#[derive(Debug)]
+pub(super) struct BackfillProgress {
+    /// Environments waiting for their backfill when it started.
     total: usize,
+    /// Backfill reads done since.
     done: usize,
+    /// When it started (our clock).
+    started: Timestamp,
+    /// The exporter's env0 requests so far when it started.
+    requests_at_start: u64,
     last_logged: Timestamp,
+    /// Tenths of `total` done when last logged.
+    last_logged_tenth: usize,
+    last_published: Timestamp,
 }
 
 impl BackfillProgress {
-    /// Counts the backfill reads of `plan`, and says when there are any.
-    fn start(plan: &[PlannedRead], lookback: Duration, now: Timestamp) -> Self {
-        let total = plan.iter().filter(|r| r.kind == ReadKind::Backfill).count();
-        if total > 0 {
-            info!(environments = total, lookback = %humantime::format_duration(lookback), "backfilling the lookback window");
-        }
-        Self {
-            total,
-            done: 0,
-            last_logged: now,
-        }
-    }
-
-    /// One more backfill read done at `now`; true when it is time to log and publish progress.
-    fn step(&mut self, now: Timestamp, store: &Store) -> bool {
+    /// One more backfill read done at `now` (`requests` made by the exporter so far, `budget`
+    /// a minute); logs when a tenth more is done or a while passed, and says when to publish.
+    fn step(&mut self, now: Timestamp, requests: u64, budget: u32, store: &Store) -> bool {
         self.done += 1;
-        if clock::elapsed(self.last_logged, now) < PROGRESS_EVERY {
-            return false;
-        }
-        self.last_logged = now;
-        info!(
-            done = self.done,
-            of = self.total,
-            tracked = store.tracked(),
-            "backfill progress"
-        );
-        true
-    }
-
-    /// Says when every backfill read of the plan was done.
-    fn finish(&self, store: &Store) {
-        if self.total > 0 && self.done == self.total {
+        let tenth = (self.done * 10) / self.total.max(1);
+        if tenth > self.last_logged_tenth
+            || clock::elapsed(self.last_logged, now) >= PROGRESS_LOG_EVERY
+        {
+            self.last_logged = now;
+            self.last_logged_tenth = tenth;
+            let used = requests.saturating_sub(self.requests_at_start);
+            let left = self.total.saturating_sub(self.done);
+            // At the requests each environment has cost so far, the whole budget spent on it.
+            #[allow(clippy::cast_precision_loss)]
+            let eta_secs =
+                used as f64 / self.done as f64 * left as f64 / f64::from(budget.max(1)) * 60.0;
             info!(
-                environments = self.total,
+                done = self.done,
+                of = self.total,
+                requests = used,
                 tracked = store.tracked(),
-                "backfill complete"
+                elapsed = %humantime::format_duration(Duration::from_secs(clock::elapsed(self.started, now).as_secs())),
+                estimated_left = %humantime::format_duration(Duration::from_secs_f64(eta_secs.clamp(0.0, 1e9).round())),
+                "backfill progress"
             );
         }
+        if clock::elapsed(self.last_published, now) < PROGRESS_EVERY {
+            return false;
+        }
+        self.last_published = now;
+        true
     }
 }
 

@@ -4,11 +4,16 @@
 //! environment. A poll lists the environments (whose embedded `latestDeploymentLog` shows what
 //! changed) and then reads only:
 //! 1. environments whose latest run changed (id or status) since their last read;
-//! 2. environments holding an unfinished run that is not their latest one;
+//! 2. environments holding an unfinished run that is not their latest one, backing off: the next
+//!    poll first, then after 2, 4, 8… poll intervals up to `--unfinished-reread-max-interval`,
+//!    from the last read of the environment; a change in the set of such runs (or any other read
+//!    of the environment) starts over. A stuck plan costs a read per maximum interval, not per
+//!    poll, and its status is never staler than that maximum plus one poll;
 //! 3. environments not yet backfilled (the lookback window, once, at start);
 //! 4. environments whose periodic full re-read is due (`--full-sync-interval`), because env0 does
 //!    not say that every deployment type moves `latestDeploymentLog`. Due times are spread over
-//!    the interval so no poll bursts.
+//!    the interval so no poll bursts; when the request budget cannot hold the interval for this
+//!    many environments, a longer one is kept on purpose ([`full_sync_interval_in_force`]).
 //!
 //! A read that does not happen (budget, error) leaves its reason in place, so the next poll
 //! continues where this one stopped.
@@ -66,6 +71,60 @@ pub struct EnvSchedule {
     pub archived: bool,
     /// The environment's `updatedAt` as listed.
     pub updated_at: Option<Timestamp>,
+    /// The unfinished non-latest runs as the last read left them ([`unfinished_fingerprint`]);
+    /// a different set is read at once.
+    pub unfinished_seen: Option<u64>,
+    /// The gap from the last read to the next re-read of its unfinished non-latest runs: one
+    /// poll interval after any other read, doubled by each such re-read, up to the maximum.
+    pub unfinished_step: Duration,
+    /// When (the exporter's clock) those runs are next re-read.
+    pub next_unfinished_read: Option<Timestamp>,
+    /// When (the exporter's clock) the last read of the whole lookback window finished.
+    pub last_full_read: Option<Timestamp>,
+}
+
+impl EnvSchedule {
+    /// Whether the periodic full re-read leaves this environment alone at `window_start`:
+    /// archived and quiet for longer than the lookback window.
+    #[must_use]
+    pub fn full_sync_exempt(&self, window_start: Timestamp) -> bool {
+        self.archived && self.updated_at.is_some_and(|u| u < window_start)
+    }
+
+    /// Notes, in the exporter's own schedules, a read of `kind` made in the poll planned at
+    /// `planned` (the exporter's clock), of an environment that held the unfinished non-latest
+    /// runs `held.0` when planned and `held.1` after the read ([`unfinished_fingerprint`]).
+    /// Counting from the plan, not the read, keeps "the next poll" exactly one poll interval
+    /// later however long this poll's reads took.
+    pub fn note_read(
+        &mut self,
+        kind: ReadKind,
+        planned: Timestamp,
+        held: (Option<u64>, Option<u64>),
+        poll_interval: Duration,
+        max: Duration,
+    ) {
+        // A re-read because the set changed starts the back-off over, like any other read.
+        let backing_off = kind == ReadKind::Unfinished && self.unfinished_seen == held.0;
+        let step_kind = if backing_off { kind } else { ReadKind::Changed };
+        self.unfinished_step =
+            next_unfinished_step(self.unfinished_step, step_kind, poll_interval, max);
+        self.next_unfinished_read = Some(clock::add(planned, self.unfinished_step));
+        self.unfinished_seen = held.1;
+        if matches!(kind, ReadKind::Backfill | ReadKind::FullSync) {
+            self.last_full_read = Some(planned);
+        }
+    }
+}
+
+/// Times a plan is made at: env0's (for its timestamps) and the exporter's (for its own
+/// schedules, which must not move with env0's clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanTime {
+    /// env0's time now, as estimated.
+    pub env0: Timestamp,
+    /// The exporter's clock now.
+    pub local: Timestamp,
 }
 
 /// One planned read.
@@ -93,24 +152,29 @@ pub struct Unfinished {
 pub fn plan(
     schedule: &HashMap<Arc<str>, EnvSchedule>,
     unfinished: &HashMap<Arc<str>, Unfinished>,
-    now: Timestamp,
+    at: PlanTime,
     lookback: Duration,
     full_sync: bool,
 ) -> Vec<PlannedRead> {
+    let now = at.env0;
     let window_start = clock::sub(now, lookback);
-    let mut reads: Vec<PlannedRead> = schedule
+    let mut reads: Vec<(PlannedRead, Option<Timestamp>)> = schedule
         .iter()
         .filter_map(|(env, s)| {
             let open = unfinished.get(env);
             let latest_id = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
+            let held = open.and_then(|u| unfinished_fingerprint(&u.ids, latest_id));
             let kind = if !s.backfilled {
                 ReadKind::Backfill
             } else if s.listed_latest != s.read_latest {
                 ReadKind::Changed
-            } else if open.is_some_and(|u| u.ids.iter().any(|id| Some(&**id) != latest_id)) {
+            } else if held.is_some_and(|held| {
+                s.unfinished_seen != Some(held)
+                    || s.next_unfinished_read.is_none_or(|due| due <= at.local)
+            }) {
                 ReadKind::Unfinished
             } else if full_sync
-                && !(s.archived && s.updated_at.is_some_and(|u| u < window_start))
+                && !s.full_sync_exempt(window_start)
                 && s.next_full_sync.is_none_or(|due| due <= now)
             {
                 ReadKind::FullSync
@@ -127,19 +191,111 @@ pub fn plan(
             let from = open
                 .and_then(|u| u.oldest_created)
                 .map_or(base, |oldest| oldest.min(base));
-            Some(PlannedRead {
+            let read = PlannedRead {
                 environment: env.clone(),
                 kind,
                 from,
-            })
+            };
+            Some((
+                read,
+                s.next_full_sync.filter(|_| kind == ReadKind::FullSync),
+            ))
         })
         .collect();
-    reads.sort_by(|a, b| {
+    // Full re-reads the oldest due first: when a poll cannot do them all, none waits forever.
+    reads.sort_by(|(a, a_due), (b, b_due)| {
         a.kind
             .cmp(&b.kind)
+            .then_with(|| a_due.cmp(b_due))
             .then_with(|| a.environment.cmp(&b.environment))
     });
-    reads
+    reads.into_iter().map(|(read, _)| read).collect()
+}
+
+/// A stable fingerprint of an environment's unfinished runs other than its latest; `None` when
+/// there are none. The order of `ids` does not matter.
+#[must_use]
+pub fn unfinished_fingerprint(ids: &[Box<str>], latest: Option<&str>) -> Option<u64> {
+    let mut held: Vec<&str> = ids
+        .iter()
+        .map(|id| &**id)
+        .filter(|id| Some(*id) != latest)
+        .collect();
+    if held.is_empty() {
+        return None;
+    }
+    held.sort_unstable();
+    held.dedup();
+    let mut hash = crate::shard::FNV_OFFSET;
+    for id in held {
+        hash = crate::shard::fnv1a_extend(hash, id.as_bytes());
+        hash = crate::shard::fnv1a_extend(hash, &[0]);
+    }
+    Some(hash)
+}
+
+/// The gap to the next re-read of unfinished non-latest runs after a read of `kind`: doubled
+/// after such a re-read (at least one poll, at most `max`), one poll after any other read.
+#[must_use]
+pub fn next_unfinished_step(
+    previous: Duration,
+    kind: ReadKind,
+    poll_interval: Duration,
+    max: Duration,
+) -> Duration {
+    let step = if kind == ReadKind::Unfinished {
+        previous.saturating_mul(2)
+    } else {
+        poll_interval
+    };
+    step.max(poll_interval).min(max.max(poll_interval))
+}
+
+/// Share of the request budget kept for reads of changed and unfinished runs, retries and the
+/// start of a backfill: full re-reads may use the rest after the environment listing.
+pub const FULL_SYNC_HEADROOM: f64 = 0.25;
+
+/// Requests per minute the periodic full re-reads may use: the budget, less
+/// [`FULL_SYNC_HEADROOM`], less the listing of `listed` environments (⌊E/100⌋+1 pages and the
+/// projects page every poll). At least one.
+#[must_use]
+pub fn full_sync_capacity(listed: usize, budget_per_minute: u32, poll_interval: Duration) -> f64 {
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    let listing = (listed / crate::client::PAGE_LIMIT + 2) as f64;
+    let polls_per_minute = 60.0 / poll_interval.as_secs_f64().max(1.0);
+    let usable = f64::from(budget_per_minute) * (1.0 - FULL_SYNC_HEADROOM);
+    (usable - listing * polls_per_minute).max(1.0)
+}
+
+/// The full re-read interval kept for `eligible` environments (those due periodic full re-reads,
+/// one request each) of `listed`: `configured`, or longer when [`full_sync_capacity`] cannot read
+/// them all within it.
+#[must_use]
+pub fn full_sync_interval_in_force(
+    configured: Duration,
+    listed: usize,
+    eligible: usize,
+    budget_per_minute: u32,
+    poll_interval: Duration,
+) -> Duration {
+    let capacity = full_sync_capacity(listed, budget_per_minute, poll_interval);
+    #[allow(clippy::cast_precision_loss)]
+    let minutes = eligible as f64 / capacity;
+    // Whole seconds, rounded up: the figure is logged and shown.
+    let needed = Duration::from_secs_f64((minutes * 60.0).ceil().min(1e9));
+    configured.max(needed)
+}
+
+/// Full re-reads one poll may do: the share of one poll of [`full_sync_capacity`] (`capacity` a
+/// minute), rounded up, plus one. When the interval is stretched that is one poll's part of the
+/// cycle; when it is held with room to spare, the due re-reads after an outage catch up at that
+/// pace, never in a burst that would eat the headroom.
+#[must_use]
+pub fn full_syncs_per_poll(capacity: f64, poll_interval: Duration) -> usize {
+    let per_poll = capacity * poll_interval.as_secs_f64() / 60.0;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let n = per_poll.ceil().clamp(0.0, 1e9) as usize;
+    n + 1
 }
 
 /// The first full re-read of a freshly backfilled environment: spread over the interval by a
@@ -162,6 +318,14 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Both clocks at `s`.
+    fn at(s: &str) -> PlanTime {
+        PlanTime {
+            env0: ts(s),
+            local: ts(s),
+        }
+    }
+
     #[allow(clippy::unnecessary_wraps)] // the shape of `Latest`, as the schedule holds it
     fn latest(id: &str, status: &str) -> Latest {
         Some((id.into(), Some(status.into())))
@@ -176,6 +340,7 @@ mod tests {
             next_full_sync: Some(ts("2026-07-02T00:00:00Z")),
             archived: false,
             updated_at: Some(ts("2026-07-01T11:00:00Z")),
+            ..EnvSchedule::default()
         }
     }
 
@@ -188,7 +353,7 @@ mod tests {
         let reads = plan(
             &schedule,
             &HashMap::new(),
-            ts("2026-07-01T12:00:00Z"),
+            at("2026-07-01T12:00:00Z"),
             DAY,
             true,
         );
@@ -197,7 +362,7 @@ mod tests {
 
     #[test]
     fn each_reason_to_read_is_planned_in_priority_order_with_its_from_date() {
-        let now = ts("2026-07-01T12:00:00Z");
+        let now = at("2026-07-01T12:00:00Z");
         let mut changed = settled("d1", "SUCCESS", "2026-07-01T11:59:00Z");
         changed.listed_latest = latest("d1", "FAILURE");
         let holding = settled("d2", "SUCCESS", "2026-07-01T11:59:00Z");
@@ -271,7 +436,7 @@ mod tests {
             plan(
                 &schedule,
                 &unfinished,
-                ts("2026-07-01T12:00:00Z"),
+                at("2026-07-01T12:00:00Z"),
                 DAY,
                 false
             )
@@ -299,5 +464,209 @@ mod tests {
             first_full_sync("env-1", now, interval),
             first_full_sync("env-1", now, interval)
         );
+    }
+
+    const POLL: Duration = Duration::from_secs(60);
+    const MAX: Duration = Duration::from_secs(600);
+
+    /// Polls every minute for `polls` minutes an environment holding the unfinished non-latest
+    /// runs `held(poll)` returns; the polls (1-based) in which it was read.
+    fn reread_polls(
+        mut s: EnvSchedule,
+        polls: u32,
+        held: impl Fn(u32) -> Vec<Box<str>>,
+    ) -> Vec<u32> {
+        let start = ts("2026-07-01T12:00:00Z");
+        let mut read_in = Vec::new();
+        for poll in 1..=polls {
+            let now = clock::add(start, POLL * poll);
+            let t = PlanTime {
+                env0: now,
+                local: now,
+            };
+            let ids = held(poll);
+            let fp = unfinished_fingerprint(&ids, Some("d1"));
+            let schedule = HashMap::from([(Arc::from("e1"), s.clone())]);
+            let unfinished = HashMap::from([(
+                Arc::from("e1"),
+                Unfinished {
+                    oldest_created: Some(ts("2026-07-01T11:00:00Z")),
+                    ids,
+                },
+            )]);
+            let reads = plan(&schedule, &unfinished, t, DAY, false);
+            if let Some(read) = reads.first() {
+                assert_eq!(read.kind, ReadKind::Unfinished);
+                read_in.push(poll);
+                s.note_read(read.kind, now, (fp, fp), POLL, MAX);
+            }
+        }
+        read_in
+    }
+
+    /// The environment right after a read (of another kind, at poll 0) that saw `held`.
+    fn just_read(held: &[&str]) -> EnvSchedule {
+        let mut s = settled("d1", "SUCCESS", "2026-07-01T12:00:00Z");
+        let ids: Vec<Box<str>> = held.iter().map(|&id| id.into()).collect();
+        let fp = unfinished_fingerprint(&ids, Some("d1"));
+        s.note_read(
+            ReadKind::Changed,
+            ts("2026-07-01T12:00:00Z"),
+            (fp, fp),
+            POLL,
+            MAX,
+        );
+        s
+    }
+
+    #[test]
+    fn a_stuck_unfinished_run_is_reread_next_poll_then_ever_less_often_up_to_the_maximum() {
+        let read = reread_polls(just_read(&["plan-1"]), 60, |_| vec!["plan-1".into()]);
+        // Gaps of 1, 2, 4 and 8 polls, then 10 (the maximum) for the rest of the hour.
+        assert_eq!(read, vec![1, 3, 7, 15, 25, 35, 45, 55]);
+    }
+
+    #[test]
+    fn a_new_unfinished_run_starts_the_back_off_over() {
+        let read = reread_polls(just_read(&["plan-1"]), 40, |poll| {
+            if poll < 20 {
+                vec!["plan-1".into()]
+            } else {
+                vec!["plan-1".into(), "plan-2".into()]
+            }
+        });
+        // 1, 3, 7, 15 as before; at 20 the set changed: read at once, then 21, 23, 27, 35.
+        assert_eq!(read, vec![1, 3, 7, 15, 20, 21, 23, 27, 35]);
+    }
+
+    #[test]
+    fn another_read_of_the_environment_starts_the_back_off_over() {
+        let mut s = just_read(&["plan-1"]);
+        for (planned, kind) in [
+            ("2026-07-01T12:01:00Z", ReadKind::Unfinished),
+            ("2026-07-01T12:03:00Z", ReadKind::Unfinished),
+        ] {
+            let fp = s.unfinished_seen;
+            s.note_read(kind, ts(planned), (fp, fp), POLL, MAX);
+        }
+        assert_eq!(s.unfinished_step, Duration::from_secs(240));
+        s.note_read(
+            ReadKind::FullSync,
+            ts("2026-07-01T12:05:00Z"),
+            (s.unfinished_seen, s.unfinished_seen),
+            POLL,
+            MAX,
+        );
+        assert_eq!(s.unfinished_step, POLL);
+        assert_eq!(s.next_unfinished_read, Some(ts("2026-07-01T12:06:00Z")));
+        assert_eq!(s.last_full_read, Some(ts("2026-07-01T12:05:00Z")));
+    }
+
+    #[test]
+    fn the_back_off_follows_the_exporters_clock_not_env0s() {
+        // env0's clock an hour ahead of ours: the re-read is still due one poll later by ours.
+        let s = just_read(&["plan-1"]);
+        let schedule = HashMap::from([(Arc::from("e1"), s)]);
+        let unfinished = HashMap::from([(
+            Arc::from("e1"),
+            Unfinished {
+                oldest_created: None,
+                ids: vec!["plan-1".into()],
+            },
+        )]);
+        let plan_at = |local: &str| PlanTime {
+            env0: clock::add(ts(local), Duration::from_secs(3600)),
+            local: ts(local),
+        };
+        assert!(
+            plan(
+                &schedule,
+                &unfinished,
+                plan_at("2026-07-01T12:00:30Z"),
+                DAY,
+                false
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            plan(
+                &schedule,
+                &unfinished,
+                plan_at("2026-07-01T12:01:00Z"),
+                DAY,
+                false
+            )
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_unfinished_fingerprint_ignores_order_and_the_latest_run() {
+        let a: Vec<Box<str>> = vec!["x".into(), "y".into(), "latest".into()];
+        let b: Vec<Box<str>> = vec!["y".into(), "x".into()];
+        let c: Vec<Box<str>> = vec!["x".into()];
+        let fa = unfinished_fingerprint(&a, Some("latest"));
+        assert_eq!(fa, unfinished_fingerprint(&b, None));
+        assert_ne!(fa, unfinished_fingerprint(&c, None));
+        assert_eq!(
+            unfinished_fingerprint(&["latest".into()], Some("latest")),
+            None
+        );
+    }
+
+    #[test]
+    fn full_sync_keeps_its_interval_when_the_budget_holds_it_and_stretches_when_not() {
+        // 150 environments, 500 requests a minute, 60 s polls: listing 3 a poll, 15 a minute of
+        // full re-reads wanted; plenty of room.
+        assert_eq!(full_sync_interval_in_force(MAX, 150, 150, 500, POLL), MAX);
+        // 10,000: listing 102 a poll; 500 × 3/4 − 102 = 273 a minute for full re-reads, so
+        // 10,000 take 36.6 minutes, not 10.
+        assert!((full_sync_capacity(10_000, 500, POLL) - 273.0).abs() < 1e-9);
+        assert_eq!(
+            full_sync_interval_in_force(MAX, 10_000, 10_000, 500, POLL),
+            Duration::from_secs(2198)
+        );
+        // Environments left out of full re-reads (archived long ago) are still listed.
+        assert_eq!(
+            full_sync_interval_in_force(MAX, 10_000, 9_000, 500, POLL),
+            Duration::from_secs(1979)
+        );
+        // At the full env0 rate and 5-minute polls it can be held again at 20 minutes.
+        assert_eq!(
+            full_sync_interval_in_force(
+                Duration::from_secs(1200),
+                10_000,
+                10_000,
+                1000,
+                Duration::from_secs(300)
+            ),
+            Duration::from_secs(1200)
+        );
+        // A budget smaller than the listing still yields an interval (one full read a minute).
+        assert!((full_sync_capacity(10_000, 50, POLL) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_poll_does_its_share_of_the_cycle_of_full_rereads() {
+        // 10,000 at the defaults: 273 a minute, so 273 a 60 s poll, plus one.
+        assert_eq!(full_syncs_per_poll(273.0, POLL), 274);
+        // 150: 372 a minute, 5-minute polls.
+        assert_eq!(full_syncs_per_poll(372.0, Duration::from_secs(300)), 1861);
+    }
+
+    #[test]
+    fn full_rereads_are_planned_oldest_due_first() {
+        let now = at("2026-07-01T12:00:00Z");
+        let mut early = settled("d1", "SUCCESS", "2026-07-01T11:59:00Z");
+        early.next_full_sync = Some(ts("2026-07-01T11:00:00Z"));
+        let mut late = early.clone();
+        late.next_full_sync = Some(ts("2026-07-01T11:30:00Z"));
+        let schedule = HashMap::from([(Arc::from("a-late"), late), (Arc::from("z-early"), early)]);
+        let order: Vec<String> = plan(&schedule, &HashMap::new(), now, DAY, true)
+            .iter()
+            .map(|r| r.environment.to_string())
+            .collect();
+        assert_eq!(order, vec!["z-early", "a-late"]);
     }
 }

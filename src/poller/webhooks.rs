@@ -168,6 +168,8 @@ mod tests {
                 poll_interval: Duration::from_secs(60),
                 lookback: Duration::from_secs(24 * 3600),
                 full_sync_interval: None,
+                unfinished_reread_max: Duration::from_secs(600),
+                max_requests_per_minute: 500,
                 filter: crate::filter::DeploymentFilter::default(),
                 projects: crate::filter::ProjectFilter::default(),
                 views: crate::state::Views::default(),

@@ -469,7 +469,9 @@ impl Store {
 
     /// The deployments known.
     pub fn deployments(&self) -> impl Iterator<Item = (&DeploymentId, Record<'_>)> {
-        self.deployments.iter().map(|(id, r)| (id, self.view(id, r)))
+        self.deployments
+            .iter()
+            .map(|(id, r)| (id, self.view(id, r)))
     }
 
     /// One deployment, by id.
@@ -597,8 +599,7 @@ impl Store {
         if record.is_finished() && !already_finished {
             let counted = observed;
             if counted {
-                let duration = match (compact::opt_timestamp(record.started_at), obs.finished_at)
-                {
+                let duration = match (compact::opt_timestamp(record.started_at), obs.finished_at) {
                     (Some(start), Some(end)) => Some(clock::elapsed(start, end)),
                     _ => None,
                 };

@@ -24,6 +24,12 @@ pub struct Health {
     pub backfill_pending: usize,
     /// env0's clock minus ours, from env0's `Date` headers (`None` until one was seen).
     pub clock_offset: Option<jiff::SignedDuration>,
+    /// The full re-read interval kept (`None`: full sync off, or before the first listing).
+    pub full_sync_interval: Option<Duration>,
+    /// Age (our clock, at the last poll) of the oldest full read among the backfilled
+    /// environments due full re-reads, counted from the start of the poll that did it (`None`:
+    /// full sync off, or none yet).
+    pub full_sync_oldest_age: Option<Duration>,
 }
 
 /// A pair of label values, e.g. (deployment type, status).

@@ -1,0 +1,254 @@
+//! What polling costs at scale: re-reads of long-unfinished runs back off (and still see them
+//! finish within the documented bound), full re-reads stretch to what the request budget holds
+//! and say so, and no 60-second window ever exceeds the budget.
+
+use std::time::Duration;
+
+use env0_exporter::clock;
+use env0_exporter::simulator::{RequestRecord, SimConfig, Simulator};
+use jiff::Timestamp;
+
+use super::sim;
+use crate::helpers::*;
+
+/// (environment, run) of every unfinished run that is not its environment's latest.
+fn stuck_runs(sim: &Simulator) -> Vec<(String, String)> {
+    let latest: std::collections::HashMap<String, Option<String>> = sim
+        .environments()
+        .into_iter()
+        .map(|e| (e.id, e.latest_deployment_log_id))
+        .collect();
+    sim.deployments()
+        .into_iter()
+        .filter(|d| !is_finished(d))
+        .filter(|d| {
+            latest
+                .get(&d.environment_id)
+                .is_some_and(|l| l.as_deref() != Some(&d.id))
+        })
+        .map(|d| (d.environment_id, d.id))
+        .collect()
+}
+
+/// The times of the reads of `environment`'s deployments among `requests`.
+fn reads_of(requests: &[RequestRecord], environment: &str) -> Vec<Timestamp> {
+    let path = format!("/environments/{environment}/deployments");
+    requests
+        .iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.at)
+        .collect()
+}
+
+fn minutes_since(start: Timestamp, t: Timestamp) -> u64 {
+    clock::elapsed(start, t).as_secs() / 60
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_unfinished_run_is_reread_ever_less_often_yet_seen_finished_within_the_bound() {
+    // No full re-reads: only the re-reads of unfinished runs can notice a run that is not the
+    // latest finish.
+    let h = Harness::start(
+        sim(300),
+        &[
+            "--full-sync-interval",
+            "0s",
+            "--unfinished-reread-max-interval",
+            "10m",
+        ],
+    )
+    .await;
+    // The first poll read every environment at START; from here nothing changes.
+    h.sim.set_paused(true);
+    let stuck = stuck_runs(&h.sim);
+    let stuck_envs: std::collections::BTreeSet<&str> =
+        stuck.iter().map(|(e, _)| e.as_str()).collect();
+    assert!(
+        stuck_envs.len() >= 3,
+        "the test needs environments holding unfinished runs that are not their latest: {stuck:?}"
+    );
+    h.sim.clear_requests();
+    for _ in 0..60 {
+        h.next_poll().await;
+    }
+    let requests = h.sim.requests();
+    // The documented back-off, in 60 s polls: the next poll, then gaps of 2, 4 and 8 polls,
+    // then every 10 (the maximum): minutes 1, 3, 7, 15, 25, 35, 45, 55. Every poll would be 60.
+    for env in &stuck_envs {
+        let minutes: Vec<u64> = reads_of(&requests, env)
+            .into_iter()
+            .map(|t| minutes_since(h.started, t))
+            .collect();
+        assert_eq!(minutes, vec![1, 3, 7, 15, 25, 35, 45, 55], "reads of {env}");
+    }
+    let deployment_reads = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/deployments") && r.path.starts_with("/environments/"))
+        .count();
+    assert_eq!(
+        deployment_reads,
+        8 * stuck_envs.len(),
+        "only the environments holding such runs are read"
+    );
+
+    // Let the world move one poll at a time until one of those runs finishes, then freeze it:
+    // the exporter must read that environment again within the maximum interval plus one poll.
+    let mut finished = None;
+    for _ in 0..600 {
+        h.sim.set_paused(false);
+        h.next_poll().await;
+        h.sim.set_paused(true);
+        let now_finished: Vec<(String, String)> = {
+            let done: std::collections::HashSet<String> = h
+                .sim
+                .deployments()
+                .into_iter()
+                .filter(is_finished)
+                .map(|d| d.id)
+                .collect();
+            stuck
+                .iter()
+                .filter(|(_, id)| done.contains(id))
+                .cloned()
+                .collect()
+        };
+        if let Some(first) = now_finished.into_iter().next() {
+            finished = Some((first, h.now()));
+            break;
+        }
+    }
+    let ((env, run), finished_by) = finished.expect("a stuck run finished within 10 hours");
+    for _ in 0..11 {
+        h.next_poll().await;
+    }
+    let bound = clock::add(finished_by, Duration::from_secs(600 + 60));
+    let seen = reads_of(&h.sim.requests(), &env)
+        .into_iter()
+        .any(|t| t >= finished_by && t <= bound);
+    // The clock stands still during a poll and its first request moved the world: a read in
+    // the poll that let the run finish saw it finished.
+    assert!(
+        seen,
+        "{run} in {env} finished by {finished_by} but was not read again by {bound}"
+    );
+    h.stop().await;
+}
+
+/// The most requests any 60-second window (starting at a request) holds.
+fn busiest_minute(requests: &[RequestRecord]) -> usize {
+    let times: Vec<Timestamp> = requests.iter().map(|r| r.at).collect();
+    times
+        .iter()
+        .map(|t| {
+            let end = clock::add(*t, Duration::from_secs(60));
+            times.iter().filter(|u| *u >= t && *u < &end).count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn gauge(samples: &[Sample], name: &str) -> Option<f64> {
+    samples.iter().find(|s| s.name == name).map(|s| s.value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_and_stretched_full_syncs_never_exceed_the_budget_in_any_minute() {
+    // 300 environments, 60 requests a minute, full re-reads wanted every 5 minutes. The listing
+    // costs 300/100 + 2 = 5 a poll; a quarter of the budget is headroom: 60 × 3/4 − 5 = 40 full
+    // re-reads a minute, so 300 take 7.5 minutes, not 5.
+    let quiet = SimConfig {
+        mean_deployment_interval: Duration::from_secs(6 * 3600),
+        ..sim(300)
+    };
+    let h = Harness::start(
+        quiet,
+        &[
+            "--max-requests-per-minute",
+            "60",
+            "--full-sync-interval",
+            "5m",
+        ],
+    )
+    .await;
+    // Environments archived long ago get no full re-reads: between the non-archived ones and
+    // all 300 are due them, at 40 a minute.
+    let non_archived = h
+        .sim
+        .environments()
+        .iter()
+        .filter(|e| !e.is_archived)
+        .count();
+    let kept_ok = |v: Option<f64>| {
+        v.is_some_and(|v| v <= 450.0 && v >= f64::from(u32::try_from(non_archived).unwrap()) * 1.5)
+    };
+    let mut pending_seen = Vec::new();
+    loop {
+        // Served all along, with the progress so far.
+        let samples = h.scrape().await;
+        let pending = gauge(&samples, "env0_exporter_backfill_pending_environments").unwrap();
+        pending_seen.push(pending);
+        if pending == 0.0 {
+            break;
+        }
+        let kept = gauge(&samples, "env0_exporter_full_sync_duration_seconds");
+        assert!(kept_ok(kept), "{kept:?}, {non_archived} not archived");
+        assert!(
+            pending_seen.len() < 20,
+            "backfill did not finish: {pending_seen:?}"
+        );
+        h.next_poll().await;
+    }
+    assert!(
+        pending_seen.len() >= 6 && pending_seen.windows(2).all(|w| w[1] < w[0]),
+        "300 environments at 60 requests a minute take several polls, each one less pending: {pending_seen:?}"
+    );
+    // Full re-reads after the backfill, the world still moving, then frozen.
+    for _ in 0..10 {
+        h.next_poll().await;
+    }
+    h.sim.set_paused(true);
+    let frozen_at = h.now();
+    for _ in 0..20 {
+        h.next_poll().await;
+    }
+    let requests = h.sim.requests();
+    let busiest = busiest_minute(&requests);
+    assert!(busiest <= 60, "{busiest} requests in one minute");
+    assert!(busiest >= 50, "the budget is used: {busiest}");
+    assert!(requests.iter().all(|r| r.status != 429), "no 429");
+    // Frozen: every read is a full re-read, and their pace is the interval kept.
+    let frozen: Vec<&RequestRecord> = requests
+        .iter()
+        .filter(|r| r.at > frozen_at && r.path.ends_with("/deployments"))
+        .collect();
+    let mut by_minute = std::collections::BTreeMap::<u64, usize>::new();
+    for r in &frozen {
+        *by_minute.entry(minutes_since(frozen_at, r.at)).or_default() += 1;
+    }
+    let stuck_envs: std::collections::BTreeSet<String> =
+        stuck_runs(&h.sim).into_iter().map(|(e, _)| e).collect();
+    eprintln!(
+        "stuck: {} envs; reads by minute: {by_minute:?}",
+        stuck_envs.len()
+    );
+    // No poll does more than its share of the cycle, ⌈40 × 60 s / 60 s⌉ + 1 = 41, besides the
+    // re-reads of environments holding unfinished non-latest runs.
+    let most = by_minute.values().copied().max().unwrap_or(0);
+    assert!(most <= 41 + stuck_envs.len(), "{most} reads in one poll");
+    let per_poll = f64::from(u32::try_from(frozen.len()).unwrap()) / 20.0;
+    assert!(
+        (38.0..=42.0).contains(&per_poll),
+        "300 environments in 7.5 minutes is 40 a poll: {per_poll}"
+    );
+    let samples = h.scrape().await;
+    let kept = gauge(&samples, "env0_exporter_full_sync_duration_seconds");
+    assert!(kept_ok(kept), "{kept:?}");
+    // Every environment was re-read within the interval kept (plus the poll it was due in).
+    let oldest = gauge(&samples, "env0_exporter_full_sync_oldest_age_seconds").unwrap();
+    assert!(oldest <= 450.0 + 60.0, "oldest full read {oldest} s ago");
+    assert!(
+        oldest >= 360.0,
+        "the cycle is stretched, not bursting: {oldest}"
+    );
+    h.stop().await;
+}
