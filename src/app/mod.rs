@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::client::{self, Client, ClientConfig};
 use crate::clock::SharedClock;
-use crate::config::{Config, Credentials, Secret, SecretSource, SimArgs};
+use crate::config::{Config, Credentials, Secret, SecretSource, SimArgs, SimScale};
 use crate::http::ServeOptions;
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::poller::{Poller, PollerConfig};
@@ -217,18 +217,37 @@ pub fn start_with(
     }
 }
 
-/// The simulated organisation of `demo` and `simulate`.
+/// The simulated organisation of `demo` and `simulate`: the `--sim-scale` preset, with the
+/// sizing flags given on top of it.
 #[must_use]
 pub fn sim_config(args: &SimArgs) -> SimConfig {
+    let preset = match args.sim_scale {
+        SimScale::Default => SimConfig {
+            environments: 150,
+            projects: 6,
+            mean_deployment_interval: std::time::Duration::from_secs(30 * 60),
+            ..SimConfig::default()
+        },
+        SimScale::Large => SimConfig::large(),
+    };
+    let size = |flag: Option<u32>, preset: usize| {
+        flag.map_or(preset, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    };
     SimConfig {
         seed: args.sim_seed,
-        environments: usize::try_from(args.sim_environments).unwrap_or(usize::MAX),
-        projects: usize::try_from(args.sim_projects).unwrap_or(usize::MAX),
+        environments: size(args.sim_environments, preset.environments),
+        projects: size(args.sim_projects, preset.projects),
         organizations: usize::try_from(args.sim_organizations).unwrap_or(usize::MAX),
-        mean_deployment_interval: args.sim_mean_deployment_interval,
+        mean_deployment_interval: args
+            .sim_mean_deployment_interval
+            .unwrap_or(preset.mean_deployment_interval),
         time_scale: args.sim_time_scale,
+        long_approval_share: args
+            .sim_long_approval_share
+            .unwrap_or(preset.long_approval_share),
+        stuck_share: args.sim_stuck_share.unwrap_or(preset.stuck_share),
         record_requests: false,
-        ..SimConfig::default()
+        ..preset
     }
 }
 

@@ -39,6 +39,25 @@ pub enum LogFormat {
     Json,
 }
 
+/// A share between 0 and 1.
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a share between 0 and 1 (e.g. 0.05)")),
+    }
+}
+
+/// The preset size of the simulated organisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum SimScale {
+    /// 150 environments in 6 projects, a run every 30 minutes per environment.
+    #[default]
+    Default,
+    /// 10,000 environments in 500 projects, a run every 72 minutes per environment, long
+    /// approval waits and long-unfinished plans.
+    Large,
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 90s, 5m, 24h)"))
 }
@@ -89,18 +108,34 @@ pub struct SimArgs {
     /// Seed of the simulated organisation (same seed, same organisation)
     #[arg(long, env = "ENV0_SIM_SEED", default_value_t = 42)]
     pub sim_seed: u64,
-    /// Number of simulated environments
-    #[arg(long, env = "ENV0_SIM_ENVIRONMENTS", default_value_t = 150, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub sim_environments: u32,
+    /// Size and shape of the simulated organisation: `default` (150 environments in 6 projects,
+    /// a run every 30 minutes per environment) or `large` (10,000 environments in 500 projects, a
+    /// run every 72 minutes: about 200,000 runs a day, with long approval waits and plans left
+    /// unfinished for hours). The flags below, when given, win over the preset
+    #[arg(long, env = "ENV0_SIM_SCALE", value_enum, default_value_t = SimScale::Default)]
+    pub sim_scale: SimScale,
+    /// Number of simulated environments [default: 150; 10000 with --sim-scale large]
+    #[arg(long, env = "ENV0_SIM_ENVIRONMENTS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sim_environments: Option<u32>,
     /// Number of simulated organisations (only the first has projects and environments)
     #[arg(long, env = "ENV0_SIM_ORGANIZATIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub sim_organizations: u32,
-    /// Number of simulated projects
-    #[arg(long, env = "ENV0_SIM_PROJECTS", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub sim_projects: u32,
-    /// Mean time between two runs of one simulated environment
-    #[arg(long, env = "ENV0_SIM_MEAN_DEPLOYMENT_INTERVAL", default_value = "30m", value_parser = parse_duration)]
-    pub sim_mean_deployment_interval: Duration,
+    /// Number of simulated projects [default: 6; 500 with --sim-scale large]
+    #[arg(long, env = "ENV0_SIM_PROJECTS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub sim_projects: Option<u32>,
+    /// Mean time between two runs of one simulated environment [default: 30m; 72m with
+    /// --sim-scale large]
+    #[arg(long, env = "ENV0_SIM_MEAN_DEPLOYMENT_INTERVAL", value_parser = parse_duration)]
+    pub sim_mean_deployment_interval: Option<Duration>,
+    /// Share (0..1) of the runs stopping for approval that then wait 2 to 12 hours, whatever
+    /// the time scale [default: 0; 0.25 with --sim-scale large]
+    #[arg(long, env = "ENV0_SIM_LONG_APPROVAL_SHARE", value_parser = parse_share)]
+    pub sim_long_approval_share: Option<f64>,
+    /// Share (0..1) of the prPlan and driftDetection runs left unfinished (queued or waiting
+    /// for approval) for 1.5 to 10 hours while their environment's later runs go on [default:
+    /// 0; 0.05 with --sim-scale large]
+    #[arg(long, env = "ENV0_SIM_STUCK_SHARE", value_parser = parse_share)]
+    pub sim_stuck_share: Option<f64>,
     /// Speed of simulated runs: 1.0 = IaC-like durations, 0.1 = ten times faster
     #[arg(long, env = "ENV0_SIM_TIME_SCALE", default_value_t = 0.5)]
     pub sim_time_scale: f64,

@@ -248,3 +248,55 @@ fn the_unfinished_reread_maximum_is_at_least_the_poll_interval() {
     let cli = parse(&["--unfinished-reread-max-interval", "60s"]).unwrap();
     assert!(cli.exporter.validate(false).is_ok(), "equal is allowed");
 }
+
+fn sim_args(args: &[&str]) -> SimArgs {
+    match parse(args).unwrap().command {
+        Some(Command::Demo(sim) | Command::Simulate(sim)) => sim,
+        other => panic!("not a simulator command: {other:?}"),
+    }
+}
+
+#[test]
+fn the_default_sim_scale_is_the_organisation_it_always_was() {
+    let c = crate::app::sim_config(&sim_args(&["simulate"]));
+    assert_eq!((c.environments, c.projects), (150, 6));
+    assert_eq!(c.mean_deployment_interval, Duration::from_secs(30 * 60));
+    assert_eq!(c.history, Duration::from_secs(48 * 3600));
+    assert!(c.long_approval_share == 0.0 && c.stuck_share == 0.0);
+}
+
+#[test]
+fn the_large_sim_scale_is_ten_thousand_environments_and_explicit_flags_win() {
+    let c = crate::app::sim_config(&sim_args(&["demo", "--sim-scale", "large"]));
+    assert_eq!((c.environments, c.projects), (10_000, 500));
+    assert_eq!(c.mean_deployment_interval, Duration::from_secs(72 * 60));
+    assert!(c.long_approval_share > 0.0 && c.stuck_share > 0.0);
+    let c = crate::app::sim_config(&sim_args(&[
+        "simulate",
+        "--sim-scale",
+        "large",
+        "--sim-environments",
+        "2000",
+        "--sim-mean-deployment-interval",
+        "1h",
+        "--sim-stuck-share",
+        "0",
+    ]));
+    assert_eq!((c.environments, c.projects), (2000, 500));
+    assert_eq!(c.mean_deployment_interval, Duration::from_secs(3600));
+    assert!(c.long_approval_share > 0.0);
+    assert!(c.stuck_share == 0.0);
+    let c = crate::app::sim_config(&sim_args(&["demo", "--sim-long-approval-share", "0.5"]));
+    assert_eq!(c.environments, 150);
+    assert!((c.long_approval_share - 0.5).abs() < f64::EPSILON);
+}
+
+#[test]
+fn sim_shares_outside_zero_to_one_are_refused() {
+    for bad in ["1.5", "-0.1", "NaN", "much"] {
+        for flag in ["--sim-long-approval-share", "--sim-stuck-share"] {
+            assert!(parse(&["simulate", flag, bad]).is_err(), "{flag} {bad}");
+        }
+    }
+    assert!(parse(&["simulate", "--sim-scale", "huge"]).is_err());
+}

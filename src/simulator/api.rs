@@ -63,7 +63,23 @@ pub(crate) fn router(sim: Simulator) -> Router {
 }
 
 /// Rate-limit windows kept before empty ones are dropped.
-const MAX_IDLE_WINDOWS: usize = 4096;
+pub(super) const MAX_IDLE_WINDOWS: usize = 4096;
+
+/// The rate-limit windows, one per (method, path), and when to sweep out the idle ones.
+pub(super) struct Limits {
+    pub(super) windows: HashMap<(String, String), SlidingWindow>,
+    /// Sweep when there are more windows than this.
+    pub(super) sweep_above: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            windows: HashMap::new(),
+            sweep_above: MAX_IDLE_WINDOWS,
+        }
+    }
+}
 
 /// Faults, rate limit and auth in front of every route; records every request.
 async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Response {
@@ -117,12 +133,18 @@ fn admit(sim: &Simulator, method: &str, path: &str, headers: &HeaderMap) -> Opti
     let now = sim.inner.clock.now();
     let verdict = {
         let mut limits = lock(&sim.inner.limits);
-        // One window per path ever asked for (every deployment id fetched directly has its own):
-        // forget the windows with nothing in them once there are many.
-        if limits.len() > MAX_IDLE_WINDOWS {
-            limits.retain(|_, w| w.remaining(now) < config.rate_limit_per_minute);
+        // One window per path ever asked for (every environment's listing and every deployment
+        // id fetched directly has its own): forget the windows with nothing in them once there
+        // are many, and then only after as many again are added, so a large organisation's
+        // thousands of live windows are not all scanned on every request.
+        if limits.windows.len() > limits.sweep_above {
+            limits
+                .windows
+                .retain(|_, w| w.remaining(now) < config.rate_limit_per_minute);
+            limits.sweep_above = MAX_IDLE_WINDOWS.max(2 * limits.windows.len());
         }
         limits
+            .windows
             .entry((method.to_owned(), path.to_owned()))
             .or_insert_with(|| SlidingWindow::new(config.rate_limit_per_minute, RATE_WINDOW))
             .try_acquire(now)
@@ -302,16 +324,14 @@ async fn environments(
         Some("false") => false,
         _ => sim.inner.config.sub_environments_listed_by_default,
     };
-    let page: Vec<_> = world
-        .environments
-        .iter()
-        .filter(|_| active)
-        .filter(|env| subs || !env.workflow_sub)
-        .filter(|env| project.is_none_or(|p| world.projects[env.project].id == *p))
-        .skip(offset)
-        .take(limit)
-        .map(|env| EnvironmentJson::new(&world, env))
-        .collect();
+    let page: Vec<_> = if active {
+        world.environment_page(project.map(String::as_str), subs, offset, limit)
+    } else {
+        Vec::new()
+    }
+    .into_iter()
+    .map(|env| EnvironmentJson::new(&world, env))
+    .collect();
     json_response(&page)
 }
 
@@ -341,9 +361,18 @@ async fn deployments(
             at.is_some_and(|at| from <= at && at <= to)
         })
     };
+    // Held oldest `createdAt` first: a `createdAt` range is a slice, found by bisection.
+    let held = match (field, range) {
+        (DateFilterField::CreatedAt, Some((from, to))) => {
+            let first = env.deployments.partition_point(|d| d.created_at < from);
+            let end = env.deployments.partition_point(|d| d.created_at <= to);
+            &env.deployments[first..end.max(first)]
+        }
+        _ => &env.deployments[..],
+    };
     let ordered: Box<dyn Iterator<Item = &Deployment>> = match sim.inner.config.page_order {
-        PageOrder::NewestFirst => Box::new(env.deployments.iter().rev()),
-        PageOrder::OldestFirst => Box::new(env.deployments.iter()),
+        PageOrder::NewestFirst => Box::new(held.iter().rev()),
+        PageOrder::OldestFirst => Box::new(held.iter()),
     };
     let page: Vec<_> = ordered
         .filter(in_range)

@@ -26,14 +26,13 @@ mod tests;
 mod webhooks;
 mod world;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
 
 use crate::clock::SharedClock;
-use crate::ratelimit::SlidingWindow;
 use webhooks::Outbox;
 use world::World;
 
@@ -86,6 +85,39 @@ pub struct SimConfig {
     /// Whether `GET /environments` lists sub-environments without `includeSubEnvironments`
     /// (env0 does not document its default).
     pub sub_environments_listed_by_default: bool,
+    /// Share (0..1) of the runs that stop for approval which then wait 2 to 12 hours (not scaled
+    /// by [`time_scale`](Self::time_scale)) instead of 2 minutes to 6 hours scaled; 0 by default.
+    /// Their environment's later runs stay `QUEUED` behind them meanwhile.
+    pub long_approval_share: f64,
+    /// Share (0..1) of the `prPlan` and `driftDetection` runs that do not move
+    /// `latestDeploymentLog` (see [`latest_moved_by`](Self::latest_moved_by)) which stay
+    /// unfinished for 1.5 to 10 hours (`QUEUED`, or `WAITING_FOR_USER` after a start) without
+    /// holding up their environment: its later runs go on around them. 0 by default.
+    pub stuck_share: f64,
+    /// Finished runs created more than [`history`](Self::history) plus this ago are dropped
+    /// (each environment's latest and unfinished runs are kept); 24 h by default.
+    pub retention_margin: Duration,
+}
+
+impl SimConfig {
+    /// The large organisation: 10,000 environments in 500 projects, a run every 72 minutes per
+    /// environment (about 200,000 runs a day), a quarter of the approvals waiting hours, 5 % of
+    /// the plans and drift detections unfinished for hours beside later runs, 25 h of history
+    /// and 2 h of retention beyond it (memory stays near one day of runs). Every other setting as
+    /// in [`SimConfig::default`].
+    #[must_use]
+    pub fn large() -> Self {
+        Self {
+            projects: 500,
+            environments: 10_000,
+            history: Duration::from_secs(25 * 3600),
+            mean_deployment_interval: Duration::from_secs(72 * 60),
+            long_approval_share: 0.25,
+            stuck_share: 0.05,
+            retention_margin: Duration::from_secs(2 * 3600),
+            ..Self::default()
+        }
+    }
 }
 
 /// The timestamp a dated deployment listing filters on.
@@ -144,6 +176,9 @@ impl Default for SimConfig {
             page_order: PageOrder::default(),
             sub_environments: 0,
             sub_environments_listed_by_default: false,
+            long_approval_share: 0.0,
+            stuck_share: 0.0,
+            retention_margin: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -316,7 +351,7 @@ struct Inner {
     clock: SharedClock,
     world: Mutex<World>,
     requests: Mutex<Vec<RequestRecord>>,
-    limits: Mutex<HashMap<(String, String), SlidingWindow>>,
+    limits: Mutex<api::Limits>,
     faults: Mutex<VecDeque<Fault>>,
     /// Faults that last for a span of the clock, consulted after `faults`.
     timed_faults: Mutex<Vec<TimedFault>>,
@@ -362,7 +397,7 @@ impl Simulator {
                 clock,
                 world: Mutex::new(world),
                 requests: Mutex::new(Vec::new()),
-                limits: Mutex::new(HashMap::new()),
+                limits: Mutex::new(api::Limits::default()),
                 faults: Mutex::new(VecDeque::new()),
                 timed_faults: Mutex::new(Vec::new()),
                 outbox,

@@ -940,3 +940,133 @@ fn time_scale_shortens_queues_and_runs() {
     assert!(normal > Duration::from_secs(30) && normal <= Duration::from_secs(300));
     assert!(longest_pr_plan(0.1) <= Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn a_project_s_environments_are_paged_in_listing_order_with_sub_environments_on_request() {
+    let (sim, _) = sim_with(SimConfig {
+        environments: 60,
+        projects: 4,
+        sub_environments: 6,
+        ..SimConfig::default()
+    });
+    let router = sim.router();
+    let org = sim.organization_id();
+    let truth = sim.environments();
+    for (project, _) in sim.projects() {
+        for (subs, names_subs) in [("true", true), ("false", false)] {
+            let mut listed = Vec::new();
+            for offset in (0..40).step_by(7) {
+                let (status, page) = get(
+                    &router,
+                    &format!(
+                        "/environments?organizationId={org}&projectId={project}\
+                         &includeSubEnvironments={subs}&limit=7&offset={offset}"
+                    ),
+                )
+                .await;
+                assert_eq!(status, StatusCode::OK);
+                listed.extend(ids(&page));
+            }
+            let expected: Vec<_> = truth
+                .iter()
+                .filter(|e| e.project_id == project)
+                .filter(|e| names_subs || !e.name.ends_with("-workflow-sub"))
+                .map(|e| e.id.clone())
+                .collect();
+            assert!(!expected.is_empty());
+            assert_eq!(listed, expected, "project {project}, subs {subs}");
+        }
+    }
+    let (_, page) = get(
+        &router,
+        &format!("/environments?organizationId={org}&projectId=no-such-project"),
+    )
+    .await;
+    assert!(ids(&page).is_empty());
+    let (_, page) = get(
+        &router,
+        &format!("/environments?organizationId={org}&offset=1000000"),
+    )
+    .await;
+    assert!(ids(&page).is_empty());
+}
+
+#[test]
+fn the_large_preset_is_ten_thousand_environments_with_long_waits_beside_later_runs() {
+    let (sim, _) = sim_with(SimConfig::large());
+    let now = sim.now();
+    let envs = sim.environments();
+    assert_eq!(envs.len(), 10_000);
+    assert_eq!(sim.projects().len(), 500);
+    assert_eq!(
+        envs.iter()
+            .map(|e| &e.project_id)
+            .collect::<HashSet<_>>()
+            .len(),
+        500
+    );
+    let latest: HashSet<&str> = envs
+        .iter()
+        .filter_map(|e| e.latest_deployment_log_id.as_deref())
+        .collect();
+    let deps = sim.deployments();
+    let ago = |hours: u32| crate::clock::sub(now, HOUR * hours);
+    let last_day: Vec<_> = deps.iter().filter(|d| d.created_at >= ago(24)).collect();
+    assert!(
+        (170_000..=230_000).contains(&last_day.len()),
+        "{} deployments created in the last 24 h",
+        last_day.len()
+    );
+    let unfinished = |d: &SimDeployment| {
+        matches!(
+            d.status.as_str(),
+            "QUEUED" | "IN_PROGRESS" | "WAITING_FOR_USER" | "ABORTING"
+        )
+    };
+    // Unfinished for over an hour and not their environment's latest.
+    let old_unfinished: Vec<_> = deps
+        .iter()
+        .filter(|d| unfinished(d) && d.created_at < ago(1) && !latest.contains(d.id.as_str()))
+        .collect();
+    assert!(
+        old_unfinished.len() >= 500,
+        "{} old unfinished runs",
+        old_unfinished.len()
+    );
+    let waiting = deps
+        .iter()
+        .filter(|d| d.status == "WAITING_FOR_USER" && d.updated_at < ago(2))
+        .count();
+    assert!(
+        waiting >= 200,
+        "{waiting} runs waiting for approval over 2 h"
+    );
+    // Plans and drift detections never move the latest; some stay unfinished for hours while a
+    // later run of their environment has already finished.
+    for kind in ["prPlan", "driftDetection"] {
+        let of_kind: Vec<_> = last_day
+            .iter()
+            .filter(|d| d.deployment_type == kind)
+            .collect();
+        assert!(of_kind.len() > 10_000, "{} {kind} runs", of_kind.len());
+        assert!(of_kind.iter().all(|d| !latest.contains(d.id.as_str())));
+    }
+    let mut last_finished: std::collections::HashMap<&str, Timestamp> =
+        std::collections::HashMap::new();
+    for d in deps.iter().filter(|d| d.finished_at.is_some()) {
+        let at = last_finished
+            .entry(d.environment_id.as_str())
+            .or_insert(d.created_at);
+        *at = (*at).max(d.created_at);
+    }
+    let overtaken = old_unfinished
+        .iter()
+        .filter(|d| matches!(d.deployment_type.as_str(), "prPlan" | "driftDetection"))
+        .filter(|d| {
+            last_finished
+                .get(d.environment_id.as_str())
+                .is_some_and(|at| *at > d.created_at)
+        })
+        .count();
+    assert!(overtaken >= 50, "{overtaken} plans overtaken by later runs");
+}

@@ -91,8 +91,22 @@ pub(crate) struct Deployment {
     pub(super) archives: bool,
     /// For a drift detection: whether found drift also sets the environment status `DRIFTED`.
     pub(super) marks_drifted: bool,
-    /// The status changes still to come, in order.
+    /// The status changes still to come, in order (emptied, without its allocation, at the end).
     pub(super) plan: VecDeque<Step>,
+    /// Whether it waits its turn in its environment's queue.
+    pub(super) lane: Lane,
+}
+
+/// Where a run executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// In its environment's queue, one run at a time, moving the environment's status.
+    Queue,
+    /// Beside the queue ([`SimConfig::stuck_share`]): takes no turn, holds no other run up and
+    /// leaves the environment's status alone.
+    ///
+    /// [`SimConfig::stuck_share`]: crate::simulator::SimConfig::stuck_share
+    Beside,
 }
 
 impl Deployment {

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::World;
 use super::entities::{Environment, Organization, Project, User};
 use super::queue::Event;
 use super::vocabulary::{
     APP_NAMES, DeploymentType, DriftStatus, EnvStatus, PROJECT_NAMES, STAGES, Status, TOOL_WEIGHTS,
     TOOLS, USERS,
 };
-use super::{RETENTION_MARGIN, World};
 use crate::clock;
 use crate::simulator::SimConfig;
 
@@ -55,6 +55,11 @@ pub(super) fn pick<T: Copy>(rng: &mut fastrand::Rng, items: &[T], weights: &[u32
 pub(super) fn log_uniform(rng: &mut fastrand::Rng, min: f64, max: f64) -> Duration {
     let secs = (min.ln() + rng.f64() * (max.ln() - min.ln())).exp();
     whole_millis(secs * 1000.0)
+}
+
+/// A share clamped to 0..=1 (anything not a number is 0).
+fn share(s: f64) -> f64 {
+    if s.is_nan() { 0.0 } else { s.clamp(0.0, 1.0) }
 }
 
 /// `ms` milliseconds as whole milliseconds (the wire's precision), rounded down; negative is 0.
@@ -107,6 +112,12 @@ impl World {
                 name: (*name).to_owned(),
             })
             .collect::<Vec<_>>();
+        let project_index = projects
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect();
+        let project_envs = vec![Vec::new(); projects.len()];
         let mut world = Self {
             rng,
             mean_interval: config.mean_deployment_interval.max(Duration::from_secs(1)),
@@ -115,13 +126,18 @@ impl World {
             } else {
                 1.0
             },
-            retention: config.history + RETENTION_MARGIN,
+            retention: config.history + config.retention_margin,
+            long_approval_share: share(config.long_approval_share),
+            stuck_share: share(config.stuck_share),
+            pruned_slot: None,
             organizations,
             projects,
             environments: Vec::with_capacity(config.environments),
             users,
             by_id: HashMap::new(),
             env_index: HashMap::new(),
+            project_index,
+            project_envs,
             events: BinaryHeap::new(),
             seq: 0,
             next_key: 0,
@@ -200,6 +216,7 @@ impl World {
         };
         let e = self.environments.len();
         self.env_index.insert(env.id.clone(), e);
+        self.project_envs[project].push(e);
         self.environments.push(env);
         if dormant {
             return;

@@ -17,6 +17,14 @@
 //!   are created); `prPlan`, `driftDetection`, `remotePlan`, `dryRun` and `moduleTest` never do.
 //!   [`SimConfig::latest_moved_by`](crate::simulator::SimConfig::latest_moved_by) changes that
 //!   (only deploy and destroy, or every type).
+//! - Approval waits last 2 min to 6 h (scaled by the time scale); with
+//!   [`SimConfig::long_approval_share`] that share of them lasts 2 to 12 h (not scaled), and the
+//!   environment's later runs stay `QUEUED` behind it.
+//! - With [`SimConfig::stuck_share`], that share of the `prPlan` and `driftDetection` runs that do
+//!   not move `latestDeploymentLog` run beside the environment's queue: they take no turn, hold
+//!   nothing up, leave the environment's status alone, and stay unfinished for 1.5 to 10 h
+//!   (`QUEUED` then run, or `WAITING_FOR_USER` then approved and successful, or cancelled)
+//!   while later runs go on.
 //! - Environment status: in progress per type (`DEPLOY_IN_PROGRESS`, …; `dryRun` and `moduleTest`
 //!   leave it alone), `WAITING_FOR_USER`, `ABORTING`; then deploy success → `ACTIVE`, deploy or
 //!   destroy failure → `FAILED`, timeout → `TIMEOUT`, abort → `ABORTED`, destroy success →
@@ -25,13 +33,15 @@
 //!   anything else returns to the status before the run.
 //!
 //! [`SimConfig::mean_deployment_interval`]: crate::simulator::SimConfig::mean_deployment_interval
+//! [`SimConfig::long_approval_share`]: crate::simulator::SimConfig::long_approval_share
+//! [`SimConfig::stuck_share`]: crate::simulator::SimConfig::stuck_share
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
 use super::World;
-use super::entities::{Cost, Deployment, Environment, Results, Step};
+use super::entities::{Cost, Deployment, Environment, Lane, Results, Step};
 use super::generate::{log_uniform, pick, uuid, whole_millis};
 use super::queue::Event;
 use super::vocabulary::{
@@ -39,6 +49,11 @@ use super::vocabulary::{
 };
 use crate::clock;
 use crate::simulator::LatestMovedBy;
+
+/// A wait of `min_hours` to `max_hours`, uniform on a log scale, not scaled by `time_scale`.
+fn long_wait(rng: &mut fastrand::Rng, min_hours: f64, max_hours: f64) -> Duration {
+    log_uniform(rng, min_hours * 3600.0, max_hours * 3600.0)
+}
 
 impl World {
     fn scaled(&self, d: Duration) -> Duration {
@@ -105,14 +120,18 @@ impl World {
             matches!(kind, DeploymentType::Deploy | DeploymentType::Destroy) && rng.f64() < 0.2;
         let roll = rng.f64();
         let half = rng.bool();
-        let (q, run, part, rest, approval, abort) = (
+        // Drawn only when asked for, so a world without long approvals is the same as before.
+        let long_approval = (needs_approval && self.long_approval_share > 0.0)
+            .then(|| (rng.f64() < self.long_approval_share).then(|| long_wait(rng, 2.0, 12.0)))
+            .flatten();
+        let (q, run, part, rest, abort) = (
             self.scaled(queue),
             self.scaled(run),
             self.scaled(part),
             self.scaled(rest),
-            self.scaled(approval),
             self.scaled(abort),
         );
+        let approval = long_approval.unwrap_or_else(|| self.scaled(approval));
         let step = |after, to| Step { after, to };
         if let Some(outcome) = forced {
             return (vec![step(q, Status::InProgress), step(run, outcome)], true);
@@ -154,6 +173,36 @@ impl World {
             plan.push(step(run, final_status));
         }
         (plan, records_finish)
+    }
+
+    /// The plan of a run left unfinished for hours beside its environment's queue: half stay
+    /// `QUEUED` that long (as behind a lock) and then run as `plan` says; the others start, wait
+    /// for approval that long, and are then approved (and succeed) or cancelled.
+    fn stuck_plan(&mut self, plan: Vec<Step>, records_finish: bool) -> (Vec<Step>, bool) {
+        let rng = &mut self.rng;
+        let wait = long_wait(rng, 1.5, 10.0);
+        let step = |after, to| Step { after, to };
+        if rng.bool() {
+            let mut plan = plan;
+            if let Some(first) = plan.first_mut() {
+                first.after += wait;
+            }
+            return (plan, records_finish);
+        }
+        let (start, before) = (log_uniform(rng, 2.0, 120.0), log_uniform(rng, 10.0, 120.0));
+        let rest = log_uniform(rng, 20.0, 300.0);
+        let (start, before, rest) = (self.scaled(start), self.scaled(before), self.scaled(rest));
+        let mut plan = vec![
+            step(start, Status::InProgress),
+            step(before, Status::WaitingForUser),
+        ];
+        if self.rng.f64() < 0.7 {
+            plan.push(step(wait, Status::InProgress));
+            plan.push(step(rest, Status::Success));
+        } else {
+            plan.push(step(wait, Status::Cancelled));
+        }
+        (plan, true)
     }
 
     /// The end of a run that ran through, from a uniform roll.
@@ -243,6 +292,26 @@ impl World {
         let archives = rng.f64() < 0.3;
         let marks_drifted = rng.bool();
         let id = uuid(rng);
+        let moves_latest = match self.latest_moved_by {
+            LatestMovedBy::DeployDestroyTask => kind.moves_latest(),
+            LatestMovedBy::DeployDestroy => {
+                matches!(kind, DeploymentType::Deploy | DeploymentType::Destroy)
+            }
+            LatestMovedBy::Every => true,
+        };
+        let stuck = forced.is_none()
+            && !moves_latest
+            && matches!(
+                kind,
+                DeploymentType::PrPlan | DeploymentType::DriftDetection
+            )
+            && self.stuck_share > 0.0
+            && self.rng.f64() < self.stuck_share;
+        let (plan, records_finish) = if stuck {
+            self.stuck_plan(plan, records_finish)
+        } else {
+            (plan, records_finish)
+        };
         self.next_key += 1;
         let approved = plan.iter().any(|s| s.to == Status::WaitingForUser);
         let dep = Deployment {
@@ -265,15 +334,9 @@ impl World {
             archives,
             marks_drifted,
             plan: plan.into(),
+            lane: if stuck { Lane::Beside } else { Lane::Queue },
         };
         let key = dep.key;
-        let moves_latest = match self.latest_moved_by {
-            LatestMovedBy::DeployDestroyTask => kind.moves_latest(),
-            LatestMovedBy::DeployDestroy => {
-                matches!(kind, DeploymentType::Deploy | DeploymentType::Destroy)
-            }
-            LatestMovedBy::Every => true,
-        };
         let env = &mut self.environments[e];
         let pos = env
             .deployments
@@ -284,7 +347,9 @@ impl World {
             env.latest = Some(id);
             env.updated_at = at;
         }
-        if env.active.is_none() {
+        if stuck {
+            self.schedule_next_step(e, key, at);
+        } else if env.active.is_none() {
             env.active = Some(key);
             self.schedule_next_step(e, key, at);
         } else {
@@ -327,6 +392,16 @@ impl World {
         let finished = step.to.is_finished();
         if finished && d.records_finish {
             d.finished_at = Some(at);
+        }
+        if d.plan.is_empty() {
+            d.plan = std::collections::VecDeque::new();
+        }
+        if d.lane == Lane::Beside {
+            if !finished {
+                self.schedule_next_step(e, key, at);
+            }
+            self.note_change(e, key, at, Some(was));
+            return;
         }
         let (kind, archives, marks_drifted) = (d.kind, d.archives, d.marks_drifted);
         let drift_found = d.results.drift_detected == Some(true);

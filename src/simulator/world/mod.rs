@@ -35,8 +35,9 @@ use super::{LatestMovedBy, SimDeployment, SimEnvironment, SimPlanSummary};
 use crate::clock;
 use queue::Scheduled;
 
-/// Finished deployments older than `history` plus this are dropped.
-const RETENTION_MARGIN: Duration = Duration::from_secs(24 * 3600);
+/// Retention is applied once per this many seconds of env0's clock, at the start of each such
+/// slot (so the world at a time does not depend on how often it was advanced), not per request.
+const PRUNE_EVERY_SECS: i64 = 60;
 
 /// The whole simulated state.
 #[derive(Debug)]
@@ -44,7 +45,14 @@ pub(super) struct World {
     rng: fastrand::Rng,
     mean_interval: Duration,
     time_scale: f64,
+    /// Finished runs created longer ago than this are dropped (see [`World::prune`]).
     retention: Duration,
+    /// Share of approvals that wait hours ([`SimConfig::long_approval_share`](super::SimConfig)).
+    long_approval_share: f64,
+    /// Share of plans and drift detections left unfinished for hours beside later runs.
+    stuck_share: f64,
+    /// The retention slot last pruned (see [`PRUNE_EVERY_SECS`]).
+    pruned_slot: Option<i64>,
     pub organizations: Vec<Organization>,
     pub projects: Vec<Project>,
     pub environments: Vec<Environment>,
@@ -53,6 +61,11 @@ pub(super) struct World {
     by_id: HashMap<String, usize>,
     /// Environment id → index into `environments` (environments are never removed).
     env_index: HashMap<String, usize>,
+    /// Project id → index into `projects`.
+    project_index: HashMap<String, usize>,
+    /// Per project, the indices of its environments in listing order; workflow
+    /// sub-environments, added last, come last.
+    project_envs: Vec<Vec<usize>>,
     events: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     next_key: u64,
@@ -88,7 +101,12 @@ impl World {
             };
             self.handle(at, event);
         }
-        self.prune(now);
+        let slot = now.as_second().div_euclid(PRUNE_EVERY_SECS);
+        if self.pruned_slot != Some(slot) {
+            self.pruned_slot = Some(slot);
+            let slot_start = Timestamp::from_second(slot * PRUNE_EVERY_SECS).unwrap_or(now);
+            self.prune(slot_start.min(now));
+        }
     }
 
     /// Freezes or resumes the world at `now`.
@@ -118,8 +136,11 @@ impl World {
         }
     }
 
-    /// Drops finished runs created before `now - (history + 1 day)` (not counting time spent
-    /// paused), except each environment's latest.
+    /// Drops finished runs created before `now - (history + retention margin)` (not counting
+    /// time spent paused), except each environment's latest. Pruning with a later `now` removes
+    /// everything an earlier one would have (runs only finish and stop being the latest), so
+    /// pruning once per slot gives the same world as pruning on every advance would at the
+    /// slots' starts.
     fn prune(&mut self, now: Timestamp) {
         let cutoff = clock::sub(now, self.retention + self.paused_total);
         for env in &mut self.environments {
@@ -156,6 +177,45 @@ impl World {
     #[must_use]
     pub(super) fn environment(&self, id: &str) -> Option<&Environment> {
         self.env_index.get(id).map(|&i| &self.environments[i])
+    }
+
+    /// A page of the environment listing: every project's (`project: None`) or the one with
+    /// that id (an unknown id lists nothing), workflow sub-environments only when `subs`.
+    /// Costs the page, not the organisation: sub-environments are added last, so the others are
+    /// a prefix of either list.
+    pub(super) fn environment_page(
+        &self,
+        project: Option<&str>,
+        subs: bool,
+        offset: usize,
+        limit: usize,
+    ) -> Vec<&Environment> {
+        let listed = |len: usize, index: &dyn Fn(usize) -> usize| -> Vec<&Environment> {
+            (offset.min(len)..offset.saturating_add(limit).min(len))
+                .map(|i| &self.environments[index(i)])
+                .collect()
+        };
+        match project {
+            None => {
+                let len = if subs {
+                    self.environments.len()
+                } else {
+                    self.environments.partition_point(|e| !e.workflow_sub)
+                };
+                listed(len, &|i| i)
+            }
+            Some(id) => {
+                let Some(envs) = self.project_index.get(id).map(|&p| &self.project_envs[p]) else {
+                    return Vec::new();
+                };
+                let len = if subs {
+                    envs.len()
+                } else {
+                    envs.partition_point(|&e| !self.environments[e].workflow_sub)
+                };
+                listed(len, &|i| envs[i])
+            }
+        }
     }
 
     /// The truth as public records, oldest first.
