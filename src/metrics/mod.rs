@@ -12,6 +12,7 @@ mod labels;
 mod series;
 mod signals;
 mod skipped;
+mod state_file;
 mod webhook;
 
 use std::sync::Arc;
@@ -72,12 +73,15 @@ impl MetricConstructor<Histogram> for Buckets {
 pub struct MetricsConfig {
     /// Bucket bounds (seconds) of `env0_deployment_duration_seconds`.
     pub duration_buckets: Vec<f64>,
+    /// Whether the state file's metrics are registered (`--state-file` set).
+    pub state_file: bool,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             duration_buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
+            state_file: false,
         }
     }
 }
@@ -102,6 +106,7 @@ pub struct Metrics {
     sources: (SnapshotHandle, Arc<SlidingWindow>, SharedClock),
     webhook_events: Family<webhook::WebhookLabels, Counter>,
     skipped_records: Family<skipped::SkipLabels, Counter>,
+    state_file: Option<state_file::StateFileMetrics>,
 }
 
 impl Metrics {
@@ -163,6 +168,9 @@ impl Metrics {
         );
         let webhook_events = webhook::register(&mut registry);
         let skipped_records = skipped::register(&mut registry);
+        let state_file = config
+            .state_file
+            .then(|| state_file::StateFileMetrics::register(&mut registry));
         registry.register(
             "env0_exporter_build",
             "Build information of env0-exporter",
@@ -193,6 +201,7 @@ impl Metrics {
             sources,
             webhook_events,
             skipped_records,
+            state_file,
         }
     }
 

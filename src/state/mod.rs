@@ -7,6 +7,7 @@
 //! [`Snapshot`] that `/metrics` encodes.
 
 mod aggregate;
+mod persist;
 mod signals;
 mod snapshot;
 mod views;
