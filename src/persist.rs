@@ -403,12 +403,18 @@ pub fn save(path: &Path, file: &StateFile) -> io::Result<u64> {
             inner: out,
             count: 0,
         };
-        let mut gz = GzEncoder::new(&mut counting, Compression::fast());
-        serde_json::to_writer(&mut gz, &file.header)?;
-        gz.write_all(b"\n")?;
-        serde_json::to_writer(&mut gz, &file.body)?;
-        gz.write_all(b"\n")?;
-        gz.finish()?;
+        // serde_json writes many small pieces: buffered, the compressor sees large ones.
+        let mut json = BufWriter::with_capacity(
+            256 * 1024,
+            GzEncoder::new(&mut counting, Compression::fast()),
+        );
+        serde_json::to_writer(&mut json, &file.header)?;
+        json.write_all(b"\n")?;
+        serde_json::to_writer(&mut json, &file.body)?;
+        json.write_all(b"\n")?;
+        json.into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .finish()?;
         size = counting.count;
         Ok(())
     })?;
@@ -548,7 +554,7 @@ mod tests {
         }
     }
 
-    fn file(deployments: usize) -> StateFile {
+    pub(super) fn file(deployments: usize) -> StateFile {
         StateFile {
             header: header(),
             body: Body {
@@ -682,5 +688,46 @@ mod tests {
             h.check(&expected, "org-1", later),
             Err(Rejected::TooOld { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    #[ignore = "measurement"]
+    fn time_pieces() {
+        let n: usize = std::env::var("N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(6600);
+        let mut f = super::tests::file(n);
+        f.body
+            .store
+            .deployments
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, r)| r.id = format!("{i:08x}-1fac-4b5e-860f-bf2fc9de9b06"));
+        let t = std::time::Instant::now();
+        let json = serde_json::to_vec(&f.body).unwrap();
+        eprintln!("json {} bytes {:?}", json.len(), t.elapsed());
+        let t = std::time::Instant::now();
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(&json).unwrap();
+        let z = gz.finish().unwrap();
+        eprintln!("gzip {} bytes {:?}", z.len(), t.elapsed());
+        let dir = tempfile::tempdir().unwrap();
+        let t = std::time::Instant::now();
+        save(&dir.path().join("s"), &f).unwrap();
+        eprintln!("save {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let back = load(&dir.path().join("s")).unwrap().unwrap();
+        eprintln!(
+            "load {:?} {}",
+            t.elapsed(),
+            back.body.store.deployments.len()
+        );
     }
 }

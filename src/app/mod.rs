@@ -32,6 +32,10 @@ pub use run::main;
 /// How long shutdown waits for open HTTP connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
+/// How long shutdown waits for the poller to write the state file once more (`--state-file`);
+/// within Kubernetes' default 30 s between SIGTERM and SIGKILL, with the HTTP grace after it.
+pub const STATE_FILE_GRACE: Duration = Duration::from_secs(20);
+
 /// An exporter, built but not yet running.
 #[derive(Debug)]
 pub struct Exporter {
@@ -139,10 +143,11 @@ pub struct Running {
 
 impl Running {
     /// Stops polling at once (mid-poll too), writes the state file once more (with
-    /// `--state-file`), and stops the HTTP server within [`SHUTDOWN_GRACE`] each.
+    /// `--state-file`, within [`STATE_FILE_GRACE`]), and stops the HTTP server within
+    /// [`SHUTDOWN_GRACE`].
     pub async fn shutdown(mut self) {
         let _ = self.stop_poller.send(());
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.poller)
+        if tokio::time::timeout(STATE_FILE_GRACE, &mut self.poller)
             .await
             .is_err()
         {

@@ -7,6 +7,7 @@ mod corners;
 mod faults;
 mod filters;
 mod helpers;
+mod restart;
 mod secrets;
 mod security;
 mod signals;
