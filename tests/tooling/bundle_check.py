@@ -513,7 +513,7 @@ def panel_names(dash: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- helm
 
-CORE_KINDS = {"Deployment", "Service", "Secret", "ServiceAccount", "ConfigMap", "Ingress"}
+CORE_KINDS = {"Deployment", "Service", "Secret", "ServiceAccount", "ConfigMap", "Ingress", "PersistentVolumeClaim"}
 
 
 def render_chart(helm, values: dict | None) -> list[dict]:
@@ -615,6 +615,7 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
                "ENV0_ORGANIZATION_ID not set from values")
 
     p += check_rendered_views(values, env)
+    p += check_rendered_persistence(values, kinds, deploy, env)
     svc = kinds["Service"][0]
     expect(svc["spec"]["ports"][0]["targetPort"] == "http", p, "service does not target port http")
     p += check_rendered_webhook(values, kinds, c, env, svc)
@@ -658,6 +659,34 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
     if gd_on and cms:
         data = cms[0]["data"]["env0-exporter.json"]
         expect(json.loads(data) == load_dashboard(), p, "ConfigMap dashboard differs from dashboards/env0-exporter.json")
+    return p
+
+
+def check_rendered_persistence(values: dict, kinds: dict, deploy: dict, env: dict) -> list[str]:
+    """persistence.*: a PVC (unless existingClaim) mounted at mountPath, --state-file in it, Recreate."""
+    p: list[str] = []
+    v = lambda *keys, default=None: _dig(values, keys, default)  # noqa: E731
+    on = bool(v("persistence", "enabled", default=False))
+    existing = v("persistence", "existingClaim", default="")
+    mount = v("persistence", "mountPath", default="/var/lib/env0-exporter")
+    expect(("PersistentVolumeClaim" in kinds) == (on and not existing), p,
+           "PersistentVolumeClaim rendered iff persistence.enabled without existingClaim")
+    state_file = env.get("ENV0_EXPORTER_STATE_FILE", {}).get("value")
+    expect(state_file == (f"{mount}/state.json.gz" if on else None), p,
+           "ENV0_EXPORTER_STATE_FILE does not follow persistence.enabled/mountPath")
+    pod = deploy["spec"]["template"]["spec"]
+    claims = [vol["persistentVolumeClaim"]["claimName"] for vol in pod.get("volumes", [])
+              if "persistentVolumeClaim" in vol]
+    mounts = [m["mountPath"] for m in pod["containers"][0].get("volumeMounts", [])]
+    if on:
+        want = existing or (kinds["PersistentVolumeClaim"][0]["metadata"]["name"]
+                            if "PersistentVolumeClaim" in kinds else None)
+        expect(claims == [want], p, f"the Deployment mounts claims {claims}, not [{want}]")
+        expect(mount in mounts, p, f"nothing mounted at persistence.mountPath {mount}")
+        expect(deploy["spec"].get("strategy", {}).get("type") == "Recreate", p,
+               "a Deployment with a ReadWriteOnce state volume must use the Recreate strategy")
+    else:
+        expect(not claims, p, "a claim mounted without persistence.enabled")
     return p
 
 
