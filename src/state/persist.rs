@@ -135,3 +135,133 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::state::{Event, Observation};
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn run(id: &str, env: &str, status: &str, finished: Option<&str>) -> Observation {
+        Observation {
+            id: id.into(),
+            environment_id: env.into(),
+            deployment_type: Some("deploy".into()),
+            status: Some(status.into()),
+            blueprint_type: Some("opentofu".into()),
+            trigger_name: Some("user".into()),
+            created_at: Some(ts("2026-07-01T11:00:00Z")),
+            queued_at: Some(ts("2026-07-01T11:00:00Z")),
+            started_at: Some(ts("2026-07-01T11:01:00Z")),
+            finished_at: finished.map(ts),
+            updated_at: Some(ts(finished.unwrap_or("2026-07-01T11:01:00Z"))),
+            ..Observation::default()
+        }
+    }
+
+    fn finishes(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Finished { run, .. } => Some(run.deployment_id.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn store() -> Store {
+        Store::new(ts("2026-07-01T12:00:00Z"), Duration::from_secs(86_400))
+    }
+
+    #[test]
+    fn a_restored_store_counts_each_finish_once_and_takes_baselines_as_they_were() {
+        let now = ts("2026-07-01T12:00:00Z");
+        let mut before = store();
+        let mut events = Vec::new();
+        before.mark_baselined("e1");
+        // e1: one finished (history), one running; e2: not read yet (no baseline).
+        before.ingest(
+            &run("done", "e1", "FAILURE", Some("2026-07-01T11:10:00Z")),
+            now,
+            &mut events,
+        );
+        before.ingest(&run("running", "e1", "IN_PROGRESS", None), now, &mut events);
+        before.ingest(&run("seen", "e2", "IN_PROGRESS", None), now, &mut events);
+        let file = before.export();
+        assert_eq!(file.deployments.len(), 3);
+
+        let mut after = store();
+        after.restore(&file).unwrap();
+        assert_eq!(after.tracked(), 3);
+        assert!(after.is_baselined("e1") && !after.is_baselined("e2"));
+        assert_eq!(
+            after.failing_since("e1"),
+            Some(ts("2026-07-01T11:10:00Z")),
+            "the failing streak is restored"
+        );
+        let mut events = Vec::new();
+        let later = ts("2026-07-01T12:05:00Z");
+        // Seen again finished: history, not counted.
+        after.ingest(
+            &run("done", "e1", "FAILURE", Some("2026-07-01T11:10:00Z")),
+            later,
+            &mut events,
+        );
+        // Known running, now finished: counted once, and its recovery measured from the
+        // restored failure.
+        let success = run("running", "e1", "SUCCESS", Some("2026-07-01T12:02:00Z"));
+        after.ingest(&success, later, &mut events);
+        after.ingest(&success, later, &mut events);
+        // New since e1's baseline: counted. Known in e2 (unbaselined): counted as seen running.
+        after.ingest(
+            &run("new", "e1", "SUCCESS", Some("2026-07-01T12:03:00Z")),
+            later,
+            &mut events,
+        );
+        after.ingest(
+            &run("seen", "e2", "SUCCESS", Some("2026-07-01T12:04:00Z")),
+            later,
+            &mut events,
+        );
+        // First seen finished in an environment without a baseline: history.
+        after.ingest(
+            &run("old", "e2", "SUCCESS", Some("2026-07-01T11:30:00Z")),
+            later,
+            &mut events,
+        );
+        assert_eq!(finishes(&events), ["running", "new", "seen"]);
+        let recovered: Vec<Duration> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Recovered { duration, .. } => Some(*duration),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(recovered, [Duration::from_secs(52 * 60)]);
+    }
+
+    #[test]
+    fn a_bad_timestamp_restores_nothing() {
+        let mut before = store();
+        let mut events = Vec::new();
+        before.mark_baselined("e1");
+        before.ingest(
+            &run("a", "e1", "IN_PROGRESS", None),
+            ts("2026-07-01T12:00:00Z"),
+            &mut events,
+        );
+        let mut file = before.export();
+        file.deployments[0].started_at = Some(i64::MAX);
+        let mut after = store();
+        assert!(matches!(after.restore(&file), Err(Rejected::Corrupt(_))));
+        assert_eq!(after.tracked(), 0);
+        assert!(!after.is_baselined("e1"));
+    }
+}

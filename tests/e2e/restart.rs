@@ -122,12 +122,14 @@ fn sim(environments: usize) -> SimConfig {
     }
 }
 
-fn flags(path: &Path) -> Vec<String> {
+/// The exporter's flags with the state file at `path`, written at most every `interval` (and
+/// at shutdown).
+fn flags(path: &Path, interval: &str) -> Vec<String> {
     vec![
         "--state-file".into(),
         path.display().to_string(),
         "--state-file-interval".into(),
-        "0s".into(),
+        interval.into(),
         "--full-sync-interval".into(),
         "0s".into(),
         "--max-requests-per-minute".into(),
@@ -139,7 +141,9 @@ fn flags(path: &Path) -> Vec<String> {
 async fn a_restart_with_the_state_file_reads_only_what_changed_and_counts_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.json.gz");
-    let owned = flags(&path);
+    // Written after the first poll, then not before an hour has passed: what the restart
+    // resumes from is what the stopped process wrote at shutdown.
+    let owned = flags(&path, "1h");
     let extra: Vec<&str> = owned.iter().map(String::as_str).collect();
     let mut h = Harness::start(sim(150), &extra).await;
     let backfill = environments_read(&h.sim).len();
@@ -275,7 +279,7 @@ async fn a_corrupt_or_foreign_state_file_is_ignored_and_the_exporter_backfills()
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good");
     {
-        let owned = flags(&good);
+        let owned = flags(&good, "0s");
         let extra: Vec<&str> = owned.iter().map(String::as_str).collect();
         let h = Harness::start(sim(80), &extra).await;
         h.next_poll().await;
@@ -300,7 +304,7 @@ async fn a_corrupt_or_foreign_state_file_is_ignored_and_the_exporter_backfills()
         let path = dir.path().join(what.replace(' ', "-"));
         std::fs::copy(&good, &path).unwrap();
         spoil(&path);
-        let owned = flags(&path);
+        let owned = flags(&path, "0s");
         let extra: Vec<&str> = owned.iter().map(String::as_str).collect();
         let h = Harness::start(sim(80), &extra).await;
         let read: BTreeSet<String> = environments_read(&h.sim).into_iter().collect();
@@ -321,7 +325,7 @@ async fn a_corrupt_or_foreign_state_file_is_ignored_and_the_exporter_backfills()
 
 /// A new exporter (same simulated organisation) with the file at `path` does not backfill.
 async fn h_restores(path: &Path) {
-    let owned = flags(path);
+    let owned = flags(path, "0s");
     let extra: Vec<&str> = owned.iter().map(String::as_str).collect();
     let h = Harness::start(sim(80), &extra).await;
     let read = environments_read(&h.sim).len();
