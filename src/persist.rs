@@ -19,7 +19,7 @@
 //! file.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,6 +38,8 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Largest decompressed file read (a bound on a corrupt or hostile file, far above the ~100 MB
 /// that 200,000 deployments take before compression).
 const MAX_DECOMPRESSED: u64 = 2 << 30;
+/// Longest header line read.
+const MAX_HEADER: u64 = 64 * 1024;
 
 /// Default of `--state-file-interval`: the file is written at most this often (and once more at
 /// shutdown), after a poll that read something.
@@ -508,29 +510,33 @@ struct Version {
 /// # Errors
 /// Why the file cannot be used.
 pub fn load(path: &Path) -> Result<Option<StateFile>, Rejected> {
-    let compressed = match fs::read(path) {
-        Ok(bytes) => bytes,
+    let file = match File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Rejected::Corrupt(e.to_string())),
     };
-    let mut text = Vec::new();
-    GzDecoder::new(compressed.as_slice())
-        .take(MAX_DECOMPRESSED)
-        .read_to_end(&mut text)
-        .map_err(|e| Rejected::Corrupt(format!("not gzip: {e}")))?;
+    // Decoded as it is decompressed: the text of a large file is never in memory whole.
+    let mut text = io::BufReader::with_capacity(
+        256 * 1024,
+        GzDecoder::new(io::BufReader::new(file)).take(MAX_DECOMPRESSED),
+    );
     let corrupt = |e: serde_json::Error| Rejected::Corrupt(e.to_string());
-    let Some(split) = text.iter().position(|b| *b == b'\n') else {
+    let mut header = Vec::new();
+    (&mut text)
+        .take(MAX_HEADER)
+        .read_until(b'\n', &mut header)
+        .map_err(|e| Rejected::Corrupt(format!("not gzip: {e}")))?;
+    if header.last() != Some(&b'\n') {
         return Err(Rejected::Corrupt("no header line".into()));
-    };
-    let (header, body) = text.split_at(split);
-    let version: Version = serde_json::from_slice(header).map_err(corrupt)?;
+    }
+    let version: Version = serde_json::from_slice(&header).map_err(corrupt)?;
     if version.format != FORMAT_VERSION {
         return Err(Rejected::Version {
             found: version.format,
         });
     }
-    let header: Header = serde_json::from_slice(header).map_err(corrupt)?;
-    let body: Body = serde_json::from_slice(body).map_err(corrupt)?;
+    let header: Header = serde_json::from_slice(&header).map_err(corrupt)?;
+    let body: Body = serde_json::from_reader(text).map_err(corrupt)?;
     Ok(Some(StateFile { header, body }))
 }
 
@@ -691,43 +697,66 @@ mod tests {
     }
 }
 
+/// The cost of a file of `N` (default 200,000) deployments with varied ids, environments and
+/// times: `N=200000 cargo test --release --lib persist::timing -- --ignored --nocapture`.
 #[cfg(test)]
 mod timing {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
-    #[ignore = "measurement"]
-    fn time_pieces() {
+    #[ignore = "a measurement, not a check"]
+    fn write_and_read_times() {
         let n: usize = std::env::var("N")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(6600);
-        let mut f = super::tests::file(n);
-        f.body
-            .store
-            .deployments
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, r)| r.id = format!("{i:08x}-1fac-4b5e-860f-bf2fc9de9b06"));
-        let t = std::time::Instant::now();
-        let json = serde_json::to_vec(&f.body).unwrap();
-        eprintln!("json {} bytes {:?}", json.len(), t.elapsed());
-        let t = std::time::Instant::now();
-        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-        gz.write_all(&json).unwrap();
-        let z = gz.finish().unwrap();
-        eprintln!("gzip {} bytes {:?}", z.len(), t.elapsed());
+            .unwrap_or(200_000);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut uuid = || {
+            let (a, b) = (rng.u128(..), rng.u32(..));
+            format!(
+                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                b,
+                a & 0xffff,
+                (a >> 16) & 0xfff,
+                (a >> 28) & 0xfff,
+                a >> 64 & 0xffff_ffff_ffff
+            )
+        };
+        let environments: Vec<String> = (0..n / 20).map(|_| uuid()).collect();
+        let mut f = super::tests::file(0);
+        let start = 1_782_907_200_000_i64;
+        f.body.store.deployments = (0..n)
+            .map(|i| {
+                let created = start + i64::try_from(i).unwrap() * 431;
+                PersistedRecord {
+                    id: uuid(),
+                    environment: environments[i % environments.len()].clone(),
+                    deployment_type: ["deploy", "prPlan", "driftDetection", "destroy"][i % 4]
+                        .into(),
+                    status: ["SUCCESS", "FAILURE", "IN_PROGRESS"][i % 3].into(),
+                    iac_tool: ["terraform", "opentofu"][i % 2].into(),
+                    trigger: ["user", "schedule", "git"][i % 3].into(),
+                    project: None,
+                    created_at: created,
+                    queued_at: Some(created + 1_000),
+                    started_at: Some(created + 5_123),
+                    finish_time: (i % 3 != 2).then_some(created + 300_456),
+                    waiting_since: None,
+                }
+            })
+            .collect();
         let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json.gz");
         let t = std::time::Instant::now();
-        save(&dir.path().join("s"), &f).unwrap();
-        eprintln!("save {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let back = load(&dir.path().join("s")).unwrap().unwrap();
+        let bytes = save(&path, &f).unwrap();
         eprintln!(
-            "load {:?} {}",
-            t.elapsed(),
-            back.body.store.deployments.len()
+            "{n} deployments: written in {:?}, {bytes} bytes",
+            t.elapsed()
         );
+        let t = std::time::Instant::now();
+        let back = load(&path).unwrap().unwrap();
+        eprintln!("read back in {:?}", t.elapsed());
+        assert_eq!(back.body.store.deployments.len(), n);
     }
 }
