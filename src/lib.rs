@@ -14,6 +14,7 @@ pub mod filter;
 pub mod http;
 pub mod labels;
 pub mod metrics;
+pub mod persist;
 pub mod poller;
 pub mod ratelimit;
 pub mod secret;

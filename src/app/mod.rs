@@ -32,6 +32,10 @@ pub use run::main;
 /// How long shutdown waits for open HTTP connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
+/// How long shutdown waits for the poller to write the state file once more (`--state-file`);
+/// within Kubernetes' default 30 s between SIGTERM and SIGKILL, with the HTTP grace after it.
+pub const STATE_FILE_GRACE: Duration = Duration::from_secs(20);
+
 /// An exporter, built but not yet running.
 #[derive(Debug)]
 pub struct Exporter {
@@ -66,6 +70,7 @@ pub fn build(
         &MetricsConfig {
             duration_buckets: config.duration_buckets.clone(),
             shard: config.shard,
+            state_file: config.state_file.is_some(),
         },
         snapshot.clone(),
         budget.clone(),
@@ -102,6 +107,9 @@ pub fn build(
         snapshot.clone(),
         metrics.clone(),
     );
+    if let Some(state_file) = &config.state_file {
+        poller.set_state_file(state_file.clone());
+    }
     let webhook = config.webhook.as_ref().map(|w| {
         let (intake, receiver) =
             Intake::new(w.secret.clone(), snapshot.clone(), metrics.clone(), clock);
@@ -131,15 +139,25 @@ pub struct Running {
     /// Where `/webhooks/env0` is served when it has a listener of its own.
     pub webhook_addr: Option<SocketAddr>,
     poller: JoinHandle<()>,
+    stop_poller: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
     stop: oneshot::Sender<()>,
     webhook_server: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
 }
 
 impl Running {
-    /// Stops polling at once (mid-poll too) and the HTTP server within [`SHUTDOWN_GRACE`].
-    pub async fn shutdown(self) {
-        self.poller.abort();
+    /// Stops polling at once (mid-poll too), writes the state file once more (with
+    /// `--state-file`, within [`STATE_FILE_GRACE`]), and stops the HTTP server within
+    /// [`SHUTDOWN_GRACE`].
+    pub async fn shutdown(mut self) {
+        let _ = self.stop_poller.send(());
+        if tokio::time::timeout(STATE_FILE_GRACE, &mut self.poller)
+            .await
+            .is_err()
+        {
+            warn!("the state file was still being written after the grace period; stopping");
+            self.poller.abort();
+        }
         let _ = self.stop.send(());
         if let Some((stop, server)) = self.webhook_server {
             let _ = stop.send(());
@@ -205,12 +223,16 @@ pub fn start_with(
     let server = tokio::spawn(crate::http::serve(listener, router, options, async move {
         let _ = stopped.await;
     }));
-    let poller = tokio::spawn(exporter.poller.run());
+    let (stop_poller, poller_stopped) = oneshot::channel::<()>();
+    let poller = tokio::spawn(exporter.poller.run_until(async move {
+        let _ = poller_stopped.await;
+    }));
     Running {
         addr,
         snapshot: exporter.snapshot,
         webhook_addr,
         poller,
+        stop_poller,
         server,
         stop,
         webhook_server,

@@ -83,6 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (config, credentials) = against_env0(&cli)?;
             let mut exporter = super::build(&config, &credentials, clock)?;
             let ok = exporter.poller.poll(None).await;
+            exporter.poller.save_state().await;
             let text = exporter.metrics.encode(false)?;
             let mut out = std::io::stdout().lock();
             match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

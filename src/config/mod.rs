@@ -17,6 +17,7 @@ use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, ProjectFilter, STATUSES}
 use crate::http::{DEFAULT_MAX_CONNECTIONS, WebConfigWatcher};
 use crate::metrics::DEFAULT_DURATION_BUCKETS;
 use crate::shard::Shard;
+use crate::persist::StateFileConfig;
 use crate::state::{DEFAULT_MAX_SERIES_PER_METRIC, Views};
 
 pub use crate::secret::{Secret, SecretSource};
@@ -314,6 +315,17 @@ pub struct ExporterArgs {
         help_heading = "Filters"
     )]
     pub allow_unknown_filter_values: bool,
+    /// File where the exporter keeps what it read, so that a restart resumes from it instead of re-reading the lookback window (e.g. on a mounted volume) [default: none]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_STATE_FILE",
+        global = true,
+        help_heading = "Polling"
+    )]
+    pub state_file: Option<PathBuf>,
+    /// Least time between two writes of --state-file after polls that read something (0 = after every such poll); it is also written at shutdown
+    #[arg(long, env = "ENV0_EXPORTER_STATE_FILE_INTERVAL", default_value = "60s", value_parser = parse_duration, global = true, help_heading = "Polling")]
+    pub state_file_interval: Duration,
     /// `POST /webhooks/env0`: off unless a secret is set.
     #[command(flatten)]
     pub webhook: WebhookArgs,
@@ -397,6 +409,8 @@ pub struct Config {
     pub views: Views,
     /// env0 webhooks; `None` = off.
     pub webhook: Option<WebhookConfig>,
+    /// The state file; `None` = off.
+    pub state_file: Option<StateFileConfig>,
 }
 
 impl ExporterArgs {
@@ -491,7 +505,38 @@ impl ExporterArgs {
                 max_series_per_metric: self.max_series_per_metric as usize,
             },
             webhook: self.webhook.validate()?,
+            state_file: self.state_file()?,
         })
+    }
+
+    /// `--state-file`: its directory must exist (the file itself is created by the first write).
+    fn state_file(&self) -> Result<Option<StateFileConfig>, ConfigError> {
+        let Some(path) = &self.state_file else {
+            return Ok(None);
+        };
+        if path.as_os_str().is_empty() {
+            return Ok(None);
+        }
+        if path.file_name().is_none() || path.is_dir() {
+            return Err(invalid(
+                "--state-file",
+                format!("{} is not a file path", path.display()),
+            ));
+        }
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(invalid(
+                "--state-file",
+                format!("directory {} does not exist", dir.display()),
+            ));
+        }
+        Ok(Some(StateFileConfig {
+            path: path.clone(),
+            interval: self.state_file_interval,
+        }))
     }
 
     /// Trims, drops empties and duplicates, and checks values against env0's documented list.

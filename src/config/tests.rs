@@ -300,3 +300,36 @@ fn sim_shares_outside_zero_to_one_are_refused() {
     }
     assert!(parse(&["simulate", "--sim-scale", "huge"]).is_err());
 }
+
+#[test]
+fn the_state_file_needs_an_existing_directory_and_is_off_by_default() {
+    let off = parse(&["--api-key", "k", "--api-secret", "s"]).unwrap();
+    assert_eq!(off.exporter.validate(true).unwrap().state_file, None);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state.json.gz");
+    let file = file.to_str().unwrap();
+    let on = parse(&["--state-file", file, "--state-file-interval", "5m"]).unwrap();
+    let config = on.exporter.validate(false).unwrap().state_file.unwrap();
+    assert_eq!(config.path, std::path::PathBuf::from(file));
+    assert_eq!(config.interval, Duration::from_secs(300));
+    let default = parse(&["--state-file", file]).unwrap();
+    assert_eq!(
+        default
+            .exporter
+            .validate(false)
+            .unwrap()
+            .state_file
+            .unwrap()
+            .interval,
+        crate::persist::DEFAULT_INTERVAL
+    );
+    let missing = dir.path().join("no-such-dir").join("state");
+    for path in [missing.to_str().unwrap(), dir.path().to_str().unwrap()] {
+        let err = parse(&["--state-file", path])
+            .unwrap()
+            .exporter
+            .validate(false)
+            .unwrap_err();
+        assert_eq!(err.flag, "--state-file", "{path}: {err}");
+    }
+}

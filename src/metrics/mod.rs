@@ -12,6 +12,7 @@ mod labels;
 mod series;
 mod signals;
 mod skipped;
+mod state_file;
 mod webhook;
 
 use std::collections::HashSet;
@@ -78,6 +79,8 @@ pub struct MetricsConfig {
     pub duration_buckets: Vec<f64>,
     /// This exporter's shard, shown by `env0_exporter_shard_info` and `env0_exporter_shards`.
     pub shard: crate::shard::Shard,
+    /// Whether the state file's metrics are registered (`--state-file` set).
+    pub state_file: bool,
 }
 
 impl Default for MetricsConfig {
@@ -85,6 +88,7 @@ impl Default for MetricsConfig {
         Self {
             duration_buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
             shard: crate::shard::Shard::default(),
+            state_file: false,
         }
     }
 }
@@ -115,6 +119,7 @@ pub struct Metrics {
     skipped_records: Family<skipped::SkipLabels, Counter>,
     /// HTTP attempts made to env0 since start (the backfill's progress reports its cost).
     requests_made: std::sync::atomic::AtomicU64,
+    state_file: Option<state_file::StateFileMetrics>,
 }
 
 impl Metrics {
@@ -176,6 +181,9 @@ impl Metrics {
         );
         let webhook_events = webhook::register(&mut registry);
         let skipped_records = skipped::register(&mut registry);
+        let state_file = config
+            .state_file
+            .then(|| state_file::StateFileMetrics::register(&mut registry));
         registry.register(
             "env0_exporter_build",
             "Build information of env0-exporter",
@@ -223,6 +231,7 @@ impl Metrics {
             webhook_events,
             skipped_records,
             requests_made: std::sync::atomic::AtomicU64::new(0),
+            state_file,
         }
     }
 

@@ -6,6 +6,7 @@ mod listing;
 mod reads;
 mod sanity;
 pub mod schedule;
+mod state_file;
 mod unstarted;
 mod webhooks;
 
@@ -122,6 +123,8 @@ pub struct Poller {
     full_sync_warned: Option<Duration>,
     /// The start-up backfill under way, across polls.
     backfill: Option<reads::BackfillProgress>,
+    /// The state file, with `--state-file`.
+    state_file: Option<state_file::StateFileState>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -198,21 +201,39 @@ impl Poller {
             full_sync_in_force: None,
             full_sync_warned: None,
             backfill: None,
+            state_file: None,
         }
     }
 
     /// Polls every `poll_interval` forever (the caller aborts the task to stop it); with
     /// webhooks, takes their observations in between polls.
-    pub async fn run(mut self) {
+    pub async fn run(self) {
+        self.run_until(std::future::pending()).await;
+    }
+
+    /// Like [`run`](Self::run), until `stop` completes: then the poll or wait under way is
+    /// dropped and, with a state file, the state is written once more.
+    pub async fn run_until(mut self, stop: impl Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
         loop {
-            let started = self.clock.now();
-            let deadline = clock::add(started, self.config.poll_interval);
-            if !self.poll(Some(deadline)).await {
-                info!("serving the last good data until a poll succeeds");
+            tokio::select! {
+                () = &mut stop => break,
+                () = self.cycle() => {}
             }
-            let wait = clock::elapsed(self.clock.now(), deadline);
-            self.wait_for_next_poll(wait).await;
         }
+        self.save_state().await;
+    }
+
+    /// One poll, the state file if due, and the wait for the next poll.
+    async fn cycle(&mut self) {
+        let started = self.clock.now();
+        let deadline = clock::add(started, self.config.poll_interval);
+        if !self.poll(Some(deadline)).await {
+            info!("serving the last good data until a poll succeeds");
+        }
+        self.save_state_if_due();
+        let wait = clock::elapsed(self.clock.now(), deadline);
+        self.wait_for_next_poll(wait).await;
     }
 
     /// One poll; requests that would have to wait past `deadline` for the budget are left for
@@ -227,6 +248,7 @@ impl Poller {
         self.health.last_poll_duration = Some(clock::elapsed(started, finished));
         let ok = match &result {
             Ok(report) => {
+                self.note_poll_for_state_file(report);
                 self.health.up = true;
                 self.health.last_success = Some(finished);
                 info!(
@@ -332,6 +354,7 @@ impl Poller {
     async fn poll_inner(&mut self) -> Result<PollReport, PollError> {
         let mut report = PollReport::default();
         let org = self.organization().await?;
+        self.restore_state(&org).await;
         let Some(environments) = self.list_environments(&org).await? else {
             return Ok(report);
         };

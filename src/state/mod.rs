@@ -8,6 +8,7 @@
 
 mod aggregate;
 mod compact;
+mod persist;
 mod signals;
 mod snapshot;
 mod views;

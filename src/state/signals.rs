@@ -299,6 +299,36 @@ impl Recoveries {
         self.by_environment.retain(|id, _| listed.contains(&**id));
     }
 
+    /// Every deploy end kept: (environment, id, env0's finish time, success), for the state file.
+    pub(super) fn ends(
+        &self,
+    ) -> impl Iterator<Item = (&Arc<str>, &DeploymentId, Timestamp, bool)> {
+        self.by_environment.iter().flat_map(|(env, timeline)| {
+            timeline.iter().map(move |((at, id), outcome)| {
+                (env, id, *at, matches!(outcome, Outcome::Success { .. }))
+            })
+        })
+    }
+
+    /// Puts back a deploy end from the state file (its recovery, if any, was observed then).
+    pub(super) fn restore_end(
+        &mut self,
+        environment: Arc<str>,
+        id: &str,
+        at: Timestamp,
+        success: bool,
+    ) {
+        let outcome = if success {
+            Outcome::Success { pending: None }
+        } else {
+            Outcome::Failure
+        };
+        self.by_environment
+            .entry(environment)
+            .or_default()
+            .insert((at, DeploymentId::new(id)), outcome);
+    }
+
     /// When the failing streak of `environment` started (`None`: not failing, or not known).
     pub(super) fn failing_since(&self, environment: &str) -> Option<Timestamp> {
         let timeline = self.by_environment.get(environment)?;

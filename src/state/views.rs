@@ -52,6 +52,16 @@ impl ProjectLabels {
         }
     }
 
+    /// Projects admitted to a value of their own, for the state file.
+    pub(crate) fn admitted(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.admitted.iter()
+    }
+
+    /// Admits `project` again from the state file.
+    pub(crate) fn readmit(&mut self, project: Arc<str>) {
+        self.admitted.insert(project);
+    }
+
     /// The project's display value: its name (cut to [`MAX_NAME_CHARS`]), else its id, else
     /// `unknown`.
     pub(crate) fn name(&self, project_id: Option<&str>) -> Arc<str> {

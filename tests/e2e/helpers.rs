@@ -149,6 +149,8 @@ pub(crate) struct Harness {
     pub started: Timestamp,
     pub poll_interval: Duration,
     pub lookback: Duration,
+    /// The simulator's API URL, for an exporter started later (a restart).
+    pub endpoint: String,
     http: reqwest::Client,
     sim_stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -227,6 +229,7 @@ impl Harness {
             exporter: Some(running),
             poll_interval: config.poll_interval,
             lookback: config.lookback,
+            endpoint: endpoint.clone(),
             http: reqwest::Client::new(),
             sim_stop: Some(sim_stop),
         };

@@ -269,10 +269,18 @@ async fn docs_metrics_md_has_a_row_for_every_metric_and_a_metric_for_every_row()
     let doc_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md");
     let documented = documented_metrics(&std::fs::read_to_string(&doc_path).unwrap());
     let plain = exported_metrics(&once_output().await.0);
+    // The opt-in views, and the state file's metrics (registered only with --state-file).
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = dir.path().join("state");
     let views = exported_metrics(
-        &once_output_with(&["--project-label", "--environment-metrics"])
-            .await
-            .0,
+        &once_output_with(&[
+            "--project-label",
+            "--environment-metrics",
+            "--state-file",
+            state_file.to_str().unwrap(),
+        ])
+        .await
+        .0,
     );
     let mut differences = doc_differences(&documented, &plain, false);
     differences.extend(doc_differences(&documented, &views, true));

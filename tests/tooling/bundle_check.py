@@ -513,7 +513,8 @@ def panel_names(dash: dict) -> list[str]:
 
 # ----------------------------------------------------------------------------- helm
 
-CORE_KINDS = {"Deployment", "StatefulSet", "Service", "Secret", "ServiceAccount", "ConfigMap", "Ingress"}
+CORE_KINDS = {"Deployment", "StatefulSet", "Service", "Secret", "ServiceAccount", "ConfigMap", "Ingress",
+              "PersistentVolumeClaim"}
 
 
 def render_chart(helm, values: dict | None) -> list[dict]:
@@ -621,6 +622,7 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
 
     p += check_rendered_shards(values, deploy, c, env, shards)
     p += check_rendered_views(values, env)
+    p += check_rendered_persistence(values, kinds, deploy, env, shards)
     svc = kinds["Service"][0]
     expect(svc["spec"]["ports"][0]["targetPort"] == "http", p, "service does not target port http")
     p += check_rendered_webhook(values, kinds, c, env, svc)
@@ -692,7 +694,7 @@ def check_rendered_shards(values: dict, workload: dict, c: dict, env: dict, shar
         expect(len(claims) == 1 and claims[0]["metadata"]["name"] == "state", p, "no state volumeClaimTemplate")
         if claims:
             cs = claims[0]["spec"]
-            expect(cs["resources"]["requests"]["storage"] == _dig(values, ("persistence", "size"), "1Gi"), p,
+            expect(cs["resources"]["requests"]["storage"] == _dig(values, ("persistence", "size"), "256Mi"), p,
                    "state volume size is not persistence.size")
             sc = _dig(values, ("persistence", "storageClass"), "")
             expect(cs.get("storageClassName", "") == sc, p, "state volume class is not persistence.storageClass")
@@ -700,6 +702,36 @@ def check_rendered_shards(values: dict, workload: dict, c: dict, env: dict, shar
         expect("state" in mounts and not mounts["state"].get("readOnly"), p, "state volume not mounted writable")
     else:
         expect(not claims, p, "volumeClaimTemplates without persistence.enabled")
+
+
+def check_rendered_persistence(values: dict, kinds: dict, deploy: dict, env: dict, shards: int) -> list[str]:
+    """persistence.*: a PVC (unless existingClaim) mounted at mountPath, --state-file in it, Recreate.
+    With shards > 1 the volumes come from volumeClaimTemplates (check_rendered_shards): no PVC."""
+    p: list[str] = []
+    v = lambda *keys, default=None: _dig(values, keys, default)  # noqa: E731
+    on = bool(v("persistence", "enabled", default=False))
+    existing = v("persistence", "existingClaim", default="")
+    mount = v("persistence", "mountPath", default="/var/lib/env0-exporter")
+    expect(("PersistentVolumeClaim" in kinds) == (on and not existing and shards <= 1), p,
+           "PersistentVolumeClaim rendered iff persistence.enabled without existingClaim, one pod")
+    state_file = env.get("ENV0_EXPORTER_STATE_FILE", {}).get("value")
+    expect(state_file == (f"{mount}/state.json.gz" if on else None), p,
+           "ENV0_EXPORTER_STATE_FILE does not follow persistence.enabled/mountPath")
+    if shards > 1:
+        return p
+    pod = deploy["spec"]["template"]["spec"]
+    claims = [vol["persistentVolumeClaim"]["claimName"] for vol in pod.get("volumes", [])
+              if "persistentVolumeClaim" in vol]
+    mounts = [m["mountPath"] for m in pod["containers"][0].get("volumeMounts", [])]
+    if on:
+        want = existing or (kinds["PersistentVolumeClaim"][0]["metadata"]["name"]
+                            if "PersistentVolumeClaim" in kinds else None)
+        expect(claims == [want], p, f"the Deployment mounts claims {claims}, not [{want}]")
+        expect(mount in mounts, p, f"nothing mounted at persistence.mountPath {mount}")
+        expect(deploy["spec"].get("strategy", {}).get("type") == "Recreate", p,
+               "a Deployment with a ReadWriteOnce state volume must use the Recreate strategy")
+    else:
+        expect(not claims, p, "a claim mounted without persistence.enabled")
     return p
 
 
