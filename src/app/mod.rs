@@ -65,6 +65,8 @@ pub fn build(
     let metrics = Arc::new(Metrics::new(
         &MetricsConfig {
             duration_buckets: config.duration_buckets.clone(),
+            duration_labels: config.duration_labels,
+            queue_labels: config.queue_labels,
         },
         snapshot.clone(),
         budget.clone(),

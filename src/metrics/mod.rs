@@ -38,6 +38,7 @@ const QUEUE: &str = "env0_deployment_queue_duration_seconds";
 
 pub use collector::StateCollector;
 pub use exposition::Body;
+pub use labels::HistogramLabels;
 pub use signals::{APPROVAL_BUCKETS, RECOVERY_BUCKETS};
 pub use webhook::{EventFamily, Outcome as WebhookOutcome};
 
@@ -72,12 +73,18 @@ impl MetricConstructor<Histogram> for Buckets {
 pub struct MetricsConfig {
     /// Bucket bounds (seconds) of `env0_deployment_duration_seconds`.
     pub duration_buckets: Vec<f64>,
+    /// Labels of `env0_deployment_duration_seconds`; `None`: type, status, tool (and project).
+    pub duration_labels: Option<HistogramLabels>,
+    /// Labels of `env0_deployment_queue_duration_seconds`; `None`: type, tool (and project).
+    pub queue_labels: Option<HistogramLabels>,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             duration_buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
+            duration_labels: None,
+            queue_labels: None,
         }
     }
 }
@@ -93,6 +100,8 @@ pub struct Metrics {
     api_requests: Family<ApiLabels, Counter>,
     api_duration: Family<EndpointLabels, Histogram, Buckets>,
     poll_errors: Family<ReasonLabels, Counter>,
+    /// The labels `duration` and `queue` carry: their defaults or the operator's choice.
+    shapes: (Shape, Shape),
     series: Arc<SeriesCounts>,
     /// Changes to the registered families since start, for the cached body's key.
     changes: exposition::Changes,
@@ -187,6 +196,10 @@ impl Metrics {
             api_requests,
             api_duration,
             poll_errors,
+            shapes: (
+                Shape::chosen(Shape::DURATION, config.duration_labels),
+                Shape::chosen(Shape::QUEUE, config.queue_labels),
+            ),
             series,
             changes: exposition::Changes::default(),
             cache: exposition::Cache::default(),
@@ -209,11 +222,9 @@ impl Metrics {
                     .get_or_create(&self.labels(FINISHED, labels, Shape::ALL))
                     .inc();
                 if let Some(d) = duration {
-                    let histogram = self.duration.get_or_create(&self.labels(
-                        DURATION,
-                        labels,
-                        Shape::DURATION,
-                    ));
+                    let histogram =
+                        self.duration
+                            .get_or_create(&self.labels(DURATION, labels, self.shapes.0));
                     exemplar::observe(&histogram, d.as_secs_f64(), run);
                 }
             }
@@ -222,9 +233,9 @@ impl Metrics {
                 queue_wait,
                 run,
             } => {
-                let histogram = self
-                    .queue
-                    .get_or_create(&self.labels(QUEUE, labels, Shape::QUEUE));
+                let histogram =
+                    self.queue
+                        .get_or_create(&self.labels(QUEUE, labels, self.shapes.1));
                 exemplar::observe(&histogram, queue_wait.as_secs_f64(), run);
             }
             Event::ResourceChanges { .. }
@@ -245,11 +256,11 @@ impl Metrics {
                 .get_or_create(&self.labels(FINISHED, labels, Shape::ALL));
             let _ = self
                 .duration
-                .get_or_create(&self.labels(DURATION, labels, Shape::DURATION));
+                .get_or_create(&self.labels(DURATION, labels, self.shapes.0));
         }
         let _ = self
             .queue
-            .get_or_create(&self.labels(QUEUE, labels, Shape::QUEUE));
+            .get_or_create(&self.labels(QUEUE, labels, self.shapes.1));
         self.signals.ensure_series(labels);
     }
 

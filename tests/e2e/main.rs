@@ -9,6 +9,7 @@ mod filters;
 mod helpers;
 mod secrets;
 mod security;
+mod series;
 mod signals;
 mod views;
 mod webhooks;
