@@ -200,7 +200,7 @@ pub struct ExporterArgs {
         default_value = DEFAULT_DURATION_BUCKETS_TEXT,
         global = true, help_heading = "Metrics")]
     pub duration_buckets: Vec<f64>,
-    /// Labels of `env0_deployment_duration_seconds`, comma-separated, from deployment_type, status, iac_tool, trigger, project (with --project-label); runs differing only in a label left out are summed into one series [default: deployment_type,status,iac_tool, and project with --project-label]
+    /// Labels of `env0_deployment_duration_seconds`, comma-separated, from `deployment_type`, `status`, `iac_tool`, `trigger`, `project` (with --project-label); runs differing only in a label left out are summed into one series [default: `deployment_type,status,iac_tool`, and `project` with --project-label]
     #[arg(
         long,
         env = "ENV0_EXPORTER_DURATION_HISTOGRAM_LABELS",
@@ -209,7 +209,7 @@ pub struct ExporterArgs {
         help_heading = "Metrics"
     )]
     pub duration_histogram_labels: Option<Vec<String>>,
-    /// Labels of `env0_deployment_queue_duration_seconds`, comma-separated, from deployment_type, iac_tool, trigger, project (with --project-label); runs differing only in a label left out are summed into one series [default: deployment_type,iac_tool, and project with --project-label]
+    /// Labels of `env0_deployment_queue_duration_seconds`, comma-separated, from `deployment_type`, `iac_tool`, `trigger`, `project` (with --project-label); runs differing only in a label left out are summed into one series [default: `deployment_type,iac_tool`, and `project` with --project-label]
     #[arg(
         long,
         env = "ENV0_EXPORTER_QUEUE_HISTOGRAM_LABELS",
