@@ -24,10 +24,12 @@
 #                      backfill of 10,000 environments about 10 minutes instead of about 21
 #   --polls N          steady polls per simulated-time scenario (default 10)
 #   --skip-real        only the simulated-time part
+#   --skip-simulated   only the real processes
 #   --soak DURATION    after the measures, keep both processes running DURATION (e.g. 2h, 30m)
 #                      and sample the exporter's RSS every minute
 # Env: WRK_DIR (default .cache/tools/wrk): where wrk is unpacked from Debian's package if missing;
-#      SCALE_CONNECTIONS (50), SCALE_WRK_DURATION (30s).
+#      SCALE_CONNECTIONS (50), SCALE_WRK_DURATION (30s); SCALE_NO_BUILD=1 uses the release
+#      binaries already in target/release instead of building them.
 #
 # wrk comes from Debian without root: `apt-get download wrk libluajit-5.1-2 libluajit-5.1-common`,
 # `dpkg -x` each into $WRK_DIR, run with LD_LIBRARY_PATH=$WRK_DIR/usr/lib/x86_64-linux-gnu (wrk's
@@ -40,7 +42,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
 
-environments=10000 projects=500 interval=72m budget=500 real_budget="" polls=10 skip_real=0 soak=""
+environments=10000 projects=500 interval=72m budget=500 real_budget="" polls=10 skip_real=0 skip_simulated=0 soak=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --environments) environments="$2"; shift 2 ;;
@@ -49,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --real-budget) real_budget="$2"; shift 2 ;;
     --polls) polls="$2"; shift 2 ;;
     --skip-real) skip_real=1; shift ;;
+    --skip-simulated) skip_simulated=1; shift ;;
     --soak) soak="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "scale: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -97,14 +100,17 @@ machine() {
     "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
-log "cargo build --release --locked --example scale --bin env0-exporter"
-cargo build --release --locked --example scale --bin env0-exporter >&2
+if [[ "${SCALE_NO_BUILD:-0}" != 1 ]]; then
+  log "cargo build --release --locked --example scale --bin env0-exporter"
+  cargo build --release --locked --example scale --bin env0-exporter >&2
+fi
 bin="${repo}/target/release/env0-exporter"
 
 echo "## Scale: ${environments} environments, ${projects} projects, a run every ${interval} per environment"
 echo
 echo "Machine: $(machine)"
 echo
+if [[ "${skip_simulated}" != 1 ]]; then
 echo "### 1. Simulated time (budget ${budget}/min, 60 s polls)"
 echo
 log "part 1: target/release/examples/scale --environments ${environments} --projects ${projects} --budget ${budget} --polls ${polls}"
@@ -112,6 +118,7 @@ preset_flags=()
 for f in "${SIM_PRESET[@]}"; do preset_flags+=("--sim-flag=${f}"); done
 "${repo}/target/release/examples/scale" --environments "${environments}" --projects "${projects}" \
   --mean-interval "${interval}" --budget "${budget}" --polls "${polls}" "${preset_flags[@]}"
+fi
 [[ "${skip_real}" == 1 ]] && exit 0
 
 install_wrk
