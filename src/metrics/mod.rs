@@ -291,14 +291,28 @@ impl Metrics {
     /// # Errors
     /// Only if formatting into a string fails, which it does not in practice.
     pub fn body(&self, openmetrics: bool) -> Result<Arc<Body>, std::fmt::Error> {
+        self.cache
+            .get_or_encode(usize::from(openmetrics), self.key(), || {
+                self.encode(openmetrics)
+            })
+    }
+
+    /// The body [`body`](Self::body) would give without encoding, if there is one: the current
+    /// body, or the previous one while another scrape encodes the current one. A scrape that
+    /// gets `None` encodes, off the async workers.
+    #[must_use]
+    pub fn ready_body(&self, openmetrics: bool) -> Option<Arc<Body>> {
+        self.cache.ready(usize::from(openmetrics), self.key())
+    }
+
+    /// What the scrape body depends on, now.
+    fn key(&self) -> exposition::Key {
         let (snapshot, budget, clock) = &self.sources;
-        let key = exposition::Key {
+        exposition::Key {
             snapshot: snapshot.version(),
             changes: self.changes.get(),
             budget: budget.remaining(clock.now()),
-        };
-        self.cache
-            .get_or_encode(usize::from(openmetrics), key, || self.encode(openmetrics))
+        }
     }
 
     /// Renders every metric; `OpenMetrics` text when `openmetrics`, else Prometheus text 0.0.4.
