@@ -71,6 +71,8 @@ pub fn build(
             duration_buckets: config.duration_buckets.clone(),
             shard: config.shard,
             state_file: config.state_file.is_some(),
+            duration_labels: config.duration_labels,
+            queue_labels: config.queue_labels,
         },
         snapshot.clone(),
         budget.clone(),

@@ -15,9 +15,9 @@ use url::Url;
 
 use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, ProjectFilter, STATUSES};
 use crate::http::{DEFAULT_MAX_CONNECTIONS, WebConfigWatcher};
-use crate::metrics::DEFAULT_DURATION_BUCKETS;
-use crate::shard::Shard;
+use crate::metrics::{DEFAULT_DURATION_BUCKETS, HistogramLabels};
 use crate::persist::StateFileConfig;
+use crate::shard::Shard;
 use crate::state::{DEFAULT_MAX_SERIES_PER_METRIC, Views};
 
 pub use crate::secret::{Secret, SecretSource};
@@ -243,6 +243,24 @@ pub struct ExporterArgs {
         default_value = DEFAULT_DURATION_BUCKETS_TEXT,
         global = true, help_heading = "Metrics")]
     pub duration_buckets: Vec<f64>,
+    /// Labels of `env0_deployment_duration_seconds`, comma-separated, from `deployment_type`, `status`, `iac_tool`, `trigger`, `project` (with --project-label); runs differing only in a label left out are summed into one series [default: `deployment_type,status,iac_tool`, and `project` with --project-label]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_DURATION_HISTOGRAM_LABELS",
+        value_delimiter = ',',
+        global = true,
+        help_heading = "Metrics"
+    )]
+    pub duration_histogram_labels: Option<Vec<String>>,
+    /// Labels of `env0_deployment_queue_duration_seconds`, comma-separated, from `deployment_type`, `iac_tool`, `trigger`, `project` (with --project-label); runs differing only in a label left out are summed into one series [default: `deployment_type,iac_tool`, and `project` with --project-label]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_QUEUE_HISTOGRAM_LABELS",
+        value_delimiter = ',',
+        global = true,
+        help_heading = "Metrics"
+    )]
+    pub queue_histogram_labels: Option<Vec<String>>,
     /// Watch only these deployment types, comma-separated (e.g. deploy,destroy) [default: all]
     #[arg(
         long,
@@ -401,6 +419,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Duration histogram buckets.
     pub duration_buckets: Vec<f64>,
+    /// Labels of the duration histogram; `None` = the default ones.
+    pub duration_labels: Option<HistogramLabels>,
+    /// Labels of the queue histogram; `None` = the default ones.
+    pub queue_labels: Option<HistogramLabels>,
     /// Which deployments are watched.
     pub filter: DeploymentFilter,
     /// Which projects are watched.
@@ -455,6 +477,17 @@ impl ExporterArgs {
             }
             b.clone()
         };
+        let duration_labels = self.histogram_labels(
+            "--duration-histogram-labels",
+            self.duration_histogram_labels.as_deref(),
+            &[],
+        )?;
+        // The queue wait is observed when a run starts, before it has an outcome.
+        let queue_labels = self.histogram_labels(
+            "--queue-histogram-labels",
+            self.queue_histogram_labels.as_deref(),
+            &["status"],
+        )?;
         let filter = DeploymentFilter {
             deployment_types: self.filter_values(
                 "--deployment-types",
@@ -493,6 +526,8 @@ impl ExporterArgs {
             shard: self.shard.unwrap_or_default(),
             log_format: self.log_format,
             duration_buckets,
+            duration_labels,
+            queue_labels,
             filter,
             // Project names are free text: white space inside a pattern is kept.
             projects: ProjectFilter {
@@ -537,6 +572,45 @@ impl ExporterArgs {
             path: path.clone(),
             interval: self.state_file_interval,
         }))
+    }
+
+    /// The labels a histogram flag names, `None` when it is not set; `refused` are labels the
+    /// family cannot carry, and `project` needs `--project-label`.
+    fn histogram_labels(
+        &self,
+        flag: &'static str,
+        names: Option<&[String]>,
+        refused: &[&str],
+    ) -> Result<Option<HistogramLabels>, ConfigError> {
+        let Some(names) = names else {
+            return Ok(None);
+        };
+        let allowed: Vec<&str> = HistogramLabels::NAMES
+            .into_iter()
+            .filter(|n| !refused.contains(n))
+            .collect();
+        if let Some(name) = names.iter().map(|n| n.trim()).find(|n| refused.contains(n)) {
+            return Err(invalid(
+                flag,
+                format!(
+                    "'{name}' is not a label this family can carry: use {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        let labels = HistogramLabels::parse(names).map_err(|name| {
+            invalid(
+                flag,
+                format!("'{name}' is not one of {}", allowed.join(", ")),
+            )
+        })?;
+        if labels.has_project() && !self.project_label {
+            return Err(invalid(
+                flag,
+                "'project' needs --project-label, which gives deployments that label",
+            ));
+        }
+        Ok(Some(labels))
     }
 
     /// Trims, drops empties and duplicates, and checks values against env0's documented list.

@@ -169,6 +169,48 @@ fn the_duration_buckets_help_shows_are_the_default_buckets() {
 }
 
 #[test]
+fn histogram_labels_default_to_none_and_refuse_what_the_family_cannot_carry() {
+    let c = parse(&[]).unwrap().exporter.validate(false).unwrap();
+    assert_eq!((c.duration_labels, c.queue_labels), (None, None));
+    let c = parse(&["--duration-histogram-labels", "iac_tool,status"])
+        .unwrap()
+        .exporter
+        .validate(false)
+        .unwrap();
+    assert_eq!(
+        c.duration_labels,
+        Some(HistogramLabels::parse(&["status", "iac_tool"]).unwrap())
+    );
+    for (args, flag, says) in [
+        (
+            ["--duration-histogram-labels", "iac_tool,environment"],
+            "--duration-histogram-labels",
+            "'environment'",
+        ),
+        (
+            ["--duration-histogram-labels", "project"],
+            "--duration-histogram-labels",
+            "--project-label",
+        ),
+        (
+            ["--queue-histogram-labels", "status"],
+            "--queue-histogram-labels",
+            "'status'",
+        ),
+    ] {
+        let e = parse(&args).unwrap().exporter.validate(false).unwrap_err();
+        assert_eq!(e.flag, flag, "{args:?}");
+        assert!(e.message.contains(says), "{args:?}: {}", e.message);
+    }
+    let c = parse(&["--project-label", "--queue-histogram-labels", "project"])
+        .unwrap()
+        .exporter
+        .validate(false)
+        .unwrap();
+    assert!(c.queue_labels.unwrap().has_project());
+}
+
+#[test]
 fn duration_buckets_must_increase() {
     let cli = parse(&["--duration-buckets", "60,30"]).unwrap();
     assert_eq!(

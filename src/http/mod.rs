@@ -88,7 +88,15 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 async fn scrape(State(metrics): State<Arc<Metrics>>, headers: HeaderMap) -> Response {
     let openmetrics = wants_openmetrics(&headers);
-    let Ok(body) = metrics.body(openmetrics) else {
+    // Encoding a large organisation's body takes tens of milliseconds: off the async workers,
+    // so the scrapes served from the cached body meanwhile are not held up behind it.
+    let body = match metrics.ready_body(openmetrics) {
+        Some(body) => Ok(body),
+        None => tokio::task::spawn_blocking(move || metrics.body(openmetrics))
+            .await
+            .unwrap_or(Err(std::fmt::Error)),
+    };
+    let Ok(body) = body else {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             "failed to encode metrics\n",

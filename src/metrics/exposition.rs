@@ -7,7 +7,7 @@
 //! time passes. The cache is keyed on all three; any difference encodes afresh.
 
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -53,23 +53,62 @@ type Slots = [Option<(Key, Arc<Body>)>; 2];
 
 /// The last bodies encoded, per format.
 #[derive(Debug, Default)]
-pub(crate) struct Cache(Mutex<Slots>);
+pub(crate) struct Cache {
+    slots: Mutex<Slots>,
+    /// Per format: a scrape is encoding a new body now.
+    encoding: [AtomicBool; 2],
+}
+
+/// Clears a format's "encoding" flag when the encoding ends, however it ends.
+struct Encoding<'a>(&'a AtomicBool);
+
+impl Drop for Encoding<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
 
 impl Cache {
+    /// The body [`get_or_encode`](Self::get_or_encode) would give without encoding, if any: the
+    /// body of `key`, or the previous one while another scrape encodes.
+    pub(crate) fn ready(&self, format: usize, key: Key) -> Option<Arc<Body>> {
+        match &self.lock()[format] {
+            Some((cached, body))
+                if *cached == key || self.encoding[format].load(Ordering::Acquire) =>
+            {
+                Some(body.clone())
+            }
+            _ => None,
+        }
+    }
+
     /// The body of `format` (0 text, 1 `OpenMetrics`) for `key`, encoding it with `encode` when
-    /// the cached one is of another key. Concurrent scrapes of a stale body may both encode;
-    /// the lock is not held while encoding, so a slow encoding never queues scrapes behind it.
+    /// the cached one is of another key.
+    ///
+    /// One scrape encodes at a time per format: while it does, concurrent scrapes get the
+    /// previous body (older by at most that encoding) instead of each encoding the same body
+    /// again. Under 50 concurrent scrapers of a 10,000-environment organisation, where every
+    /// request a poll makes changes the key, encoding in every scrape took the CPU from serving.
+    /// The lock is not held while encoding, so a slow encoding never queues scrapes behind it.
     pub(crate) fn get_or_encode(
         &self,
         format: usize,
         key: Key,
         encode: impl FnOnce() -> Result<String, std::fmt::Error>,
     ) -> Result<Arc<Body>, std::fmt::Error> {
-        if let Some((cached, body)) = &self.lock()[format]
-            && *cached == key
+        let stale = match &self.lock()[format] {
+            Some((cached, body)) if *cached == key => return Ok(body.clone()),
+            Some((_, body)) => Some(body.clone()),
+            None => None,
+        };
+        let flag = &self.encoding[format];
+        if let Some(stale) = stale
+            && flag.swap(true, Ordering::AcqRel)
         {
-            return Ok(body.clone());
+            return Ok(stale);
         }
+        flag.store(true, Ordering::Release);
+        let _encoding = Encoding(flag);
         let text = encode()?;
         let body = Arc::new(Body {
             gzip: gzip(text.as_bytes()),
@@ -80,7 +119,7 @@ impl Cache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -137,6 +176,41 @@ mod tests {
         // The other format has its own slot.
         let om = cache.get_or_encode(1, key(2, 2, 9), encode("om")).unwrap();
         assert_eq!(om.plain, "om");
+    }
+
+    #[test]
+    fn while_one_scrape_encodes_the_others_get_the_previous_body_instead_of_encoding() {
+        let cache = Cache::default();
+        let old = cache
+            .get_or_encode(0, key(1, 1, 1), || Ok("old".to_owned()))
+            .unwrap();
+        assert_eq!(old.plain, "old");
+        let inner = cache
+            .get_or_encode(0, key(2, 2, 2), || {
+                // A concurrent scrape, while this one encodes: served the previous body.
+                let concurrent = cache
+                    .get_or_encode(0, key(2, 2, 2), || panic!("encoded twice"))
+                    .unwrap();
+                assert_eq!(concurrent.plain, "old");
+                Ok("new".to_owned())
+            })
+            .unwrap();
+        assert_eq!(inner.plain, "new");
+        // The encoding ended: the next scrape of a newer key encodes again.
+        let next = cache
+            .get_or_encode(0, key(3, 3, 3), || Ok("next".to_owned()))
+            .unwrap();
+        assert_eq!(next.plain, "next");
+        // A failed encoding does not leave the flag set.
+        assert!(
+            cache
+                .get_or_encode(0, key(4, 4, 4), || Err(std::fmt::Error))
+                .is_err()
+        );
+        let after = cache
+            .get_or_encode(0, key(4, 4, 4), || Ok("after".to_owned()))
+            .unwrap();
+        assert_eq!(after.plain, "after");
     }
 
     #[test]

@@ -14,42 +14,109 @@ use prometheus_client::encoding::{
 use crate::client::{Endpoint, Outcome, Reason};
 use crate::state::DeploymentLabels;
 
-/// Which of a deployment's labels a family carries: all of them, less those named in `omit`.
+/// The deployment labels a family can carry, in exposition order: bit `i` of a [`Shape`] or of
+/// a [`HistogramLabels`] stands for `LABEL_NAMES[i]`.
+const LABEL_NAMES: [&str; 5] = [
+    "deployment_type",
+    "status",
+    "iac_tool",
+    "trigger",
+    "project",
+];
+
+const DEPLOYMENT_TYPE: u8 = 1;
+const STATUS: u8 = 1 << 1;
+const TRIGGER: u8 = 1 << 3;
+const PROJECT: u8 = 1 << 4;
+const EVERY_LABEL: u8 = (1 << LABEL_NAMES.len()) - 1;
+
+/// Which of a deployment's labels a family carries: all of them, less those in `omit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shape {
-    omit: &'static [&'static str],
+    /// Bits of [`LABEL_NAMES`].
+    omit: u8,
 }
 
 impl Shape {
     /// Every label: `env0_deployments` and `env0_deployments_finished_total`.
-    pub(crate) const ALL: Self = Self { omit: &[] };
-    /// `env0_deployment_duration_seconds`: not by `trigger`, which would multiply the bucket
-    /// series by the number of triggers for little insight into run time.
-    pub(crate) const DURATION: Self = Self { omit: &["trigger"] };
-    /// `env0_deployment_queue_duration_seconds`: observed when a run starts, before it has an
-    /// outcome, so not by `status`; and not by `trigger`, like the duration.
+    pub(crate) const ALL: Self = Self { omit: 0 };
+    /// `env0_deployment_duration_seconds` by default: not by `trigger`, which would multiply
+    /// the bucket series by the number of triggers for little insight into run time.
+    pub(crate) const DURATION: Self = Self { omit: TRIGGER };
+    /// `env0_deployment_queue_duration_seconds` by default: observed when a run starts, before
+    /// it has an outcome, so not by `status`; and not by `trigger`, like the duration.
     pub(crate) const QUEUE: Self = Self {
-        omit: &["status", "trigger"],
+        omit: STATUS | TRIGGER,
     };
     /// `env0_deployment_resource_changes_total`: what a plan does depends on the type and the
     /// tool; not by `status` (a plan's numbers are the same whatever the apply did), nor `trigger`.
     pub(crate) const RESOURCES: Self = Self {
-        omit: &["status", "trigger"],
+        omit: STATUS | TRIGGER,
     };
     /// `env0_deployment_approval_wait_seconds`: observed when the wait ends, before the run
     /// has an outcome, so not by `status`; nor by `trigger`.
     pub(crate) const APPROVAL: Self = Self {
-        omit: &["status", "trigger"],
+        omit: STATUS | TRIGGER,
     };
     /// `env0_drift_detections_total` and `env0_environment_recovery_duration_seconds`: one
     /// deployment type each, and the result (or success) is the point, so by tool only.
     pub(crate) const TOOL: Self = Self {
-        omit: &["deployment_type", "status", "trigger"],
+        omit: DEPLOYMENT_TYPE | STATUS | TRIGGER,
     };
+
+    /// `default`, or only the labels the operator chose when `chosen` is set.
+    pub(crate) fn chosen(default: Self, chosen: Option<HistogramLabels>) -> Self {
+        chosen.map_or(default, |c| Self {
+            omit: EVERY_LABEL & !c.keep,
+        })
+    }
 
     /// Whether the family carries the label `name`.
     fn carries(self, name: &str) -> bool {
-        !self.omit.contains(&name)
+        LABEL_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .is_none_or(|i| self.omit & (1 << i) == 0)
+    }
+}
+
+/// The deployment labels an operator keeps on a run histogram
+/// (`--duration-histogram-labels`, `--queue-histogram-labels`): runs that differ only in a
+/// label left out share a series, so each bucket, `_count` and `_sum` is the sum over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistogramLabels {
+    /// Bits of [`LABEL_NAMES`].
+    keep: u8,
+}
+
+impl HistogramLabels {
+    /// The label names the flags take.
+    pub const NAMES: [&'static str; 5] = LABEL_NAMES;
+
+    /// The labels named in `names` (empty: none, a single series per bucket).
+    ///
+    /// # Errors
+    /// The first name that is not one of [`NAMES`](Self::NAMES).
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
+        let mut keep = 0;
+        for name in names
+            .iter()
+            .map(|n| n.as_ref().trim())
+            .filter(|n| !n.is_empty())
+        {
+            let i = LABEL_NAMES
+                .iter()
+                .position(|n| *n == name)
+                .ok_or_else(|| name.to_owned())?;
+            keep |= 1 << i;
+        }
+        Ok(Self { keep })
+    }
+
+    /// Whether `project` is among the labels kept.
+    #[must_use]
+    pub fn has_project(self) -> bool {
+        self.keep & PROJECT != 0
     }
 }
 
@@ -221,9 +288,60 @@ mod tests {
             Shape::APPROVAL,
             Shape::TOOL,
         ] {
-            for omitted in shape.omit {
-                assert!(names.contains(omitted), "{omitted} is not a label");
+            for (i, name) in LABEL_NAMES.iter().enumerate() {
+                if shape.omit & (1 << i) != 0 {
+                    assert!(names.contains(name), "{name} is not a label");
+                }
             }
         }
+    }
+
+    #[test]
+    fn the_label_names_are_the_deployment_labels_in_exposition_order() {
+        let mut l = labels();
+        l.project = Some("p".into());
+        let names: Vec<&str> = l.pairs().map(|(n, _)| n).collect();
+        assert_eq!(names, LABEL_NAMES);
+    }
+
+    #[test]
+    fn a_chosen_shape_keeps_exactly_the_named_labels() {
+        let mut l = labels();
+        l.project = Some("p".into());
+        let shape = |names: &[&str]| {
+            Shape::chosen(
+                Shape::DURATION,
+                Some(HistogramLabels::parse(names).unwrap()),
+            )
+        };
+        assert_eq!(
+            names(&DeploymentLabelSet::new(&l, shape(&["iac_tool"]))),
+            ["iac_tool"]
+        );
+        assert_eq!(
+            names(&DeploymentLabelSet::new(
+                &l,
+                shape(&["trigger", " status", ""])
+            )),
+            ["status", "trigger"]
+        );
+        assert!(names(&DeploymentLabelSet::new(&l, shape(&[]))).is_empty());
+        assert_eq!(
+            names(&DeploymentLabelSet::new(
+                &l,
+                Shape::chosen(Shape::DURATION, None)
+            )),
+            ["deployment_type", "status", "iac_tool", "project"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_label_name_is_refused_by_name() {
+        assert_eq!(
+            HistogramLabels::parse(&["iac_tool", "environment"]),
+            Err("environment".to_owned())
+        );
+        assert!(HistogramLabels::parse(&["project"]).unwrap().has_project());
+        assert!(!HistogramLabels::parse(&["status"]).unwrap().has_project());
     }
 }

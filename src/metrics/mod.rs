@@ -43,6 +43,7 @@ const QUEUE: &str = "env0_deployment_queue_duration_seconds";
 
 pub use collector::StateCollector;
 pub use exposition::Body;
+pub use labels::HistogramLabels;
 pub use signals::{APPROVAL_BUCKETS, RECOVERY_BUCKETS};
 pub use webhook::{EventFamily, Outcome as WebhookOutcome};
 
@@ -81,6 +82,10 @@ pub struct MetricsConfig {
     pub shard: crate::shard::Shard,
     /// Whether the state file's metrics are registered (`--state-file` set).
     pub state_file: bool,
+    /// Labels of `env0_deployment_duration_seconds`; `None`: type, status, tool (and project).
+    pub duration_labels: Option<HistogramLabels>,
+    /// Labels of `env0_deployment_queue_duration_seconds`; `None`: type, tool (and project).
+    pub queue_labels: Option<HistogramLabels>,
 }
 
 impl Default for MetricsConfig {
@@ -89,6 +94,8 @@ impl Default for MetricsConfig {
             duration_buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
             shard: crate::shard::Shard::default(),
             state_file: false,
+            duration_labels: None,
+            queue_labels: None,
         }
     }
 }
@@ -104,6 +111,8 @@ pub struct Metrics {
     api_requests: Family<ApiLabels, Counter>,
     api_duration: Family<EndpointLabels, Histogram, Buckets>,
     poll_errors: Family<ReasonLabels, Counter>,
+    /// The labels `duration` and `queue` carry: their defaults or the operator's choice.
+    shapes: (Shape, Shape),
     series: Arc<SeriesCounts>,
     /// Deployment label sets whose series [`Self::ensure_series`] has created: the poller
     /// passes every label set at every publish, and a set seen before costs one look-up
@@ -223,6 +232,10 @@ impl Metrics {
             api_requests,
             api_duration,
             poll_errors,
+            shapes: (
+                Shape::chosen(Shape::DURATION, config.duration_labels),
+                Shape::chosen(Shape::QUEUE, config.queue_labels),
+            ),
             series,
             ensured: Mutex::default(),
             changes: exposition::Changes::default(),
@@ -248,11 +261,9 @@ impl Metrics {
                     .get_or_create(&self.labels(FINISHED, labels, Shape::ALL))
                     .inc();
                 if let Some(d) = duration {
-                    let histogram = self.duration.get_or_create(&self.labels(
-                        DURATION,
-                        labels,
-                        Shape::DURATION,
-                    ));
+                    let histogram =
+                        self.duration
+                            .get_or_create(&self.labels(DURATION, labels, self.shapes.0));
                     exemplar::observe(&histogram, d.as_secs_f64(), run);
                 }
             }
@@ -261,9 +272,9 @@ impl Metrics {
                 queue_wait,
                 run,
             } => {
-                let histogram = self
-                    .queue
-                    .get_or_create(&self.labels(QUEUE, labels, Shape::QUEUE));
+                let histogram =
+                    self.queue
+                        .get_or_create(&self.labels(QUEUE, labels, self.shapes.1));
                 exemplar::observe(&histogram, queue_wait.as_secs_f64(), run);
             }
             Event::ResourceChanges { .. }
@@ -291,11 +302,11 @@ impl Metrics {
                 .get_or_create(&self.labels(FINISHED, labels, Shape::ALL));
             let _ = self
                 .duration
-                .get_or_create(&self.labels(DURATION, labels, Shape::DURATION));
+                .get_or_create(&self.labels(DURATION, labels, self.shapes.0));
         }
         let _ = self
             .queue
-            .get_or_create(&self.labels(QUEUE, labels, Shape::QUEUE));
+            .get_or_create(&self.labels(QUEUE, labels, self.shapes.1));
         self.signals.ensure_series(labels);
     }
 
@@ -326,14 +337,28 @@ impl Metrics {
     /// # Errors
     /// Only if formatting into a string fails, which it does not in practice.
     pub fn body(&self, openmetrics: bool) -> Result<Arc<Body>, std::fmt::Error> {
+        self.cache
+            .get_or_encode(usize::from(openmetrics), self.key(), || {
+                self.encode(openmetrics)
+            })
+    }
+
+    /// The body [`body`](Self::body) would give without encoding, if there is one: the current
+    /// body, or the previous one while another scrape encodes the current one. A scrape that
+    /// gets `None` encodes, off the async workers.
+    #[must_use]
+    pub fn ready_body(&self, openmetrics: bool) -> Option<Arc<Body>> {
+        self.cache.ready(usize::from(openmetrics), self.key())
+    }
+
+    /// What the scrape body depends on, now.
+    fn key(&self) -> exposition::Key {
         let (snapshot, budget, clock) = &self.sources;
-        let key = exposition::Key {
+        exposition::Key {
             snapshot: snapshot.version(),
             changes: self.changes.get(),
             budget: budget.remaining(clock.now()),
-        };
-        self.cache
-            .get_or_encode(usize::from(openmetrics), key, || self.encode(openmetrics))
+        }
     }
 
     /// HTTP attempts made to env0 since start, whatever they answered.

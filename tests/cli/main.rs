@@ -139,6 +139,17 @@ fn a_wrong_flag_exits_with_code_2_and_names_the_flag() {
             ],
             "--duration-buckets",
         ),
+        (
+            vec![
+                "--api-key",
+                "k",
+                "--api-secret",
+                "s",
+                "--duration-histogram-labels",
+                "iac_tool,environment",
+            ],
+            "--duration-histogram-labels",
+        ),
     ] {
         let o = run(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

@@ -12,6 +12,7 @@ mod restart;
 mod secrets;
 mod security;
 mod shards;
+mod series;
 mod signals;
 mod views;
 mod webhooks;

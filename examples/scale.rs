@@ -1,0 +1,336 @@
+//! The scale scenario in simulated time: a large organisation (10,000 environments by default)
+//! served by the simulator over loopback HTTP, the exporter polling it on a manual clock 60 s
+//! apart, so the request budget, not the machine, sets the pace.
+//!
+//! Prints Markdown table rows (`| scenario | measure | value | bound | ratio |`) for
+//! `scripts/scale.sh`, which runs it and the real-process part:
+//! - the backfill: requests it needed, the time the budget makes the minimum
+//!   (requests / budget per minute) and the simulated time it took (polls × 60 s);
+//! - steady polls with the organisation changing: mean requests per poll against the floor
+//!   `ceil(E/100) + 2 + environments whose latest run changed` (counted here from the
+//!   simulator's own state between polls, not from the exporter), with the periodic full
+//!   re-read on (the default) and off;
+//! - every 60 s window of the simulator's request log within the budget, and no 429;
+//! - series per family (the ten largest), with the default labels and with
+//!   `--duration-histogram-labels` cut.
+//!
+//! Run: `cargo run --release --example scale -- --environments 10000 --budget 500`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use env0_exporter::app;
+use env0_exporter::clock::{self, Clock, ManualClock, SharedClock};
+use env0_exporter::config::{Cli, Command};
+use env0_exporter::simulator::{RequestRecord, Simulator};
+use jiff::Timestamp;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Simulated environments
+    #[arg(long, default_value_t = 10_000)]
+    environments: u32,
+    /// Simulated projects
+    #[arg(long, default_value_t = 500)]
+    projects: u32,
+    /// Mean time between two runs of one environment
+    #[arg(long, default_value = "72m")]
+    mean_interval: String,
+    /// The exporter's request budget per minute
+    #[arg(long, default_value_t = 500)]
+    budget: u32,
+    /// Steady 60 s polls to measure per scenario
+    #[arg(long, default_value_t = 10)]
+    polls: usize,
+    /// The labels `--duration-histogram-labels` keeps in the cut scenario
+    #[arg(long, default_value = "deployment_type,iac_tool")]
+    cut: String,
+    /// One more flag for `simulate` (repeat it; e.g. `--sim-flag=--sim-seed --sim-flag=7`)
+    #[arg(long = "sim-flag", allow_hyphen_values = true)]
+    sim_flags: Vec<String>,
+}
+
+/// A simulator and an exporter on a manual clock.
+struct Scenario {
+    clock: Arc<ManualClock>,
+    sim: Simulator,
+    exporter: app::Exporter,
+    environments: usize,
+}
+
+const POLL: Duration = Duration::from_secs(60);
+/// A poll's deadline: just before the next one is due.
+const POLL_DEADLINE: Duration = Duration::from_millis(59_999);
+
+impl Scenario {
+    async fn start(args: &Args, exporter_flags: &[&str]) -> Self {
+        let environments = args.environments.to_string();
+        let projects = args.projects.to_string();
+        let mut sim_flags = vec![
+            "env0-exporter",
+            "simulate",
+            "--sim-environments",
+            &environments,
+            "--sim-projects",
+            &projects,
+            "--sim-mean-deployment-interval",
+            &args.mean_interval,
+        ];
+        sim_flags.extend(args.sim_flags.iter().map(String::as_str));
+        let Some(Command::Simulate(sim_args)) = Cli::try_parse_from(sim_flags)
+            .unwrap_or_else(|e| e.exit())
+            .command
+        else {
+            unreachable!("simulate parses as simulate");
+        };
+        let mut sim_config = app::sim_config(&sim_args);
+        sim_config.record_requests = true;
+
+        let start = "2026-07-01T12:00:00Z".parse().expect("timestamp");
+        let clock = Arc::new(ManualClock::new(start));
+        let shared: SharedClock = clock.clone();
+        let sim = Simulator::new(sim_config, shared.clone());
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let (stop, _task) = app::spawn_simulator(sim.clone(), listener);
+        std::mem::forget(stop); // keep the simulator serving until the process ends
+        let endpoint = format!("http://{addr}/");
+        let mut flags = vec!["env0-exporter", "--api-endpoint", &endpoint];
+        flags.extend_from_slice(exporter_flags);
+        let config = Cli::try_parse_from(flags)
+            .unwrap_or_else(|e| e.exit())
+            .exporter
+            .validate(false)
+            .expect("valid flags");
+        let credentials = app::sim_credentials(&sim);
+        let exporter = app::build(&config, &credentials, shared).expect("exporter");
+        let environments = sim.environments().len();
+        Self {
+            clock,
+            sim,
+            exporter,
+            environments,
+        }
+    }
+
+    /// One poll at the clock's now, ending before the next one is due.
+    async fn poll(&mut self) {
+        let deadline = clock::add(self.clock.now(), POLL_DEADLINE);
+        self.exporter.poller.poll(Some(deadline)).await;
+    }
+
+    /// Polls every 60 s until nothing is pending: (polls, requests, wall time).
+    async fn backfill(&mut self) -> (usize, usize, Duration) {
+        let wall = Instant::now();
+        let mut polls = 0;
+        loop {
+            polls += 1;
+            self.poll().await;
+            if self.exporter.snapshot.load().health.backfill_pending == 0 {
+                break;
+            }
+            self.clock.advance(POLL);
+        }
+        (polls, self.sim.requests().len(), wall.elapsed())
+    }
+
+    /// Each environment's latest run and that run's status, as the simulator holds them now.
+    fn latest(&self) -> HashMap<String, (Option<String>, Option<String>)> {
+        let status: HashMap<String, String> = self
+            .sim
+            .deployments()
+            .into_iter()
+            .map(|d| (d.id, d.status))
+            .collect();
+        self.sim
+            .environments()
+            .into_iter()
+            .filter(|e| !e.is_archived)
+            .map(|e| {
+                let s = e
+                    .latest_deployment_log_id
+                    .as_ref()
+                    .and_then(|id| status.get(id).cloned());
+                (e.id, (e.latest_deployment_log_id, s))
+            })
+            .collect()
+    }
+
+    /// `polls` steady polls: (requests, floor) of each.
+    async fn steady(&mut self, polls: usize) -> Vec<(usize, usize)> {
+        let mut before = self.latest();
+        let mut out = Vec::new();
+        for _ in 0..polls {
+            self.clock.advance(POLL);
+            let now = self.latest();
+            let changed = now
+                .iter()
+                .filter(|(id, latest)| before.get(*id) != Some(latest))
+                .count();
+            let sent = self.sim.requests().len();
+            self.poll().await;
+            let requests = self.sim.requests().len() - sent;
+            out.push((requests, self.environments.div_ceil(100) + 2 + changed));
+            before = now;
+        }
+        out
+    }
+
+    /// Series per family of the Prometheus text rendering, largest first.
+    fn series(&self) -> Vec<(String, usize)> {
+        let text = self.exporter.metrics.encode(false).expect("encode");
+        let mut families: BTreeMap<String, usize> = BTreeMap::new();
+        let mut family = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                rest.split(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .clone_into(&mut family);
+            } else if !line.starts_with('#') && !line.is_empty() {
+                *families.entry(family.clone()).or_default() += 1;
+            }
+        }
+        let mut out: Vec<(String, usize)> = families.into_iter().collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+}
+
+/// The most requests in any window `[t, t + 60 s)` of the log, and the 429s in it.
+fn windows(log: &[RequestRecord]) -> (usize, usize) {
+    let mut times: Vec<Timestamp> = log.iter().map(|r| r.at).collect();
+    times.sort_unstable();
+    let mut most = 0;
+    let mut end = 0;
+    for (start, t) in times.iter().enumerate() {
+        let limit = clock::add(*t, POLL);
+        while end < times.len() && times[end] < limit {
+            end += 1;
+        }
+        most = most.max(end - start);
+    }
+    (most, log.iter().filter(|r| r.status == 429).count())
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn ratio(a: usize, b: usize) -> String {
+    if b == 0 {
+        return "-".into();
+    }
+    format!("{:.2}", a as f64 / b as f64)
+}
+
+fn row(scenario: &str, measure: &str, value: &str, bound: &str, ratio: &str) {
+    println!("| {scenario} | {measure} | {value} | {bound} | {ratio} |");
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn steady_rows(name: &str, costs: &[(usize, usize)], budget: u32) {
+    let n = costs.len().max(1) as f64;
+    let requests: usize = costs.iter().map(|c| c.0).sum();
+    let floor: usize = costs.iter().map(|c| c.1).sum();
+    let max = costs.iter().map(|c| c.0).max().unwrap_or(0);
+    row(
+        name,
+        &format!(
+            "steady 60 s polls ({}): mean requests per poll",
+            costs.len()
+        ),
+        &format!("{:.1} (max {max})", requests as f64 / n),
+        &format!(
+            "floor {:.1} = ceil(E/100) + 2 + changed latest runs; budget {budget}",
+            floor as f64 / n
+        ),
+        &ratio(requests, floor),
+    );
+}
+
+fn window_rows(name: &str, sim: &Simulator, budget: u32) {
+    let (most, throttled) = windows(&sim.requests());
+    row(
+        name,
+        "most requests in any 60 s window / 429s",
+        &format!("{most} / {throttled}"),
+        &format!("≤ {budget} / 0"),
+        if most <= budget as usize && throttled == 0 {
+            "ok"
+        } else {
+            "OVER"
+        },
+    );
+}
+
+#[tokio::main]
+#[allow(clippy::cast_precision_loss)]
+async fn main() {
+    let args = Args::parse();
+    let budget = args.budget.to_string();
+    let base = ["--max-requests-per-minute", budget.as_str()];
+    println!("| scenario (simulated time) | measure | value | bound | ratio |");
+    println!("|---|---|---|---|---|");
+
+    // Default flags: backfill, steady polls with the periodic full re-read, series.
+    let mut s = Scenario::start(&args, &base).await;
+    let (polls, requests, wall) = s.backfill().await;
+    let deployments = s.exporter.poller.store().tracked();
+    row(
+        "default",
+        &format!(
+            "backfill of {} environments ({deployments} deployments tracked)",
+            s.environments
+        ),
+        &format!(
+            "{requests} requests in {polls} polls = {polls} min simulated ({:.0} s wall)",
+            wall.as_secs_f64()
+        ),
+        &format!(
+            "{:.1} min = requests / {budget} per min",
+            requests as f64 / f64::from(args.budget)
+        ),
+        &ratio(polls * usize::try_from(args.budget).unwrap_or(1), requests),
+    );
+    let costs = s.steady(args.polls).await;
+    steady_rows("default (full re-read every 10m)", &costs, args.budget);
+    window_rows("default", &s.sim, args.budget);
+    let default_series = s.series();
+    drop(s);
+
+    // Without the periodic full re-read: what the listing and the changes alone cost.
+    let mut flags = base.to_vec();
+    flags.extend(["--full-sync-interval", "0s"]);
+    let mut s = Scenario::start(&args, &flags).await;
+    s.backfill().await;
+    let costs = s.steady(args.polls).await;
+    steady_rows("full re-read off", &costs, args.budget);
+    window_rows("full re-read off", &s.sim, args.budget);
+    drop(s);
+
+    // The duration histogram cut to fewer labels.
+    let mut flags = base.to_vec();
+    flags.extend(["--duration-histogram-labels", args.cut.as_str()]);
+    let mut s = Scenario::start(&args, &flags).await;
+    s.backfill().await;
+    s.steady(1).await;
+    let cut_series: BTreeMap<String, usize> = s.series().into_iter().collect();
+    drop(s);
+
+    println!();
+    println!(
+        "| family (series after backfill + steady polls) | default labels | --duration-histogram-labels {} |",
+        args.cut
+    );
+    println!("|---|---|---|");
+    for (family, n) in default_series.iter().take(10) {
+        let cut = cut_series.get(family).copied().unwrap_or(0);
+        println!("| {family} | {n} | {cut} |");
+    }
+    let total: usize = default_series.iter().map(|f| f.1).sum();
+    let cut_total: usize = cut_series.values().sum();
+    println!("| all families | {total} | {cut_total} |");
+}
