@@ -35,9 +35,9 @@
 # `dpkg -x` each into $WRK_DIR, run with LD_LIBRARY_PATH=$WRK_DIR/usr/lib/x86_64-linux-gnu (wrk's
 # other dependencies, libc6 and libssl3, are the system's).
 #
-# TODO(sim preset): once `--sim-scale large` (10,000 environments, 500 projects, 72 m, long
-# approval waits and stuck non-latest runs) is on main, set SIM_PRESET=(--sim-scale large) below
-# and run part 1 twice, with and without stuck runs (through --sim-flag, see examples/scale.rs).
+# The organisation is the simulator's `--sim-scale large` preset (long approval waits, plans stuck
+# beside later runs) with the size flags above; part 1 runs twice: with those long-unfinished
+# runs, and without them (--sim-stuck-share 0 --sim-long-approval-share 0).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
@@ -61,7 +61,7 @@ real_budget="${real_budget:-${budget}}"
 connections="${SCALE_CONNECTIONS:-50}"
 wrk_duration="${SCALE_WRK_DURATION:-30s}"
 wrk_dir="${WRK_DIR:-${repo}/.cache/tools/wrk}"
-SIM_PRESET=()
+SIM_PRESET=(--sim-scale large)
 sim_flags=(--sim-environments "${environments}" --sim-projects "${projects}"
   --sim-mean-deployment-interval "${interval}" "${SIM_PRESET[@]}")
 
@@ -113,11 +113,20 @@ echo
 if [[ "${skip_simulated}" != 1 ]]; then
 echo "### 1. Simulated time (budget ${budget}/min, 60 s polls)"
 echo
-log "part 1: target/release/examples/scale --environments ${environments} --projects ${projects} --budget ${budget} --polls ${polls}"
 preset_flags=()
 for f in "${SIM_PRESET[@]}"; do preset_flags+=("--sim-flag=${f}"); done
-"${repo}/target/release/examples/scale" --environments "${environments}" --projects "${projects}" \
-  --mean-interval "${interval}" --budget "${budget}" --polls "${polls}" "${preset_flags[@]}"
+for variant in "with long-unfinished runs" "without long-unfinished runs"; do
+  extra=()
+  if [[ "${variant}" == without* ]]; then
+    extra=(--sim-flag=--sim-stuck-share --sim-flag=0 --sim-flag=--sim-long-approval-share --sim-flag=0)
+  fi
+  echo "#### ${variant}"
+  echo
+  log "part 1 (${variant}): target/release/examples/scale --environments ${environments} --projects ${projects} --budget ${budget} --polls ${polls} ${preset_flags[*]} ${extra[*]}"
+  "${repo}/target/release/examples/scale" --environments "${environments}" --projects "${projects}" \
+    --mean-interval "${interval}" --budget "${budget}" --polls "${polls}" "${preset_flags[@]}" "${extra[@]}"
+  echo
+done
 fi
 [[ "${skip_real}" == 1 ]] && exit 0
 

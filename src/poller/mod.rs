@@ -90,6 +90,8 @@ impl PollError {
 
 /// Polls env0 and keeps the state.
 pub struct Poller {
+    /// What the last successful poll did.
+    last_report: Option<PollReport>,
     client: Arc<Client>,
     clock: SharedClock,
     config: PollerConfig,
@@ -202,6 +204,7 @@ impl Poller {
             full_sync_warned: None,
             backfill: None,
             state_file: None,
+            last_report: None,
         }
     }
 
@@ -236,6 +239,12 @@ impl Poller {
         self.wait_for_next_poll(wait).await;
     }
 
+    /// What the last successful poll did (reads by kind, deferred reads), for measurements.
+    #[must_use]
+    pub fn last_report(&self) -> Option<&PollReport> {
+        self.last_report.as_ref()
+    }
+
     /// One poll; requests that would have to wait past `deadline` for the budget are left for
     /// the next poll. Returns whether it completed without error.
     pub async fn poll(&mut self, deadline: Option<Timestamp>) -> bool {
@@ -261,6 +270,7 @@ impl Poller {
                     took_ms = u64::try_from(clock::elapsed(started, finished).as_millis()).unwrap_or(u64::MAX),
                     "poll finished"
                 );
+                self.last_report = Some(report.clone());
                 true
             }
             Err(e) => {

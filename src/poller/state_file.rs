@@ -59,7 +59,9 @@ impl Poller {
                 project_label: c.views.project_label,
                 max_series_per_metric: c.views.max_series_per_metric,
             },
-            shard: None,
+            // A file of another shard holds other environments: refused like another
+            // organisation's.
+            shard: (!c.shard.is_whole()).then(|| c.shard.to_string()),
             lookback: c.lookback,
         };
         self.state_file = Some(StateFileState {
