@@ -121,18 +121,22 @@ fn main() {
         mib(delta),
         delta * 1024 / u64::try_from(tracked.max(1)).expect("small"),
     );
-    println!("snapshot rebuild: {:.1} ms", snapshot_time.as_secs_f64() * 1e3);
+    println!(
+        "snapshot rebuild: {:.1} ms",
+        snapshot_time.as_secs_f64() * 1e3
+    );
     drop(snapshot);
 
     // Churn: the window's rate of new runs, each minute; unfinished runs finish ten minutes
     // after they were seen unfinished; the clock moves a minute a step and evicts.
     let per_minute = args.deployments / (24 * 60);
     let mut now = start;
-    let mut pending: Vec<(Timestamp, Observation)> = unfinished
-        .drain(..)
-        .map(|o| (start, o))
-        .collect();
-    println!("churn: {per_minute} new deployments a minute for {} minutes", args.minutes);
+    let mut pending: Vec<(Timestamp, Observation)> =
+        unfinished.drain(..).map(|o| (start, o)).collect();
+    println!(
+        "churn: {per_minute} new deployments a minute for {} minutes",
+        args.minutes
+    );
     for minute in 1..=args.minutes {
         now = Timestamp::from_millisecond(now.as_millisecond() + MINUTE_MS).expect("in range");
         for _ in 0..per_minute {
@@ -141,8 +145,8 @@ fn main() {
             ingest_page(&mut store, &body, env, now, &mut events, &mut unfinished);
         }
         pending.extend(unfinished.drain(..).map(|o| (now, o)));
-        let due = Timestamp::from_millisecond(now.as_millisecond() - 10 * MINUTE_MS)
-            .expect("in range");
+        let due =
+            Timestamp::from_millisecond(now.as_millisecond() - 10 * MINUTE_MS).expect("in range");
         pending.retain(|(seen, obs)| {
             if *seen > due {
                 return true;

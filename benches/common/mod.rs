@@ -110,7 +110,11 @@ fn iso(ms: i64) -> String {
 
 /// One deployment log as env0 sends it (the fields the exporter reads and the larger ones it
 /// skips), created at `created_ms` in `environment`.
-pub(crate) fn deployment_json(rng: &mut fastrand::Rng, environment: &str, created_ms: i64) -> String {
+pub(crate) fn deployment_json(
+    rng: &mut fastrand::Rng,
+    environment: &str,
+    created_ms: i64,
+) -> String {
     let kind = pick(rng, &TYPES);
     let status = pick(rng, &STATUSES);
     let tool = pick(rng, &TOOLS);
@@ -118,7 +122,10 @@ pub(crate) fn deployment_json(rng: &mut fastrand::Rng, environment: &str, create
     let queued = created_ms + i64::from(rng.u32(0..2_000));
     let started = queued + i64::from(rng.u32(1_000..120_000));
     let finished = started + i64::from(rng.u32(5_000..1_800_000));
-    let unfinished = matches!(status, "QUEUED" | "IN_PROGRESS" | "WAITING_FOR_USER" | "ABORTING");
+    let unfinished = matches!(
+        status,
+        "QUEUED" | "IN_PROGRESS" | "WAITING_FOR_USER" | "ABORTING"
+    );
     let not_started = matches!(status, "QUEUED" | "SKIPPED" | "NEVER_DEPLOYED");
     let ts = |ms: i64, null: bool| {
         if null {
