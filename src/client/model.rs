@@ -536,6 +536,37 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_summary_of_another_shape_is_none_and_does_not_fail_the_log() {
+        let summary = |json: &str| {
+            serde_json::from_str::<DeploymentLog>(&format!(r#"{{"id":"d","planSummary":{json}}}"#))
+                .expect("the log reads")
+                .plan_summary
+        };
+        assert_eq!(summary("null"), None);
+        assert_eq!(summary(r#""3 to add""#), None);
+        assert_eq!(summary("7"), None);
+        assert_eq!(summary(r#"{"added":1,"added":2}"#), None, "a field twice");
+        assert_eq!(
+            summary(r#"{"added":1,"other":{"deep":[1,{"x":null}]},"imported":"4"}"#),
+            Some(PlanSummary {
+                added: Some(1),
+                imported: Some(4),
+                ..PlanSummary::default()
+            })
+        );
+        assert_eq!(
+            summary("[1,2]"),
+            Some(PlanSummary {
+                added: Some(1),
+                changed: Some(2),
+                ..PlanSummary::default()
+            }),
+            "an array reads in field order"
+        );
+        assert_eq!(summary("[1,2,3,4,5]"), None);
+    }
+
+    #[test]
     fn counts_accept_integral_numbers_and_numeric_strings_only() {
         let p: PlanSummary =
             serde_json::from_str(r#"{"added":"3","changed":2.0,"destroyed":-1,"imported":1.5}"#)

@@ -188,15 +188,12 @@ impl EnvironmentIds {
             return i;
         }
         let id: Arc<str> = Arc::from(id);
-        let i = match self.free.pop() {
-            Some(i) => {
-                self.ids[i as usize] = Some(id.clone());
-                i
-            }
-            None => {
-                self.ids.push(Some(id.clone()));
-                EnvironmentIndex::try_from(self.ids.len() - 1).unwrap_or(EnvironmentIndex::MAX)
-            }
+        let i = if let Some(i) = self.free.pop() {
+            self.ids[i as usize] = Some(id.clone());
+            i
+        } else {
+            self.ids.push(Some(id.clone()));
+            EnvironmentIndex::try_from(self.ids.len() - 1).unwrap_or(EnvironmentIndex::MAX)
         };
         self.index.insert(id, i);
         i

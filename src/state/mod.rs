@@ -529,21 +529,7 @@ impl Store {
         if finished && created_at < cutoff && known.is_none() {
             return;
         }
-        let labels = DeploymentLabels {
-            deployment_type: self
-                .labeler
-                .deployment_type
-                .map(obs.deployment_type.as_deref()),
-            status: self.labeler.status.map(obs.status.as_deref()),
-            iac_tool: self.labeler.iac_tool.map(obs.blueprint_type.as_deref()),
-            trigger: self.labeler.trigger.map(obs.trigger_name.as_deref()),
-            project: self.projects.label(
-                self.environments
-                    .get(obs.environment_id.as_str())
-                    .and_then(|e| e.project_id.as_deref()),
-            ),
-        };
-        let label_set = self.label_sets.intern(labels);
+        let label_set = self.label_set(obs);
         let environment_index = self.environment_ids.intern(&obs.environment_id);
         let environment = self.environment_ids.get(environment_index).clone();
         let project = self
@@ -623,6 +609,25 @@ impl Store {
         }
         self.seen_label_sets.insert(label_set);
         self.deployments.insert(id, record);
+    }
+
+    /// The label set of a sighting (admitting its values to the labeler), interned.
+    fn label_set(&mut self, obs: &Observation) -> LabelSetId {
+        let labels = DeploymentLabels {
+            deployment_type: self
+                .labeler
+                .deployment_type
+                .map(obs.deployment_type.as_deref()),
+            status: self.labeler.status.map(obs.status.as_deref()),
+            iac_tool: self.labeler.iac_tool.map(obs.blueprint_type.as_deref()),
+            trigger: self.labeler.trigger.map(obs.trigger_name.as_deref()),
+            project: self.projects.label(
+                self.environments
+                    .get(obs.environment_id.as_str())
+                    .and_then(|e| e.project_id.as_deref()),
+            ),
+        };
+        self.label_sets.intern(labels)
     }
 
     /// Forgets one deployment (deleted in env0, or no longer matching the filters).
