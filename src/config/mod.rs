@@ -30,6 +30,9 @@ const DEFAULT_DURATION_BUCKETS_TEXT: &str = "5,15,30,60,120,300,600,900,1800,360
 /// default-port-allocations page; 19180 is on neither of its lists.
 pub const DEFAULT_PORT: u16 = 19180;
 
+/// `--unfinished-reread-max-interval` when not set (or `--poll-interval`, when longer).
+pub const DEFAULT_UNFINISHED_REREAD_MAX_INTERVAL: Duration = Duration::from_secs(600);
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogFormat {
@@ -220,9 +223,9 @@ pub struct ExporterArgs {
     /// Every environment's deployments are re-read at least this often (0 = never)
     #[arg(long, env = "ENV0_EXPORTER_FULL_SYNC_INTERVAL", default_value = "10m", value_parser = parse_duration, global = true, help_heading = "Polling")]
     pub full_sync_interval: Duration,
-    /// Longest gap between re-reads of an environment's unfinished runs other than its latest (the next poll first, then doubling): how stale their status may get, plus one poll; at least --poll-interval
-    #[arg(long, env = "ENV0_EXPORTER_UNFINISHED_REREAD_MAX_INTERVAL", default_value = "10m", value_parser = parse_duration, global = true, help_heading = "Polling")]
-    pub unfinished_reread_max_interval: Duration,
+    /// Longest gap between re-reads of an environment's unfinished runs other than its latest (the next poll first, then doubling): how stale their status may get, plus one poll; at least --poll-interval [default: 10m, or --poll-interval when longer]
+    #[arg(long, env = "ENV0_EXPORTER_UNFINISHED_REREAD_MAX_INTERVAL", value_parser = parse_duration, global = true, help_heading = "Polling")]
+    pub unfinished_reread_max_interval: Option<Duration>,
     /// The exporter's own budget of env0 API requests in any 60 s (env0 allows 1000 per IP, shared with your other env0 clients)
     #[arg(long, env = "ENV0_EXPORTER_MAX_REQUESTS_PER_MINUTE", default_value_t = crate::client::DEFAULT_MAX_REQUESTS_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..=1000), global = true, help_heading = "Polling")]
     pub max_requests_per_minute: u32,
@@ -447,15 +450,19 @@ impl ExporterArgs {
         if self.lookback < Duration::from_secs(60) {
             return Err(invalid("--lookback", "must be at least 1m"));
         }
-        if self.unfinished_reread_max_interval < self.poll_interval {
-            return Err(invalid(
-                "--unfinished-reread-max-interval",
-                format!(
-                    "must be at least --poll-interval ({})",
-                    humantime::format_duration(self.poll_interval)
-                ),
-            ));
-        }
+        let unfinished_reread_max_interval = match self.unfinished_reread_max_interval {
+            Some(max) if max >= self.poll_interval => max,
+            None => DEFAULT_UNFINISHED_REREAD_MAX_INTERVAL.max(self.poll_interval),
+            Some(_) => {
+                return Err(invalid(
+                    "--unfinished-reread-max-interval",
+                    format!(
+                        "must be at least --poll-interval ({})",
+                        humantime::format_duration(self.poll_interval)
+                    ),
+                ));
+            }
+        };
         if self.request_timeout.is_zero() {
             return Err(invalid("--request-timeout", "must be more than 0s"));
         }
@@ -520,7 +527,7 @@ impl ExporterArgs {
             lookback: self.lookback,
             full_sync_interval: (!self.full_sync_interval.is_zero())
                 .then_some(self.full_sync_interval),
-            unfinished_reread_max_interval: self.unfinished_reread_max_interval,
+            unfinished_reread_max_interval,
             max_requests_per_minute: self.max_requests_per_minute,
             request_timeout: self.request_timeout,
             shard: self.shard.unwrap_or_default(),

@@ -289,6 +289,13 @@ fn the_unfinished_reread_maximum_is_at_least_the_poll_interval() {
     assert!(err.message.contains("--poll-interval"), "{}", err.message);
     let cli = parse(&["--unfinished-reread-max-interval", "60s"]).unwrap();
     assert!(cli.exporter.validate(false).is_ok(), "equal is allowed");
+    // Unset, it follows a poll interval longer than 10 minutes.
+    let c = parse(&["--poll-interval", "1h"])
+        .unwrap()
+        .exporter
+        .validate(false)
+        .unwrap();
+    assert_eq!(c.unfinished_reread_max_interval, Duration::from_secs(3600));
 }
 
 fn sim_args(args: &[&str]) -> SimArgs {
