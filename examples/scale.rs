@@ -181,7 +181,11 @@ impl Scenario {
                 .last_report()
                 .and_then(|r| r.reads.get("full_sync").copied())
                 .unwrap_or(0);
-            out.push((requests, self.environments.div_ceil(100) + 2 + changed, full));
+            out.push((
+                requests,
+                self.environments.div_ceil(100) + 2 + changed,
+                full,
+            ));
             before = now;
         }
         out

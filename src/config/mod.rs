@@ -450,19 +450,7 @@ impl ExporterArgs {
         if self.lookback < Duration::from_secs(60) {
             return Err(invalid("--lookback", "must be at least 1m"));
         }
-        let unfinished_reread_max_interval = match self.unfinished_reread_max_interval {
-            Some(max) if max >= self.poll_interval => max,
-            None => DEFAULT_UNFINISHED_REREAD_MAX_INTERVAL.max(self.poll_interval),
-            Some(_) => {
-                return Err(invalid(
-                    "--unfinished-reread-max-interval",
-                    format!(
-                        "must be at least --poll-interval ({})",
-                        humantime::format_duration(self.poll_interval)
-                    ),
-                ));
-            }
-        };
+        let unfinished_reread_max_interval = self.unfinished_reread_max_interval()?;
         if self.request_timeout.is_zero() {
             return Err(invalid("--request-timeout", "must be more than 0s"));
         }
@@ -472,18 +460,7 @@ impl ExporterArgs {
                 "must be an http:// or https:// URL",
             ));
         }
-        let duration_buckets = if self.duration_buckets.is_empty() {
-            DEFAULT_DURATION_BUCKETS.to_vec()
-        } else {
-            let b = &self.duration_buckets;
-            if b.iter().any(|v| !v.is_finite() || *v <= 0.0) || b.windows(2).any(|w| w[0] >= w[1]) {
-                return Err(invalid(
-                    "--duration-buckets",
-                    "must be positive numbers of seconds in increasing order, e.g. 30,60,300,900,3600",
-                ));
-            }
-            b.clone()
-        };
+        let duration_buckets = self.duration_buckets()?;
         let duration_labels = self.histogram_labels(
             "--duration-histogram-labels",
             self.duration_histogram_labels.as_deref(),
@@ -549,6 +526,37 @@ impl ExporterArgs {
             webhook: self.webhook.validate()?,
             state_file: self.state_file()?,
         })
+    }
+
+    /// `--unfinished-reread-max-interval`: at least the poll interval; unset, 10 minutes or the
+    /// poll interval, whichever is longer.
+    fn unfinished_reread_max_interval(&self) -> Result<Duration, ConfigError> {
+        match self.unfinished_reread_max_interval {
+            Some(max) if max >= self.poll_interval => Ok(max),
+            None => Ok(DEFAULT_UNFINISHED_REREAD_MAX_INTERVAL.max(self.poll_interval)),
+            Some(_) => Err(invalid(
+                "--unfinished-reread-max-interval",
+                format!(
+                    "must be at least --poll-interval ({})",
+                    humantime::format_duration(self.poll_interval)
+                ),
+            )),
+        }
+    }
+
+    /// `--duration-buckets`: positive and increasing; unset, the defaults.
+    fn duration_buckets(&self) -> Result<Vec<f64>, ConfigError> {
+        if self.duration_buckets.is_empty() {
+            return Ok(DEFAULT_DURATION_BUCKETS.to_vec());
+        }
+        let b = &self.duration_buckets;
+        if b.iter().any(|v| !v.is_finite() || *v <= 0.0) || b.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(invalid(
+                "--duration-buckets",
+                "must be positive numbers of seconds in increasing order, e.g. 30,60,300,900,3600",
+            ));
+        }
+        Ok(b.clone())
     }
 
     /// `--state-file`: its directory must exist (the file itself is created by the first write).

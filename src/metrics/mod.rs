@@ -131,6 +131,32 @@ pub struct Metrics {
     state_file: Option<state_file::StateFileMetrics>,
 }
 
+/// The exporter's build and shard: series that never change while it runs.
+fn register_identity(registry: &mut Registry, shard: crate::shard::Shard) {
+    registry.register(
+        "env0_exporter_build",
+        "Build information of env0-exporter",
+        Info::new(VersionLabels {
+            version: env!("CARGO_PKG_VERSION"),
+        }),
+    );
+    registry.register(
+        "env0_exporter_shard",
+        "This exporter's shard of the env0 organisation (--shard N/M): shard N of M",
+        Info::new(ShardLabels {
+            shard: shard.index().to_string(),
+            shards: shard.count().to_string(),
+        }),
+    );
+    let shards = Gauge::<i64>::default();
+    shards.set(i64::from(shard.count()));
+    registry.register(
+        "env0_exporter_shards",
+        "Number of shards the env0 organisation is split into (M of --shard N/M; 1 unsharded)",
+        shards,
+    );
+}
+
 impl Metrics {
     /// Registers every metric; state metrics read `snapshot`, and the request `budget` at
     /// `clock`'s now, at each scrape.
@@ -193,28 +219,7 @@ impl Metrics {
         let state_file = config
             .state_file
             .then(|| state_file::StateFileMetrics::register(&mut registry));
-        registry.register(
-            "env0_exporter_build",
-            "Build information of env0-exporter",
-            Info::new(VersionLabels {
-                version: env!("CARGO_PKG_VERSION"),
-            }),
-        );
-        registry.register(
-            "env0_exporter_shard",
-            "This exporter's shard of the env0 organisation (--shard N/M): shard N of M",
-            Info::new(ShardLabels {
-                shard: config.shard.index().to_string(),
-                shards: config.shard.count().to_string(),
-            }),
-        );
-        let shards = Gauge::<i64>::default();
-        shards.set(i64::from(config.shard.count()));
-        registry.register(
-            "env0_exporter_shards",
-            "Number of shards the env0 organisation is split into (M of --shard N/M; 1 unsharded)",
-            shards,
-        );
+        register_identity(&mut registry, config.shard);
         let sources = (snapshot.clone(), budget.clone(), clock.clone());
         registry.register_collector(Box::new(StateCollector::new(
             snapshot,

@@ -300,9 +300,7 @@ impl Recoveries {
     }
 
     /// Every deploy end kept: (environment, id, env0's finish time, success), for the state file.
-    pub(super) fn ends(
-        &self,
-    ) -> impl Iterator<Item = (&Arc<str>, &DeploymentId, Timestamp, bool)> {
+    pub(super) fn ends(&self) -> impl Iterator<Item = (&Arc<str>, &DeploymentId, Timestamp, bool)> {
         self.by_environment.iter().flat_map(|(env, timeline)| {
             timeline.iter().map(move |((at, id), outcome)| {
                 (env, id, *at, matches!(outcome, Outcome::Success { .. }))
