@@ -134,6 +134,10 @@ fn flags(path: &Path, interval: &str) -> Vec<String> {
         "0s".into(),
         "--max-requests-per-minute".into(),
         "1000".into(),
+        // Held unfinished runs re-read every poll (no back-off): the window is compared with
+        // env0's records exactly at every poll; the back-off has its own tests (cost.rs).
+        "--unfinished-reread-max-interval".into(),
+        "60s".into(),
     ]
 }
 
