@@ -702,6 +702,7 @@ def check_rendered_shards(values: dict, workload: dict, c: dict, env: dict, shar
         expect("state" in mounts and not mounts["state"].get("readOnly"), p, "state volume not mounted writable")
     else:
         expect(not claims, p, "volumeClaimTemplates without persistence.enabled")
+    return p
 
 
 def check_rendered_persistence(values: dict, kinds: dict, deploy: dict, env: dict, shards: int) -> list[str]:
