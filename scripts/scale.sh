@@ -62,8 +62,11 @@ connections="${SCALE_CONNECTIONS:-50}"
 wrk_duration="${SCALE_WRK_DURATION:-30s}"
 wrk_dir="${WRK_DIR:-${repo}/.cache/tools/wrk}"
 SIM_PRESET=(--sim-scale large)
+# SCALE_REAL_SIM_FLAGS: more flags for the simulator of part 2, e.g. "--sim-stuck-share 0
+# --sim-long-approval-share 0" for an organisation without long-unfinished runs.
+read -r -a real_sim_extra <<<"${SCALE_REAL_SIM_FLAGS:-}"
 sim_flags=(--sim-environments "${environments}" --sim-projects "${projects}"
-  --sim-mean-deployment-interval "${interval}" "${SIM_PRESET[@]}")
+  --sim-mean-deployment-interval "${interval}" "${SIM_PRESET[@]}" "${real_sim_extra[@]}")
 
 log() { echo "scale: $*" >&2; }
 die() { echo "scale: ERROR: $*" >&2; exit 1; }
