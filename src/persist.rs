@@ -6,8 +6,8 @@
 //! organisation or other settings is refused before its body is decoded. Plain structs of their
 //! own ([`PersistedRecord`], [`PersistedSchedule`], …): the in-memory types convert to and from
 //! them in one place each ([`Store::export`](crate::state::Store::export) and
-//! [`Store::restore`](crate::state::Store::restore); [`PersistedSchedule::of`] and
-//! [`PersistedSchedule::to_schedule`]), so they may change without changing the file.
+//! [`Store::restore`](crate::state::Store::restore); the poller's `state_file` room for the
+//! schedule), so they may change without changing the file.
 //!
 //! **Writing** is atomic ([`write_atomic`]): a temporary file in the same directory, flushed to
 //! disk, renamed over the old one, and the directory flushed; a failed write leaves the old file.
@@ -30,7 +30,6 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::clock;
-use crate::poller::schedule::EnvSchedule;
 
 /// Version of the file's layout; a file of another version is ignored (with a warning).
 pub const FORMAT_VERSION: u32 = 1;
@@ -238,7 +237,7 @@ pub struct PersistedLatest {
     pub status: Option<String>,
 }
 
-/// What the poller remembers of one environment (see [`EnvSchedule`]). Times in milliseconds of
+/// What the poller remembers of one environment (the poller's `EnvSchedule`). Times in milliseconds of
 /// env0's clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersistedSchedule {
@@ -351,55 +350,6 @@ pub fn timestamp(ms: i64) -> Result<Timestamp, Rejected> {
 /// When out of range.
 pub fn timestamp_opt(ms: Option<i64>) -> Result<Option<Timestamp>, Rejected> {
     ms.map(timestamp).transpose()
-}
-
-fn latest_of(latest: Option<&(String, Option<String>)>) -> Option<PersistedLatest> {
-    latest.map(|(id, status)| PersistedLatest {
-        id: id.clone(),
-        status: status.clone(),
-    })
-}
-
-fn latest_from(latest: Option<&PersistedLatest>) -> Option<(String, Option<String>)> {
-    latest.map(|l| (l.id.clone(), l.status.clone()))
-}
-
-impl PersistedSchedule {
-    /// The file's form of environment `id`'s schedule.
-    #[must_use]
-    pub fn of(id: &str, s: &EnvSchedule, unreadable: bool) -> Self {
-        Self {
-            id: id.to_owned(),
-            listed_latest: latest_of(s.listed_latest.as_ref()),
-            read_latest: latest_of(s.read_latest.as_ref()),
-            backfilled: s.backfilled,
-            last_read: s.last_read.map(millis),
-            next_full_sync: s.next_full_sync.map(millis),
-            archived: s.archived,
-            updated_at: s.updated_at.map(millis),
-            unreadable,
-            last_full_read: s.last_full_read.map(millis),
-        }
-    }
-
-    /// Back to the poller's form.
-    ///
-    /// # Errors
-    /// A timestamp out of range.
-    pub fn to_schedule(&self) -> Result<EnvSchedule, Rejected> {
-        Ok(EnvSchedule {
-            listed_latest: latest_from(self.listed_latest.as_ref()),
-            read_latest: latest_from(self.read_latest.as_ref()),
-            backfilled: self.backfilled,
-            last_read: timestamp_opt(self.last_read)?,
-            next_full_sync: timestamp_opt(self.next_full_sync)?,
-            archived: self.archived,
-            updated_at: timestamp_opt(self.updated_at)?,
-            last_full_read: timestamp_opt(self.last_full_read)?,
-            // The back-off of re-reads of held runs starts afresh: the first is at the next poll.
-            ..EnvSchedule::default()
-        })
-    }
 }
 
 /// Writes `file` to `path` atomically (see [`write_atomic`]); returns the bytes written.

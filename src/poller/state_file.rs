@@ -141,7 +141,7 @@ impl Poller {
         let mut unreadable = Vec::new();
         for entry in &body.schedule {
             let id: Arc<str> = Arc::from(entry.id.as_str());
-            let mut s = entry.to_schedule()?;
+            let mut s = schedule_of(entry)?;
             // A full re-read that fell due while the exporter was down is spread over the
             // interval again, as at a backfill, rather than all done by the first poll.
             if let Some(interval) = self.config.full_sync_interval {
@@ -179,7 +179,7 @@ impl Poller {
                 schedule: self
                     .schedule
                     .iter()
-                    .map(|(id, s)| PersistedSchedule::of(id, s, self.unreadable.contains(id)))
+                    .map(|(id, s)| persisted(id, s, self.unreadable.contains(id)))
                     .collect(),
                 store: self.store.export(),
             },
@@ -270,4 +270,47 @@ impl Poller {
             }
         }))
     }
+}
+
+fn latest_of(latest: Option<&(String, Option<String>)>) -> Option<persist::PersistedLatest> {
+    latest.map(|(id, status)| persist::PersistedLatest {
+        id: id.clone(),
+        status: status.clone(),
+    })
+}
+
+fn latest_from(latest: Option<&persist::PersistedLatest>) -> Option<(String, Option<String>)> {
+    latest.map(|l| (l.id.clone(), l.status.clone()))
+}
+
+/// The file's form of environment `id`'s schedule.
+fn persisted(id: &str, s: &EnvSchedule, unreadable: bool) -> PersistedSchedule {
+    PersistedSchedule {
+        id: id.to_owned(),
+        listed_latest: latest_of(s.listed_latest.as_ref()),
+        read_latest: latest_of(s.read_latest.as_ref()),
+        backfilled: s.backfilled,
+        last_read: s.last_read.map(persist::millis),
+        next_full_sync: s.next_full_sync.map(persist::millis),
+        archived: s.archived,
+        updated_at: s.updated_at.map(persist::millis),
+        unreadable,
+        last_full_read: s.last_full_read.map(persist::millis),
+    }
+}
+
+/// Back to the poller's form; a timestamp out of range is an error.
+fn schedule_of(p: &PersistedSchedule) -> Result<EnvSchedule, Rejected> {
+    Ok(EnvSchedule {
+        listed_latest: latest_from(p.listed_latest.as_ref()),
+        read_latest: latest_from(p.read_latest.as_ref()),
+        backfilled: p.backfilled,
+        last_read: persist::timestamp_opt(p.last_read)?,
+        next_full_sync: persist::timestamp_opt(p.next_full_sync)?,
+        archived: p.archived,
+        updated_at: persist::timestamp_opt(p.updated_at)?,
+        last_full_read: persist::timestamp_opt(p.last_full_read)?,
+        // The back-off of re-reads of held runs starts afresh: the first is at the next poll.
+        ..EnvSchedule::default()
+    })
 }
