@@ -11,12 +11,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use clap::Parser;
 use env0_exporter::app;
 use env0_exporter::clock::{self, Clock, ManualClock, SharedClock, SystemClock};
-use env0_exporter::config::Cli;
 use env0_exporter::simulator::{SimConfig, Simulator};
-use tokio::net::TcpListener;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -47,22 +47,7 @@ async fn setup(
         sim_config.environments = e;
     }
     let sim = Simulator::new(sim_config, clock.clone());
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("loopback port");
-    let addr = listener.local_addr().expect("local address");
-    let (stop, _task) = app::spawn_simulator(sim.clone(), listener);
-    std::mem::forget(stop); // keep the simulator serving until the process ends
-    let endpoint = format!("http://{addr}/");
-    let mut args = vec!["env0-exporter", "--api-endpoint", &endpoint];
-    args.extend_from_slice(flags);
-    let config = Cli::try_parse_from(args)
-        .expect("flags")
-        .exporter
-        .validate(false)
-        .expect("valid flags");
-    let credentials = app::sim_credentials(&sim);
-    let exporter = app::build(&config, &credentials, clock).expect("exporter");
+    let exporter = common::exporter_against(&sim, clock, flags).await;
     (sim, exporter)
 }
 
@@ -220,7 +205,7 @@ fn holding_environments(sim: &Simulator) -> usize {
         .collect();
     let mut envs = std::collections::HashSet::new();
     for d in sim.deployments() {
-        let open = !FINISHED.contains(&d.status.as_str());
+        let open = !env0_exporter::state::FINISHED_STATUSES.contains(&d.status.as_str());
         if open
             && latest
                 .get(&d.environment_id)
@@ -231,17 +216,6 @@ fn holding_environments(sim: &Simulator) -> usize {
     }
     envs.len()
 }
-
-const FINISHED: [&str; 8] = [
-    "SUCCESS",
-    "FAILURE",
-    "TIMEOUT",
-    "CANCELLED",
-    "INTERNAL_FAILURE",
-    "ABORTED",
-    "SKIPPED",
-    "NEVER_DEPLOYED",
-];
 
 /// Requests per quiet poll (60 s apart, simulated time) after a backfill and ten live polls,
 /// the world then frozen; and the environments holding stuck runs.

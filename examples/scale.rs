@@ -20,13 +20,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use clap::Parser;
 use env0_exporter::app;
 use env0_exporter::clock::{self, Clock, ManualClock, SharedClock};
 use env0_exporter::config::{Cli, Command};
 use env0_exporter::simulator::{RequestRecord, Simulator};
 use jiff::Timestamp;
-use tokio::net::TcpListener;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -93,22 +94,7 @@ impl Scenario {
         let clock = Arc::new(ManualClock::new(start));
         let shared: SharedClock = clock.clone();
         let sim = Simulator::new(sim_config, shared.clone());
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("loopback port");
-        let addr = listener.local_addr().expect("local address");
-        let (stop, _task) = app::spawn_simulator(sim.clone(), listener);
-        std::mem::forget(stop); // keep the simulator serving until the process ends
-        let endpoint = format!("http://{addr}/");
-        let mut flags = vec!["env0-exporter", "--api-endpoint", &endpoint];
-        flags.extend_from_slice(exporter_flags);
-        let config = Cli::try_parse_from(flags)
-            .unwrap_or_else(|e| e.exit())
-            .exporter
-            .validate(false)
-            .expect("valid flags");
-        let credentials = app::sim_credentials(&sim);
-        let exporter = app::build(&config, &credentials, shared).expect("exporter");
+        let exporter = common::exporter_against(&sim, shared, exporter_flags).await;
         let environments = sim.environments().len();
         Self {
             clock,
