@@ -40,6 +40,8 @@ pub use chaos::undocumented_value;
 pub use webhooks::{DeliveryRecord, WebhookTarget};
 
 /// How the simulated world is generated and how its API behaves.
+// Each bool is an independent switch of env0's behaviour that tests name one at a time.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Seed of every random choice: same seed and same clock times give the same world.

@@ -320,6 +320,41 @@ async fn the_environment_view_shows_each_environments_latest_run_and_status() {
     h.stop().await;
 }
 
+/// The organisation's id, as the user would give it (the world is a function of the seed).
+fn organization_of(config: &env0_exporter::simulator::SimConfig) -> String {
+    env0_exporter::simulator::Simulator::new(
+        config.clone(),
+        std::sync::Arc::new(env0_exporter::clock::ManualClock::new(
+            crate::helpers::START.parse().unwrap(),
+        )),
+    )
+    .organization_id()
+}
+
+/// The simulator's truth for `env0_deployments_finished_total`, `project` being the id.
+fn finished_by_project_id(h: &Harness) -> BTreeMap<Labels, f64> {
+    let mut finished = BTreeMap::new();
+    for d in h.sim.deployments() {
+        if is_finished(&d) && crate::helpers::finish_time(&d) > h.sim_started() {
+            let mut l = deployment_labels(&d, true);
+            l.insert("project".into(), d.project_id.clone());
+            *finished.entry(l).or_insert(0.0) += 1.0;
+        }
+    }
+    finished
+}
+
+/// Series summed over their `project` label (which must be there and not empty).
+fn without_project(m: BTreeMap<Labels, f64>) -> BTreeMap<Labels, f64> {
+    let mut out: BTreeMap<Labels, f64> = BTreeMap::new();
+    for (mut l, v) in m {
+        let project = l.remove("project").expect("a project label");
+        assert!(!project.is_empty());
+        *out.entry(l).or_insert(0.0) += v;
+    }
+    out
+}
+
 /// The value of the one sample of `name` whose labels hold all of `want`, if any.
 fn sample_with(
     samples: &[crate::helpers::Sample],
@@ -339,21 +374,14 @@ fn sample_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_that_may_list_neither_organisations_nor_projects_counts_exactly_with_project_ids() {
-    use env0_exporter::simulator::{FaultKind, SimConfig, Simulator};
+    use env0_exporter::simulator::{FaultKind, SimConfig};
     use std::time::Duration;
     const ALWAYS: Duration = Duration::from_secs(30 * 24 * 3600);
     let config = SimConfig {
         mean_deployment_interval: Duration::from_secs(15 * 60),
         ..sim(60)
     };
-    // The organisation's id, as the user would give it (the world is a function of the seed).
-    let org = Simulator::new(
-        config.clone(),
-        std::sync::Arc::new(env0_exporter::clock::ManualClock::new(
-            crate::helpers::START.parse().unwrap(),
-        )),
-    )
-    .organization_id();
+    let org = organization_of(&config);
     let h = Harness::start_prepared(
         config,
         &[
@@ -386,18 +414,10 @@ async fn a_key_that_may_list_neither_organisations_nor_projects_counts_exactly_w
             &series(&samples, "env0_deployments"),
             &expected_window_by_project(&h, |_| true, |d| d.project_id.clone()),
         );
-        let mut finished = BTreeMap::new();
-        for d in h.sim.deployments() {
-            if is_finished(&d) && crate::helpers::finish_time(&d) > h.sim_started() {
-                let mut l = deployment_labels(&d, true);
-                l.insert("project".into(), d.project_id.clone());
-                *finished.entry(l).or_insert(0.0) += 1.0;
-            }
-        }
         assert_matches(
             &format!("{when}: env0_deployments_finished_total by project id"),
             &series(&samples, "env0_deployments_finished_total"),
-            &finished,
+            &finished_by_project_id(&h),
         );
         assert_eq!(
             sample_with(
@@ -435,15 +455,6 @@ async fn a_key_that_may_list_neither_organisations_nor_projects_counts_exactly_w
     h.sim.clear_faults();
     h.next_poll().await;
     let samples = h.scrape().await;
-    let without_project = |m: BTreeMap<Labels, f64>| {
-        let mut out: BTreeMap<Labels, f64> = BTreeMap::new();
-        for (mut l, v) in m {
-            let project = l.remove("project").expect("a project label");
-            assert!(!project.is_empty());
-            *out.entry(l).or_insert(0.0) += v;
-        }
-        out
-    };
     assert_matches(
         "with the projects listed again: env0_deployments",
         &without_project(series(&samples, "env0_deployments")),
