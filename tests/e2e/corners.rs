@@ -344,6 +344,13 @@ async fn counts_are_right_without_a_date_header_with_env0s_clock_ahead_behind_or
             finished >= 5.0,
             "{what}: the test must see runs finish: {finished}"
         );
+        let estimate = h
+            .scrape()
+            .await
+            .into_iter()
+            .find(|s| s.name == "env0_exporter_clock_offset_seconds")
+            .map(|s| s.value);
+        eprintln!("{what}: {finished} finishes counted; estimated offset {estimate:?} s");
         let dated = h.sim.requests();
         assert!(
             dated.iter().any(|r| r.query.contains("toDate=")),
