@@ -9,7 +9,7 @@ use tracing::{debug, info};
 
 use super::optional::OptionalCall;
 use super::{PollError, Poller, observation};
-use crate::client::Environment;
+use crate::client::{Environment, Error as ClientError};
 
 impl Poller {
     pub(super) async fn organization(&mut self) -> Result<String, PollError> {
@@ -73,6 +73,8 @@ impl Poller {
                 Some(p)
             }
             Err(e) if e.budget() => return Ok(None),
+            // A rejected key (401) is not a refused call: nothing else would work either.
+            Err(e @ ClientError::Auth { .. }) => return Err(e.into()),
             // Project names are optional: the counts carry on, labels show ids.
             Err(e) => {
                 self.optional_unavailable(OptionalCall::Projects, &e);

@@ -3,7 +3,8 @@
 //! Only the environment listing and each environment's deployments are needed to count. The
 //! projects listing (project names, for `--project-label` and `--projects` by name) and the
 //! direct read of one deployment (a tracked unfinished run a listing no longer shows) are
-//! optional: when env0 refuses them (403, 402, 404, 400) or they fail, the poll carries on, the
+//! optional: when env0 refuses them (403, 402, 404, 400) or they fail (5xx, timeouts, an
+//! unreadable answer), the poll carries on (a 401 still fails it: the key itself is rejected), the
 //! labels or views that needed them degrade as `docs/metrics.md` says, the exporter logs it
 //! once (and once more when the call works again), and
 //! `env0_exporter_optional_call_unavailable{call, reason}` shows it from

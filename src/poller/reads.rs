@@ -178,7 +178,10 @@ impl Poller {
                         self.store.remove(&id);
                         continue;
                     }
-                    Err(e) if e.budget() => return Err(e),
+                    // The budget stops the poll's reads; a rejected key (401) fails the poll.
+                    Err(e) if e.budget() || matches!(e, ClientError::Auth { .. }) => {
+                        return Err(e);
+                    }
                     // Optional: the run keeps its last status until a listing shows it.
                     Err(e) => {
                         self.optional_unavailable(OptionalCall::Deployment, &e);
