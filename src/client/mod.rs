@@ -495,7 +495,12 @@ impl Client {
 
     /// Every deployment of an environment in one of `statuses`, without `fromDate`/`toDate`
     /// (whichever timestamp env0's date filter uses, a run that has not reached it is in no
-    /// dated listing), with the other filters of `query`; all pages, duplicates dropped.
+    /// dated listing), with the other filters of `query`; duplicates dropped.
+    ///
+    /// All pages, or, with `created_since` (for a listing known to come newest first), the
+    /// pages up to the first full one whose runs were all created before it: the rest is older
+    /// still. Such a listing holds an environment's whole history of cancelled and skipped runs;
+    /// this keeps its cost to what is recent.
     ///
     /// # Errors
     /// See [`Error`]; the first failing page fails the listing.
@@ -504,9 +509,16 @@ impl Client {
         environment_id: &str,
         statuses: &[String],
         query: &DeploymentQuery,
+        created_since: Option<Timestamp>,
     ) -> Result<Vec<DeploymentLog>> {
         let base = self.url(&["environments", environment_id, "deployments"]);
-        paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, |offset| {
+        let older = |page: &[DeploymentLog]| {
+            created_since.is_some_and(|since| {
+                page.iter()
+                    .all(|l| l.created_at.is_some_and(|created| created < since))
+            })
+        };
+        paging::fetch_until(base.path(), PAGE_LIMIT, MAX_PAGES, older, |offset| {
             let mut url = base.clone();
             {
                 let mut pairs = url.query_pairs_mut();

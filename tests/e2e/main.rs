@@ -8,6 +8,7 @@ mod cost;
 mod faults;
 mod filters;
 mod helpers;
+mod probe;
 mod restart;
 mod secrets;
 mod security;
