@@ -51,6 +51,9 @@ pub(crate) fn assert_matches(
                 let _ = writeln!(diff, "  {k:?}: got {g}, want 0");
             }
         }
+        if diff.is_empty() {
+            let _ = writeln!(diff, "  got {got:?}\n  want {want:?}");
+        }
         panic!("{label} differs from the simulator's records:\n{diff}");
     }
 }

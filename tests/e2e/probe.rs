@@ -165,6 +165,15 @@ async fn the_running_exporter_shows_what_it_learnt_of_env0_for_every_variant() {
     }
 }
 
+/// Runs that do not move their environment's latest run are found by the full re-reads: every
+/// minute, so that counts are exact after every poll.
+const FULL_SYNC_EVERY_MINUTE: &[&str] = &[
+    "--full-sync-interval",
+    "60s",
+    "--max-requests-per-minute",
+    "1000",
+];
+
 /// The undated listings of runs that have not started sent to `environment`, as the offsets of
 /// their pages.
 fn unstarted_pages(requests: &[RequestRecord], environment: &str) -> Vec<usize> {
@@ -196,7 +205,7 @@ async fn a_long_history_of_cancelled_and_skipped_runs_is_not_read_again_and_agai
             PageOrder::NewestFirst,
         )
     };
-    let h = Harness::start(config, &["--full-sync-interval", "60s"]).await;
+    let h = Harness::start(config, FULL_SYNC_EVERY_MINUTE).await;
     let long = h.sim.environments()[0].id.clone();
     let history = h
         .sim
@@ -230,7 +239,7 @@ async fn with_pages_oldest_first_the_listing_of_runs_not_started_is_read_whole_a
             PageOrder::OldestFirst,
         )
     };
-    let h = Harness::start(config, &[]).await;
+    let h = Harness::start(config, FULL_SYNC_EVERY_MINUTE).await;
     let long = h.sim.environments()[0].id.clone();
     assert_exact(&h, "after the backfill").await;
     h.next_poll().await;
