@@ -11,7 +11,9 @@ use env0_exporter::clock::{ManualClock, SharedClock};
 use env0_exporter::probe::{self, DateFilterField as Learnt, PageOrder as LearntOrder};
 use env0_exporter::ratelimit::SlidingWindow;
 use env0_exporter::secret::Secret;
-use env0_exporter::simulator::{DateFilterField, PageOrder, RequestRecord, SimConfig, Simulator};
+use env0_exporter::simulator::{
+    DateFilterField, Fault, FaultKind, PageOrder, RequestRecord, SimConfig, Simulator,
+};
 use tokio::net::TcpListener;
 
 use super::{assert_exact, sim};
@@ -247,5 +249,39 @@ async fn with_pages_oldest_first_the_listing_of_runs_not_started_is_read_whole_a
     let pages = unstarted_pages(&h.sim.requests(), &long);
     // Nothing tells where the recent runs are: every page, to the short one after 400.
     assert!(pages.contains(&400), "{pages:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_first_probe_cannot_tell_a_started_at_filter_is_still_found_and_counts_stay_exact()
+{
+    // The probe's three sample requests are refused (403): it learns nothing at the first poll.
+    // The data's evidence during the backfill, or the next poll's probe, must find the filter.
+    let config = variant(
+        DateFilterField::StartedAt,
+        Duration::ZERO,
+        PageOrder::NewestFirst,
+    );
+    let h = Harness::start_prepared(config, FULL_SYNC_EVERY_MINUTE, None, |sim| {
+        sim.inject(Fault {
+            path_prefix: Some("/environments/".to_owned()),
+            kind: FaultKind::Status(403),
+            count: 3,
+        });
+    })
+    .await;
+    let refused = h.sim.requests().iter().filter(|r| r.status == 403).count();
+    assert_eq!(refused, 3, "the faults were met");
+    assert_exact(&h, "after the backfill").await;
+    for i in 1..=4 {
+        h.next_poll().await;
+        assert_exact(&h, &format!("after poll {i}")).await;
+    }
+    let info = series(&h.scrape().await, "env0_exporter_env0_behaviour_info");
+    let fields: Vec<_> = info
+        .keys()
+        .map(|l| l["date_filter_field"].clone())
+        .collect();
+    assert_eq!(fields, ["startedAt"]);
     h.stop().await;
 }
