@@ -97,6 +97,15 @@ pub struct SimConfig {
     /// Finished runs created more than [`history`](Self::history) plus this ago are dropped
     /// (each environment's latest and unfinished runs are kept); 24 h by default.
     pub retention_margin: Duration,
+    /// `queuedAt` minus `createdAt` of every run: zero by default, as in env0's sample payloads.
+    /// When not zero a run starts at least a second after it was queued, so the three
+    /// timestamps a date filter may use all differ (what `probe` needs to tell them apart).
+    pub queued_after_created: Duration,
+    /// Runs ended from the queue (`CANCELLED` and `SKIPPED` in turn, no `startedAt`) added to
+    /// the first environment's history before the world starts, one a minute back from the
+    /// start; 0 by default. Its undated listing of runs that have not started then takes
+    /// several pages, whatever its recent activity.
+    pub queue_ended_history: usize,
 }
 
 impl SimConfig {
@@ -179,6 +188,8 @@ impl Default for SimConfig {
             long_approval_share: 0.0,
             stuck_share: 0.0,
             retention_margin: Duration::from_secs(24 * 3600),
+            queued_after_created: Duration::ZERO,
+            queue_ended_history: 0,
         }
     }
 }
