@@ -45,7 +45,7 @@ pub use collector::StateCollector;
 pub use exposition::Body;
 pub use labels::HistogramLabels;
 pub use signals::{APPROVAL_BUCKETS, RECOVERY_BUCKETS};
-pub use webhook::{EventFamily, Outcome as WebhookOutcome};
+pub use webhook::{EventFamily, Outcome as WebhookOutcome, SignatureForm};
 
 /// Content type of the Prometheus text format 0.0.4.
 pub const PROMETHEUS_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -124,7 +124,7 @@ pub struct Metrics {
     cache: exposition::Cache,
     /// Where the snapshot, the budget and the time the body depends on come from.
     sources: (SnapshotHandle, Arc<SlidingWindow>, SharedClock),
-    webhook_events: Family<webhook::WebhookLabels, Counter>,
+    webhook_events: webhook::WebhookMetrics,
     skipped_records: Family<skipped::SkipLabels, Counter>,
     /// HTTP attempts made to env0 since start (the backfill's progress reports its cost).
     requests_made: std::sync::atomic::AtomicU64,
