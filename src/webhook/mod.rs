@@ -62,6 +62,13 @@ use recent::RecentIds;
 pub use event::{EventFamily, Outcome};
 pub use signature::{SignatureForm, sign, verify, verify_either};
 
+/// `JSON.stringify(JSON.parse(body))`, or `None` when `body` is not JSON: what a signature of
+/// the canonical form covers (the simulator's tests hold its own signer against it).
+#[must_use]
+pub fn canonical_form(body: &[u8]) -> Option<String> {
+    canonical::canonical(body)
+}
+
 /// Where deliveries are received.
 pub const PATH: &str = "/webhooks/env0";
 /// Largest body read (1 MiB); a larger one is answered 413. env0's events are a few KiB.
