@@ -61,8 +61,8 @@ impl std::fmt::Debug for WebhookTarget {
     }
 }
 
-/// What a delivery's signature covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What a delivery's signature covers (also `--sim-webhook-signing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum WebhookSigning {
     /// The body as sent (env0's docs; the default). The body is sent compact.
     #[default]
@@ -72,8 +72,8 @@ pub enum WebhookSigning {
     Canonical,
 }
 
-/// How event types and headers are spelt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How event types and headers are spelt (also `--sim-webhook-event-types`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum WebhookEventTypes {
     /// `com.env0.<deploy|destroy|drift|pr-plan|…>.<action>` with `x-env0-*` headers (the
     /// default, after env0's published literals).
