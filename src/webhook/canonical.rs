@@ -501,4 +501,58 @@ mod tests {
         assert_eq!(canonical(nested(super::MAX_DEPTH + 2).as_bytes()), None);
         assert_eq!(canonical(nested(100_000).as_bytes()), None);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        use super::canonical;
+
+        /// JSON values without floats (whose `1.0` JavaScript prints as `1`), integers past 2^53,
+        /// and keys
+        /// that are array indices (which JavaScript orders first): for these, `serde_json`'s
+        /// compact form with its sorted keys is the canonical form of its pretty one.
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                // Integers a double holds exactly (beyond 2^53 JavaScript rounds them).
+                (-(1i64 << 53)..=(1i64 << 53)).prop_map(Value::from),
+                any::<String>().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map(
+                        "[a-zA-Z_\"\\\\/\\x00-\\x1f\\u{e9}\\u{2028}\\u{1f600}]{0,6}",
+                        inner,
+                        0..6
+                    )
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn the_canonical_form_of_a_pretty_body_is_its_compact_form_and_a_fixed_point(v in value()) {
+                let pretty = serde_json::to_string_pretty(&v).unwrap();
+                let compact = serde_json::to_string(&v).unwrap();
+                let c = canonical(pretty.as_bytes());
+                prop_assert_eq!(c.as_deref(), Some(compact.as_str()));
+                let again = canonical(compact.as_bytes());
+                prop_assert_eq!(again.as_deref(), Some(compact.as_str()));
+            }
+
+            #[test]
+            fn any_bytes_are_read_without_panic_and_a_canonical_form_is_a_fixed_point(
+                bytes in prop::collection::vec(any::<u8>(), 0..64)
+            ) {
+                if let Some(c) = canonical(&bytes) {
+                    let again = canonical(c.as_bytes());
+                    prop_assert_eq!(again.as_deref(), Some(c.as_str()));
+                }
+            }
+        }
+    }
 }
