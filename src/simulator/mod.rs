@@ -40,6 +40,9 @@ pub use chaos::undocumented_value;
 pub use webhooks::{DeliveryRecord, WebhookEventTypes, WebhookSigning, WebhookTarget};
 
 /// How the simulated world is generated and how its API behaves.
+// Each bool is an independent switch of one undocumented way env0 may behave; tests combine them
+// freely, which a state machine would not make clearer.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Seed of every random choice: same seed and same clock times give the same world.

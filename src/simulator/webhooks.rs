@@ -534,8 +534,10 @@ mod tests {
         mac.finalize()
             .into_bytes()
             .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+            .fold(String::new(), |mut hex, b| {
+                let _ = write!(hex, "{b:02x}");
+                hex
+            })
     }
 
     #[test]

@@ -133,12 +133,11 @@ impl Reader<'_> {
                 self.eat(b':')?;
                 let mut value = String::new();
                 self.value(&mut value, depth + 1)?;
-                match places.get(&key) {
-                    Some(&place) => members[place].1 = value,
-                    None => {
-                        places.insert(key.clone(), members.len());
-                        members.push((key, value));
-                    }
+                if let Some(&place) = places.get(&key) {
+                    members[place].1 = value;
+                } else {
+                    places.insert(key.clone(), members.len());
+                    members.push((key, value));
                 }
                 self.skip_space();
                 match self.peek()? {
@@ -289,7 +288,7 @@ fn write_string(out: &mut String, units: &[u16]) {
     out.push('"');
 }
 
-/// A number as JavaScript's `Number.prototype.toString` writes it (ECMA-262, Number::toString
+/// A number as JavaScript's `Number.prototype.toString` writes it (ECMA-262, `Number::toString`
 /// with radix 10), and `null` for the infinities, as `JSON.stringify` writes them.
 fn write_number(out: &mut String, value: f64) {
     if !value.is_finite() {
@@ -508,10 +507,10 @@ mod tests {
 
         use super::canonical;
 
-        /// JSON values without floats (whose `1.0` JavaScript prints as `1`), integers past 2^53,
-        /// and keys
-        /// that are array indices (which JavaScript orders first): for these, `serde_json`'s
-        /// compact form with its sorted keys is the canonical form of its pretty one.
+        /// JSON values without floats (whose `1.0` JavaScript prints as `1`), integers past 2^53
+        /// and keys that are array indices (which JavaScript orders first): for these,
+        /// `serde_json`'s compact form with its sorted keys is the canonical form of its pretty
+        /// one.
         fn value() -> impl Strategy<Value = Value> {
             let leaf = prop_oneof![
                 Just(Value::Null),

@@ -574,74 +574,8 @@ async fn the_truth_holds_whichever_way_env0_signs_spells_and_identifies_its_even
             "{what}: {accepted} != {sent}"
         );
 
-        // The signature counter tells what the simulator did: the canonical form only when it
-        // signed that (its bodies are pretty-printed); else the raw body, which is also the
-        // canonical form when the compact body has no whole number written as a float.
-        let (raw, canonical, both) = (
-            signatures(&samples, "raw"),
-            signatures(&samples, "canonical"),
-            signatures(&samples, "both"),
-        );
-        let raw_is_canonical = deliveries
-            .iter()
-            .filter(|d| d.body == d.signed && !whole_float_in(&d.body))
-            .count();
-        match signing {
-            WebhookSigning::Canonical => {
-                assert!(deliveries.iter().all(|d| d.body != d.signed), "{what}");
-                assert_eq!((raw, canonical, both), (0.0, sent, 0.0), "{what}");
-            }
-            WebhookSigning::RawBody => {
-                let both_want = count(raw_is_canonical);
-                assert_eq!(
-                    (raw, canonical, both),
-                    (sent - both_want, 0.0, both_want),
-                    "{what}"
-                );
-            }
-        }
-
-        // A delivery's body replayed under a fresh event id header is a duplicate.
-        let finish = last_finish(&deliveries);
-        let headers: Vec<(&str, &str)> = finish
-            .headers
-            .iter()
-            .map(|(k, v)| match k.as_str() {
-                "x-env0-event-id" | "x-env-zero-event-id" => (k.as_str(), "a-fresh-header-id"),
-                _ => (k.as_str(), v.as_str()),
-            })
-            .collect();
-        assert_eq!(
-            h.post_webhook(finish.body.as_bytes(), &headers).await,
-            200,
-            "{what}"
-        );
-        let duplicates: f64 = h
-            .scrape()
-            .await
-            .iter()
-            .filter(|s| s.name == "env0_exporter_webhook_events_total")
-            .filter(|s| s.labels.get("outcome").map(String::as_str) == Some("duplicate"))
-            .map(|s| s.value)
-            .sum();
-        assert!(
-            (duplicates - 1.0).abs() < f64::EPSILON,
-            "{what}: {duplicates} duplicates"
-        );
-
-        // An event dated at our clock's now is as old or as new as env0's clock is off ours:
-        // refused as stale exactly when that is past the half hour.
-        let offset = h.sim.config().clock_offset;
-        let mut event: serde_json::Value = serde_json::from_str(&finish.body).unwrap();
-        event["id"] = "dated-at-our-clock".into();
-        event["time"] = wire(h.now()).into();
-        let body = serde_json::to_vec(&event).unwrap();
-        let want = if offset.unsigned_abs() > Duration::from_secs(30 * 60) {
-            400
-        } else {
-            202
-        };
-        assert_eq!(post_signed(&h, &body, "dated").await, want, "{what}");
+        let (raw, canonical, both) = signature_forms_match(&samples, &deliveries, signing, what);
+        replays_are_duplicates_and_old_events_stale(&h, &deliveries, what).await;
 
         // And the next poll agrees with the records, every run counted once.
         h.next_poll().await;
@@ -651,6 +585,90 @@ async fn the_truth_holds_whichever_way_env0_signs_spells_and_identifies_its_even
         );
         h.stop().await;
     }
+}
+
+/// The signature counter tells what the simulator did: the canonical form only when it signed
+/// that (its bodies are pretty-printed); else the raw body, which is also the canonical form when
+/// the compact body has no whole number written as a float. The counts by form.
+fn signature_forms_match(
+    samples: &[Sample],
+    deliveries: &[DeliveryRecord],
+    signing: WebhookSigning,
+    what: &str,
+) -> (f64, f64, f64) {
+    let sent = count(deliveries.len());
+    let (raw, canonical, both) = (
+        signatures(samples, "raw"),
+        signatures(samples, "canonical"),
+        signatures(samples, "both"),
+    );
+    let raw_is_canonical = deliveries
+        .iter()
+        .filter(|d| d.body == d.signed && !whole_float_in(&d.body))
+        .count();
+    match signing {
+        WebhookSigning::Canonical => {
+            assert!(deliveries.iter().all(|d| d.body != d.signed), "{what}");
+            assert_eq!((raw, canonical, both), (0.0, sent, 0.0), "{what}");
+        }
+        WebhookSigning::RawBody => {
+            let both_want = count(raw_is_canonical);
+            assert_eq!(
+                (raw, canonical, both),
+                (sent - both_want, 0.0, both_want),
+                "{what}"
+            );
+        }
+    }
+    (raw, canonical, both)
+}
+
+/// A delivery's body replayed under a fresh event id header is a duplicate; an event dated at our
+/// clock's now is as old or as new as env0's clock is off ours: refused as stale exactly when
+/// that is past the half hour.
+async fn replays_are_duplicates_and_old_events_stale(
+    h: &Harness,
+    deliveries: &[DeliveryRecord],
+    what: &str,
+) {
+    let finish = last_finish(deliveries);
+    let headers: Vec<(&str, &str)> = finish
+        .headers
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "x-env0-event-id" | "x-env-zero-event-id" => (k.as_str(), "a-fresh-header-id"),
+            _ => (k.as_str(), v.as_str()),
+        })
+        .collect();
+    assert_eq!(
+        h.post_webhook(finish.body.as_bytes(), &headers).await,
+        200,
+        "{what}"
+    );
+    let duplicates: f64 = h
+        .scrape()
+        .await
+        .iter()
+        .filter(|s| s.name == "env0_exporter_webhook_events_total")
+        .filter(|s| s.labels.get("outcome").map(String::as_str) == Some("duplicate"))
+        .map(|s| s.value)
+        .sum();
+    assert!(
+        (duplicates - 1.0).abs() < f64::EPSILON,
+        "{what}: {duplicates} duplicates"
+    );
+
+    let offset = h.sim.config().clock_offset;
+    let mut event: serde_json::Value = serde_json::from_str(&finish.body).unwrap();
+    event["id"] = "dated-at-our-clock".into();
+    event["time"] = wire(h.now()).into();
+    let body = serde_json::to_vec(&event).unwrap();
+    let want = if offset.unsigned_abs() > Duration::from_secs(30 * 60) {
+        400
+    } else {
+        202
+    };
+    assert_eq!(post_signed(h, &body, "dated").await, want, "{what}");
 }
 
 /// The last delivery of a run that finished successfully.
