@@ -75,20 +75,22 @@ fn register_events(registry: &mut Registry) -> Family<WebhookLabels, Counter> {
 impl Metrics {
     /// Counts one webhook delivery.
     pub fn webhook_event(&self, event: EventFamily, outcome: Outcome) {
-        self.changes.bump();
-        self.webhook_events
-            .events
-            .get_or_create(&WebhookLabels { event, outcome })
-            .inc();
+        self.families.change(|f| {
+            f.webhook_events
+                .events
+                .get_or_create(&WebhookLabels { event, outcome })
+                .inc();
+        });
     }
 
     /// Counts one valid signature by the form of the body it covered.
     pub fn webhook_signature(&self, form: SignatureForm) {
-        self.changes.bump();
-        self.webhook_events
-            .signatures
-            .get_or_create(&SignatureLabels { form })
-            .inc();
+        self.families.change(|f| {
+            f.webhook_events
+                .signatures
+                .get_or_create(&SignatureLabels { form })
+                .inc();
+        });
     }
 }
 
