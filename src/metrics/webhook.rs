@@ -148,7 +148,8 @@ pub enum Outcome {
     /// Its signed body (event id, deployment log id and status) was seen within the last two
     /// hours: answered, not taken in again.
     Duplicate,
-    /// Its `time` is more than half an hour from env0's time as the exporter knows it: refused
+    /// It carries a deployment log and its `time` is more than half an hour from env0's time as
+    /// the exporter knows it: refused
     /// (400), nothing changed; too old to be told from a replay once its id is forgotten.
     /// Polling repairs what it carried.
     Stale,

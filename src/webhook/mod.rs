@@ -7,10 +7,11 @@
 //!    [`signature`]): env0's docs sign the raw body, its guide's sample the re-serialised one.
 //!    401 and nothing changed when neither matches; otherwise the form that matched is counted
 //!    in `env0_exporter_webhook_signatures_total`;
-//! 3. an event whose `time` lies more than [`MAX_EVENT_SKEW`] from env0's time as the exporter
-//!    knows it (our clock plus the clock offset the poller measured) is refused as `stale`:
-//!    once its id is forgotten it could not be told from a replay, and polling repairs what it
-//!    carried;
+//! 3. an event carrying a deployment log whose `time` lies more than [`MAX_EVENT_SKEW`] from
+//!    env0's time as the exporter knows it (our clock plus the clock offset the poller
+//!    measured) is refused as `stale`: once its id is forgotten it could not be told from a
+//!    replay, and polling repairs what it carried. Events without a log change nothing and are
+//!    not judged by their age (env0's test button may send a sample with an old time);
 //! 4. the signed body is checked against those of the last two hours ([`recent`]): the body's
 //!    `id` with its deployment log's `id` and `status` make the key. The `x-env0-event-id`
 //!    header is not signed (and differs from the body's `id` in env0's own sample), so it is
@@ -226,8 +227,14 @@ impl Intake {
             log.as_ref().and_then(|l| l.deployment_type.as_deref()),
             log.as_ref().and_then(|l| l.status.as_deref()),
         );
+        // Only an event that would be acted on is judged by its age: a test or budget event
+        // (env0's test button may well send a sample with an old time) changes nothing anyway.
         let env0_now = self.env0_now();
-        if let Some(time) = event.get("time").and_then(Value::as_str) {
+        let time = log
+            .as_ref()
+            .and_then(|_| event.get("time"))
+            .and_then(Value::as_str);
+        if let Some(time) = time {
             match time.parse::<jiff::Timestamp>() {
                 Ok(time) if skew(time, env0_now) > MAX_EVENT_SKEW => {
                     debug!(%time, %env0_now, event_id = ?body_id, "webhook: event time too far from env0's time, refused as stale");

@@ -383,6 +383,16 @@ async fn an_event_far_from_env0s_time_is_stale_and_env0s_clock_offset_is_what_co
     }))
     .unwrap();
     assert_eq!(post_signed(&f, no_time, None).await, StatusCode::ACCEPTED);
+    // An event without a deployment log changes nothing: its age is not judged.
+    let old_test = serde_json::to_vec(&json!({
+        "type": "com.env0.webhook.test",
+        "id": "t8",
+        "time": "2022-01-01T00:00:00.000Z",
+        "data": {},
+    }))
+    .unwrap();
+    assert_eq!(post_signed(&f, old_test, None).await, StatusCode::OK);
+    assert!((counted(&f, "other", "ignored") - 1.0).abs() < f64::EPSILON);
     assert_eq!(queued(&mut f).len(), 4);
     assert!((counted(&f, "deploy", "stale") - 3.0).abs() < f64::EPSILON);
 }
