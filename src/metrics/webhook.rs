@@ -149,9 +149,8 @@ pub enum Outcome {
     /// hours: answered, not taken in again.
     Duplicate,
     /// It carries a deployment log and its `time` is more than half an hour from env0's time as
-    /// the exporter knows it: refused
-    /// (400), nothing changed; too old to be told from a replay once its id is forgotten.
-    /// Polling repairs what it carried.
+    /// the exporter knows it: refused (400), nothing changed; too old to be told from a replay
+    /// once its id is forgotten. Polling repairs what it carried.
     Stale,
     /// Verified but not acted on: no deployment log (budget, test events), an environment
     /// that is not watched, or the hand-over queue full (polling catches up).
