@@ -79,6 +79,22 @@ pub(crate) fn finish_time(d: &SimDeployment) -> Timestamp {
     d.finished_at.unwrap_or(d.updated_at)
 }
 
+/// HMAC-SHA256 of `body` under `secret`, in lowercase hex: computed here with the `hmac` crate,
+/// never with the exporter's or the simulator's signer (the one helper of the suite for it).
+pub(crate) fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    use std::fmt::Write as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
 pub(crate) type Labels = BTreeMap<String, String>;
 
 #[derive(Debug, Clone)]
