@@ -148,10 +148,23 @@ fn what_was_learnt_of_env0_is_one_info_series() {
             date_filter_field: DateFilterField::StartedAt,
             page_order: PageOrder::Oldest,
             clock_offset: Some(jiff::SignedDuration::from_secs(-3)),
+            clock_source: crate::clock::OffsetSource::DateHeader,
             ..Health::default()
         }),
         vec![
             r#"env0_exporter_env0_behaviour_info{date_filter_field="startedAt",page_order="oldest",date_header="true"} 1"#
+        ]
+    );
+    // An offset estimated from the records after a good poll: no Date header came.
+    assert_eq!(
+        info(Health {
+            clock_offset: Some(jiff::SignedDuration::from_secs(-3)),
+            clock_source: crate::clock::OffsetSource::Records,
+            last_success: Some("2026-07-01T12:01:00Z".parse().unwrap()),
+            ..Health::default()
+        }),
+        vec![
+            r#"env0_exporter_env0_behaviour_info{date_filter_field="unknown",page_order="unknown",date_header="false"} 1"#
         ]
     );
 }
