@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 # First, because it installs the tools (scripts/install-tools.sh) and builds the release binary
-# exactly as the Dockerfile does (cargo build --release --locked); the steps after it use both.
+# (cargo build --release --locked, the quick profile); the steps after it use both.
 step "monitoring bundle: rules, dashboard, Prometheus scrape of the demo, helm chart, Dockerfile"
 scripts/check-bundle.sh
 
