@@ -1,0 +1,308 @@
+//! `env0-exporter doctor`, the real binary, against an in-process simulator playing each env0
+//! variant on a loopback port. Expected values come from the simulator's configuration and
+//! records, never from the doctor's code.
+
+use std::collections::BTreeSet;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use env0_exporter::clock::{SharedClock, SystemClock};
+use env0_exporter::simulator::{
+    DateFilterField, Fault, FaultKind, LatestMovedBy, PageOrder, SimConfig, Simulator,
+};
+use serde_json::Value;
+
+use super::{run, stderr, stdout};
+
+/// The bound the README documents.
+const MAX_REQUESTS: u64 = 40;
+
+/// A simulator served on a loopback port for as long as it lives.
+struct Served {
+    sim: Simulator,
+    endpoint: String,
+    _runtime: tokio::runtime::Runtime,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A small, lively organisation: 20 environments in 4 projects, a run every 10 minutes each.
+fn small(config: SimConfig) -> SimConfig {
+    SimConfig {
+        environments: 20,
+        projects: 4,
+        history: Duration::from_secs(6 * 3600),
+        mean_deployment_interval: Duration::from_secs(600),
+        ..config
+    }
+}
+
+fn serve(config: SimConfig) -> Served {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let sim = Simulator::new(small(config), clock);
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, task) = {
+        let _entered = runtime.enter();
+        env0_exporter::app::spawn_simulator(sim.clone(), listener)
+    };
+    drop(task);
+    Served {
+        sim,
+        endpoint: format!("http://{addr}/"),
+        _runtime: runtime,
+        _stop: stop,
+    }
+}
+
+fn doctor(served: &Served, secret: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "doctor",
+        "--api-endpoint",
+        &served.endpoint,
+        "--api-key",
+        "demo-key",
+        "--api-secret",
+        secret,
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// `doctor --output json`: its exit code and its one JSON object.
+fn doctor_json(served: &Served, extra: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["--output", "json"];
+    args.extend_from_slice(extra);
+    let o = doctor(served, "demo-secret", &args);
+    let out = stdout(&o);
+    assert_eq!(
+        out.lines().count(),
+        1,
+        "one JSON line: {out}\n{}",
+        stderr(&o)
+    );
+    let report: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{}", stderr(&o)));
+    let requests = report["requests"].as_u64().unwrap();
+    assert!(
+        requests <= MAX_REQUESTS,
+        "{requests} requests, more than {MAX_REQUESTS}"
+    );
+    // The simulator counts what it received: the report's count is the truth.
+    assert_eq!(
+        u64::try_from(served.sim.requests().len()).unwrap(),
+        requests,
+        "requests received by the simulator"
+    );
+    (o.status.code(), report)
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The types of the runs the simulator's environments show as their latest.
+fn latest_types(sim: &Simulator) -> Vec<String> {
+    let runs = sim.deployments();
+    sim.environments()
+        .iter()
+        .filter_map(|e| e.latest_deployment_log_id.as_ref())
+        .filter_map(|id| runs.iter().find(|d| &d.id == id))
+        .map(|d| d.deployment_type.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// What every run against a healthy simulator reports the same way.
+fn assert_sees_the_organisation(served: &Served, code: Option<i32>, report: &Value) {
+    let sim = &served.sim;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["problems"], Value::Array(Vec::new()));
+    assert_eq!(report["credentials"], "accepted");
+    assert_eq!(report["organization_id"], sim.organization_id().as_str());
+    assert_eq!(report["projects"], sim.projects().len());
+    assert_eq!(report["environments"], sim.environments().len());
+    assert_eq!(report["environments_complete"], true);
+    assert_eq!(strings(&report["refused_parameters"]), Vec::<String>::new());
+}
+
+fn offset_of(report: &Value) -> i64 {
+    report["clock_offset_seconds"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no offset: {report:#}"))
+}
+
+#[test]
+fn doctor_against_the_default_simulator_reports_it_as_it_is() {
+    let served = serve(SimConfig::default());
+    let (code, report) = doctor_json(&served, &[]);
+    assert_sees_the_organisation(&served, code, &report);
+    assert_eq!(report["forbidden_projects"], Value::Array(Vec::new()));
+    assert_eq!(report["date_header"], true);
+    assert_eq!(report["clock_offset_source"], "date_header");
+    // The Date header has whole seconds: the offset is right to within one.
+    assert!(offset_of(&report).abs() <= 1, "{report:#}");
+    assert_eq!(
+        strings(&report["latest_moves_for"]),
+        latest_types(&served.sim)
+    );
+    assert_eq!(report["rate_limited"], 0);
+    assert_eq!(report["webhook"], Value::Null);
+}
+
+#[test]
+fn doctor_sees_env0_ten_minutes_ahead_from_the_date_header() {
+    let served = serve(SimConfig {
+        clock_offset: jiff::SignedDuration::from_secs(600),
+        ..SimConfig::default()
+    });
+    let (code, report) = doctor_json(&served, &[]);
+    assert_sees_the_organisation(&served, code, &report);
+    assert_eq!(report["date_header"], true);
+    assert_eq!(report["clock_offset_source"], "date_header");
+    assert!((offset_of(&report) - 600).abs() <= 1, "{report:#}");
+}
+
+#[test]
+fn doctor_lists_the_types_that_move_the_latest_run_when_every_type_does() {
+    let served = serve(SimConfig {
+        latest_moved_by: LatestMovedBy::Every,
+        ..SimConfig::default()
+    });
+    let (code, report) = doctor_json(&served, &[]);
+    assert_sees_the_organisation(&served, code, &report);
+    let expected = latest_types(&served.sim);
+    assert!(
+        expected
+            .iter()
+            .any(|t| t != "deploy" && t != "destroy" && t != "task"),
+        "the simulated organisation shows a plan or drift detection as a latest run: {expected:?}"
+    );
+    assert_eq!(strings(&report["latest_moves_for"]), expected);
+}
+
+#[test]
+fn doctor_names_the_projects_whose_deployments_answer_403() {
+    let served = serve(SimConfig::default());
+    let projects = served.sim.projects();
+    let forbidden: Vec<String> = projects.iter().take(2).map(|(id, _)| id.clone()).collect();
+    served.sim.inject_for(
+        None,
+        FaultKind::ForbiddenProjects(forbidden.clone()),
+        Duration::from_secs(3600),
+    );
+    let (code, report) = doctor_json(&served, &[]);
+    assert_sees_the_organisation(&served, code, &report);
+    let mut expected = forbidden;
+    expected.sort();
+    assert_eq!(strings(&report["forbidden_projects"]), expected);
+    let with_environments: BTreeSet<String> = served
+        .sim
+        .environments()
+        .into_iter()
+        .filter(|e| !e.is_archived)
+        .map(|e| e.project_id)
+        .collect();
+    assert_eq!(report["projects_checked"], with_environments.len());
+}
+
+#[test]
+fn doctor_with_a_revoked_key_reports_the_problem_and_exits_1() {
+    let served = serve(SimConfig::default());
+    served.sim.set_api_key_secret("the-rotated-secret");
+    let (code, report) = doctor_json(&served, &[]);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(report["credentials"], "refused");
+    let problems = strings(&report["problems"]);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("401"), "{problems:?}");
+    assert_eq!(report["organization_id"], Value::Null);
+}
+
+#[test]
+fn doctor_reports_a_429_and_its_retry_after() {
+    let served = serve(SimConfig::default());
+    served.sim.inject(Fault {
+        path_prefix: Some("/organizations".into()),
+        kind: FaultKind::RateLimited {
+            retry_after: Some(1),
+        },
+        count: 1,
+    });
+    let (code, report) = doctor_json(&served, &[]);
+    assert_sees_the_organisation(&served, code, &report);
+    assert_eq!(report["rate_limited"], 1);
+    assert_eq!(report["retry_after_seconds"], 1.0);
+}
+
+#[test]
+fn doctor_prints_the_key_lines_for_a_person_and_what_to_enter_for_webhooks() {
+    let served = serve(SimConfig::default());
+    let secret = "a-webhook-secret-of-32-characters";
+    let o = doctor(
+        &served,
+        "demo-secret",
+        &[
+            "--webhook-secret",
+            secret,
+            "--listen-address",
+            "0.0.0.0:9999",
+        ],
+    );
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    for line in [
+        "credentials",
+        "organisation",
+        &served.sim.organization_id(),
+        "projects",
+        "environments",
+        "project access",
+        "query parameters",
+        "date filter on",
+        "page order",
+        "Date header",
+        "env0's clock",
+        "latest run moved by",
+        "rate limit",
+        "No problem found",
+        "port 9999>/webhooks/env0",
+        "x-env0-signature",
+    ] {
+        assert!(out.contains(line), "{line:?} missing:\n{out}");
+    }
+    assert!(!out.contains(secret), "the secret is never printed");
+    let o = doctor(&served, "wrong", &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("Problems"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("401"), "{}", stdout(&o));
+}
+
+#[test]
+fn doctor_refuses_the_flags_it_does_not_use_with_code_2() {
+    for flag in [
+        &["--poll-interval", "5s"][..],
+        &["--state-file", "/tmp/x"],
+        &["--web-config-file", "/w.yml"],
+        &["--shard", "1/2"],
+        &["--project-label"],
+    ] {
+        let mut args = vec!["doctor", "--api-key", "k", "--api-secret", "s"];
+        args.extend_from_slice(flag);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{flag:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag[0]), "{flag:?}: {}", stderr(&o));
+    }
+}
