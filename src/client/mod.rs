@@ -473,6 +473,33 @@ impl Client {
         .await
     }
 
+    /// One page (offset 0, at most `limit` ≤ [`PAGE_LIMIT`] items) of an environment's
+    /// deployments, without filters but `dates` (`fromDate`, `toDate`) when given: exactly one
+    /// request, retries aside. What [`probe`](crate::probe) asks to learn env0's ways.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn deployment_page(
+        &self,
+        environment_id: &str,
+        limit: usize,
+        dates: Option<(Timestamp, Timestamp)>,
+    ) -> Result<Vec<DeploymentLog>> {
+        let mut url = self.url(&["environments", environment_id, "deployments"]);
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs
+                .append_pair("limit", &limit.clamp(1, PAGE_LIMIT).to_string())
+                .append_pair("offset", "0");
+            if let Some((from, to)) = dates {
+                pairs
+                    .append_pair("fromDate", &format_query_timestamp(from))
+                    .append_pair("toDate", &format_query_timestamp(to));
+            }
+        }
+        Ok(self.get_page(Endpoint::Deployments, url).await?.records)
+    }
+
     /// Every deployment of an environment in one of `statuses`, without `fromDate`/`toDate`
     /// (whichever timestamp env0's date filter uses, a run that has not reached it is in no
     /// dated listing), with the other filters of `query`; all pages, duplicates dropped.
