@@ -164,6 +164,13 @@ pub struct SimArgs {
     /// 0; 0.05 with --sim-scale large]
     #[arg(long, env = "ENV0_SIM_STUCK_SHARE", value_parser = parse_share)]
     pub sim_stuck_share: Option<f64>,
+    /// The simulated env0 refuses (400) any query parameter env0's own clients do not send, and
+    /// lists workflow sub-environments by default
+    #[arg(long, env = "ENV0_SIM_VALIDATING_API")]
+    pub sim_validating_api: bool,
+    /// The simulated env0 sends no `Date` header (as behind a proxy that drops it)
+    #[arg(long, env = "ENV0_SIM_NO_DATE_HEADER")]
+    pub sim_no_date_header: bool,
     /// Speed of simulated runs: 1.0 = IaC-like durations, 0.1 = ten times faster
     #[arg(long, env = "ENV0_SIM_TIME_SCALE", default_value_t = 0.5)]
     pub sim_time_scale: f64,

@@ -341,6 +341,21 @@ fn the_large_sim_scale_is_ten_thousand_environments_and_explicit_flags_win() {
 }
 
 #[test]
+fn the_sim_variant_flags_make_a_validating_api_without_a_date_header() {
+    let c = crate::app::sim_config(&sim_args(&["demo"]));
+    assert!(!c.validating_api && c.send_date_header);
+    let c = crate::app::sim_config(&sim_args(&[
+        "demo",
+        "--sim-validating-api",
+        "--sim-no-date-header",
+    ]));
+    assert!(c.validating_api && !c.send_date_header);
+    let c = crate::app::sim_config(&sim_args(&["simulate", "--sim-no-date-header"]));
+    assert!(!c.validating_api && !c.send_date_header);
+    assert!(parse(&["simulate", "--sim-validating-api=yes"]).is_err());
+}
+
+#[test]
 fn sim_shares_outside_zero_to_one_are_refused() {
     for bad in ["1.5", "-0.1", "NaN", "much"] {
         for flag in ["--sim-long-approval-share", "--sim-stuck-share"] {
