@@ -205,11 +205,8 @@ impl Doctor {
             self.report.watched_environments = Some(watched.len());
         }
         let readable = self.project_access(&watched).await;
-        match readable {
-            Some((env, sample)) => {
-                self.deployment_parameters(&env, sample.as_ref()).await;
-                self.behaviour(&env).await;
-            }
+        match &readable {
+            Some((env, sample)) => self.deployment_parameters(env, sample.as_ref()).await,
             None => {
                 for name in DEPLOYMENT_PARAMETERS {
                     self.report.parameter(
@@ -220,6 +217,15 @@ impl Doctor {
                     );
                 }
             }
+        }
+        if readable.is_some() {
+            let forbidden = &self.report.forbidden_projects;
+            let probed: Vec<Environment> = watched
+                .iter()
+                .filter(|e| e.project_id.as_ref().is_none_or(|p| !forbidden.contains(p)))
+                .map(|e| (*e).clone())
+                .collect();
+            self.behaviour(&probed).await;
         }
         self.project_parameter(&org, &names).await;
     }
@@ -582,9 +588,26 @@ impl Doctor {
             .parameter(ENVIRONMENTS_PATH, "projectId", verdict, detail);
     }
 
-    /// Which timestamp the date filter uses and the page order, learnt on `env`.
-    async fn behaviour(&mut self, env: &Environment) {
-        let _ = env;
+    /// Which timestamp the date filter uses and the page order: the exporter's own probe
+    /// ([`crate::probe`]), on the environments of the projects the key may read.
+    async fn behaviour(&mut self, environments: &[Environment]) {
+        match crate::probe::deployment_listing(&self.client, crate::probe::candidates(environments))
+            .await
+        {
+            Ok(learnt) => {
+                self.report.date_filter_field = learnt.date_filter_field.as_str().to_owned();
+                self.report.page_order = learnt.page_order.as_str().to_owned();
+                if learnt.date_filter_field == crate::probe::DateFilterField::Unknown {
+                    self.report.notes.push(
+                        "the date filter's timestamp could not be told (no run that has started was found): the exporter learns it later from the data".to_owned(),
+                    );
+                }
+            }
+            Err(e) => self.report.notes.push(format!(
+                "the date filter and page order could not be learnt: {}",
+                describe(&e)
+            )),
+        }
     }
 
     fn saw(&mut self, at: Option<Timestamp>, arrived: Timestamp) {
@@ -681,7 +704,7 @@ const PROJECTS_PATH: &str = "/projects";
 const ENVIRONMENTS_PATH: &str = "/environments";
 const DEPLOYMENTS_PATH: &str = "/environments/{id}/deployments";
 
-/// The deployment listing's parameters, besides `limit` and `offset`.
+/// The deployment listing's parameters.
 const DEPLOYMENT_PARAMETERS: [&str; 7] = [
     "limit",
     "offset",

@@ -150,6 +150,8 @@ fn doctor_against_the_default_simulator_reports_it_as_it_is() {
     let (code, report) = doctor_json(&served, &[]);
     assert_sees_the_organisation(&served, code, &report);
     assert_eq!(report["forbidden_projects"], Value::Array(Vec::new()));
+    assert_eq!(report["date_filter_field"], "createdAt");
+    assert_eq!(report["page_order"], "newest");
     assert_eq!(report["date_header"], true);
     assert_eq!(report["clock_offset_source"], "date_header");
     // The Date header has whole seconds: the offset is right to within one.
@@ -160,6 +162,91 @@ fn doctor_against_the_default_simulator_reports_it_as_it_is() {
     );
     assert_eq!(report["rate_limited"], 0);
     assert_eq!(report["webhook"], Value::Null);
+}
+
+#[test]
+fn doctor_tells_a_date_filter_on_queued_at_and_on_started_at() {
+    for (field, name) in [
+        (DateFilterField::QueuedAt, "queuedAt"),
+        (DateFilterField::StartedAt, "startedAt"),
+    ] {
+        let served = serve(SimConfig {
+            date_filter_field: field,
+            ..SimConfig::default()
+        });
+        let (code, report) = doctor_json(&served, &[]);
+        assert_sees_the_organisation(&served, code, &report);
+        // A run queued when it is created is in the same dated listings either way: the two
+        // filters cannot be told apart, and are the same, so the report says `createdAt`.
+        let same = served
+            .sim
+            .deployments()
+            .iter()
+            .all(|d| d.queued_at == d.created_at);
+        let name = if field == DateFilterField::QueuedAt && same {
+            "createdAt"
+        } else {
+            name
+        };
+        assert_eq!(report["date_filter_field"], name, "{report:#}");
+        assert_eq!(report["page_order"], "newest");
+    }
+}
+
+#[test]
+fn doctor_tells_pages_oldest_first() {
+    let served = serve(SimConfig {
+        page_order: PageOrder::OldestFirst,
+        ..SimConfig::default()
+    });
+    let (code, report) = doctor_json(&served, &[]);
+    assert_sees_the_organisation(&served, code, &report);
+    assert_eq!(report["page_order"], "oldest", "{report:#}");
+    assert_eq!(report["date_filter_field"], "createdAt");
+}
+
+#[test]
+fn doctor_against_a_validating_api_with_a_key_forbidden_on_some_projects() {
+    let served = serve(SimConfig {
+        validating_api: true,
+        ..SimConfig::default()
+    });
+    let projects = served.sim.projects();
+    let forbidden: Vec<String> = projects.iter().take(2).map(|(id, _)| id.clone()).collect();
+    served.sim.inject_for(
+        None,
+        FaultKind::ForbiddenProjects(forbidden.clone()),
+        Duration::from_secs(3600),
+    );
+    let (code, report) = doctor_json(&served, &[]);
+    // The exporter sends only what env0's clients send: nothing is refused.
+    assert_sees_the_organisation(&served, code, &report);
+    assert!(
+        served.sim.requests().iter().all(|r| r.status != 400),
+        "{:?}",
+        served.sim.requests()
+    );
+    let mut expected = forbidden;
+    expected.sort();
+    assert_eq!(strings(&report["forbidden_projects"]), expected);
+    assert_eq!(report["date_filter_field"], "createdAt");
+}
+
+#[test]
+fn doctor_without_a_date_header_says_so_and_estimates_the_clock_from_the_records() {
+    let served = serve(SimConfig {
+        send_date_header: false,
+        clock_offset: jiff::SignedDuration::from_secs(600),
+        ..SimConfig::default()
+    });
+    let (code, report) = doctor_json(&served, &[]);
+    assert_sees_the_organisation(&served, code, &report);
+    assert_eq!(report["date_header"], false);
+    // The records give a lower bound of how far ahead env0 is: above zero, at most the truth
+    // (plus the second the records' milliseconds may round up to).
+    assert_eq!(report["clock_offset_source"], "records", "{report:#}");
+    let offset = offset_of(&report);
+    assert!(0 < offset && offset <= 601, "{report:#}");
 }
 
 #[test]
