@@ -88,9 +88,9 @@ impl WebhookAdvice {
             own_listener,
             secret_length: secret.expose().chars().count(),
             headers: vec![
-                "x-env0-signature (or x-env-zero-signature): HMAC-SHA256 of the body, hex",
-                "x-env0-event (or x-env-zero-event)",
-                "x-env0-event-id (or x-env-zero-event-id)",
+                "x-env-zero-signature (or x-env0-signature): HMAC-SHA256 of the body, hex",
+                "x-env-zero-event (or x-env0-event)",
+                "x-env-zero-event-id (or x-env0-event-id)",
             ],
         }
     }
@@ -376,6 +376,9 @@ impl Report {
                     format!("at least {s} s ahead of this machine's (from the records)")
                 }
                 (Some(s), _) => format!("{s:+} s from this machine's (from the Date header)"),
+                (None, _) if self.requests_answered() && !self.date_header => {
+                    "not seen ahead of this machine's (the records tell no more)".to_owned()
+                }
                 (None, _) => "offset unknown".to_owned(),
             },
         );
@@ -399,7 +402,7 @@ impl Report {
         if let Some(w) = &self.webhook {
             let _ = writeln!(
                 out,
-                "\nWebhooks: in env0, Organization settings → Notifications, add a target of type Webhook:"
+                "\nWebhooks: in env0, add a notification target of type Webhook, then choose the deployment events it gets:"
             );
             let _ = writeln!(
                 out,
@@ -411,6 +414,10 @@ impl Report {
                 } else {
                     ""
                 }
+            );
+            let _ = writeln!(
+                out,
+                "           env0 posts only over HTTPS: a TLS ingress or proxy in front, or --web-config-file with TLS"
             );
             let _ = writeln!(
                 out,
