@@ -140,21 +140,27 @@ fn gauge(
     ConstGauge::new(value).encode(metric)
 }
 
-/// `env0_exporter_clock_offset_seconds`, once measured.
+/// `env0_exporter_clock_offset_seconds{source}`, once anything told: exact from env0's `Date`
+/// headers (`source="date_header"`), a lower bound from its records (`source="records"`);
+/// absent while nothing told (no series at all rather than a made-up 0).
 fn clock_offset(
     encoder: &mut DescriptorEncoder,
     offset: Option<jiff::SignedDuration>,
+    source: crate::clock::OffsetSource,
 ) -> Result<(), std::fmt::Error> {
-    match offset {
-        Some(offset) => gauge(
-            encoder,
-            "env0_exporter_clock_offset",
-            "env0's clock minus the exporter's, from env0's Date headers (whole seconds); env0's timestamps are compared only with this estimate of env0's time",
-            Some(&Unit::Seconds),
-            offset.as_secs_f64(),
-        ),
-        None => Ok(()),
+    let Some(offset) = offset else {
+        return Ok(());
+    };
+    if source == crate::clock::OffsetSource::None {
+        return Ok(());
     }
+    let mut m = encoder.encode_descriptor(
+        "env0_exporter_clock_offset",
+        "env0's clock minus the exporter's: exact to the second from env0's Date headers (source=\"date_header\"), else a lower bound from the newest timestamp env0's records showed (source=\"records\"); env0's timestamps are compared only with env0's time so estimated",
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+    )?;
+    ConstGauge::new(offset.as_secs_f64()).encode(m.encode_family(&[("source", source.as_str())])?)
 }
 
 /// How far the reads of whole lookback windows are: the backfill, and (with full sync on)
@@ -312,7 +318,7 @@ impl Collector for StateCollector {
             None,
             snap.tracked_deployments,
         )?;
-        clock_offset(&mut encoder, health.clock_offset)?;
+        clock_offset(&mut encoder, health.clock_offset, health.clock_source)?;
         read_progress(&mut encoder, health)?;
         gauge(
             &mut encoder,

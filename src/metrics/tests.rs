@@ -62,6 +62,7 @@ fn state_gauges_render_the_snapshot_values() {
             polls_completed: 1,
             backfill_pending: 0,
             clock_offset: None,
+            clock_source: crate::clock::OffsetSource::None,
             full_sync_interval: Some(Duration::from_secs(600)),
             full_sync_oldest_age: Some(Duration::from_secs(125)),
         },
@@ -165,7 +166,7 @@ fn events_feed_the_counter_and_histograms_and_every_error_reason_starts_at_zero(
         ]
     );
     let errors = sample_lines(&text, "env0_exporter_poll_errors_total");
-    assert_eq!(errors.len(), 7, "every reason starts at 0: {errors:?}");
+    assert_eq!(errors.len(), 8, "every reason starts at 0: {errors:?}");
     assert!(
         errors.contains(&r#"env0_exporter_poll_errors_total{reason="rate_limited"} 1"#.to_owned())
     );

@@ -116,10 +116,11 @@ impl Poller {
         read: &PlannedRead,
         open: Option<&Unfinished>,
     ) -> Result<(), ClientError> {
-        // `toDate` in env0's clock, a little ahead for what the offset cannot tell (it is
-        // measured to the second).
+        // `toDate` in env0's clock at its latest, a little ahead for what the offset cannot
+        // tell (a `Date` header is to the second); the read is noted at env0's earliest, so
+        // the next incremental read starts early enough whatever the estimate's error.
         let read_at = self.env0_now();
-        let to = clock::add(read_at, TO_DATE_MARGIN);
+        let to = clock::add(self.env0_latest(), TO_DATE_MARGIN);
         let query = DeploymentQuery {
             from: read.from,
             to,

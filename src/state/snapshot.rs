@@ -22,8 +22,11 @@ pub struct Health {
     pub polls_completed: u64,
     /// Environments still waiting for their first read of the lookback window.
     pub backfill_pending: usize,
-    /// env0's clock minus ours, from env0's `Date` headers (`None` until one was seen).
+    /// env0's clock minus ours as estimated (`None` until anything told): exact from env0's
+    /// `Date` headers, a lower bound from its records (see [`clock_source`](Self::clock_source)).
     pub clock_offset: Option<jiff::SignedDuration>,
+    /// Where [`clock_offset`](Self::clock_offset) comes from.
+    pub clock_source: crate::clock::OffsetSource,
     /// The full re-read interval kept (`None`: full sync off, or before the first listing).
     pub full_sync_interval: Option<Duration>,
     /// Age (our clock, at the last poll) of the oldest full read among the backfilled
