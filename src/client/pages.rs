@@ -1,11 +1,13 @@
 //! Single pages of env0's listings, for callers that bound their own reads (`doctor` asks a
-//! few dozen questions at most, and must never page through a whole organisation).
+//! few dozen questions at most, and must never page through a whole organisation). Their
+//! queries go through the client's one list of parameters ([`query`](super::query)).
 
+use super::query::{Route, set_query};
 use super::{Client, DeploymentLog, Endpoint, Environment, Page, Result};
 
 impl Client {
-    /// One page of `GET /environments?organizationId=…&limit=…&offset=…` (with `projectId`
-    /// when given): the organisation's environments as the exporter lists them.
+    /// One page of `GET /environments?organizationId=…&limit=…&offset=…`, with `projectId` when
+    /// given and `includeSubEnvironments=true` when `with_subs`.
     ///
     /// # Errors
     /// See [`Error`](super::Error).
@@ -13,25 +15,26 @@ impl Client {
         &self,
         organization_id: &str,
         project_id: Option<&str>,
+        with_subs: bool,
         limit: usize,
         offset: usize,
     ) -> Result<Page<Environment>> {
         let mut url = self.url(&["environments"]);
-        {
-            let mut pairs = url.query_pairs_mut();
-            pairs.append_pair("organizationId", organization_id);
-            if let Some(project) = project_id {
-                pairs.append_pair("projectId", project);
-            }
-            pairs
-                .append_pair("limit", &limit.to_string())
-                .append_pair("offset", &offset.to_string());
+        let (limit, offset) = (limit.to_string(), offset.to_string());
+        let mut pairs = vec![("organizationId", organization_id)];
+        if let Some(project) = project_id {
+            pairs.push(("projectId", project));
         }
+        if with_subs {
+            pairs.push(("includeSubEnvironments", "true"));
+        }
+        pairs.extend([("limit", limit.as_str()), ("offset", offset.as_str())]);
+        set_query(&mut url, Route::Environments, &pairs);
         self.get_page(Endpoint::Environments, url).await
     }
 
-    /// One request of `GET /environments/{id}/deployments` with exactly these query pairs, in
-    /// this order: the caller chooses among the parameters the exporter itself sends.
+    /// One request of `GET /environments/{id}/deployments` with these query pairs, in this
+    /// order: the caller chooses among the parameters of the client's list.
     ///
     /// # Errors
     /// See [`Error`](super::Error).
@@ -41,9 +44,7 @@ impl Client {
         query: &[(&str, &str)],
     ) -> Result<Page<DeploymentLog>> {
         let mut url = self.url(&["environments", environment_id, "deployments"]);
-        if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
-        }
+        set_query(&mut url, Route::EnvironmentDeployments, query);
         self.get_page(Endpoint::Deployments, url).await
     }
 }

@@ -18,13 +18,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use jiff::Timestamp;
-
+use crate::client::query::{self, Route};
 use crate::client::{
     self, Client, ClientConfig, DeploymentLog, Endpoint, Environment, Error, Outcome,
     RequestObserver,
 };
-use crate::clock::{self, SharedClock};
+use crate::clock::{self, OffsetSource, SharedClock};
 use crate::config::{Config, Credentials};
 use crate::filter::{DeploymentFilter, ProjectFilter};
 use crate::ratelimit::SlidingWindow;
@@ -126,8 +125,6 @@ struct Doctor {
     clock: SharedClock,
     settings: Settings,
     report: Report,
-    /// The newest env0 timestamp seen, and our time when the answer that held it arrived.
-    newest_record: Option<(Timestamp, Timestamp)>,
 }
 
 /// Runs every check against the env0 of `config` with `credentials`.
@@ -166,7 +163,6 @@ pub async fn run(
         clock,
         settings: Settings::from_config(config),
         report: Report::new(config.api_endpoint.as_str()),
-        newest_record: None,
     };
     doctor.report.webhook = doctor.settings.webhook.clone();
     doctor.check().await;
@@ -191,6 +187,7 @@ impl Doctor {
         let Some(environments) = self.environments(&org).await else {
             return;
         };
+        self.sub_environments(&org, &environments).await;
         self.latest_types(&environments);
         let watched: Vec<&Environment> = environments
             .iter()
@@ -356,17 +353,10 @@ impl Doctor {
             let offset = page * ENVIRONMENT_PAGE_LIMIT;
             match self
                 .client
-                .environments_page(org, None, ENVIRONMENT_PAGE_LIMIT, offset)
+                .environments_page(org, None, false, ENVIRONMENT_PAGE_LIMIT, offset)
                 .await
             {
                 Ok(p) => {
-                    let arrived = self.clock.now();
-                    for env in &p.records {
-                        self.saw(env.updated_at, arrived);
-                        if let Some(log) = &env.latest_deployment_log {
-                            self.saw_log(log, arrived);
-                        }
-                    }
                     let short = p.len < ENVIRONMENT_PAGE_LIMIT;
                     for env in p.records {
                         if !all.iter().any(|e| e.id == env.id) {
@@ -399,6 +389,49 @@ impl Doctor {
         self.report.environments = Some(all.len());
         self.report.environments_complete = complete;
         Some(all)
+    }
+
+    /// `includeSubEnvironments`, which no env0 client sends and the exporter probes once: one
+    /// page with it, against the environments listed without it.
+    async fn sub_environments(&mut self, org: &str, listed: &[Environment]) {
+        let name = "includeSubEnvironments";
+        match self
+            .client
+            .environments_page(org, None, true, ENVIRONMENT_PAGE_LIMIT, 0)
+            .await
+        {
+            Ok(page) => {
+                let more = page
+                    .records
+                    .iter()
+                    .filter(|e| !listed.iter().any(|l| l.id == e.id))
+                    .count();
+                self.report.sub_environments = Some(if more == 0 {
+                    "listed_without_parameter"
+                } else {
+                    "listed_only_with_parameter"
+                });
+                self.report
+                    .parameter(ENVIRONMENTS_PATH, name, Verdict::Accepted, String::new());
+                if more > 0 {
+                    self.report.notes.push(format!(
+                        "{more} environments (workflow sub-environments) are listed only with includeSubEnvironments: the exporter sends it from its first poll on"
+                    ));
+                }
+            }
+            Err(e) => {
+                let verdict = Verdict::of_error(&e).unwrap_or(Verdict::NotChecked);
+                if verdict == Verdict::Refused {
+                    self.report.sub_environments = Some("parameter_refused");
+                    self.report.notes.push(format!(
+                        "env0 refuses includeSubEnvironments ({}): the exporter drops it after one try; workflow sub-environments count if env0 lists them without it",
+                        describe(&e)
+                    ));
+                }
+                self.report
+                    .parameter(ENVIRONMENTS_PATH, name, verdict, describe(&e));
+            }
+        }
     }
 
     /// The types of the runs the environments' `latestDeploymentLog` show.
@@ -442,11 +475,7 @@ impl Doctor {
                 .await
             {
                 Ok(page) => {
-                    let arrived = self.clock.now();
                     let run = page.records.into_iter().next();
-                    if let Some(run) = &run {
-                        self.saw_log(run, arrived);
-                    }
                     self.report.parameter(
                         DEPLOYMENTS_PATH,
                         "limit",
@@ -575,7 +604,7 @@ impl Doctor {
         };
         let (verdict, detail) = match self
             .client
-            .environments_page(org, Some(&project), 1, 0)
+            .environments_page(org, Some(&project), false, 1, 0)
             .await
         {
             Ok(_) => (Verdict::Accepted, String::new()),
@@ -610,26 +639,6 @@ impl Doctor {
         }
     }
 
-    fn saw(&mut self, at: Option<Timestamp>, arrived: Timestamp) {
-        if let Some(at) = at
-            && self.newest_record.is_none_or(|(newest, _)| at > newest)
-        {
-            self.newest_record = Some((at, arrived));
-        }
-    }
-
-    fn saw_log(&mut self, log: &DeploymentLog, arrived: Timestamp) {
-        for at in [
-            log.created_at,
-            log.updated_at,
-            log.queued_at,
-            log.started_at,
-            log.finished_at,
-        ] {
-            self.saw(at, arrived);
-        }
-    }
-
     /// The report, with what the client and the counters saw and the problems the parameters
     /// make.
     fn finish(mut self) -> Report {
@@ -637,23 +646,26 @@ impl Doctor {
         self.report.requests = requests;
         self.report.rate_limited = rate_limited;
         self.report.retry_after_seconds = retry_after.map(|d| d.as_secs_f64());
-        match self.client.clock_offset() {
-            Some(offset) => {
+        match self.client.clock_estimate() {
+            (Some(offset), OffsetSource::DateHeader) => {
                 self.report.date_header = true;
                 self.report.clock_offset_seconds = Some(offset.as_secs());
-                self.report.clock_offset_source = Some("date_header");
+                self.report.clock_offset_source = Some(OffsetSource::DateHeader.as_str());
             }
-            None if self.report.requests_answered() => {
-                // A record newer than our time when it arrived: env0 is at least that far ahead.
-                if let Some((newest, arrived)) = self.newest_record {
-                    let ahead = newest.duration_since(arrived).as_secs();
-                    if ahead > 0 {
-                        self.report.clock_offset_seconds = Some(ahead);
-                        self.report.clock_offset_source = Some("records");
-                    }
-                }
+            // From the records, a lower bound: it tells only how far ahead env0 is at least.
+            (Some(offset), OffsetSource::Records) if offset.as_secs() > 0 => {
+                self.report.clock_offset_seconds = Some(offset.as_secs());
+                self.report.clock_offset_source = Some(OffsetSource::Records.as_str());
             }
-            None => {}
+            _ => {}
+        }
+        for p in &query::PARAMETERS {
+            self.report.parameter(
+                route_path(p.route),
+                p.name,
+                Verdict::NotChecked,
+                "not asked".to_owned(),
+            );
         }
         let filter = &self.settings.filter;
         let needed = |name: &str| match name {
@@ -666,7 +678,7 @@ impl Doctor {
             .report
             .parameters
             .iter()
-            .filter(|p| p.verdict == Verdict::Refused)
+            .filter(|p| p.verdict == Verdict::Refused && !p.probed)
             .map(|p| (p.path.clone(), p.name.clone(), p.detail.clone()))
             .collect();
         for (path, name, detail) in refused {
@@ -689,7 +701,7 @@ impl Doctor {
             .report
             .parameters
             .iter()
-            .filter(|p| p.verdict == Verdict::Refused)
+            .filter(|p| p.verdict == Verdict::Refused && !p.probed)
             .map(|p| p.name.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -699,7 +711,18 @@ impl Doctor {
     }
 }
 
-/// The paths the report names parameters under.
+/// The path the report names a route's parameters under.
+#[must_use]
+pub fn route_path(route: Route) -> &'static str {
+    match route {
+        Route::Organizations => "/organizations",
+        Route::Projects => PROJECTS_PATH,
+        Route::Environments => ENVIRONMENTS_PATH,
+        Route::EnvironmentDeployments => DEPLOYMENTS_PATH,
+        Route::Deployment => "/environments/deployments/{id}",
+    }
+}
+
 const PROJECTS_PATH: &str = "/projects";
 const ENVIRONMENTS_PATH: &str = "/environments";
 const DEPLOYMENTS_PATH: &str = "/environments/{id}/deployments";

@@ -58,6 +58,8 @@ pub struct Parameter {
     /// env0's message when not accepted.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// Sent only by a once-per-process probe and dropped on a 400: a refusal stops nothing.
+    pub probed: bool,
 }
 
 /// What to enter in env0's webhook settings (a notification target of type Webhook).
@@ -126,8 +128,11 @@ pub struct Report {
     pub projects_not_checked: usize,
     /// Every query parameter the exporter sends, and env0's answer.
     pub parameters: Vec<Parameter>,
-    /// The names of the refused ones.
+    /// The names of the refused ones, but for probed ones (which the exporter drops).
     pub refused_parameters: Vec<String>,
+    /// Workflow sub-environments: `listed_without_parameter`, `listed_only_with_parameter`,
+    /// `parameter_refused` (of `includeSubEnvironments`), or `null` when not asked.
+    pub sub_environments: Option<&'static str>,
     /// The timestamp env0's `fromDate`/`toDate` filter on: `createdAt`, `queuedAt`,
     /// `startedAt` or `unknown`.
     pub date_filter_field: String,
@@ -190,6 +195,7 @@ impl Report {
             projects_not_checked: 0,
             parameters: Vec::new(),
             refused_parameters: Vec::new(),
+            sub_environments: None,
             date_filter_field: "unknown".to_owned(),
             page_order: "unknown".to_owned(),
             date_header: false,
@@ -225,6 +231,9 @@ impl Report {
                 name: name.to_owned(),
                 verdict,
                 detail,
+                probed: crate::client::query::PARAMETERS
+                    .iter()
+                    .any(|p| p.name == name && p.probed && super::route_path(p.route) == path),
             }),
         }
     }
@@ -343,6 +352,19 @@ impl Report {
                 format!("{checked} of {} accepted", self.parameters.len())
             } else {
                 format!("refused: {}", self.refused_parameters.join(", "))
+            },
+        );
+        line(
+            self.sub_environments
+                .map(|s| s != "listed_only_with_parameter"),
+            "sub-environments",
+            match self.sub_environments {
+                Some("listed_without_parameter") => "listed without includeSubEnvironments",
+                Some("listed_only_with_parameter") => {
+                    "listed only with includeSubEnvironments (the exporter sends it)"
+                }
+                Some(_) => "includeSubEnvironments refused (the exporter drops it)",
+                None => "not checked",
             },
         );
         line(

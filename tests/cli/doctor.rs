@@ -7,6 +7,7 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
+use env0_exporter::client::query::PARAMETERS;
 use env0_exporter::clock::{SharedClock, SystemClock};
 use env0_exporter::simulator::{
     DateFilterField, Fault, FaultKind, LatestMovedBy, PageOrder, SimConfig, Simulator,
@@ -136,6 +137,34 @@ fn assert_sees_the_organisation(served: &Served, code: Option<i32>, report: &Val
     assert_eq!(report["environments"], sim.environments().len());
     assert_eq!(report["environments_complete"], true);
     assert_eq!(strings(&report["refused_parameters"]), Vec::<String>::new());
+    // Every parameter of the client's list is asked about, and taken (the validating API
+    // refuses only the one the exporter probes and drops).
+    let validating = sim.config().validating_api;
+    let mut asked: Vec<(String, String)> = Vec::new();
+    for p in report["parameters"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap().to_owned();
+        let expected = if validating && name == "includeSubEnvironments" {
+            "refused"
+        } else {
+            "accepted"
+        };
+        assert_eq!(p["verdict"], expected, "{p}");
+        asked.push((name, p["path"].as_str().unwrap().to_owned()));
+    }
+    let mut names: Vec<&str> = asked.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    let mut listed: Vec<&str> = PARAMETERS.iter().map(|p| p.name).collect();
+    listed.sort_unstable();
+    assert_eq!(names, listed);
+    let listed_by_default = sim.config().sub_environments_listed_by_default || validating;
+    let subs = if validating {
+        "parameter_refused"
+    } else if sim.config().sub_environments > 0 && !listed_by_default {
+        "listed_only_with_parameter"
+    } else {
+        "listed_without_parameter"
+    };
+    assert_eq!(report["sub_environments"], subs);
 }
 
 fn offset_of(report: &Value) -> i64 {
@@ -194,6 +223,25 @@ fn doctor_tells_a_date_filter_on_queued_at_and_on_started_at() {
 }
 
 #[test]
+fn doctor_tells_workflow_sub_environments_listed_only_with_the_parameter() {
+    let served = serve(SimConfig {
+        sub_environments: 3,
+        ..SimConfig::default()
+    });
+    let (code, report) = doctor_json(&served, &[]);
+    // Sub-environments are not in the plain listing the environment count comes from.
+    let sim = &served.sim;
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["sub_environments"], "listed_only_with_parameter");
+    assert_eq!(
+        report["environments"],
+        sim.config().environments,
+        "the plain listing"
+    );
+    assert_eq!(report["environments_complete"], true);
+}
+
+#[test]
 fn doctor_tells_pages_oldest_first() {
     let served = serve(SimConfig {
         page_order: PageOrder::OldestFirst,
@@ -219,12 +267,19 @@ fn doctor_against_a_validating_api_with_a_key_forbidden_on_some_projects() {
         Duration::from_secs(3600),
     );
     let (code, report) = doctor_json(&served, &[]);
-    // The exporter sends only what env0's clients send: nothing is refused.
+    // The exporter sends only what env0's clients send, but for the parameter it probes once
+    // and drops on a 400: that is the only request refused.
     assert_sees_the_organisation(&served, code, &report);
+    let refused: Vec<_> = served
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 400)
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
     assert!(
-        served.sim.requests().iter().all(|r| r.status != 400),
-        "{:?}",
-        served.sim.requests()
+        refused[0].query.contains("includeSubEnvironments"),
+        "{refused:?}"
     );
     let mut expected = forbidden;
     expected.sort();
