@@ -203,7 +203,12 @@ impl Doctor {
         }
         let readable = self.project_access(&watched).await;
         match &readable {
-            Some((env, sample)) => self.deployment_parameters(env, sample.as_ref()).await,
+            Some((env, sample)) => {
+                self.deployment_parameters(env, sample.as_ref()).await;
+                if let Some(run) = sample {
+                    self.single_deployment(&run.id).await;
+                }
+            }
             None => {
                 for name in DEPLOYMENT_PARAMETERS {
                     self.report.parameter(
@@ -224,7 +229,12 @@ impl Doctor {
                 .collect();
             self.behaviour(&probed).await;
         }
-        self.project_parameter(&org, &names).await;
+        let project = names
+            .keys()
+            .next()
+            .cloned()
+            .or_else(|| environments.iter().find_map(|e| e.project_id.clone()));
+        self.project_parameter(&org, project).await;
     }
 
     /// The key and the organisation: `GET /organizations`, always (it also proves the key).
@@ -233,6 +243,21 @@ impl Doctor {
             Ok(orgs) => {
                 self.report.credentials = Verdict::Accepted;
                 orgs
+            }
+            // The exporter lists organisations only to choose one: with --organization-id it
+            // never does, and a key that may not list them still works.
+            Err(e)
+                if Verdict::of_error(&e) == Some(Verdict::Forbidden)
+                    && self.settings.organization_id.is_some() =>
+            {
+                self.report.credentials = Verdict::Accepted;
+                self.report.optional_failures.push(format!(
+                    "the organisations listing: {}; the exporter does not need it with --organization-id",
+                    describe(&e)
+                ));
+                let id = self.settings.organization_id.clone();
+                self.report.organization_id.clone_from(&id);
+                return id;
             }
             Err(e) => {
                 let problem = match &e {
@@ -586,14 +611,20 @@ impl Doctor {
         }
     }
 
+    /// `GET /environments/deployments/{id}`: optional (the exporter reads a run on its own only
+    /// to follow one that left the listings).
+    async fn single_deployment(&mut self, id: &str) {
+        if let Err(e) = self.client.deployment(id).await {
+            self.report.optional_failures.push(format!(
+                "reading one deployment by id: {} (the exporter uses it to follow a run that left its listing unfinished)",
+                describe(&e)
+            ));
+        }
+    }
+
     /// `projectId` on the environments listing (sent with `--projects`): one request.
-    async fn project_parameter(&mut self, org: &str, names: &BTreeMap<String, Option<String>>) {
-        let Some(project) = names
-            .keys()
-            .next()
-            .cloned()
-            .or_else(|| self.report.forbidden_projects.first().cloned())
-        else {
+    async fn project_parameter(&mut self, org: &str, project: Option<String>) {
+        let Some(project) = project else {
             self.report.parameter(
                 ENVIRONMENTS_PATH,
                 "projectId",

@@ -487,3 +487,69 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_never_overwritten_and_not_checked_overwrites_nothing() {
+        let mut r = Report::new("http://env0/");
+        r.parameter("/p", "limit", Verdict::Accepted, String::new());
+        r.parameter("/p", "limit", Verdict::NotChecked, "later".into());
+        assert_eq!(r.parameters[0].verdict, Verdict::Accepted);
+        r.parameter("/p", "limit", Verdict::Refused, "400".into());
+        r.parameter("/p", "limit", Verdict::Accepted, String::new());
+        assert_eq!(r.parameters[0].verdict, Verdict::Refused);
+        assert_eq!(r.parameters[0].detail, "400");
+        // Same name on another path is another parameter.
+        r.parameter("/q", "limit", Verdict::Accepted, String::new());
+        assert_eq!(r.parameters.len(), 2);
+    }
+
+    #[test]
+    fn latest_moves_for_is_a_list_or_the_word_unknown() {
+        let mut r = Report::new("http://env0/");
+        let json: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+        assert_eq!(json["latest_moves_for"], "unknown");
+        assert_eq!(json["clock_offset_seconds"], serde_json::Value::Null);
+        r.latest_moves_for = Some(vec!["deploy".into(), "prPlan".into()]);
+        let json: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+        assert_eq!(
+            json["latest_moves_for"],
+            serde_json::json!(["deploy", "prPlan"])
+        );
+    }
+
+    #[test]
+    fn the_text_lists_problems_or_says_there_is_none() {
+        let mut r = Report::new("http://env0/");
+        assert!(r.to_text().contains("No problem found"));
+        assert!(r.healthy());
+        r.problems.push("the key is revoked: make a new one".into());
+        let text = r.to_text();
+        assert!(!r.healthy());
+        assert!(text.contains("Problems"), "{text}");
+        assert!(
+            text.contains("  - the key is revoked: make a new one"),
+            "{text}"
+        );
+        assert!(!text.contains("No problem found"), "{text}");
+    }
+
+    #[test]
+    fn the_webhook_advice_never_holds_the_secret() {
+        let secret = Secret::new("s3cret-value-for-the-test");
+        let advice = WebhookAdvice::new(9000, true, &secret);
+        let mut r = Report::new("http://env0/");
+        r.webhook = Some(advice);
+        assert!(!r.to_text().contains("s3cret-value-for-the-test"));
+        assert!(!r.to_json().unwrap().contains("s3cret-value-for-the-test"));
+        assert!(
+            r.to_text()
+                .contains("port 9000>/webhooks/env0 (--webhook-listen-address)")
+        );
+    }
+}

@@ -361,6 +361,34 @@ fn doctor_names_the_projects_whose_deployments_answer_403() {
 }
 
 #[test]
+fn doctor_lists_optional_calls_that_fail_and_still_exits_0() {
+    let served = serve(SimConfig::default());
+    for prefix in ["/organizations", "/projects", "/environments/deployments/"] {
+        served.sim.inject_for(
+            Some(prefix),
+            FaultKind::Status(403),
+            Duration::from_secs(3600),
+        );
+    }
+    let org = served.sim.organization_id();
+    let (code, report) = doctor_json(&served, &["--organization-id", &org]);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["problems"], Value::Array(Vec::new()));
+    assert_eq!(report["organization_id"], org.as_str());
+    assert_eq!(report["projects"], Value::Null);
+    assert_eq!(report["environments"], served.sim.environments().len());
+    let failures = strings(&report["optional_failures"]);
+    assert_eq!(failures.len(), 3, "{failures:?}");
+    for (failure, path) in
+        failures
+            .iter()
+            .zip(["/organizations", "/projects", "/environments/deployments/"])
+    {
+        assert!(failure.contains(path), "{failure} names {path}");
+    }
+}
+
+#[test]
 fn doctor_with_a_revoked_key_reports_the_problem_and_exits_1() {
     let served = serve(SimConfig::default());
     served.sim.set_api_key_secret("the-rotated-secret");
