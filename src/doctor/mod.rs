@@ -574,7 +574,7 @@ impl Doctor {
             .first()
             .cloned()
             .unwrap_or_else(|| "SUCCESS".to_owned());
-        let probes: [(&[&str], Option<Vec<(&str, String)>>); 4] = [
+        let probes: [Probe<'_>; 4] = [
             (
                 &["fromDate", "toDate"],
                 Some(vec![("fromDate", from.to_owned()), ("toDate", to)]),
@@ -655,8 +655,14 @@ impl Doctor {
             .await
         {
             Ok(learnt) => {
-                self.report.date_filter_field = learnt.date_filter_field.as_str().to_owned();
-                self.report.page_order = learnt.page_order.as_str().to_owned();
+                learnt
+                    .date_filter_field
+                    .as_str()
+                    .clone_into(&mut self.report.date_filter_field);
+                learnt
+                    .page_order
+                    .as_str()
+                    .clone_into(&mut self.report.page_order);
                 if learnt.date_filter_field == crate::probe::DateFilterField::Unknown {
                     self.report.notes.push(
                         "the date filter's timestamp could not be told (no run that has started was found): the exporter learns it later from the data".to_owned(),
@@ -741,6 +747,9 @@ impl Doctor {
         self.report
     }
 }
+
+/// The parameters one request asks about, and its query (`None`: nothing to ask with).
+type Probe<'a> = (&'a [&'a str], Option<Vec<(&'a str, String)>>);
 
 /// The path the report names a route's parameters under.
 #[must_use]

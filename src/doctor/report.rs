@@ -166,6 +166,7 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
+#[allow(clippy::ref_option)] // serde's `serialize_with` takes a reference to the field
 fn types_or_unknown<S: serde::Serializer>(
     types: &Option<Vec<String>>,
     s: S,
@@ -258,7 +259,8 @@ impl Report {
         serde_json::to_string(self)
     }
 
-    /// The report for a person: one aligned line per check, then problems with what to do.
+    /// The report for a person: one aligned line per check, the webhook settings, then
+    /// problems with what to do.
     #[must_use]
     pub fn to_text(&self) -> String {
         let mut out = String::new();
@@ -267,14 +269,26 @@ impl Report {
             "env0-exporter doctor: {} ({} requests, at most {})",
             self.api_endpoint, self.requests, self.max_requests
         );
-        let mut line = |ok: Option<bool>, what: &str, text: &str| {
-            let mark = match ok {
-                Some(true) => "ok ",
-                Some(false) => "NO ",
-                None => " ? ",
-            };
-            let _ = writeln!(out, "  {mark} {what:<22} {text}");
+        self.access_lines(&mut out);
+        self.behaviour_lines(&mut out);
+        self.webhook_lines(&mut out);
+        self.closing_lines(&mut out);
+        out
+    }
+
+    /// `  ok  what   text`: `ok`, `NO` or `?` for not known.
+    fn line(out: &mut String, ok: Option<bool>, what: &str, text: &str) {
+        let mark = match ok {
+            Some(true) => "ok ",
+            Some(false) => "NO ",
+            None => " ? ",
         };
+        let _ = writeln!(out, "  {mark} {what:<22} {text}");
+    }
+
+    /// The key, the organisation, what it sees and may read, and the parameters.
+    fn access_lines(&self, out: &mut String) {
+        let mut line = |ok: Option<bool>, what: &str, text: &str| Self::line(out, ok, what, text);
         line(
             Some(self.credentials == Verdict::Accepted),
             "credentials",
@@ -354,6 +368,11 @@ impl Report {
                 format!("refused: {}", self.refused_parameters.join(", "))
             },
         );
+    }
+
+    /// Which way this env0 goes where its docs are silent.
+    fn behaviour_lines(&self, out: &mut String) {
+        let mut line = |ok: Option<bool>, what: &str, text: &str| Self::line(out, ok, what, text);
         line(
             self.sub_environments
                 .map(|s| s != "listed_only_with_parameter"),
@@ -421,6 +440,10 @@ impl Report {
                 (n, None) => format!("{n} × 429, without Retry-After"),
             },
         );
+    }
+
+    /// What to enter in env0's webhook settings, with a webhook secret.
+    fn webhook_lines(&self, out: &mut String) {
         if let Some(w) = &self.webhook {
             let _ = writeln!(
                 out,
@@ -456,6 +479,10 @@ impl Report {
                 let _ = writeln!(out, "           {h}");
             }
         }
+    }
+
+    /// Optional failures, notes, and the problems or the word that there is none.
+    fn closing_lines(&self, out: &mut String) {
         for (title, items) in [
             (
                 "Optional calls that failed (the counts carry on)",
@@ -484,7 +511,6 @@ impl Report {
                 let _ = writeln!(out, "  - {p}");
             }
         }
-        out
     }
 }
 
