@@ -359,11 +359,16 @@ impl Report {
             .iter()
             .filter(|p| p.verdict != Verdict::NotChecked)
             .count();
+        let accepted = self
+            .parameters
+            .iter()
+            .filter(|p| p.verdict == Verdict::Accepted)
+            .count();
         line(
             (checked > 0).then_some(self.refused_parameters.is_empty()),
             "query parameters",
             &if self.refused_parameters.is_empty() {
-                format!("{checked} of {} accepted", self.parameters.len())
+                format!("{accepted} of {} accepted", self.parameters.len())
             } else {
                 format!("refused: {}", self.refused_parameters.join(", "))
             },
@@ -401,12 +406,12 @@ impl Report {
             },
         );
         line(
-            Some(self.date_header),
+            self.date_header.then_some(true),
             "Date header",
             if self.date_header {
                 "present"
             } else {
-                "absent"
+                "absent: env0's clock is estimated from the records"
             },
         );
         line(
