@@ -125,6 +125,8 @@ struct Doctor {
     clock: SharedClock,
     settings: Settings,
     report: Report,
+    /// Whether a check was left undone because the budget ran out.
+    budget_ran_out: std::cell::Cell<bool>,
 }
 
 /// Runs every check against the env0 of `config` with `credentials`.
@@ -162,23 +164,31 @@ pub async fn run(
         tally,
         clock,
         settings: Settings::from_config(config),
-        report: Report::new(config.api_endpoint.as_str()),
+        report: Report {
+            max_requests: config.max_requests_per_minute.min(MAX_REQUESTS),
+            ..Report::new(config.api_endpoint.as_str())
+        },
+        budget_ran_out: std::cell::Cell::new(false),
     };
     doctor.report.webhook = doctor.settings.webhook.clone();
     doctor.check().await;
     Ok(doctor.finish())
 }
 
-/// How a check's request ended, for the report.
-fn describe(e: &Error) -> String {
-    if e.budget() {
-        format!("not checked: doctor's budget of {MAX_REQUESTS} requests ran out")
-    } else {
-        e.to_string()
-    }
-}
-
 impl Doctor {
+    /// How a check's request ended, for the report.
+    fn describe(&self, e: &Error) -> String {
+        if e.budget() {
+            self.budget_ran_out.set(true);
+            format!(
+                "not checked: doctor's budget of {} requests ran out",
+                self.report.max_requests
+            )
+        } else {
+            e.to_string()
+        }
+    }
+
     async fn check(&mut self) {
         let Some(org) = self.organization().await else {
             return;
@@ -253,7 +263,7 @@ impl Doctor {
                 self.report.credentials = Verdict::Accepted;
                 self.report.optional_failures.push(format!(
                     "the organisations listing: {}; the exporter does not need it with --organization-id",
-                    describe(&e)
+                    self.describe(&e)
                 ));
                 let id = self.settings.organization_id.clone();
                 self.report.organization_id.clone_from(&id);
@@ -265,12 +275,12 @@ impl Doctor {
                         self.report.credentials = Verdict::Refused;
                         format!(
                             "{}: check the key id and secret (ENV0_API_KEY, ENV0_API_SECRET): the key may be revoked, or this machine's IP outside the organisation's allowlist",
-                            describe(&e)
+                            self.describe(&e)
                         )
                     }
                     _ => format!(
                         "{}: check --api-endpoint and that env0 is reachable from here",
-                        describe(&e)
+                        self.describe(&e)
                     ),
                 };
                 self.report.problems.push(problem);
@@ -348,7 +358,7 @@ impl Doctor {
             Err(e) => {
                 self.report.optional_failures.push(format!(
                     "the projects listing: {}; project labels fall back to project ids{}",
-                    describe(&e),
+                    self.describe(&e),
                     if self
                         .settings
                         .projects
@@ -362,8 +372,12 @@ impl Doctor {
                     }
                 ));
                 if let Some(verdict) = Verdict::of_error(&e) {
-                    self.report
-                        .parameter(PROJECTS_PATH, "organizationId", verdict, describe(&e));
+                    self.report.parameter(
+                        PROJECTS_PATH,
+                        "organizationId",
+                        verdict,
+                        self.describe(&e),
+                    );
                 }
                 BTreeMap::new()
             }
@@ -397,11 +411,11 @@ impl Doctor {
                     for name in ["organizationId", "limit", "offset"] {
                         let verdict = Verdict::of_error(&e).unwrap_or(Verdict::NotChecked);
                         self.report
-                            .parameter(ENVIRONMENTS_PATH, name, verdict, describe(&e));
+                            .parameter(ENVIRONMENTS_PATH, name, verdict, self.describe(&e));
                     }
                     self.report.problems.push(format!(
                         "the environments listing fails: {}; the exporter lists environments every poll and counts nothing without them",
-                        describe(&e)
+                        self.describe(&e)
                     ));
                     return None;
                 }
@@ -450,11 +464,11 @@ impl Doctor {
                     self.report.sub_environments = Some("parameter_refused");
                     self.report.notes.push(format!(
                         "env0 refuses includeSubEnvironments ({}): the exporter drops it after one try; workflow sub-environments count if env0 lists them without it",
-                        describe(&e)
+                        self.describe(&e)
                     ));
                 }
                 self.report
-                    .parameter(ENVIRONMENTS_PATH, name, verdict, describe(&e));
+                    .parameter(ENVIRONMENTS_PATH, name, verdict, self.describe(&e));
             }
         }
     }
@@ -526,14 +540,18 @@ impl Doctor {
                 Err(e) => {
                     if let Some(verdict @ Verdict::Refused) = Verdict::of_error(&e) {
                         for name in ["limit", "offset"] {
-                            self.report
-                                .parameter(DEPLOYMENTS_PATH, name, verdict, describe(&e));
+                            self.report.parameter(
+                                DEPLOYMENTS_PATH,
+                                name,
+                                verdict,
+                                self.describe(&e),
+                            );
                         }
                     }
                     self.report.notes.push(format!(
                         "project {project}: reading environment {}'s deployments failed: {}",
                         env.id,
-                        describe(&e)
+                        self.describe(&e)
                     ));
                 }
             }
@@ -601,7 +619,7 @@ impl Doctor {
                 Ok(_) => (Verdict::Accepted, String::new()),
                 Err(e) => (
                     Verdict::of_error(&e).unwrap_or(Verdict::NotChecked),
-                    describe(&e),
+                    self.describe(&e),
                 ),
             };
             for name in names {
@@ -617,7 +635,7 @@ impl Doctor {
         if let Err(e) = self.client.deployment(id).await {
             self.report.optional_failures.push(format!(
                 "reading one deployment by id: {} (the exporter uses it to follow a run that left its listing unfinished)",
-                describe(&e)
+                self.describe(&e)
             ));
         }
     }
@@ -641,7 +659,7 @@ impl Doctor {
             Ok(_) => (Verdict::Accepted, String::new()),
             Err(e) => (
                 Verdict::of_error(&e).unwrap_or(Verdict::NotChecked),
-                describe(&e),
+                self.describe(&e),
             ),
         };
         self.report
@@ -671,7 +689,7 @@ impl Doctor {
             }
             Err(e) => self.report.notes.push(format!(
                 "the date filter and page order could not be learnt: {}",
-                describe(&e)
+                self.describe(&e)
             )),
         }
     }
@@ -695,6 +713,12 @@ impl Doctor {
                 self.report.clock_offset_source = Some(OffsetSource::Records.as_str());
             }
             _ => {}
+        }
+        if self.budget_ran_out.get() {
+            self.report.notes.push(format!(
+                "doctor's budget of {} requests ran out before every check was done (see \"not checked\" above): raise --max-requests-per-minute to 40 or more",
+                self.report.max_requests
+            ));
         }
         for p in &query::PARAMETERS {
             self.report.parameter(

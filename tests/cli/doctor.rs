@@ -389,6 +389,35 @@ fn doctor_lists_optional_calls_that_fail_and_still_exits_0() {
 }
 
 #[test]
+fn doctor_never_sends_more_than_a_lower_request_budget_and_says_what_it_left_undone() {
+    let served = serve(SimConfig::default());
+    let (code, report) = doctor_json(&served, &["--max-requests-per-minute", "10"]);
+    assert_eq!(report["max_requests"], 10);
+    // `doctor_json` checked that the simulator received exactly `requests`.
+    assert!(report["requests"].as_u64().unwrap() <= 10, "{report:#}");
+    assert_eq!(
+        code,
+        Some(0),
+        "running out of budget stops nothing: {report:#}"
+    );
+    let notes = strings(&report["notes"]);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("budget of 10 requests ran out")),
+        "{notes:?}"
+    );
+    assert!(
+        report["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["verdict"] == "not_checked"),
+        "{report:#}"
+    );
+}
+
+#[test]
 fn doctor_with_a_revoked_key_reports_the_problem_and_exits_1() {
     let served = serve(SimConfig::default());
     served.sim.set_api_key_secret("the-rotated-secret");
