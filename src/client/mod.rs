@@ -493,11 +493,14 @@ impl Client {
     }
 
     /// A listing with only what env0's clients send, and, once per process (until one probe
-    /// gets an answer), one more request: its first page with `includeSubEnvironments=true`.
-    /// Workflow sub-environments' runs count too, and env0 documents neither the parameter nor
-    /// whether they are listed without it. A 400 drops the parameter for good; a probe that
-    /// lists environments the plain listing did not makes every later listing send it (and
-    /// this one is read again with it); otherwise it is never sent again.
+    /// gets an answer), one more request: the page with `includeSubEnvironments=true` that
+    /// starts where the plain listing ended (its offset is the plain listing's length, so it
+    /// is empty unless the parameter lists more, wherever env0 puts them; with no
+    /// environments, the first page). Workflow sub-environments' runs count too, and env0
+    /// documents neither the parameter nor whether they are listed without it. A 400 drops
+    /// the parameter for good; a probe that lists environments the plain listing did not
+    /// makes every later listing send it (and this one is read again with it); otherwise it is
+    /// never sent again.
     async fn environment_listing(
         &self,
         organization_id: &str,
@@ -511,7 +514,7 @@ impl Client {
         if found != SubEnvironments::Unknown {
             return Ok(listed);
         }
-        let url = self.environments_url(organization_id, project_id, true, 0);
+        let url = self.environments_url(organization_id, project_id, true, listed.len());
         let probe: Result<Page<Environment>> = self.get_page(Endpoint::Environments, url).await;
         match probe {
             Ok(page) => {

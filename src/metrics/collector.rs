@@ -163,6 +163,27 @@ fn clock_offset(
     ConstGauge::new(offset.as_secs_f64()).encode(m.encode_family(&[("source", source.as_str())])?)
 }
 
+/// `env0_exporter_optional_call_unavailable{call, reason}`: 1 for each optional env0 call
+/// unavailable as last tried; no series while every call works.
+fn optional_unavailable(
+    encoder: &mut DescriptorEncoder,
+    health: &crate::state::Health,
+) -> Result<(), std::fmt::Error> {
+    if health.optional_unavailable.is_empty() {
+        return Ok(());
+    }
+    let mut m = encoder.encode_descriptor(
+        "env0_exporter_optional_call_unavailable",
+        "1 for each optional env0 call (projects: project names; deployment: a single deployment read) that env0 refused or that failed when last tried; the counts carry on without it and some labels degrade",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (call, reason) in &health.optional_unavailable {
+        ConstGauge::new(1).encode(m.encode_family(&[("call", *call), ("reason", *reason)])?)?;
+    }
+    Ok(())
+}
+
 /// How far the reads of whole lookback windows are: the backfill, and (with full sync on)
 /// `env0_exporter_full_sync_duration_seconds` and `…_oldest_age_seconds`.
 fn read_progress(
@@ -319,6 +340,7 @@ impl Collector for StateCollector {
             snap.tracked_deployments,
         )?;
         clock_offset(&mut encoder, health.clock_offset, health.clock_source)?;
+        optional_unavailable(&mut encoder, health)?;
         read_progress(&mut encoder, health)?;
         gauge(
             &mut encoder,

@@ -63,6 +63,7 @@ fn state_gauges_render_the_snapshot_values() {
             backfill_pending: 0,
             clock_offset: None,
             clock_source: crate::clock::OffsetSource::None,
+            optional_unavailable: std::collections::BTreeMap::new(),
             full_sync_interval: Some(Duration::from_secs(600)),
             full_sync_oldest_age: Some(Duration::from_secs(125)),
         },

@@ -3,6 +3,7 @@
 //! [`Snapshot`](crate::state::Snapshot) after every poll (and during a long backfill).
 
 mod listing;
+pub mod optional;
 mod reads;
 mod sanity;
 pub mod schedule;
@@ -146,6 +147,9 @@ pub struct Poller {
     listed_per_project: HashMap<String, usize>,
     /// Environments of the whole organisation as last listed org-wide.
     listed_in_org: Option<usize>,
+    /// Project names (by id) as last listed: they stand in for `--projects` by name while the
+    /// projects listing is unavailable.
+    project_names: HashMap<String, Option<String>>,
     /// Observations from the webhook receiver, taken in between polls; `None` without webhooks.
     webhooks: Option<mpsc::Receiver<Observation>>,
     /// The environments of the last listing, published for the webhook receiver.
@@ -234,6 +238,7 @@ impl Poller {
             events: Vec::new(),
             listed_per_project: HashMap::new(),
             listed_in_org: None,
+            project_names: HashMap::new(),
             webhooks: None,
             watched: Arc::default(),
             unstarted: unstarted::UnstartedRuns::default(),

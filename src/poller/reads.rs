@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tracing::{debug, info, warn};
 
+use super::optional::OptionalCall;
 use super::schedule::{self, PlannedRead, ReadKind, Unfinished};
 use super::{PollError, PollReport, Poller, observation};
 use crate::client::{DeploymentQuery, Error as ClientError};
@@ -172,9 +173,19 @@ impl Poller {
                         let obs = observation(&log, &read.environment);
                         self.ingest(&obs, self.env0_now());
                     }
-                    Err(ClientError::NotFound { .. }) => self.store.remove(&id),
-                    Err(e) => return Err(e),
+                    Err(ClientError::NotFound { .. }) => {
+                        self.optional_available(OptionalCall::Deployment);
+                        self.store.remove(&id);
+                        continue;
+                    }
+                    Err(e) if e.budget() => return Err(e),
+                    // Optional: the run keeps its last status until a listing shows it.
+                    Err(e) => {
+                        self.optional_unavailable(OptionalCall::Deployment, &e);
+                        continue;
+                    }
                 }
+                self.optional_available(OptionalCall::Deployment);
             }
         }
         self.unreadable.remove(&read.environment);

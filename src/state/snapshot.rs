@@ -27,6 +27,10 @@ pub struct Health {
     pub clock_offset: Option<jiff::SignedDuration>,
     /// Where [`clock_offset`](Self::clock_offset) comes from.
     pub clock_source: crate::clock::OffsetSource,
+    /// Optional env0 calls unavailable as last tried (call → reason, e.g. `projects` →
+    /// `forbidden`): the counts carry on without them, some labels degrade (see
+    /// `poller::optional`). Empty when every call works.
+    pub optional_unavailable: std::collections::BTreeMap<&'static str, &'static str>,
     /// The full re-read interval kept (`None`: full sync off, or before the first listing).
     pub full_sync_interval: Option<Duration>,
     /// Age (our clock, at the last poll) of the oldest full read among the backfilled

@@ -25,15 +25,15 @@ fn offset(seen: &helpers::Seen) -> usize {
 }
 
 /// The offsets of the plain environment listing's pages, after checking that the listing
-/// was probed exactly once with `includeSubEnvironments=true` on its first page.
-fn plain_listing_offsets(server: &FakeEnv0) -> Vec<usize> {
+/// was probed exactly once with `includeSubEnvironments=true`, on the page past its end.
+fn plain_listing_offsets(server: &FakeEnv0, listed: usize) -> Vec<usize> {
     let (probes, plain): (Vec<_>, Vec<_>) = server
         .requests()
         .into_iter()
         .partition(|r| r.param("includeSubEnvironments").is_some());
     assert_eq!(probes.len(), 1, "one probe per process");
     assert_eq!(probes[0].param("includeSubEnvironments"), Some("true"));
-    assert_eq!(offset(&probes[0]), 0, "the probe reads the first page");
+    assert_eq!(offset(&probes[0]), listed, "the probe reads past the plain listing");
     plain.iter().map(offset).collect()
 }
 
@@ -58,7 +58,7 @@ async fn environments_are_paged_by_offset_until_a_short_page() {
     assert_eq!(envs[249].id, "env-249");
     let seen = server.requests();
     assert_eq!(seen.len(), 4, "three pages and the probe");
-    assert_eq!(plain_listing_offsets(&server), [0, 100, 200]);
+    assert_eq!(plain_listing_offsets(&server, 250), [0, 100, 200]);
     for request in &seen {
         assert_eq!(request.path, "/environments");
         assert_eq!(request.param("organizationId"), Some("org-1"));
@@ -74,7 +74,7 @@ async fn an_exact_multiple_of_the_page_size_ends_with_an_empty_third_page() {
     let envs = client.environments("org-1").await.expect("environments");
 
     assert_eq!(envs.len(), 200);
-    assert_eq!(plain_listing_offsets(&server), [0, 100, 200]);
+    assert_eq!(plain_listing_offsets(&server, 200), [0, 100, 200]);
 }
 
 #[tokio::test]
@@ -97,7 +97,7 @@ async fn duplicates_across_pages_are_dropped_and_the_first_occurrence_wins() {
     assert_eq!(env95.len(), 1);
     assert_eq!(env95[0].name.as_deref(), Some("n95"));
     assert_eq!(
-        plain_listing_offsets(&server),
+        plain_listing_offsets(&server, 210),
         [0, 100, 200],
         "the offset moves by page length, not by new ids"
     );
