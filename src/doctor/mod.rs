@@ -366,7 +366,7 @@ impl Doctor {
                         .iter()
                         .any(|p| p.contains(['*', '?']))
                     {
-                        ", and --projects name patterns match nothing"
+                        ", and --projects name patterns match only names listed earlier"
                     } else {
                         ""
                     }
@@ -430,13 +430,20 @@ impl Doctor {
         Some(all)
     }
 
-    /// `includeSubEnvironments`, which no env0 client sends and the exporter probes once: one
-    /// page with it, against the environments listed without it.
+    /// `includeSubEnvironments`, which no env0 client sends and the exporter probes once, as
+    /// the exporter does: the page with it that starts where the plain listing ended (empty
+    /// unless it lists more, wherever env0 puts them), or its first page when the plain listing
+    /// was not read to its end.
     async fn sub_environments(&mut self, org: &str, listed: &[Environment]) {
         let name = "includeSubEnvironments";
+        let offset = if self.report.environments_complete {
+            listed.len()
+        } else {
+            0
+        };
         match self
             .client
-            .environments_page(org, None, true, ENVIRONMENT_PAGE_LIMIT, 0)
+            .environments_page(org, None, true, ENVIRONMENT_PAGE_LIMIT, offset)
             .await
         {
             Ok(page) => {
@@ -445,11 +452,12 @@ impl Doctor {
                     .iter()
                     .filter(|e| !listed.iter().any(|l| l.id == e.id))
                     .count();
-                self.report.sub_environments = Some(if more == 0 {
-                    "listed_without_parameter"
-                } else {
-                    "listed_only_with_parameter"
-                });
+                self.report.sub_environments = match (more, self.report.environments_complete) {
+                    (0, true) => Some("listed_without_parameter"),
+                    // A first page with nothing new says nothing about the pages not read.
+                    (0, false) => None,
+                    _ => Some("listed_only_with_parameter"),
+                };
                 self.report
                     .parameter(ENVIRONMENTS_PATH, name, Verdict::Accepted, String::new());
                 if more > 0 {
@@ -634,7 +642,7 @@ impl Doctor {
     async fn single_deployment(&mut self, id: &str) {
         if let Err(e) = self.client.deployment(id).await {
             self.report.optional_failures.push(format!(
-                "reading one deployment by id: {} (the exporter uses it to follow a run that left its listing unfinished)",
+                "reading one deployment by id: {}; a run that leaves its listing unfinished keeps its last status until a listing shows it",
                 self.describe(&e)
             ));
         }

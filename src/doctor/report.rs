@@ -131,7 +131,7 @@ pub struct Report {
     /// The names of the refused ones, but for probed ones (which the exporter drops).
     pub refused_parameters: Vec<String>,
     /// Workflow sub-environments: `listed_without_parameter`, `listed_only_with_parameter`,
-    /// `parameter_refused` (of `includeSubEnvironments`), or `null` when not asked.
+    /// `parameter_refused` (of `includeSubEnvironments`), or `null` when not known.
     pub sub_environments: Option<&'static str>,
     /// The timestamp env0's `fromDate`/`toDate` filter on: `createdAt`, `queuedAt`,
     /// `startedAt` or `unknown`.

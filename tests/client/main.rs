@@ -33,7 +33,11 @@ fn plain_listing_offsets(server: &FakeEnv0, listed: usize) -> Vec<usize> {
         .partition(|r| r.param("includeSubEnvironments").is_some());
     assert_eq!(probes.len(), 1, "one probe per process");
     assert_eq!(probes[0].param("includeSubEnvironments"), Some("true"));
-    assert_eq!(offset(&probes[0]), listed, "the probe reads past the plain listing");
+    assert_eq!(
+        offset(&probes[0]),
+        listed,
+        "the probe reads past the plain listing"
+    );
     plain.iter().map(offset).collect()
 }
 
