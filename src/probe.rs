@@ -371,12 +371,12 @@ mod tests {
             DateFilterField::StartedAt,
             DateFilterField::Unknown,
         ];
-        let names: Vec<_> = fields.iter().map(|f| f.to_string()).collect();
+        let names: Vec<_> = fields.iter().map(ToString::to_string).collect();
         assert_eq!(names, ["createdAt", "queuedAt", "startedAt", "unknown"]);
         let hides: Vec<_> = fields.iter().map(|f| f.hides_unstarted()).collect();
         assert_eq!(hides, [Some(false), Some(false), Some(true), None]);
         let orders = [PageOrder::Newest, PageOrder::Oldest, PageOrder::Unknown];
-        let names: Vec<_> = orders.iter().map(|o| o.to_string()).collect();
+        let names: Vec<_> = orders.iter().map(ToString::to_string).collect();
         assert_eq!(names, ["newest", "oldest", "unknown"]);
     }
 }

@@ -210,6 +210,11 @@ impl Doctor {
             .collect();
         if !self.settings.projects.is_empty() {
             self.report.watched_environments = Some(watched.len());
+            if watched.is_empty() && !environments.is_empty() {
+                self.report.problems.push(
+                    "--projects / --exclude-projects leave no environment to watch: check the ids and name patterns against the projects listing".to_owned(),
+                );
+            }
         }
         let readable = self.project_access(&watched).await;
         match &readable {

@@ -418,6 +418,30 @@ fn doctor_never_sends_more_than_a_lower_request_budget_and_says_what_it_left_und
 }
 
 #[test]
+fn doctor_counts_the_watched_projects_and_finds_a_filter_that_watches_nothing() {
+    let served = serve(SimConfig::default());
+    let (id, name) = served.sim.projects()[0].clone();
+    let (code, report) = doctor_json(&served, &["--projects", &name]);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["watched_projects"], 1);
+    let in_project = served
+        .sim
+        .environments()
+        .iter()
+        .filter(|e| e.project_id == id)
+        .count();
+    assert_eq!(report["watched_environments"], in_project);
+    served.sim.clear_requests();
+    let (code, report) = doctor_json(&served, &["--projects", "no-such-project-*"]);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(report["watched_environments"], 0);
+    assert!(
+        strings(&report["problems"])[0].contains("--projects"),
+        "{report:#}"
+    );
+}
+
+#[test]
 fn doctor_with_a_revoked_key_reports_the_problem_and_exits_1() {
     let served = serve(SimConfig::default());
     served.sim.set_api_key_secret("the-rotated-secret");
@@ -470,6 +494,7 @@ fn doctor_prints_the_key_lines_for_a_person_and_what_to_enter_for_webhooks() {
         "environments",
         "project access",
         "query parameters",
+        "sub-environments",
         "date filter on",
         "page order",
         "Date header",
