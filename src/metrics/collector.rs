@@ -163,23 +163,24 @@ fn clock_offset(
     ConstGauge::new(offset.as_secs_f64()).encode(m.encode_family(&[("source", source.as_str())])?)
 }
 
-/// `env0_exporter_optional_call_unavailable{call, reason}`: 1 for each optional env0 call
-/// unavailable as last tried; no series while every call works.
+/// `env0_exporter_optional_call_unavailable{call, reason}`: per optional env0 call, 1 with why
+/// while it is unavailable as last tried, 0 with `reason="none"` while it works.
 fn optional_unavailable(
     encoder: &mut DescriptorEncoder,
     health: &crate::state::Health,
 ) -> Result<(), std::fmt::Error> {
-    if health.optional_unavailable.is_empty() {
-        return Ok(());
-    }
     let mut m = encoder.encode_descriptor(
         "env0_exporter_optional_call_unavailable",
-        "1 for each optional env0 call (projects: project names; deployment: a single deployment read) that env0 refused or that failed when last tried; the counts carry on without it and some labels degrade",
+        "1 while an optional env0 call (projects: project names; deployment: a single deployment read) is refused or failing when last tried, with the reason; 0 with reason=\"none\" while it works. The counts carry on without it; some labels degrade",
         None,
         MetricType::Gauge,
     )?;
-    for (call, reason) in &health.optional_unavailable {
-        ConstGauge::new(1).encode(m.encode_family(&[("call", *call), ("reason", *reason)])?)?;
+    for call in crate::state::OPTIONAL_CALLS {
+        let (reason, value) = health
+            .optional_unavailable
+            .get(call)
+            .map_or(("none", 0), |reason| (*reason, 1));
+        ConstGauge::new(value).encode(m.encode_family(&[("call", call), ("reason", reason)])?)?;
     }
     Ok(())
 }

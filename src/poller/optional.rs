@@ -26,6 +26,9 @@ pub enum OptionalCall {
 }
 
 impl OptionalCall {
+    /// Every optional call.
+    pub const ALL: [Self; 2] = [Self::Projects, Self::Deployment];
+
     /// The label value: `projects` or `deployment`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -95,6 +98,14 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_calls_are_the_ones_the_metric_pre_creates() {
+        assert_eq!(
+            OptionalCall::ALL.map(OptionalCall::as_str),
+            crate::state::OPTIONAL_CALLS
+        );
+    }
 
     #[test]
     fn refusals_are_named_by_what_env0_answered() {

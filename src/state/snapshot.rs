@@ -28,8 +28,8 @@ pub struct Health {
     /// Where [`clock_offset`](Self::clock_offset) comes from.
     pub clock_source: crate::clock::OffsetSource,
     /// Optional env0 calls unavailable as last tried (call → reason, e.g. `projects` →
-    /// `forbidden`): the counts carry on without them, some labels degrade (see
-    /// `poller::optional`). Empty when every call works.
+    /// `forbidden`; calls from [`OPTIONAL_CALLS`]): the counts carry on without them, some
+    /// labels degrade (see `poller::optional`). Empty when every call works.
     pub optional_unavailable: std::collections::BTreeMap<&'static str, &'static str>,
     /// The full re-read interval kept (`None`: full sync off, or before the first listing).
     pub full_sync_interval: Option<Duration>,
@@ -38,6 +38,10 @@ pub struct Health {
     /// full sync off, or none yet).
     pub full_sync_oldest_age: Option<Duration>,
 }
+
+/// The optional env0 calls (the `call` label of `env0_exporter_optional_call_unavailable`):
+/// the projects listing and the direct read of one deployment.
+pub const OPTIONAL_CALLS: [&str; 2] = ["projects", "deployment"];
 
 /// A pair of label values, e.g. (deployment type, status).
 pub(super) type LabelPair = (Arc<str>, Arc<str>);
