@@ -12,6 +12,7 @@
 
 mod error;
 mod model;
+mod pages;
 mod paging;
 pub mod query;
 mod records;
@@ -106,6 +107,12 @@ pub trait RequestObserver: Send + Sync {
     /// A record of a page from `endpoint` could not be read and was skipped for `reason`.
     fn skipped(&self, endpoint: Endpoint, reason: SkipReason) {
         let _ = (endpoint, reason);
+    }
+
+    /// An attempt at `endpoint` was answered 429, with this `Retry-After` (`None`: the header
+    /// was absent or unreadable). env0 does not document whether it sends one.
+    fn rate_limited(&self, endpoint: Endpoint, retry_after: Option<Duration>) {
+        let _ = (endpoint, retry_after);
     }
 }
 
@@ -784,6 +791,10 @@ impl Client {
                     .pause_until(clock::add(self.inner.clock.now(), wait));
             }
             self.inner.observer.observe(endpoint, outcome, took);
+            if outcome == Outcome::Status(429) {
+                let retry_after = result.as_ref().err().and_then(Failure::retry_after);
+                self.inner.observer.rate_limited(endpoint, retry_after);
+            }
             let failure = match result {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,

@@ -104,6 +104,30 @@ pub enum Command {
         after_help = "once polls once and prints: --listen-address, --poll-interval, the --web-* flags and the webhook flags are refused."
     )]
     Once,
+    /// Check the key, the organisation and which way this env0 goes, in a few dozen read-only
+    /// requests; exit 0 if the exporter can run, 1 if not
+    #[command(
+        after_help = "doctor takes the env0 connection flags, the filters, --max-requests-per-minute, --request-timeout and the webhook flags (to say what to enter in env0's webhook settings); the other flags are refused. It sends at most 40 requests, read-only."
+    )]
+    Doctor(DoctorArgs),
+}
+
+/// How `doctor` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DoctorOutput {
+    /// Aligned lines for a person, with what to do about each problem.
+    #[default]
+    Text,
+    /// One JSON object (attach it to a bug report).
+    Json,
+}
+
+/// Settings of `doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Report format
+    #[arg(long, value_enum, default_value_t = DoctorOutput::Text)]
+    pub output: DoctorOutput,
 }
 
 /// Settings of the simulated env0 organisation.
