@@ -23,7 +23,7 @@ use crate::http::ServeOptions;
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::poller::{Poller, PollerConfig};
 use crate::ratelimit::SlidingWindow;
-use crate::simulator::{SimConfig, Simulator};
+use crate::simulator::{DateFilterField, SimConfig, Simulator};
 use crate::state::SnapshotHandle;
 use crate::webhook::Intake;
 
@@ -270,6 +270,13 @@ pub fn sim_config(args: &SimArgs) -> SimConfig {
             .sim_long_approval_share
             .unwrap_or(preset.long_approval_share),
         stuck_share: args.sim_stuck_share.unwrap_or(preset.stuck_share),
+        date_filter_field: args.sim_date_filter_field,
+        page_order: args.sim_page_order,
+        queued_after_created: if args.sim_date_filter_field == DateFilterField::CreatedAt {
+            preset.queued_after_created
+        } else {
+            Duration::from_secs(3)
+        },
         validating_api: args.sim_validating_api,
         send_date_header: !args.sim_no_date_header,
         webhook_signing: args.sim_webhook_signing,

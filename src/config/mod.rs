@@ -18,7 +18,7 @@ use crate::http::{DEFAULT_MAX_CONNECTIONS, WebConfigWatcher};
 use crate::metrics::{DEFAULT_DURATION_BUCKETS, HistogramLabels};
 use crate::persist::StateFileConfig;
 use crate::shard::Shard;
-use crate::simulator::{WebhookEventTypes, WebhookSigning};
+use crate::simulator::{DateFilterField, PageOrder, WebhookEventTypes, WebhookSigning};
 use crate::state::{DEFAULT_MAX_SERIES_PER_METRIC, Views};
 
 pub use crate::secret::{Secret, SecretSource};
@@ -172,6 +172,14 @@ pub struct SimArgs {
     /// The simulated env0 sends no `Date` header (as behind a proxy that drops it)
     #[arg(long, env = "ENV0_SIM_NO_DATE_HEADER")]
     pub sim_no_date_header: bool,
+    /// Which timestamp the simulated env0's `fromDate`/`toDate` filter on (env0 does not
+    /// document it); with `queued-at` or `started-at`, runs are queued 3 s after they are created
+    /// so that the three timestamps differ
+    #[arg(long, env = "ENV0_SIM_DATE_FILTER_FIELD", value_enum, default_value_t = DateFilterField::CreatedAt)]
+    pub sim_date_filter_field: DateFilterField,
+    /// The order of the simulated env0's deployment pages (env0 does not document it)
+    #[arg(long, env = "ENV0_SIM_PAGE_ORDER", value_enum, default_value_t = PageOrder::NewestFirst)]
+    pub sim_page_order: PageOrder,
     /// What the simulated env0's webhook signatures cover: the body as sent, or its canonical
     /// re-serialisation (`JSON.stringify` of the parsed body; the body is then sent
     /// pretty-printed)

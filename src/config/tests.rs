@@ -345,6 +345,36 @@ fn the_sim_webhook_flags_choose_the_simulators_webhook_variants() {
 }
 
 #[test]
+fn the_sim_date_filter_and_page_order_flags_choose_the_simulators_listing_variants() {
+    use crate::simulator::{DateFilterField, PageOrder};
+    let c = crate::app::sim_config(&sim_args(&["demo"]));
+    assert_eq!(c.date_filter_field, DateFilterField::CreatedAt);
+    assert_eq!(c.page_order, PageOrder::NewestFirst);
+    assert_eq!(c.queued_after_created, Duration::ZERO, "the default world");
+    let c = crate::app::sim_config(&sim_args(&[
+        "simulate",
+        "--sim-date-filter-field",
+        "queued-at",
+        "--sim-page-order",
+        "oldest-first",
+    ]));
+    assert_eq!(c.date_filter_field, DateFilterField::QueuedAt);
+    assert_eq!(c.page_order, PageOrder::OldestFirst);
+    assert_eq!(
+        c.queued_after_created,
+        Duration::from_secs(3),
+        "queuedAt must differ from createdAt for the field to show"
+    );
+    let c = crate::app::sim_config(&sim_args(&[
+        "demo",
+        "--sim-date-filter-field",
+        "started-at",
+    ]));
+    assert_eq!(c.date_filter_field, DateFilterField::StartedAt);
+    assert!(parse(&["demo", "--sim-page-order", "random"]).is_err());
+}
+
+#[test]
 fn the_large_sim_scale_is_ten_thousand_environments_and_explicit_flags_win() {
     let c = crate::app::sim_config(&sim_args(&["demo", "--sim-scale", "large"]));
     assert_eq!((c.environments, c.projects), (10_000, 500));

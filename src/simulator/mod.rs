@@ -149,8 +149,8 @@ impl SimConfig {
     }
 }
 
-/// The timestamp a dated deployment listing filters on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The timestamp a dated deployment listing filters on (also `--sim-date-filter-field`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum DateFilterField {
     /// `createdAt` (the likely one, and the default).
     #[default]
@@ -173,8 +173,8 @@ pub enum LatestMovedBy {
     Every,
 }
 
-/// The order of a deployment listing's pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The order of a deployment listing's pages (also `--sim-page-order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum PageOrder {
     /// Newest `createdAt` first (the default, as env0 was observed to answer).
     #[default]
