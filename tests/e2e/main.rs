@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+#[path = "../common/mod.rs"]
+mod common;
 mod corners;
 mod cost;
 mod faults;

@@ -1,15 +1,13 @@
 //! Secrets that rotate: a new env0 API key secret written to `--api-secret-file` the way a
 //! Kubernetes secret volume writes it is used by the running exporter, without a restart.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
-
-use hmac::{KeyInit, Mac};
 
 use env0_exporter::secret::RECHECK_INTERVAL;
 
 use super::sim;
+use crate::common::hmac_hex;
 use crate::helpers::*;
 
 /// A secret volume as the kubelet lays it out: `<dir>/..<version>/<key>` holds the data,
@@ -82,19 +80,6 @@ async fn a_rotated_api_secret_file_is_used_by_the_same_process_and_env0_up_retur
     h.stop().await;
 }
 
-/// HMAC-SHA256 hex of `body` under `secret`, computed here rather than by the exporter's code.
-fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_webhook_secret_file_is_used_for_signatures_without_a_restart() {
     let volume = tempfile::tempdir().unwrap();
@@ -110,7 +95,7 @@ async fn a_rotated_webhook_secret_file_is_used_for_signatures_without_a_restart(
     let mut post = async |secret: &str| {
         n += 1;
         let body = format!(r#"{{"type":"com.env0.test","id":"event-{n}","data":{{}}}}"#);
-        let signed = signature(secret, body.as_bytes());
+        let signed = hmac_hex(secret, body.as_bytes());
         h.post_webhook(body.as_bytes(), &[("x-env0-signature", &signed)])
             .await
     };

@@ -4,7 +4,6 @@
 //! refused deliveries change nothing.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +12,11 @@ use env0_exporter::app;
 use env0_exporter::clock::{ManualClock, SharedClock};
 use env0_exporter::config::Cli;
 use env0_exporter::simulator::{SimDeployment, Simulator};
-use hmac::{KeyInit, Mac};
 use jiff::Timestamp;
 use serde_json::json;
 use tokio::net::TcpListener;
+
+use crate::common::hmac_hex;
 
 use super::{assert_matches, sim};
 use crate::helpers::{
@@ -32,17 +32,9 @@ const SECRET: &str = "e2e-webhook-secret";
 /// it still proves no poll was needed (polls are an hour apart).
 const WITHIN: Duration = Duration::from_secs(5);
 
-/// HMAC-SHA256 hex, computed here with the `hmac` crate rather than the exporter's code.
+/// HMAC-SHA256 hex under the test's secret ([`hmac_hex`]: not the exporter's code).
 fn sign(body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+    hmac_hex(SECRET, body)
 }
 
 fn wire(ts: Timestamp) -> String {
