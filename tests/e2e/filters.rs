@@ -2,13 +2,11 @@
 //! equals the simulator's records of exactly the filtered set.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use env0_exporter::clock::ManualClock;
-use env0_exporter::simulator::{SimDeployment, Simulator};
+use env0_exporter::simulator::SimDeployment;
 
 use super::{SHORT_LOOKBACK, assert_exact_for, short};
-use crate::helpers::{Harness, START};
+use crate::helpers::{Harness, twin};
 
 /// The query parameters of every deployment listing the simulator received.
 fn listing_queries(h: &Harness) -> Vec<BTreeMap<String, String>> {
@@ -135,12 +133,8 @@ async fn runs_that_leave_a_status_filter_drop_out_of_the_gauges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_filter_shows_only_the_runs_those_users_started() {
     // The simulator is deterministic: a twin tells which users exist before the test starts.
-    let twin = Simulator::new(
-        short(150),
-        Arc::new(ManualClock::new(START.parse().unwrap())),
-    );
     let mut by_user: BTreeMap<String, usize> = BTreeMap::new();
-    for d in twin.deployments() {
+    for d in twin(short(150)).deployments() {
         *by_user.entry(d.started_by).or_default() += 1;
     }
     let mut users: Vec<(String, usize)> = by_user.into_iter().collect();

@@ -264,6 +264,13 @@ pub(crate) struct Webhooks<'a> {
     pub sim_sends: bool,
 }
 
+/// The simulator a [`Harness`] started with `config` holds, without an exporter: the world is a
+/// function of the seed and the clock, so a twin on its own clock at [`START`] tells a test what
+/// the harness' simulator will hold (its projects, users, busy environments) before it starts.
+pub(crate) fn twin(config: SimConfig) -> Simulator {
+    Simulator::new(config, Arc::new(ManualClock::new(START.parse().unwrap())))
+}
+
 impl Harness {
     /// Starts the simulator and the exporter; `extra` are exporter flags beyond endpoint and key.
     pub(crate) async fn start(sim_config: SimConfig, extra: &[&str]) -> Self {

@@ -8,7 +8,7 @@ use env0_exporter::simulator::SimDeployment;
 
 use super::{assert_matches, sim};
 use crate::helpers::{
-    Harness, Labels, deployment_labels, expected_label, is_finished, labels, series,
+    Harness, Labels, deployment_labels, expected_label, is_finished, labels, series, twin,
 };
 
 /// Project id → name, as the simulator holds them.
@@ -180,9 +180,7 @@ fn read_environments(h: &Harness) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_include_list_reads_only_that_projects_environments() {
-    let probe = Harness::start(sim(150), &[]).await;
-    let (pid, pname) = probe.sim.projects()[1].clone();
-    probe.stop().await;
+    let (pid, pname) = twin(sim(150)).projects()[1].clone();
     let pattern = format!("{}*", &pname[..pname.len().min(3)]);
     let h = Harness::start(
         sim(150),
@@ -239,9 +237,7 @@ async fn a_project_include_list_reads_only_that_projects_environments() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_excluded_project_is_never_read() {
-    let probe = Harness::start(sim(150), &[]).await;
-    let (pid, pname) = probe.sim.projects()[0].clone();
-    probe.stop().await;
+    let (pid, pname) = twin(sim(150)).projects()[0].clone();
     let h = Harness::start(
         sim(150),
         &[
