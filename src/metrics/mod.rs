@@ -104,13 +104,9 @@ impl Default for MetricsConfig {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    finished: Family<DeploymentLabelSet, Counter>,
-    duration: Family<DeploymentLabelSet, RunHistogram, Buckets>,
-    queue: Family<DeploymentLabelSet, RunHistogram, Buckets>,
-    signals: signals::SignalMetrics,
-    api_requests: Family<ApiLabels, Counter>,
-    api_duration: Family<EndpointLabels, Histogram, Buckets>,
-    poll_errors: Family<ReasonLabels, Counter>,
+    /// The registered families that change while the exporter runs: reachable only through
+    /// [`Live::change`](exposition::Live::change), which keys the cached body.
+    families: exposition::Live<Families>,
     /// The labels `duration` and `queue` carry: their defaults or the operator's choice.
     shapes: (Shape, Shape),
     series: Arc<SeriesCounts>,
@@ -118,16 +114,27 @@ pub struct Metrics {
     /// passes every label set at every publish, and a set seen before costs one look-up
     /// instead of a label set built, hashed and looked up per family.
     ensured: Mutex<HashSet<DeploymentLabels>>,
-    /// Changes to the registered families since start, for the cached body's key.
-    changes: exposition::Changes,
     /// The last scrape bodies encoded.
     cache: exposition::Cache,
     /// Where the snapshot, the budget and the time the body depends on come from.
     sources: (SnapshotHandle, Arc<SlidingWindow>, SharedClock),
-    webhook_events: Family<webhook::WebhookLabels, Counter>,
-    skipped_records: Family<skipped::SkipLabels, Counter>,
     /// HTTP attempts made to env0 since start (the backfill's progress reports its cost).
     requests_made: std::sync::atomic::AtomicU64,
+}
+
+/// The registered counters, histograms and gauges that events change (the snapshot's state is
+/// encoded per scrape by the collector instead).
+#[derive(Debug)]
+struct Families {
+    finished: Family<DeploymentLabelSet, Counter>,
+    duration: Family<DeploymentLabelSet, RunHistogram, Buckets>,
+    queue: Family<DeploymentLabelSet, RunHistogram, Buckets>,
+    signals: signals::SignalMetrics,
+    api_requests: Family<ApiLabels, Counter>,
+    api_duration: Family<EndpointLabels, Histogram, Buckets>,
+    poll_errors: Family<ReasonLabels, Counter>,
+    webhook_events: Family<webhook::WebhookLabels, Counter>,
+    skipped_records: Family<skipped::SkipLabels, Counter>,
     state_file: Option<state_file::StateFileMetrics>,
 }
 
@@ -230,44 +237,44 @@ impl Metrics {
 
         Self {
             registry,
-            finished,
-            duration,
-            queue,
-            signals,
-            api_requests,
-            api_duration,
-            poll_errors,
+            families: exposition::Live::new(Families {
+                finished,
+                duration,
+                queue,
+                signals,
+                api_requests,
+                api_duration,
+                poll_errors,
+                webhook_events,
+                skipped_records,
+                state_file,
+            }),
             shapes: (
                 Shape::chosen(Shape::DURATION, config.duration_labels),
                 Shape::chosen(Shape::QUEUE, config.queue_labels),
             ),
             series,
             ensured: Mutex::default(),
-            changes: exposition::Changes::default(),
             cache: exposition::Cache::default(),
             sources,
-            webhook_events,
-            skipped_records,
             requests_made: std::sync::atomic::AtomicU64::new(0),
-            state_file,
         }
     }
 
     /// Records a one-time event from the state.
     pub fn record(&self, event: &Event) {
-        self.changes.bump();
-        match event {
+        self.families.change(|f| match event {
             Event::Finished {
                 labels,
                 duration,
                 run,
             } => {
-                self.finished
+                f.finished
                     .get_or_create(&self.labels(FINISHED, labels, Shape::ALL))
                     .inc();
                 if let Some(d) = duration {
                     let histogram =
-                        self.duration
+                        f.duration
                             .get_or_create(&self.labels(DURATION, labels, self.shapes.0));
                     exemplar::observe(&histogram, d.as_secs_f64(), run);
                 }
@@ -277,23 +284,22 @@ impl Metrics {
                 queue_wait,
                 run,
             } => {
-                let histogram =
-                    self.queue
-                        .get_or_create(&self.labels(QUEUE, labels, self.shapes.1));
+                let histogram = f
+                    .queue
+                    .get_or_create(&self.labels(QUEUE, labels, self.shapes.1));
                 exemplar::observe(&histogram, queue_wait.as_secs_f64(), run);
             }
             Event::ResourceChanges { .. }
             | Event::ApprovalWait { .. }
             | Event::DriftDetection { .. }
-            | Event::Recovered { .. } => self.signals.record(event),
-        }
+            | Event::Recovered { .. } => f.signals.record(event),
+        });
     }
 
     /// Creates, at 0, the counter and histogram series a deployment with these labels will
     /// feed, so `increase()` and `rate()` see its first finish instead of a series appearing
     /// at 1 (which they cannot tell from a series that was always 1).
     pub fn ensure_series(&self, labels: &DeploymentLabels) {
-        self.changes.bump();
         {
             let mut ensured = self.ensured.lock().unwrap_or_else(PoisonError::into_inner);
             if ensured.contains(labels) {
@@ -301,18 +307,20 @@ impl Metrics {
             }
             ensured.insert(labels.clone());
         }
-        if FINISHED_STATUSES.contains(&&*labels.status) {
-            let _ = self
-                .finished
-                .get_or_create(&self.labels(FINISHED, labels, Shape::ALL));
-            let _ = self
-                .duration
-                .get_or_create(&self.labels(DURATION, labels, self.shapes.0));
-        }
-        let _ = self
-            .queue
-            .get_or_create(&self.labels(QUEUE, labels, self.shapes.1));
-        self.signals.ensure_series(labels);
+        self.families.change(|f| {
+            if FINISHED_STATUSES.contains(&&*labels.status) {
+                let _ = f
+                    .finished
+                    .get_or_create(&self.labels(FINISHED, labels, Shape::ALL));
+                let _ = f
+                    .duration
+                    .get_or_create(&self.labels(DURATION, labels, self.shapes.0));
+            }
+            let _ = f
+                .queue
+                .get_or_create(&self.labels(QUEUE, labels, self.shapes.1));
+            f.signals.ensure_series(labels);
+        });
     }
 
     /// The label set of `family` for a deployment, noted for `env0_exporter_series`.
@@ -329,10 +337,9 @@ impl Metrics {
 
     /// Counts a failed poll under its reason.
     pub fn poll_error(&self, reason: Reason) {
-        self.changes.bump();
-        self.poll_errors
-            .get_or_create(&ReasonLabels { reason })
-            .inc();
+        self.families.change(|f| {
+            f.poll_errors.get_or_create(&ReasonLabels { reason }).inc();
+        });
     }
 
     /// The scrape body, `OpenMetrics` text when `openmetrics` else Prometheus text 0.0.4, plain
@@ -361,7 +368,7 @@ impl Metrics {
         let (snapshot, budget, clock) = &self.sources;
         exposition::Key {
             snapshot: snapshot.version(),
-            changes: self.changes.get(),
+            changes: self.families.changes(),
             budget: budget.remaining(clock.now()),
         }
     }
@@ -391,24 +398,27 @@ impl Metrics {
 /// Every HTTP attempt the client makes feeds the request counter and duration histogram.
 impl RequestObserver for Metrics {
     fn observe(&self, endpoint: Endpoint, outcome: Outcome, duration: Duration) {
-        self.changes.bump();
         self.requests_made
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.api_requests
-            .get_or_create(&ApiLabels {
-                endpoint,
-                code: outcome,
-            })
-            .inc();
-        self.api_duration
-            .get_or_create(&EndpointLabels { endpoint })
-            .observe(duration.as_secs_f64());
+        self.families.change(|f| {
+            f.api_requests
+                .get_or_create(&ApiLabels {
+                    endpoint,
+                    code: outcome,
+                })
+                .inc();
+            f.api_duration
+                .get_or_create(&EndpointLabels { endpoint })
+                .observe(duration.as_secs_f64());
+        });
     }
 
     fn skipped(&self, _endpoint: Endpoint, reason: SkipReason) {
-        self.skipped_records
-            .get_or_create(&skipped::SkipLabels { reason })
-            .inc();
+        self.families.change(|f| {
+            f.skipped_records
+                .get_or_create(&skipped::SkipLabels { reason })
+                .inc();
+        });
     }
 }
 

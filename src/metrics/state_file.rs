@@ -51,15 +51,16 @@ impl StateFileMetrics {
 impl Metrics {
     /// Counts one write of the state file, started at `at`.
     pub fn state_file_written(&self, ok: bool, at: Timestamp) {
-        let Some(m) = &self.state_file else {
-            return;
-        };
-        self.changes.bump();
-        let outcome = if ok { "success" } else { "failure" };
-        m.writes.get_or_create(&WriteLabels { outcome }).inc();
-        if ok {
-            #[allow(clippy::cast_precision_loss)] // milliseconds since 1970 fit in 53 bits
-            m.last_write.set(at.as_millisecond() as f64 / 1000.0);
-        }
+        self.families.change(|f| {
+            let Some(m) = &f.state_file else {
+                return;
+            };
+            let outcome = if ok { "success" } else { "failure" };
+            m.writes.get_or_create(&WriteLabels { outcome }).inc();
+            if ok {
+                #[allow(clippy::cast_precision_loss)] // milliseconds since 1970 fit in 53 bits
+                m.last_write.set(at.as_millisecond() as f64 / 1000.0);
+            }
+        });
     }
 }

@@ -232,3 +232,134 @@ fn label_sets_seen_in_the_window_get_their_counter_and_histograms_at_zero() {
         ]
     );
 }
+
+type Change = Box<dyn Fn(&Metrics)>;
+
+/// Every public way to change a registered metric, by name.
+fn every_change() -> Vec<(&'static str, Change)> {
+    use crate::state::{DriftResult, ResourceChanges};
+    vec![
+        (
+            "a finish",
+            Box::new(|m: &Metrics| {
+                m.record(&Event::Finished {
+                    labels: labels("deploy", "SUCCESS"),
+                    duration: Some(Duration::from_secs(90)),
+                    run: run("d1"),
+                });
+            }),
+        ),
+        (
+            "a start",
+            Box::new(|m: &Metrics| {
+                m.record(&Event::Started {
+                    labels: labels("deploy", "IN_PROGRESS"),
+                    queue_wait: Duration::from_secs(5),
+                    run: run("d2"),
+                });
+            }),
+        ),
+        (
+            "resource changes",
+            Box::new(|m: &Metrics| {
+                m.record(&Event::ResourceChanges {
+                    labels: labels("deploy", "SUCCESS"),
+                    changes: ResourceChanges {
+                        added: Some(2),
+                        ..ResourceChanges::default()
+                    },
+                });
+            }),
+        ),
+        (
+            "an approval wait",
+            Box::new(|m: &Metrics| {
+                m.record(&Event::ApprovalWait {
+                    labels: labels("deploy", "IN_PROGRESS"),
+                    wait: Duration::from_secs(60),
+                });
+            }),
+        ),
+        (
+            "a drift detection",
+            Box::new(|m: &Metrics| {
+                m.record(&Event::DriftDetection {
+                    labels: labels("driftDetection", "SUCCESS"),
+                    result: DriftResult::Drifted,
+                });
+            }),
+        ),
+        (
+            "a recovery",
+            Box::new(|m: &Metrics| {
+                m.record(&Event::Recovered {
+                    labels: labels("deploy", "SUCCESS"),
+                    duration: Duration::from_secs(600),
+                });
+            }),
+        ),
+        (
+            "a new label set",
+            Box::new(|m: &Metrics| m.ensure_series(&labels("destroy", "FAILURE"))),
+        ),
+        (
+            "a poll error",
+            Box::new(|m: &Metrics| m.poll_error(Reason::Timeout)),
+        ),
+        (
+            "an API request",
+            Box::new(|m: &Metrics| {
+                m.observe(
+                    Endpoint::Environments,
+                    Outcome::Status(200),
+                    Duration::from_millis(80),
+                );
+            }),
+        ),
+        (
+            "a skipped record",
+            Box::new(|m: &Metrics| m.skipped(Endpoint::Deployments, SkipReason::MissingId)),
+        ),
+        (
+            "a webhook delivery",
+            Box::new(|m: &Metrics| {
+                m.webhook_event(EventFamily::Deploy, webhook::Outcome::Duplicate);
+            }),
+        ),
+        (
+            "a state file write",
+            Box::new(|m: &Metrics| {
+                m.state_file_written(true, "2026-07-01T12:00:30Z".parse().unwrap());
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn every_change_to_a_registered_metric_shows_in_the_next_scrape() {
+    let clock = Arc::new(ManualClock::new("2026-07-01T12:00:00Z".parse().unwrap()));
+    let budget = Arc::new(SlidingWindow::new(125, Duration::from_secs(60)));
+    let config = MetricsConfig {
+        state_file: true,
+        ..MetricsConfig::default()
+    };
+    let m = Metrics::new(&config, SnapshotHandle::default(), budget, clock);
+    for (what, change) in every_change() {
+        let before = [false, true].map(|openmetrics| m.body(openmetrics).unwrap().plain.clone());
+        change(&m);
+        for (openmetrics, before) in [false, true].into_iter().zip(before) {
+            let fresh = m.encode(openmetrics).unwrap();
+            assert_ne!(
+                before,
+                fresh.as_bytes(),
+                "{what}: the change must change the exposition (else this proves nothing)"
+            );
+            let served = m.body(openmetrics).unwrap().plain.clone();
+            assert_eq!(
+                served,
+                fresh.as_bytes(),
+                "{what}: the cached body is stale (openmetrics: {openmetrics})"
+            );
+        }
+    }
+}

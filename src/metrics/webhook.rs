@@ -44,10 +44,11 @@ pub(crate) fn register(registry: &mut Registry) -> Family<WebhookLabels, Counter
 impl Metrics {
     /// Counts one webhook delivery.
     pub fn webhook_event(&self, event: EventFamily, outcome: Outcome) {
-        self.changes.bump();
-        self.webhook_events
-            .get_or_create(&WebhookLabels { event, outcome })
-            .inc();
+        self.families.change(|f| {
+            f.webhook_events
+                .get_or_create(&WebhookLabels { event, outcome })
+                .inc();
+        });
     }
 }
 
