@@ -70,7 +70,7 @@ async fn counts_are_right_with_env0s_clock_ten_minutes_ahead_of_ours_or_behind()
     for minutes in [10, -10] {
         let config = SimConfig {
             clock_offset: SignedDuration::from_mins(minutes),
-            ..small(80)
+            ..small(40)
         };
         let finished = truth_holds(config, 12, &format!("env0 {minutes:+} min")).await;
         assert!(
@@ -103,7 +103,7 @@ async fn counts_are_right_whichever_types_move_the_latest_run() {
     for moved_by in [LatestMovedBy::Every, LatestMovedBy::DeployDestroy] {
         let config = SimConfig {
             latest_moved_by: moved_by,
-            ..small(80)
+            ..small(40)
         };
         let finished = truth_holds(config, 8, &format!("latest moved by {moved_by:?}")).await;
         assert!(finished >= 5.0, "the test must see runs finish: {finished}");
@@ -129,7 +129,7 @@ async fn workflow_sub_environments_runs_count_whatever_the_listings_default() {
         let config = SimConfig {
             sub_environments: 4,
             sub_environments_listed_by_default: listed_by_default,
-            ..small(60)
+            ..small(30)
         };
         let finished = truth_holds(
             config,

@@ -14,7 +14,7 @@ use env0_exporter::simulator::{
 };
 
 use crate::helpers::*;
-use crate::{assert_exact, assert_exact_for, assert_matches, sim};
+use crate::{SHORT_LOOKBACK, assert_exact, assert_exact_for, assert_matches, short, sim};
 
 /// Long enough to outlast any test.
 const ALWAYS: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -264,7 +264,8 @@ async fn records_without_an_id_or_of_the_wrong_shape_are_skipped_and_counted_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamps_out_of_order_give_no_negative_duration_and_the_counts_stay_right() {
-    let h = Harness::start_prepared(sim(80), &["--full-sync-interval", "60s"], None, |s| {
+    let flags = ["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "60s"];
+    let h = Harness::start_prepared(short(80), &flags, None, |s| {
         s.inject_for(None, FaultKind::DisorderedTimestamps, ALWAYS);
     })
     .await;
