@@ -146,7 +146,11 @@ async fn economical_polling_catches_up_exactly_once_the_full_sync_interval_has_p
 }
 
 async fn quiet_poll_costs(environments: usize) -> (Vec<usize>, usize, usize) {
-    let h = Harness::start(sim(environments), &["--full-sync-interval", "0s"]).await;
+    let h = Harness::start(
+        short(environments),
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "0s"],
+    )
+    .await;
     h.sim.set_paused(true);
     h.next_poll().await; // settle what changed during the backfill poll
     let latest: BTreeMap<String, Option<String>> = h
@@ -196,7 +200,11 @@ async fn a_poll_with_nothing_changing_costs_the_listing_plus_one_per_environment
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_api_keeps_the_last_data_sets_env0_up_to_zero_and_recovers() {
-    let h = Harness::start(sim(120), &["--full-sync-interval", "0s"]).await;
+    let h = Harness::start(
+        short(120),
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "0s"],
+    )
+    .await;
     h.sim.set_paused(true);
     h.next_poll().await;
     let before = h.scrape().await;
@@ -241,7 +249,11 @@ async fn a_failing_api_keeps_the_last_data_sets_env0_up_to_zero_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_is_an_auth_error_without_retries_and_the_next_good_poll_recovers() {
-    let h = Harness::start(sim(120), &["--full-sync-interval", "0s"]).await;
+    let h = Harness::start(
+        short(120),
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "0s"],
+    )
+    .await;
     h.sim.set_paused(true);
     h.sim.inject(Fault {
         path_prefix: None,
@@ -266,8 +278,10 @@ async fn a_revoked_key_is_an_auth_error_without_retries_and_the_next_good_poll_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_larger_than_the_budget_continues_where_it_stopped_and_never_exceeds_it() {
     let h = Harness::start(
-        sim(150),
+        short(150),
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--max-requests-per-minute",
             "40",
             "--full-sync-interval",

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 
 use crate::common::hmac_hex;
 
-use super::{assert_matches, sim};
+use super::{SHORT_LOOKBACK, assert_matches, short, sim};
 use crate::helpers::{
     Harness, REAL_TIMEOUT, START, Sample, Webhooks, finish_time, is_finished, series,
 };
@@ -135,8 +135,8 @@ fn finished_since(h: &Harness, after: Timestamp, used: &mut BTreeSet<String>) ->
 async fn runs_finishing_in_the_simulator_show_in_metrics_within_a_second_of_their_webhook_without_a_poll()
  {
     let h = Harness::start_with(
-        sim(150),
-        &["--poll-interval", "1h"],
+        short(150),
+        &["--lookback", SHORT_LOOKBACK, "--poll-interval", "1h"],
         Some(Webhooks {
             secret: SECRET,
             sim_sends: true,
@@ -249,9 +249,16 @@ async fn a_run_is_counted_once_by_webhook_then_poll_poll_then_webhook_or_two_eve
     // The simulator sends nothing here: the deliveries are built from its records and signed in
     // the test, so their order against the polls is the test's.
     let h = Harness::start_with(
-        sim(150),
+        short(150),
         // Every environment re-read at every poll: a poll then finds every run.
-        &["--poll-interval", "10m", "--full-sync-interval", "60s"],
+        &[
+            "--lookback",
+            SHORT_LOOKBACK,
+            "--poll-interval",
+            "10m",
+            "--full-sync-interval",
+            "60s",
+        ],
         Some(Webhooks {
             secret: SECRET,
             sim_sends: false,
