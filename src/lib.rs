@@ -4,7 +4,8 @@
 //! [`state`] (compact records and the immutable snapshot) → [`metrics`] (Prometheus encoding)
 //! → [`http`] (the `/metrics` endpoint). The [`clock`] and the [`simulator`] are passed in.
 //! [`webhook`] receives env0's signed deliveries and hands what they carry to the poller, which
-//! takes it into the same state between polls.
+//! takes it into the same state between polls. [`probe`] learns what env0 leaves undocumented
+//! (the date filter's field, page order), for the poller and the `doctor` command.
 
 pub mod app;
 pub mod client;
@@ -16,6 +17,7 @@ pub mod labels;
 pub mod metrics;
 pub mod persist;
 pub mod poller;
+pub mod probe;
 pub mod ratelimit;
 pub mod secret;
 pub mod shard;

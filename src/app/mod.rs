@@ -270,6 +270,9 @@ pub fn sim_config(args: &SimArgs) -> SimConfig {
             .sim_long_approval_share
             .unwrap_or(preset.long_approval_share),
         stuck_share: args.sim_stuck_share.unwrap_or(preset.stuck_share),
+        webhook_signing: args.sim_webhook_signing,
+        webhook_ids_differ: args.sim_webhook_ids_differ,
+        webhook_event_types: args.sim_webhook_event_types,
         record_requests: false,
         ..preset
     }

@@ -466,9 +466,41 @@ impl Client {
         .await
     }
 
+    /// One page (offset 0, at most `limit` ≤ [`PAGE_LIMIT`] items) of an environment's
+    /// deployments, without filters but `dates` (`fromDate`, `toDate`) when given: exactly one
+    /// request, retries aside. What [`probe`](crate::probe) asks to learn env0's ways.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn deployment_page(
+        &self,
+        environment_id: &str,
+        limit: usize,
+        dates: Option<(Timestamp, Timestamp)>,
+    ) -> Result<Vec<DeploymentLog>> {
+        let mut url = self.url(&["environments", environment_id, "deployments"]);
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs
+                .append_pair("limit", &limit.clamp(1, PAGE_LIMIT).to_string())
+                .append_pair("offset", "0");
+            if let Some((from, to)) = dates {
+                pairs
+                    .append_pair("fromDate", &format_query_timestamp(from))
+                    .append_pair("toDate", &format_query_timestamp(to));
+            }
+        }
+        Ok(self.get_page(Endpoint::Deployments, url).await?.records)
+    }
+
     /// Every deployment of an environment in one of `statuses`, without `fromDate`/`toDate`
     /// (whichever timestamp env0's date filter uses, a run that has not reached it is in no
-    /// dated listing), with the other filters of `query`; all pages, duplicates dropped.
+    /// dated listing), with the other filters of `query`; duplicates dropped.
+    ///
+    /// All pages, or, with `created_since` (for a listing known to come newest first), the
+    /// pages up to the first full one whose runs were all created before it: the rest is older
+    /// still. Such a listing holds an environment's whole history of cancelled and skipped runs;
+    /// this keeps its cost to what is recent.
     ///
     /// # Errors
     /// See [`Error`]; the first failing page fails the listing.
@@ -477,9 +509,16 @@ impl Client {
         environment_id: &str,
         statuses: &[String],
         query: &DeploymentQuery,
+        created_since: Option<Timestamp>,
     ) -> Result<Vec<DeploymentLog>> {
         let base = self.url(&["environments", environment_id, "deployments"]);
-        paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, |offset| {
+        let older = |page: &[DeploymentLog]| {
+            created_since.is_some_and(|since| {
+                page.iter()
+                    .all(|l| l.created_at.is_some_and(|created| created < since))
+            })
+        };
+        paging::fetch_until(base.path(), PAGE_LIMIT, MAX_PAGES, older, |offset| {
             let mut url = base.clone();
             {
                 let mut pairs = url.query_pairs_mut();

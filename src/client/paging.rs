@@ -4,7 +4,9 @@
 //! at `offset`, moves `offset` on by the length of the page it got, and stops at the first page
 //! shorter than `limit`. Items created while paging shift later pages, so an item may come twice:
 //! the first occurrence wins. A server that never sends a short page stops the loop after
-//! [`MAX_PAGES`] pages with [`Error::Decode`].
+//! [`MAX_PAGES`] pages with [`Error::Decode`]. A caller that needs only the newest items of a
+//! listing ordered newest first says when a full page is enough ([`fetch_until`]): the loop
+//! then stops there instead of reading the listing's whole history.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -29,6 +31,27 @@ pub(super) async fn fetch_all<T, P, F, Fut>(
     path: &str,
     limit: usize,
     max_pages: usize,
+    fetch_page: F,
+) -> Result<Vec<T>>
+where
+    T: Identified,
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<P>>,
+    P: Into<Page<T>>,
+{
+    fetch_until(path, limit, max_pages, |_: &[T]| false, fetch_page).await
+}
+
+/// Like [`fetch_all`], also stopping after a full page for which `enough(records of the page)`
+/// holds: the items up to and including that page are returned.
+///
+/// # Errors
+/// As [`fetch_all`].
+pub(super) async fn fetch_until<T, P, F, Fut>(
+    path: &str,
+    limit: usize,
+    max_pages: usize,
+    mut enough: impl FnMut(&[T]) -> bool,
     mut fetch_page: F,
 ) -> Result<Vec<T>>
 where
@@ -45,6 +68,7 @@ where
         let page: Page<T> = fetch_page(offset).await?.into();
         // Skipped records count: a page with one unreadable record is still a full page.
         let len = page.len;
+        let stop = len >= limit && enough(&page.records);
         for item in page.records {
             if seen.insert(item.id().to_owned()) {
                 items.push(item);
@@ -56,6 +80,14 @@ where
             if duplicates > 0 {
                 tracing::debug!(path, duplicates, "dropped items seen on an earlier page");
             }
+            return Ok(items);
+        }
+        if stop {
+            tracing::debug!(
+                path,
+                pages = offset / limit.max(1) + 1,
+                "stopped paging: the rest is older than needed"
+            );
             return Ok(items);
         }
         offset += len;
@@ -144,6 +176,37 @@ mod tests {
                 if path == "/x" && message == "no page shorter than 2 after 5 pages"),
             "{result:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_page_that_is_enough_ends_the_listing_and_a_short_one_always_does() {
+        // Items newest first: i0 the newest. Enough once a page holds only items from i15 on.
+        let older = |page: &[Item]| {
+            page.iter()
+                .all(|i| i.0[1..].parse::<usize>().unwrap() >= 15)
+        };
+        let mut offsets = Vec::new();
+        let result = fetch_until("/x", 10, 100, older, |offset| {
+            offsets.push(offset);
+            std::future::ready(Ok(items(offset..(offset + 10).min(95))))
+        })
+        .await;
+        assert_eq!(offsets, [0, 10, 20]);
+        assert_eq!(result.expect("pages").len(), 30);
+        // Never enough: every page is read.
+        let mut calls = 0;
+        let result = fetch_until(
+            "/x",
+            10,
+            100,
+            |_: &[Item]| false,
+            |offset| {
+                calls += 1;
+                std::future::ready(Ok(items(offset..(offset + 10).min(95))))
+            },
+        )
+        .await;
+        assert_eq!((calls, result.expect("pages").len()), (10, 95));
     }
 
     #[tokio::test]

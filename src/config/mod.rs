@@ -18,6 +18,7 @@ use crate::http::{DEFAULT_MAX_CONNECTIONS, WebConfigWatcher};
 use crate::metrics::{DEFAULT_DURATION_BUCKETS, HistogramLabels};
 use crate::persist::StateFileConfig;
 use crate::shard::Shard;
+use crate::simulator::{WebhookEventTypes, WebhookSigning};
 use crate::state::{DEFAULT_MAX_SERIES_PER_METRIC, Views};
 
 pub use crate::secret::{Secret, SecretSource};
@@ -140,6 +141,19 @@ pub struct SimArgs {
     /// 0; 0.05 with --sim-scale large]
     #[arg(long, env = "ENV0_SIM_STUCK_SHARE", value_parser = parse_share)]
     pub sim_stuck_share: Option<f64>,
+    /// What the simulated env0's webhook signatures cover: the body as sent, or its canonical
+    /// re-serialisation (`JSON.stringify` of the parsed body; the body is then sent
+    /// pretty-printed)
+    #[arg(long, env = "ENV0_SIM_WEBHOOK_SIGNING", value_enum, default_value_t = WebhookSigning::RawBody)]
+    pub sim_webhook_signing: WebhookSigning,
+    /// Give each simulated webhook's `x-env0-event-id` header an id of its own, unlike the
+    /// body's `id` (as in env0's sample delivery)
+    #[arg(long, env = "ENV0_SIM_WEBHOOK_IDS_DIFFER")]
+    pub sim_webhook_ids_differ: bool,
+    /// How the simulated env0 spells webhook event types: `com.env0.deploy.*` (and destroy,
+    /// drift, …), `com.env0.deployment.*`, or `com.env-zero.*` with `x-env-zero-*` headers
+    #[arg(long, env = "ENV0_SIM_WEBHOOK_EVENT_TYPES", value_enum, default_value_t = WebhookEventTypes::Deploy)]
+    pub sim_webhook_event_types: WebhookEventTypes,
     /// Speed of simulated runs: 1.0 = IaC-like durations, 0.1 = ten times faster
     #[arg(long, env = "ENV0_SIM_TIME_SCALE", default_value_t = 0.5)]
     pub sim_time_scale: f64,

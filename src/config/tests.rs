@@ -315,6 +315,33 @@ fn the_default_sim_scale_is_the_organisation_it_always_was() {
 }
 
 #[test]
+fn the_sim_webhook_flags_choose_the_simulators_webhook_variants() {
+    use crate::simulator::{WebhookEventTypes, WebhookSigning};
+    let c = crate::app::sim_config(&sim_args(&["demo"]));
+    assert_eq!(c.webhook_signing, WebhookSigning::RawBody);
+    assert!(!c.webhook_ids_differ);
+    assert_eq!(c.webhook_event_types, WebhookEventTypes::Deploy);
+    let c = crate::app::sim_config(&sim_args(&[
+        "demo",
+        "--sim-webhook-signing",
+        "canonical",
+        "--sim-webhook-ids-differ",
+        "--sim-webhook-event-types",
+        "env-zero",
+    ]));
+    assert_eq!(c.webhook_signing, WebhookSigning::Canonical);
+    assert!(c.webhook_ids_differ);
+    assert_eq!(c.webhook_event_types, WebhookEventTypes::EnvZero);
+    let c = crate::app::sim_config(&sim_args(&[
+        "simulate",
+        "--sim-webhook-event-types",
+        "deployment",
+    ]));
+    assert_eq!(c.webhook_event_types, WebhookEventTypes::Deployment);
+    assert!(parse(&["demo", "--sim-webhook-signing", "pretty"]).is_err());
+}
+
+#[test]
 fn the_large_sim_scale_is_ten_thousand_environments_and_explicit_flags_win() {
     let c = crate::app::sim_config(&sim_args(&["demo", "--sim-scale", "large"]));
     assert_eq!((c.environments, c.projects), (10_000, 500));

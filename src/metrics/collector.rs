@@ -157,6 +157,36 @@ fn clock_offset(
     }
 }
 
+/// `env0_exporter_env0_behaviour_info`: what the exporter learnt of env0 where its docs say
+/// nothing.
+fn env0_behaviour(
+    encoder: &mut DescriptorEncoder,
+    health: &crate::state::Health,
+) -> Result<(), std::fmt::Error> {
+    let mut m = encoder.encode_descriptor(
+        "env0_exporter_env0_behaviour_info",
+        "What the exporter learnt of env0 where its docs say nothing: the timestamp the deployments listing's date filter uses (createdAt, queuedAt, startedAt, unknown), the order of its pages (newest, oldest, unknown) and whether env0 sends a Date header (true, false, unknown before a poll succeeded)",
+        None,
+        MetricType::Gauge,
+    )?;
+    let labels = [
+        ("date_filter_field", health.date_filter_field.as_str()),
+        ("page_order", health.page_order.as_str()),
+        ("date_header", date_header(health)),
+    ];
+    ConstGauge::new(1).encode(m.encode_family(&labels)?)
+}
+
+/// Whether env0's answers carry a `Date` header: the one place that reads it from the clock
+/// offset (measured only from that header).
+fn date_header(health: &crate::state::Health) -> &'static str {
+    match (health.clock_offset, health.last_success) {
+        (Some(_), _) => "true",
+        (None, Some(_)) => "false",
+        (None, None) => "unknown",
+    }
+}
+
 /// How far the reads of whole lookback windows are: the backfill, and (with full sync on)
 /// `env0_exporter_full_sync_duration_seconds` and `…_oldest_age_seconds`.
 fn read_progress(
@@ -313,6 +343,7 @@ impl Collector for StateCollector {
             snap.tracked_deployments,
         )?;
         clock_offset(&mut encoder, health.clock_offset)?;
+        env0_behaviour(&mut encoder, health)?;
         read_progress(&mut encoder, health)?;
         gauge(
             &mut encoder,

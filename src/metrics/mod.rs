@@ -45,7 +45,7 @@ pub use collector::StateCollector;
 pub use exposition::Body;
 pub use labels::HistogramLabels;
 pub use signals::{APPROVAL_BUCKETS, RECOVERY_BUCKETS};
-pub use webhook::{EventFamily, Outcome as WebhookOutcome};
+pub use webhook::{EventFamily, Outcome as WebhookOutcome, SignatureForm};
 
 /// Content type of the Prometheus text format 0.0.4.
 pub const PROMETHEUS_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -133,7 +133,7 @@ struct Families {
     api_requests: Family<ApiLabels, Counter>,
     api_duration: Family<EndpointLabels, Histogram, Buckets>,
     poll_errors: Family<ReasonLabels, Counter>,
-    webhook_events: Family<webhook::WebhookLabels, Counter>,
+    webhook_events: webhook::WebhookMetrics,
     skipped_records: Family<skipped::SkipLabels, Counter>,
     state_file: Option<state_file::StateFileMetrics>,
 }

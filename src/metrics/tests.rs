@@ -64,6 +64,7 @@ fn state_gauges_render_the_snapshot_values() {
             clock_offset: None,
             full_sync_interval: Some(Duration::from_secs(600)),
             full_sync_oldest_age: Some(Duration::from_secs(125)),
+            ..Health::default()
         },
         ..Snapshot::default()
     });
@@ -112,6 +113,44 @@ fn state_gauges_render_the_snapshot_values() {
     assert_eq!(
         sample_lines(&text, "env0_exporter_tracked_deployments"),
         vec!["env0_exporter_tracked_deployments 3"]
+    );
+    // Nothing learnt, and a poll succeeded without a Date header.
+    assert_eq!(
+        sample_lines(&text, "env0_exporter_env0_behaviour_info"),
+        vec![
+            r#"env0_exporter_env0_behaviour_info{date_filter_field="unknown",page_order="unknown",date_header="false"} 1"#
+        ]
+    );
+}
+
+#[test]
+fn what_was_learnt_of_env0_is_one_info_series() {
+    use crate::probe::{DateFilterField, PageOrder};
+    let info = |health: Health| {
+        let text = metrics_with(Snapshot {
+            health,
+            ..Snapshot::default()
+        })
+        .encode(false)
+        .unwrap();
+        sample_lines(&text, "env0_exporter_env0_behaviour_info")
+    };
+    assert_eq!(
+        info(Health::default()),
+        vec![
+            r#"env0_exporter_env0_behaviour_info{date_filter_field="unknown",page_order="unknown",date_header="unknown"} 1"#
+        ]
+    );
+    assert_eq!(
+        info(Health {
+            date_filter_field: DateFilterField::StartedAt,
+            page_order: PageOrder::Oldest,
+            clock_offset: Some(jiff::SignedDuration::from_secs(-3)),
+            ..Health::default()
+        }),
+        vec![
+            r#"env0_exporter_env0_behaviour_info{date_filter_field="startedAt",page_order="oldest",date_header="true"} 1"#
+        ]
     );
 }
 

@@ -373,6 +373,8 @@ impl Poller {
         self.planned_at = self.clock.now();
         report.environments = environments.len();
         self.take_listing(&environments, now);
+        // Before the first reads: they depend on what the date filter does.
+        self.probe_listing(&environments).await;
         self.keep_full_sync_interval(now);
         let unfinished = self.unfinished();
         let mut plan = schedule::plan(

@@ -139,7 +139,7 @@ impl Poller {
             let obs = observation(log, &read.environment);
             self.ingest(&obs, now);
         }
-        self.read_unstarted(&read.environment, &query, &mut seen)
+        self.read_unstarted(&read.environment, &query, read.from, &mut seen)
             .await?;
         {
             // A tracked unfinished run the listing should have shown but did not: ask for it

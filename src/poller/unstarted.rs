@@ -3,7 +3,10 @@
 //! env0 does not document which timestamp `fromDate`/`toDate` filter on. On `createdAt` or
 //! `queuedAt` a queued run is in the dated listings like any other; on `startedAt` a run that
 //! has not started is in none, and a queued run that is not its environment's latest would stay
-//! invisible until it starts. The poller assumes the cheap reading until env0 shows otherwise:
+//! invisible until it starts. The poller learns which at start, before its first reads, by
+//! asking env0 ([`crate::probe`], at most [`probe::MAX_REQUESTS`] requests, tried again on the
+//! next polls while it finds no run that tells, at most [`MAX_PROBES`] times). Whatever the
+//! probe said, the evidence of the data still switches to the `startedAt` handling:
 //! - a dated listing returns a run created and queued before its `fromDate` (so the filter is on
 //!   a later timestamp), or
 //! - a run the exporter knows has not started, created within a listing's dates, is missing from
@@ -11,24 +14,37 @@
 //!
 //! From then on every read of an environment adds one undated listing of the runs without a
 //! `startedAt`: `statuses=QUEUED,SKIPPED,CANCELLED,NEVER_DEPLOYED` (queued, or ended from the
-//! queue; one page as a rule, more only for an environment with over 100 such runs in env0's
-//! history), and environments read before the evidence get that listing once, at the end of the
+//! queue), and environments read before the evidence get that listing once, at the end of the
 //! poll, as part of their baseline (what it shows finished is history). Cost: nothing while env0
 //! filters on `createdAt`/`queuedAt`; one more request per environment read while it filters
 //! on `startedAt`.
+//!
+//! That listing holds the environment's whole history of cancelled and skipped runs. When pages
+//! come newest first (as the probe learnt) it stops at the first full page whose runs were all
+//! created before the read's `fromDate`: older runs are what a `createdAt` filter would not show
+//! either, and tracked unfinished runs are never older than the read's `fromDate` (it reaches
+//! back to them). So it costs one page, two when over 100 such runs are recent, whatever the
+//! history. When the order is oldest first or unknown nothing tells where the recent runs are:
+//! every page is read (correct, and as costly as that environment's history).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Poller, observation};
-use crate::client::{DeploymentLog, DeploymentQuery, Error as ClientError};
+use crate::client::{DeploymentLog, DeploymentQuery, Environment, Error as ClientError};
+use crate::clock;
+use crate::probe::{self, DateFilterField, PageOrder};
 
 /// The statuses of runs that have not started, and of runs that ended without starting (from
 /// the queue): neither carries a `startedAt`.
 const NOT_STARTED: [&str; 4] = ["QUEUED", "SKIPPED", "CANCELLED", "NEVER_DEPLOYED"];
+
+/// Probes of env0's deployment listing before giving up on learning from one (the evidence of
+/// the data still counts).
+pub(super) const MAX_PROBES: u32 = 3;
 
 /// What the poller has learnt of env0's date filter.
 #[derive(Debug, Default)]
@@ -37,9 +53,50 @@ pub(super) struct UnstartedRuns {
     hidden: bool,
     /// Environments read before that was learnt: each gets one undated read of its queued runs.
     pending: HashSet<Arc<str>>,
+    /// Probes made (those the request budget cut short aside).
+    probes: u32,
 }
 
 impl Poller {
+    /// Learns at start which timestamp env0's date filter uses and the order of its pages,
+    /// from the environments just listed, unless known or probed [`MAX_PROBES`] times. A
+    /// failed probe does not fail the poll.
+    pub(super) async fn probe_listing(&mut self, environments: &[Environment]) {
+        if self.health.date_filter_field != DateFilterField::Unknown
+            || self.unstarted.probes >= MAX_PROBES
+        {
+            return;
+        }
+        let learnt = match probe::deployment_listing(&self.client, probe::candidates(environments))
+            .await
+        {
+            Ok(learnt) => learnt,
+            Err(e) if e.budget() => return,
+            Err(e) => {
+                self.unstarted.probes += 1;
+                warn!(error = %e, "could not learn env0's date filter; its evidence is watched for instead");
+                return;
+            }
+        };
+        self.unstarted.probes += 1;
+        if self.health.page_order == PageOrder::Unknown {
+            self.health.page_order = learnt.page_order;
+        }
+        if self.health.date_filter_field == DateFilterField::Unknown {
+            self.health.date_filter_field = learnt.date_filter_field;
+        }
+        info!(
+            date_filter_field = %learnt.date_filter_field,
+            page_order = %learnt.page_order,
+            requests = learnt.requests,
+            environment = learnt.environment_id.as_deref().unwrap_or(""),
+            "learnt env0's deployment listing"
+        );
+        if learnt.date_filter_field.hides_unstarted() == Some(true) {
+            self.hide_unstarted();
+        }
+    }
+
     /// Learns from one dated listing (`from` its `fromDate`) whether the date filter is on a
     /// timestamp later than `queuedAt`.
     pub(super) fn learn_from_listing(&mut self, from: Timestamp, logs: &[DeploymentLog]) {
@@ -60,6 +117,13 @@ impl Poller {
             why,
             "env0's date filter leaves out runs that have not started: queued runs are read without dates from now on"
         );
+        self.health.date_filter_field = DateFilterField::StartedAt;
+        self.hide_unstarted();
+    }
+
+    /// From now on, runs that have not started are read without dates; environments already
+    /// read get that read once.
+    fn hide_unstarted(&mut self) {
         self.unstarted.hidden = true;
         self.unstarted.pending = self
             .schedule
@@ -85,20 +149,23 @@ impl Poller {
     }
 
     /// Reads `environment`'s queued runs without dates when dated listings hide them; the ids
-    /// read go into `seen`.
+    /// read go into `seen`. Runs created before `since` are not needed: when pages come newest
+    /// first, paging stops at a page of such runs.
     pub(super) async fn read_unstarted(
         &mut self,
         environment: &Arc<str>,
         query: &DeploymentQuery,
+        since: Timestamp,
         seen: &mut HashSet<String>,
     ) -> Result<(), ClientError> {
         self.unstarted.pending.remove(environment);
         let Some(statuses) = self.unstarted_statuses() else {
             return Ok(());
         };
+        let since = (self.health.page_order == PageOrder::Newest).then_some(since);
         let logs = self
             .client
-            .deployments_in_status(environment, &statuses, query)
+            .deployments_in_status(environment, &statuses, query, since)
             .await?;
         let now = self.env0_now();
         for log in &logs {
@@ -117,6 +184,13 @@ impl Poller {
     pub(super) async fn catch_up_unstarted(&mut self) -> Result<(), ClientError> {
         let mut pending: Vec<Arc<str>> = self.unstarted.pending.iter().cloned().collect();
         pending.sort();
+        // What the environments' first reads covered: the lookback window (with the overlap
+        // kept for clock skew) and their unfinished runs.
+        let window_start = clock::sub(
+            self.env0_now(),
+            self.config.lookback + super::schedule::READ_OVERLAP,
+        );
+        let unfinished = self.unfinished();
         let query = DeploymentQuery {
             from: Timestamp::UNIX_EPOCH,
             to: Timestamp::UNIX_EPOCH,
@@ -132,7 +206,13 @@ impl Poller {
             // Part of the environment's baseline: what ended before it is history.
             self.store.unmark_baselined(&environment);
             let mut seen = HashSet::new();
-            let read = self.read_unstarted(&environment, &query, &mut seen).await;
+            let since = unfinished
+                .get(&environment)
+                .and_then(|u| u.oldest_created)
+                .map_or(window_start, |oldest| oldest.min(window_start));
+            let read = self
+                .read_unstarted(&environment, &query, since, &mut seen)
+                .await;
             self.store.mark_baselined(&environment);
             match read {
                 Ok(()) | Err(ClientError::NotFound { .. } | ClientError::Forbidden { .. }) => {}

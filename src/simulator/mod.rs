@@ -37,9 +37,12 @@ use webhooks::Outbox;
 use world::World;
 
 pub use chaos::undocumented_value;
-pub use webhooks::{DeliveryRecord, WebhookTarget};
+pub use webhooks::{DeliveryRecord, WebhookEventTypes, WebhookSigning, WebhookTarget};
 
 /// How the simulated world is generated and how its API behaves.
+// Each bool is an independent switch of one undocumented way env0 may behave; tests combine them
+// freely, which a state machine would not make clearer.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Seed of every random choice: same seed and same clock times give the same world.
@@ -70,6 +73,14 @@ pub struct SimConfig {
     /// Where to POST signed webhook deliveries of every run's lifecycle changes (`None`: off).
     /// The world is the same with or without.
     pub webhook: Option<WebhookTarget>,
+    /// What a webhook signature covers: the raw body (default) or its re-serialisation, sent
+    /// pretty-printed (env0's docs and its guide's sample differ).
+    pub webhook_signing: WebhookSigning,
+    /// Whether a delivery's `x-env0-event-id` header differs from its body's `id`, as in env0's
+    /// sample delivery (false by default).
+    pub webhook_ids_differ: bool,
+    /// How webhook event types and headers are spelt (`com.env0.deploy.*` by default).
+    pub webhook_event_types: WebhookEventTypes,
     /// env0's clock minus the injected clock (signed): applied to every timestamp the world
     /// produces, to the `Date` header, and to how `fromDate`/`toDate` are read. env0's clock is
     /// not the client's; zero by default.
@@ -97,6 +108,15 @@ pub struct SimConfig {
     /// Finished runs created more than [`history`](Self::history) plus this ago are dropped
     /// (each environment's latest and unfinished runs are kept); 24 h by default.
     pub retention_margin: Duration,
+    /// `queuedAt` minus `createdAt` of every run: zero by default, as in env0's sample payloads.
+    /// When not zero a run starts at least a second after it was queued, so the three
+    /// timestamps a date filter may use all differ (what `probe` needs to tell them apart).
+    pub queued_after_created: Duration,
+    /// Runs ended from the queue (`CANCELLED` and `SKIPPED` in turn, no `startedAt`) added to
+    /// the first environment's history before the world starts, one a minute back from the
+    /// start; 0 by default. Its undated listing of runs that have not started then takes
+    /// several pages, whatever its recent activity.
+    pub queue_ended_history: usize,
 }
 
 impl SimConfig {
@@ -170,6 +190,9 @@ impl Default for SimConfig {
             send_retry_after: true,
             record_requests: true,
             webhook: None,
+            webhook_signing: WebhookSigning::default(),
+            webhook_ids_differ: false,
+            webhook_event_types: WebhookEventTypes::default(),
             clock_offset: jiff::SignedDuration::ZERO,
             date_filter_field: DateFilterField::default(),
             latest_moved_by: LatestMovedBy::default(),
@@ -179,6 +202,8 @@ impl Default for SimConfig {
             long_approval_share: 0.0,
             stuck_share: 0.0,
             retention_margin: Duration::from_secs(24 * 3600),
+            queued_after_created: Duration::ZERO,
+            queue_ended_history: 0,
         }
     }
 }
@@ -388,7 +413,7 @@ impl Simulator {
         let mut world = World::new(&config, shifted(clock.now(), config.clock_offset));
         let outbox = config.webhook.clone().map(|target| {
             world.set_noting(true);
-            Arc::new(Outbox::new(target, config.seed, config.record_requests))
+            Arc::new(Outbox::new(target, &config))
         });
         Self {
             inner: Arc::new(Inner {

@@ -30,6 +30,10 @@ pub struct Health {
     /// environments due full re-reads, counted from the start of the poll that did it (`None`:
     /// full sync off, or none yet).
     pub full_sync_oldest_age: Option<Duration>,
+    /// The timestamp env0's date filter uses, as learnt (probe or evidence).
+    pub date_filter_field: crate::probe::DateFilterField,
+    /// The order of env0's deployment listings, as learnt.
+    pub page_order: crate::probe::PageOrder,
 }
 
 /// A pair of label values, e.g. (deployment type, status).

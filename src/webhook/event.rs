@@ -2,18 +2,22 @@
 //! delivery was, and what became of it.
 //!
 //! env0 publishes only some of its event type literals (`com.env0.deploy.succeeded`,
-//! `com.env0.drift.detected`, `com.env0.destroy.resumed`, …), so the family is read from the
-//! parts of the type that are stable, with the deployment log as the fallback:
+//! `com.env0.drift.detected`, `com.env0.destroy.resumed`, …), and the rest may be spelt
+//! `com.env0.deploy.*`, `com.env0.deployment.*` or `com.env-zero.*`; what a deployment event is
+//! about is therefore read from the deployment log it carries, and the type is only the
+//! fallback:
 //!
-//! 1. `approval` when any part of the type after the prefix mentions approval
-//!    (`com.env0.deploy.waiting-for-approval`), or the deployment log's status is
-//!    `WAITING_FOR_USER`;
-//! 2. else by the type's first part after `com.env0.` / `com.env-zero.` (case, `-` and `_`
+//! 1. `approval` when the deployment log's status is `WAITING_FOR_USER`;
+//! 2. else by the deployment log's `type`: `deploy` → deploy, `destroy` → destroy,
+//!    `driftDetection` → drift, `prPlan`/`remotePlan`/`dryRun` → plan, any other type
+//!    (`task`, …) → other;
+//! 3. else (no deployment log, or one without a type) by the event type: `approval` when any
+//!    part after `com.env0.` / `com.env-zero.` mentions approval
+//!    (`com.env0.deploy.waiting-for-approval`), else by its first part (case, `-` and `_`
 //!    ignored): `deploy` → deploy, `destroy` → destroy, `drift`/`driftDetection` → drift,
 //!    `plan`/`prPlan`/`remotePlan`/`dryRun` → plan;
-//! 3. else by the deployment log's `type`: `deploy` → deploy, `destroy` → destroy,
-//!    `driftDetection` → drift, `prPlan`/`remotePlan`/`dryRun` → plan;
-//! 4. else `other` (budget, test and task events, and anything new).
+//! 4. else `other` (budget and test events, `com.env0.deployment.*` without a log, and anything
+//!    new).
 pub use crate::metrics::{EventFamily, WebhookOutcome as Outcome};
 
 impl EventFamily {
@@ -48,24 +52,33 @@ impl EventFamily {
         deployment_type: Option<&str>,
         status: Option<&str>,
     ) -> Self {
-        let parts = event_type.map(type_parts).unwrap_or_default();
-        if parts.iter().any(|p| p.contains("approval")) || status == Some("WAITING_FOR_USER") {
+        if status == Some("WAITING_FOR_USER") {
             return Self::Approval;
         }
-        let by_type = parts.first().and_then(|p| match p.as_str() {
-            "deploy" => Some(Self::Deploy),
-            "destroy" => Some(Self::Destroy),
-            "drift" | "driftdetection" => Some(Self::Drift),
-            "plan" | "prplan" | "remoteplan" | "dryrun" => Some(Self::Plan),
-            _ => None,
-        });
-        by_type.unwrap_or(match deployment_type {
-            Some("deploy") => Self::Deploy,
-            Some("destroy") => Self::Destroy,
-            Some("driftDetection") => Self::Drift,
-            Some("prPlan" | "remotePlan" | "dryRun") => Self::Plan,
+        let by_log = deployment_type.map(|t| match t {
+            "deploy" => Self::Deploy,
+            "destroy" => Self::Destroy,
+            "driftDetection" => Self::Drift,
+            "prPlan" | "remotePlan" | "dryRun" => Self::Plan,
             _ => Self::Other,
-        })
+        });
+        if let Some(family) = by_log {
+            return family;
+        }
+        let parts = event_type.map(type_parts).unwrap_or_default();
+        if parts.iter().any(|p| p.contains("approval")) {
+            return Self::Approval;
+        }
+        parts
+            .first()
+            .and_then(|p| match p.as_str() {
+                "deploy" => Some(Self::Deploy),
+                "destroy" => Some(Self::Destroy),
+                "drift" | "driftdetection" => Some(Self::Drift),
+                "plan" | "prplan" | "remoteplan" | "dryrun" => Some(Self::Plan),
+                _ => None,
+            })
+            .unwrap_or(Self::Other)
     }
 }
 
@@ -86,20 +99,23 @@ fn type_parts(event_type: &str) -> Vec<String> {
 
 impl Outcome {
     /// Every outcome, in the order they are documented.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Accepted,
         Self::Duplicate,
+        Self::Stale,
         Self::Ignored,
         Self::BadSignature,
         Self::BadRequest,
     ];
 
-    /// The label value: `accepted`, `duplicate`, `ignored`, `bad_signature` or `bad_request`.
+    /// The label value: `accepted`, `duplicate`, `stale`, `ignored`, `bad_signature` or
+    /// `bad_request`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Accepted => "accepted",
             Self::Duplicate => "duplicate",
+            Self::Stale => "stale",
             Self::Ignored => "ignored",
             Self::BadSignature => "bad_signature",
             Self::BadRequest => "bad_request",
@@ -137,7 +153,7 @@ mod tests {
     }
 
     #[test]
-    fn the_deployment_log_decides_when_the_type_does_not() {
+    fn the_deployment_log_decides_whatever_the_type_says() {
         assert_eq!(F::of(None, Some("deploy"), Some("SUCCESS")), F::Deploy);
         assert_eq!(
             F::of(Some("com.env0.environment.changed"), Some("destroy"), None),
@@ -147,27 +163,53 @@ mod tests {
         assert_eq!(F::of(None, Some("dryRun"), None), F::Plan);
         assert_eq!(F::of(None, Some("task"), Some("FAILURE")), F::Other);
         assert_eq!(F::of(None, None, None), F::Other);
+        // The log wins over a type that names another family, in every spelling.
+        for t in [
+            "com.env0.deploy.succeeded",
+            "com.env0.deployment.succeeded",
+            "com.env-zero.deploy.succeeded",
+            "com.env-zero.deployment.finished",
+        ] {
+            assert_eq!(
+                F::of(Some(t), Some("destroy"), Some("SUCCESS")),
+                F::Destroy,
+                "{t}"
+            );
+            assert_eq!(
+                F::of(Some(t), Some("prPlan"), Some("FAILURE")),
+                F::Plan,
+                "{t}"
+            );
+            assert_eq!(
+                F::of(Some(t), Some("task"), Some("SUCCESS")),
+                F::Other,
+                "{t}"
+            );
+        }
+        // A deployment event without a log, or with a log without a type: the type decides.
+        assert_eq!(
+            F::of(Some("com.env0.deployment.succeeded"), None, None),
+            F::Other
+        );
+        assert_eq!(
+            F::of(Some("com.env0.destroy.succeeded"), None, Some("SUCCESS")),
+            F::Destroy
+        );
     }
 
     #[test]
     fn a_run_waiting_for_approval_is_an_approval_event_whatever_the_type_says() {
-        assert_eq!(
-            F::of(
-                Some("com.env0.deploy.started"),
-                Some("deploy"),
-                Some("WAITING_FOR_USER")
-            ),
-            F::Approval
-        );
-        // The type wins over the log's deployment type when it names a family.
-        assert_eq!(
-            F::of(
-                Some("com.env0.deploy.succeeded"),
-                Some("destroy"),
-                Some("SUCCESS")
-            ),
-            F::Deploy
-        );
+        for t in [
+            "com.env0.deploy.started",
+            "com.env0.deployment.waiting",
+            "com.env-zero.destroy.started",
+        ] {
+            assert_eq!(
+                F::of(Some(t), Some("deploy"), Some("WAITING_FOR_USER")),
+                F::Approval,
+                "{t}"
+            );
+        }
     }
 
     #[test]

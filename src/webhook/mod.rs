@@ -1,30 +1,46 @@
 //! Real time: env0 notification-target deliveries on `POST /webhooks/env0`.
 //!
-//! A delivery is checked and answered here, at once, and never waits on a poll: its body is
-//! read up to [`MAX_BODY_BYTES`] (413 past it), its HMAC-SHA256 signature verified in constant
-//! time ([`signature`]; 401 and nothing changed when missing or wrong), its event id checked
-//! against the ids of the last hour ([`recent`]), and a deployment log it carries for an
-//! environment the exporter watches is converted like a polled one
-//! ([`poller::observation`](crate::poller::observation)) and handed to the poller through a
-//! bounded queue. The poller owns the state: it ingests the observation between polls through the
-//! same path as polled runs (filters, exactly-once counting) and publishes a fresh snapshot.
+//! A delivery is checked and answered here, at once, and never waits on a poll:
+//! 1. its body is read up to [`MAX_BODY_BYTES`] (413 past it);
+//! 2. its HMAC-SHA256 signature is verified in constant time against the raw body and against
+//!    the body's canonical form, `JSON.stringify(JSON.parse(body))` ([`canonical`],
+//!    [`signature`]): env0's docs sign the raw body, its guide's sample the re-serialised one.
+//!    401 and nothing changed when neither matches; otherwise the form that matched is counted
+//!    in `env0_exporter_webhook_signatures_total`;
+//! 3. an event carrying a deployment log whose `time` lies more than [`MAX_EVENT_SKEW`] from
+//!    env0's time as the exporter knows it (our clock plus the clock offset the poller
+//!    measured) is refused as `stale`: once its id is forgotten it could not be told from a
+//!    replay, and polling repairs what it carried. Events without a log change nothing and are
+//!    not judged by their age (env0's test button may send a sample with an old time);
+//! 4. the signed body is checked against those of the last two hours ([`recent`]): the body's
+//!    `id` with its deployment log's `id` and `status` make the key. The `x-env0-event-id`
+//!    header is not signed (and differs from the body's `id` in env0's own sample), so it is
+//!    only logged: a body replayed under a fresh header id is a duplicate;
+//! 5. a deployment log it carries (whatever the event type: `com.env0.deploy.*`,
+//!    `com.env0.deployment.*`, `com.env-zero.*`, …) for an environment the exporter watches is
+//!    converted like a polled one ([`poller::observation`](crate::poller::observation)) and
+//!    handed to the poller through a bounded queue. The poller owns the state: it ingests the
+//!    observation between polls through the same path as polled runs (filters, exactly-once
+//!    counting, which reads the log's type and status) and publishes a fresh snapshot.
 //!
 //! Whether an environment is watched is read from the published snapshot (the environments of
 //! the last listing), so a delivery for another organisation's environment is answered as
-//! ignored. Polling stays the source of truth: env0 never retries a delivery, so a lost one is
-//! repaired by the next poll that reads its environment.
+//! ignored. Polling stays the source of truth: env0 never retries a delivery, so a lost or
+//! refused one is repaired by the next poll that reads its environment.
 //!
 //! Every delivery is counted once in `env0_exporter_webhook_events_total` under its
-//! [`EventFamily`] and [`Outcome`]. The event type, the event id and the family are read from
-//! the signed body where it has them (the headers are not signed); a delivery whose signature
-//! or body is bad counts under `other`, since nothing in it can be trusted.
+//! [`EventFamily`] and [`Outcome`]. The family is read from the signed body (the headers are
+//! not signed); a delivery whose signature or body is bad counts under `other`, since nothing in
+//! it can be trusted.
 
+mod canonical;
 mod event;
 mod recent;
 mod signature;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -45,7 +61,14 @@ use crate::state::{Observation, SnapshotHandle};
 use recent::RecentIds;
 
 pub use event::{EventFamily, Outcome};
-pub use signature::{sign, verify};
+pub use signature::{SignatureForm, sign, verify, verify_either};
+
+/// `JSON.stringify(JSON.parse(body))`, or `None` when `body` is not JSON: what a signature of
+/// the canonical form covers (the simulator's tests hold its own signer against it).
+#[must_use]
+pub fn canonical_form(body: &[u8]) -> Option<String> {
+    canonical::canonical(body)
+}
 
 /// Where deliveries are received.
 pub const PATH: &str = "/webhooks/env0";
@@ -54,6 +77,13 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Observations waiting for the poller at most; past it, deliveries are ignored (and counted so)
 /// until the poller catches up, and polling repairs what they carried.
 pub const QUEUE_CAPACITY: usize = 4096;
+
+/// How far an event's `time` may lie from env0's time as the exporter knows it, either way;
+/// past it the delivery is refused as [`Outcome::Stale`]. Half the time an event id is kept
+/// ([`recent::TIME_TO_LIVE`]), so nothing the dedupe has forgotten is taken in again, and wide
+/// enough for an estimate of env0's clock that is a quarter of an hour off.
+pub const MAX_EVENT_SKEW: Duration = Duration::from_secs(30 * 60);
+const _: () = assert!(recent::TIME_TO_LIVE.as_secs() >= 2 * MAX_EVENT_SKEW.as_secs());
 
 /// Signature headers, env0's spelling first (the docs move to "env zero").
 const SIGNATURE_HEADERS: [&str; 2] = ["x-env0-signature", "x-env-zero-signature"];
@@ -95,7 +125,7 @@ impl Verdict {
             Outcome::Accepted => StatusCode::ACCEPTED,
             Outcome::Duplicate | Outcome::Ignored => StatusCode::OK,
             Outcome::BadSignature => StatusCode::UNAUTHORIZED,
-            Outcome::BadRequest => StatusCode::BAD_REQUEST,
+            Outcome::BadRequest | Outcome::Stale => StatusCode::BAD_REQUEST,
         };
         Self {
             status,
@@ -149,13 +179,21 @@ impl Intake {
             return Verdict::too_large();
         };
         let secret = self.secret.current();
-        let signed = first(headers, &SIGNATURE_HEADERS)
-            .is_some_and(|s| verify(secret.expose().as_bytes(), &bytes, s));
-        if !signed {
+        let canonical = canonical::canonical(&bytes);
+        let form = first(headers, &SIGNATURE_HEADERS).and_then(|s| {
+            verify_either(
+                secret.expose().as_bytes(),
+                &bytes,
+                canonical.as_deref().map(str::as_bytes),
+                s,
+            )
+        });
+        let Some(form) = form else {
             self.bad_signature(headers);
             return Verdict::new(EventFamily::Other, Outcome::BadSignature);
-        }
-        // An event is a JSON object; of it, `type`, `id` and `data` are read.
+        };
+        self.metrics.webhook_signature(form);
+        // An event is a JSON object; of it, `type`, `id`, `time` and `data` are read.
         let Ok(event) = serde_json::from_slice::<Map<String, Value>>(&bytes) else {
             debug!("webhook: a signed body that is not a JSON event");
             return Verdict::new(EventFamily::Other, Outcome::BadRequest);
@@ -163,18 +201,16 @@ impl Intake {
         self.take(headers, &event)
     }
 
-    /// The verified event: deduplicated, classified, and handed over when it is acted on.
+    /// The verified event: checked for age, deduplicated, classified, and handed over when it
+    /// is acted on.
     fn take(&self, headers: &HeaderMap, event: &Map<String, Value>) -> Verdict {
         let event_type = event
             .get("type")
             .and_then(Value::as_str)
             .or_else(|| first(headers, &EVENT_HEADERS))
             .map(str::to_owned);
-        let event_id = first(headers, &EVENT_ID_HEADERS)
-            .or_else(|| event.get("id").and_then(Value::as_str))
-            .map(str::trim)
-            .filter(|id| !id.is_empty())
-            .map(str::to_owned);
+        let body_id = event.get("id").and_then(id_text);
+        let header_id = first(headers, &EVENT_ID_HEADERS);
         let data = event.get("data").unwrap_or(&Value::Null);
         let log = match data.get("deploymentLog") {
             None | Some(Value::Null) => None,
@@ -191,15 +227,37 @@ impl Intake {
             log.as_ref().and_then(|l| l.deployment_type.as_deref()),
             log.as_ref().and_then(|l| l.status.as_deref()),
         );
-        if let Some(id) = &event_id {
-            let now = self.clock.now();
+        // Only an event that would be acted on is judged by its age: a test or budget event
+        // (env0's test button may well send a sample with an old time) changes nothing anyway.
+        let env0_now = self.env0_now();
+        let time = log
+            .as_ref()
+            .and_then(|_| event.get("time"))
+            .and_then(Value::as_str);
+        if let Some(time) = time {
+            match time.parse::<jiff::Timestamp>() {
+                Ok(time) if skew(time, env0_now) > MAX_EVENT_SKEW => {
+                    debug!(%time, %env0_now, event_id = ?body_id, "webhook: event time too far from env0's time, refused as stale");
+                    return Verdict::new(family, Outcome::Stale);
+                }
+                Ok(_) => {}
+                // Not a timestamp: its age cannot be told, the dedupe still applies.
+                Err(e) => debug!(error = %e, "webhook: unreadable event time"),
+            }
+        }
+        let key = dedupe_key(
+            body_id.as_deref(),
+            log.as_ref().map(|l| l.id.as_str()),
+            log.as_ref().and_then(|l| l.status.as_deref()),
+        );
+        if let Some(key) = key {
             let new = self
                 .recent
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .insert(id, now);
+                .insert(&key, self.clock.now());
             if !new {
-                debug!(event_id = %id, "webhook: duplicate delivery");
+                debug!(event_id = ?body_id, header_event_id = ?header_id, "webhook: duplicate delivery");
                 return Verdict::new(family, Outcome::Duplicate);
             }
         }
@@ -232,7 +290,7 @@ impl Intake {
         let observation = crate::poller::observation(&log, &environment_id);
         match self.queue.try_send(observation) {
             Ok(()) => {
-                debug!(event_type = ?event_type, deployment = %log.id, status = ?log.status, "webhook: accepted");
+                debug!(event_type = ?event_type, event_id = ?body_id, header_event_id = ?header_id, deployment = %log.id, status = ?log.status, "webhook: accepted");
                 Verdict::new(family, Outcome::Accepted)
             }
             Err(e) => {
@@ -240,6 +298,18 @@ impl Intake {
                 Verdict::new(family, Outcome::Ignored)
             }
         }
+    }
+
+    /// env0's time now as the exporter knows it: our clock plus the offset the poller last
+    /// published (none before the first poll, or when env0's clock could not be told).
+    fn env0_now(&self) -> jiff::Timestamp {
+        let now = self.clock.now();
+        self.snapshot
+            .load()
+            .health
+            .clock_offset
+            .and_then(|offset| now.checked_add(offset).ok())
+            .unwrap_or(now)
     }
 
     /// Logs a refused signature: the first, then at every power of two, so a wrong secret shows
@@ -255,6 +325,36 @@ impl Intake {
             );
         }
     }
+}
+
+/// How far apart two timestamps are, either way.
+fn skew(a: jiff::Timestamp, b: jiff::Timestamp) -> Duration {
+    crate::clock::elapsed(a, b).max(crate::clock::elapsed(b, a))
+}
+
+/// An event id as text: a string as it is, a number in its JSON form; nothing else is an id.
+fn id_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// What identifies a signed delivery for the dedupe: the body's event id, with the deployment
+/// log's id and status (so that, were env0's body ids not unique per event, a run's next status
+/// is still taken in). `None` when the body has none of them.
+fn dedupe_key(body_id: Option<&str>, log_id: Option<&str>, status: Option<&str>) -> Option<String> {
+    if body_id.is_none() && log_id.is_none() {
+        return None;
+    }
+    let part = |p: Option<&str>| p.unwrap_or("").replace('\\', "\\\\").replace('\n', "\\n");
+    Some(format!(
+        "{}\n{}\n{}",
+        part(body_id),
+        part(log_id),
+        part(status)
+    ))
 }
 
 /// The value of the first of `names` present (as text).
@@ -276,6 +376,7 @@ async fn handle(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bod
     let text = match verdict.outcome {
         Outcome::Accepted => "accepted\n",
         Outcome::Duplicate => "duplicate\n",
+        Outcome::Stale => "event time too far from env0's time\n",
         Outcome::Ignored => "ignored\n",
         Outcome::BadSignature => "missing or wrong signature\n",
         Outcome::BadRequest if verdict.status == StatusCode::PAYLOAD_TOO_LARGE => {

@@ -15,8 +15,10 @@ use crate::clock;
 
 /// Event ids kept at most.
 pub(crate) const CAPACITY: usize = 100_000;
-/// How long an event id is kept.
-pub(crate) const TIME_TO_LIVE: Duration = Duration::from_secs(3600);
+/// How long an event id is kept: twice [`MAX_EVENT_SKEW`](super::MAX_EVENT_SKEW), so a replay
+/// that comes after its id is forgotten is refused as stale instead (with room for env0's clock
+/// as the exporter knows it to move meanwhile).
+pub(crate) const TIME_TO_LIVE: Duration = Duration::from_secs(2 * 3600);
 
 /// Recently seen event ids.
 #[derive(Debug)]

@@ -1,5 +1,11 @@
-//! The signature of a webhook delivery: HMAC-SHA256 of the raw body keyed with the notification
-//! target's secret, sent as hex in `x-env0-signature` (or `x-env-zero-signature`).
+//! The signature of a webhook delivery: HMAC-SHA256 keyed with the notification target's
+//! secret, sent as hex in `x-env0-signature` (or `x-env-zero-signature`), of either
+//! - the raw body, as env0's docs describe it; or
+//! - the body's canonical form, `JSON.stringify(JSON.parse(body))` ([`super::canonical`]),
+//!   which is what the TypeScript sample of env0's guide signs.
+//!
+//! Which of the two env0 signs is not settled, so both are accepted and the form that matched is
+//! reported ([`SignatureForm`]): `both` when the body arrived already in its canonical form.
 //!
 //! What is accepted, and why:
 //! - an optional `sha256=` prefix (any case), which some senders add;
@@ -7,11 +13,17 @@
 //!   of the tag, so refusing uppercase would add no safety;
 //! - surrounding white space.
 //!
-//! The comparison is constant time (`hmac`'s `verify_slice`, built on `subtle`); only the
-//! tag's length, which is public, is checked first.
+//! The comparison is constant time (`subtle`): both candidates' MACs are always computed and
+//! both compared in full, and the two results combined only once both are known, so the time
+//! taken does not tell which form matched, nor how many bytes of either did. Only the tag's
+//! length, which is public, is checked first, and whether the body has a canonical form at all
+//! (whether it is JSON), which its sender knows.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use subtle::{Choice, ConstantTimeEq};
+
+pub use crate::metrics::SignatureForm;
 
 /// HMAC-SHA256.
 type HmacSha256 = Hmac<Sha256>;
@@ -33,13 +45,45 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     hex
 }
 
-/// Whether `header` (a signature header's value) is the signature of `body` under `secret`.
+/// Whether `header` (a signature header's value) is the signature of the raw `body` under
+/// `secret`.
 #[must_use]
 pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
-    let Some(tag) = decode(header) else {
-        return false;
+    verify_either(secret, body, None, header).is_some()
+}
+
+/// Which of `raw` (the body as received) and `canonical` (its canonical form, when it has one)
+/// `header` is the signature of under `secret`; `None` when neither.
+#[must_use]
+pub fn verify_either(
+    secret: &[u8],
+    raw: &[u8],
+    canonical: Option<&[u8]>,
+    header: &str,
+) -> Option<SignatureForm> {
+    let tag = decode(header)?;
+    // Without a canonical form the raw body stands in, and its match is masked out: the same
+    // work either way.
+    let (second, has_canonical) = match canonical {
+        Some(body) => (body, Choice::from(1)),
+        None => (raw, Choice::from(0)),
     };
-    mac(secret, body).is_some_and(|m| m.verify_slice(&tag).is_ok())
+    let raw_ok = tag_of(secret, raw)?.ct_eq(&tag);
+    let canonical_ok = tag_of(secret, second)?.ct_eq(&tag) & has_canonical;
+    match (bool::from(raw_ok), bool::from(canonical_ok)) {
+        (true, true) => Some(SignatureForm::Both),
+        (true, false) => Some(SignatureForm::Raw),
+        (false, true) => Some(SignatureForm::Canonical),
+        (false, false) => None,
+    }
+}
+
+/// The HMAC tag of `body` under `secret`.
+fn tag_of(secret: &[u8], body: &[u8]) -> Option<[u8; TAG_LEN]> {
+    let bytes = mac(secret, body)?.finalize().into_bytes();
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(&bytes[..]);
+    Some(tag)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -131,6 +175,49 @@ mod tests {
         assert!(!verify(b"jefe", RFC_DATA, RFC_TAG));
         assert!(!verify(RFC_KEY, b"what do ya want for nothing!", RFC_TAG));
         assert!(!verify(RFC_KEY, b"", RFC_TAG));
+    }
+
+    /// HMAC-SHA256 of `RFC_DATA` under `RFC_KEY` is `RFC_TAG`; `{"a":1}` and `{ "a": 1.0 }`
+    /// have the canonical form `{"a":1}`, whose tag under `Jefe` was computed with
+    /// `printf '{"a":1}' | openssl dgst -sha256 -hmac Jefe`.
+    const CANONICAL_TAG: &str = "cd7d7d7b1651caa92c82812e913859159c0e729d67421863aaf3e11d0c0e5a96";
+
+    #[test]
+    fn either_form_is_accepted_and_the_one_that_matched_is_told() {
+        let raw = br#"{ "a": 1.0 }"#;
+        let canonical = br#"{"a":1}"#;
+        let signed_canonical = CANONICAL_TAG;
+        assert_eq!(sign(RFC_KEY, canonical), CANONICAL_TAG);
+        let signed_raw = sign(RFC_KEY, raw);
+        assert_eq!(
+            verify_either(RFC_KEY, raw, Some(canonical), signed_canonical),
+            Some(SignatureForm::Canonical)
+        );
+        assert_eq!(
+            verify_either(RFC_KEY, raw, Some(canonical), &signed_raw),
+            Some(SignatureForm::Raw)
+        );
+        // A body that arrived in its canonical form: either way.
+        assert_eq!(
+            verify_either(RFC_KEY, canonical, Some(canonical), signed_canonical),
+            Some(SignatureForm::Both)
+        );
+        // Without a canonical form only the raw body counts.
+        assert_eq!(verify_either(RFC_KEY, raw, None, signed_canonical), None);
+        assert_eq!(
+            verify_either(RFC_KEY, RFC_DATA, None, RFC_TAG),
+            Some(SignatureForm::Raw)
+        );
+        // Neither form, another secret, a malformed header.
+        assert_eq!(verify_either(RFC_KEY, raw, Some(canonical), RFC_TAG), None);
+        assert_eq!(
+            verify_either(b"jefe", raw, Some(canonical), signed_canonical),
+            None
+        );
+        assert_eq!(
+            verify_either(RFC_KEY, raw, Some(canonical), "sha256="),
+            None
+        );
     }
 
     #[test]

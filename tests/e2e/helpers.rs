@@ -12,7 +12,8 @@ use clap::Parser;
 use env0_exporter::app::{self, Running};
 use env0_exporter::clock::{self, Clock, ManualClock, SharedClock};
 use env0_exporter::config::Cli;
-use env0_exporter::simulator::{SimConfig, SimDeployment, Simulator, WebhookTarget};
+use env0_exporter::probe;
+use env0_exporter::simulator::{RequestRecord, SimConfig, SimDeployment, Simulator, WebhookTarget};
 use jiff::Timestamp;
 use tokio::net::TcpListener;
 
@@ -45,6 +46,31 @@ pub(crate) const FINISHED: [&str; 8] = [
     "NEVER_DEPLOYED",
 ];
 
+/// Whether `r` is one of the start-up probe's requests (`env0_exporter::probe`): its undated
+/// sample of [`probe::SAMPLE_SIZE`] runs, or a dated listing 2 ms wide. They carry no filter and
+/// read no environment's runs for counting.
+pub(crate) fn is_probe(r: &RequestRecord) -> bool {
+    let param = |name: &str| {
+        url::form_urlencoded::parse(r.query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    if !r.path.ends_with("/deployments") || param("offset").as_deref() != Some("0") {
+        return false;
+    }
+    let sample = probe::SAMPLE_SIZE.to_string();
+    match (param("fromDate"), param("toDate")) {
+        (None, None) => param("limit").as_deref() == Some(sample.as_str()),
+        (Some(from), Some(to)) => {
+            let (Ok(from), Ok(to)) = (from.parse::<Timestamp>(), to.parse::<Timestamp>()) else {
+                return false;
+            };
+            to.duration_since(from) == jiff::SignedDuration::from_millis(2)
+        }
+        _ => false,
+    }
+}
+
 pub(crate) fn is_finished(d: &SimDeployment) -> bool {
     FINISHED.contains(&d.status.as_str())
 }
@@ -52,6 +78,11 @@ pub(crate) fn is_finished(d: &SimDeployment) -> bool {
 pub(crate) fn finish_time(d: &SimDeployment) -> Timestamp {
     d.finished_at.unwrap_or(d.updated_at)
 }
+
+/// HMAC-SHA256 of `body` under `secret`, in lowercase hex: the test crates' one helper for it
+/// (`tests/common`), computed with the `hmac` crate, never with the exporter's or the
+/// simulator's signer.
+pub(crate) use crate::common::hmac_hex;
 
 pub(crate) type Labels = BTreeMap<String, String>;
 

@@ -10,6 +10,7 @@ mod cost;
 mod faults;
 mod filters;
 mod helpers;
+mod probe;
 mod restart;
 mod secrets;
 mod security;
@@ -66,6 +67,9 @@ pub(crate) fn assert_matches(
             if !want.contains_key(k) {
                 let _ = writeln!(diff, "  {k:?}: got {g}, want 0");
             }
+        }
+        if diff.is_empty() {
+            let _ = writeln!(diff, "  got {got:?}\n  want {want:?}");
         }
         panic!("{label} differs from the simulator's records:\n{diff}");
     }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use env0_exporter::secret::RECHECK_INTERVAL;
 
 use super::sim;
-use crate::common::hmac_hex;
 use crate::helpers::*;
 
 /// A secret volume as the kubelet lays it out: `<dir>/..<version>/<key>` holds the data,

@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::sim;
-use crate::helpers::{Harness, Webhooks};
+use crate::helpers::{Harness, Webhooks, hmac_hex};
 
 /// A test CA that signs server and client certificates.
 struct TestCa {
@@ -227,7 +227,7 @@ async fn with_tls_and_users_only_the_right_password_gets_metrics_and_probes_stay
         }
         async move { request.send().await.unwrap() }
     };
-    let signed = post(Some(env0_exporter::webhook::sign(b"webhook-secret", body))).await;
+    let signed = post(Some(hmac_hex("webhook-secret", body))).await;
     assert!(signed.status().is_success(), "{}", signed.status());
     let unsigned = post(None).await;
     assert_eq!(unsigned.status(), 401);
@@ -440,7 +440,7 @@ async fn a_large_webhook_body_is_read_through_the_server_and_one_past_its_limit_
     let padding = "x".repeat(env0_exporter::webhook::MAX_BODY_BYTES - 100);
     let body = format!(r#"{{"type":"com.env0.test","id":"big-1","pad":"{padding}"}}"#);
     assert!(body.len() <= env0_exporter::webhook::MAX_BODY_BYTES);
-    let signature = env0_exporter::webhook::sign(b"webhook-secret", body.as_bytes());
+    let signature = hmac_hex("webhook-secret", body.as_bytes());
     let status = h
         .post_webhook(body.as_bytes(), &[("x-env0-signature", &signature)])
         .await;

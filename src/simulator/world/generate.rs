@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::World;
-use super::entities::{Environment, Organization, Project, User};
+use super::entities::{Deployment, Environment, Lane, Organization, Project, Results, User};
 use super::queue::Event;
 use super::vocabulary::{
     APP_NAMES, DeploymentType, DriftStatus, EnvStatus, PROJECT_NAMES, STAGES, Status, TOOL_WEIGHTS,
@@ -146,6 +146,7 @@ impl World {
             noting: false,
             changes: Vec::new(),
             latest_moved_by: config.latest_moved_by,
+            queued_after_created: config.queued_after_created,
         };
         for i in 0..config.environments {
             world.add_environment(i, start);
@@ -159,7 +160,64 @@ impl World {
             }
         }
         world.advance_to(now);
+        world.add_queue_ended_history(config, start);
         world
+    }
+
+    /// [`SimConfig::queue_ended_history`]: runs ended from the queue in the first environment,
+    /// one a minute before `start`. Drawn from a generator of their own, so the rest of the
+    /// world is the same with or without them.
+    fn add_queue_ended_history(&mut self, config: &SimConfig, start: Timestamp) {
+        if self.environments.is_empty() {
+            return;
+        }
+        let mut rng = fastrand::Rng::with_seed(config.seed ^ 0x0051_7E0E_11DE);
+        let mut runs = Vec::with_capacity(config.queue_ended_history);
+        for i in (1..=config.queue_ended_history).rev() {
+            let minutes = u64::try_from(i).unwrap_or(u64::MAX);
+            let created_at = clock::sub(start, Duration::from_secs(60 * minutes));
+            let queued_at = clock::add(created_at, config.queued_after_created);
+            self.next_key += 1;
+            runs.push(Deployment {
+                key: self.next_key,
+                id: uuid(&mut rng),
+                kind: DeploymentType::Deploy,
+                status: if i % 2 == 0 {
+                    Status::Cancelled
+                } else {
+                    Status::Skipped
+                },
+                trigger: Some("user"),
+                user: 0,
+                reviewed_by: None,
+                aborted_by: None,
+                pr_number: None,
+                created_at,
+                queued_at,
+                started_at: None,
+                finished_at: None,
+                updated_at: clock::add(queued_at, Duration::from_secs(20)),
+                results: Results {
+                    plan_summary: None,
+                    imported: None,
+                    resource_count: None,
+                    cost: None,
+                    drift_detected: None,
+                },
+                records_finish: false,
+                archives: false,
+                marks_drifted: false,
+                plan: VecDeque::new(),
+                lane: Lane::Queue,
+            });
+        }
+        for run in &runs {
+            self.by_id.insert(run.id.clone(), 0);
+        }
+        let env = &mut self.environments[0];
+        // Older than every run the world generated: they go first, oldest first.
+        runs.append(&mut env.deployments);
+        env.deployments = runs;
     }
 
     fn add_environment(&mut self, i: usize, start: Timestamp) {

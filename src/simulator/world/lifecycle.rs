@@ -277,7 +277,15 @@ impl World {
         kind: DeploymentType,
         forced: Option<Status>,
     ) {
-        let (plan, records_finish) = self.draw_plan(kind, forced);
+        let (mut plan, records_finish) = self.draw_plan(kind, forced);
+        if !self.queued_after_created.is_zero()
+            && let Some(first) = plan.first_mut()
+        {
+            // Queued first, then started: the three timestamps differ.
+            first.after = first
+                .after
+                .max(self.queued_after_created + Duration::from_secs(1));
+        }
         let results = self.draw_results(kind);
         let rng = &mut self.rng;
         let trigger = if forced.is_some() {
@@ -325,7 +333,7 @@ impl World {
             aborted_by: None,
             pr_number: git.then_some(pr),
             created_at: at,
-            queued_at: at,
+            queued_at: clock::add(at, self.queued_after_created),
             started_at: None,
             finished_at: None,
             updated_at: at,

@@ -78,6 +78,8 @@ pub(super) struct World {
     changes: Vec<Change>,
     /// Which run types move `latestDeploymentLog`.
     latest_moved_by: LatestMovedBy,
+    /// [`SimConfig::queued_after_created`](super::SimConfig::queued_after_created).
+    queued_after_created: Duration,
 }
 
 impl World {
