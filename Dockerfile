@@ -7,7 +7,8 @@
 #   docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=0.1.0 \
 #     --build-arg REVISION=$(git rev-parse HEAD) -t registry.example.com/team/env0-exporter:0.1.0 --push .
 # Try it: docker run --rm -p 19180:19180 <image> demo --listen-address 0.0.0.0:19180
-# The build step is exactly the one CI runs: `cargo build --release --locked`.
+# The build uses the `dist` profile (Cargo.toml): link-time optimisation across all crates and one
+# codegen unit, for a smaller binary; `release` is the quicker profile for building locally.
 
 ARG RUST_VERSION=1.95
 
@@ -20,14 +21,14 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && cargo build --release --locked \
+    && cargo build --profile dist --locked \
     && rm -rf src
 
 # Real build. touch: the copied sources may be older than the dummy artifacts above.
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked \
-    && cp target/release/env0-exporter /env0-exporter
+    && cargo build --profile dist --locked \
+    && cp target/dist/env0-exporter /env0-exporter
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 

@@ -511,7 +511,7 @@ def build_panels() -> list[dict]:
     p.append(timeseries(
         "Poll errors by reason",
         "Failed polls per second by reason (auth, forbidden, rate_limited, timeout, server_error, "
-        "network, decode).",
+        "network, decode, bad_request).",
         [target(f"sum by (reason) (rate(env0_exporter_poll_errors_total{{{EXP}}}[$__rate_interval]))",
                 "{{reason}}")],
         unit="short", w=12, alert="Env0ApiFailing",

@@ -7,15 +7,15 @@
 # Usage: scripts/measure-size.sh ENVIRONMENTS [SAMPLES]
 #   ENVIRONMENTS  simulated environments (e.g. 150, 2000)
 #   SAMPLES       one-minute samples after the start-up backfill (default 3)
-# Env: ENV0_EXPORTER_BIN (default target/release/env0-exporter), MAX_RPM (default 900: the
+# Env: ENV0_EXPORTER_BIN (default target/dist/env0-exporter, the binary that ships), MAX_RPM (default 900: the
 #      backfill goes faster than at the default 500; steady polls stay below either)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 envs="${1:?usage: scripts/measure-size.sh ENVIRONMENTS [SAMPLES]}"
 samples="${2:-3}"
-bin="${ENV0_EXPORTER_BIN:-target/release/env0-exporter}"
-[[ -x "${bin}" ]] || { echo "measure-size: ${bin} missing: cargo build --release --locked" >&2; exit 1; }
+bin="${ENV0_EXPORTER_BIN:-target/dist/env0-exporter}"
+[[ -x "${bin}" ]] || { echo "measure-size: ${bin} missing: cargo build --profile dist --locked" >&2; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 sim_port="$(free_port)" exp_port="$(free_port)"
 work="$(mktemp -d)"

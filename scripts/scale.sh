@@ -9,7 +9,7 @@
 #     ceil(E/100) + 2 + environments whose latest run changed (counted from the simulator's state);
 #     every 60 s window of the simulator's request log within the budget, no 429; series per
 #     family with the default labels and with --duration-histogram-labels cut.
-#  2. Real processes (release binary): `env0-exporter simulate` and the exporter against it; after
+#  2. Real processes (the binary that ships: the dist profile): `env0-exporter simulate` and the exporter against it; after
 #     the backfill: bytes per scrape (Prometheus text 0.0.4 and OpenMetrics, raw and gzip),
 #     series per family (top 10), scrape latency under 50 concurrent scrapers for 30 s with wrk
 #     (with and without gzip), peak and current RSS of the exporter; with --soak, RSS every minute.
@@ -28,8 +28,9 @@
 #   --soak DURATION    after the measures, keep both processes running DURATION (e.g. 2h, 30m)
 #                      and sample the exporter's RSS every minute
 # Env: WRK_DIR (default .cache/tools/wrk): where wrk is unpacked from Debian's package if missing;
-#      SCALE_CONNECTIONS (50), SCALE_WRK_DURATION (30s); SCALE_NO_BUILD=1 uses the release
-#      binaries already in target/release instead of building them.
+#      SCALE_CONNECTIONS (50), SCALE_WRK_DURATION (30s); SCALE_NO_BUILD=1 uses the
+#      binaries already in target/dist (the exporter) and target/release (the scale example)
+#      instead of building them.
 #
 # wrk comes from Debian without root: `apt-get download wrk libluajit-5.1-2 libluajit-5.1-common`,
 # `dpkg -x` each into $WRK_DIR, run with LD_LIBRARY_PATH=$WRK_DIR/usr/lib/x86_64-linux-gnu (wrk's
@@ -104,10 +105,13 @@ machine() {
 }
 
 if [[ "${SCALE_NO_BUILD:-0}" != 1 ]]; then
-  log "cargo build --release --locked --example scale --bin env0-exporter"
-  cargo build --release --locked --example scale --bin env0-exporter >&2
+  # The example counts requests (the quick release profile does); the exporter whose latency and
+  # memory part 2 measures is built as it ships.
+  log "cargo build --release --locked --example scale; cargo build --profile dist --locked --bin env0-exporter"
+  cargo build --release --locked --example scale >&2
+  cargo build --profile dist --locked --bin env0-exporter >&2
 fi
-bin="${repo}/target/release/env0-exporter"
+bin="${repo}/target/dist/env0-exporter"
 
 echo "## Scale: ${environments} environments, ${projects} projects, a run every ${interval} per environment"
 echo

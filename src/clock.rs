@@ -174,3 +174,28 @@ mod tests {
         );
     }
 }
+
+/// Where the exporter's estimate of env0's clock comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetSource {
+    /// Nothing yet: no `Date` header and no dated record seen.
+    #[default]
+    None,
+    /// env0's `Date` header (exact to the second).
+    DateHeader,
+    /// The newest timestamp env0's records showed against when they arrived: a lower bound on
+    /// how far ahead env0's clock is (it may trail env0's time by the age of that record).
+    Records,
+}
+
+impl OffsetSource {
+    /// The label value: `none`, `date_header` or `records`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::DateHeader => "date_header",
+            Self::Records => "records",
+        }
+    }
+}

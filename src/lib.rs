@@ -11,6 +11,7 @@ pub mod app;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod doctor;
 pub mod filter;
 pub mod http;
 pub mod labels;

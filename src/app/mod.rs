@@ -270,6 +270,8 @@ pub fn sim_config(args: &SimArgs) -> SimConfig {
             .sim_long_approval_share
             .unwrap_or(preset.long_approval_share),
         stuck_share: args.sim_stuck_share.unwrap_or(preset.stuck_share),
+        validating_api: args.sim_validating_api,
+        send_date_header: !args.sim_no_date_header,
         webhook_signing: args.sim_webhook_signing,
         webhook_ids_differ: args.sim_webhook_ids_differ,
         webhook_event_types: args.sim_webhook_event_types,

@@ -1,4 +1,4 @@
-//! The commands: run against env0, `once`, `demo` and `simulate`, with logging, the async
+//! The commands: run against env0, `once`, `doctor`, `demo` and `simulate`, with logging, the async
 //! runtime and the shutdown signal. `main` hands the parsed flags to [`main`] and nothing else.
 
 use std::io::{IsTerminal, Write};
@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{
-    Cli, Command, Config, ConfigError, Credentials, LogFormat, Secret, WebhookConfig,
+    Cli, Command, Config, ConfigError, Credentials, DoctorOutput, LogFormat, Secret, WebhookConfig,
 };
 use crate::simulator::{Simulator, WebhookTarget};
 
@@ -99,6 +99,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Some(Command::Doctor(ref args)) => doctor(&cli, args.output, clock).await,
         Some(Command::Demo(sim_args)) => {
             let mut config = cli
                 .exporter
@@ -172,6 +173,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `doctor`: checks env0 with the exporter's settings and prints the report; exit 0 when
+/// nothing stops the exporter, 1 when something does.
+async fn doctor(cli: &Cli, output: DoctorOutput, clock: SharedClock) -> anyhow::Result<ExitCode> {
+    let (config, credentials) = against_env0(cli)?;
+    let report = crate::doctor::run(&config, &credentials, clock).await?;
+    let text = match output {
+        DoctorOutput::Text => report.to_text(),
+        DoctorOutput::Json => report.to_json()? + "\n",
+    };
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // A reader that stopped early (`doctor | head`) is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(e).context("cannot write the report to stdout");
+        }
+        _ => {}
+    }
+    Ok(if report.healthy() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The settings to poll the real env0 with; a wrong one exits with code 2.

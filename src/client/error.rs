@@ -54,7 +54,7 @@ pub enum Error {
         path: String,
         /// The HTTP status.
         status: u16,
-        /// The start of env0's error body.
+        /// env0's `message` when the body is `{"message": "..."}`, else the start of the body.
         message: String,
     },
     /// 429 still, once every retry was spent.
@@ -125,11 +125,14 @@ pub enum Reason {
     Network,
     /// env0 did not answer a documented request the documented way.
     Decode,
+    /// 400: env0 refused the request's parameters (a validating env0 refuses any it does not
+    /// know); the log has the path and env0's message.
+    BadRequest,
 }
 
 impl Reason {
     /// Every reason, in the order they are documented.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Auth,
         Self::Forbidden,
         Self::RateLimited,
@@ -137,10 +140,11 @@ impl Reason {
         Self::ServerError,
         Self::Network,
         Self::Decode,
+        Self::BadRequest,
     ];
 
     /// The label value: `auth`, `forbidden`, `rate_limited`, `timeout`, `server_error`,
-    /// `network` or `decode`.
+    /// `network`, `decode` or `bad_request`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -151,6 +155,7 @@ impl Reason {
             Self::ServerError => "server_error",
             Self::Network => "network",
             Self::Decode => "decode",
+            Self::BadRequest => "bad_request",
         }
     }
 }
@@ -165,6 +170,7 @@ impl Error {
     /// The bounded reason this error is counted under in `env0_exporter_poll_errors_total`.
     ///
     /// - 402 (feature not in plan) counts as `forbidden`: like a 403, the key may not read it.
+    /// - 400 counts as `bad_request`: env0 refused what was sent.
     /// - 404, other 4xx and [`Error::InvalidConfig`] count as `decode`: env0 did not answer a
     ///   documented request the documented way (a changed API or a wrong base URL), which calls
     ///   for the same look at the exporter as a body that no longer parses.
@@ -175,6 +181,7 @@ impl Error {
         match self {
             Self::Auth { .. } => Reason::Auth,
             Self::Forbidden { .. } | Self::BadRequest { status: 402, .. } => Reason::Forbidden,
+            Self::BadRequest { status: 400, .. } => Reason::BadRequest,
             Self::RateLimited { .. } | Self::BudgetExhausted { .. } => Reason::RateLimited,
             Self::Timeout { .. } => Reason::Timeout,
             Self::Server { .. } => Reason::ServerError,
@@ -253,9 +260,21 @@ pub(crate) fn from_status(status: StatusCode, path: &str, body: &[u8]) -> Error 
         s => Error::BadRequest {
             path,
             status: s.as_u16(),
-            message: snippet(),
+            message: env0_message(body).unwrap_or_else(snippet),
         },
     }
+}
+
+/// env0's `message` from an error body shaped `{"message": "..."}` (the shape is undocumented:
+/// `None` for anything else), cut like a snippet.
+fn env0_message(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        message: String,
+    }
+    let parsed: Body = serde_json::from_slice(body).ok()?;
+    let message = body_snippet(parsed.message.as_bytes());
+    (!message.is_empty()).then_some(message)
 }
 
 /// The error of an exchange with `path` that got no status, and the outcome it is observed as:
@@ -310,9 +329,17 @@ mod tests {
             format!("the api key may not read /projects (403){quoted}")
         );
         assert_eq!(at(404), format!("env0 has no /projects (404){quoted}"));
-        assert_eq!(at(400), format!("env0 refused /projects (400){quoted}"));
-        assert_eq!(at(402), format!("env0 refused /projects (402){quoted}"));
-        assert_eq!(at(418), format!("env0 refused /projects (418){quoted}"));
+        // A refusal quotes env0's message, not the whole body.
+        assert_eq!(at(400), "env0 refused /projects (400): nope");
+        assert_eq!(at(402), "env0 refused /projects (402): nope");
+        assert_eq!(at(418), "env0 refused /projects (418): nope");
+        let other = from_status(StatusCode::BAD_REQUEST, "/p", b"<html>bad</html>");
+        assert_eq!(other.to_string(), "env0 refused /p (400): <html>bad</html>");
+        let empty = from_status(StatusCode::BAD_REQUEST, "/p", br#"{"message": ""}"#);
+        assert_eq!(
+            empty.to_string(),
+            r#"env0 refused /p (400): {"message": ""}"#
+        );
         assert_eq!(at(429), "env0 rate limited /projects (429)");
         for code in [500, 502, 503, 504] {
             assert_eq!(at(code), format!("env0 answered /projects with {code}"));
@@ -335,7 +362,7 @@ mod tests {
                 "auth",
                 "forbidden",
                 "decode",
-                "decode",
+                "bad_request",
                 "forbidden",
                 "rate_limited",
                 "server_error",
@@ -374,7 +401,7 @@ mod tests {
     }
 
     #[test]
-    fn every_reason_is_one_of_the_seven_bounded_values() {
+    fn every_reason_is_one_of_the_eight_bounded_values() {
         let path = || "/p".to_owned();
         let all = [
             Error::Auth {
@@ -423,7 +450,7 @@ mod tests {
                 "auth",
                 "forbidden",
                 "decode",
-                "decode",
+                "bad_request",
                 "forbidden",
                 "rate_limited",
                 "server_error",

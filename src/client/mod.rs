@@ -12,7 +12,9 @@
 
 mod error;
 mod model;
+mod pages;
 mod paging;
+pub mod query;
 mod records;
 mod retry;
 
@@ -31,9 +33,10 @@ pub use paging::{MAX_PAGES, PAGE_LIMIT};
 pub use records::{MAX_BODY_BYTES, Page, SkipReason, decode_records};
 pub use retry::MAX_RETRY_AFTER;
 
-use crate::clock::{self, SharedClock};
+use crate::clock::{self, OffsetSource, SharedClock};
 use crate::ratelimit::SlidingWindow;
 use crate::secret::SecretSource;
+use query::{Route, set_query};
 use retry::{Backoff, Decision, Failure, RetryPolicy, Wait};
 
 /// The `User-Agent` of every request.
@@ -104,6 +107,12 @@ pub trait RequestObserver: Send + Sync {
     /// A record of a page from `endpoint` could not be read and was skipped for `reason`.
     fn skipped(&self, endpoint: Endpoint, reason: SkipReason) {
         let _ = (endpoint, reason);
+    }
+
+    /// An attempt at `endpoint` was answered 429, with this `Retry-After` (`None`: the header
+    /// was absent or unreadable). env0 does not document whether it sends one.
+    fn rate_limited(&self, endpoint: Endpoint, retry_after: Option<Duration>) {
+        let _ = (endpoint, retry_after);
     }
 }
 
@@ -240,6 +249,25 @@ struct Inner {
     deadline: Mutex<Option<Timestamp>>,
     /// env0's clock minus ours, as its last `Date` header told.
     clock_offset: Mutex<Option<jiff::SignedDuration>>,
+    /// The largest lower bound on env0's clock minus ours that records have shown: the newest
+    /// timestamp of a page minus our time when the page arrived.
+    records_offset: Mutex<Option<jiff::SignedDuration>>,
+    /// Whether environment listings send `includeSubEnvironments=true` (see
+    /// [`Client::environments`]).
+    sub_environments: Mutex<SubEnvironments>,
+}
+
+/// What the once-per-process probe of `includeSubEnvironments` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubEnvironments {
+    /// Not probed yet: listings go without it, the next listing probes.
+    Unknown,
+    /// The probe listed environments the plain listing did not: sent from then on.
+    Sent,
+    /// The probe listed nothing more: never sent again.
+    NotNeeded,
+    /// env0 refused it (400): never sent again.
+    Refused,
 }
 
 impl fmt::Debug for Client {
@@ -306,6 +334,8 @@ impl Client {
                 },
                 deadline: Mutex::new(None),
                 clock_offset: Mutex::new(None),
+                records_offset: Mutex::new(None),
+                sub_environments: Mutex::new(SubEnvironments::Unknown),
             }),
         })
     }
@@ -338,6 +368,42 @@ impl Client {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The best estimate of env0's clock minus ours, and where it comes from: the `Date`
+    /// header when one was seen (exact to the second), else the largest lower bound the
+    /// records have shown (env0's clock is at least that far ahead; it may be further), else
+    /// nothing.
+    #[must_use]
+    pub fn clock_estimate(&self) -> (Option<jiff::SignedDuration>, OffsetSource) {
+        if let Some(offset) = self.clock_offset() {
+            return (Some(offset), OffsetSource::DateHeader);
+        }
+        let records = *self
+            .inner
+            .records_offset
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match records {
+            Some(offset) => (Some(offset), OffsetSource::Records),
+            None => (None, OffsetSource::None),
+        }
+    }
+
+    /// Notes that env0's clock had reached `newest` by our time `arrived`.
+    fn record_newest(&self, newest: Option<Timestamp>, arrived: Timestamp) {
+        let Some(newest) = newest else {
+            return;
+        };
+        let bound = newest.duration_since(arrived);
+        let mut records = self
+            .inner
+            .records_offset
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if records.is_none_or(|known| bound > known) {
+            *records = Some(bound);
+        }
+    }
+
     fn record_date(&self, headers: &HeaderMap) {
         let Some(date) = headers
             .get(header::DATE)
@@ -368,7 +434,8 @@ impl Client {
     /// # Errors
     /// See [`Error`].
     pub async fn organizations(&self) -> Result<Vec<Organization>> {
-        let url = self.url(&["organizations"]);
+        let mut url = self.url(&["organizations"]);
+        set_query(&mut url, Route::Organizations, &[]);
         Ok(self.get_page(Endpoint::Organizations, url).await?.records)
     }
 
@@ -378,8 +445,11 @@ impl Client {
     /// See [`Error`].
     pub async fn projects(&self, organization_id: &str) -> Result<Vec<Project>> {
         let mut url = self.url(&["projects"]);
-        url.query_pairs_mut()
-            .append_pair("organizationId", organization_id);
+        set_query(
+            &mut url,
+            Route::Projects,
+            &[("organizationId", organization_id)],
+        );
         Ok(self.get_page(Endpoint::Projects, url).await?.records)
     }
 
@@ -404,30 +474,128 @@ impl Client {
             .await
     }
 
+    /// What the probe of `includeSubEnvironments` found so far.
+    #[must_use]
+    pub fn sub_environments(&self) -> SubEnvironments {
+        *self
+            .inner
+            .sub_environments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_sub_environments(&self, found: SubEnvironments) {
+        *self
+            .inner
+            .sub_environments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = found;
+    }
+
+    /// A listing with only what env0's clients send, and, once per process (until one probe
+    /// gets an answer), one more request: the page with `includeSubEnvironments=true` that
+    /// starts where the plain listing ended (its offset is the plain listing's length, so it
+    /// is empty unless the parameter lists more, wherever env0 puts them; with no
+    /// environments, the first page). Workflow sub-environments' runs count too, and env0
+    /// documents neither the parameter nor whether they are listed without it. A 400 drops
+    /// the parameter for good; a probe that lists environments the plain listing did not
+    /// makes every later listing send it (and this one is read again with it); otherwise it is
+    /// never sent again.
     async fn environment_listing(
         &self,
         organization_id: &str,
         project_id: Option<&str>,
     ) -> Result<Vec<Environment>> {
-        let base = self.url(&["environments"]);
-        paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, |offset| {
-            let mut url = base.clone();
-            {
-                let mut pairs = url.query_pairs_mut();
-                pairs.append_pair("organizationId", organization_id);
-                if let Some(project) = project_id {
-                    pairs.append_pair("projectId", project);
+        let found = self.sub_environments();
+        let with_subs = found == SubEnvironments::Sent;
+        let listed = self
+            .environment_pages(organization_id, project_id, with_subs)
+            .await?;
+        if found != SubEnvironments::Unknown {
+            return Ok(listed);
+        }
+        let url = self.environments_url(organization_id, project_id, true, listed.len());
+        let probe: Result<Page<Environment>> = self.get_page(Endpoint::Environments, url).await;
+        match probe {
+            Ok(page) => {
+                let known: std::collections::HashSet<&str> =
+                    listed.iter().map(|e| e.id.as_str()).collect();
+                let more = page
+                    .records
+                    .iter()
+                    .filter(|e| !known.contains(e.id.as_str()))
+                    .count();
+                if more == 0 {
+                    tracing::info!(
+                        "includeSubEnvironments lists nothing more on this env0: not sent"
+                    );
+                    self.set_sub_environments(SubEnvironments::NotNeeded);
+                    return Ok(listed);
                 }
-                // Workflow sub-environments' runs count too; env0 does not document whether
-                // they are listed without this.
-                pairs.append_pair("includeSubEnvironments", "true");
-                pairs
-                    .append_pair("limit", &PAGE_LIMIT.to_string())
-                    .append_pair("offset", &offset.to_string());
+                tracing::info!(
+                    more,
+                    "includeSubEnvironments lists environments the plain listing does not: sent from now on"
+                );
+                self.set_sub_environments(SubEnvironments::Sent);
+                self.environment_pages(organization_id, project_id, true)
+                    .await
             }
+            Err(Error::BadRequest {
+                status: 400,
+                message,
+                ..
+            }) => {
+                tracing::info!(
+                    message,
+                    "env0 refused includeSubEnvironments (400): not sent again"
+                );
+                self.set_sub_environments(SubEnvironments::Refused);
+                Ok(listed)
+            }
+            Err(e) => {
+                // Not an answer about the parameter (budget, 5xx, a timeout): probe next time.
+                tracing::debug!(error = %e, "the probe of includeSubEnvironments got no answer");
+                Ok(listed)
+            }
+        }
+    }
+
+    /// Every page of an environment listing.
+    async fn environment_pages(
+        &self,
+        organization_id: &str,
+        project_id: Option<&str>,
+        with_subs: bool,
+    ) -> Result<Vec<Environment>> {
+        let path = self.url(&["environments"]).path().to_owned();
+        paging::fetch_all(&path, PAGE_LIMIT, MAX_PAGES, |offset| {
+            let url = self.environments_url(organization_id, project_id, with_subs, offset);
             self.get_page(Endpoint::Environments, url)
         })
         .await
+    }
+
+    /// One page of an environment listing.
+    fn environments_url(
+        &self,
+        organization_id: &str,
+        project_id: Option<&str>,
+        with_subs: bool,
+        offset: usize,
+    ) -> Url {
+        let mut url = self.url(&["environments"]);
+        let limit = PAGE_LIMIT.to_string();
+        let offset = offset.to_string();
+        let mut pairs = vec![("organizationId", organization_id)];
+        if let Some(project) = project_id {
+            pairs.push(("projectId", project));
+        }
+        if with_subs {
+            pairs.push(("includeSubEnvironments", "true"));
+        }
+        pairs.extend([("limit", limit.as_str()), ("offset", offset.as_str())]);
+        set_query(&mut url, Route::Environments, &pairs);
+        url
     }
 
     /// Every deployment of an environment matching `query`, all pages, duplicates dropped.
@@ -442,25 +610,27 @@ impl Client {
         let base = self.url(&["environments", environment_id, "deployments"]);
         let from = format_query_timestamp(query.from);
         let to = format_query_timestamp(query.to);
+        let filters = [
+            ("deploymentTypes", query.deployment_types.join(",")),
+            ("statuses", query.statuses.join(",")),
+            ("userIds", query.user_ids.join(",")),
+        ];
         paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, |offset| {
             let mut url = base.clone();
-            {
-                let mut pairs = url.query_pairs_mut();
-                pairs
-                    .append_pair("limit", &PAGE_LIMIT.to_string())
-                    .append_pair("offset", &offset.to_string())
-                    .append_pair("fromDate", &from)
-                    .append_pair("toDate", &to);
-                for (name, values) in [
-                    ("deploymentTypes", &query.deployment_types),
-                    ("statuses", &query.statuses),
-                    ("userIds", &query.user_ids),
-                ] {
-                    if !values.is_empty() {
-                        pairs.append_pair(name, &values.join(","));
-                    }
-                }
-            }
+            let (limit, offset) = (PAGE_LIMIT.to_string(), offset.to_string());
+            let mut pairs = vec![
+                ("limit", limit.as_str()),
+                ("offset", offset.as_str()),
+                ("fromDate", from.as_str()),
+                ("toDate", to.as_str()),
+            ];
+            pairs.extend(
+                filters
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(n, v)| (*n, v.as_str())),
+            );
+            set_query(&mut url, Route::EnvironmentDeployments, &pairs);
             self.get_page(Endpoint::Deployments, url)
         })
         .await
@@ -479,17 +649,14 @@ impl Client {
         dates: Option<(Timestamp, Timestamp)>,
     ) -> Result<Vec<DeploymentLog>> {
         let mut url = self.url(&["environments", environment_id, "deployments"]);
-        {
-            let mut pairs = url.query_pairs_mut();
-            pairs
-                .append_pair("limit", &limit.clamp(1, PAGE_LIMIT).to_string())
-                .append_pair("offset", "0");
-            if let Some((from, to)) = dates {
-                pairs
-                    .append_pair("fromDate", &format_query_timestamp(from))
-                    .append_pair("toDate", &format_query_timestamp(to));
-            }
+        let limit = limit.clamp(1, PAGE_LIMIT).to_string();
+        let dates =
+            dates.map(|(from, to)| (format_query_timestamp(from), format_query_timestamp(to)));
+        let mut pairs = vec![("limit", limit.as_str()), ("offset", "0")];
+        if let Some((from, to)) = &dates {
+            pairs.extend([("fromDate", from.as_str()), ("toDate", to.as_str())]);
         }
+        set_query(&mut url, Route::EnvironmentDeployments, &pairs);
         Ok(self.get_page(Endpoint::Deployments, url).await?.records)
     }
 
@@ -512,6 +679,11 @@ impl Client {
         created_since: Option<Timestamp>,
     ) -> Result<Vec<DeploymentLog>> {
         let base = self.url(&["environments", environment_id, "deployments"]);
+        let statuses = statuses.join(",");
+        let filters = [
+            ("deploymentTypes", query.deployment_types.join(",")),
+            ("userIds", query.user_ids.join(",")),
+        ];
         let older = |page: &[DeploymentLog]| {
             created_since.is_some_and(|since| {
                 page.iter()
@@ -520,21 +692,19 @@ impl Client {
         };
         paging::fetch_until(base.path(), PAGE_LIMIT, MAX_PAGES, older, |offset| {
             let mut url = base.clone();
-            {
-                let mut pairs = url.query_pairs_mut();
-                pairs
-                    .append_pair("limit", &PAGE_LIMIT.to_string())
-                    .append_pair("offset", &offset.to_string())
-                    .append_pair("statuses", &statuses.join(","));
-                for (name, values) in [
-                    ("deploymentTypes", &query.deployment_types),
-                    ("userIds", &query.user_ids),
-                ] {
-                    if !values.is_empty() {
-                        pairs.append_pair(name, &values.join(","));
-                    }
-                }
-            }
+            let (limit, offset) = (PAGE_LIMIT.to_string(), offset.to_string());
+            let mut pairs = vec![
+                ("limit", limit.as_str()),
+                ("offset", offset.as_str()),
+                ("statuses", statuses.as_str()),
+            ];
+            pairs.extend(
+                filters
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(n, v)| (*n, v.as_str())),
+            );
+            set_query(&mut url, Route::EnvironmentDeployments, &pairs);
             self.get_page(Endpoint::Deployments, url)
         })
         .await
@@ -545,8 +715,11 @@ impl Client {
     /// # Errors
     /// See [`Error`]; an unknown id is [`Error::NotFound`].
     pub async fn deployment(&self, deployment_log_id: &str) -> Result<DeploymentLog> {
-        let url = self.url(&["environments", "deployments", deployment_log_id]);
-        self.get(Endpoint::Deployments, url).await
+        let mut url = self.url(&["environments", "deployments", deployment_log_id]);
+        set_query(&mut url, Route::Deployment, &[]);
+        let log: DeploymentLog = self.get(Endpoint::Deployments, url).await?;
+        self.record_newest(model::Dated::newest(&log), self.inner.clock.now());
+        Ok(log)
     }
 
     /// The base URL with `segments` appended, each percent-encoded as one path segment.
@@ -568,10 +741,19 @@ impl Client {
 
     /// GETs a page and decodes it record by record; each skipped record is reported to the
     /// observer.
-    async fn get_page<T: DeserializeOwned>(&self, endpoint: Endpoint, url: Url) -> Result<Page<T>> {
+    ///
+    /// The newest timestamp of the page, against our time after it arrived, bounds env0's
+    /// clock from below (see [`clock_estimate`](Self::clock_estimate)).
+    async fn get_page<T: DeserializeOwned + model::Dated>(
+        &self,
+        endpoint: Endpoint,
+        url: Url,
+    ) -> Result<Page<T>> {
         let page: Page<T> = self
             .get_with(endpoint, url, records::decode_records)
             .await?;
+        let newest = page.records.iter().filter_map(model::Dated::newest).max();
+        self.record_newest(newest, self.inner.clock.now());
         for reason in &page.skipped {
             self.inner.observer.skipped(endpoint, *reason);
         }
@@ -609,6 +791,10 @@ impl Client {
                     .pause_until(clock::add(self.inner.clock.now(), wait));
             }
             self.inner.observer.observe(endpoint, outcome, took);
+            if outcome == Outcome::Status(429) {
+                let retry_after = result.as_ref().err().and_then(Failure::retry_after);
+                self.inner.observer.rate_limited(endpoint, retry_after);
+            }
             let failure = match result {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,

@@ -125,6 +125,41 @@ pub(crate) trait Identified {
     fn id(&self) -> &str;
 }
 
+/// A record that carries env0 timestamps: the newest of them is a time env0's clock has
+/// already reached, which bounds env0's clock from below when no `Date` header tells it.
+pub(crate) trait Dated {
+    /// The newest env0 timestamp the record carries.
+    fn newest(&self) -> Option<Timestamp> {
+        None
+    }
+}
+
+impl Dated for Organization {}
+
+impl Dated for Project {}
+
+impl Dated for Environment {
+    fn newest(&self) -> Option<Timestamp> {
+        let latest = self.latest_deployment_log.as_ref().and_then(Dated::newest);
+        self.updated_at.max(latest)
+    }
+}
+
+impl Dated for DeploymentLog {
+    fn newest(&self) -> Option<Timestamp> {
+        [
+            self.created_at,
+            self.updated_at,
+            self.queued_at,
+            self.started_at,
+            self.finished_at,
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+}
+
 impl Identified for Environment {
     fn id(&self) -> &str {
         &self.id

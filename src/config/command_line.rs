@@ -34,6 +34,28 @@ const IGNORED_BY_ONCE: [&str; 7] = [
     "webhook_secret_file",
     "webhook_listen_address",
 ];
+/// Flags `doctor` uses: the connection, what the exporter would watch and send, the request
+/// limits, and the webhook settings it explains; it serves and polls nothing.
+const USED_BY_DOCTOR: [&str; 18] = [
+    "api_endpoint",
+    "api_key",
+    "api_secret",
+    "api_secret_file",
+    "organization_id",
+    "max_requests_per_minute",
+    "request_timeout",
+    "log_format",
+    "deployment_types",
+    "statuses",
+    "user_ids",
+    "allow_unknown_filter_values",
+    "projects",
+    "exclude_projects",
+    "listen_address",
+    "webhook_secret",
+    "webhook_secret_file",
+    "webhook_listen_address",
+];
 /// Flags `simulate` ignores: it serves only the simulated env0 API (every exporter flag but the
 /// log format).
 const USED_BY_SIMULATE: [&str; 1] = ["log_format"];
@@ -56,6 +78,13 @@ fn ignored_flags(matches: &ArgMatches) -> Option<(&'static str, Vec<clap::Id>)> 
             exporter_ids()
                 .into_iter()
                 .filter(|id| !USED_BY_SIMULATE.contains(&id.as_str()))
+                .collect(),
+        )),
+        Some("doctor") => Some((
+            "doctor",
+            exporter_ids()
+                .into_iter()
+                .filter(|id| !USED_BY_DOCTOR.contains(&id.as_str()))
                 .collect(),
         )),
         _ => None,

@@ -104,6 +104,30 @@ pub enum Command {
         after_help = "once polls once and prints: --listen-address, --poll-interval, the --web-* flags and the webhook flags are refused."
     )]
     Once,
+    /// Check the key, the organisation and which way this env0 goes, in a few dozen read-only
+    /// requests; exit 0 if the exporter can run, 1 if not
+    #[command(
+        after_help = "doctor takes the env0 connection flags, the filters, --max-requests-per-minute, --request-timeout and the webhook flags (to say what to enter in env0's webhook settings); the other flags are refused. It sends at most 40 requests, read-only."
+    )]
+    Doctor(DoctorArgs),
+}
+
+/// How `doctor` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum DoctorOutput {
+    /// Aligned lines for a person, with what to do about each problem.
+    #[default]
+    Text,
+    /// One JSON object (attach it to a bug report).
+    Json,
+}
+
+/// Settings of `doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Report format
+    #[arg(long, value_enum, default_value_t = DoctorOutput::Text)]
+    pub output: DoctorOutput,
 }
 
 /// Settings of the simulated env0 organisation.
@@ -141,6 +165,13 @@ pub struct SimArgs {
     /// 0; 0.05 with --sim-scale large]
     #[arg(long, env = "ENV0_SIM_STUCK_SHARE", value_parser = parse_share)]
     pub sim_stuck_share: Option<f64>,
+    /// The simulated env0 refuses (400) any query parameter env0's own clients do not send, and
+    /// lists workflow sub-environments by default
+    #[arg(long, env = "ENV0_SIM_VALIDATING_API")]
+    pub sim_validating_api: bool,
+    /// The simulated env0 sends no `Date` header (as behind a proxy that drops it)
+    #[arg(long, env = "ENV0_SIM_NO_DATE_HEADER")]
+    pub sim_no_date_header: bool,
     /// What the simulated env0's webhook signatures cover: the body as sent, or its canonical
     /// re-serialisation (`JSON.stringify` of the parsed body; the body is then sent
     /// pretty-printed)

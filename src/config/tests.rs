@@ -225,9 +225,12 @@ fn duration_buckets_must_increase() {
 }
 
 #[test]
-fn the_readme_configuration_table_lists_every_flag_with_its_variable_and_default() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
+fn the_docs_configuration_table_lists_every_flag_with_its_variable_and_default() {
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .expect("docs/configuration.md");
     let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `--")).collect();
     let command = Cli::command();
     let mut problems = Vec::new();
@@ -259,13 +262,13 @@ fn the_readme_configuration_table_lists_every_flag_with_its_variable_and_default
             && default.join(",") != code
         {
             problems.push(format!(
-                "--{long}: README default `{code}`, clap {default:?}"
+                "--{long}: documented default `{code}`, clap {default:?}"
             ));
         }
     }
     assert!(
         problems.is_empty(),
-        "README configuration table: {problems:#?}"
+        "docs/configuration.md flags table: {problems:#?}"
     );
 }
 
@@ -365,6 +368,21 @@ fn the_large_sim_scale_is_ten_thousand_environments_and_explicit_flags_win() {
     let c = crate::app::sim_config(&sim_args(&["demo", "--sim-long-approval-share", "0.5"]));
     assert_eq!(c.environments, 150);
     assert!((c.long_approval_share - 0.5).abs() < f64::EPSILON);
+}
+
+#[test]
+fn the_sim_variant_flags_make_a_validating_api_without_a_date_header() {
+    let c = crate::app::sim_config(&sim_args(&["demo"]));
+    assert!(!c.validating_api && c.send_date_header);
+    let c = crate::app::sim_config(&sim_args(&[
+        "demo",
+        "--sim-validating-api",
+        "--sim-no-date-header",
+    ]));
+    assert!(c.validating_api && !c.send_date_header);
+    let c = crate::app::sim_config(&sim_args(&["simulate", "--sim-no-date-header"]));
+    assert!(!c.validating_api && !c.send_date_header);
+    assert!(parse(&["simulate", "--sim-validating-api=yes"]).is_err());
 }
 
 #[test]

@@ -449,11 +449,11 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_example_is_a_valid_configuration_whose_hash_is_of_its_password() {
-        let readme =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-        let section = readme.split("## Securing /metrics").nth(1).unwrap();
-        let yaml = section
+    fn the_documented_example_is_a_valid_configuration_whose_hash_is_of_its_password() {
+        let page =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/security.md"))
+                .unwrap();
+        let yaml = page
             .split("```yaml\n")
             .nth(1)
             .and_then(|rest| rest.split("```").next())

@@ -140,21 +140,49 @@ fn gauge(
     ConstGauge::new(value).encode(metric)
 }
 
-/// `env0_exporter_clock_offset_seconds`, once measured.
+/// `env0_exporter_clock_offset_seconds{source}`, once anything told: exact from env0's `Date`
+/// headers (`source="date_header"`), a lower bound from its records (`source="records"`);
+/// absent while nothing told (no series at all rather than a made-up 0).
 fn clock_offset(
     encoder: &mut DescriptorEncoder,
     offset: Option<jiff::SignedDuration>,
+    source: crate::clock::OffsetSource,
 ) -> Result<(), std::fmt::Error> {
-    match offset {
-        Some(offset) => gauge(
-            encoder,
-            "env0_exporter_clock_offset",
-            "env0's clock minus the exporter's, from env0's Date headers (whole seconds); env0's timestamps are compared only with this estimate of env0's time",
-            Some(&Unit::Seconds),
-            offset.as_secs_f64(),
-        ),
-        None => Ok(()),
+    let Some(offset) = offset else {
+        return Ok(());
+    };
+    if source == crate::clock::OffsetSource::None {
+        return Ok(());
     }
+    let mut m = encoder.encode_descriptor(
+        "env0_exporter_clock_offset",
+        "env0's clock minus the exporter's: exact to the second from env0's Date headers (source=\"date_header\"), else a lower bound from the newest timestamp env0's records showed (source=\"records\"); env0's timestamps are compared only with env0's time so estimated",
+        Some(&Unit::Seconds),
+        MetricType::Gauge,
+    )?;
+    ConstGauge::new(offset.as_secs_f64()).encode(m.encode_family(&[("source", source.as_str())])?)
+}
+
+/// `env0_exporter_optional_call_unavailable{call, reason}`: per optional env0 call, 1 with why
+/// while it is unavailable as last tried, 0 with `reason="none"` while it works.
+fn optional_unavailable(
+    encoder: &mut DescriptorEncoder,
+    health: &crate::state::Health,
+) -> Result<(), std::fmt::Error> {
+    let mut m = encoder.encode_descriptor(
+        "env0_exporter_optional_call_unavailable",
+        "1 while an optional env0 call (projects: project names; deployment: a single deployment read) is refused or failing when last tried, with the reason; 0 with reason=\"none\" while it works. The counts carry on without it; some labels degrade",
+        None,
+        MetricType::Gauge,
+    )?;
+    for call in crate::state::OPTIONAL_CALLS {
+        let (reason, value) = health
+            .optional_unavailable
+            .get(call)
+            .map_or(("none", 0), |reason| (*reason, 1));
+        ConstGauge::new(value).encode(m.encode_family(&[("call", call), ("reason", reason)])?)?;
+    }
+    Ok(())
 }
 
 /// `env0_exporter_env0_behaviour_info`: what the exporter learnt of env0 where its docs say
@@ -177,13 +205,12 @@ fn env0_behaviour(
     ConstGauge::new(1).encode(m.encode_family(&labels)?)
 }
 
-/// Whether env0's answers carry a `Date` header: the one place that reads it from the clock
-/// offset (measured only from that header).
+/// Whether env0's answers carry a `Date` header: from where the clock estimate comes from.
 fn date_header(health: &crate::state::Health) -> &'static str {
-    match (health.clock_offset, health.last_success) {
-        (Some(_), _) => "true",
-        (None, Some(_)) => "false",
-        (None, None) => "unknown",
+    match (health.clock_source, health.last_success) {
+        (crate::clock::OffsetSource::DateHeader, _) => "true",
+        (_, Some(_)) => "false",
+        (_, None) => "unknown",
     }
 }
 
@@ -342,7 +369,8 @@ impl Collector for StateCollector {
             None,
             snap.tracked_deployments,
         )?;
-        clock_offset(&mut encoder, health.clock_offset)?;
+        clock_offset(&mut encoder, health.clock_offset, health.clock_source)?;
+        optional_unavailable(&mut encoder, health)?;
         env0_behaviour(&mut encoder, health)?;
         read_progress(&mut encoder, health)?;
         gauge(

@@ -62,6 +62,8 @@ fn state_gauges_render_the_snapshot_values() {
             polls_completed: 1,
             backfill_pending: 0,
             clock_offset: None,
+            clock_source: crate::clock::OffsetSource::None,
+            optional_unavailable: std::collections::BTreeMap::new(),
             full_sync_interval: Some(Duration::from_secs(600)),
             full_sync_oldest_age: Some(Duration::from_secs(125)),
             ..Health::default()
@@ -146,10 +148,23 @@ fn what_was_learnt_of_env0_is_one_info_series() {
             date_filter_field: DateFilterField::StartedAt,
             page_order: PageOrder::Oldest,
             clock_offset: Some(jiff::SignedDuration::from_secs(-3)),
+            clock_source: crate::clock::OffsetSource::DateHeader,
             ..Health::default()
         }),
         vec![
             r#"env0_exporter_env0_behaviour_info{date_filter_field="startedAt",page_order="oldest",date_header="true"} 1"#
+        ]
+    );
+    // An offset estimated from the records after a good poll: no Date header came.
+    assert_eq!(
+        info(Health {
+            clock_offset: Some(jiff::SignedDuration::from_secs(-3)),
+            clock_source: crate::clock::OffsetSource::Records,
+            last_success: Some("2026-07-01T12:01:00Z".parse().unwrap()),
+            ..Health::default()
+        }),
+        vec![
+            r#"env0_exporter_env0_behaviour_info{date_filter_field="unknown",page_order="unknown",date_header="false"} 1"#
         ]
     );
 }
@@ -204,7 +219,7 @@ fn events_feed_the_counter_and_histograms_and_every_error_reason_starts_at_zero(
         ]
     );
     let errors = sample_lines(&text, "env0_exporter_poll_errors_total");
-    assert_eq!(errors.len(), 7, "every reason starts at 0: {errors:?}");
+    assert_eq!(errors.len(), 8, "every reason starts at 0: {errors:?}");
     assert!(
         errors.contains(&r#"env0_exporter_poll_errors_total{reason="rate_limited"} 1"#.to_owned())
     );

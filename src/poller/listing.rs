@@ -7,8 +7,9 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tracing::{debug, info};
 
+use super::optional::OptionalCall;
 use super::{PollError, Poller, observation};
-use crate::client::Environment;
+use crate::client::{Environment, Error as ClientError};
 
 impl Poller {
     pub(super) async fn organization(&mut self) -> Result<String, PollError> {
@@ -67,47 +68,73 @@ impl Poller {
         org: &str,
     ) -> Result<Option<Vec<Environment>>, PollError> {
         let projects = match self.client.projects(org).await {
-            Ok(p) => p,
+            Ok(p) => {
+                self.optional_available(OptionalCall::Projects);
+                Some(p)
+            }
             Err(e) if e.budget() => return Ok(None),
-            Err(e) => return Err(e.into()),
+            // A rejected key (401) is not a refused call: nothing else would work either.
+            Err(e @ ClientError::Auth { .. }) => return Err(e.into()),
+            // Project names are optional: the counts carry on, labels show ids.
+            Err(e) => {
+                self.optional_unavailable(OptionalCall::Projects, &e);
+                None
+            }
         };
-        debug!(projects = projects.len(), "projects listed");
-        self.store
-            .set_projects(projects.iter().map(|p| (p.id.as_str(), p.name.as_deref())));
+        if let Some(projects) = &projects {
+            debug!(projects = projects.len(), "projects listed");
+            self.store
+                .set_projects(projects.iter().map(|p| (p.id.as_str(), p.name.as_deref())));
+            self.project_names = projects
+                .iter()
+                .map(|p| (p.id.clone(), p.name.clone()))
+                .collect();
+        }
         let filter = self.config.projects.clone();
         if filter.is_empty() {
             return self.list_org_environments(org).await;
         }
-        let watched: HashSet<&str> = projects
-            .iter()
-            .filter(|p| filter.matches(&p.id, p.name.as_deref()))
-            .map(|p| p.id.as_str())
-            .collect();
-        let pages = |n: usize| n / crate::client::PAGE_LIMIT + 1;
-        let per_project: usize = watched
-            .iter()
-            .map(|p| pages(self.listed_per_project.get(*p).copied().unwrap_or(0)))
-            .sum();
-        let org_wide = self.listed_in_org.map_or(usize::MAX, pages);
-        let environments = if filter.include.is_empty() || per_project >= org_wide {
-            match self.list_org_environments(org).await? {
+        // Without this poll's projects listing, the names last listed (if any) stand in.
+        let names = self.project_names.clone();
+        let watched_project =
+            |id: &str| filter.matches(id, names.get(id).and_then(Option::as_deref));
+        let per_project_choice = projects.as_ref().map(|projects| {
+            let watched: Vec<String> = projects
+                .iter()
+                .filter(|p| watched_project(&p.id))
+                .map(|p| p.id.clone())
+                .collect();
+            let pages = |n: usize| n / crate::client::PAGE_LIMIT + 1;
+            let per_project: usize = watched
+                .iter()
+                .map(|p| pages(self.listed_per_project.get(p).copied().unwrap_or(0)))
+                .sum();
+            (watched, per_project)
+        });
+        let org_wide = self
+            .listed_in_org
+            .map_or(usize::MAX, |n| n / crate::client::PAGE_LIMIT + 1);
+        let environments = match per_project_choice {
+            Some((watched, per_project))
+                if !filter.include.is_empty() && per_project < org_wide =>
+            {
+                let mut all = Vec::new();
+                for project in &watched {
+                    match self.client.project_environments(org, project).await {
+                        Ok(envs) => {
+                            self.listed_per_project.insert(project.clone(), envs.len());
+                            all.extend(envs);
+                        }
+                        Err(e) if e.budget() => return Ok(None),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                all
+            }
+            _ => match self.list_org_environments(org).await? {
                 Some(all) => all,
                 None => return Ok(None),
-            }
-        } else {
-            let mut all = Vec::new();
-            for project in &watched {
-                match self.client.project_environments(org, project).await {
-                    Ok(envs) => {
-                        self.listed_per_project
-                            .insert((*project).to_owned(), envs.len());
-                        all.extend(envs);
-                    }
-                    Err(e) if e.budget() => return Ok(None),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            all
+            },
         };
         Ok(Some(
             environments
@@ -115,7 +142,7 @@ impl Poller {
                 .filter(|e| {
                     e.project_id
                         .as_deref()
-                        .map_or(filter.include.is_empty(), |p| watched.contains(p))
+                        .map_or(filter.include.is_empty(), watched_project)
                 })
                 .collect(),
         ))

@@ -3,6 +3,7 @@
 //! [`Snapshot`](crate::state::Snapshot) after every poll (and during a long backfill).
 
 mod listing;
+pub mod optional;
 mod reads;
 mod sanity;
 pub mod schedule;
@@ -88,6 +89,45 @@ impl PollError {
     }
 }
 
+/// How far env0's clock may be from ours, in either direction, while nothing tells how far (no
+/// `Date` header): reads reach this far past our time, and the window's old edge trails by at
+/// most this much.
+pub const UNKNOWN_OFFSET_ALLOWANCE: Duration = Duration::from_secs(15 * 60);
+
+/// The earliest and the latest env0's clock can read when ours reads `local`, given the
+/// client's estimate of env0's clock minus ours and its source.
+///
+/// - From a `Date` header the offset is exact (to the second): both bounds are `local + offset`.
+/// - From records it is a lower bound (env0 had reached its newest timestamp when the page
+///   arrived), which trails by the age of that record: the earliest is `local + offset`, but
+///   never more than [`UNKNOWN_OFFSET_ALLOWANCE`] behind our clock (a quiet organisation's newest
+///   record may be hours old); the latest is [`UNKNOWN_OFFSET_ALLOWANCE`] past the larger of
+///   our clock and that bound.
+/// - With neither, env0's clock is taken to be within [`UNKNOWN_OFFSET_ALLOWANCE`] of ours.
+///
+/// No count depends on which: the earliest sets the window's old edge and `fromDate` (reading
+/// further back costs nothing, records are deduplicated by id), the latest sets `toDate`.
+#[must_use]
+pub fn env0_time_bounds(
+    local: Timestamp,
+    offset: Option<jiff::SignedDuration>,
+    source: crate::clock::OffsetSource,
+) -> (Timestamp, Timestamp) {
+    use crate::clock::OffsetSource;
+    let shift = |d: jiff::SignedDuration| local.checked_add(d).unwrap_or(local);
+    let allowance = jiff::SignedDuration::from_secs(
+        i64::try_from(UNKNOWN_OFFSET_ALLOWANCE.as_secs()).unwrap_or(i64::MAX),
+    );
+    match (offset, source) {
+        (Some(offset), OffsetSource::DateHeader) => (shift(offset), shift(offset)),
+        (Some(bound), OffsetSource::Records) => (
+            shift(bound.max(-allowance)),
+            shift(bound.max(jiff::SignedDuration::ZERO) + allowance),
+        ),
+        _ => (shift(-allowance), shift(allowance)),
+    }
+}
+
 /// Polls env0 and keeps the state.
 pub struct Poller {
     /// What the last successful poll did.
@@ -107,6 +147,9 @@ pub struct Poller {
     listed_per_project: HashMap<String, usize>,
     /// Environments of the whole organisation as last listed org-wide.
     listed_in_org: Option<usize>,
+    /// Project names (by id) as last listed: they stand in for `--projects` by name while the
+    /// projects listing is unavailable.
+    project_names: HashMap<String, Option<String>>,
     /// Observations from the webhook receiver, taken in between polls; `None` without webhooks.
     webhooks: Option<mpsc::Receiver<Observation>>,
     /// The environments of the last listing, published for the webhook receiver.
@@ -195,6 +238,7 @@ impl Poller {
             events: Vec::new(),
             listed_per_project: HashMap::new(),
             listed_in_org: None,
+            project_names: HashMap::new(),
             webhooks: None,
             watched: Arc::default(),
             unstarted: unstarted::UnstartedRuns::default(),
@@ -298,15 +342,22 @@ impl Poller {
         &self.store
     }
 
-    /// env0's time now, as far as the exporter can tell: our clock plus the offset measured on
-    /// env0's `Date` headers (zero before any). Every comparison with env0's timestamps (the
-    /// lookback window, `fromDate`/`toDate`) uses this, never our clock alone.
+    /// env0's time now, as far as the exporter can tell, at its earliest (see
+    /// [`env0_time_bounds`]): exact with env0's `Date` header, else a lower bound. Every
+    /// comparison with env0's timestamps (the lookback window, `fromDate`, the last read) uses
+    /// this, never our clock alone: an estimate that trails only widens what is read and kept.
     pub(super) fn env0_now(&self) -> Timestamp {
-        let now = self.clock.now();
-        self.client
-            .clock_offset()
-            .and_then(|offset| now.checked_add(offset).ok())
-            .unwrap_or(now)
+        self.env0_time().0
+    }
+
+    /// env0's time now at its latest (see [`env0_time_bounds`]): what `toDate` must reach.
+    pub(super) fn env0_latest(&self) -> Timestamp {
+        self.env0_time().1
+    }
+
+    fn env0_time(&self) -> (Timestamp, Timestamp) {
+        let (offset, source) = self.client.clock_estimate();
+        env0_time_bounds(self.clock.now(), offset, source)
     }
 
     fn publish(&mut self) {
@@ -325,7 +376,7 @@ impl Poller {
         let mut snap = state::aggregate(&self.store, now);
         self.health.backfill_pending = self.schedule.values().filter(|s| !s.backfilled).count();
         self.note_full_sync_health(now);
-        self.health.clock_offset = self.client.clock_offset();
+        (self.health.clock_offset, self.health.clock_source) = self.client.clock_estimate();
         snap.health = self.health.clone();
         snap.watched_environments = self.watched.clone();
         snap.unreadable_environments = self.unreadable.len();
@@ -448,5 +499,91 @@ impl Poller {
             );
         }
         self.full_sync_in_force = Some(in_force);
+    }
+}
+
+#[cfg(test)]
+mod env0_time_tests {
+    use super::*;
+    use crate::clock::OffsetSource;
+    use jiff::SignedDuration;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn a_date_header_gives_env0s_time_exactly() {
+        let local = ts("2026-07-01T12:00:00Z");
+        let ahead = env0_time_bounds(
+            local,
+            Some(SignedDuration::from_mins(10)),
+            OffsetSource::DateHeader,
+        );
+        assert_eq!(
+            ahead,
+            (ts("2026-07-01T12:10:00Z"), ts("2026-07-01T12:10:00Z"))
+        );
+    }
+
+    #[test]
+    fn records_bound_env0s_time_from_below_and_to_date_reaches_fifteen_minutes_past() {
+        let local = ts("2026-07-01T12:00:00Z");
+        let at = |secs: i64| {
+            env0_time_bounds(
+                local,
+                Some(SignedDuration::from_secs(secs)),
+                OffsetSource::Records,
+            )
+        };
+        // env0 ten minutes ahead, its newest record 5 s old.
+        assert_eq!(
+            at(595),
+            (ts("2026-07-01T12:09:55Z"), ts("2026-07-01T12:24:55Z"))
+        );
+        // env0 ten minutes behind, its newest record 5 s old: toDate still covers our clock.
+        assert_eq!(
+            at(-605),
+            (ts("2026-07-01T11:49:55Z"), ts("2026-07-01T12:15:00Z"))
+        );
+        // A quiet organisation: the newest record is three hours old; the edge trails 15 min.
+        assert_eq!(
+            at(-3 * 3600),
+            (ts("2026-07-01T11:45:00Z"), ts("2026-07-01T12:15:00Z"))
+        );
+    }
+
+    #[test]
+    fn with_nothing_known_env0_is_within_fifteen_minutes_of_us() {
+        let local = ts("2026-07-01T12:00:00Z");
+        assert_eq!(
+            env0_time_bounds(local, None, OffsetSource::None),
+            (ts("2026-07-01T11:45:00Z"), ts("2026-07-01T12:15:00Z"))
+        );
+    }
+
+    #[test]
+    fn every_offset_within_fifteen_minutes_lies_between_the_bounds() {
+        let local = ts("2026-07-01T12:00:00Z");
+        for minutes in -15..=15 {
+            let truth = local
+                .checked_add(SignedDuration::from_mins(minutes))
+                .unwrap_or(local);
+            // What records can show: a bound at or below the truth, up to an hour old.
+            for age in [0, 1, 30, 600, 3600] {
+                let bound = SignedDuration::from_mins(minutes) - SignedDuration::from_secs(age);
+                let (earliest, latest) =
+                    env0_time_bounds(local, Some(bound), OffsetSource::Records);
+                assert!(
+                    earliest <= truth && truth <= latest,
+                    "{minutes} min, record {age} s old"
+                );
+            }
+            let (earliest, latest) = env0_time_bounds(local, None, OffsetSource::None);
+            assert!(
+                earliest <= truth && truth <= latest,
+                "{minutes} min, nothing known"
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tracing::{debug, info, warn};
 
+use super::optional::OptionalCall;
 use super::schedule::{self, PlannedRead, ReadKind, Unfinished};
 use super::{PollError, PollReport, Poller, observation};
 use crate::client::{DeploymentQuery, Error as ClientError};
@@ -116,10 +117,11 @@ impl Poller {
         read: &PlannedRead,
         open: Option<&Unfinished>,
     ) -> Result<(), ClientError> {
-        // `toDate` in env0's clock, a little ahead for what the offset cannot tell (it is
-        // measured to the second).
+        // `toDate` in env0's clock at its latest, a little ahead for what the offset cannot
+        // tell (a `Date` header is to the second); the read is noted at env0's earliest, so
+        // the next incremental read starts early enough whatever the estimate's error.
         let read_at = self.env0_now();
-        let to = clock::add(read_at, TO_DATE_MARGIN);
+        let to = clock::add(self.env0_latest(), TO_DATE_MARGIN);
         let query = DeploymentQuery {
             from: read.from,
             to,
@@ -171,9 +173,22 @@ impl Poller {
                         let obs = observation(&log, &read.environment);
                         self.ingest(&obs, self.env0_now());
                     }
-                    Err(ClientError::NotFound { .. }) => self.store.remove(&id),
-                    Err(e) => return Err(e),
+                    Err(ClientError::NotFound { .. }) => {
+                        self.optional_available(OptionalCall::Deployment);
+                        self.store.remove(&id);
+                        continue;
+                    }
+                    // The budget stops the poll's reads; a rejected key (401) fails the poll.
+                    Err(e) if e.budget() || matches!(e, ClientError::Auth { .. }) => {
+                        return Err(e);
+                    }
+                    // Optional: the run keeps its last status until a listing shows it.
+                    Err(e) => {
+                        self.optional_unavailable(OptionalCall::Deployment, &e);
+                        continue;
+                    }
                 }
+                self.optional_available(OptionalCall::Deployment);
             }
         }
         self.unreadable.remove(&read.environment);

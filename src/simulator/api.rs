@@ -17,6 +17,10 @@
 //!   only with [`SimConfig::sub_environments_listed_by_default`].
 //! - `GET /projects` and `GET /environments` need `organizationId` (400 without); an id that is
 //!   not one of the listed organizations is 403.
+//! - With [`SimConfig::validating_api`], a query parameter not in [`ALLOWED_PARAMETERS`] (what
+//!   env0's own clients send to that route) is `400 {"message": "\"<name>\" is not allowed"}`,
+//!   and workflow sub-environments are listed without `includeSubEnvironments`.
+//! - Without [`SimConfig::send_date_header`], no answer carries a `Date` header.
 //! - Order of checks: injected fault, rate limit (every request counts, even unauthorized ones,
 //!   like env0's per-IP budget), auth, then parameters, then 404.
 
@@ -62,6 +66,81 @@ pub(crate) fn router(sim: Simulator) -> Router {
         .with_state(sim)
 }
 
+/// What a validating env0 takes, per route: the query parameters env0's own clients (its
+/// Terraform provider, Backstage plugin, MCP server, API reference) are seen to send. Written for
+/// the simulator, apart from the exporter's own list, so that each checks the other.
+pub(crate) const ALLOWED_PARAMETERS: [(Route, &[&str]); 5] = [
+    (Route::Organizations, &[]),
+    (Route::Projects, &["organizationId"]),
+    (
+        Route::Environments,
+        &[
+            "organizationId",
+            "projectId",
+            "name",
+            "isActive",
+            "limit",
+            "offset",
+        ],
+    ),
+    (
+        Route::EnvironmentDeployments,
+        &[
+            "limit",
+            "offset",
+            "fromDate",
+            "toDate",
+            "deploymentTypes",
+            "statuses",
+            "userIds",
+        ],
+    ),
+    (Route::Deployment, &[]),
+];
+
+/// The simulator's routes, as far as query parameters go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// `GET /organizations`.
+    Organizations,
+    /// `GET /projects`.
+    Projects,
+    /// `GET /environments`.
+    Environments,
+    /// `GET /environments/{id}/deployments`.
+    EnvironmentDeployments,
+    /// `GET /environments/deployments/{id}`.
+    Deployment,
+}
+
+impl Route {
+    /// The route of a request path, `None` for one the simulator does not serve.
+    #[must_use]
+    pub(crate) fn of(path: &str) -> Option<Self> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["organizations"] => Some(Self::Organizations),
+            ["projects"] => Some(Self::Projects),
+            ["environments"] => Some(Self::Environments),
+            ["environments", "deployments", _] => Some(Self::Deployment),
+            ["environments", _, "deployments"] => Some(Self::EnvironmentDeployments),
+            _ => None,
+        }
+    }
+}
+
+/// The first query parameter of `query` that a validating env0 refuses on `path`.
+fn refused_parameter(path: &str, query: &str) -> Option<String> {
+    let route = Route::of(path)?;
+    let allowed = ALLOWED_PARAMETERS
+        .iter()
+        .find(|(r, _)| *r == route)
+        .map_or(&[][..], |(_, names)| *names);
+    url::form_urlencoded::parse(query.as_bytes())
+        .map(|(name, _)| name.into_owned())
+        .find(|name| !allowed.contains(&name.as_str()))
+}
+
 /// Rate-limit windows kept before empty ones are dropped.
 pub(super) const MAX_IDLE_WINDOWS: usize = 4096;
 
@@ -101,8 +180,18 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
         if let Some(FaultKind::Delay(delay)) = fault {
             tokio::time::sleep(delay).await;
         }
+        let refused = sim
+            .inner
+            .config
+            .validating_api
+            .then(|| refused_parameter(&path, &query))
+            .flatten();
         match admit(&sim, &method, &path, req.headers()) {
             Some(refusal) => refusal,
+            None if refused.is_some() => {
+                let name = refused.unwrap_or_default();
+                ApiError::bad_request(format!("\"{name}\" is not allowed")).into_response()
+            }
             None => match &fault {
                 Some(kind) => chaos::mutate(kind, next.run(chaos::rewrite(kind, req)).await).await,
                 None => next.run(req).await,
@@ -110,10 +199,15 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
         }
     };
     let mut response = response;
-    // env0's time, as env0 tells it (whole seconds, rounded down).
-    let date = sim.now().strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
-    if let Ok(value) = header::HeaderValue::from_str(&date) {
-        response.headers_mut().insert(header::DATE, value);
+    // env0's time, as env0 tells it (whole seconds, rounded down); nothing without the header.
+    if sim.inner.config.send_date_header {
+        let date = sim.now().strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        if let Ok(value) = header::HeaderValue::from_str(&date) {
+            response.headers_mut().insert(header::DATE, value);
+        }
+    } else {
+        // The HTTP stack adds one of its own (the injected clock's, not env0's) unless told.
+        response.headers_mut().remove(header::DATE);
     }
     if sim.inner.config.record_requests {
         lock(&sim.inner.requests).push(RequestRecord {
@@ -322,7 +416,7 @@ async fn environments(
     let subs = match q.get("includeSubEnvironments").map(String::as_str) {
         Some("true") => true,
         Some("false") => false,
-        _ => sim.inner.config.sub_environments_listed_by_default,
+        _ => sim.inner.config.sub_environments_listed_by_default || sim.inner.config.validating_api,
     };
     let page: Vec<_> = if active {
         world.environment_page(project.map(String::as_str), subs, offset, limit)

@@ -108,6 +108,15 @@ pub struct SimConfig {
     /// Finished runs created more than [`history`](Self::history) plus this ago are dropped
     /// (each environment's latest and unfinished runs are kept); 24 h by default.
     pub retention_margin: Duration,
+    /// Refuse a query parameter that env0's own clients do not send with
+    /// `400 {"message": "\"<name>\" is not allowed"}` (a validating API; off by default). The
+    /// list of what is allowed is the simulator's own (`api::ALLOWED_PARAMETERS`), written apart
+    /// from the client's. With it, workflow sub-environments are listed by default: no parameter
+    /// could reach them otherwise.
+    pub validating_api: bool,
+    /// Send env0's `Date` header on every answer (on by default; off = a proxy that drops it,
+    /// or an env0 that never sends it).
+    pub send_date_header: bool,
     /// `queuedAt` minus `createdAt` of every run: zero by default, as in env0's sample payloads.
     /// When not zero a run starts at least a second after it was queued, so the three
     /// timestamps a date filter may use all differ (what `probe` needs to tell them apart).
@@ -202,6 +211,8 @@ impl Default for SimConfig {
             long_approval_share: 0.0,
             stuck_share: 0.0,
             retention_margin: Duration::from_secs(24 * 3600),
+            validating_api: false,
+            send_date_header: true,
             queued_after_created: Duration::ZERO,
             queue_ended_history: 0,
         }
@@ -446,9 +457,13 @@ impl Simulator {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let sender = self.inner.outbox.clone().map(|o| tokio::spawn(o.run()));
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = if self.inner.config.send_date_header {
+            axum::serve(listener, self.router())
+                .with_graceful_shutdown(shutdown)
+                .await
+        } else {
+            serve_without_date(listener, self.router(), shutdown).await
+        };
         if let Some(sender) = sender {
             sender.abort();
         }
@@ -583,4 +598,40 @@ impl Simulator {
         lock(&self.inner.faults).clear();
         lock(&self.inner.timed_faults).clear();
     }
+}
+
+/// Serves `router` like `axum::serve`, except that the HTTP stack adds no `Date` header of its
+/// own (it would tell the host's clock, not the simulated env0's): for
+/// [`SimConfig::send_date_header`] off. Connections still open at `shutdown` are dropped.
+async fn serve_without_date(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // A connection that failed before it was accepted: take the next one.
+                Err(_) => continue,
+            },
+        };
+        let service = TowerToHyperService::new(router.clone());
+        connections.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.auto_date_header(false);
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        // Finished connections are reaped as new ones come.
+        while connections.try_join_next().is_some() {}
+    }
+    connections.shutdown().await;
+    Ok(())
 }

@@ -1070,3 +1070,103 @@ fn the_large_preset_is_ten_thousand_environments_with_long_waits_beside_later_ru
         .count();
     assert!(overtaken >= 50, "{overtaken} plans overtaken by later runs");
 }
+
+#[tokio::test]
+async fn a_validating_api_refuses_what_env0s_clients_do_not_send_and_lists_sub_environments() {
+    let (sim, _) = sim_with(SimConfig {
+        validating_api: true,
+        sub_environments: 3,
+        ..SimConfig::default()
+    });
+    let router = sim.router();
+    let org = sim.organization_id();
+    let (env, _) = busiest(&sim);
+    let deployment = sim.deployments()[0].id.clone();
+    let accepted = [
+        "/organizations".to_owned(),
+        format!("/projects?organizationId={org}"),
+        format!(
+            "/environments?organizationId={org}&projectId=x&name=n&isActive=true&limit=5&offset=0"
+        ),
+        format!(
+            "/environments/{env}/deployments?limit=5&offset=0&fromDate=2026-07-01T00:00:00.000Z&toDate=2026-07-01T00:00:00.000Z&deploymentTypes=deploy&statuses=SUCCESS&userIds=u"
+        ),
+        format!("/environments/deployments/{deployment}"),
+    ];
+    for uri in &accepted {
+        let (status, _) = get(&router, uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+    }
+    let refused = [
+        ("/organizations?limit=5".to_owned(), "limit"),
+        (format!("/projects?organizationId={org}&limit=5"), "limit"),
+        (
+            format!("/environments?organizationId={org}&includeSubEnvironments=true"),
+            "includeSubEnvironments",
+        ),
+        (format!("/environments/{env}/deployments?sort=asc"), "sort"),
+        (
+            format!("/environments/deployments/{deployment}?organizationId={org}"),
+            "organizationId",
+        ),
+    ];
+    for (uri, name) in &refused {
+        let (status, body) = get(&router, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(
+            body["message"],
+            format!("\"{name}\" is not allowed"),
+            "{uri}"
+        );
+    }
+    // Without the parameter, the sub-environments are listed (the only way to reach them).
+    let (_, page) = get(
+        &router,
+        &format!("/environments?organizationId={org}&limit=100&offset=100"),
+    )
+    .await;
+    let listed = ids(&page).len() + 100;
+    assert_eq!(listed, SimConfig::default().environments + 3);
+}
+
+#[tokio::test]
+async fn the_date_header_tells_env0s_clock_or_is_left_out() {
+    for send in [true, false] {
+        let clock = Arc::new(ManualClock::new(start()));
+        let sim = Simulator::new(
+            SimConfig {
+                send_date_header: send,
+                clock_offset: jiff::SignedDuration::from_mins(10),
+                environments: 5,
+                ..SimConfig::default()
+            },
+            clock,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(sim.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        let resp = reqwest::Client::new()
+            .get(format!("http://{addr}/organizations"))
+            .basic_auth("demo-key", Some("demo-secret"))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(resp.status(), 200);
+        let date = resp
+            .headers()
+            .get(header::DATE)
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        if send {
+            assert_eq!(date.as_deref(), Some("Wed, 01 Jul 2026 12:10:00 GMT"));
+        } else {
+            assert_eq!(date, None, "no Date header at all");
+        }
+        let _ = stop.send(());
+        task.await.expect("joined").expect("served");
+    }
+}

@@ -29,7 +29,7 @@ pub use signals::{
     Action, DEPLOY, DRIFT_DETECTION, DriftResult, FAILED_STATUSES, ResourceChanges, RunRef,
     WAITING_FOR_USER,
 };
-pub use snapshot::{Health, Snapshot, SnapshotHandle};
+pub use snapshot::{Health, OPTIONAL_CALLS, Snapshot, SnapshotHandle};
 use views::ProjectLabels;
 pub use views::{EnvironmentRow, LatestRun};
 

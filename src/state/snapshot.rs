@@ -22,8 +22,15 @@ pub struct Health {
     pub polls_completed: u64,
     /// Environments still waiting for their first read of the lookback window.
     pub backfill_pending: usize,
-    /// env0's clock minus ours, from env0's `Date` headers (`None` until one was seen).
+    /// env0's clock minus ours as estimated (`None` until anything told): exact from env0's
+    /// `Date` headers, a lower bound from its records (see [`clock_source`](Self::clock_source)).
     pub clock_offset: Option<jiff::SignedDuration>,
+    /// Where [`clock_offset`](Self::clock_offset) comes from.
+    pub clock_source: crate::clock::OffsetSource,
+    /// Optional env0 calls unavailable as last tried (call → reason, e.g. `projects` →
+    /// `forbidden`; calls from [`OPTIONAL_CALLS`]): the counts carry on without them, some
+    /// labels degrade (see `poller::optional`). Empty when every call works.
+    pub optional_unavailable: std::collections::BTreeMap<&'static str, &'static str>,
     /// The full re-read interval kept (`None`: full sync off, or before the first listing).
     pub full_sync_interval: Option<Duration>,
     /// Age (our clock, at the last poll) of the oldest full read among the backfilled
@@ -35,6 +42,10 @@ pub struct Health {
     /// The order of env0's deployment listings, as learnt.
     pub page_order: crate::probe::PageOrder,
 }
+
+/// The optional env0 calls (the `call` label of `env0_exporter_optional_call_unavailable`):
+/// the projects listing and the direct read of one deployment.
+pub const OPTIONAL_CALLS: [&str; 2] = ["projects", "deployment"];
 
 /// A pair of label values, e.g. (deployment type, status).
 pub(super) type LabelPair = (Arc<str>, Arc<str>);

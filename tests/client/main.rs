@@ -24,6 +24,23 @@ fn offset(seen: &helpers::Seen) -> usize {
         .expect("numeric offset")
 }
 
+/// The offsets of the plain environment listing's pages, after checking that the listing
+/// was probed exactly once with `includeSubEnvironments=true`, on the page past its end.
+fn plain_listing_offsets(server: &FakeEnv0, listed: usize) -> Vec<usize> {
+    let (probes, plain): (Vec<_>, Vec<_>) = server
+        .requests()
+        .into_iter()
+        .partition(|r| r.param("includeSubEnvironments").is_some());
+    assert_eq!(probes.len(), 1, "one probe per process");
+    assert_eq!(probes[0].param("includeSubEnvironments"), Some("true"));
+    assert_eq!(
+        offset(&probes[0]),
+        listed,
+        "the probe reads past the plain listing"
+    );
+    plain.iter().map(offset).collect()
+}
+
 /// Serves `total` environments in pages of the requested size.
 fn environments_of(total: usize) -> impl Fn(&helpers::Seen, usize) -> Reply {
     move |seen, _| {
@@ -44,8 +61,8 @@ async fn environments_are_paged_by_offset_until_a_short_page() {
     assert_eq!(envs[0].id, "env-0");
     assert_eq!(envs[249].id, "env-249");
     let seen = server.requests();
-    assert_eq!(seen.len(), 3);
-    assert_eq!(seen.iter().map(offset).collect::<Vec<_>>(), [0, 100, 200]);
+    assert_eq!(seen.len(), 4, "three pages and the probe");
+    assert_eq!(plain_listing_offsets(&server, 250), [0, 100, 200]);
     for request in &seen {
         assert_eq!(request.path, "/environments");
         assert_eq!(request.param("organizationId"), Some("org-1"));
@@ -61,8 +78,7 @@ async fn an_exact_multiple_of_the_page_size_ends_with_an_empty_third_page() {
     let envs = client.environments("org-1").await.expect("environments");
 
     assert_eq!(envs.len(), 200);
-    let offsets: Vec<_> = server.requests().iter().map(offset).collect();
-    assert_eq!(offsets, [0, 100, 200]);
+    assert_eq!(plain_listing_offsets(&server, 200), [0, 100, 200]);
 }
 
 #[tokio::test]
@@ -84,9 +100,8 @@ async fn duplicates_across_pages_are_dropped_and_the_first_occurrence_wins() {
     let env95: Vec<_> = envs.iter().filter(|e| e.id == "env-95").collect();
     assert_eq!(env95.len(), 1);
     assert_eq!(env95[0].name.as_deref(), Some("n95"));
-    let offsets: Vec<_> = server.requests().iter().map(offset).collect();
     assert_eq!(
-        offsets,
+        plain_listing_offsets(&server, 210),
         [0, 100, 200],
         "the offset moves by page length, not by new ids"
     );
@@ -473,7 +488,7 @@ async fn a_404_and_a_400_are_typed_at_once_without_retries() {
         matches!(&missing, Error::NotFound { path, .. } if path == "/environments/deployments/gone")
     );
     assert!(
-        matches!(&refused, Error::BadRequest { status: 400, message, .. } if message == r#"{"message":"status 400"}"#),
+        matches!(&refused, Error::BadRequest { status: 400, message, .. } if message == "status 400"),
         "{refused:?}"
     );
     assert_eq!(server.count(), 2);
@@ -593,6 +608,8 @@ async fn the_observer_sees_each_endpoint_under_its_own_name() {
         [
             "organizations",
             "projects",
+            "environments",
+            // The once-per-process probe of includeSubEnvironments.
             "environments",
             "deployments",
             "deployments"
@@ -759,4 +776,121 @@ async fn neither_the_config_nor_the_client_prints_the_secret() {
         printed.contains(helpers::KEY),
         "the key id is not secret: {printed}"
     );
+}
+
+#[tokio::test]
+async fn a_400_is_bad_request_with_env0s_message_never_decode() {
+    let server = FakeEnv0::start(|_, _| {
+        Reply::json(r#"{"message":"\"sort\" is not allowed","statusCode":400}"#).with_status(400)
+    })
+    .await;
+    let (client, recorder) = client(&server);
+
+    let err = client.projects("org-1").await.expect_err("refused");
+
+    assert!(
+        matches!(&err, Error::BadRequest { status: 400, path, message }
+            if path == "/projects" && message == r#""sort" is not allowed"#),
+        "{err:?}"
+    );
+    assert_eq!(err.reason(), Reason::BadRequest);
+    assert_eq!(err.reason().as_str(), "bad_request");
+    assert_eq!(
+        err.to_string(),
+        r#"env0 refused /projects (400): "sort" is not allowed"#
+    );
+    assert_eq!(
+        recorder.attempts(),
+        [(Endpoint::Projects, Outcome::Status(400))],
+        "a 400 is not retried"
+    );
+}
+
+/// A fake env0 whose plain listing holds `plain` environments and whose listing with
+/// `includeSubEnvironments=true` holds `with_subs` (`None`: refused with 400).
+fn sub_environment_listing(
+    plain: usize,
+    with_subs: Option<usize>,
+) -> impl Fn(&helpers::Seen, usize) -> Reply {
+    move |seen, _| {
+        let total = match (seen.param("includeSubEnvironments"), with_subs) {
+            (None, _) => plain,
+            (Some(_), Some(n)) => n,
+            (Some(_), None) => {
+                return Reply::json(r#"{"message":"\"includeSubEnvironments\" is not allowed"}"#)
+                    .with_status(400);
+            }
+        };
+        let start = offset(seen).min(total);
+        Reply::json(ids_page("env-", start..(start + 100).min(total)))
+    }
+}
+
+#[tokio::test]
+async fn include_sub_environments_is_probed_once_and_dropped_for_good_on_a_400() {
+    let server = FakeEnv0::start(sub_environment_listing(30, None)).await;
+    let (client, _) = client(&server);
+
+    for _ in 0..3 {
+        let envs = client.environments("org-1").await.expect("environments");
+        assert_eq!(envs.len(), 30);
+    }
+
+    let probes = server
+        .requests()
+        .iter()
+        .filter(|r| r.param("includeSubEnvironments").is_some())
+        .count();
+    assert_eq!(probes, 1);
+    assert_eq!(
+        server.count(),
+        4,
+        "three listings of one page and one probe"
+    );
+    assert_eq!(
+        client.sub_environments(),
+        env0_exporter::client::SubEnvironments::Refused
+    );
+}
+
+#[tokio::test]
+async fn include_sub_environments_is_sent_from_then_on_when_the_probe_lists_more() {
+    let server = FakeEnv0::start(sub_environment_listing(30, Some(34))).await;
+    let (client, _) = client(&server);
+
+    let first = client.environments("org-1").await.expect("environments");
+    let second = client.environments("org-1").await.expect("environments");
+
+    // The listing that found out is read again with the parameter.
+    assert_eq!((first.len(), second.len()), (34, 34));
+    let sent: Vec<bool> = server
+        .requests()
+        .iter()
+        .map(|r| r.param("includeSubEnvironments") == Some("true"))
+        .collect();
+    assert_eq!(sent, [false, true, true, true]);
+    assert_eq!(
+        client.sub_environments(),
+        env0_exporter::client::SubEnvironments::Sent
+    );
+}
+
+#[tokio::test]
+async fn include_sub_environments_is_never_sent_again_when_it_lists_nothing_more() {
+    let server = FakeEnv0::start(sub_environment_listing(30, Some(30))).await;
+    let (client, _) = client(&server);
+
+    client.environments("org-1").await.expect("environments");
+    client
+        .project_environments("org-1", "p1")
+        .await
+        .expect("environments");
+
+    let sent: Vec<bool> = server
+        .requests()
+        .iter()
+        .map(|r| r.param("includeSubEnvironments").is_some())
+        .collect();
+    assert_eq!(sent, [false, true, false]);
+    assert_eq!(server.requests()[2].param("projectId"), Some("p1"));
 }

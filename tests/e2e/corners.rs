@@ -140,3 +140,227 @@ async fn workflow_sub_environments_runs_count_whatever_the_listings_default() {
         assert!(finished >= 5.0, "the test must see runs finish: {finished}");
     }
 }
+
+/// Under a validating env0, the only request refused is the one probe of
+/// `includeSubEnvironments` (it then is never sent again), and no other request carries a
+/// parameter outside the simulator's own list (it would have been refused too).
+fn assert_only_the_probe_was_refused(h: &Harness, what: &str) {
+    let requests = h.sim.requests();
+    let refused: Vec<_> = requests.iter().filter(|r| r.status == 400).collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "{what}: one refusal, the probe: {refused:?}"
+    );
+    assert_eq!(refused[0].path, "/environments", "{what}");
+    assert!(
+        refused[0].query.contains("includeSubEnvironments=true"),
+        "{what}: {:?}",
+        refused[0]
+    );
+    let probes = requests
+        .iter()
+        .filter(|r| r.query.contains("includeSubEnvironments"))
+        .count();
+    assert_eq!(probes, 1, "{what}: probed once per process");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_are_right_against_a_validating_env0_with_each_variant() {
+    let variants = [
+        (
+            "validating, sub-environments",
+            SimConfig {
+                sub_environments: 4,
+                ..small(60)
+            },
+        ),
+        (
+            "validating, date filter on startedAt",
+            SimConfig {
+                date_filter_field: DateFilterField::StartedAt,
+                latest_moved_by: LatestMovedBy::DeployDestroy,
+                // As in the date filter's own test: the backfill meets the evidence.
+                ..small(80)
+            },
+        ),
+        (
+            "validating, pages oldest first",
+            SimConfig {
+                page_order: PageOrder::OldestFirst,
+                ..small(60)
+            },
+        ),
+    ];
+    for (what, config) in variants {
+        let config = SimConfig {
+            validating_api: true,
+            ..config
+        };
+        let h = start_for_truth(config).await;
+        assert_exact(&h, &format!("{what}: after the backfill")).await;
+        for i in 1..=6 {
+            h.next_poll().await;
+            assert_exact(&h, &format!("{what}: after poll {i}")).await;
+        }
+        let finished: f64 = h.expected_finished(|_| true).values().sum();
+        assert!(
+            finished >= 5.0,
+            "{what}: the test must see runs finish: {finished}"
+        );
+        assert_only_the_probe_was_refused(&h, what);
+        let errors = series(&h.scrape().await, "env0_exporter_poll_errors_total");
+        assert!(errors.is_empty(), "{what}: no poll failed: {errors:?}");
+        h.stop().await;
+    }
+}
+
+/// The exporter for the truth tests: a full sync every minute and the whole budget.
+async fn start_for_truth(config: SimConfig) -> Harness {
+    Harness::start(
+        config,
+        &[
+            "--full-sync-interval",
+            "60s",
+            "--max-requests-per-minute",
+            "1000",
+        ],
+    )
+    .await
+}
+
+/// How far the window's old edge may trail without a `Date` header, on these small
+/// organisations: the age of the newest record env0 showed, which with a run every 15 minutes in
+/// each of 60 environments (a change every few seconds) stays well under this. The test holds the
+/// exporter to it.
+const EDGE_LAG_BOUND: Duration = Duration::from_secs(120);
+
+/// The simulator's truth for `env0_deployments` with the window's old edge at `cutoff`.
+fn window_with_edge_at(
+    h: &Harness,
+    cutoff: jiff::Timestamp,
+) -> std::collections::BTreeMap<Labels, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for d in h.sim.deployments() {
+        if is_finished(&d) && d.created_at < cutoff {
+            continue;
+        }
+        *out.entry(deployment_labels(&d, true)).or_insert(0.0) += 1.0;
+    }
+    out
+}
+
+/// Without a `Date` header: finished counters and environments exact; the window exact but for
+/// finished runs created within [`EDGE_LAG_BOUND`] before its old edge (env0's true time less the
+/// lookback), which it may still show; and the clock estimate a lower bound within that bound.
+async fn assert_exact_but_the_old_edge(h: &Harness, when: &str) {
+    let samples = h.scrape().await;
+    assert_eq!(series(&samples, "env0_up").len(), 1, "{when}: env0_up is 1");
+    super::assert_matches(
+        &format!("{when}: env0_deployments_finished_total"),
+        &series(&samples, "env0_deployments_finished_total"),
+        &h.expected_finished(|_| true),
+    );
+    super::assert_matches(
+        &format!("{when}: env0_environments"),
+        &series(&samples, "env0_environments"),
+        &h.expected_environments(),
+    );
+    let edge = env0_exporter::clock::sub(h.sim_now(), h.lookback);
+    let exact = window_with_edge_at(h, edge);
+    let wide = window_with_edge_at(h, env0_exporter::clock::sub(edge, EDGE_LAG_BOUND));
+    let got = series(&samples, "env0_deployments");
+    let keys: std::collections::BTreeSet<_> =
+        exact.keys().chain(got.keys()).chain(wide.keys()).collect();
+    for key in keys {
+        let g = got.get(key).copied().unwrap_or(0.0);
+        let lo = exact.get(key).copied().unwrap_or(0.0);
+        let hi = wide.get(key).copied().unwrap_or(0.0);
+        assert!(
+            lo <= g && g <= hi,
+            "{when}: env0_deployments {key:?} = {g}, want {lo} (or up to {hi} with runs at the old edge)"
+        );
+    }
+    // Raw samples: `series` drops a zero, which an estimate may well be.
+    let offsets: Vec<_> = samples
+        .iter()
+        .filter(|s| s.name == "env0_exporter_clock_offset_seconds")
+        .map(|s| (s.labels.get("source").cloned().unwrap_or_default(), s.value))
+        .collect();
+    assert_eq!(offsets.len(), 1, "{when}: one estimate: {offsets:?}");
+    let (source, measured) = offsets[0].clone();
+    assert_eq!(
+        source, "records",
+        "{when}: the estimate comes from the records"
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let truth = h.sim.config().clock_offset.as_millis() as f64 / 1000.0;
+    assert!(
+        measured <= truth && truth - measured <= EDGE_LAG_BOUND.as_secs_f64(),
+        "{when}: estimated offset {measured} s, true {truth} s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_are_right_without_a_date_header_with_env0s_clock_ahead_behind_or_equal() {
+    let variants = [
+        (
+            10,
+            "date filter on startedAt",
+            SimConfig {
+                date_filter_field: DateFilterField::StartedAt,
+                latest_moved_by: LatestMovedBy::DeployDestroy,
+                // As in the date filter's own test: the backfill meets the evidence.
+                ..small(80)
+            },
+        ),
+        (
+            -10,
+            "pages oldest first",
+            SimConfig {
+                page_order: PageOrder::OldestFirst,
+                ..small(60)
+            },
+        ),
+        (
+            0,
+            "a validating env0",
+            SimConfig {
+                validating_api: true,
+                ..small(60)
+            },
+        ),
+    ];
+    for (minutes, variant, config) in variants {
+        let what = format!("no Date header, env0 {minutes:+} min, {variant}");
+        let config = SimConfig {
+            send_date_header: false,
+            clock_offset: SignedDuration::from_mins(minutes),
+            ..config
+        };
+        let h = start_for_truth(config).await;
+        assert_exact_but_the_old_edge(&h, &format!("{what}: after the backfill")).await;
+        for i in 1..=8 {
+            h.next_poll().await;
+            assert_exact_but_the_old_edge(&h, &format!("{what}: after poll {i}")).await;
+        }
+        let finished: f64 = h.expected_finished(|_| true).values().sum();
+        assert!(
+            finished >= 5.0,
+            "{what}: the test must see runs finish: {finished}"
+        );
+        let estimate = h
+            .scrape()
+            .await
+            .into_iter()
+            .find(|s| s.name == "env0_exporter_clock_offset_seconds")
+            .map(|s| s.value);
+        eprintln!("{what}: {finished} finishes counted; estimated offset {estimate:?} s");
+        let dated = h.sim.requests();
+        assert!(
+            dated.iter().any(|r| r.query.contains("toDate=")),
+            "{what}: dated listings were made"
+        );
+        h.stop().await;
+    }
+}

@@ -414,8 +414,9 @@ async fn a_ten_megabyte_page_is_read_and_a_page_past_the_limit_is_a_counted_deco
     h.sim.set_paused(true);
     assert_exact(&h, "after a backfill with a 10 MB page").await;
 
+    // On the environment listing, which the counts need (the projects listing is optional).
     h.sim.inject(Fault {
-        path_prefix: Some("/projects".into()),
+        path_prefix: Some("/environments".into()),
         kind: FaultKind::Padded {
             bytes: env0_exporter::client::MAX_BODY_BYTES + 1024 * 1024,
         },

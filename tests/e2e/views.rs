@@ -327,3 +327,159 @@ async fn the_environment_view_shows_each_environments_latest_run_and_status() {
     );
     h.stop().await;
 }
+
+/// The organisation's id, as the user would give it (the world is a function of the seed).
+fn organization_of(config: &env0_exporter::simulator::SimConfig) -> String {
+    env0_exporter::simulator::Simulator::new(
+        config.clone(),
+        std::sync::Arc::new(env0_exporter::clock::ManualClock::new(
+            crate::helpers::START.parse().unwrap(),
+        )),
+    )
+    .organization_id()
+}
+
+/// The simulator's truth for `env0_deployments_finished_total`, `project` being the id.
+fn finished_by_project_id(h: &Harness) -> BTreeMap<Labels, f64> {
+    let mut finished = BTreeMap::new();
+    for d in h.sim.deployments() {
+        if is_finished(&d) && crate::helpers::finish_time(&d) > h.sim_started() {
+            let mut l = deployment_labels(&d, true);
+            l.insert("project".into(), d.project_id.clone());
+            *finished.entry(l).or_insert(0.0) += 1.0;
+        }
+    }
+    finished
+}
+
+/// Series summed over their `project` label (which must be there and not empty).
+fn without_project(m: BTreeMap<Labels, f64>) -> BTreeMap<Labels, f64> {
+    let mut out: BTreeMap<Labels, f64> = BTreeMap::new();
+    for (mut l, v) in m {
+        let project = l.remove("project").expect("a project label");
+        assert!(!project.is_empty());
+        *out.entry(l).or_insert(0.0) += v;
+    }
+    out
+}
+
+/// The value of the one sample of `name` whose labels hold all of `want`, if any.
+fn sample_with(
+    samples: &[crate::helpers::Sample],
+    name: &str,
+    want: &[(&str, &str)],
+) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && want
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_may_list_neither_organisations_nor_projects_counts_exactly_with_project_ids() {
+    use env0_exporter::simulator::{FaultKind, SimConfig};
+    use std::time::Duration;
+    const ALWAYS: Duration = Duration::from_secs(30 * 24 * 3600);
+    let config = SimConfig {
+        mean_deployment_interval: Duration::from_secs(15 * 60),
+        ..sim(60)
+    };
+    let org = organization_of(&config);
+    let h = Harness::start_prepared(
+        config,
+        &[
+            "--organization-id",
+            &org,
+            "--project-label",
+            "--full-sync-interval",
+            "60s",
+            "--max-requests-per-minute",
+            "1000",
+        ],
+        None,
+        |s| {
+            s.inject_for(Some("/organizations"), FaultKind::Status(403), ALWAYS);
+            s.inject_for(Some("/projects"), FaultKind::Status(403), ALWAYS);
+        },
+    )
+    .await;
+    for poll in 0..4 {
+        let samples = h.scrape().await;
+        let when = format!("poll {poll}");
+        assert_eq!(
+            sample_with(&samples, "env0_up", &[]),
+            Some(1.0),
+            "{when}: the polls go on"
+        );
+        // The project label falls back to the project id.
+        assert_matches(
+            &format!("{when}: env0_deployments by project id"),
+            &series(&samples, "env0_deployments"),
+            &expected_window_by_project(&h, |_| true, |d| d.project_id.clone()),
+        );
+        assert_matches(
+            &format!("{when}: env0_deployments_finished_total by project id"),
+            &series(&samples, "env0_deployments_finished_total"),
+            &finished_by_project_id(&h),
+        );
+        assert_eq!(
+            sample_with(
+                &samples,
+                "env0_exporter_optional_call_unavailable",
+                &[("call", "projects"), ("reason", "forbidden")]
+            ),
+            Some(1.0),
+            "{when}: the degraded call is shown"
+        );
+        let errors: f64 = samples
+            .iter()
+            .filter(|s| s.name == "env0_exporter_poll_errors_total")
+            .map(|s| s.value)
+            .sum();
+        assert!(errors == 0.0, "{when}: no poll failed");
+        h.next_poll().await;
+    }
+    let requests = h.sim.requests();
+    assert!(
+        !requests.iter().any(|r| r.path == "/organizations"),
+        "with --organization-id the organisations are never listed"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == "/projects" && r.status == 403)
+    );
+    let finished: f64 = h.expected_finished(|_| true).values().sum();
+    assert!(finished >= 3.0, "the test must see runs finish: {finished}");
+
+    // The key is granted the projects: the call is no longer shown, and the counts stay
+    // exact whatever the project label (runs already tracked keep the id they were given,
+    // like runs of a project renamed in env0; new runs get the name).
+    h.sim.clear_faults();
+    h.next_poll().await;
+    let samples = h.scrape().await;
+    assert_matches(
+        "with the projects listed again: env0_deployments",
+        &without_project(series(&samples, "env0_deployments")),
+        &without_project(expected_window_by_project(
+            &h,
+            |_| true,
+            |d| d.project_id.clone(),
+        )),
+    );
+    assert_eq!(
+        sample_with(
+            &samples,
+            "env0_exporter_optional_call_unavailable",
+            &[("call", "projects"), ("reason", "none")]
+        ),
+        Some(0.0),
+        "the projects listing works again"
+    );
+    h.stop().await;
+}

@@ -1,5 +1,5 @@
 //! Golden file, in the `node_exporter` manner, and `docs/metrics.md` held against what is
-//! registered.
+//! registered; the rest of the documentation held against the code in [`docs`].
 //!
 //! The golden file: `once` against the simulator with a fixed seed on a
 //! manual clock, its `/metrics` output compared with the committed files beside this one.
@@ -18,6 +18,8 @@
 //! replaced by `<wall-time>`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod docs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
