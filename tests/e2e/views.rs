@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use env0_exporter::simulator::SimDeployment;
 
-use super::{SHORT_LOOKBACK, assert_matches, short};
+use super::{SHORT_LOOKBACK, assert_matches, short, sim};
 use crate::helpers::{
     Harness, Labels, deployment_labels, expected_label, is_finished, labels, series, twin,
 };
