@@ -20,7 +20,8 @@
 #      Images are not built and nothing is started (no container runtime here).
 #
 # Usage: scripts/check-bundle.sh [--skip-build] [--skip-live] [--sync]
-#   --skip-build  do not run cargo build --release --locked (check 3 then needs an existing binary)
+#   --skip-build  do not run cargo build --release --locked (check 3 then needs an existing binary;
+#                 scripts/test.sh runs that build as a step of its own)
 #   --skip-live   skip check 3 (reported as SKIPPED, never as passed)
 #   --sync        regenerate the dashboard JSON and the chart README, copy dashboards/ and rules/
 #                 into helm/env0-exporter/files/, and exit

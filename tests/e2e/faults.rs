@@ -14,7 +14,7 @@ use env0_exporter::simulator::{
 };
 
 use crate::helpers::*;
-use crate::{assert_exact, assert_exact_for, assert_matches, sim};
+use crate::{SHORT_LOOKBACK, assert_exact, assert_exact_for, assert_matches, short};
 
 /// Long enough to outlast any test.
 const ALWAYS: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -41,14 +41,19 @@ fn gauge(samples: &[Sample], name: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_refused_one_project_reads_the_rest_and_shows_how_many_environments_it_cannot_read() {
     let mut forbidden = String::new();
-    let h = Harness::start_prepared(sim(120), &["--full-sync-interval", "60s"], None, |s| {
-        forbidden = s.projects()[0].0.clone();
-        s.inject_for(
-            Some("/environments/"),
-            FaultKind::ForbiddenProjects(vec![forbidden.clone()]),
-            ALWAYS,
-        );
-    })
+    let h = Harness::start_prepared(
+        short(120),
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "60s"],
+        None,
+        |s| {
+            forbidden = s.projects()[0].0.clone();
+            s.inject_for(
+                Some("/environments/"),
+                FaultKind::ForbiddenProjects(vec![forbidden.clone()]),
+                ALWAYS,
+            );
+        },
+    )
     .await;
     h.sim.set_paused(true);
     let samples = h.scrape().await;
@@ -112,15 +117,20 @@ async fn a_key_refused_one_project_reads_the_rest_and_shows_how_many_environment
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_environment_deleted_between_listing_and_reading_is_skipped_without_failing_the_poll() {
     let mut gone = String::new();
-    let h = Harness::start_prepared(sim(120), &["--full-sync-interval", "60s"], None, |s| {
-        let probe = Harness::busy_in(s, 5);
-        gone = probe;
-        s.inject(Fault {
-            path_prefix: Some(format!("/environments/{gone}/deployments")),
-            kind: FaultKind::Status(404),
-            count: 1,
-        });
-    })
+    let h = Harness::start_prepared(
+        short(120),
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "60s"],
+        None,
+        |s| {
+            let probe = Harness::busy_in(s, 5);
+            gone = probe;
+            s.inject(Fault {
+                path_prefix: Some(format!("/environments/{gone}/deployments")),
+                kind: FaultKind::Status(404),
+                count: 1,
+            });
+        },
+    )
     .await;
     h.sim.set_paused(true);
     let samples = h.scrape().await;
@@ -180,27 +190,32 @@ async fn pages_that_shift_by_one_between_requests_lose_nothing_and_count_nothing
 async fn records_without_an_id_or_of_the_wrong_shape_are_skipped_and_counted_and_the_poll_goes_on()
 {
     let (mut no_id, mut bad_status) = (String::new(), String::new());
-    let h = Harness::start_prepared(sim(120), &["--full-sync-interval", "0s"], None, |s| {
-        let envs = Harness::busy_envs_in(s, 5);
-        no_id.clone_from(&envs[0]);
-        bad_status.clone_from(&envs[1]);
-        for (env, how) in [
-            (&no_id, Malformation::MissingId),
-            (&bad_status, Malformation::NumberForText),
-        ] {
-            s.inject(Fault {
-                path_prefix: Some(format!("/environments/{env}/deployments")),
-                kind: FaultKind::Malformed(how),
-                count: 1,
-            });
-        }
-        // Strings where numbers belong, everywhere: read as "no value", nothing skipped.
-        s.inject_for(
-            Some("/environments"),
-            FaultKind::Malformed(Malformation::StringForNumber),
-            ALWAYS,
-        );
-    })
+    let h = Harness::start_prepared(
+        short(120),
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "0s"],
+        None,
+        |s| {
+            let envs = Harness::busy_envs_in(s, 5);
+            no_id.clone_from(&envs[0]);
+            bad_status.clone_from(&envs[1]);
+            for (env, how) in [
+                (&no_id, Malformation::MissingId),
+                (&bad_status, Malformation::NumberForText),
+            ] {
+                s.inject(Fault {
+                    path_prefix: Some(format!("/environments/{env}/deployments")),
+                    kind: FaultKind::Malformed(how),
+                    count: 1,
+                });
+            }
+            // Strings where numbers belong, everywhere: read as "no value", nothing skipped.
+            s.inject_for(
+                Some("/environments"),
+                FaultKind::Malformed(Malformation::StringForNumber),
+                ALWAYS,
+            );
+        },
+    )
     .await;
     h.sim.set_paused(true);
     let samples = h.scrape().await;
@@ -264,7 +279,8 @@ async fn records_without_an_id_or_of_the_wrong_shape_are_skipped_and_counted_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamps_out_of_order_give_no_negative_duration_and_the_counts_stay_right() {
-    let h = Harness::start_prepared(sim(80), &["--full-sync-interval", "60s"], None, |s| {
+    let flags = ["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "60s"];
+    let h = Harness::start_prepared(short(80), &flags, None, |s| {
         s.inject_for(None, FaultKind::DisorderedTimestamps, ALWAYS);
     })
     .await;
@@ -298,7 +314,7 @@ async fn timestamps_out_of_order_give_no_negative_duration_and_the_counts_stay_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undocumented_statuses_types_tools_and_triggers_follow_the_label_rules_and_the_cap() {
-    let h = Harness::start_prepared(sim(150), &[], None, |s| {
+    let h = Harness::start_prepared(short(150), &["--lookback", SHORT_LOOKBACK], None, |s| {
         s.inject_for(None, FaultKind::UndocumentedValues, ALWAYS);
     })
     .await;
@@ -379,16 +395,21 @@ async fn undocumented_statuses_types_tools_and_triggers_follow_the_label_rules_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ten_megabyte_page_is_read_and_a_page_past_the_limit_is_a_counted_decode_error() {
     let mut big = String::new();
-    let h = Harness::start_prepared(sim(120), &["--full-sync-interval", "0s"], None, |s| {
-        big = Harness::busy_in(s, 5);
-        s.inject(Fault {
-            path_prefix: Some(format!("/environments/{big}/deployments")),
-            kind: FaultKind::Padded {
-                bytes: 10 * 1024 * 1024,
-            },
-            count: 1,
-        });
-    })
+    let h = Harness::start_prepared(
+        short(120),
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "0s"],
+        None,
+        |s| {
+            big = Harness::busy_in(s, 5);
+            s.inject(Fault {
+                path_prefix: Some(format!("/environments/{big}/deployments")),
+                kind: FaultKind::Padded {
+                    bytes: 10 * 1024 * 1024,
+                },
+                count: 1,
+            });
+        },
+    )
     .await;
     h.sim.set_paused(true);
     assert_exact(&h, "after a backfill with a 10 MB page").await;

@@ -2,13 +2,11 @@
 //! equals the simulator's records of exactly the filtered set.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use env0_exporter::clock::ManualClock;
-use env0_exporter::simulator::{SimDeployment, Simulator};
+use env0_exporter::simulator::SimDeployment;
 
-use super::{assert_exact_for, sim};
-use crate::helpers::{Harness, START, is_probe};
+use super::{SHORT_LOOKBACK, assert_exact_for, short};
+use crate::helpers::{Harness, is_probe, twin};
 
 /// The query parameters of every deployment listing the simulator received (but the start-up
 /// probe's, which learns how env0 lists, not what to count).
@@ -37,8 +35,10 @@ async fn run_and_compare(h: &Harness, polls: usize, keep: impl Fn(&SimDeployment
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_type_filter_is_sent_to_env0_and_only_those_types_show() {
     let h = Harness::start(
-        sim(150),
+        short(150),
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--deployment-types",
             "deploy,destroy",
             "--full-sync-interval",
@@ -75,7 +75,16 @@ async fn a_deployment_type_filter_is_sent_to_env0_and_only_those_types_show() {
 async fn a_status_filter_without_in_progress_still_counts_every_matching_finish_exactly_once() {
     // Economical polling (full sync every 10 m): runs are learned of when env0 lists them in a
     // final status; each is counted once.
-    let h = Harness::start(sim(150), &["--statuses", "SUCCESS,FAILURE"]).await;
+    let h = Harness::start(
+        short(150),
+        &[
+            "--lookback",
+            SHORT_LOOKBACK,
+            "--statuses",
+            "SUCCESS,FAILURE",
+        ],
+    )
+    .await;
     let keep = |d: &SimDeployment| d.status == "SUCCESS" || d.status == "FAILURE";
     for _ in 0..30 {
         h.next_poll().await;
@@ -103,8 +112,10 @@ async fn a_status_filter_without_in_progress_still_counts_every_matching_finish_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_that_leave_a_status_filter_drop_out_of_the_gauges() {
     let h = Harness::start(
-        sim(150),
+        short(150),
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--statuses",
             "QUEUED,IN_PROGRESS,WAITING_FOR_USER",
             "--full-sync-interval",
@@ -124,9 +135,8 @@ async fn runs_that_leave_a_status_filter_drop_out_of_the_gauges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_filter_shows_only_the_runs_those_users_started() {
     // The simulator is deterministic: a twin tells which users exist before the test starts.
-    let twin = Simulator::new(sim(150), Arc::new(ManualClock::new(START.parse().unwrap())));
     let mut by_user: BTreeMap<String, usize> = BTreeMap::new();
-    for d in twin.deployments() {
+    for d in twin(short(150)).deployments() {
         *by_user.entry(d.started_by).or_default() += 1;
     }
     let mut users: Vec<(String, usize)> = by_user.into_iter().collect();
@@ -134,8 +144,10 @@ async fn a_user_filter_shows_only_the_runs_those_users_started() {
     assert!(users.len() >= 3, "{users:?}");
     let chosen = format!("{},{}", users[0].0, users[2].0);
     let h = Harness::start(
-        sim(150),
+        short(150),
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--user-ids",
             &chosen,
             "--full-sync-interval",

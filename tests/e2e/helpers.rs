@@ -79,21 +79,10 @@ pub(crate) fn finish_time(d: &SimDeployment) -> Timestamp {
     d.finished_at.unwrap_or(d.updated_at)
 }
 
-/// HMAC-SHA256 of `body` under `secret`, in lowercase hex: computed here with the `hmac` crate,
-/// never with the exporter's or the simulator's signer (the one helper of the suite for it).
-pub(crate) fn hmac_hex(secret: &str, body: &[u8]) -> String {
-    use hmac::{KeyInit, Mac};
-    use std::fmt::Write as _;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
-}
+/// HMAC-SHA256 of `body` under `secret`, in lowercase hex: the test crates' one helper for it
+/// (`tests/common`), computed with the `hmac` crate, never with the exporter's or the
+/// simulator's signer.
+pub(crate) use crate::common::hmac_hex;
 
 pub(crate) type Labels = BTreeMap<String, String>;
 
@@ -113,20 +102,10 @@ pub(crate) fn parse_metrics(text: &str) -> Vec<Sample> {
         }
         let (head, value) = line.rsplit_once(' ').expect("sample line has a value");
         let (name, labels) = match head.split_once('{') {
-            Some((name, rest)) => {
-                let body = rest.strip_suffix('}').expect("label set closes");
-                let mut labels = Labels::new();
-                for pair in split_labels(body) {
-                    let (k, v) = pair.split_once('=').expect("label has =");
-                    labels.insert(
-                        k.into(),
-                        v.trim_matches('"')
-                            .replace("\\\"", "\"")
-                            .replace("\\\\", "\\"),
-                    );
-                }
-                (name.to_owned(), labels)
-            }
+            Some((name, rest)) => (
+                name.to_owned(),
+                label_map(rest.strip_suffix('}').expect("label set closes")),
+            ),
             None => (head.to_owned(), Labels::new()),
         };
         out.push(Sample {
@@ -138,34 +117,146 @@ pub(crate) fn parse_metrics(text: &str) -> Vec<Sample> {
     out
 }
 
-fn split_labels(body: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for c in body.chars() {
-        if escaped {
-            current.push(c);
-            escaped = false;
+/// One sample carrying an exemplar in `OpenMetrics` text, as [`parse_openmetrics_exemplars`]
+/// reads it.
+#[derive(Debug, Clone)]
+pub(crate) struct OmExemplar {
+    /// The family the sample belongs to (its last `# TYPE` line).
+    pub family: String,
+    /// The family's type as its `# TYPE` line says.
+    pub family_type: String,
+    /// The sample's name (`…_bucket`, `…_total`).
+    pub name: String,
+    pub labels: Labels,
+    pub exemplar_labels: Labels,
+    pub exemplar_value: f64,
+    /// The exemplar's timestamp in whole milliseconds (written as seconds with a fraction).
+    pub exemplar_timestamp_ms: Option<i64>,
+}
+
+/// What [`parse_openmetrics_exemplars`] found: the exemplars and the number of families.
+pub(crate) struct OmText {
+    pub exemplars: Vec<OmExemplar>,
+    pub families: usize,
+}
+
+/// Reads `OpenMetrics` 1.0 text written for the tests from the spec, not from exporter code:
+/// every sample line must belong to the family of the last `# TYPE` line (its name, or its name
+/// with a `_bucket`, `_count`, `_sum`, `_total`, `_created` or `_info` suffix), the text must end
+/// in `# EOF`, and a sample may carry an exemplar (`value # {labels} value [timestamp]`). Panics
+/// with the offending line on anything else. The reference parser (Python `prometheus_client`)
+/// reads the same output in the full test command (`scripts/check-metrics.sh`).
+pub(crate) fn parse_openmetrics_exemplars(text: &str) -> OmText {
+    const SUFFIXES: [&str; 7] = [
+        "", "_bucket", "_count", "_sum", "_total", "_created", "_info",
+    ];
+    assert_eq!(
+        text.lines().last(),
+        Some("# EOF"),
+        "OpenMetrics text ends in # EOF"
+    );
+    let mut family: Option<(String, String)> = None;
+    let mut families = 0;
+    let mut exemplars = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name type");
+            family = Some((name.to_owned(), kind.to_owned()));
+            families += 1;
             continue;
         }
-        match c {
-            '\\' => {
-                current.push(c);
-                escaped = true;
-            }
-            '"' => {
-                in_quotes = !in_quotes;
-                current.push(c);
-            }
-            ',' if !in_quotes => parts.push(std::mem::take(&mut current)),
-            _ => current.push(c),
+        if line.starts_with('#') {
+            continue;
         }
+        let (family_name, family_type) = family.as_ref().expect("a sample after a # TYPE line");
+        let (sample, exemplar) = match line.split_once(" # {") {
+            Some((sample, exemplar)) => (sample, Some(exemplar)),
+            None => (line, None),
+        };
+        let (head, value) = sample.rsplit_once(' ').expect("sample line has a value");
+        let _: f64 = value.parse().expect("numeric value");
+        let (name, labels) = match head.split_once('{') {
+            Some((name, rest)) => (
+                name,
+                label_map(rest.strip_suffix('}').expect("labels close")),
+            ),
+            None => (head, Labels::new()),
+        };
+        assert!(
+            SUFFIXES
+                .iter()
+                .any(|s| name.strip_suffix(s) == Some(family_name.as_str())),
+            "sample {name} outside its family {family_name}: {line}"
+        );
+        let Some(exemplar) = exemplar else { continue };
+        let (ex_labels, rest) = exemplar.split_once("} ").expect("exemplar labels close");
+        let mut parts = rest.split(' ');
+        let ex_value: f64 = parts
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("exemplar value: {line}"));
+        let ts = parts.next().map(|t| {
+            let (secs, frac) = t.split_once('.').unwrap_or((t, "0"));
+            assert!(
+                frac.len() <= 3,
+                "exemplar timestamp beyond milliseconds: {line}"
+            );
+            let millis: i64 = format!("{frac:0<3}").parse().expect("timestamp fraction");
+            secs.parse::<i64>().expect("timestamp seconds") * 1000 + millis
+        });
+        assert!(
+            parts.next().is_none(),
+            "trailing text after an exemplar: {line}"
+        );
+        exemplars.push(OmExemplar {
+            family: family_name.clone(),
+            family_type: family_type.clone(),
+            name: name.to_owned(),
+            labels,
+            exemplar_labels: label_map(ex_labels),
+            exemplar_value: ex_value,
+            exemplar_timestamp_ms: ts,
+        });
     }
-    if !current.is_empty() {
-        parts.push(current);
+    OmText {
+        exemplars,
+        families,
     }
-    parts
+}
+
+/// The label set `name="value",…` (between the braces), values unescaped (`\"`, `\\`, `\n`).
+/// Written for speed in a debug build: every end-to-end assertion scrapes and reads thousands
+/// of samples.
+fn label_map(body: &str) -> Labels {
+    let mut labels = Labels::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (name, after) = rest.split_once("=\"").expect("label has =\"");
+        let (value, end) = match after.find(['"', '\\']) {
+            // The common case: nothing escaped, the value is a slice.
+            Some(i) if after.as_bytes()[i] == b'"' => (after[..i].to_owned(), i),
+            _ => {
+                let mut value = String::new();
+                let mut chars = after.char_indices();
+                let end = loop {
+                    match chars.next().expect("label value closes") {
+                        (i, '"') => break i,
+                        (_, '\\') => match chars.next().expect("escape has a character") {
+                            (_, 'n') => value.push('\n'),
+                            (_, c) => value.push(c),
+                        },
+                        (_, c) => value.push(c),
+                    }
+                };
+                (value, end)
+            }
+        };
+        labels.insert(name.to_owned(), value);
+        rest = after[end + 1..]
+            .strip_prefix(',')
+            .unwrap_or(&after[end + 1..]);
+    }
+    labels
 }
 
 /// Non-zero samples of one metric, keyed by their labels.
@@ -202,6 +293,13 @@ pub(crate) struct Harness {
 pub(crate) struct Webhooks<'a> {
     pub secret: &'a str,
     pub sim_sends: bool,
+}
+
+/// The simulator a [`Harness`] started with `config` holds, without an exporter: the world is a
+/// function of the seed and the clock, so a twin on its own clock at [`START`] tells a test what
+/// the harness' simulator will hold (its projects, users, busy environments) before it starts.
+pub(crate) fn twin(config: SimConfig) -> Simulator {
+    Simulator::new(config, Arc::new(ManualClock::new(START.parse().unwrap())))
 }
 
 impl Harness {

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+#[path = "../common/mod.rs"]
+mod common;
 mod corners;
 mod cost;
 mod faults;
@@ -30,6 +32,21 @@ pub(crate) fn sim(environments: usize) -> SimConfig {
         environments,
         mean_deployment_interval: Duration::from_secs(30 * 60),
         ..SimConfig::default()
+    }
+}
+
+/// The lookback of the tests that read a short window ([`short`]): two hours.
+pub(crate) const SHORT_LOOKBACK: &str = "8h";
+
+/// [`sim`] with three hours of history, for an exporter reading a [`SHORT_LOOKBACK`] window:
+/// runs start, finish and leave the window at the same pace as in [`sim`], and some of the
+/// history lies outside the window, but a full read of an environment carries 4 runs instead of
+/// 48. A property of polling, counting or the window's edge holds whatever the window's length;
+/// the cost of the end-to-end suite is nearly all JSON of the runs in the windows read.
+pub(crate) fn short(environments: usize) -> SimConfig {
+    SimConfig {
+        history: Duration::from_secs(10 * 3600),
+        ..sim(environments)
     }
 }
 
@@ -86,8 +103,10 @@ async fn assert_exact_for(h: &Harness, when: &str, keep: impl Fn(&SimDeployment)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_equal_the_simulators_records_after_every_poll_while_runs_start_and_finish() {
     let h = Harness::start(
-        sim(150),
+        short(150),
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--full-sync-interval",
             "60s",
             "--max-requests-per-minute",
@@ -97,7 +116,7 @@ async fn metrics_equal_the_simulators_records_after_every_poll_while_runs_start_
     .await;
     assert_exact(&h, "after the backfill").await;
     let mut finished_seen = 0.0;
-    for i in 1..=30 {
+    for i in 1..=20 {
         h.next_poll().await;
         assert_exact(&h, &format!("after poll {i}")).await;
         finished_seen = h.expected_finished(|_| true).values().sum();
@@ -113,7 +132,7 @@ async fn metrics_equal_the_simulators_records_after_every_poll_while_runs_start_
 async fn economical_polling_catches_up_exactly_once_the_full_sync_interval_has_passed() {
     // Default full sync (10 m): runs that do not move latestDeploymentLog are found late, but
     // found, and every finished run is counted exactly once.
-    let h = Harness::start(sim(150), &[]).await;
+    let h = Harness::start(short(150), &["--lookback", SHORT_LOOKBACK]).await;
     for _ in 0..40 {
         h.next_poll().await;
     }
@@ -131,7 +150,11 @@ async fn economical_polling_catches_up_exactly_once_the_full_sync_interval_has_p
 }
 
 async fn quiet_poll_costs(environments: usize) -> (Vec<usize>, usize, usize) {
-    let h = Harness::start(sim(environments), &["--full-sync-interval", "0s"]).await;
+    let h = Harness::start(
+        short(environments),
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "0s"],
+    )
+    .await;
     h.sim.set_paused(true);
     h.next_poll().await; // settle what changed during the backfill poll
     let latest: BTreeMap<String, Option<String>> = h
@@ -181,7 +204,11 @@ async fn a_poll_with_nothing_changing_costs_the_listing_plus_one_per_environment
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_api_keeps_the_last_data_sets_env0_up_to_zero_and_recovers() {
-    let h = Harness::start(sim(120), &["--full-sync-interval", "0s"]).await;
+    let h = Harness::start(
+        short(120),
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "0s"],
+    )
+    .await;
     h.sim.set_paused(true);
     h.next_poll().await;
     let before = h.scrape().await;
@@ -226,7 +253,11 @@ async fn a_failing_api_keeps_the_last_data_sets_env0_up_to_zero_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_is_an_auth_error_without_retries_and_the_next_good_poll_recovers() {
-    let h = Harness::start(sim(120), &["--full-sync-interval", "0s"]).await;
+    let h = Harness::start(
+        short(120),
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "0s"],
+    )
+    .await;
     h.sim.set_paused(true);
     h.sim.inject(Fault {
         path_prefix: None,
@@ -251,8 +282,10 @@ async fn a_revoked_key_is_an_auth_error_without_retries_and_the_next_good_poll_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_larger_than_the_budget_continues_where_it_stopped_and_never_exceeds_it() {
     let h = Harness::start(
-        sim(150),
+        short(150),
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--max-requests-per-minute",
             "40",
             "--full-sync-interval",

@@ -116,11 +116,12 @@ async fn assert_window_and_finished(h: &Harness, since: Timestamp, when: &str) {
 }
 
 /// A simulated organisation where every run moves its environment's `latestDeploymentLog`, so
-/// polls without full re-reads are exact (the full re-reads are tested elsewhere).
+/// polls without full re-reads are exact (the full re-reads are tested elsewhere), read with a
+/// short window ([`crate::short`]).
 fn sim(environments: usize) -> SimConfig {
     SimConfig {
         latest_moved_by: LatestMovedBy::Every,
-        ..crate::sim(environments)
+        ..crate::short(environments)
     }
 }
 
@@ -128,6 +129,8 @@ fn sim(environments: usize) -> SimConfig {
 /// at shutdown).
 fn flags(path: &Path, interval: &str) -> Vec<String> {
     vec![
+        "--lookback".into(),
+        crate::SHORT_LOOKBACK.into(),
         "--state-file".into(),
         path.display().to_string(),
         "--state-file-interval".into(),

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::helpers::*;
-use crate::sim;
+use crate::{SHORT_LOOKBACK, short};
 
 const DURATION: &str = "env0_deployment_duration_seconds";
 const QUEUE: &str = "env0_deployment_queue_duration_seconds";
@@ -57,8 +57,13 @@ fn close(a: &BTreeMap<Labels, f64>, b: &BTreeMap<Labels, f64>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn histogram_labels_cut_the_series_and_keep_every_total_against_the_same_world() {
-    let budget = ["--max-requests-per-minute", "1000"];
-    let default = Harness::start(sim(150), &budget).await;
+    let budget = [
+        "--lookback",
+        SHORT_LOOKBACK,
+        "--max-requests-per-minute",
+        "1000",
+    ];
+    let default = Harness::start(short(150), &budget).await;
     let mut cut_flags = budget.to_vec();
     cut_flags.extend([
         "--duration-histogram-labels",
@@ -66,7 +71,7 @@ async fn histogram_labels_cut_the_series_and_keep_every_total_against_the_same_w
         "--queue-histogram-labels",
         "",
     ]);
-    let cut = Harness::start(sim(150), &cut_flags).await;
+    let cut = Harness::start(short(150), &cut_flags).await;
     for _ in 0..12 {
         default.next_poll().await;
         cut.next_poll().await;

@@ -16,7 +16,7 @@ use env0_exporter::clock::SharedClock;
 use env0_exporter::config::Cli;
 use tokio::net::TcpListener;
 
-use super::{assert_matches, sim};
+use super::{SHORT_LOOKBACK, assert_matches, short};
 use crate::helpers::{Harness, Labels, REAL_TIMEOUT, Sample, Webhooks, parse_metrics, series};
 
 /// Forwards every request to `target` as it is, and logs the paths it forwarded.
@@ -214,7 +214,9 @@ async fn both_add_up(h: &Harness, second: &Running, when: &str) -> BTreeSet<Stri
     live
 }
 
-const EXTRA: [&str; 5] = [
+const EXTRA: [&str; 7] = [
+    "--lookback",
+    SHORT_LOOKBACK,
     "--full-sync-interval",
     "60s",
     "--max-requests-per-minute",
@@ -226,7 +228,7 @@ const EXTRA: [&str; 5] = [
 async fn two_shards_together_equal_the_simulators_records_and_no_environment_is_read_by_both() {
     let mut first_args = vec!["--shard", "1/2"];
     first_args.extend_from_slice(&EXTRA);
-    let h = Harness::start(sim(150), &first_args).await;
+    let h = Harness::start(short(150), &first_args).await;
     let (second, proxy) = second_shard(&h, &EXTRA).await;
     let mut ever_live = BTreeSet::new();
 
@@ -291,8 +293,10 @@ async fn two_shards_together_equal_the_simulators_records_and_no_environment_is_
 async fn a_webhook_for_another_shards_environment_is_ignored_and_counted_so() {
     let secret = "shard-webhook-secret";
     let h = Harness::start_with(
-        sim(150),
+        short(150),
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--shard",
             "1/2",
             "--full-sync-interval",

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use env0_exporter::simulator::SimDeployment;
 
-use super::{assert_matches, sim};
+use super::{SHORT_LOOKBACK, assert_matches, short, sim};
 use crate::helpers::{
-    Harness, Labels, deployment_labels, expected_label, is_finished, labels, series,
+    Harness, Labels, deployment_labels, expected_label, is_finished, labels, series, twin,
 };
 
 /// Project id → name, as the simulator holds them.
@@ -38,8 +38,10 @@ fn expected_window_by_project(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_project_label_is_each_deployments_project_name() {
     let h = Harness::start(
-        sim(150),
+        short(150),
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--project-label",
             "--full-sync-interval",
             "60s",
@@ -65,7 +67,7 @@ async fn the_project_label_is_each_deployments_project_name() {
 async fn past_the_series_budget_the_least_busy_projects_fold_into_other_and_stay_there() {
     // The budget: what the family needs without projects, and half as much again. Every project
     // with a name of its own adds label sets, so not all six can have one.
-    let probe = Harness::start(sim(150), &[]).await;
+    let probe = Harness::start(short(150), &["--lookback", SHORT_LOOKBACK]).await;
     let without = series(&probe.scrape().await, "env0_deployments").len()
         + probe
             .scrape()
@@ -76,8 +78,10 @@ async fn past_the_series_budget_the_least_busy_projects_fold_into_other_and_stay
     probe.stop().await;
     let budget = without * 3 / 2;
     let h = Harness::start(
-        sim(150),
+        short(150),
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--project-label",
             "--max-series-per-metric",
             &budget.to_string(),
@@ -180,13 +184,13 @@ fn read_environments(h: &Harness) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_include_list_reads_only_that_projects_environments() {
-    let probe = Harness::start(sim(150), &[]).await;
-    let (pid, pname) = probe.sim.projects()[1].clone();
-    probe.stop().await;
+    let (pid, pname) = twin(short(150)).projects()[1].clone();
     let pattern = format!("{}*", &pname[..pname.len().min(3)]);
     let h = Harness::start(
-        sim(150),
+        short(150),
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--projects",
             &pattern,
             "--project-label",
@@ -239,12 +243,12 @@ async fn a_project_include_list_reads_only_that_projects_environments() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_excluded_project_is_never_read() {
-    let probe = Harness::start(sim(150), &[]).await;
-    let (pid, pname) = probe.sim.projects()[0].clone();
-    probe.stop().await;
+    let (pid, pname) = twin(short(150)).projects()[0].clone();
     let h = Harness::start(
-        sim(150),
+        short(150),
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--exclude-projects",
             &pname,
             "--full-sync-interval",
@@ -274,7 +278,11 @@ async fn an_excluded_project_is_never_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_environment_view_shows_each_environments_latest_run_and_status() {
-    let h = Harness::start(sim(120), &["--environment-metrics"]).await;
+    let h = Harness::start(
+        short(120),
+        &["--lookback", SHORT_LOOKBACK, "--environment-metrics"],
+    )
+    .await;
     h.next_poll().await;
     let names = project_names(&h);
     let runs: HashMap<String, SimDeployment> = h

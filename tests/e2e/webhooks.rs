@@ -20,7 +20,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use super::{assert_matches, sim};
+use super::{SHORT_LOOKBACK, assert_matches, short, sim};
 use crate::helpers::{
     Harness, REAL_TIMEOUT, START, Sample, Webhooks, finish_time, hmac_hex, is_finished, series,
 };
@@ -137,8 +137,8 @@ fn finished_since(h: &Harness, after: Timestamp, used: &mut BTreeSet<String>) ->
 async fn runs_finishing_in_the_simulator_show_in_metrics_within_a_second_of_their_webhook_without_a_poll()
  {
     let h = Harness::start_with(
-        sim(150),
-        &["--poll-interval", "1h"],
+        short(150),
+        &["--lookback", SHORT_LOOKBACK, "--poll-interval", "1h"],
         Some(Webhooks {
             secret: SECRET,
             sim_sends: true,
@@ -251,9 +251,16 @@ async fn a_run_is_counted_once_by_webhook_then_poll_poll_then_webhook_or_two_eve
     // The simulator sends nothing here: the deliveries are built from its records and signed in
     // the test, so their order against the polls is the test's.
     let h = Harness::start_with(
-        sim(150),
+        short(150),
         // Every environment re-read at every poll: a poll then finds every run.
-        &["--poll-interval", "10m", "--full-sync-interval", "60s"],
+        &[
+            "--lookback",
+            SHORT_LOOKBACK,
+            "--poll-interval",
+            "10m",
+            "--full-sync-interval",
+            "60s",
+        ],
         Some(Webhooks {
             secret: SECRET,
             sim_sends: false,
@@ -450,10 +457,12 @@ struct Variant {
 }
 
 fn variants() -> Vec<Variant> {
+    // Read with a short window (see `short()`): the variants are about deliveries and polls
+    // of the same runs, which an 8 h window shows the same as 24 h.
     let base = || SimConfig {
         environments: 60,
         mean_deployment_interval: Duration::from_secs(20 * 60),
-        ..SimConfig::default()
+        ..short(60)
     };
     vec![
         Variant {
@@ -530,7 +539,7 @@ async fn the_truth_holds_whichever_way_env0_signs_spells_and_identifies_its_even
         let h = Harness::start_with(
             config,
             // Polls every 3 minutes: the webhooks and the polls in between must agree.
-            &["--poll-interval", "3m"],
+            &["--lookback", SHORT_LOOKBACK, "--poll-interval", "3m"],
             Some(Webhooks {
                 secret: SECRET,
                 sim_sends: true,

@@ -1,7 +1,7 @@
 """Parses OpenMetrics text from stdin with the Python prometheus_client reference parser.
 
-Run by the end-to-end tests (tests/e2e/signals.rs) from the venv that scripts/install-tools.sh
-fills (pinned prometheus-client). The parser rejects what the OpenMetrics spec forbids: samples
+Run by scripts/check-metrics.sh (a step of the full test command) from the venv that
+scripts/install-tools.sh fills (pinned prometheus-client). The parser rejects what the OpenMetrics spec forbids: samples
 out of their family, an exemplar on a sample that may not carry one, exemplar labels longer
 than 128 characters, a missing `# EOF`. On success it prints one JSON object per line for every
 sample that carries an exemplar (its timestamp in whole milliseconds), then a last line `{"families": N, "samples": M}`; on a parse
