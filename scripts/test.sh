@@ -9,8 +9,8 @@
 #
 # Two lanes, because the machine's cores are the limit and half the work is waiting:
 #   build lane   cargo builds every test target (debug) while the tools download; then cargo
-#                test; then cargo build --release --locked (the quick release profile; the
-#                Dockerfile's `--profile dist` adds only link-time optimisation)
+#                test; then the binary as the Dockerfile builds it (its `cargo build --profile
+#                dist --locked`, read from the Dockerfile: no container runtime here)
 #   checks lane  once the tools and the debug binary are there: the monitoring bundle (its live
 #                Prometheus check mostly waits for data), the release check, cargo deny, and
 #                promtool plus the reference parser on real scrapes, all with the debug binary
@@ -76,8 +76,12 @@ pids+=("${checks_pid}")
 step "cargo test (unit, client, simulator, end-to-end, golden file, command line)"
 cargo test --locked --all-targets || failed+=("cargo test")
 
-step "cargo build --release --locked (the quick release profile; the Dockerfile adds LTO with --profile dist)"
-cargo build --release --locked || failed+=("cargo build --release --locked")
+# The binary as the Dockerfile builds it (there is no container runtime here): the same command,
+# read from the Dockerfile so that the two cannot drift apart.
+docker_build="$(sed -n 's/^.*&& \(cargo build [^&]*--locked\).*$/\1/p' Dockerfile | tail -n 1)"
+[[ "${docker_build}" == "cargo build "* ]] || { echo "test: no cargo build command found in the Dockerfile" >&2; exit 1; }
+step "${docker_build} (the binary as the Dockerfile builds it)"
+${docker_build} || failed+=("${docker_build}")
 
 step "waiting for the checks lane and the docs lane"
 wait "${checks_pid}" || failed+=("the checks lane (see its output below)")
