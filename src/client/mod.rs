@@ -213,6 +213,20 @@ pub fn format_query_timestamp(ts: Timestamp) -> String {
     ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// `pairs` followed by the `filters` that have a value (a filter left empty is not sent).
+fn with_filters<'a>(
+    mut pairs: Vec<(&'a str, &'a str)>,
+    filters: &'a [(&'a str, String)],
+) -> Vec<(&'a str, &'a str)> {
+    pairs.extend(
+        filters
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(n, v)| (*n, v.as_str())),
+    );
+    pairs
+}
+
 /// env0's clock minus ours, from a `Date` header (`date`, whole seconds, rounded down by the
 /// server) read at our `local` time.
 ///
@@ -514,7 +528,8 @@ impl Client {
         if found != SubEnvironments::Unknown {
             return Ok(listed);
         }
-        let url = self.environments_url(organization_id, project_id, true, listed.len());
+        let url =
+            self.environments_url(organization_id, project_id, true, PAGE_LIMIT, listed.len());
         let probe: Result<Page<Environment>> = self.get_page(Endpoint::Environments, url).await;
         match probe {
             Ok(page) => {
@@ -569,23 +584,24 @@ impl Client {
     ) -> Result<Vec<Environment>> {
         let path = self.url(&["environments"]).path().to_owned();
         paging::fetch_all(&path, PAGE_LIMIT, MAX_PAGES, |offset| {
-            let url = self.environments_url(organization_id, project_id, with_subs, offset);
+            let url =
+                self.environments_url(organization_id, project_id, with_subs, PAGE_LIMIT, offset);
             self.get_page(Endpoint::Environments, url)
         })
         .await
     }
 
-    /// One page of an environment listing.
+    /// One page (`limit` items from `offset`) of an environment listing.
     fn environments_url(
         &self,
         organization_id: &str,
         project_id: Option<&str>,
         with_subs: bool,
+        limit: usize,
         offset: usize,
     ) -> Url {
         let mut url = self.url(&["environments"]);
-        let limit = PAGE_LIMIT.to_string();
-        let offset = offset.to_string();
+        let (limit, offset) = (limit.to_string(), offset.to_string());
         let mut pairs = vec![("organizationId", organization_id)];
         if let Some(project) = project_id {
             pairs.push(("projectId", project));
@@ -618,17 +634,14 @@ impl Client {
         paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, |offset| {
             let mut url = base.clone();
             let (limit, offset) = (PAGE_LIMIT.to_string(), offset.to_string());
-            let mut pairs = vec![
-                ("limit", limit.as_str()),
-                ("offset", offset.as_str()),
-                ("fromDate", from.as_str()),
-                ("toDate", to.as_str()),
-            ];
-            pairs.extend(
-                filters
-                    .iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .map(|(n, v)| (*n, v.as_str())),
+            let pairs = with_filters(
+                vec![
+                    ("limit", limit.as_str()),
+                    ("offset", offset.as_str()),
+                    ("fromDate", from.as_str()),
+                    ("toDate", to.as_str()),
+                ],
+                &filters,
             );
             set_query(&mut url, Route::EnvironmentDeployments, &pairs);
             self.get_page(Endpoint::Deployments, url)
@@ -693,16 +706,13 @@ impl Client {
         paging::fetch_until(base.path(), PAGE_LIMIT, MAX_PAGES, older, |offset| {
             let mut url = base.clone();
             let (limit, offset) = (PAGE_LIMIT.to_string(), offset.to_string());
-            let mut pairs = vec![
-                ("limit", limit.as_str()),
-                ("offset", offset.as_str()),
-                ("statuses", statuses.as_str()),
-            ];
-            pairs.extend(
-                filters
-                    .iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .map(|(n, v)| (*n, v.as_str())),
+            let pairs = with_filters(
+                vec![
+                    ("limit", limit.as_str()),
+                    ("offset", offset.as_str()),
+                    ("statuses", statuses.as_str()),
+                ],
+                &filters,
             );
             set_query(&mut url, Route::EnvironmentDeployments, &pairs);
             self.get_page(Endpoint::Deployments, url)

@@ -19,17 +19,7 @@ impl Client {
         limit: usize,
         offset: usize,
     ) -> Result<Page<Environment>> {
-        let mut url = self.url(&["environments"]);
-        let (limit, offset) = (limit.to_string(), offset.to_string());
-        let mut pairs = vec![("organizationId", organization_id)];
-        if let Some(project) = project_id {
-            pairs.push(("projectId", project));
-        }
-        if with_subs {
-            pairs.push(("includeSubEnvironments", "true"));
-        }
-        pairs.extend([("limit", limit.as_str()), ("offset", offset.as_str())]);
-        set_query(&mut url, Route::Environments, &pairs);
+        let url = self.environments_url(organization_id, project_id, with_subs, limit, offset);
         self.get_page(Endpoint::Environments, url).await
     }
 

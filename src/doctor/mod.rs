@@ -225,10 +225,13 @@ impl Doctor {
                 }
             }
             None => {
-                for name in DEPLOYMENT_PARAMETERS {
+                for p in query::PARAMETERS
+                    .iter()
+                    .filter(|p| p.route == Route::EnvironmentDeployments)
+                {
                     self.report.parameter(
                         DEPLOYMENTS_PATH,
-                        name,
+                        p.name,
                         Verdict::NotChecked,
                         "no environment's deployments could be read".to_owned(),
                     );
@@ -803,14 +806,3 @@ pub fn route_path(route: Route) -> &'static str {
 const PROJECTS_PATH: &str = "/projects";
 const ENVIRONMENTS_PATH: &str = "/environments";
 const DEPLOYMENTS_PATH: &str = "/environments/{id}/deployments";
-
-/// The deployment listing's parameters.
-const DEPLOYMENT_PARAMETERS: [&str; 7] = [
-    "limit",
-    "offset",
-    "fromDate",
-    "toDate",
-    "deploymentTypes",
-    "statuses",
-    "userIds",
-];
