@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::documented_metrics;
+use super::{documented_metrics, table_rows};
 
 /// The repository's URL (the chart's `home`); links to files outside `docs/` are written with it.
 const REPOSITORY: &str = "https://github.com/env0-exporter/env0-exporter";
@@ -258,20 +258,7 @@ fn alert_rules() -> BTreeMap<String, (String, String)> {
 /// severity |`): name → (for, severity).
 fn documented_alerts(markdown: &str) -> BTreeMap<String, (String, String)> {
     let mut out = BTreeMap::new();
-    let mut in_table = false;
-    for line in markdown.lines() {
-        if line.starts_with("| alert |") {
-            in_table = true;
-            continue;
-        }
-        if !line.starts_with('|') {
-            in_table = false;
-            continue;
-        }
-        if !in_table || line.starts_with("|---") {
-            continue;
-        }
-        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+    for (line, cells) in table_rows(markdown, "| alert |") {
         let [name, .., for_, severity] = cells.as_slice() else {
             panic!("docs/monitoring.md: short alert row: {line}");
         };

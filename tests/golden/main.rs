@@ -168,12 +168,13 @@ struct Documented {
 /// A family as exported: its type and label names.
 type Exported = (String, BTreeSet<String>);
 
-/// The rows of `docs/metrics.md`'s metric tables (those whose header starts `| metric |`).
-fn documented_metrics(markdown: &str) -> BTreeMap<String, Documented> {
-    let mut rows = BTreeMap::new();
+/// The body rows of every Markdown table whose header line starts with `header` (e.g.
+/// `"| metric |"`), each as its line and its trimmed cells.
+pub(crate) fn table_rows<'m>(markdown: &'m str, header: &str) -> Vec<(&'m str, Vec<&'m str>)> {
+    let mut rows = Vec::new();
     let mut in_table = false;
     for line in markdown.lines() {
-        if line.starts_with("| metric |") {
+        if line.starts_with(header) {
             in_table = true;
             continue;
         }
@@ -184,7 +185,18 @@ fn documented_metrics(markdown: &str) -> BTreeMap<String, Documented> {
         if !in_table || line.starts_with("|---") {
             continue;
         }
-        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        rows.push((
+            line,
+            line.trim_matches('|').split('|').map(str::trim).collect(),
+        ));
+    }
+    rows
+}
+
+/// The rows of `docs/metrics.md`'s metric tables (those whose header starts `| metric |`).
+fn documented_metrics(markdown: &str) -> BTreeMap<String, Documented> {
+    let mut rows = BTreeMap::new();
+    for (line, cells) in table_rows(markdown, "| metric |") {
         assert!(cells.len() >= 3, "docs/metrics.md: short row: {line}");
         let name = cells[0].trim_matches('`').to_owned();
         // "gauge (OpenMetrics: info)" is a gauge in the Prometheus text format.
