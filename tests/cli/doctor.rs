@@ -126,6 +126,24 @@ fn latest_types(sim: &Simulator) -> Vec<String> {
         .collect()
 }
 
+/// Makes the simulator answer 403 on the deployments of its first two projects for an hour;
+/// their ids.
+fn forbid_two_projects(served: &Served) -> Vec<String> {
+    let forbidden: Vec<String> = served
+        .sim
+        .projects()
+        .iter()
+        .take(2)
+        .map(|(id, _)| id.clone())
+        .collect();
+    served.sim.inject_for(
+        None,
+        FaultKind::ForbiddenProjects(forbidden.clone()),
+        Duration::from_secs(3600),
+    );
+    forbidden
+}
+
 /// What every run against a healthy simulator reports the same way.
 fn assert_sees_the_organisation(served: &Served, code: Option<i32>, report: &Value) {
     let sim = &served.sim;
@@ -259,13 +277,7 @@ fn doctor_against_a_validating_api_with_a_key_forbidden_on_some_projects() {
         validating_api: true,
         ..SimConfig::default()
     });
-    let projects = served.sim.projects();
-    let forbidden: Vec<String> = projects.iter().take(2).map(|(id, _)| id.clone()).collect();
-    served.sim.inject_for(
-        None,
-        FaultKind::ForbiddenProjects(forbidden.clone()),
-        Duration::from_secs(3600),
-    );
+    let forbidden = forbid_two_projects(&served);
     let (code, report) = doctor_json(&served, &[]);
     // The exporter sends only what env0's clients send, but for the parameter it probes once
     // and drops on a 400: that is the only request refused.
@@ -338,13 +350,7 @@ fn doctor_lists_the_types_that_move_the_latest_run_when_every_type_does() {
 #[test]
 fn doctor_names_the_projects_whose_deployments_answer_403() {
     let served = serve(SimConfig::default());
-    let projects = served.sim.projects();
-    let forbidden: Vec<String> = projects.iter().take(2).map(|(id, _)| id.clone()).collect();
-    served.sim.inject_for(
-        None,
-        FaultKind::ForbiddenProjects(forbidden.clone()),
-        Duration::from_secs(3600),
-    );
+    let forbidden = forbid_two_projects(&served);
     let (code, report) = doctor_json(&served, &[]);
     assert_sees_the_organisation(&served, code, &report);
     let mut expected = forbidden;
