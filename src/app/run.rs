@@ -26,7 +26,7 @@ const DEMO_TICK: Duration = Duration::from_secs(1);
 /// Runs what the command line asks for, and says how the process ends.
 #[must_use]
 pub fn main(cli: Cli) -> ExitCode {
-    init_logging(cli.exporter.log_format);
+    init_logging(cli.exporter.serving.log_format);
     for note in &cli.ignored_settings {
         warn!("{note}");
     }
@@ -106,10 +106,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .validate(false)
                 .unwrap_or_else(|e| config_error(&e));
             // The exporter's port first: the simulator's webhooks go to it.
-            let exporter_listener = bind(config.listen_address).await?;
+            let exporter_listener = bind(config.serving.listen_address).await?;
             let secret = demo_secret();
             // The simulated env0 posts its webhooks over plain HTTP, without credentials.
-            config.web_config = None;
+            config.serving.options.web_config = None;
             config.webhook = Some(WebhookConfig {
                 secret: Secret::new(&secret).into(),
                 listen_address: None,
@@ -136,10 +136,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             });
-            config.api_endpoint = format!("http://{sim_addr}/").parse()?;
+            config.connection.api_endpoint = format!("http://{sim_addr}/").parse()?;
             let sim_config = simulator.config();
             let credentials = super::sim_credentials(&simulator);
-            info!(api = %config.api_endpoint, environments = sim_config.environments, "demo: simulated env0 organisation started");
+            info!(api = %config.connection.api_endpoint, environments = sim_config.environments, "demo: simulated env0 organisation started");
             info!(webhook = %webhook_url, "demo: real time, the simulated env0 sends a signed webhook for every run that changes and the exporter takes it in between polls");
             let result = serve_on(&config, &credentials, clock, exporter_listener).await;
             ticker.abort();
@@ -206,6 +206,7 @@ fn against_env0(cli: &Cli) -> anyhow::Result<(Config, Credentials)> {
         .validate(true)
         .unwrap_or_else(|e| config_error(&e));
     let credentials = config
+        .connection
         .credentials
         .clone()
         .context("credentials are validated")?;
@@ -245,7 +246,7 @@ async fn serve(
     credentials: &Credentials,
     clock: SharedClock,
 ) -> anyhow::Result<()> {
-    let listener = bind(config.listen_address).await?;
+    let listener = bind(config.serving.listen_address).await?;
     serve_on(config, credentials, clock, listener).await
 }
 
@@ -272,19 +273,19 @@ async fn serve_on(
     info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %running.addr,
-        api = %config.api_endpoint,
-        poll_interval = %humantime::format_duration(config.poll_interval),
-        lookback = %humantime::format_duration(config.lookback),
-        max_requests_per_minute = config.max_requests_per_minute,
+        api = %config.connection.api_endpoint,
+        poll_interval = %humantime::format_duration(config.poller.poll_interval),
+        lookback = %humantime::format_duration(config.poller.lookback),
+        max_requests_per_minute = config.poller.max_requests_per_minute,
         "env0-exporter started"
     );
-    if !config.shard.is_whole() {
+    if !config.poller.shard.is_whole() {
         info!(
-            shard = %config.shard,
+            shard = %config.poller.shard,
             "sharded: only the environments of this shard are read, counted and shown; sum across the shards"
         );
     }
-    let f = &config.filter;
+    let f = &config.poller.filter;
     if f.is_empty() {
         info!("filters: none, every deployment is watched");
     } else {
@@ -296,6 +297,8 @@ async fn serve_on(
         );
     }
     let scheme = if config
+        .serving
+        .options
         .web_config
         .as_ref()
         .is_some_and(|w| w.current().tls.is_some())
@@ -323,7 +326,7 @@ async fn serve_on(
             "webhooks on: signed env0 deliveries are taken in between polls"
         );
     }
-    if let Some(web) = &config.web_config {
+    if let Some(web) = &config.serving.options.web_config {
         let active = web.current();
         info!(
             file = %web.path().display(),
