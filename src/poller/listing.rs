@@ -8,8 +8,9 @@ use jiff::Timestamp;
 use tracing::{debug, info};
 
 use super::optional::OptionalCall;
-use super::{PollError, Poller, observation};
+use super::{PollError, Poller};
 use crate::client::{Environment, Error as ClientError};
+use crate::observation::observation;
 
 impl Poller {
     pub(super) async fn organization(&mut self) -> Result<String, PollError> {

@@ -5,7 +5,6 @@
 mod listing;
 pub mod optional;
 mod reads;
-mod sanity;
 pub mod schedule;
 mod state_file;
 mod unstarted;
@@ -19,7 +18,7 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::client::{Client, DeploymentLog, Error as ClientError, Reason};
+use crate::client::{Client, Error as ClientError, Reason};
 use crate::clock::{self, SharedClock};
 use crate::filter::{DeploymentFilter, ProjectFilter};
 use crate::metrics::Metrics;
@@ -180,37 +179,6 @@ impl std::fmt::Debug for Poller {
             .field("tracked", &self.store.tracked())
             .finish_non_exhaustive()
     }
-}
-
-/// The fields the state needs from a deployment log.
-#[must_use]
-pub fn observation(log: &DeploymentLog, environment_id: &str) -> Observation {
-    let mut obs = Observation {
-        id: log.id.clone(),
-        environment_id: log
-            .environment_id
-            .clone()
-            .unwrap_or_else(|| environment_id.to_owned()),
-        deployment_type: log.deployment_type.clone(),
-        status: log.status.clone(),
-        blueprint_type: log.blueprint_type.clone(),
-        trigger_name: log.trigger_name.clone(),
-        started_by: log.started_by.clone(),
-        created_at: log.created_at,
-        queued_at: log.queued_at,
-        started_at: log.started_at,
-        finished_at: log.finished_at,
-        updated_at: log.updated_at,
-        resource_changes: log.plan_summary.as_ref().map(|p| state::ResourceChanges {
-            added: p.added,
-            changed: p.changed,
-            destroyed: p.destroyed,
-            imported: p.imported,
-        }),
-        drift_detected: log.drift_detected,
-    };
-    sanity::make_consistent(&mut obs);
-    obs
 }
 
 impl Poller {

@@ -11,9 +11,10 @@ use tracing::{debug, info, warn};
 
 use super::optional::OptionalCall;
 use super::schedule::{self, PlannedRead, ReadKind, Unfinished};
-use super::{PollError, PollReport, Poller, observation};
+use super::{PollError, PollReport, Poller};
 use crate::client::{DeploymentQuery, Error as ClientError};
 use crate::clock;
+use crate::observation::observation;
 use crate::state::Store;
 
 /// How far past env0's estimated now `toDate` reaches: the clock offset is measured to the

@@ -33,9 +33,10 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tracing::{info, warn};
 
-use super::{Poller, observation};
+use super::Poller;
 use crate::client::{DeploymentLog, DeploymentQuery, Environment, Error as ClientError};
 use crate::clock;
+use crate::observation::observation;
 use crate::probe::{self, DateFilterField, PageOrder};
 
 /// The statuses of runs that have not started, and of runs that ended without starting (from

@@ -18,7 +18,7 @@
 //!    only logged: a body replayed under a fresh header id is a duplicate;
 //! 5. a deployment log it carries (whatever the event type: `com.env0.deploy.*`,
 //!    `com.env0.deployment.*`, `com.env-zero.*`, …) for an environment the exporter watches is
-//!    converted like a polled one ([`poller::observation`](crate::poller::observation)) and
+//!    converted like a polled one ([`observation`](crate::observation::observation)) and
 //!    handed to the poller through a bounded queue. The poller owns the state: it ingests the
 //!    observation between polls through the same path as polled runs (filters, exactly-once
 //!    counting, which reads the log's type and status) and publishes a fresh snapshot.
@@ -287,7 +287,7 @@ impl Intake {
             debug!(environment = %environment_id, "webhook: environment not watched, ignored");
             return Verdict::new(family, Outcome::Ignored);
         }
-        let observation = crate::poller::observation(&log, &environment_id);
+        let observation = crate::observation::observation(&log, &environment_id);
         match self.queue.try_send(observation) {
             Ok(()) => {
                 debug!(event_type = ?event_type, event_id = ?body_id, header_event_id = ?header_id, deployment = %log.id, status = ?log.status, "webhook: accepted");
