@@ -23,8 +23,8 @@
 //!    observation between polls through the same path as polled runs (filters, exactly-once
 //!    counting, which reads the log's type and status) and publishes a fresh snapshot.
 //!
-//! Whether an environment is watched is read from the published snapshot (the environments of
-//! the last listing), so a delivery for another organisation's environment is answered as
+//! Whether an environment is watched is read from the set the poller sends down a
+//! [`watch`](tokio::sync::watch) channel of its own (the environments of the last listing), so a delivery for another organisation's environment is answered as
 //! ignored. Polling stays the source of truth: env0 never retries a delivery, so a lost or
 //! refused one is repaired by the next poll that reads its environment.
 //!
@@ -38,6 +38,7 @@ mod event;
 mod recent;
 mod signature;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -50,7 +51,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::client::DeploymentLog;
@@ -96,6 +97,9 @@ const EVENT_HEADERS: [&str; 2] = ["x-env0-event", "x-env-zero-event"];
 pub struct Intake {
     secret: SecretSource,
     snapshot: SnapshotHandle,
+    /// The environments of the poller's last listing: deliveries for any other (another
+    /// organisation's, or one env0 no longer lists) are ignored.
+    watched: watch::Receiver<Arc<HashSet<Arc<str>>>>,
     metrics: Arc<Metrics>,
     clock: SharedClock,
     queue: mpsc::Sender<Observation>,
@@ -143,12 +147,14 @@ impl Verdict {
 }
 
 impl Intake {
-    /// An intake checking signatures with `secret`, reading the watched environments from
-    /// `snapshot`; the returned receiver is the poller's end of the hand-over queue.
+    /// An intake checking signatures with `secret`, reading env0's clock offset from
+    /// `snapshot` and the watched environments from `watched` (the poller's channel); the
+    /// returned receiver is the poller's end of the hand-over queue.
     #[must_use]
     pub fn new(
         secret: impl Into<SecretSource>,
         snapshot: SnapshotHandle,
+        watched: watch::Receiver<Arc<HashSet<Arc<str>>>>,
         metrics: Arc<Metrics>,
         clock: SharedClock,
     ) -> (Self, mpsc::Receiver<Observation>) {
@@ -156,6 +162,7 @@ impl Intake {
         let intake = Self {
             secret: secret.into(),
             snapshot,
+            watched,
             metrics,
             clock,
             queue,
@@ -278,12 +285,7 @@ impl Intake {
             debug!(deployment = %log.id, "webhook: deployment log without an environment");
             return Verdict::new(EventFamily::Other, Outcome::BadRequest);
         };
-        if !self
-            .snapshot
-            .load()
-            .watched_environments
-            .contains(environment_id.as_str())
-        {
+        if !self.watched.borrow().contains(environment_id.as_str()) {
             debug!(environment = %environment_id, "webhook: environment not watched, ignored");
             return Verdict::new(family, Outcome::Ignored);
         }
