@@ -23,10 +23,11 @@
 //!    observation between polls through the same path as polled runs (filters, exactly-once
 //!    counting, which reads the log's type and status) and publishes a fresh snapshot.
 //!
-//! Whether an environment is watched is read from the set the poller sends down a
-//! [`watch`](tokio::sync::watch) channel of its own (the environments of the last listing), so a delivery for another organisation's environment is answered as
-//! ignored. Polling stays the source of truth: env0 never retries a delivery, so a lost or
-//! refused one is repaired by the next poll that reads its environment.
+//! Whether an environment is watched is read from the set the poller sends down a channel of
+//! its own ([`tokio::sync::watch`]: the environments of the last listing), so a delivery for
+//! another organisation's environment is answered as ignored. Polling stays the source of
+//! truth: env0 never retries a delivery, so a lost or refused one is repaired by the next poll
+//! that reads its environment.
 //!
 //! Every delivery is counted once in `env0_exporter_webhook_events_total` under its
 //! [`EventFamily`] and [`Outcome`]. The family is read from the signed body (the headers are
