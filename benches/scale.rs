@@ -15,7 +15,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use env0_exporter::client::{DeploymentLog, decode_records};
 use env0_exporter::clock::{ManualClock, SharedClock};
 use env0_exporter::metrics::{Metrics, MetricsConfig};
-use env0_exporter::poller::observation;
+use env0_exporter::observation::observation;
 use env0_exporter::ratelimit::SlidingWindow;
 use env0_exporter::state::{Event, SnapshotHandle, Store, aggregate};
 use jiff::Timestamp;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use env0_exporter::client::{DeploymentLog, decode_records};
-use env0_exporter::poller::observation;
+use env0_exporter::observation::observation;
 use env0_exporter::state::{Event, Observation, Store, aggregate};
 use jiff::Timestamp;
 

@@ -4,8 +4,9 @@
 //! [`state`] (compact records and the immutable snapshot) → [`metrics`] (Prometheus encoding)
 //! → [`http`] (the `/metrics` endpoint). The [`clock`] and the [`simulator`] are passed in.
 //! [`webhook`] receives env0's signed deliveries and hands what they carry to the poller, which
-//! takes it into the same state between polls. [`probe`] learns what env0 leaves undocumented
-//! (the date filter's field, page order), for the poller and the `doctor` command.
+//! takes it into the same state between polls; both turn deployment logs into what the state
+//! takes through [`observation`]. [`probe`] learns what env0 leaves undocumented (the date
+//! filter's field, page order), for the poller and the `doctor` command.
 
 pub mod app;
 pub mod client;
@@ -16,6 +17,7 @@ pub mod filter;
 pub mod http;
 pub mod labels;
 pub mod metrics;
+pub mod observation;
 pub mod persist;
 pub mod poller;
 pub mod probe;

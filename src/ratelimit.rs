@@ -27,6 +27,8 @@ pub struct SlidingWindow {
 struct Inner {
     sent: VecDeque<Timestamp>,
     paused_until: Option<Timestamp>,
+    /// Requests taken since the budget was made, all windows together.
+    taken: u64,
 }
 
 impl SlidingWindow {
@@ -68,6 +70,7 @@ impl SlidingWindow {
         }
         if inner.sent.len() < self.capacity as usize {
             inner.sent.push_back(now);
+            inner.taken += 1;
             return Ok(());
         }
         let oldest = inner.sent.front().copied().unwrap_or(now);
@@ -86,6 +89,13 @@ impl SlidingWindow {
         }
         let used = u32::try_from(inner.sent.len()).unwrap_or(u32::MAX);
         self.capacity.saturating_sub(used)
+    }
+
+    /// Requests taken from the budget since it was made (refused ones aside): what its users
+    /// sent, counted where they ask leave to send.
+    #[must_use]
+    pub fn taken(&self) -> u64 {
+        self.lock().taken
     }
 
     /// Holds every request back until `until` (a server's `Retry-After`).
@@ -138,6 +148,11 @@ mod tests {
         }
         // 5 per minute for 5 minutes.
         assert_eq!(granted.len(), 25);
+        assert_eq!(
+            w.taken(),
+            25,
+            "every request granted is counted, across windows"
+        );
     }
 
     proptest::proptest! {
@@ -206,6 +221,7 @@ mod tests {
         assert!(w.acquire_before(&clock, t(60)).await);
         assert!(!w.acquire_before(&clock, t(60)).await);
         assert_eq!(w.remaining(t(0)), 0, "a refused request takes nothing");
+        assert_eq!(w.taken(), 1, "nor is it counted");
         let later = tokio::time::timeout(Duration::from_secs(5), async {
             let waiting = w.acquire_before(&clock, t(61));
             tokio::pin!(waiting);

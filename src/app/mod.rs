@@ -89,8 +89,13 @@ pub fn build(
         poller.set_state_file(state_file.clone());
     }
     let webhook = config.webhook.as_ref().map(|w| {
-        let (intake, receiver) =
-            Intake::new(w.secret.clone(), snapshot.clone(), metrics.clone(), clock);
+        let (intake, receiver) = Intake::new(
+            w.secret.clone(),
+            snapshot.clone(),
+            poller.watched_environments(),
+            metrics.clone(),
+            clock,
+        );
         poller.set_webhooks(receiver);
         Arc::new(intake)
     });

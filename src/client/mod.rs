@@ -245,10 +245,14 @@ pub fn clock_offset_from_date(date: Timestamp, local: Timestamp) -> jiff::Signed
     jiff::SignedDuration::from_secs(ceil)
 }
 
-/// The env0 API client. Cheap to clone: clones share the HTTP pool, the budget and the deadline.
+/// The env0 API client. Cheap to clone: clones share the HTTP pool, the budget and what was
+/// learnt of env0's clock; each carries its own deadline ([`with_deadline`](Self::with_deadline)).
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Requests that would have to wait past it fail at once (see
+    /// [`with_deadline`](Self::with_deadline)); a value of this handle, never shared.
+    deadline: Option<Timestamp>,
 }
 
 struct Inner {
@@ -260,7 +264,6 @@ struct Inner {
     observer: Arc<dyn RequestObserver>,
     limiter: Arc<SlidingWindow>,
     retry: RetryPolicy,
-    deadline: Mutex<Option<Timestamp>>,
     /// env0's clock minus ours, as its last `Date` header told.
     clock_offset: Mutex<Option<jiff::SignedDuration>>,
     /// The largest lower bound on env0's clock minus ours that records have shown: the newest
@@ -346,11 +349,11 @@ impl Client {
                         max: config.retry_max_delay,
                     },
                 },
-                deadline: Mutex::new(None),
                 clock_offset: Mutex::new(None),
                 records_offset: Mutex::new(None),
                 sub_environments: Mutex::new(SubEnvironments::Unknown),
             }),
+            deadline: None,
         })
     }
 
@@ -360,15 +363,23 @@ impl Client {
         self.inner.limiter.remaining(self.inner.clock.now())
     }
 
-    /// While set, a request that would have to wait past `deadline` (for the budget, a back-off
-    /// or a `Retry-After`) fails at once with [`Error::BudgetExhausted`]. Shared by all clones;
-    /// a request reads it whenever it is about to wait.
-    pub fn set_deadline(&self, deadline: Option<Timestamp>) {
-        *self
-            .inner
-            .deadline
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = deadline;
+    /// This client with `deadline` (`None`: none): through the handle returned, a request that
+    /// would have to wait past it (for the budget, a back-off or a `Retry-After`) fails at once
+    /// with [`Error::BudgetExhausted`] (or the error it would have retried). A cheap value
+    /// sharing everything else with `self`; `self` and its other clones keep their own deadline.
+    #[must_use]
+    pub fn with_deadline(&self, deadline: Option<Timestamp>) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            deadline,
+        }
+    }
+
+    /// Requests this client and its clones have sent to env0 since start (every attempt,
+    /// retries included: each took a slot of the budget).
+    #[must_use]
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.limiter.taken()
     }
 
     /// env0's clock minus ours, as measured on the last response that carried a `Date` header
@@ -436,11 +447,7 @@ impl Client {
     }
 
     fn deadline(&self) -> Option<Timestamp> {
-        *self
-            .inner
-            .deadline
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.deadline
     }
 
     /// The organizations the key sees.

@@ -153,9 +153,8 @@ pub async fn run(
         clock.clone(),
         tally.clone(),
     )?;
-    client.set_deadline(Some(clock::add(clock.now(), DEADLINE)));
     let mut doctor = Doctor {
-        client,
+        client: client.with_deadline(Some(clock::add(clock.now(), DEADLINE))),
         tally,
         clock,
         settings: Settings::from_config(config),

@@ -1,35 +1,51 @@
 //! What env0 lists each poll: the organisation, its projects and the watched environments,
 //! and what the poller takes from the environment listing (records, schedule, latest runs).
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 use tracing::{debug, info};
 
-use super::optional::OptionalCall;
-use super::{PollError, Poller, observation};
-use crate::client::{Environment, Error as ClientError};
+use super::optional::{self, OptionalCall};
+use super::{PollError, Poller};
+use crate::client::{Client, Environment, Error as ClientError};
+use crate::observation::observation;
 
-impl Poller {
-    pub(super) async fn organization(&mut self) -> Result<String, PollError> {
-        if let Some(id) = &self.organization_id {
-            return Ok(id.clone());
+/// The organisation watched and the names of its projects, as last listed.
+#[derive(Debug)]
+pub(super) struct Organization {
+    /// `--organization-id`, or the only organisation the key sees once listed.
+    id: Option<String>,
+    /// Project names (by id) as last listed: they stand in for `--projects` by name while the
+    /// projects listing is unavailable.
+    project_names: HashMap<String, Option<String>>,
+}
+
+impl Organization {
+    /// The organisation `id` when configured, else chosen at the first poll.
+    pub(super) fn new(id: Option<String>) -> Self {
+        Self {
+            id,
+            project_names: HashMap::new(),
         }
-        let orgs = self.client.organizations().await?;
-        match orgs.as_slice() {
-            [only] => {
-                info!(organization_id = %only.id, name = only.name.as_deref().unwrap_or(""), "watching the only organisation the key sees");
-                self.organization_id = Some(only.id.clone());
-                Ok(only.id.clone())
-            }
+    }
+
+    /// The organisation watched, once known.
+    pub(super) fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The organisation among those `listed` (id, name) that the key sees: the only one.
+    fn choose(listed: &[(String, Option<String>)]) -> Result<String, PollError> {
+        match listed {
+            [(id, _)] => Ok(id.clone()),
             [] => Err(PollError::Organization(
                 "the API key sees no organisation".into(),
             )),
             several => {
                 let choices: Vec<String> = several
                     .iter()
-                    .map(|o| format!("{} ({})", o.id, o.name.as_deref().unwrap_or("unnamed")))
+                    .map(|(id, name)| format!("{id} ({})", name.as_deref().unwrap_or("unnamed")))
                     .collect();
                 Err(PollError::Organization(format!(
                     "the API key sees {} organisations; choose one with --organization-id: {}",
@@ -38,6 +54,22 @@ impl Poller {
                 )))
             }
         }
+    }
+}
+
+impl Poller {
+    pub(super) async fn organization(&mut self, client: &Client) -> Result<String, PollError> {
+        if let Some(id) = self.organization.id() {
+            return Ok(id.to_owned());
+        }
+        let orgs = client.organizations().await?;
+        let listed: Vec<(String, Option<String>)> =
+            orgs.into_iter().map(|o| (o.id, o.name)).collect();
+        let id = Organization::choose(&listed)?;
+        let name = listed.first().and_then(|(_, name)| name.as_deref());
+        info!(organization_id = %id, name = name.unwrap_or(""), "watching the only organisation the key sees");
+        self.organization.id = Some(id.clone());
+        Ok(id)
     }
 
     /// Lists the projects and the watched environments; `None` when the request budget ran out
@@ -53,11 +85,12 @@ impl Poller {
     /// webhooks.
     pub(super) async fn list_environments(
         &mut self,
+        client: &Client,
         org: &str,
     ) -> Result<Option<Vec<Environment>>, PollError> {
         let shard = self.config.shard;
         Ok(self
-            .list_watched_environments(org)
+            .list_watched_environments(client, org)
             .await?
             .map(|envs| envs.into_iter().filter(|e| shard.owns(&e.id)).collect()))
     }
@@ -65,11 +98,12 @@ impl Poller {
     /// The environments of the watched projects, of every shard.
     async fn list_watched_environments(
         &mut self,
+        client: &Client,
         org: &str,
     ) -> Result<Option<Vec<Environment>>, PollError> {
-        let projects = match self.client.projects(org).await {
+        let projects = match client.projects(org).await {
             Ok(p) => {
-                self.optional_available(OptionalCall::Projects);
+                optional::note_available(&mut self.known.health, OptionalCall::Projects);
                 Some(p)
             }
             Err(e) if e.budget() => return Ok(None),
@@ -77,52 +111,44 @@ impl Poller {
             Err(e @ ClientError::Auth { .. }) => return Err(e.into()),
             // Project names are optional: the counts carry on, labels show ids.
             Err(e) => {
-                self.optional_unavailable(OptionalCall::Projects, &e);
+                optional::note_unavailable(&mut self.known.health, OptionalCall::Projects, &e);
                 None
             }
         };
         if let Some(projects) = &projects {
             debug!(projects = projects.len(), "projects listed");
-            self.store
+            self.known
+                .store
                 .set_projects(projects.iter().map(|p| (p.id.as_str(), p.name.as_deref())));
-            self.project_names = projects
+            self.organization.project_names = projects
                 .iter()
                 .map(|p| (p.id.clone(), p.name.clone()))
                 .collect();
         }
         let filter = self.config.projects.clone();
         if filter.is_empty() {
-            return self.list_org_environments(org).await;
+            return self.list_org_environments(client, org).await;
         }
         // Without this poll's projects listing, the names last listed (if any) stand in.
-        let names = self.project_names.clone();
+        let names = self.organization.project_names.clone();
         let watched_project =
             |id: &str| filter.matches(id, names.get(id).and_then(Option::as_deref));
-        let per_project_choice = projects.as_ref().map(|projects| {
-            let watched: Vec<String> = projects
+        let watched: Option<Vec<String>> = projects.as_ref().map(|projects| {
+            projects
                 .iter()
                 .filter(|p| watched_project(&p.id))
                 .map(|p| p.id.clone())
-                .collect();
-            let pages = |n: usize| n / crate::client::PAGE_LIMIT + 1;
-            let per_project: usize = watched
-                .iter()
-                .map(|p| pages(self.listed_per_project.get(p).copied().unwrap_or(0)))
-                .sum();
-            (watched, per_project)
+                .collect()
         });
-        let org_wide = self
-            .listed_in_org
-            .map_or(usize::MAX, |n| n / crate::client::PAGE_LIMIT + 1);
-        let environments = match per_project_choice {
-            Some((watched, per_project))
-                if !filter.include.is_empty() && per_project < org_wide =>
+        let environments = match watched {
+            Some(watched)
+                if !filter.include.is_empty() && self.schedule.per_project_is_cheaper(&watched) =>
             {
                 let mut all = Vec::new();
                 for project in &watched {
-                    match self.client.project_environments(org, project).await {
+                    match client.project_environments(org, project).await {
                         Ok(envs) => {
-                            self.listed_per_project.insert(project.clone(), envs.len());
+                            self.schedule.note_project_listing(project, envs.len());
                             all.extend(envs);
                         }
                         Err(e) if e.budget() => return Ok(None),
@@ -131,7 +157,7 @@ impl Poller {
                 }
                 all
             }
-            _ => match self.list_org_environments(org).await? {
+            _ => match self.list_org_environments(client, org).await? {
                 Some(all) => all,
                 None => return Ok(None),
             },
@@ -149,19 +175,14 @@ impl Poller {
     }
 
     /// The organisation's environments, counted per project for the next choice of listing.
-    pub(super) async fn list_org_environments(
+    async fn list_org_environments(
         &mut self,
+        client: &Client,
         org: &str,
     ) -> Result<Option<Vec<Environment>>, PollError> {
-        match self.client.environments(org).await {
+        match client.environments(org).await {
             Ok(envs) => {
-                self.listed_in_org = Some(envs.len());
-                self.listed_per_project.clear();
-                for env in &envs {
-                    if let Some(p) = &env.project_id {
-                        *self.listed_per_project.entry(p.clone()).or_default() += 1;
-                    }
-                }
+                self.schedule.note_org_listing(&envs);
                 Ok(Some(envs))
             }
             Err(e) if e.budget() => Ok(None),
@@ -173,32 +194,53 @@ impl Poller {
     /// listed one updates its record and schedule, and its embedded latest run is ingested.
     pub(super) fn take_listing(&mut self, environments: &[Environment], now: Timestamp) {
         let listed: HashSet<&str> = environments.iter().map(|e| e.id.as_str()).collect();
-        self.store.retain_environments(&listed);
-        self.schedule.retain(|id, _| listed.contains(&**id));
-        self.unreadable.retain(|id| listed.contains(&**id));
+        self.known.store.retain_environments(&listed);
+        self.schedule.retain_listed(&listed);
         for env in environments {
-            self.store.upsert_environment(
+            self.known.store.upsert_environment(
                 &env.id,
                 env.project_id.as_deref(),
                 env.status.as_deref(),
                 env.drift_status.as_deref(),
                 env.is_archived,
             );
-            let latest = env.latest_deployment_log.as_ref();
-            let listed_latest = latest
-                .map(|l| (l.id.clone(), l.status.clone()))
-                .or_else(|| env.latest_deployment_log_id.clone().map(|id| (id, None)));
-            let entry = self.schedule.entry(Arc::from(env.id.as_str())).or_default();
-            entry.listed_latest = listed_latest;
-            entry.archived = env.is_archived;
-            entry.updated_at = env.updated_at;
-            let latest = latest.map(|log| observation(log, &env.id));
-            self.store
+            self.schedule.take_listed(env);
+            let latest = env
+                .latest_deployment_log
+                .as_ref()
+                .map(|log| observation(log, &env.id));
+            self.known
+                .store
                 .set_environment_view(&env.id, env.name.as_deref(), latest.as_ref());
             if let Some(obs) = latest {
                 self.ingest(&obs, now);
             }
         }
-        self.refresh_watched();
+        self.webhooks.refresh_watched(&self.schedule);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org(id: &str, name: Option<&str>) -> (String, Option<String>) {
+        (id.to_owned(), name.map(str::to_owned))
+    }
+
+    #[test]
+    fn the_only_organisation_the_key_sees_is_chosen_and_none_or_several_are_refused() {
+        assert_eq!(
+            Organization::choose(&[org("o1", Some("Acme"))]).ok(),
+            Some("o1".to_owned())
+        );
+        let none = Organization::choose(&[]).map_err(|e| e.to_string());
+        assert_eq!(none, Err("the API key sees no organisation".to_owned()));
+        let several = Organization::choose(&[org("o1", Some("Acme")), org("o2", None)])
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            several,
+            Err("the API key sees 2 organisations; choose one with --organization-id: o1 (Acme), o2 (unnamed)".to_owned())
+        );
     }
 }

@@ -1,11 +1,22 @@
 //! The poller: the only part that knows about time, schedules, paging budgets and retries of
 //! whole polls. It reads env0 through the [`Client`], feeds the [`Store`] and publishes a fresh
 //! [`Snapshot`](crate::state::Snapshot) after every poll (and during a long backfill).
+//!
+//! [`Poller`] wires parts that each own their data and are tested without a client:
+//! [`Schedule`] (which environment is read when), [`Backfill`] (the start-up backfill's
+//! progress), [`DateFilterLearning`] (what env0's date filter hides), [`WebhookInbox`]
+//! (observations in, watched environments out), [`StateFileKeeper`] (`--state-file`) and
+//! [`Known`] (the store, the health and their publication). What needs env0 stays here and in
+//! [`listing`] (the organisation, its projects and environments), [`reads`] (the plan's reads)
+//! and [`unstarted`] (the probe and the undated reads of queued runs). Each poll takes a handle
+//! of the client with its own deadline, passed down to every call.
 
+mod backfill;
+mod date_filter;
+mod known;
 mod listing;
 pub mod optional;
 mod reads;
-mod sanity;
 pub mod schedule;
 mod state_file;
 mod unstarted;
@@ -16,15 +27,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
 
-use crate::client::{Client, DeploymentLog, Error as ClientError, Reason};
+use crate::client::{Client, Error as ClientError, Reason};
 use crate::clock::{self, SharedClock};
 use crate::filter::{DeploymentFilter, ProjectFilter};
 use crate::metrics::Metrics;
-use crate::state::{self, Event, Health, Observation, SnapshotHandle, Store, Views};
-use schedule::EnvSchedule;
+use crate::persist::StateFileConfig;
+use crate::state::{Observation, SnapshotHandle, Store, Views};
+use backfill::Backfill;
+use date_filter::DateFilterLearning;
+use known::Known;
+use schedule::Schedule;
+use state_file::StateFileKeeper;
+use webhooks::WebhookInbox;
 
 /// Settings of the poller.
 #[derive(Debug, Clone)]
@@ -128,89 +145,36 @@ pub fn env0_time_bounds(
     }
 }
 
-/// Polls env0 and keeps the state.
+/// Polls env0 and keeps the state: wires its parts, each of which owns its data.
 pub struct Poller {
-    /// What the last successful poll did.
-    last_report: Option<PollReport>,
+    /// env0, without a deadline: each poll takes a handle of its own with the poll's deadline.
     client: Arc<Client>,
     clock: SharedClock,
     config: PollerConfig,
-    store: Store,
-    schedule: HashMap<Arc<str>, EnvSchedule>,
-    organization_id: Option<String>,
-    snapshot: SnapshotHandle,
-    metrics: Arc<Metrics>,
-    health: Health,
-    events: Vec<Event>,
-    /// Environments per project as last listed, to choose the cheaper listing (see
-    /// [`Poller::list_environments`]).
-    listed_per_project: HashMap<String, usize>,
-    /// Environments of the whole organisation as last listed org-wide.
-    listed_in_org: Option<usize>,
-    /// Project names (by id) as last listed: they stand in for `--projects` by name while the
-    /// projects listing is unavailable.
-    project_names: HashMap<String, Option<String>>,
-    /// Observations from the webhook receiver, taken in between polls; `None` without webhooks.
-    webhooks: Option<mpsc::Receiver<Observation>>,
-    /// The environments of the last listing, published for the webhook receiver.
-    watched: Arc<HashSet<Arc<str>>>,
-    /// Whether env0's dated listings hide runs that have not started (see [`unstarted`]).
-    unstarted: unstarted::UnstartedRuns,
-    /// Listed environments whose deployments the key may not read (403 on their last read).
-    unreadable: HashSet<Arc<str>>,
-    /// When (our clock) the current poll's reads were planned: the exporter's own schedules
-    /// count from it.
-    planned_at: Timestamp,
-    /// The full re-read interval kept: the configured one, or longer when the budget cannot
-    /// hold it.
-    full_sync_in_force: Option<Duration>,
-    /// The stretched interval last warned about (`None`: the configured one is kept).
-    full_sync_warned: Option<Duration>,
+    /// The organisation watched and its projects' names, as last listed.
+    organization: listing::Organization,
+    /// The store, the health, and where they are published.
+    known: Known,
+    /// Which environments are read when, and what the listings and the budget said.
+    schedule: Schedule,
     /// The start-up backfill under way, across polls.
-    backfill: Option<reads::BackfillProgress>,
+    backfill: Backfill,
+    /// Whether env0's dated listings hide runs that have not started (see [`unstarted`]).
+    date_filter: DateFilterLearning,
+    /// Observations from the webhook receiver, and the watched environments sent to it.
+    webhooks: WebhookInbox,
     /// The state file, with `--state-file`.
-    state_file: Option<state_file::StateFileState>,
+    state_file: StateFileKeeper,
 }
 
 impl std::fmt::Debug for Poller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Poller")
-            .field("organization_id", &self.organization_id)
+            .field("organization_id", &self.organization.id())
             .field("environments", &self.schedule.len())
-            .field("tracked", &self.store.tracked())
+            .field("tracked", &self.known.store.tracked())
             .finish_non_exhaustive()
     }
-}
-
-/// The fields the state needs from a deployment log.
-#[must_use]
-pub fn observation(log: &DeploymentLog, environment_id: &str) -> Observation {
-    let mut obs = Observation {
-        id: log.id.clone(),
-        environment_id: log
-            .environment_id
-            .clone()
-            .unwrap_or_else(|| environment_id.to_owned()),
-        deployment_type: log.deployment_type.clone(),
-        status: log.status.clone(),
-        blueprint_type: log.blueprint_type.clone(),
-        trigger_name: log.trigger_name.clone(),
-        started_by: log.started_by.clone(),
-        created_at: log.created_at,
-        queued_at: log.queued_at,
-        started_at: log.started_at,
-        finished_at: log.finished_at,
-        updated_at: log.updated_at,
-        resource_changes: log.plan_summary.as_ref().map(|p| state::ResourceChanges {
-            added: p.added,
-            changed: p.changed,
-            destroyed: p.destroyed,
-            imported: p.imported,
-        }),
-        drift_detected: log.drift_detected,
-    };
-    sanity::make_consistent(&mut obs);
-    obs
 }
 
 impl Poller {
@@ -224,32 +188,35 @@ impl Poller {
         metrics: Arc<Metrics>,
     ) -> Self {
         let store = Store::new(clock.now(), config.lookback).with_views(config.views);
-        let planned_at = clock.now();
         Self {
             client,
+            organization: listing::Organization::new(config.organization_id.clone()),
+            known: Known::new(store, snapshot, metrics),
+            schedule: Schedule::new(clock.now()),
+            backfill: Backfill::default(),
+            date_filter: DateFilterLearning::default(),
+            webhooks: WebhookInbox::default(),
+            state_file: StateFileKeeper::default(),
             clock,
-            organization_id: config.organization_id.clone(),
             config,
-            store,
-            schedule: HashMap::new(),
-            snapshot,
-            metrics,
-            health: Health::default(),
-            events: Vec::new(),
-            listed_per_project: HashMap::new(),
-            listed_in_org: None,
-            project_names: HashMap::new(),
-            webhooks: None,
-            watched: Arc::default(),
-            unstarted: unstarted::UnstartedRuns::default(),
-            unreadable: HashSet::new(),
-            planned_at,
-            full_sync_in_force: None,
-            full_sync_warned: None,
-            backfill: None,
-            state_file: None,
-            last_report: None,
         }
+    }
+
+    /// Restores from and writes to the state file `config` describes.
+    pub fn set_state_file(&mut self, config: StateFileConfig) {
+        self.state_file = StateFileKeeper::new(config, &self.config);
+    }
+
+    /// Takes webhook observations from `receiver` between polls (see [`run`](Self::run)).
+    pub fn set_webhooks(&mut self, receiver: mpsc::Receiver<Observation>) {
+        self.webhooks.connect(receiver);
+    }
+
+    /// The environments of the last listing, as they change: what the webhook receiver
+    /// accepts deliveries for. Sent on their own channel, so a change publishes no snapshot.
+    #[must_use]
+    pub fn watched_environments(&self) -> watch::Receiver<Arc<HashSet<Arc<str>>>> {
+        self.webhooks.subscribe()
     }
 
     /// Polls every `poll_interval` forever (the caller aborts the task to stop it); with
@@ -278,48 +245,66 @@ impl Poller {
         if !self.poll(Some(deadline)).await {
             info!("serving the last good data until a poll succeeds");
         }
-        self.save_state_if_due();
+        self.state_file.save_if_due(
+            &*self.clock,
+            self.organization.id(),
+            &self.schedule,
+            &self.known,
+        );
         let wait = clock::elapsed(self.clock.now(), deadline);
         self.wait_for_next_poll(wait).await;
+    }
+
+    /// Writes the state file now and waits for it (at shutdown, and after `once`'s poll),
+    /// after any write under way.
+    pub async fn save_state(&mut self) {
+        self.state_file
+            .save(
+                &*self.clock,
+                self.organization.id(),
+                &self.schedule,
+                &self.known,
+            )
+            .await;
     }
 
     /// What the last successful poll did (reads by kind, deferred reads), for measurements.
     #[must_use]
     pub fn last_report(&self) -> Option<&PollReport> {
-        self.last_report.as_ref()
+        self.known.last_report.as_ref()
     }
 
     /// One poll; requests that would have to wait past `deadline` for the budget are left for
     /// the next poll. Returns whether it completed without error.
     pub async fn poll(&mut self, deadline: Option<Timestamp>) -> bool {
         let started = self.clock.now();
-        self.client.set_deadline(deadline);
-        let result = self.poll_inner().await;
-        self.client.set_deadline(None);
+        let client = self.client.with_deadline(deadline);
+        let result = self.poll_inner(&client).await;
         let finished = self.clock.now();
-        self.health.polls_completed += 1;
-        self.health.last_poll_duration = Some(clock::elapsed(started, finished));
+        let health = &mut self.known.health;
+        health.polls_completed += 1;
+        health.last_poll_duration = Some(clock::elapsed(started, finished));
         let ok = match &result {
             Ok(report) => {
-                self.note_poll_for_state_file(report);
-                self.health.up = true;
-                self.health.last_success = Some(finished);
+                self.state_file.note_poll(report);
+                health.up = true;
+                health.last_success = Some(finished);
                 info!(
                     environments = report.environments,
                     reads = ?report.reads,
                     deferred = report.deferred,
                     full_syncs_held = report.full_syncs_held,
-                    tracked = self.store.tracked(),
+                    tracked = self.known.store.tracked(),
                     budget_left = self.client.budget_remaining(),
                     took_ms = u64::try_from(clock::elapsed(started, finished).as_millis()).unwrap_or(u64::MAX),
                     "poll finished"
                 );
-                self.last_report = Some(report.clone());
+                self.known.last_report = Some(report.clone());
                 true
             }
             Err(e) => {
-                self.health.up = false;
-                self.metrics.poll_error(e.reason());
+                health.up = false;
+                self.known.metrics.poll_error(e.reason());
                 warn!(error = %e, reason = %e.reason(), "poll failed");
                 false
             }
@@ -329,9 +314,7 @@ impl Poller {
         } else {
             // The last good values stay: only the health part of the snapshot changes.
             self.note_full_sync_health(self.env0_now());
-            let mut snap = (*self.snapshot.load()).clone();
-            snap.health = self.health.clone();
-            self.snapshot.publish(snap);
+            self.known.publish_health();
         }
         ok
     }
@@ -339,7 +322,7 @@ impl Poller {
     /// The state (tests compare it with the simulator's records).
     #[must_use]
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.known.store
     }
 
     /// env0's time now, as far as the exporter can tell, at its earliest (see
@@ -362,143 +345,121 @@ impl Poller {
 
     fn publish(&mut self) {
         let now = self.env0_now();
-        self.store.evict(now);
-        let admitted = self.store.admit_projects();
-        if admitted > 0 {
-            debug!(
-                projects = admitted,
-                "projects given a project label value of their own"
-            );
-        }
-        for labels in self.store.seen_label_sets() {
-            self.metrics.ensure_series(labels);
-        }
-        let mut snap = state::aggregate(&self.store, now);
-        self.health.backfill_pending = self.schedule.values().filter(|s| !s.backfilled).count();
+        self.known.health.backfill_pending = self.schedule.backfill_pending();
         self.note_full_sync_health(now);
-        (self.health.clock_offset, self.health.clock_source) = self.client.clock_estimate();
-        snap.health = self.health.clone();
-        snap.watched_environments = self.watched.clone();
-        snap.unreadable_environments = self.unreadable.len();
-        self.snapshot.publish(snap);
+        (
+            self.known.health.clock_offset,
+            self.known.health.clock_source,
+        ) = self.client.clock_estimate();
+        self.known.publish(now, self.schedule.unreadable_count());
     }
 
     /// The full re-reads' health: the interval kept and the age of the oldest full read (our
     /// clock), among the environments due them.
     fn note_full_sync_health(&mut self, now: Timestamp) {
-        self.health.full_sync_interval = self.full_sync_in_force;
-        let window_start = clock::sub(now, self.config.lookback);
-        let local = self.clock.now();
-        self.health.full_sync_oldest_age = self.full_sync_in_force.and_then(|_| {
+        self.known.health.full_sync_interval = self.schedule.full_sync_in_force();
+        self.known.health.full_sync_oldest_age =
             self.schedule
-                .values()
-                .filter(|s| s.backfilled && !s.full_sync_exempt(window_start))
-                .filter_map(|s| s.last_full_read)
-                .min()
-                .map(|oldest| clock::elapsed(oldest, local))
-        });
+                .full_sync_oldest_age(&self.config, now, self.clock.now());
     }
 
     fn ingest(&mut self, obs: &Observation, now: Timestamp) {
-        if !self.config.filter.matches(obs) {
-            // Filtered out, or no longer matching (a status filter and a run that moved on).
-            self.store.remove(&obs.id);
-            return;
-        }
-        self.store.ingest(obs, now, &mut self.events);
-        for event in self.events.drain(..) {
-            self.metrics.record(&event);
-        }
+        self.known.ingest(obs, now, &self.config.filter);
     }
 
     /// One poll in named steps: the organisation, the listing, the plan, the reads.
-    async fn poll_inner(&mut self) -> Result<PollReport, PollError> {
+    async fn poll_inner(&mut self, client: &Client) -> Result<PollReport, PollError> {
         let mut report = PollReport::default();
-        let org = self.organization().await?;
+        let org = self.organization(client).await?;
         self.restore_state(&org).await;
-        let Some(environments) = self.list_environments(&org).await? else {
+        let Some(environments) = self.list_environments(client, &org).await? else {
             return Ok(report);
         };
         // After the first answers: their `Date` headers told env0's time.
         let now = self.env0_now();
-        self.planned_at = self.clock.now();
+        let planned_at = self.clock.now();
         report.environments = environments.len();
         self.take_listing(&environments, now);
         // Before the first reads: they depend on what the date filter does.
-        self.probe_listing(&environments).await;
-        self.keep_full_sync_interval(now);
+        self.probe_listing(client, &environments).await;
+        self.schedule.keep_full_sync_interval(&self.config, now);
         let unfinished = self.unfinished();
-        let mut plan = schedule::plan(
-            &self.schedule,
-            &unfinished,
-            schedule::PlanTime {
-                env0: now,
-                local: self.planned_at,
-            },
-            self.config.lookback,
-            self.config.full_sync_interval.is_some(),
-        );
-        if self.full_sync_in_force.is_some() {
-            // Full re-reads come last in the plan, the oldest due first: keep this poll's share.
-            let capacity = schedule::full_sync_capacity(
-                self.schedule.len(),
-                self.config.max_requests_per_minute,
-                self.config.poll_interval,
-            );
-            let share = schedule::full_syncs_per_poll(capacity, self.config.poll_interval);
-            let due = plan
-                .iter()
-                .filter(|r| r.kind == schedule::ReadKind::FullSync)
-                .count();
-            report.full_syncs_held = due.saturating_sub(share);
-            plan.truncate(plan.len() - report.full_syncs_held);
-        }
-        self.run_plan(&plan, &unfinished, &mut report).await?;
+        let at = schedule::PlanTime {
+            env0: now,
+            local: planned_at,
+        };
+        let (plan, held) = self.schedule.plan(&self.config, &unfinished, at);
+        report.full_syncs_held = held;
+        self.run_plan(client, &plan, &unfinished, &mut report)
+            .await?;
         Ok(report)
     }
 
-    /// Chooses the full re-read interval for the environments now listed, warning when the
-    /// request budget cannot hold the configured one (on the first listing, then only when the
-    /// interval that can be kept moves by more than a fifth).
-    fn keep_full_sync_interval(&mut self, now: Timestamp) {
-        let Some(configured) = self.config.full_sync_interval else {
-            return;
+    /// At the first poll that knows the organisation `org`: restores from the state file, if
+    /// there is one and it may be used.
+    async fn restore_state(&mut self, org: &str) {
+        let (client, clock) = (&self.client, &self.clock);
+        let env0_now = || {
+            let (offset, source) = client.clock_estimate();
+            env0_time_bounds(clock.now(), offset, source).0
         };
-        let window_start = clock::sub(now, self.config.lookback);
-        let eligible = self
-            .schedule
-            .values()
-            .filter(|s| !s.full_sync_exempt(window_start))
-            .count();
-        let budget = self.config.max_requests_per_minute;
-        let poll = self.config.poll_interval;
-        let listed = self.schedule.len();
-        let in_force =
-            schedule::full_sync_interval_in_force(configured, listed, eligible, budget, poll);
-        if in_force > configured {
-            let moved = self.full_sync_warned.is_none_or(|warned| {
-                let ratio = in_force.as_secs_f64() / warned.as_secs_f64().max(1.0);
-                !(0.8..=1.25).contains(&ratio)
-            });
-            if moved {
-                warn!(
-                    environments = eligible,
-                    configured = %humantime::format_duration(configured),
-                    kept = %humantime::format_duration(in_force),
-                    max_requests_per_minute = budget,
-                    full_reads_per_minute = schedule::full_sync_capacity(listed, budget, poll).floor(),
-                    "the request budget cannot re-read every environment within --full-sync-interval; full re-reads are spread over a longer interval (env0_exporter_full_sync_duration_seconds); raise --max-requests-per-minute or --poll-interval, or narrow with --projects"
-                );
-                self.full_sync_warned = Some(in_force);
-            }
-        } else if self.full_sync_warned.take().is_some() {
-            info!(
-                environments = eligible,
-                interval = %humantime::format_duration(configured),
-                "the request budget holds --full-sync-interval again"
-            );
+        self.state_file
+            .restore(
+                org,
+                &self.config,
+                &mut self.schedule,
+                &mut self.known.store,
+                &**clock,
+                &env0_now,
+            )
+            .await;
+    }
+}
+
+/// What the parts' tests share: settings and listed environments made by hand.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::time::Duration;
+
+    use jiff::Timestamp;
+
+    use super::PollerConfig;
+    use crate::client::Environment;
+
+    pub(crate) fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    /// A poller's settings: 60 s polls, a day's lookback, no full re-reads, 500 requests a
+    /// minute.
+    pub(crate) fn config() -> PollerConfig {
+        PollerConfig {
+            organization_id: Some("o".into()),
+            poll_interval: Duration::from_secs(60),
+            lookback: Duration::from_secs(86_400),
+            full_sync_interval: None,
+            unfinished_reread_max: Duration::from_secs(600),
+            max_requests_per_minute: 500,
+            filter: crate::filter::DeploymentFilter::default(),
+            projects: crate::filter::ProjectFilter::default(),
+            views: crate::state::Views::default(),
+            shard: crate::shard::Shard::default(),
         }
-        self.full_sync_in_force = Some(in_force);
+    }
+
+    /// An environment as listed, of project `p`, its latest run `latest` (by id only).
+    pub(crate) fn environment(id: &str, latest: Option<&str>) -> Environment {
+        Environment {
+            id: id.into(),
+            name: None,
+            project_id: Some("p".into()),
+            status: None,
+            drift_status: None,
+            latest_deployment_log_id: latest.map(Into::into),
+            latest_deployment_log: None,
+            updated_at: None,
+            is_archived: false,
+        }
     }
 }
 

@@ -14,8 +14,8 @@
 
 use tracing::{info, warn};
 
-use super::Poller;
 use crate::client::Error as ClientError;
+use crate::state::Health;
 
 /// An optional call, a bounded label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -63,36 +63,26 @@ pub fn unavailable_reason(e: &ClientError) -> &'static str {
     }
 }
 
-impl Poller {
-    /// Notes that `call` failed with `e`: logged when it becomes unavailable or its reason
-    /// changes, shown in the health.
-    pub(super) fn optional_unavailable(&mut self, call: OptionalCall, e: &ClientError) {
-        let reason = unavailable_reason(e);
-        let before = self
-            .health
-            .optional_unavailable
-            .insert(call.as_str(), reason);
-        if before != Some(reason) {
-            warn!(
-                call = call.as_str(),
-                reason,
-                error = %e,
-                degraded = call.degrades(),
-                "an optional env0 call is unavailable; the counts carry on without it"
-            );
-        }
+/// Notes in `health` that `call` failed with `e`: logged when it becomes unavailable or its
+/// reason changes, shown in the health.
+pub(super) fn note_unavailable(health: &mut Health, call: OptionalCall, e: &ClientError) {
+    let reason = unavailable_reason(e);
+    let before = health.optional_unavailable.insert(call.as_str(), reason);
+    if before != Some(reason) {
+        warn!(
+            call = call.as_str(),
+            reason,
+            error = %e,
+            degraded = call.degrades(),
+            "an optional env0 call is unavailable; the counts carry on without it"
+        );
     }
+}
 
-    /// Notes that `call` worked.
-    pub(super) fn optional_available(&mut self, call: OptionalCall) {
-        if self
-            .health
-            .optional_unavailable
-            .remove(call.as_str())
-            .is_some()
-        {
-            info!(call = call.as_str(), "an optional env0 call works again");
-        }
+/// Notes in `health` that `call` worked.
+pub(super) fn note_available(health: &mut Health, call: OptionalCall) {
+    if health.optional_unavailable.remove(call.as_str()).is_some() {
+        info!(call = call.as_str(), "an optional env0 call works again");
     }
 }
 
@@ -106,6 +96,24 @@ mod tests {
             OptionalCall::ALL.map(OptionalCall::as_str),
             crate::state::OPTIONAL_CALLS
         );
+    }
+
+    #[test]
+    fn an_unavailable_call_shows_in_the_health_until_it_works_again() {
+        let mut health = Health::default();
+        let refused = ClientError::Forbidden {
+            path: "/projects".to_owned(),
+            body: String::new(),
+        };
+        note_unavailable(&mut health, OptionalCall::Projects, &refused);
+        assert_eq!(
+            health.optional_unavailable.get("projects"),
+            Some(&"forbidden")
+        );
+        note_available(&mut health, OptionalCall::Deployment);
+        assert_eq!(health.optional_unavailable.len(), 1);
+        note_available(&mut health, OptionalCall::Projects);
+        assert!(health.optional_unavailable.is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! environment; one whose periodic full re-read fell due while the exporter was down is given a
 //! new due time spread over the interval, so a restart does not re-read every environment at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,17 +18,26 @@ use jiff::Timestamp;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::schedule::{self, EnvSchedule};
-use super::{PollReport, Poller};
-use crate::clock;
+use super::known::Known;
+use super::schedule::{self, EnvSchedule, Schedule};
+use super::{PollReport, PollerConfig};
+use crate::clock::{self, Clock};
 use crate::persist::{
     self, Body, Expected, FORMAT_VERSION, Header, PersistedSchedule, Rejected, Settings, StateFile,
     StateFileConfig,
 };
+use crate::state::Store;
 
-/// The state file's bookkeeping in the poller.
+/// The state file's keeper: when to look at it, whether and when to write it. Without
+/// `--state-file` it does nothing.
+#[derive(Debug, Default)]
+pub(super) struct StateFileKeeper {
+    file: Option<Kept>,
+}
+
+/// The bookkeeping of one state file.
 #[derive(Debug)]
-pub(super) struct StateFileState {
+struct Kept {
     config: StateFileConfig,
     expected: Expected,
     /// Whether the file was looked at (once, at the first poll that knows the organisation).
@@ -44,10 +53,9 @@ pub(super) struct StateFileState {
     writing: Option<JoinHandle<()>>,
 }
 
-impl Poller {
-    /// Restores from and writes to the state file `config` describes.
-    pub fn set_state_file(&mut self, config: StateFileConfig) {
-        let c = &self.config;
+impl StateFileKeeper {
+    /// Keeps the state file `config` describes, for a poller with settings `c`.
+    pub(super) fn new(config: StateFileConfig, c: &PollerConfig) -> Self {
         let expected = Expected {
             settings: Settings::new(c.lookback, &c.filter, &c.projects, c.views),
             // A file of another shard holds other environments: refused like another
@@ -55,21 +63,33 @@ impl Poller {
             shard: (!c.shard.is_whole()).then(|| c.shard.to_string()),
             lookback: c.lookback,
         };
-        self.state_file = Some(StateFileState {
-            config,
-            expected,
-            looked_at: false,
-            ready: false,
-            dirty: false,
-            last_write: None,
-            writing: None,
-        });
+        Self {
+            file: Some(Kept {
+                config,
+                expected,
+                looked_at: false,
+                ready: false,
+                dirty: false,
+                last_write: None,
+                writing: None,
+            }),
+        }
     }
 
     /// At the first poll that knows the organisation `org`: reads the state file and, if it may
-    /// be used, restores from it; else says why not (a warning) and lets the backfill run.
-    pub(super) async fn restore_state(&mut self, org: &str) {
-        let Some(sf) = self.state_file.as_mut() else {
+    /// be used, restores `schedule` and `store` from it (both still empty); else says why not (a
+    /// warning) and lets the backfill run. `env0_now` tells env0's time (see
+    /// [`env0_time_bounds`](super::env0_time_bounds)).
+    pub(super) async fn restore(
+        &mut self,
+        org: &str,
+        config: &PollerConfig,
+        schedule: &mut Schedule,
+        store: &mut Store,
+        clock: &dyn Clock,
+        env0_now: &(dyn Fn() -> Timestamp + Sync),
+    ) {
+        let Some(sf) = self.file.as_mut() else {
             return;
         };
         if sf.looked_at {
@@ -77,7 +97,7 @@ impl Poller {
         }
         sf.looked_at = true;
         let path = sf.config.path.clone();
-        if !self.schedule.is_empty() || self.store.tracked() > 0 {
+        if !schedule.is_empty() || store.tracked() > 0 {
             return;
         }
         let started = Instant::now();
@@ -98,20 +118,18 @@ impl Poller {
                 return;
             }
         };
-        let now = self.clock.now();
+        let now = clock.now();
         let checked = file
             .header
             .check(&sf.expected, org, now)
-            .and_then(|()| self.apply_state(&file.body));
+            .and_then(|()| apply(&file.body, config, schedule, store, env0_now()));
         match checked {
             Ok(()) => {
-                if let Some(sf) = self.state_file.as_mut() {
-                    sf.ready = true;
-                }
+                sf.ready = true;
                 info!(
                     file = %path.display(),
-                    environments = self.schedule.len(),
-                    deployments = self.store.tracked(),
+                    environments = schedule.len(),
+                    deployments = store.tracked(),
                     age = %humantime::format_duration(Duration::from_secs(file.header.age(now).as_secs())),
                     written_by = %file.header.exporter_version,
                     took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -124,63 +142,10 @@ impl Poller {
         }
     }
 
-    /// Applies a checked file's body: all of it, or (on a bad value) none of it.
-    fn apply_state(&mut self, body: &Body) -> Result<(), Rejected> {
-        let now = self.env0_now();
-        let mut restored: HashMap<Arc<str>, EnvSchedule> =
-            HashMap::with_capacity(body.schedule.len());
-        let mut unreadable = Vec::new();
-        for entry in &body.schedule {
-            let id: Arc<str> = Arc::from(entry.id.as_str());
-            let mut s = schedule_of(entry)?;
-            // A full re-read that fell due while the exporter was down is spread over the
-            // interval again, as at a backfill, rather than all done by the first poll.
-            if let Some(interval) = self.config.full_sync_interval {
-                if s.backfilled && s.next_full_sync.is_none_or(|due| due <= now) {
-                    s.next_full_sync = Some(schedule::first_full_sync(&id, now, interval));
-                }
-            } else {
-                s.next_full_sync = None;
-            }
-            if entry.unreadable {
-                unreadable.push(id.clone());
-            }
-            restored.insert(id, s);
-        }
-        self.store.restore(&body.store)?;
-        self.schedule = restored;
-        self.unreadable = unreadable.into_iter().collect();
-        Ok(())
-    }
-
-    /// What the state file holds now; `None` before the organisation is known.
-    fn export_state(&self) -> Option<StateFile> {
-        let sf = self.state_file.as_ref()?;
-        let organization_id = self.organization_id.clone()?;
-        Some(StateFile {
-            header: Header {
-                format: FORMAT_VERSION,
-                exporter_version: env!("CARGO_PKG_VERSION").to_owned(),
-                organization_id,
-                written_at_ms: persist::millis(self.clock.now()),
-                shard: sf.expected.shard.clone(),
-                settings: sf.expected.settings.clone(),
-            },
-            body: Body {
-                schedule: self
-                    .schedule
-                    .iter()
-                    .map(|(id, s)| persisted(id, s, self.unreadable.contains(id)))
-                    .collect(),
-                store: self.store.export(),
-            },
-        })
-    }
-
     /// Notes what a successful poll did: a listing makes the state worth writing, a read makes
     /// it worth writing again.
-    pub(super) fn note_poll_for_state_file(&mut self, report: &PollReport) {
-        if let Some(sf) = self.state_file.as_mut() {
+    pub(super) fn note_poll(&mut self, report: &PollReport) {
+        if let Some(sf) = self.file.as_mut() {
             if report.environments > 0 {
                 sf.ready = true;
             }
@@ -190,11 +155,18 @@ impl Poller {
         }
     }
 
-    /// After a poll: writes the state file in the background when something was read since the
-    /// last write and the interval has passed (and no write is under way).
-    pub(super) fn save_state_if_due(&mut self) {
-        let now = self.clock.now();
-        let Some(sf) = self.state_file.as_mut() else {
+    /// After a poll: writes the state file in the background when
+    /// something was read since the last write and the interval has passed (and no write is
+    /// under way).
+    pub(super) fn save_if_due(
+        &mut self,
+        clock: &dyn Clock,
+        org: Option<&str>,
+        schedule: &Schedule,
+        known: &Known,
+    ) {
+        let now = clock.now();
+        let Some(sf) = self.file.as_ref() else {
             return;
         };
         if !sf.ready || !sf.dirty || sf.writing.as_ref().is_some_and(|w| !w.is_finished()) {
@@ -206,8 +178,8 @@ impl Poller {
         {
             return;
         }
-        if let Some(write) = self.spawn_write()
-            && let Some(sf) = self.state_file.as_mut()
+        if let Some(write) = self.spawn_write(clock, org, schedule, known)
+            && let Some(sf) = self.file.as_mut()
         {
             sf.writing = Some(write);
         }
@@ -215,8 +187,14 @@ impl Poller {
 
     /// Writes the state file now and waits for it (at shutdown, and after `once`'s poll),
     /// after any write under way.
-    pub async fn save_state(&mut self) {
-        let Some(sf) = self.state_file.as_mut() else {
+    pub(super) async fn save(
+        &mut self,
+        clock: &dyn Clock,
+        org: Option<&str>,
+        schedule: &Schedule,
+        known: &Known,
+    ) {
+        let Some(sf) = self.file.as_mut() else {
             return;
         };
         if let Some(write) = sf.writing.take() {
@@ -225,22 +203,29 @@ impl Poller {
         if !sf.ready {
             return;
         }
-        if let Some(write) = self.spawn_write() {
+        if let Some(write) = self.spawn_write(clock, org, schedule, known) {
             let _ = write.await;
         }
     }
 
-    /// Takes the state now and writes it on a blocking thread.
-    fn spawn_write(&mut self) -> Option<JoinHandle<()>> {
+    /// Takes the state now and writes it on a blocking thread; `None` before the organisation
+    /// is known.
+    fn spawn_write(
+        &mut self,
+        clock: &dyn Clock,
+        org: Option<&str>,
+        schedule: &Schedule,
+        known: &Known,
+    ) -> Option<JoinHandle<()>> {
         let started = Instant::now();
-        let file = self.export_state()?;
+        let sf = self.file.as_mut()?;
+        let file = export(sf, org?, clock.now(), schedule, &known.store);
         let exported = started.elapsed();
-        let now = self.clock.now();
-        let sf = self.state_file.as_mut()?;
+        let now = clock.now();
         sf.dirty = false;
         sf.last_write = Some(now);
         let path = sf.config.path.clone();
-        let metrics = self.metrics.clone();
+        let metrics = known.metrics.clone();
         Some(tokio::task::spawn_blocking(move || {
             let deployments = file.body.store.deployments.len();
             let result = persist::save(&path, &file);
@@ -260,6 +245,65 @@ impl Poller {
                 }
             }
         }))
+    }
+}
+
+/// Applies a checked file's body at env0's `now`: all of it, or (on a bad value) none of it.
+fn apply(
+    body: &Body,
+    config: &PollerConfig,
+    schedule: &mut Schedule,
+    store: &mut Store,
+    now: Timestamp,
+) -> Result<(), Rejected> {
+    let mut restored: HashMap<Arc<str>, EnvSchedule> = HashMap::with_capacity(body.schedule.len());
+    let mut unreadable = HashSet::new();
+    for entry in &body.schedule {
+        let id: Arc<str> = Arc::from(entry.id.as_str());
+        let mut s = schedule_of(entry)?;
+        // A full re-read that fell due while the exporter was down is spread over the
+        // interval again, as at a backfill, rather than all done by the first poll.
+        if let Some(interval) = config.full_sync_interval {
+            if s.backfilled && s.next_full_sync.is_none_or(|due| due <= now) {
+                s.next_full_sync = Some(schedule::first_full_sync(&id, now, interval));
+            }
+        } else {
+            s.next_full_sync = None;
+        }
+        if entry.unreadable {
+            unreadable.insert(id.clone());
+        }
+        restored.insert(id, s);
+    }
+    store.restore(&body.store)?;
+    schedule.restore(restored, unreadable);
+    Ok(())
+}
+
+/// What the state file holds at `now` (our clock).
+fn export(
+    sf: &Kept,
+    organization_id: &str,
+    now: Timestamp,
+    schedule: &Schedule,
+    store: &Store,
+) -> StateFile {
+    StateFile {
+        header: Header {
+            format: FORMAT_VERSION,
+            exporter_version: env!("CARGO_PKG_VERSION").to_owned(),
+            organization_id: organization_id.to_owned(),
+            written_at_ms: persist::millis(now),
+            shard: sf.expected.shard.clone(),
+            settings: sf.expected.settings.clone(),
+        },
+        body: Body {
+            schedule: schedule
+                .iter()
+                .map(|(id, s)| persisted(id, s, schedule.is_unreadable(id)))
+                .collect(),
+            store: store.export(),
+        },
     }
 }
 
@@ -304,4 +348,117 @@ fn schedule_of(p: &PersistedSchedule) -> Result<EnvSchedule, Rejected> {
         // The back-off of re-reads of held runs starts afresh: the first is at the next poll.
         ..EnvSchedule::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::poller::schedule::{PlannedRead, ReadKind};
+    use crate::poller::test_support;
+
+    fn now() -> Timestamp {
+        test_support::ts("2026-07-01T12:00:00Z")
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        config: PollerConfig,
+        clock: ManualClock,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("state.json");
+        Fixture {
+            _dir: dir,
+            path,
+            config: test_support::config(),
+            clock: ManualClock::new(now()),
+        }
+    }
+
+    impl Fixture {
+        fn keeper(&self) -> StateFileKeeper {
+            let file = StateFileConfig {
+                path: self.path.clone(),
+                interval: Duration::ZERO,
+            };
+            StateFileKeeper::new(file, &self.config)
+        }
+    }
+
+    /// A schedule listing `e1`, read once (its backfill).
+    fn read_once(config: &PollerConfig) -> Schedule {
+        let mut schedule = Schedule::new(now());
+        schedule.take_listed(&test_support::environment("e1", Some("d1")));
+        let read = PlannedRead {
+            environment: Arc::from("e1"),
+            kind: ReadKind::Backfill,
+            from: now(),
+        };
+        schedule.mark_read(config, &read, now(), (None, None));
+        schedule
+    }
+
+    #[tokio::test]
+    async fn nothing_is_written_before_a_listing_so_a_good_file_is_never_emptied() {
+        let f = fixture();
+        let mut keeper = f.keeper();
+        let known = Known::for_tests();
+        keeper.note_poll(&PollReport::default());
+        keeper
+            .save(&f.clock, Some("o"), &Schedule::new(now()), &known)
+            .await;
+        assert!(!f.path.exists());
+        let listed = PollReport {
+            environments: 1,
+            reads: HashMap::from([("backfill", 1)]),
+            ..PollReport::default()
+        };
+        keeper.note_poll(&listed);
+        keeper
+            .save(&f.clock, Some("o"), &read_once(&f.config), &known)
+            .await;
+        assert!(f.path.exists());
+    }
+
+    #[tokio::test]
+    async fn what_was_written_is_restored_for_the_same_organisation_only() {
+        let f = fixture();
+        let mut keeper = f.keeper();
+        keeper.note_poll(&PollReport {
+            environments: 1,
+            ..PollReport::default()
+        });
+        keeper
+            .save(
+                &f.clock,
+                Some("o"),
+                &read_once(&f.config),
+                &Known::for_tests(),
+            )
+            .await;
+        let restore = |org: &'static str| {
+            let mut keeper = f.keeper();
+            let config = f.config.clone();
+            let clock = &f.clock;
+            async move {
+                let mut schedule = Schedule::new(now());
+                let mut store = Store::new(now(), config.lookback);
+                keeper
+                    .restore(org, &config, &mut schedule, &mut store, clock, &now)
+                    .await;
+                schedule
+            }
+        };
+        let restored = restore("o").await;
+        assert!(restored.contains("e1"));
+        assert_eq!(restored.backfill_pending(), 0, "restored as read");
+        assert_eq!(restored.listed_latest_id("e1").as_deref(), Some("d1"));
+        assert!(restore("another").await.is_empty());
+    }
 }

@@ -5,7 +5,8 @@
 //! has not started is in none, and a queued run that is not its environment's latest would stay
 //! invisible until it starts. The poller learns which at start, before its first reads, by
 //! asking env0 ([`crate::probe`], at most [`probe::MAX_REQUESTS`] requests, tried again on the
-//! next polls while it finds no run that tells, at most [`MAX_PROBES`] times). Whatever the
+//! next polls while it finds no run that tells, at most
+//! [`MAX_PROBES`](super::date_filter::MAX_PROBES) times). Whatever the
 //! probe said, the evidence of the data still switches to the `startedAt` handling:
 //! - a dated listing returns a run created and queued before its `fromDate` (so the filter is on
 //!   a later timestamp), or
@@ -33,57 +34,41 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tracing::{info, warn};
 
-use super::{Poller, observation};
-use crate::client::{DeploymentLog, DeploymentQuery, Environment, Error as ClientError};
+use super::Poller;
+use crate::client::{Client, DeploymentLog, DeploymentQuery, Environment, Error as ClientError};
 use crate::clock;
+use crate::observation::observation;
 use crate::probe::{self, DateFilterField, PageOrder};
-
-/// The statuses of runs that have not started, and of runs that ended without starting (from
-/// the queue): neither carries a `startedAt`.
-const NOT_STARTED: [&str; 4] = ["QUEUED", "SKIPPED", "CANCELLED", "NEVER_DEPLOYED"];
-
-/// Probes of env0's deployment listing before giving up on learning from one (the evidence of
-/// the data still counts).
-pub(super) const MAX_PROBES: u32 = 3;
-
-/// What the poller has learnt of env0's date filter.
-#[derive(Debug, Default)]
-pub(super) struct UnstartedRuns {
-    /// Whether dated listings were seen to leave out runs that have not started.
-    hidden: bool,
-    /// Environments read before that was learnt: each gets one undated read of its queued runs.
-    pending: HashSet<Arc<str>>,
-    /// Probes made (those the request budget cut short aside).
-    probes: u32,
-}
 
 impl Poller {
     /// Learns at start which timestamp env0's date filter uses and the order of its pages,
-    /// from the environments just listed, unless known or probed [`MAX_PROBES`] times. A
-    /// failed probe does not fail the poll.
-    pub(super) async fn probe_listing(&mut self, environments: &[Environment]) {
-        if self.health.date_filter_field != DateFilterField::Unknown
-            || self.unstarted.probes >= MAX_PROBES
+    /// from the environments just listed, unless known or probed
+    /// [`MAX_PROBES`](super::date_filter::MAX_PROBES) times. A failed probe does not fail the
+    /// poll.
+    pub(super) async fn probe_listing(&mut self, client: &Client, environments: &[Environment]) {
+        if !self
+            .date_filter
+            .wants_probe(self.known.health.date_filter_field)
         {
             return;
         }
-        let learnt = match probe::deployment_listing(&self.client, probe::candidates(environments))
-            .await
+        let learnt = match probe::deployment_listing(client, probe::candidates(environments)).await
         {
             Ok(learnt) => learnt,
             Err(e) if e.budget() => return,
             Err(e) => {
-                self.unstarted.probes += 1;
+                self.date_filter.probed();
                 warn!(error = %e, "could not learn env0's date filter; its evidence is watched for instead");
                 return;
             }
         };
-        self.unstarted.probes += 1;
-        if self.health.page_order == PageOrder::Unknown {
-            self.health.page_order = learnt.page_order;
+        self.date_filter.probed();
+        let health = &mut self.known.health;
+        if health.page_order == PageOrder::Unknown {
+            health.page_order = learnt.page_order;
         }
-        if self.health.date_filter_field == DateFilterField::Unknown {
-            self.health.date_filter_field = learnt.date_filter_field;
+        if health.date_filter_field == DateFilterField::Unknown {
+            health.date_filter_field = learnt.date_filter_field;
         }
         info!(
             date_filter_field = %learnt.date_filter_field,
@@ -93,59 +78,29 @@ impl Poller {
             "learnt env0's deployment listing"
         );
         if learnt.date_filter_field.hides_unstarted() == Some(true) {
-            self.hide_unstarted();
+            self.date_filter.hide(self.schedule.backfilled());
         }
     }
 
     /// Learns from one dated listing (`from` its `fromDate`) whether the date filter is on a
     /// timestamp later than `queuedAt`.
     pub(super) fn learn_from_listing(&mut self, from: Timestamp, logs: &[DeploymentLog]) {
-        let later = logs.iter().any(|l| {
-            l.created_at.is_some_and(|c| c < from) && l.queued_at.is_some_and(|q| q < from)
-        });
-        if later {
+        if super::date_filter::DateFilterLearning::filters_after_queueing(from, logs) {
             self.note_hidden_unstarted("a dated listing returned runs queued before its fromDate");
         }
     }
 
     /// env0 showed that dated listings leave out runs that have not started.
     pub(super) fn note_hidden_unstarted(&mut self, why: &str) {
-        if self.unstarted.hidden {
+        if self.date_filter.is_hidden() {
             return;
         }
         info!(
             why,
             "env0's date filter leaves out runs that have not started: queued runs are read without dates from now on"
         );
-        self.health.date_filter_field = DateFilterField::StartedAt;
-        self.hide_unstarted();
-    }
-
-    /// From now on, runs that have not started are read without dates; environments already
-    /// read get that read once.
-    fn hide_unstarted(&mut self) {
-        self.unstarted.hidden = true;
-        self.unstarted.pending = self
-            .schedule
-            .iter()
-            .filter(|(_, s)| s.backfilled)
-            .map(|(id, _)| id.clone())
-            .collect();
-    }
-
-    /// The statuses of the undated listing of queued runs; `None` when it is not needed (dated
-    /// listings show queued runs, or the status filter leaves queued runs out).
-    fn unstarted_statuses(&self) -> Option<Vec<String>> {
-        if !self.unstarted.hidden {
-            return None;
-        }
-        let filter = &self.config.filter.statuses;
-        let statuses: Vec<String> = NOT_STARTED
-            .iter()
-            .filter(|s| filter.is_empty() || filter.iter().any(|f| f == *s))
-            .map(|s| (*s).to_owned())
-            .collect();
-        (!statuses.is_empty()).then_some(statuses)
+        self.known.health.date_filter_field = DateFilterField::StartedAt;
+        self.date_filter.hide(self.schedule.backfilled());
     }
 
     /// Reads `environment`'s queued runs without dates when dated listings hide them; the ids
@@ -153,18 +108,18 @@ impl Poller {
     /// first, paging stops at a page of such runs.
     pub(super) async fn read_unstarted(
         &mut self,
+        client: &Client,
         environment: &Arc<str>,
         query: &DeploymentQuery,
         since: Timestamp,
         seen: &mut HashSet<String>,
     ) -> Result<(), ClientError> {
-        self.unstarted.pending.remove(environment);
-        let Some(statuses) = self.unstarted_statuses() else {
+        self.date_filter.settle(environment);
+        let Some(statuses) = self.date_filter.statuses(&self.config.filter.statuses) else {
             return Ok(());
         };
-        let since = (self.health.page_order == PageOrder::Newest).then_some(since);
-        let logs = self
-            .client
+        let since = (self.known.health.page_order == PageOrder::Newest).then_some(since);
+        let logs = client
             .deployments_in_status(environment, &statuses, query, since)
             .await?;
         let now = self.env0_now();
@@ -181,9 +136,8 @@ impl Poller {
     ///
     /// # Errors
     /// A client error other than the budget, 403 or 404.
-    pub(super) async fn catch_up_unstarted(&mut self) -> Result<(), ClientError> {
-        let mut pending: Vec<Arc<str>> = self.unstarted.pending.iter().cloned().collect();
-        pending.sort();
+    pub(super) async fn catch_up_unstarted(&mut self, client: &Client) -> Result<(), ClientError> {
+        let pending = self.date_filter.owed();
         // What the environments' first reads covered: the lookback window (with the overlap
         // kept for clock skew) and their unfinished runs.
         let window_start = clock::sub(
@@ -199,25 +153,25 @@ impl Poller {
             user_ids: self.config.filter.user_ids.clone(),
         };
         for environment in pending {
-            if !self.schedule.contains_key(&environment) {
-                self.unstarted.pending.remove(&environment);
+            if !self.schedule.contains(&environment) {
+                self.date_filter.settle(&environment);
                 continue;
             }
             // Part of the environment's baseline: what ended before it is history.
-            self.store.unmark_baselined(&environment);
+            self.known.store.unmark_baselined(&environment);
             let mut seen = HashSet::new();
             let since = unfinished
                 .get(&environment)
                 .and_then(|u| u.oldest_created)
                 .map_or(window_start, |oldest| oldest.min(window_start));
             let read = self
-                .read_unstarted(&environment, &query, since, &mut seen)
+                .read_unstarted(client, &environment, &query, since, &mut seen)
                 .await;
-            self.store.mark_baselined(&environment);
+            self.known.store.mark_baselined(&environment);
             match read {
                 Ok(()) | Err(ClientError::NotFound { .. } | ClientError::Forbidden { .. }) => {}
                 Err(e) if e.budget() => {
-                    self.unstarted.pending.insert(environment);
+                    self.date_filter.owe(environment);
                     return Ok(());
                 }
                 Err(e) => return Err(e),

@@ -1,5 +1,7 @@
 //! Between polls: the poller waits for the next poll time or a webhook observation, whichever
-//! comes first, and takes observations in through its own ingest path.
+//! comes first, and takes observations in through its own ingest path. The [`WebhookInbox`]
+//! holds the poller's ends of the two channels with the webhook receiver: the queue of
+//! observations in, and the set of watched environments out.
 //!
 //! The poller keeps sole ownership of the [`Store`](crate::state::Store): the webhook handler
 //! only sends [`Observation`]s down a bounded queue and answers. Observations are ingested
@@ -11,11 +13,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::Poller;
+use super::schedule::Schedule;
 use crate::state::Observation;
 
 /// Shortest real time between two publishes caused by webhooks (at most four a second).
@@ -23,33 +26,58 @@ pub(super) const MIN_PUBLISH_GAP: Duration = Duration::from_millis(250);
 /// Observations taken from the queue at once before the next wake-up is looked at.
 const BATCH: usize = 256;
 
-impl Poller {
-    /// Takes webhook observations from `receiver` between polls (see [`run`](Self::run)).
-    pub fn set_webhooks(&mut self, receiver: mpsc::Receiver<Observation>) {
-        self.webhooks = Some(receiver);
-    }
+/// The poller's ends of its channels with the webhook receiver.
+#[derive(Debug)]
+pub(super) struct WebhookInbox {
+    /// Observations from the receiver, taken in between polls; `None` without webhooks (or once
+    /// every sender is gone).
+    receiver: Option<mpsc::Receiver<Observation>>,
+    /// The environments of the last listing, for the receiver: deliveries for any other are
+    /// ignored there.
+    watched: watch::Sender<Arc<HashSet<Arc<str>>>>,
+}
 
-    /// Refreshes the set of watched environments from the schedule (the last listing), when it
-    /// changed, and publishes it at once: deliveries during a long poll (the start-up
-    /// backfill) are then taken in right after it rather than ignored.
-    pub(super) fn refresh_watched(&mut self) {
-        let same = self.watched.len() == self.schedule.len()
-            && self.schedule.keys().all(|id| self.watched.contains(id));
-        if !same {
-            self.watched = Arc::new(self.schedule.keys().cloned().collect::<HashSet<_>>());
-            if self.webhooks.is_some() {
-                let mut snap = (*self.snapshot.load()).clone();
-                snap.watched_environments = self.watched.clone();
-                self.snapshot.publish(snap);
-            }
+impl Default for WebhookInbox {
+    fn default() -> Self {
+        Self {
+            receiver: None,
+            watched: watch::Sender::new(Arc::default()),
         }
     }
+}
 
+impl WebhookInbox {
+    /// Takes observations from `receiver` from now on.
+    pub(super) fn connect(&mut self, receiver: mpsc::Receiver<Observation>) {
+        self.receiver = Some(receiver);
+    }
+
+    /// A receiver of the watched environments, for the webhook receiver.
+    pub(super) fn subscribe(&self) -> watch::Receiver<Arc<HashSet<Arc<str>>>> {
+        self.watched.subscribe()
+    }
+
+    /// Sends the environments `schedule` lists when they differ from those last sent, at once:
+    /// deliveries during a long poll (the start-up backfill) are then taken in right after it
+    /// rather than ignored. Says whether it sent.
+    pub(super) fn refresh_watched(&self, schedule: &Schedule) -> bool {
+        self.watched.send_if_modified(|watched| {
+            let same =
+                watched.len() == schedule.len() && schedule.ids().all(|id| watched.contains(id));
+            if !same {
+                *watched = Arc::new(schedule.ids().cloned().collect());
+            }
+            !same
+        })
+    }
+}
+
+impl Poller {
     /// Waits `wait` on the injected clock; meanwhile takes in webhook observations, publishing
     /// at most every [`MIN_PUBLISH_GAP`].
     pub(super) async fn wait_for_next_poll(&mut self, wait: Duration) {
         let mut sleep = self.clock.sleep(wait);
-        let Some(mut inbox) = self.webhooks.take() else {
+        let Some(mut inbox) = self.webhooks.receiver.take() else {
             sleep.await;
             return;
         };
@@ -99,14 +127,14 @@ impl Poller {
             self.publish();
         }
         if open {
-            self.webhooks = Some(inbox);
+            self.webhooks.receiver = Some(inbox);
         }
     }
 
     /// Ingests one webhook observation, unless its environment left the listing since the
     /// handler checked it.
     fn take_webhook(&mut self, obs: &Observation) {
-        if !self.schedule.contains_key(obs.environment_id.as_str()) {
+        if !self.schedule.contains(obs.environment_id.as_str()) {
             debug!(environment = %obs.environment_id, "webhook observation for an environment no longer listed, dropped");
             return;
         }
@@ -123,7 +151,6 @@ mod tests {
     use crate::client::{Client, ClientConfig, RATE_WINDOW};
     use crate::clock::{ManualClock, SharedClock};
     use crate::metrics::{Metrics, MetricsConfig};
-    use crate::poller::PollerConfig;
     use crate::ratelimit::SlidingWindow;
     use crate::state::SnapshotHandle;
 
@@ -163,25 +190,11 @@ mod tests {
         let mut poller = Poller::new(
             Arc::new(client),
             shared,
-            PollerConfig {
-                organization_id: Some("o".into()),
-                poll_interval: Duration::from_secs(60),
-                lookback: Duration::from_secs(24 * 3600),
-                full_sync_interval: None,
-                unfinished_reread_max: Duration::from_secs(600),
-                max_requests_per_minute: 500,
-                filter: crate::filter::DeploymentFilter::default(),
-                projects: crate::filter::ProjectFilter::default(),
-                views: crate::state::Views::default(),
-                shard: crate::shard::Shard::default(),
-            },
+            crate::poller::test_support::config(),
             snapshot.clone(),
             metrics,
         );
-        poller.schedule.insert(
-            Arc::from(LISTED),
-            super::super::schedule::EnvSchedule::default(),
-        );
+        poller.schedule.take_listed(&listed(LISTED));
         let (queue, inbox) = mpsc::channel(16);
         poller.set_webhooks(inbox);
         Fixture {
@@ -190,6 +203,10 @@ mod tests {
             snapshot,
             queue,
         }
+    }
+
+    fn listed(id: &str) -> crate::client::Environment {
+        crate::poller::test_support::environment(id, None)
     }
 
     fn finished(id: &str, environment: &str) -> Observation {
@@ -248,5 +265,35 @@ mod tests {
             "an environment that left the listing is not taken in"
         );
         assert_eq!(f.snapshot.load().tracked_deployments, 1);
+    }
+
+    #[test]
+    fn the_watched_environments_are_sent_when_the_listing_changes_and_only_then() {
+        let inbox = WebhookInbox::default();
+        let mut watched = inbox.subscribe();
+        let mut schedule = Schedule::new("2026-07-01T12:00:00Z".parse().unwrap());
+        schedule.take_listed(&listed("a"));
+        assert!(inbox.refresh_watched(&schedule));
+        assert!(watched.has_changed().unwrap());
+        assert!(watched.borrow_and_update().contains("a"));
+        assert!(!inbox.refresh_watched(&schedule), "the same listing");
+        assert!(!watched.has_changed().unwrap());
+        schedule.take_listed(&listed("b"));
+        assert!(inbox.refresh_watched(&schedule));
+        assert_eq!(watched.borrow_and_update().len(), 2);
+        schedule.retain_listed(&HashSet::from(["b"]));
+        assert!(inbox.refresh_watched(&schedule));
+        let now = watched.borrow_and_update().clone();
+        assert!(now.contains("b") && !now.contains("a"));
+    }
+
+    #[tokio::test]
+    async fn sending_the_watched_environments_publishes_no_snapshot() {
+        let f = fixture();
+        let before = f.snapshot.version();
+        let mut watched = f.poller.watched_environments();
+        assert!(f.poller.webhooks.refresh_watched(&f.poller.schedule));
+        assert!(watched.borrow_and_update().contains(LISTED));
+        assert_eq!(f.snapshot.version(), before);
     }
 }

@@ -87,8 +87,6 @@ pub fn aggregate(store: &Store, now: Timestamp) -> Snapshot {
         environment_rows: store.environment_rows(),
         tracked_deployments: store.tracked(),
         health: super::Health::default(),
-        // Set by the poller from its listing.
-        watched_environments: Arc::default(),
         unreadable_environments: 0,
     }
 }

@@ -1,6 +1,5 @@
 //! The immutable picture `/metrics` encodes, swapped in whole after each poll.
 
-use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -67,10 +66,6 @@ pub struct Snapshot {
     pub tracked_deployments: usize,
     /// `env0_up` and friends.
     pub health: Health,
-    /// The environments of the last listing: the webhook receiver ignores deliveries for any
-    /// other (another organisation's, or one env0 no longer lists). Shared, not copied, between
-    /// snapshots.
-    pub watched_environments: Arc<HashSet<Arc<str>>>,
     /// `env0_exporter_unreadable_environments`: listed environments the key may not read.
     pub unreadable_environments: usize,
 }

@@ -18,15 +18,16 @@
 //!    only logged: a body replayed under a fresh header id is a duplicate;
 //! 5. a deployment log it carries (whatever the event type: `com.env0.deploy.*`,
 //!    `com.env0.deployment.*`, `com.env-zero.*`, …) for an environment the exporter watches is
-//!    converted like a polled one ([`poller::observation`](crate::poller::observation)) and
+//!    converted like a polled one ([`observation`](crate::observation::observation)) and
 //!    handed to the poller through a bounded queue. The poller owns the state: it ingests the
 //!    observation between polls through the same path as polled runs (filters, exactly-once
 //!    counting, which reads the log's type and status) and publishes a fresh snapshot.
 //!
-//! Whether an environment is watched is read from the published snapshot (the environments of
-//! the last listing), so a delivery for another organisation's environment is answered as
-//! ignored. Polling stays the source of truth: env0 never retries a delivery, so a lost or
-//! refused one is repaired by the next poll that reads its environment.
+//! Whether an environment is watched is read from the set the poller sends down a channel of
+//! its own ([`tokio::sync::watch`]: the environments of the last listing), so a delivery for
+//! another organisation's environment is answered as ignored. Polling stays the source of
+//! truth: env0 never retries a delivery, so a lost or refused one is repaired by the next poll
+//! that reads its environment.
 //!
 //! Every delivery is counted once in `env0_exporter_webhook_events_total` under its
 //! [`EventFamily`] and [`Outcome`]. The family is read from the signed body (the headers are
@@ -38,6 +39,7 @@ mod event;
 mod recent;
 mod signature;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -50,7 +52,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::client::DeploymentLog;
@@ -96,6 +98,9 @@ const EVENT_HEADERS: [&str; 2] = ["x-env0-event", "x-env-zero-event"];
 pub struct Intake {
     secret: SecretSource,
     snapshot: SnapshotHandle,
+    /// The environments of the poller's last listing: deliveries for any other (another
+    /// organisation's, or one env0 no longer lists) are ignored.
+    watched: watch::Receiver<Arc<HashSet<Arc<str>>>>,
     metrics: Arc<Metrics>,
     clock: SharedClock,
     queue: mpsc::Sender<Observation>,
@@ -143,12 +148,14 @@ impl Verdict {
 }
 
 impl Intake {
-    /// An intake checking signatures with `secret`, reading the watched environments from
-    /// `snapshot`; the returned receiver is the poller's end of the hand-over queue.
+    /// An intake checking signatures with `secret`, reading env0's clock offset from
+    /// `snapshot` and the watched environments from `watched` (the poller's channel); the
+    /// returned receiver is the poller's end of the hand-over queue.
     #[must_use]
     pub fn new(
         secret: impl Into<SecretSource>,
         snapshot: SnapshotHandle,
+        watched: watch::Receiver<Arc<HashSet<Arc<str>>>>,
         metrics: Arc<Metrics>,
         clock: SharedClock,
     ) -> (Self, mpsc::Receiver<Observation>) {
@@ -156,6 +163,7 @@ impl Intake {
         let intake = Self {
             secret: secret.into(),
             snapshot,
+            watched,
             metrics,
             clock,
             queue,
@@ -278,16 +286,11 @@ impl Intake {
             debug!(deployment = %log.id, "webhook: deployment log without an environment");
             return Verdict::new(EventFamily::Other, Outcome::BadRequest);
         };
-        if !self
-            .snapshot
-            .load()
-            .watched_environments
-            .contains(environment_id.as_str())
-        {
+        if !self.watched.borrow().contains(environment_id.as_str()) {
             debug!(environment = %environment_id, "webhook: environment not watched, ignored");
             return Verdict::new(family, Outcome::Ignored);
         }
-        let observation = crate::poller::observation(&log, &environment_id);
+        let observation = crate::observation::observation(&log, &environment_id);
         match self.queue.try_send(observation) {
             Ok(()) => {
                 debug!(event_type = ?event_type, event_id = ?body_id, header_event_id = ?header_id, deployment = %log.id, status = ?log.status, "webhook: accepted");

@@ -20,7 +20,6 @@ mod common;
 use crate::clock::ManualClock;
 use crate::config::Secret;
 use crate::metrics::MetricsConfig;
-use crate::state::Snapshot;
 
 const SECRET: &str = "s3cret";
 const WATCHED: &str = "env-watched";
@@ -35,10 +34,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let snapshot = SnapshotHandle::default();
-    snapshot.publish(Snapshot {
-        watched_environments: Arc::new(HashSet::from([Arc::from(WATCHED)])),
-        ..Snapshot::default()
-    });
+    let (_, watched) = tokio::sync::watch::channel(Arc::new(HashSet::from([Arc::from(WATCHED)])));
     let manual = Arc::new(ManualClock::new("2026-07-01T12:00:00Z".parse().unwrap()));
     let clock: SharedClock = manual.clone();
     let metrics = Arc::new(Metrics::new(
@@ -53,6 +49,7 @@ fn fixture() -> Fixture {
     let (intake, queue) = Intake::new(
         Secret::new(SECRET),
         snapshot.clone(),
+        watched,
         metrics.clone(),
         clock,
     );

@@ -647,14 +647,19 @@ async fn the_sixth_request_of_a_five_per_minute_budget_waits_until_the_clock_fre
         .await
         .expect("success");
     assert_eq!(server.count(), 6);
+    assert_eq!(
+        client.requests_sent(),
+        6,
+        "counted where the budget is taken"
+    );
     assert_eq!(client.budget_remaining(), 4, "five expired, one just taken");
 }
 
 #[tokio::test]
 async fn with_a_deadline_the_sixth_request_fails_with_budget_exhausted_instead_of_waiting() {
     let server = FakeEnv0::start(|_, _| Reply::json("[]")).await;
-    let (client, clock) = five_per_minute(&server);
-    client.set_deadline(Some(helpers::ts("2026-07-01T14:00:30Z")));
+    let (without_deadline, clock) = five_per_minute(&server);
+    let client = without_deadline.with_deadline(Some(helpers::ts("2026-07-01T14:00:30Z")));
 
     for _ in 0..5 {
         client.organizations().await.expect("within budget");
@@ -669,8 +674,7 @@ async fn with_a_deadline_the_sixth_request_fails_with_budget_exhausted_instead_o
     assert_eq!(server.count(), 5);
     assert_eq!(clock.now(), ts("2026-07-01T14:00:00Z"), "nothing waited");
 
-    client.set_deadline(None);
-    let waiting = spawn_organizations(&client);
+    let waiting = spawn_organizations(&without_deadline);
     settle().await;
     clock.advance(Duration::from_secs(60));
     finish(waiting, "without a deadline it waits")
@@ -684,7 +688,7 @@ async fn a_retry_after_past_the_deadline_fails_at_once_as_rate_limited_and_keeps
     let server = FakeEnv0::start(|_, _| Reply::status(429).header("retry-after", "30")).await;
     let clock = manual_clock();
     let (client, recorder) = client_on(config(&server.base_url), clock.clone());
-    client.set_deadline(Some(ts("2026-07-01T14:00:10Z")));
+    let client = client.with_deadline(Some(ts("2026-07-01T14:00:10Z")));
 
     let err = client
         .organizations()
@@ -717,7 +721,7 @@ async fn a_back_off_past_the_deadline_fails_at_once_with_the_server_error() {
     let (client, _) = client_on(cfg, clock.clone());
     // One nanosecond of slack: any back-off but a jittered 0 ns passes the deadline, so this
     // fails if the back-off were skipped, not merely because the deadline is now.
-    client.set_deadline(Some(env0_exporter::clock::add(
+    let client = client.with_deadline(Some(env0_exporter::clock::add(
         clock.now(),
         Duration::from_nanos(1),
     )));

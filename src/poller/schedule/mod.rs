@@ -17,6 +17,12 @@
 //!
 //! A read that does not happen (budget, error) leaves its reason in place, so the next poll
 //! continues where this one stopped.
+//!
+//! This module holds the policy, as pure functions of what is remembered; [`Schedule`] holds
+//! what is remembered (per environment, the listing counts, the full re-read interval in force)
+//! and applies the policy to it.
+
+mod environments;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +31,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::clock;
+
+pub use environments::Schedule;
 
 /// Overlap kept between incremental reads, for clock skew between env0 and the exporter.
 pub const READ_OVERLAP: Duration = Duration::from_secs(300);

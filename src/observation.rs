@@ -1,5 +1,10 @@
-//! Timestamps that contradict each other, made consistent before a deployment log reaches the
-//! state. env0's timestamps are compared only with each other, never with the local clock:
+//! A deployment log, from a listing or a webhook delivery, turned into what the state takes (an
+//! [`Observation`]). Neutral ground between the [`client`](crate::client) model and the
+//! [`state`](crate::state): the poller and the webhook receiver both convert through here, so
+//! neither imports the other.
+//!
+//! Timestamps that contradict each other are made consistent before a deployment log reaches
+//! the state. env0's timestamps are compared only with each other, never with the local clock:
 //!
 //! - a `finishedAt` later than `updatedAt` (the log's last change) cannot be: the finish is
 //!   taken as `updatedAt`, so a finish time in the future neither counts a run that finished
@@ -10,10 +15,45 @@
 //! Missing timestamps stay missing: the state already falls back (`updatedAt` for the finish,
 //! no duration without both ends).
 
+use crate::client::DeploymentLog;
 use crate::state::Observation;
 
+/// The fields the state needs from a deployment log.
+#[must_use]
+pub fn observation(log: &DeploymentLog, environment_id: &str) -> Observation {
+    let mut obs = Observation {
+        id: log.id.clone(),
+        environment_id: log
+            .environment_id
+            .clone()
+            .unwrap_or_else(|| environment_id.to_owned()),
+        deployment_type: log.deployment_type.clone(),
+        status: log.status.clone(),
+        blueprint_type: log.blueprint_type.clone(),
+        trigger_name: log.trigger_name.clone(),
+        started_by: log.started_by.clone(),
+        created_at: log.created_at,
+        queued_at: log.queued_at,
+        started_at: log.started_at,
+        finished_at: log.finished_at,
+        updated_at: log.updated_at,
+        resource_changes: log
+            .plan_summary
+            .as_ref()
+            .map(|p| crate::state::ResourceChanges {
+                added: p.added,
+                changed: p.changed,
+                destroyed: p.destroyed,
+                imported: p.imported,
+            }),
+        drift_detected: log.drift_detected,
+    };
+    make_consistent(&mut obs);
+    obs
+}
+
 /// Makes `obs`'s timestamps consistent with each other (see the module documentation).
-pub(super) fn make_consistent(obs: &mut Observation) {
+pub fn make_consistent(obs: &mut Observation) {
     if let (Some(finished), Some(updated)) = (obs.finished_at, obs.updated_at)
         && finished > updated
     {

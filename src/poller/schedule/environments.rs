@@ -1,0 +1,483 @@
+//! The schedule's data: what the poller remembers of each listed environment between polls, the
+//! listing counts that choose the next poll's environment listing, and the full re-read interval
+//! in force. Its methods apply the policy of [`super`] (pure functions) to that data and touch
+//! neither the network nor the store, so each is tested here on hand-built environments.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tracing::{info, warn};
+
+use super::{EnvSchedule, PlanTime, PlannedRead, ReadKind, Unfinished};
+use crate::client::{Environment, PAGE_LIMIT};
+use crate::clock;
+use crate::poller::PollerConfig;
+
+/// Which environments a poll reads, and what it needs to decide: one entry per listed
+/// environment, and what the listings and the budget said.
+#[derive(Debug)]
+pub struct Schedule {
+    /// Per listed environment, its schedule.
+    envs: HashMap<Arc<str>, EnvSchedule>,
+    /// Listed environments whose deployments the key may not read (403 on their last read).
+    unreadable: HashSet<Arc<str>>,
+    /// When (our clock) the current poll's reads were planned: the exporter's own schedules
+    /// count from it.
+    planned_at: Timestamp,
+    /// The full re-read interval kept: the configured one, or longer when the budget cannot
+    /// hold it.
+    full_sync_in_force: Option<Duration>,
+    /// The stretched interval last warned about (`None`: the configured one is kept).
+    full_sync_warned: Option<Duration>,
+    /// Environments per project as last listed, to choose the cheaper listing (see
+    /// [`per_project_is_cheaper`](Self::per_project_is_cheaper)).
+    listed_per_project: HashMap<String, usize>,
+    /// Environments of the whole organisation as last listed org-wide.
+    listed_in_org: Option<usize>,
+}
+
+/// Pages of a listing of `n` environments.
+fn pages(n: usize) -> usize {
+    n / PAGE_LIMIT + 1
+}
+
+impl Schedule {
+    /// An empty schedule, its plan time `now` until the first plan.
+    #[must_use]
+    pub fn new(now: Timestamp) -> Self {
+        Self {
+            envs: HashMap::new(),
+            unreadable: HashSet::new(),
+            planned_at: now,
+            full_sync_in_force: None,
+            full_sync_warned: None,
+            listed_per_project: HashMap::new(),
+            listed_in_org: None,
+        }
+    }
+
+    /// Environments listed.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.envs.len()
+    }
+
+    /// Whether no environment is listed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.envs.is_empty()
+    }
+
+    /// Whether `environment` is listed.
+    #[must_use]
+    pub fn contains(&self, environment: &str) -> bool {
+        self.envs.contains_key(environment)
+    }
+
+    /// The listed environments and their schedules.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &EnvSchedule)> {
+        self.envs.iter()
+    }
+
+    /// The listed environments.
+    pub fn ids(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.envs.keys()
+    }
+
+    /// Whether `environment`'s last read was refused (403).
+    #[must_use]
+    pub fn is_unreadable(&self, environment: &str) -> bool {
+        self.unreadable.contains(environment)
+    }
+
+    /// Listed environments whose last read was refused.
+    #[must_use]
+    pub fn unreadable_count(&self) -> usize {
+        self.unreadable.len()
+    }
+
+    /// Replaces everything per environment (a restored state file).
+    pub fn restore(&mut self, envs: HashMap<Arc<str>, EnvSchedule>, unreadable: HashSet<Arc<str>>) {
+        self.envs = envs;
+        self.unreadable = unreadable;
+    }
+
+    /// Forgets the environments not in `listed`.
+    pub fn retain_listed(&mut self, listed: &HashSet<&str>) {
+        self.envs.retain(|id, _| listed.contains(&**id));
+        self.unreadable.retain(|id| listed.contains(&**id));
+    }
+
+    /// Takes in what the listing says of `env`: its latest run, whether it is archived, its
+    /// last change.
+    pub fn take_listed(&mut self, env: &Environment) {
+        let listed_latest = env
+            .latest_deployment_log
+            .as_ref()
+            .map(|l| (l.id.clone(), l.status.clone()))
+            .or_else(|| env.latest_deployment_log_id.clone().map(|id| (id, None)));
+        let entry = self.envs.entry(Arc::from(env.id.as_str())).or_default();
+        entry.listed_latest = listed_latest;
+        entry.archived = env.is_archived;
+        entry.updated_at = env.updated_at;
+    }
+
+    /// The environment's latest run as its listing showed it.
+    #[must_use]
+    pub fn listed_latest_id(&self, environment: &str) -> Option<String> {
+        self.envs
+            .get(environment)
+            .and_then(|s| s.listed_latest.as_ref())
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Environments whose lookback window has not been read yet.
+    #[must_use]
+    pub fn backfill_pending(&self) -> usize {
+        self.envs.values().filter(|s| !s.backfilled).count()
+    }
+
+    /// Environments whose lookback window has been read.
+    #[must_use]
+    pub fn backfilled(&self) -> HashSet<Arc<str>> {
+        self.envs
+            .iter()
+            .filter(|(_, s)| s.backfilled)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The full re-read interval in force (`None`: full re-reads are off, or no listing yet).
+    #[must_use]
+    pub fn full_sync_in_force(&self) -> Option<Duration> {
+        self.full_sync_in_force
+    }
+
+    /// The age (our clock, `local`) of the oldest full read among the environments due periodic
+    /// full re-reads at env0's `now`; `None` while full re-reads are off.
+    #[must_use]
+    pub fn full_sync_oldest_age(
+        &self,
+        config: &PollerConfig,
+        now: Timestamp,
+        local: Timestamp,
+    ) -> Option<Duration> {
+        let window_start = clock::sub(now, config.lookback);
+        self.full_sync_in_force.and_then(|_| {
+            self.envs
+                .values()
+                .filter(|s| s.backfilled && !s.full_sync_exempt(window_start))
+                .filter_map(|s| s.last_full_read)
+                .min()
+                .map(|oldest| clock::elapsed(oldest, local))
+        })
+    }
+
+    /// The reads of one poll planned `at`, and how many due full re-reads are held for later
+    /// polls: full re-reads come last in the plan, the oldest due first, and a poll does only
+    /// its share of the cycle (see [`super::full_syncs_per_poll`]).
+    #[must_use]
+    pub fn plan(
+        &mut self,
+        config: &PollerConfig,
+        unfinished: &HashMap<Arc<str>, Unfinished>,
+        at: PlanTime,
+    ) -> (Vec<PlannedRead>, usize) {
+        self.planned_at = at.local;
+        let mut plan = super::plan(
+            &self.envs,
+            unfinished,
+            at,
+            config.lookback,
+            config.full_sync_interval.is_some(),
+        );
+        let mut held = 0;
+        if self.full_sync_in_force.is_some() {
+            let capacity = super::full_sync_capacity(
+                self.envs.len(),
+                config.max_requests_per_minute,
+                config.poll_interval,
+            );
+            let share = super::full_syncs_per_poll(capacity, config.poll_interval);
+            let due = plan.iter().filter(|r| r.kind == ReadKind::FullSync).count();
+            held = due.saturating_sub(share);
+            plan.truncate(plan.len() - held);
+        }
+        (plan, held)
+    }
+
+    /// Chooses the full re-read interval for the environments now listed, warning when the
+    /// request budget cannot hold the configured one (on the first listing, then only when the
+    /// interval that can be kept moves by more than a fifth).
+    pub fn keep_full_sync_interval(&mut self, config: &PollerConfig, now: Timestamp) {
+        let Some(configured) = config.full_sync_interval else {
+            return;
+        };
+        let window_start = clock::sub(now, config.lookback);
+        let eligible = self
+            .envs
+            .values()
+            .filter(|s| !s.full_sync_exempt(window_start))
+            .count();
+        let budget = config.max_requests_per_minute;
+        let poll = config.poll_interval;
+        let listed = self.envs.len();
+        let in_force =
+            super::full_sync_interval_in_force(configured, listed, eligible, budget, poll);
+        if in_force > configured {
+            let moved = self.full_sync_warned.is_none_or(|warned| {
+                let ratio = in_force.as_secs_f64() / warned.as_secs_f64().max(1.0);
+                !(0.8..=1.25).contains(&ratio)
+            });
+            if moved {
+                warn!(
+                    environments = eligible,
+                    configured = %humantime::format_duration(configured),
+                    kept = %humantime::format_duration(in_force),
+                    max_requests_per_minute = budget,
+                    full_reads_per_minute = super::full_sync_capacity(listed, budget, poll).floor(),
+                    "the request budget cannot re-read every environment within --full-sync-interval; full re-reads are spread over a longer interval (env0_exporter_full_sync_duration_seconds); raise --max-requests-per-minute or --poll-interval, or narrow with --projects"
+                );
+                self.full_sync_warned = Some(in_force);
+            }
+        } else if self.full_sync_warned.take().is_some() {
+            info!(
+                environments = eligible,
+                interval = %humantime::format_duration(configured),
+                "the request budget holds --full-sync-interval again"
+            );
+        }
+        self.full_sync_in_force = Some(in_force);
+    }
+
+    /// Notes a read done at `to` (env0's clock). It sets no baseline: a read that was refused
+    /// (403) or found the environment gone (404) saw none of its history, so the first read
+    /// that works still takes what it finds finished as history.
+    ///
+    /// `held` fingerprints the environment's unfinished non-latest runs when the read was
+    /// planned and after it, for the back-off of their re-reads.
+    pub fn mark_read(
+        &mut self,
+        config: &PollerConfig,
+        read: &PlannedRead,
+        to: Timestamp,
+        held: (Option<u64>, Option<u64>),
+    ) {
+        let full_sync = self.full_sync_in_force.or(config.full_sync_interval);
+        let planned = self.planned_at;
+        if let Some(s) = self.envs.get_mut(&read.environment) {
+            s.read_latest = s.listed_latest.clone();
+            s.last_read = Some(to);
+            s.note_read(
+                read.kind,
+                planned,
+                held,
+                config.poll_interval,
+                config.unfinished_reread_max,
+            );
+            if let Some(interval) = full_sync {
+                s.next_full_sync = Some(match read.kind {
+                    ReadKind::Backfill => super::first_full_sync(&read.environment, to, interval),
+                    ReadKind::FullSync => clock::add(to, interval),
+                    _ => s.next_full_sync.unwrap_or_else(|| clock::add(to, interval)),
+                });
+            }
+            s.backfilled = true;
+        }
+    }
+
+    /// Notes that the key may not read `environment` (403), until a read of it works.
+    pub fn mark_unreadable(&mut self, environment: &Arc<str>) {
+        self.unreadable.insert(environment.clone());
+    }
+
+    /// Notes that a read of `environment` worked.
+    pub fn mark_readable(&mut self, environment: &str) {
+        self.unreadable.remove(environment);
+    }
+
+    /// Notes an organisation-wide listing of `environments`: its size, and the environments of
+    /// each project.
+    pub fn note_org_listing(&mut self, environments: &[Environment]) {
+        self.listed_in_org = Some(environments.len());
+        self.listed_per_project.clear();
+        for env in environments {
+            if let Some(p) = &env.project_id {
+                *self.listed_per_project.entry(p.clone()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Notes a listing of `project`'s `n` environments.
+    pub fn note_project_listing(&mut self, project: &str, n: usize) {
+        self.listed_per_project.insert(project.to_owned(), n);
+    }
+
+    /// Whether one listing per project of `watched` costs fewer requests, as last counted, than
+    /// the organisation's (Σ ⌊Eₚ/100⌋+1 pages against ⌊E/100⌋+1; an organisation never listed
+    /// counts as costing more).
+    #[must_use]
+    pub fn per_project_is_cheaper(&self, watched: &[String]) -> bool {
+        let per_project: usize = watched
+            .iter()
+            .map(|p| pages(self.listed_per_project.get(p).copied().unwrap_or(0)))
+            .sum();
+        let org_wide = self.listed_in_org.map_or(usize::MAX, pages);
+        per_project < org_wide
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poller::test_support::{self, ts};
+
+    const TEN_MINUTES: Duration = Duration::from_secs(600);
+
+    fn config(full_sync: Option<Duration>) -> PollerConfig {
+        PollerConfig {
+            full_sync_interval: full_sync,
+            ..test_support::config()
+        }
+    }
+
+    fn environment(id: &str, project: &str, latest: Option<&str>) -> Environment {
+        Environment {
+            project_id: Some(project.into()),
+            ..test_support::environment(id, latest)
+        }
+    }
+
+    /// A schedule listing `n` environments, all backfilled.
+    fn listing(n: usize) -> Schedule {
+        let mut s = Schedule::new(ts("2026-07-01T12:00:00Z"));
+        for i in 0..n {
+            s.take_listed(&environment(&format!("e{i}"), "p", None));
+        }
+        for env in s.envs.values_mut() {
+            env.backfilled = true;
+        }
+        s
+    }
+
+    #[test]
+    fn a_stretched_interval_is_warned_about_once_and_again_only_when_it_moves_by_a_fifth() {
+        let config = config(Some(TEN_MINUTES));
+        let now = ts("2026-07-01T12:00:00Z");
+        // 10,000 environments at 500 requests a minute: 2,198 s, not 10 minutes (the figures
+        // of `full_sync_keeps_its_interval_when_the_budget_holds_it_and_stretches_when_not`).
+        let mut s = listing(10_000);
+        s.keep_full_sync_interval(&config, now);
+        assert_eq!(s.full_sync_in_force(), Some(Duration::from_secs(2198)));
+        assert_eq!(s.full_sync_warned, Some(Duration::from_secs(2198)));
+        // 500 more: the interval moves by under a fifth, the warning stands as it was.
+        let mut more = listing(10_500);
+        more.full_sync_warned = s.full_sync_warned;
+        more.keep_full_sync_interval(&config, now);
+        assert!(more.full_sync_in_force() > s.full_sync_in_force());
+        assert_eq!(more.full_sync_warned, Some(Duration::from_secs(2198)));
+        // Twice as many: warned again, at the new interval.
+        let mut twice = listing(20_000);
+        twice.full_sync_warned = s.full_sync_warned;
+        twice.keep_full_sync_interval(&config, now);
+        assert_eq!(twice.full_sync_warned, twice.full_sync_in_force());
+        // Few again: the configured interval, nothing left warned about.
+        let mut few = listing(10);
+        few.full_sync_warned = twice.full_sync_warned;
+        few.keep_full_sync_interval(&config, now);
+        assert_eq!(few.full_sync_in_force(), Some(TEN_MINUTES));
+        assert_eq!(few.full_sync_warned, None);
+    }
+
+    #[test]
+    fn a_poll_holds_the_full_rereads_past_its_share_for_later_polls() {
+        let config = config(Some(TEN_MINUTES));
+        let now = ts("2026-07-01T12:00:00Z");
+        // 10,000 due at once (after an outage): 273 a minute less the listing, plus one, a poll.
+        let mut s = listing(10_000);
+        for env in s.envs.values_mut() {
+            env.next_full_sync = Some(ts("2026-07-01T11:00:00Z"));
+            env.last_read = Some(now);
+        }
+        s.keep_full_sync_interval(&config, now);
+        let at = PlanTime {
+            env0: now,
+            local: now,
+        };
+        let (plan, held) = s.plan(&config, &HashMap::new(), at);
+        assert_eq!(plan.len(), 274);
+        assert_eq!(held, 10_000 - 274);
+        assert!(plan.iter().all(|r| r.kind == ReadKind::FullSync));
+    }
+
+    #[test]
+    fn a_first_read_notes_the_latest_run_and_spreads_the_first_full_reread() {
+        let config = config(Some(TEN_MINUTES));
+        let mut s = Schedule::new(ts("2026-07-01T12:00:00Z"));
+        s.take_listed(&environment("e1", "p", Some("d1")));
+        let read = PlannedRead {
+            environment: Arc::from("e1"),
+            kind: ReadKind::Backfill,
+            from: ts("2026-06-30T12:00:00Z"),
+        };
+        let to = ts("2026-07-01T12:00:05Z");
+        s.mark_read(&config, &read, to, (None, None));
+        let e1 = &s.envs["e1"];
+        assert!(e1.backfilled);
+        assert_eq!(e1.read_latest, Some(("d1".into(), None)));
+        assert_eq!(e1.last_read, Some(to));
+        assert_eq!(
+            e1.next_full_sync,
+            Some(super::super::first_full_sync("e1", to, TEN_MINUTES))
+        );
+        assert_eq!(s.backfill_pending(), 0);
+        // A later full re-read is due one interval after it.
+        let full = PlannedRead {
+            kind: ReadKind::FullSync,
+            ..read
+        };
+        s.mark_read(&config, &full, to, (None, None));
+        assert_eq!(
+            s.envs["e1"].next_full_sync,
+            Some(clock::add(to, TEN_MINUTES))
+        );
+    }
+
+    #[test]
+    fn environments_no_longer_listed_are_forgotten_with_their_refusals() {
+        let mut s = Schedule::new(ts("2026-07-01T12:00:00Z"));
+        for id in ["kept", "gone"] {
+            s.take_listed(&environment(id, "p", None));
+            s.mark_unreadable(&Arc::from(id));
+        }
+        s.retain_listed(&HashSet::from(["kept"]));
+        assert_eq!(s.ids().map(|id| &**id).collect::<Vec<_>>(), ["kept"]);
+        assert!(s.is_unreadable("kept"));
+        assert_eq!(s.unreadable_count(), 1);
+        s.mark_readable("kept");
+        assert_eq!(s.unreadable_count(), 0);
+    }
+
+    #[test]
+    fn the_cheaper_listing_is_chosen_by_the_counts_last_listed() {
+        let mut s = Schedule::new(ts("2026-07-01T12:00:00Z"));
+        let watched = vec!["small".to_owned()];
+        // Never listed org-wide: per project.
+        assert!(s.per_project_is_cheaper(&watched));
+        // 250 environments org-wide (3 pages), 5 in the watched project (1 page).
+        let mut envs: Vec<Environment> = (0..245)
+            .map(|i| environment(&format!("b{i}"), "big", None))
+            .collect();
+        envs.extend((0..5).map(|i| environment(&format!("s{i}"), "small", None)));
+        s.note_org_listing(&envs);
+        assert!(s.per_project_is_cheaper(&watched));
+        // Watching both: 1 + 3 pages per project against 3 org-wide.
+        let both = vec!["small".to_owned(), "big".to_owned()];
+        assert!(!s.per_project_is_cheaper(&both));
+        // The big project shrank to 50 when listed alone: 2 pages against 3.
+        s.note_project_listing("big", 50);
+        assert!(s.per_project_is_cheaper(&both));
+    }
+}
