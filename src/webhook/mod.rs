@@ -28,6 +28,9 @@
 //! ignored. Polling stays the source of truth: env0 never retries a delivery, so a lost or
 //! refused one is repaired by the next poll that reads its environment.
 //!
+//! With `--shard` and `--webhook-forward-url-template`, a delivery for an environment of another
+//! shard is forwarded to that shard instead of ignored ([`forward`]).
+//!
 //! Every delivery is counted once in `env0_exporter_webhook_events_total` under its
 //! [`EventFamily`] and [`Outcome`]. The family is read from the signed body (the headers are
 //! not signed); a delivery whose signature or body is bad counts under `other`, since nothing in
@@ -35,6 +38,7 @@
 
 mod canonical;
 mod event;
+mod forward;
 mod recent;
 mod signature;
 
@@ -61,6 +65,7 @@ use crate::state::{Observation, SnapshotHandle};
 use recent::RecentIds;
 
 pub use event::{EventFamily, Outcome};
+pub use forward::{FORWARDED_FROM, Forwarding, TIMEOUT as FORWARD_TIMEOUT, UrlTemplate};
 pub use signature::{SignatureForm, sign, verify, verify_either};
 
 /// `JSON.stringify(JSON.parse(body))`, or `None` when `body` is not JSON: what a signature of
@@ -101,6 +106,8 @@ pub struct Intake {
     queue: mpsc::Sender<Observation>,
     recent: Mutex<RecentIds>,
     bad_signatures: AtomicU64,
+    /// Where deliveries for other shards' environments go; `None`: they are ignored.
+    forwarding: Option<Forwarding>,
 }
 
 impl std::fmt::Debug for Intake {
@@ -117,13 +124,17 @@ struct Verdict {
     status: StatusCode,
     event: EventFamily,
     outcome: Outcome,
+    /// The shard to forward the delivery to, when it is another's.
+    forward_to: Option<crate::shard::Shard>,
 }
 
 impl Verdict {
     fn new(event: EventFamily, outcome: Outcome) -> Self {
         let status = match outcome {
-            Outcome::Accepted => StatusCode::ACCEPTED,
+            // A forwarded delivery is answered as the forward went (`forward::Forwarding::send`).
+            Outcome::Accepted | Outcome::Forwarded => StatusCode::ACCEPTED,
             Outcome::Duplicate | Outcome::Ignored => StatusCode::OK,
+            Outcome::Misrouted => StatusCode::MISDIRECTED_REQUEST,
             Outcome::BadSignature => StatusCode::UNAUTHORIZED,
             Outcome::BadRequest | Outcome::Stale => StatusCode::BAD_REQUEST,
         };
@@ -131,6 +142,7 @@ impl Verdict {
             status,
             event,
             outcome,
+            forward_to: None,
         }
     }
 
@@ -161,8 +173,15 @@ impl Intake {
             queue,
             recent: Mutex::new(RecentIds::default()),
             bad_signatures: AtomicU64::new(0),
+            forwarding: None,
         };
         (intake, receiver)
+    }
+
+    /// This intake, forwarding deliveries for other shards' environments with `forwarding`.
+    #[must_use]
+    pub fn with_forwarding(self, forwarding: Option<Forwarding>) -> Self {
+        Self { forwarding, ..self }
     }
 
     /// Checks, answers and counts one delivery.
@@ -198,7 +217,14 @@ impl Intake {
             debug!("webhook: a signed body that is not a JSON event");
             return Verdict::new(EventFamily::Other, Outcome::BadRequest);
         };
-        self.take(headers, &event)
+        let verdict = self.take(headers, &event);
+        match (verdict.forward_to, &self.forwarding) {
+            (Some(to), Some(forwarding)) => Verdict {
+                status: forwarding.send(to, headers, bytes, &self.metrics).await,
+                ..verdict
+            },
+            _ => verdict,
+        }
     }
 
     /// The verified event: checked for age, deduplicated, classified, and handed over when it
@@ -284,6 +310,13 @@ impl Intake {
             .watched_environments
             .contains(environment_id.as_str())
         {
+            if let Some(forward) = self
+                .forwarding
+                .as_ref()
+                .and_then(|f| f.verdict(headers, &environment_id, family))
+            {
+                return forward;
+            }
             debug!(environment = %environment_id, "webhook: environment not watched, ignored");
             return Verdict::new(family, Outcome::Ignored);
         }
@@ -378,6 +411,11 @@ async fn handle(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bod
         Outcome::Duplicate => "duplicate\n",
         Outcome::Stale => "event time too far from env0's time\n",
         Outcome::Ignored => "ignored\n",
+        Outcome::Forwarded if verdict.status.is_success() => {
+            "forwarded to the shard of its environment\n"
+        }
+        Outcome::Forwarded => "forwarding to the shard of its environment failed\n",
+        Outcome::Misrouted => "forwarded by another shard, and not this shard's environment\n",
         Outcome::BadSignature => "missing or wrong signature\n",
         Outcome::BadRequest if verdict.status == StatusCode::PAYLOAD_TOO_LARGE => {
             "body too large\n"
