@@ -13,9 +13,9 @@ use bytes::Bytes;
 use super::*;
 use crate::shard::Shard;
 
-/// Shard 1 of 2's: fnv1a("env-1") = 0xad25_ffbf_427f_8b5e, even.
+/// Shard 1 of 2's: `fnv1a("env-1") = 0xad25_ffbf_427f_8b5e`, even.
 const FIRST_SHARDS: &str = "env-1";
-/// Shard 2 of 2's, not watched: fnv1a("env-2") = 0xad25_febf_427f_89ab, odd.
+/// Shard 2 of 2's, not watched: `fnv1a("env-2") = 0xad25_febf_427f_89ab`, odd.
 const OWN_NOT_WATCHED: &str = "env-2";
 
 /// What the fake shard received: path, headers, body.
@@ -70,7 +70,7 @@ fn forwarding_fixture(target: SocketAddr, timeout: Duration) -> Fixture {
 }
 
 /// `env0_exporter_webhook_forwards_total{outcome}`, `None` when the series is absent.
-fn forwards(f: &Fixture, outcome: &str) -> Option<f64> {
+fn forwards(f: &Fixture, outcome: &str) -> Option<u64> {
     let text = f.metrics.encode(false).unwrap();
     let head = format!("env0_exporter_webhook_forwards_total{{outcome=\"{outcome}\"}} ");
     text.lines()
@@ -79,7 +79,7 @@ fn forwards(f: &Fixture, outcome: &str) -> Option<f64> {
 }
 
 /// The four forward outcomes' counts, in the order ok, refused, error, timeout.
-fn all_forwards(f: &Fixture) -> [f64; 4] {
+fn all_forwards(f: &Fixture) -> [u64; 4] {
     ["ok", "refused", "error", "timeout"].map(|o| forwards(f, o).unwrap())
 }
 
@@ -115,7 +115,7 @@ async fn deliver(f: &Fixture, body: &[u8], extra: &[(&str, &str)]) -> StatusCode
 async fn another_shards_delivery_is_forwarded_byte_for_byte_counted_once_and_a_replay_is_not() {
     let (addr, received) = fake_shard(Answer::Status(StatusCode::ACCEPTED)).await;
     let mut f = forwarding_fixture(addr, FORWARD_TIMEOUT);
-    assert_eq!(all_forwards(&f), [0.0; 4], "every outcome starts at 0");
+    assert_eq!(all_forwards(&f), [0; 4], "every outcome starts at 0");
     let body = delivery_for(FIRST_SHARDS, "event-1");
     assert_eq!(deliver(&f, &body, &[]).await, StatusCode::ACCEPTED);
 
@@ -146,13 +146,13 @@ async fn another_shards_delivery_is_forwarded_byte_for_byte_counted_once_and_a_r
     assert!(queued(&mut f).is_empty(), "not taken in here");
     assert!((counted(&f, "deploy", "forwarded") - 1.0).abs() < f64::EPSILON);
     assert!(counted(&f, "deploy", "accepted").abs() < f64::EPSILON);
-    assert_eq!(all_forwards(&f), [1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(all_forwards(&f), [1, 0, 0, 0]);
 
     // env0's replay (same body, same signature) is this shard's duplicate: not forwarded again.
     assert_eq!(deliver(&f, &body, &[]).await, StatusCode::OK);
     assert_eq!(received.lock().unwrap().len(), 1);
     assert!((counted(&f, "deploy", "duplicate") - 1.0).abs() < f64::EPSILON);
-    assert_eq!(all_forwards(&f), [1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(all_forwards(&f), [1, 0, 0, 0]);
 }
 
 #[tokio::test]
@@ -161,7 +161,7 @@ async fn the_owning_shards_2xx_is_env0s_answer_and_its_refusal_a_502() {
     let f = forwarding_fixture(addr, FORWARD_TIMEOUT);
     let body = delivery_for(FIRST_SHARDS, "event-ok");
     assert_eq!(deliver(&f, &body, &[]).await, StatusCode::OK);
-    assert_eq!(all_forwards(&f), [1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(all_forwards(&f), [1, 0, 0, 0]);
 
     // The other shard has another secret (401), or disagrees on the shard count (421).
     for (n, refusal) in [StatusCode::UNAUTHORIZED, StatusCode::MISDIRECTED_REQUEST]
@@ -173,7 +173,7 @@ async fn the_owning_shards_2xx_is_env0s_answer_and_its_refusal_a_502() {
         let body = delivery_for(FIRST_SHARDS, &format!("event-refused-{n}"));
         assert_eq!(deliver(&f, &body, &[]).await, StatusCode::BAD_GATEWAY);
         assert_eq!(received.lock().unwrap().len(), 1);
-        assert_eq!(all_forwards(&f), [0.0, 1.0, 0.0, 0.0], "{refusal}");
+        assert_eq!(all_forwards(&f), [0, 1, 0, 0], "{refusal}");
         assert!((counted(&f, "deploy", "forwarded") - 1.0).abs() < f64::EPSILON);
     }
 }
@@ -188,7 +188,7 @@ async fn a_shard_that_is_down_is_an_error_and_one_that_never_answers_a_timeout()
     let f = forwarding_fixture(closed, FORWARD_TIMEOUT);
     let body = delivery_for(FIRST_SHARDS, "event-down");
     assert_eq!(deliver(&f, &body, &[]).await, StatusCode::BAD_GATEWAY);
-    assert_eq!(all_forwards(&f), [0.0, 0.0, 1.0, 0.0]);
+    assert_eq!(all_forwards(&f), [0, 0, 1, 0]);
 
     // A shard that takes the request and never answers: the forward gives up at its timeout
     // (short here, so the test does not wait the real one), and env0 is answered 504.
@@ -197,7 +197,7 @@ async fn a_shard_that_is_down_is_an_error_and_one_that_never_answers_a_timeout()
     let body = delivery_for(FIRST_SHARDS, "event-silent");
     assert_eq!(deliver(&f, &body, &[]).await, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(received.lock().unwrap().len(), 1, "it did reach the shard");
-    assert_eq!(all_forwards(&f), [0.0, 0.0, 0.0, 1.0]);
+    assert_eq!(all_forwards(&f), [0, 0, 0, 1]);
 }
 
 #[tokio::test]
@@ -213,7 +213,7 @@ async fn a_forwarded_delivery_is_never_forwarded_again_and_is_taken_in_by_its_ow
     );
     assert!(received.lock().unwrap().is_empty(), "not forwarded again");
     assert!((counted(&f, "deploy", "misrouted") - 1.0).abs() < f64::EPSILON);
-    assert_eq!(all_forwards(&f), [0.0; 4]);
+    assert_eq!(all_forwards(&f), [0; 4]);
 
     // Forwarded here for this shard's watched environment: taken in as from env0.
     let body = delivery_for(WATCHED, "event-mine");
