@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use bytes::Bytes;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use url::Url;
 
 use super::{
@@ -157,6 +157,7 @@ impl Forwarding {
             .build()?;
         let from = HeaderValue::from_str(&own.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("?"));
+        info!(%template, timeout = ?timeout, "webhooks: deliveries for other shards' environments are forwarded to their shard");
         Ok(Some(Self {
             own,
             template,
