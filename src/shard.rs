@@ -85,8 +85,23 @@ impl Shard {
     /// Whether the environment `id` belongs to this shard.
     #[must_use]
     pub fn owns(self, environment_id: &str) -> bool {
-        self.count == 1
-            || fnv1a(environment_id) % u64::from(self.count) == u64::from(self.index - 1)
+        self.owner(environment_id) == self
+    }
+
+    /// The shard of the same count that the environment `id` belongs to: shard
+    /// `fnv1a(id) % M + 1` of M (the split the poller reads by, and webhooks are forwarded by).
+    #[must_use]
+    pub fn owner(self, environment_id: &str) -> Self {
+        if self.count == 1 {
+            return self;
+        }
+        // The remainder is below `count`, a u32: it fits.
+        let ordinal =
+            u32::try_from(fnv1a(environment_id) % u64::from(self.count)).unwrap_or_default();
+        Self {
+            index: ordinal + 1,
+            count: self.count,
+        }
     }
 }
 
@@ -142,6 +157,18 @@ mod tests {
     }
 
     #[test]
+    fn the_owner_is_the_hash_modulo_m_plus_one_whichever_shard_asks() {
+        // fnv1a("a") = 0xaf63_dc4c_8601_ec8c: ≡ 0 (mod 2), 1 (mod 3), 5 (mod 7), by hand.
+        for (count, want) in [(1, 1), (2, 1), (3, 2), (7, 6)] {
+            for asking in 1..=count {
+                let shard = Shard::new(asking, count).unwrap();
+                assert_eq!(shard.owner("a"), Shard::new(want, count).unwrap());
+                assert_eq!(shard.owns("a"), asking == want);
+            }
+        }
+    }
+
+    #[test]
     fn shards_are_written_n_of_m_from_one_or_as_a_statefulset_pod_name() {
         assert_eq!("2/3".parse::<Shard>().unwrap(), Shard::new(2, 3).unwrap());
         assert_eq!(" 1 / 1 ".parse::<Shard>().unwrap(), Shard::default());
@@ -185,6 +212,10 @@ mod tests {
                 let owners: Vec<usize> =
                     (0..shards.len()).filter(|&s| shards[s].owns(&id)).collect();
                 assert_eq!(owners.len(), 1, "{id} of {count}: {owners:?}");
+                // Every shard names the same owner, the one that owns it.
+                for shard in &shards {
+                    assert_eq!(shard.owner(&id), shards[owners[0]], "{id} of {count}");
+                }
                 sizes[owners[0]] += 1;
             }
             // Balanced within a generous margin: 2,000 ids, each shard near 2,000 / M.

@@ -25,7 +25,7 @@ use crate::poller::Poller;
 use crate::ratelimit::SlidingWindow;
 use crate::simulator::{DateFilterField, SimConfig, Simulator};
 use crate::state::SnapshotHandle;
-use crate::webhook::Intake;
+use crate::webhook::{Forwarding, Intake};
 
 pub use run::main;
 
@@ -62,6 +62,23 @@ pub fn build(
     clock: SharedClock,
 ) -> Result<Exporter, crate::client::Error> {
     let snapshot = SnapshotHandle::default();
+    let forwarding = match config
+        .webhook
+        .as_ref()
+        .and_then(|w| w.forward_url_template.clone())
+    {
+        Some(template) => Forwarding::new(
+            config.poller.shard,
+            template,
+            crate::webhook::FORWARD_TIMEOUT,
+        )
+        .map_err(|e| {
+            crate::client::Error::InvalidConfig(format!(
+                "cannot build the http client that forwards webhooks between shards: {e}"
+            ))
+        })?,
+        None => None,
+    };
     let budget = Arc::new(SlidingWindow::new(
         config.poller.max_requests_per_minute,
         client::RATE_WINDOW,
@@ -97,7 +114,7 @@ pub fn build(
             clock,
         );
         poller.set_webhooks(receiver);
-        Arc::new(intake)
+        Arc::new(intake.with_forwarding(forwarding))
     });
     Ok(Exporter {
         metrics,

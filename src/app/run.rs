@@ -110,10 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let secret = demo_secret();
             // The simulated env0 posts its webhooks over plain HTTP, without credentials.
             config.serving.options.web_config = None;
-            config.webhook = Some(WebhookConfig {
-                secret: Secret::new(&secret).into(),
-                listen_address: None,
-            });
+            config.webhook = Some(WebhookConfig::on_main_listener(Secret::new(&secret).into()));
             let webhook_url = demo_webhook_url(exporter_listener.local_addr()?)?;
             let mut sim_config = super::sim_config(&sim_args);
             sim_config.webhook = Some(WebhookTarget {

@@ -12,7 +12,7 @@ use super::{Cli, ConfigError};
 /// Flags `demo` ignores: it runs against its own simulated env0, on a free loopback port, and
 /// wires the simulated env0's webhooks to its own listener with a secret of its own (over plain
 /// HTTP, so without a web configuration).
-const IGNORED_BY_DEMO: [&str; 10] = [
+const IGNORED_BY_DEMO: [&str; 11] = [
     "api_endpoint",
     "api_key",
     "api_secret",
@@ -22,10 +22,11 @@ const IGNORED_BY_DEMO: [&str; 10] = [
     "webhook_secret",
     "webhook_secret_file",
     "webhook_listen_address",
+    "webhook_forward_url_template",
     "web_config_file",
 ];
 /// Flags `once` ignores: it polls once and prints, serving nothing (webhooks included).
-const IGNORED_BY_ONCE: [&str; 7] = [
+const IGNORED_BY_ONCE: [&str; 8] = [
     "listen_address",
     "web_config_file",
     "web_max_connections",
@@ -33,6 +34,7 @@ const IGNORED_BY_ONCE: [&str; 7] = [
     "webhook_secret",
     "webhook_secret_file",
     "webhook_listen_address",
+    "webhook_forward_url_template",
 ];
 /// Flags `doctor` uses: the connection, what the exporter would watch and send, the request
 /// limits, and the webhook settings it explains; it serves and polls nothing.

@@ -1,5 +1,6 @@
 //! The webhook flags: off unless a secret is given, and served on the main listener or on its
-//! own, so that `/metrics` need not be reachable from env0.
+//! own, so that `/metrics` need not be reachable from env0; with `--shard`, where deliveries for
+//! other shards' environments are forwarded.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{ConfigError, Secret, SecretSource, invalid};
+use crate::webhook::UrlTemplate;
 
 /// Settings of `POST /webhooks/env0`.
 #[derive(Debug, Clone, Args)]
@@ -33,6 +35,18 @@ pub struct WebhookArgs {
     /// be reachable from env0)
     #[arg(long, env = "ENV0_EXPORTER_WEBHOOK_LISTEN_ADDRESS", global = true)]
     pub webhook_listen_address: Option<SocketAddr>,
+    /// With --shard: forward each delivery for another shard's environment to that shard, at
+    /// this URL with {shard} replaced by its number N (of --shard N/M) and {ordinal} by N-1 (a
+    /// `StatefulSet` pod's ordinal), e.g.
+    /// `http://env0-exporter-{ordinal}.env0-exporter-headless:19180/webhooks/env0` [default:
+    /// off, such deliveries are ignored and the owning shard's next poll reads them]
+    #[arg(
+        long,
+        env = "ENV0_EXPORTER_WEBHOOK_FORWARD_URL_TEMPLATE",
+        global = true,
+        help_heading = "Webhooks"
+    )]
+    pub webhook_forward_url_template: Option<UrlTemplate>,
 }
 
 /// Validated webhook settings.
@@ -43,13 +57,28 @@ pub struct WebhookConfig {
     pub secret: SecretSource,
     /// Its own listener; `None` = the main one.
     pub listen_address: Option<SocketAddr>,
+    /// Where the shard of each number receives deliveries; `None` = no forwarding.
+    pub forward_url_template: Option<UrlTemplate>,
+}
+
+impl WebhookConfig {
+    /// Webhooks signed with `secret`, on the main listener, not forwarded (the demo's).
+    #[must_use]
+    pub fn on_main_listener(secret: SecretSource) -> Self {
+        Self {
+            secret,
+            listen_address: None,
+            forward_url_template: None,
+        }
+    }
 }
 
 impl WebhookArgs {
     /// The webhook settings, `None` when no secret is set (webhooks off).
     ///
     /// # Errors
-    /// An unreadable or empty secret file, or a listen address without a secret.
+    /// An unreadable or empty secret file, or a listen address or forward URL template without
+    /// a secret.
     pub fn validate(&self) -> Result<Option<WebhookConfig>, ConfigError> {
         let secret = match (&self.webhook_secret, &self.webhook_secret_file) {
             (Some(secret), _) if !secret.expose().is_empty() => {
@@ -61,17 +90,22 @@ impl WebhookArgs {
             ),
             _ => None,
         };
-        match (secret, self.webhook_listen_address) {
-            (Some(secret), listen_address) => Ok(Some(WebhookConfig {
-                secret,
-                listen_address,
-            })),
-            (None, Some(_)) => Err(invalid(
-                "--webhook-listen-address",
-                "webhooks are off without --webhook-secret or --webhook-secret-file",
-            )),
-            (None, None) => Ok(None),
-        }
+        let Some(secret) = secret else {
+            let off = "webhooks are off without --webhook-secret or --webhook-secret-file";
+            return match (
+                self.webhook_listen_address,
+                &self.webhook_forward_url_template,
+            ) {
+                (Some(_), _) => Err(invalid("--webhook-listen-address", off)),
+                (None, Some(_)) => Err(invalid("--webhook-forward-url-template", off)),
+                (None, None) => Ok(None),
+            };
+        };
+        Ok(Some(WebhookConfig {
+            secret,
+            listen_address: self.webhook_listen_address,
+            forward_url_template: self.webhook_forward_url_template.clone(),
+        }))
     }
 }
 
@@ -88,6 +122,7 @@ mod tests {
             webhook_secret: secret.map(Secret::new),
             webhook_secret_file: file,
             webhook_listen_address: listen.map(|a| a.parse().unwrap()),
+            webhook_forward_url_template: None,
         }
     }
 
@@ -138,6 +173,30 @@ mod tests {
             .validate()
             .unwrap_err();
         assert_eq!(e.flag, "--webhook-listen-address");
+    }
+
+    #[test]
+    fn a_forward_url_template_is_kept_with_a_secret_and_an_error_without() {
+        let template: UrlTemplate = "http://exporter-{ordinal}.headless:19180/webhooks/env0"
+            .parse()
+            .unwrap();
+        let with = |secret: Option<&str>| WebhookArgs {
+            webhook_forward_url_template: Some(template.clone()),
+            ..args(secret, None, None)
+        };
+        let c = with(Some("s3cret")).validate().unwrap().unwrap();
+        assert_eq!(c.forward_url_template, Some(template.clone()));
+        assert_eq!(
+            args(Some("s3cret"), None, None)
+                .validate()
+                .unwrap()
+                .unwrap()
+                .forward_url_template,
+            None
+        );
+        let e = with(None).validate().unwrap_err();
+        assert_eq!(e.flag, "--webhook-forward-url-template");
+        assert!(e.message.contains("--webhook-secret"), "{}", e.message);
     }
 
     #[test]

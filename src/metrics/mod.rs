@@ -45,7 +45,9 @@ pub use collector::StateCollector;
 pub use exposition::Body;
 pub use labels::HistogramLabels;
 pub use signals::{APPROVAL_BUCKETS, RECOVERY_BUCKETS};
-pub use webhook::{EventFamily, Outcome as WebhookOutcome, SignatureForm};
+pub use webhook::{
+    EventFamily, ForwardOutcome as WebhookForwardOutcome, Outcome as WebhookOutcome, SignatureForm,
+};
 
 /// Content type of the Prometheus text format 0.0.4.
 pub const PROMETHEUS_TEXT: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -82,6 +84,9 @@ pub struct MetricsConfig {
     pub shard: crate::shard::Shard,
     /// Whether the state file's metrics are registered (`--state-file` set).
     pub state_file: bool,
+    /// Whether `env0_exporter_webhook_forwards_total` is registered (webhooks forwarded between
+    /// shards).
+    pub webhook_forwards: bool,
     /// Labels of `env0_deployment_duration_seconds`; `None`: type, status, tool (and project).
     pub duration_labels: Option<HistogramLabels>,
     /// Labels of `env0_deployment_queue_duration_seconds`; `None`: type, tool (and project).
@@ -94,6 +99,7 @@ impl Default for MetricsConfig {
             duration_buckets: DEFAULT_DURATION_BUCKETS.to_vec(),
             shard: crate::shard::Shard::default(),
             state_file: false,
+            webhook_forwards: false,
             duration_labels: None,
             queue_labels: None,
         }
@@ -221,7 +227,7 @@ impl Metrics {
             "Polls of env0 that failed, by reason",
             poll_errors.clone(),
         );
-        let webhook_events = webhook::register(&mut registry);
+        let webhook_events = webhook::register(&mut registry, config.webhook_forwards);
         let skipped_records = skipped::register(&mut registry);
         let state_file = config
             .state_file

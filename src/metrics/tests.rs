@@ -381,6 +381,10 @@ fn every_change() -> Vec<(&'static str, Change)> {
             }),
         ),
         (
+            "a webhook forward",
+            Box::new(|m: &Metrics| m.webhook_forward(webhook::ForwardOutcome::Timeout)),
+        ),
+        (
             "a state file write",
             Box::new(|m: &Metrics| {
                 m.state_file_written(true, "2026-07-01T12:00:30Z".parse().unwrap());
@@ -395,6 +399,7 @@ fn every_change_to_a_registered_metric_shows_in_the_next_scrape() {
     let budget = Arc::new(SlidingWindow::new(125, Duration::from_secs(60)));
     let config = MetricsConfig {
         state_file: true,
+        webhook_forwards: true,
         ..MetricsConfig::default()
     };
     let m = Metrics::new(&config, SnapshotHandle::default(), budget, clock);

@@ -99,17 +99,19 @@ fn type_parts(event_type: &str) -> Vec<String> {
 
 impl Outcome {
     /// Every outcome, in the order they are documented.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Accepted,
         Self::Duplicate,
         Self::Stale,
         Self::Ignored,
+        Self::Forwarded,
+        Self::Misrouted,
         Self::BadSignature,
         Self::BadRequest,
     ];
 
-    /// The label value: `accepted`, `duplicate`, `stale`, `ignored`, `bad_signature` or
-    /// `bad_request`.
+    /// The label value: `accepted`, `duplicate`, `stale`, `ignored`, `forwarded`, `misrouted`,
+    /// `bad_signature` or `bad_request`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -117,6 +119,8 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Stale => "stale",
             Self::Ignored => "ignored",
+            Self::Forwarded => "forwarded",
+            Self::Misrouted => "misrouted",
             Self::BadSignature => "bad_signature",
             Self::BadRequest => "bad_request",
         }

@@ -29,6 +29,9 @@
 //! truth: env0 never retries a delivery, so a lost or refused one is repaired by the next poll
 //! that reads its environment.
 //!
+//! With `--shard` and `--webhook-forward-url-template`, a delivery for an environment of another
+//! shard is forwarded to that shard instead of ignored ([`forward`]).
+//!
 //! Every delivery is counted once in `env0_exporter_webhook_events_total` under its
 //! [`EventFamily`] and [`Outcome`]. The family is read from the signed body (the headers are
 //! not signed); a delivery whose signature or body is bad counts under `other`, since nothing in
@@ -36,6 +39,7 @@
 
 mod canonical;
 mod event;
+mod forward;
 mod recent;
 mod signature;
 
@@ -63,6 +67,7 @@ use crate::state::{Observation, SnapshotHandle};
 use recent::RecentIds;
 
 pub use event::{EventFamily, Outcome};
+pub use forward::{FORWARDED_FROM, Forwarding, TIMEOUT as FORWARD_TIMEOUT, UrlTemplate};
 pub use signature::{SignatureForm, sign, verify, verify_either};
 
 /// `JSON.stringify(JSON.parse(body))`, or `None` when `body` is not JSON: what a signature of
@@ -106,6 +111,8 @@ pub struct Intake {
     queue: mpsc::Sender<Observation>,
     recent: Mutex<RecentIds>,
     bad_signatures: AtomicU64,
+    /// Where deliveries for other shards' environments go; `None`: they are ignored.
+    forwarding: Option<Forwarding>,
 }
 
 impl std::fmt::Debug for Intake {
@@ -122,13 +129,17 @@ struct Verdict {
     status: StatusCode,
     event: EventFamily,
     outcome: Outcome,
+    /// The shard to forward the delivery to, when it is another's.
+    forward_to: Option<crate::shard::Shard>,
 }
 
 impl Verdict {
     fn new(event: EventFamily, outcome: Outcome) -> Self {
         let status = match outcome {
-            Outcome::Accepted => StatusCode::ACCEPTED,
+            // A forwarded delivery is answered as the forward went (`forward::Forwarding::send`).
+            Outcome::Accepted | Outcome::Forwarded => StatusCode::ACCEPTED,
             Outcome::Duplicate | Outcome::Ignored => StatusCode::OK,
+            Outcome::Misrouted => StatusCode::MISDIRECTED_REQUEST,
             Outcome::BadSignature => StatusCode::UNAUTHORIZED,
             Outcome::BadRequest | Outcome::Stale => StatusCode::BAD_REQUEST,
         };
@@ -136,6 +147,7 @@ impl Verdict {
             status,
             event,
             outcome,
+            forward_to: None,
         }
     }
 
@@ -169,8 +181,15 @@ impl Intake {
             queue,
             recent: Mutex::new(RecentIds::default()),
             bad_signatures: AtomicU64::new(0),
+            forwarding: None,
         };
         (intake, receiver)
+    }
+
+    /// This intake, forwarding deliveries for other shards' environments with `forwarding`.
+    #[must_use]
+    pub fn with_forwarding(self, forwarding: Option<Forwarding>) -> Self {
+        Self { forwarding, ..self }
     }
 
     /// Checks, answers and counts one delivery.
@@ -206,7 +225,14 @@ impl Intake {
             debug!("webhook: a signed body that is not a JSON event");
             return Verdict::new(EventFamily::Other, Outcome::BadRequest);
         };
-        self.take(headers, &event)
+        let verdict = self.take(headers, &event);
+        match (verdict.forward_to, &self.forwarding) {
+            (Some(to), Some(forwarding)) => Verdict {
+                status: forwarding.send(to, headers, bytes, &self.metrics).await,
+                ..verdict
+            },
+            _ => verdict,
+        }
     }
 
     /// The verified event: checked for age, deduplicated, classified, and handed over when it
@@ -287,6 +313,13 @@ impl Intake {
             return Verdict::new(EventFamily::Other, Outcome::BadRequest);
         };
         if !self.watched.borrow().contains(environment_id.as_str()) {
+            if let Some(forward) = self
+                .forwarding
+                .as_ref()
+                .and_then(|f| f.verdict(headers, &environment_id, family))
+            {
+                return forward;
+            }
             debug!(environment = %environment_id, "webhook: environment not watched, ignored");
             return Verdict::new(family, Outcome::Ignored);
         }
@@ -381,6 +414,11 @@ async fn handle(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bod
         Outcome::Duplicate => "duplicate\n",
         Outcome::Stale => "event time too far from env0's time\n",
         Outcome::Ignored => "ignored\n",
+        Outcome::Forwarded if verdict.status.is_success() => {
+            "forwarded to the shard of its environment\n"
+        }
+        Outcome::Forwarded => "forwarding to the shard of its environment failed\n",
+        Outcome::Misrouted => "forwarded by another shard, and not this shard's environment\n",
         Outcome::BadSignature => "missing or wrong signature\n",
         Outcome::BadRequest if verdict.status == StatusCode::PAYLOAD_TOO_LARGE => {
             "body too large\n"

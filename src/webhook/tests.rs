@@ -33,12 +33,17 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(&MetricsConfig::default(), |intake| intake)
+}
+
+/// A fixture whose metrics have `config` and whose intake `configure` finishes.
+fn fixture_with(config: &MetricsConfig, configure: impl FnOnce(Intake) -> Intake) -> Fixture {
     let snapshot = SnapshotHandle::default();
     let (_, watched) = tokio::sync::watch::channel(Arc::new(HashSet::from([Arc::from(WATCHED)])));
     let manual = Arc::new(ManualClock::new("2026-07-01T12:00:00Z".parse().unwrap()));
     let clock: SharedClock = manual.clone();
     let metrics = Arc::new(Metrics::new(
-        &MetricsConfig::default(),
+        config,
         snapshot.clone(),
         Arc::new(crate::ratelimit::SlidingWindow::new(
             500,
@@ -54,7 +59,7 @@ fn fixture() -> Fixture {
         clock,
     );
     Fixture {
-        router: router(Arc::new(intake)),
+        router: router(Arc::new(configure(intake))),
         metrics,
         queue,
         clock: manual,
@@ -589,3 +594,6 @@ async fn only_post_is_served() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+/// Forwarding between shards, against a fake shard on a loopback port.
+mod forwarding;

@@ -308,6 +308,55 @@ fn a_shard_out_of_range_or_malformed_exits_with_code_2_and_names_the_flag() {
 }
 
 #[test]
+fn a_bad_webhook_forward_url_template_exits_with_code_2_and_names_the_flag() {
+    let base = ["--api-key", "k", "--api-secret", "s", "--shard", "1/2"];
+    for (value, says) in [
+        ("http://env0-exporter-0:19180/webhooks/env0", "{ordinal}"),
+        ("http://env0-exporter-{pod}:19180/{shard}", "brace"),
+        ("ftp://env0-exporter-{ordinal}/", "http"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend([
+            "--webhook-secret",
+            "w",
+            "--webhook-forward-url-template",
+            value,
+        ]);
+        let o = run(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{value}: {err}");
+        assert!(
+            err.contains("--webhook-forward-url-template") && err.contains(says),
+            "{value}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // From the environment, the variable is named too; and without a webhook secret it is an
+    // error as well.
+    let o = exporter(&base)
+        .env("ENV0_EXPORTER_WEBHOOK_SECRET", "w")
+        .env("ENV0_EXPORTER_WEBHOOK_FORWARD_URL_TEMPLATE", "http://x/")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--webhook-forward-url-template")
+            && err.contains("ENV0_EXPORTER_WEBHOOK_FORWARD_URL_TEMPLATE"),
+        "{err}"
+    );
+    let mut args = base.to_vec();
+    args.extend(["--webhook-forward-url-template", "http://x-{ordinal}/"]);
+    let o = run(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--webhook-forward-url-template") && err.contains("--webhook-secret"),
+        "{err}"
+    );
+}
+
+#[test]
 fn once_with_a_shard_reads_only_that_shard_and_says_which() {
     let (sim, endpoint) = spawn_simulate(&["--sim-environments", "120"]);
     let environments = |text: &str| -> f64 {

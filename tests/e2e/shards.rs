@@ -110,6 +110,13 @@ async fn second_shard(h: &Harness, extra: &[&str]) -> (Running, Arc<Proxy>) {
         "2/2",
     ];
     args.extend_from_slice(extra);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    (start_shard(h, args, listener).await, proxy)
+}
+
+/// An exporter with the command line `args` on `h`'s simulator credentials and clock, serving
+/// on `listener`, once its first poll is done.
+async fn start_shard(h: &Harness, args: Vec<&str>, listener: TcpListener) -> Running {
     let config = Cli::try_parse_from(args)
         .unwrap()
         .exporter
@@ -117,9 +124,9 @@ async fn second_shard(h: &Harness, extra: &[&str]) -> (Running, Arc<Proxy>) {
         .unwrap();
     let clock: SharedClock = h.clock.clone();
     let exporter = app::build(&config, &app::sim_credentials(&h.sim), clock).unwrap();
-    let running = app::start(exporter, TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let running = app::start(exporter, listener);
     wait_for_polls(&running, 1).await;
-    (running, proxy)
+    running
 }
 
 async fn wait_for_polls(running: &Running, n: u64) {
@@ -355,5 +362,220 @@ async fn a_webhook_for_another_shards_environment_is_ignored_and_counted_so() {
         &series(&samples, "env0_deployments"),
         &h.expected_window(|d| read.contains_key(&d.environment_id)),
     );
+    h.stop().await;
+}
+
+/// How long shard 2's `/metrics` may take to show a run whose delivery went to shard 1 (the
+/// issue's bound): the forward and the target's publish (at most 250 ms after a delivery). It
+/// proves no poll was needed: polls are an hour apart.
+const FORWARDED_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The shard of 2 an environment belongs to, by the documented rule (64-bit FNV-1a of the id's
+/// bytes, modulo M, plus 1), written out here rather than taken from the exporter.
+fn documented_shard_of_2(environment_id: &str) -> u8 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in environment_id.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    if hash.is_multiple_of(2) { 1 } else { 2 }
+}
+
+/// The environment a simulator delivery is about, if any.
+fn delivered_environment(body: &str) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    let data = &body["data"];
+    data["deploymentLog"]["environmentId"]
+        .as_str()
+        .or_else(|| data["environment"]["id"].as_str())
+        .map(str::to_owned)
+}
+
+/// The sum of `name`'s series whose `outcome` is `outcome`.
+fn outcome_total(samples: &[Sample], name: &str, outcome: &str) -> f64 {
+    series(samples, name)
+        .iter()
+        .filter(|(l, _)| l["outcome"] == outcome)
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Flags both shards of the forwarding test run with: polls an hour apart.
+const FORWARDING_FLAGS: [&str; 6] = [
+    "--lookback",
+    SHORT_LOOKBACK,
+    "--poll-interval",
+    "1h",
+    "--max-requests-per-minute",
+    "1000",
+];
+
+/// Shard 1 of 2, which receives every delivery and forwards to `127.0.0.{shard}:{port}` (the
+/// template names the shard by its number, as a `StatefulSet`'s pod names do), and shard 2 of 2 on
+/// `127.0.0.2` (loopback, like all of 127/8 on Linux), on one simulator and clock, both polled
+/// once.
+async fn forwarding_shards(secret: &str) -> (Harness, Running) {
+    use env0_exporter::simulator::{SimConfig, WebhookSigning};
+    let second_listener = TcpListener::bind("127.0.0.2:0")
+        .await
+        .expect("127.0.0.2 is a loopback address");
+    let port = second_listener.local_addr().unwrap().port();
+    let template = format!("http://127.0.0.{{shard}}:{port}/webhooks/env0");
+    let mut first_args = vec![
+        "--shard",
+        "1/2",
+        "--webhook-forward-url-template",
+        &template,
+    ];
+    first_args.extend_from_slice(&FORWARDING_FLAGS);
+    // env0 signs the canonical form and sends the body pretty-printed: the forward must keep
+    // the bytes for the target to verify them.
+    let sim_config = SimConfig {
+        webhook_signing: WebhookSigning::Canonical,
+        ..short(150)
+    };
+    let webhooks = Webhooks {
+        secret,
+        sim_sends: true,
+    };
+    let h = Harness::start_with(sim_config, &first_args, Some(webhooks)).await;
+    let mut args = vec![
+        "env0-exporter",
+        "--api-endpoint",
+        &h.endpoint,
+        "--shard",
+        "2/2",
+        "--webhook-secret",
+        secret,
+    ];
+    args.extend_from_slice(&FORWARDING_FLAGS);
+    let second = start_shard(&h, args, second_listener).await;
+    (h, second)
+}
+
+/// Moves the clock a minute, lets the simulator deliver that minute's changes to shard 1, and
+/// waits at most [`FORWARDED_WITHIN`] for each shard's `/metrics` to equal the records of its
+/// own environments.
+async fn one_minute_on_both_shards(h: &Harness, second: &Running, minute: u32) {
+    h.clock.advance(std::time::Duration::from_secs(60));
+    h.sim.advance();
+    tokio::time::timeout(REAL_TIMEOUT, h.sim.webhooks_flushed())
+        .await
+        .expect("the simulator delivered its webhooks");
+    // Every delivery is answered (shard 1 answers a forwarded one after shard 2 did): from here
+    // both shards' /metrics must equal their records within the bound.
+    let of = |shard: u8| {
+        move |d: &env0_exporter::simulator::SimDeployment| {
+            documented_shard_of_2(&d.environment_id) == shard
+        }
+    };
+    let want = [1, 2].map(|s| (h.expected_finished(of(s)), h.expected_window(of(s))));
+    let delivered = tokio::time::Instant::now();
+    loop {
+        let (one, two) = (h.scrape().await, scrape(second).await);
+        let got = [&one, &two].map(|samples| {
+            (
+                series(samples, "env0_deployments_finished_total"),
+                series(samples, "env0_deployments"),
+            )
+        });
+        if got == want {
+            eprintln!(
+                "minute {minute}: both shards equal to their records {:?} after the deliveries",
+                delivered.elapsed()
+            );
+            return;
+        }
+        if delivered.elapsed() > FORWARDED_WITHIN {
+            for (shard, (got, want)) in got.iter().zip(&want).enumerate() {
+                let when = format!(
+                    "minute {minute}, shard {}, {FORWARDED_WITHIN:?} after the deliveries",
+                    shard + 1
+                );
+                assert_matches(&format!("{when}: finished"), &got.0, &want.0);
+                assert_matches(&format!("{when}: env0_deployments"), &got.1, &want.1);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_to_shard_1_for_shard_2s_environment_shows_in_shard_2s_metrics_within_two_seconds_counted_once()
+ {
+    let (h, second) = forwarding_shards("forwarding-secret").await;
+    for minute in 1..=6 {
+        one_minute_on_both_shards(&h, &second, minute).await;
+    }
+    assert_eq!(h.polls(), 1, "no poll of shard 1 ran");
+    assert_eq!(
+        second.snapshot.load().health.polls_completed,
+        1,
+        "nor of shard 2"
+    );
+
+    // Every delivery went to shard 1; shard 2's were forwarded and answered with shard 2's 202.
+    let (mut to_first, mut to_second) = (0_u32, 0_u32);
+    for delivery in h.sim.deliveries() {
+        let Some(env) = delivered_environment(&delivery.body) else {
+            continue;
+        };
+        assert_eq!(delivery.status, Some(202), "{env}: {}", delivery.event_type);
+        if documented_shard_of_2(&env) == 1 {
+            to_first += 1;
+        } else {
+            to_second += 1;
+        }
+    }
+    assert!(
+        to_first > 0 && to_second > 0,
+        "{to_first} deliveries for shard 1, {to_second} for shard 2"
+    );
+    let (one, two) = (h.scrape().await, scrape(&second).await);
+    let events = "env0_exporter_webhook_events_total";
+    for (what, got, want) in [
+        (
+            "shard 1 accepted",
+            outcome_total(&one, events, "accepted"),
+            to_first,
+        ),
+        (
+            "shard 1 forwarded",
+            outcome_total(&one, events, "forwarded"),
+            to_second,
+        ),
+        (
+            "shard 1 forwards ok",
+            outcome_total(&one, "env0_exporter_webhook_forwards_total", "ok"),
+            to_second,
+        ),
+        (
+            "shard 2 accepted",
+            outcome_total(&two, events, "accepted"),
+            to_second,
+        ),
+        (
+            "shard 2 forwarded",
+            outcome_total(&two, events, "forwarded"),
+            0,
+        ),
+    ] {
+        assert!(
+            (got - f64::from(want)).abs() < f64::EPSILON,
+            "{what}: {got}, want {want}"
+        );
+    }
+    // Counted once across both: the shards' finished runs add up to the simulator's, and shard
+    // 2 learned of runs finishing through forwarded deliveries alone.
+    assert_matches(
+        "env0_deployments_finished_total summed over the shards",
+        &summed(&[&one, &two], "env0_deployments_finished_total"),
+        &h.expected_finished(|_| true),
+    );
+    let second_finished: f64 = series(&two, "env0_deployments_finished_total")
+        .values()
+        .sum();
+    assert!(second_finished > 0.0, "shard 2 saw no run finish");
+    second.shutdown().await;
     h.stop().await;
 }

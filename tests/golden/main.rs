@@ -296,10 +296,27 @@ async fn docs_metrics_md_has_a_row_for_every_metric_and_a_metric_for_every_row()
         .await
         .0,
     );
+    // Forwarding webhooks between shards (its family is registered only then).
+    let forwarding = exported_metrics(
+        &once_output_with(&[
+            "--shard",
+            "1/2",
+            "--webhook-secret",
+            "golden",
+            "--webhook-forward-url-template",
+            "http://127.0.0.1:9/shard-{shard}",
+        ])
+        .await
+        .0,
+    );
     let mut differences = doc_differences(&documented, &plain, false);
     differences.extend(doc_differences(&documented, &views, true));
+    differences.extend(doc_differences(&documented, &forwarding, false));
     for name in documented.keys() {
-        if !plain.contains_key(name) && !views.contains_key(name) {
+        if [&plain, &views, &forwarding]
+            .iter()
+            .all(|exported| !exported.contains_key(name))
+        {
             differences.push(format!("{name}: documented but not exported"));
         }
     }

@@ -620,10 +620,10 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
         expect(env.get("ENV0_ORGANIZATION_ID", {}).get("value") == v("env0", "organizationId"), p,
                "ENV0_ORGANIZATION_ID not set from values")
 
-    p += check_rendered_shards(values, deploy, c, env, shards)
+    p += check_rendered_shards(values, kinds, deploy, c, env, shards)
     p += check_rendered_views(values, env)
     p += check_rendered_persistence(values, kinds, deploy, env, shards)
-    svc = kinds["Service"][0]
+    svc = next(s for s in kinds["Service"] if s["metadata"]["name"] == "env0-env0-exporter")
     expect(svc["spec"]["ports"][0]["targetPort"] == "http", p, "service does not target port http")
     p += check_rendered_webhook(values, kinds, c, env, svc)
     p += check_rendered_web(values, kinds, c, env)
@@ -669,18 +669,49 @@ def check_rendered(name: str, values: dict, docs: list[dict], promtool: str) -> 
     return p
 
 
-def check_rendered_shards(values: dict, workload: dict, c: dict, env: dict, shards: int) -> list[str]:
+def check_rendered_shards(values: dict, kinds: dict, workload: dict, c: dict, env: dict,
+                          shards: int) -> list[str]:
     """shards > 1: a StatefulSet of one pod per shard, each told its shard by its pod name
     (--shard <pod name>/M, POD_NAME first so that $(POD_NAME) expands), and one state volume per
-    pod from a volumeClaimTemplate when persistence is on. shards = 1: no shard at all."""
+    pod from a volumeClaimTemplate when persistence is on; a headless Service that names the pods,
+    left out by the ServiceMonitor, and with webhooks the forwarding template through it.
+    shards = 1: no shard at all."""
     p: list[str] = []
     names = [e["name"] for e in c.get("env", [])]
+    headless = [s for s in kinds.get("Service", []) if s["metadata"]["name"] == "env0-env0-exporter-headless"]
+    forward = env.get("ENV0_EXPORTER_WEBHOOK_FORWARD_URL_TEMPLATE", {}).get("value")
     if shards <= 1:
         expect("ENV0_EXPORTER_SHARD" not in env, p, "ENV0_EXPORTER_SHARD set without shards")
+        expect(not headless, p, "a headless Service without shards")
+        expect(forward is None, p, "ENV0_EXPORTER_WEBHOOK_FORWARD_URL_TEMPLATE set without shards")
         return p
     spec = workload["spec"]
     expect(spec.get("replicas") == shards, p, f"StatefulSet replicas {spec.get('replicas')} != shards {shards}")
-    expect(spec.get("serviceName") == "env0-env0-exporter", p, "StatefulSet serviceName is not the Service's")
+    expect(spec.get("serviceName") == "env0-env0-exporter-headless", p,
+           "StatefulSet serviceName is not the headless Service's")
+    expect(len(headless) == 1, p, "no headless Service env0-env0-exporter-headless")
+    if headless:
+        hs = headless[0]
+        expect(hs["spec"].get("clusterIP") == "None", p, "the headless Service has a cluster IP")
+        expect(hs["spec"].get("selector") == spec["selector"]["matchLabels"], p,
+               "the headless Service does not select the StatefulSet's pods")
+        labels = hs["metadata"].get("labels", {})
+        for sm in kinds.get("ServiceMonitor", []):
+            sel = sm["spec"]["selector"]
+            excluded = any(e.get("key") in labels and e.get("operator") == "NotIn"
+                           and labels[e["key"]] in e.get("values", [])
+                           for e in sel.get("matchExpressions", []))
+            expect(excluded, p, "the ServiceMonitor also selects the headless Service: every pod scraped twice")
+    webhook_on = bool(_dig(values, ("webhook", "enabled"), False)) and not _dig(values, ("demo",), False)
+    if webhook_on:
+        port = _dig(values, ("webhook", "port"), 0) or _dig(values, ("exporter", "port"), 19180)
+        tls = not _dig(values, ("webhook", "port"), 0) and _dig(values, ("web", "tls", "secretName"), "")
+        want = _dig(values, ("webhook", "forwardUrlTemplate"), "") or (
+            f"{'https' if tls else 'http'}://env0-env0-exporter-{{ordinal}}"
+            f".env0-env0-exporter-headless.monitoring.svc:{port}/webhooks/env0")
+        expect(forward == want, p, f"ENV0_EXPORTER_WEBHOOK_FORWARD_URL_TEMPLATE {forward!r}, want {want!r}")
+    else:
+        expect(forward is None, p, "ENV0_EXPORTER_WEBHOOK_FORWARD_URL_TEMPLATE set without webhooks")
     expect(spec.get("podManagementPolicy") == "Parallel", p, "shards do not start in parallel")
     pod_name = env.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
     expect(pod_name == "metadata.name", p, "POD_NAME not from the downward API's metadata.name")

@@ -85,6 +85,36 @@ demo), and the webhook secret unless webhook.existingSecret. */}}
 {{- if or (include "env0-exporter.secretHasCredentials" .) (include "env0-exporter.secretHasWebhook" .) }}true{{ end }}
 {{- end }}
 
+{{/* The Services' ports: http, and the webhook's own when it has one. */}}
+{{- define "env0-exporter.servicePorts" -}}
+- name: http
+  port: {{ .Values.service.port }}
+  targetPort: http
+  protocol: TCP
+{{- if and (include "env0-exporter.webhook" .) .Values.webhook.port }}
+- name: webhook
+  port: {{ .Values.webhook.port }}
+  targetPort: webhook
+  protocol: TCP
+{{- end }}
+{{- end }}
+
+{{/*
+Where a shard forwards the deliveries for another shard's environments: webhook.forwardUrlTemplate,
+else each pod's name under the headless Service, on the port the webhook is served on ({ordinal}
+is the target pod's ordinal; the exporter fills it in). HTTPS when that is the main port with TLS.
+*/}}
+{{- define "env0-exporter.webhookForwardUrlTemplate" -}}
+{{- if .Values.webhook.forwardUrlTemplate }}
+{{- .Values.webhook.forwardUrlTemplate }}
+{{- else }}
+{{- $fullname := include "env0-exporter.fullname" . -}}
+{{- $port := .Values.webhook.port | default .Values.exporter.port -}}
+{{- $scheme := ternary "https" "http" (and (not .Values.webhook.port) (not (empty .Values.web.tls.secretName))) -}}
+{{- printf "%s://%s-{ordinal}.%s-headless.%s.svc:%v/webhooks/env0" $scheme $fullname $fullname .Release.Namespace $port }}
+{{- end }}
+{{- end }}
+
 {{/* The Secret that holds the webhook secret: the user's webhook.existingSecret or the chart's own. */}}
 {{- define "env0-exporter.webhookSecretName" -}}
 {{- default (include "env0-exporter.fullname" .) .Values.webhook.existingSecret }}
