@@ -176,10 +176,10 @@ async fn main() {
     let metrics_url = format!("http://{}/metrics", running.addr);
     let http = reqwest::Client::new();
     let runtime = tokio::runtime::Handle::current().metrics();
-    let lookback_hours = config.lookback.as_secs().div_ceil(3600);
+    let lookback_hours = config.poller.lookback.as_secs().div_ceil(3600);
 
     let wall = Instant::now();
-    let polls_per_hour = 3600 / config.poll_interval.as_secs().max(1);
+    let polls_per_hour = 3600 / config.poller.poll_interval.as_secs().max(1);
     let mut samples = Vec::new();
     println!("hour  polls  tracked  rss_kib  fds  threads  tasks  fault");
     for hour in 0..=args.hours {
@@ -217,7 +217,7 @@ async fn main() {
             break;
         }
         for _ in 0..polls_per_hour {
-            next_poll(&clock, &mut polls, config.poll_interval).await;
+            next_poll(&clock, &mut polls, config.poller.poll_interval).await;
         }
     }
     let took = wall.elapsed();

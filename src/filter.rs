@@ -15,6 +15,8 @@
 //! statuses the exporter never tracks unfinished runs, and learns of each finish when env0 lists
 //! the run in its final status.
 
+use serde::{Deserialize, Serialize};
+
 use crate::state::Observation;
 pub use crate::state::STATUSES;
 
@@ -30,8 +32,9 @@ pub const DEPLOYMENT_TYPES: [&str; 8] = [
     "moduleTest",
 ];
 
-/// The deployment filters; an empty list lets everything through.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The deployment filters; an empty list lets everything through. The state file records them
+/// under the flags' names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentFilter {
     /// Deployment types to watch.
     pub deployment_types: Vec<String>,
@@ -63,11 +66,14 @@ impl DeploymentFilter {
 
 /// Projects to watch: by id, or by a name pattern where `*` is any run of characters and `?`
 /// any one character. Empty lists watch every project.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The state file records them under the flags' names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectFilter {
     /// Watch only projects matching one of these (`--projects`).
+    #[serde(rename = "projects")]
     pub include: Vec<String>,
     /// Never watch projects matching one of these (`--exclude-projects`); wins over `include`.
+    #[serde(rename = "exclude_projects")]
     pub exclude: Vec<String>,
 }
 

@@ -30,6 +30,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::clock;
+use crate::filter::{DeploymentFilter, ProjectFilter};
+use crate::state::Views;
 
 /// Version of the file's layout; a file of another version is ignored (with a warning).
 pub const FORMAT_VERSION: u32 = 1;
@@ -70,21 +72,19 @@ pub struct Header {
     pub settings: Settings,
 }
 
-/// The settings that change what is tracked (a file written under others is ignored).
+/// The settings that change what is tracked (a file written under others is ignored): the
+/// poller's filters as they are, its lookback, and the two views that shape the records. The
+/// filters are flattened under the flags' names, so the header reads as it always has.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     /// `--lookback`, in seconds.
     pub lookback_seconds: u64,
-    /// `--deployment-types`.
-    pub deployment_types: Vec<String>,
-    /// `--statuses`.
-    pub statuses: Vec<String>,
-    /// `--user-ids`.
-    pub user_ids: Vec<String>,
-    /// `--projects`.
-    pub projects: Vec<String>,
-    /// `--exclude-projects`.
-    pub exclude_projects: Vec<String>,
+    /// `--deployment-types`, `--statuses`, `--user-ids`.
+    #[serde(flatten)]
+    pub filter: DeploymentFilter,
+    /// `--projects`, `--exclude-projects`.
+    #[serde(flatten)]
+    pub projects: ProjectFilter,
     /// `--project-label` (it is part of the records' labels).
     pub project_label: bool,
     /// `--max-series-per-metric` (it bounds the projects admitted to the `project` label).
@@ -92,23 +92,45 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The settings of a poller that keeps `lookback`, watches what `filter` and `projects` let
+    /// through, and shows `views`.
+    #[must_use]
+    pub fn new(
+        lookback: Duration,
+        filter: &DeploymentFilter,
+        projects: &ProjectFilter,
+        views: Views,
+    ) -> Self {
+        Self {
+            lookback_seconds: lookback.as_secs(),
+            filter: filter.clone(),
+            projects: projects.clone(),
+            project_label: views.project_label,
+            max_series_per_metric: views.max_series_per_metric,
+        }
+    }
+
     /// The flag of the first setting that differs from `other`, if any.
     #[must_use]
     pub fn first_difference(&self, other: &Self) -> Option<&'static str> {
+        let (f, o) = (&self.filter, &other.filter);
         [
             (
                 self.lookback_seconds != other.lookback_seconds,
                 "--lookback",
             ),
             (
-                self.deployment_types != other.deployment_types,
+                f.deployment_types != o.deployment_types,
                 "--deployment-types",
             ),
-            (self.statuses != other.statuses, "--statuses"),
-            (self.user_ids != other.user_ids, "--user-ids"),
-            (self.projects != other.projects, "--projects"),
+            (f.statuses != o.statuses, "--statuses"),
+            (f.user_ids != o.user_ids, "--user-ids"),
             (
-                self.exclude_projects != other.exclude_projects,
+                self.projects.include != other.projects.include,
+                "--projects",
+            ),
+            (
+                self.projects.exclude != other.projects.exclude,
                 "--exclude-projects",
             ),
             (self.project_label != other.project_label, "--project-label"),
@@ -620,6 +642,49 @@ mod tests {
         );
     }
 
+    /// A header as the exporter wrote it before the settings held the filters themselves.
+    const PREVIOUS_HEADER: &str = r#"{"format":1,"exporter_version":"0.1.0","organization_id":"org-1","written_at_ms":1782907200000,"shard":null,"settings":{"lookback_seconds":86400,"deployment_types":["deploy"],"statuses":["FAILURE","SUCCESS"],"user_ids":[],"projects":["payments-*"],"exclude_projects":["sandbox"],"project_label":true,"max_series_per_metric":5000}}"#;
+
+    #[test]
+    fn the_settings_read_and_write_the_header_as_the_previous_version_did() {
+        let settings = Settings::new(
+            Duration::from_secs(86_400),
+            &DeploymentFilter {
+                deployment_types: vec!["deploy".into()],
+                statuses: vec!["FAILURE".into(), "SUCCESS".into()],
+                user_ids: vec![],
+            },
+            &ProjectFilter {
+                include: vec!["payments-*".into()],
+                exclude: vec!["sandbox".into()],
+            },
+            Views {
+                project_label: true,
+                environment_metrics: true,
+                max_series_per_metric: 5000,
+            },
+        );
+        let read: Header = serde_json::from_str(PREVIOUS_HEADER).unwrap();
+        assert_eq!(read.settings, settings);
+        let previous: serde_json::Value = serde_json::from_str(PREVIOUS_HEADER).unwrap();
+        assert_eq!(
+            serde_json::to_value(&settings).unwrap(),
+            previous["settings"],
+            "the previous version reads what this one writes"
+        );
+        let other = Settings {
+            projects: ProjectFilter {
+                exclude: vec![],
+                ..settings.projects.clone()
+            },
+            ..settings.clone()
+        };
+        assert_eq!(
+            settings.first_difference(&other),
+            Some("--exclude-projects")
+        );
+    }
+
     #[test]
     fn a_header_is_checked_for_organisation_shard_settings_and_age() {
         let h = header();
@@ -643,7 +708,7 @@ mod tests {
             Err(Rejected::Shard { .. })
         ));
         let mut settings = expected.clone();
-        settings.settings.statuses = vec!["FAILURE".into()];
+        settings.settings.filter.statuses = vec!["FAILURE".into()];
         assert_eq!(
             h.check(&settings, "org-1", now),
             Err(Rejected::Settings("--statuses"))

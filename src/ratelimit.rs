@@ -141,6 +141,55 @@ mod tests {
         assert_eq!(granted.len(), 25);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, ..proptest::prelude::ProptestConfig::default() })]
+        /// Whatever the budget (1 to 1,000, the flag's range) and however requests are asked
+        /// for (bursts, gaps, many in the same millisecond) and paused (a 429's `Retry-After`),
+        /// no 60-second window of granted requests holds more than the budget, nothing is
+        /// granted during a pause, and a refusal says how long to wait.
+        #[test]
+        fn no_60_second_window_goes_over_any_budget(
+            capacity in 1u32..=1000,
+            gaps_ms in proptest::collection::vec(0u64..2_000, 1..3_000),
+            pauses in proptest::collection::vec((0usize..3_000, 1u64..120_000), 0..4),
+        ) {
+            let w = SlidingWindow::new(capacity, Duration::from_secs(60));
+            let mut now = t(0);
+            let mut granted: Vec<Timestamp> = Vec::new();
+            let mut paused: Vec<(Timestamp, Timestamp)> = Vec::new();
+            for (i, gap) in gaps_ms.iter().enumerate() {
+                now = clock::add(now, Duration::from_millis(*gap));
+                for (at, ms) in &pauses {
+                    if *at == i {
+                        let until = clock::add(now, Duration::from_millis(*ms));
+                        w.pause_until(until);
+                        paused.push((now, until));
+                    }
+                }
+                match w.try_acquire(now) {
+                    Ok(()) => granted.push(now),
+                    Err(wait) => {
+                        proptest::prop_assert!(wait > Duration::ZERO);
+                        // Refused only when paused or when the last 60 s hold the whole budget.
+                        let in_pause = paused.iter().any(|(from, until)| *from <= now && now < *until);
+                        let horizon = clock::sub(now, Duration::from_secs(60));
+                        let recent = granted.iter().filter(|g| **g > horizon).count();
+                        proptest::prop_assert!(in_pause || recent == capacity as usize, "refused with {recent} of {capacity} used");
+                    }
+                }
+            }
+            for (from, until) in &paused {
+                proptest::prop_assert!(!granted.iter().any(|g| g >= from && g < until), "granted during a pause");
+            }
+            // The busiest window starts at a granted request.
+            for (i, start) in granted.iter().enumerate() {
+                let end = clock::add(*start, Duration::from_secs(60));
+                let held = granted[i..].iter().take_while(|g| **g < end).count();
+                proptest::prop_assert!(held <= capacity as usize, "{held} requests in the 60 s from {start} with a budget of {capacity}");
+            }
+        }
+    }
+
     #[test]
     fn a_full_window_says_how_long_until_the_oldest_request_expires() {
         let w = SlidingWindow::new(2, Duration::from_secs(60));

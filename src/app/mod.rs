@@ -18,12 +18,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::client::{self, Client, ClientConfig};
+use crate::client::{self, Client};
 use crate::clock::SharedClock;
 use crate::config::{Config, Credentials};
 use crate::http::ServeOptions;
-use crate::metrics::{Metrics, MetricsConfig};
-use crate::poller::{Poller, PollerConfig};
+use crate::metrics::Metrics;
+use crate::poller::Poller;
 use crate::ratelimit::SlidingWindow;
 use crate::state::SnapshotHandle;
 use crate::webhook::Intake;
@@ -66,30 +66,17 @@ pub fn build(
 ) -> Result<Exporter, crate::client::Error> {
     let snapshot = SnapshotHandle::default();
     let budget = Arc::new(SlidingWindow::new(
-        config.max_requests_per_minute,
+        config.poller.max_requests_per_minute,
         client::RATE_WINDOW,
     ));
     let metrics = Arc::new(Metrics::new(
-        &MetricsConfig {
-            duration_buckets: config.duration_buckets.clone(),
-            shard: config.shard,
-            state_file: config.state_file.is_some(),
-            duration_labels: config.duration_labels,
-            queue_labels: config.queue_labels,
-        },
+        &config.metrics,
         snapshot.clone(),
         budget.clone(),
         clock.clone(),
     ));
     let client = Arc::new(Client::new(
-        ClientConfig {
-            request_timeout: config.request_timeout,
-            ..ClientConfig::new(
-                config.api_endpoint.clone(),
-                credentials.key.clone(),
-                credentials.secret.clone(),
-            )
-        },
+        config.connection.client_config(credentials),
         budget,
         clock.clone(),
         metrics.clone(),
@@ -97,18 +84,7 @@ pub fn build(
     let mut poller = Poller::new(
         client,
         clock.clone(),
-        PollerConfig {
-            organization_id: config.organization_id.clone(),
-            poll_interval: config.poll_interval,
-            lookback: config.lookback,
-            full_sync_interval: config.full_sync_interval,
-            unfinished_reread_max: config.unfinished_reread_max_interval,
-            max_requests_per_minute: config.max_requests_per_minute,
-            filter: config.filter.clone(),
-            projects: config.projects.clone(),
-            views: config.views,
-            shard: config.shard,
-        },
+        config.poller.clone(),
         snapshot.clone(),
         metrics.clone(),
     );
@@ -126,11 +102,7 @@ pub fn build(
         snapshot,
         poller,
         webhook,
-        serve_options: ServeOptions {
-            max_connections: config.max_connections,
-            web_config: config.web_config.clone(),
-            ..ServeOptions::default()
-        },
+        serve_options: config.serving.options.clone(),
     })
 }
 

@@ -21,7 +21,7 @@ mod sim;
 /// Runs what the command line asks for, and says how the process ends.
 #[must_use]
 pub fn main(cli: Cli) -> ExitCode {
-    init_logging(cli.exporter.log_format);
+    init_logging(cli.exporter.serving.log_format);
     for note in &cli.ignored_settings {
         warn!("{note}");
     }
@@ -133,6 +133,7 @@ fn against_env0(cli: &Cli) -> anyhow::Result<(Config, Credentials)> {
         .validate(true)
         .unwrap_or_else(|e| config_error(&e));
     let credentials = config
+        .connection
         .credentials
         .clone()
         .context("credentials are validated")?;
@@ -151,7 +152,7 @@ async fn serve(
     credentials: &Credentials,
     clock: SharedClock,
 ) -> anyhow::Result<()> {
-    let listener = bind(config.listen_address).await?;
+    let listener = bind(config.serving.listen_address).await?;
     serve_on(config, credentials, clock, listener).await
 }
 
@@ -178,19 +179,19 @@ async fn serve_on(
     info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %running.addr,
-        api = %config.api_endpoint,
-        poll_interval = %humantime::format_duration(config.poll_interval),
-        lookback = %humantime::format_duration(config.lookback),
-        max_requests_per_minute = config.max_requests_per_minute,
+        api = %config.connection.api_endpoint,
+        poll_interval = %humantime::format_duration(config.poller.poll_interval),
+        lookback = %humantime::format_duration(config.poller.lookback),
+        max_requests_per_minute = config.poller.max_requests_per_minute,
         "env0-exporter started"
     );
-    if !config.shard.is_whole() {
+    if !config.poller.shard.is_whole() {
         info!(
-            shard = %config.shard,
+            shard = %config.poller.shard,
             "sharded: only the environments of this shard are read, counted and shown; sum across the shards"
         );
     }
-    let f = &config.filter;
+    let f = &config.poller.filter;
     if f.is_empty() {
         info!("filters: none, every deployment is watched");
     } else {
@@ -202,6 +203,8 @@ async fn serve_on(
         );
     }
     let scheme = if config
+        .serving
+        .options
         .web_config
         .as_ref()
         .is_some_and(|w| w.current().tls.is_some())
@@ -229,7 +232,7 @@ async fn serve_on(
             "webhooks on: signed env0 deliveries are taken in between polls"
         );
     }
-    if let Some(web) = &config.web_config {
+    if let Some(web) = &config.serving.options.web_config {
         let active = web.current();
         info!(
             file = %web.path().display(),

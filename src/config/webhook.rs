@@ -10,6 +10,7 @@ use super::{ConfigError, Secret, SecretSource, invalid};
 
 /// Settings of `POST /webhooks/env0`.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Webhooks")]
 pub struct WebhookArgs {
     /// Receive env0 webhooks on POST /webhooks/env0, signed with this secret (the notification
     /// target's); prefer --webhook-secret-file or the environment variable [default: off]
@@ -17,8 +18,7 @@ pub struct WebhookArgs {
         long,
         env = "ENV0_EXPORTER_WEBHOOK_SECRET",
         hide_env_values = true,
-        global = true,
-        help_heading = "Webhooks"
+        global = true
     )]
     pub webhook_secret: Option<Secret>,
     /// File holding the webhook secret (e.g. a mounted Kubernetes Secret); re-read when it changes
@@ -26,18 +26,12 @@ pub struct WebhookArgs {
         long,
         env = "ENV0_EXPORTER_WEBHOOK_SECRET_FILE",
         global = true,
-        conflicts_with = "webhook_secret",
-        help_heading = "Webhooks"
+        conflicts_with = "webhook_secret"
     )]
     pub webhook_secret_file: Option<PathBuf>,
     /// Serve /webhooks/env0 on this address instead of --listen-address (so /metrics need not
     /// be reachable from env0)
-    #[arg(
-        long,
-        env = "ENV0_EXPORTER_WEBHOOK_LISTEN_ADDRESS",
-        global = true,
-        help_heading = "Webhooks"
-    )]
+    #[arg(long, env = "ENV0_EXPORTER_WEBHOOK_LISTEN_ADDRESS", global = true)]
     pub webhook_listen_address: Option<SocketAddr>,
 }
 

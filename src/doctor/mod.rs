@@ -68,13 +68,13 @@ impl Settings {
         let webhook = config.webhook.as_ref().map(|w| {
             let port = w
                 .listen_address
-                .map_or(config.listen_address.port(), |a| a.port());
+                .map_or(config.serving.listen_address.port(), |a| a.port());
             WebhookAdvice::new(port, w.listen_address.is_some(), &w.secret.current())
         });
         Self {
-            organization_id: config.organization_id.clone(),
-            projects: config.projects.clone(),
-            filter: config.filter.clone(),
+            organization_id: config.poller.organization_id.clone(),
+            projects: config.poller.projects.clone(),
+            filter: config.poller.filter.clone(),
             webhook,
         }
     }
@@ -139,20 +139,15 @@ pub async fn run(
     clock: SharedClock,
 ) -> Result<Report, Error> {
     let budget = Arc::new(SlidingWindow::new(
-        config.max_requests_per_minute.min(MAX_REQUESTS),
+        config.poller.max_requests_per_minute.min(MAX_REQUESTS),
         client::RATE_WINDOW,
     ));
     let tally = Arc::new(Tally::default());
     let client = Client::new(
         ClientConfig {
-            request_timeout: config.request_timeout,
             max_retries: 1,
             retry_max_delay: Duration::from_secs(5),
-            ..ClientConfig::new(
-                config.api_endpoint.clone(),
-                credentials.key.clone(),
-                credentials.secret.clone(),
-            )
+            ..config.connection.client_config(credentials)
         },
         budget,
         clock.clone(),
@@ -165,8 +160,8 @@ pub async fn run(
         clock,
         settings: Settings::from_config(config),
         report: Report {
-            max_requests: config.max_requests_per_minute.min(MAX_REQUESTS),
-            ..Report::new(config.api_endpoint.as_str())
+            max_requests: config.poller.max_requests_per_minute.min(MAX_REQUESTS),
+            ..Report::new(config.connection.api_endpoint.as_str())
         },
         budget_ran_out: std::cell::Cell::new(false),
     };

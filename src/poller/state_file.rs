@@ -49,16 +49,7 @@ impl Poller {
     pub fn set_state_file(&mut self, config: StateFileConfig) {
         let c = &self.config;
         let expected = Expected {
-            settings: Settings {
-                lookback_seconds: c.lookback.as_secs(),
-                deployment_types: c.filter.deployment_types.clone(),
-                statuses: c.filter.statuses.clone(),
-                user_ids: c.filter.user_ids.clone(),
-                projects: c.projects.include.clone(),
-                exclude_projects: c.projects.exclude.clone(),
-                project_label: c.views.project_label,
-                max_series_per_metric: c.views.max_series_per_metric,
-            },
+            settings: Settings::new(c.lookback, &c.filter, &c.projects, c.views),
             // A file of another shard holds other environments: refused like another
             // organisation's.
             shard: (!c.shard.is_whole()).then(|| c.shard.to_string()),

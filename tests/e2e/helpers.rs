@@ -357,6 +357,7 @@ impl Harness {
         let cli = Cli::try_parse_from(args).unwrap();
         let config = cli.exporter.validate(own_credentials).unwrap();
         let credentials = config
+            .connection
             .credentials
             .clone()
             .unwrap_or_else(|| app::sim_credentials(&sim));
@@ -367,8 +368,8 @@ impl Harness {
             clock,
             sim,
             exporter: Some(running),
-            poll_interval: config.poll_interval,
-            lookback: config.lookback,
+            poll_interval: config.poller.poll_interval,
+            lookback: config.poller.lookback,
             endpoint: endpoint.clone(),
             http: reqwest::Client::new(),
             sim_stop: Some(sim_stop),

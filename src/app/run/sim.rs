@@ -29,10 +29,10 @@ pub(super) async fn demo(
         .validate(false)
         .unwrap_or_else(|e| config_error(&e));
     // The exporter's port first: the simulator's webhooks go to it.
-    let exporter_listener = bind(config.listen_address).await?;
+    let exporter_listener = bind(config.serving.listen_address).await?;
     let secret = demo_secret();
     // The simulated env0 posts its webhooks over plain HTTP, without credentials.
-    config.web_config = None;
+    config.serving.options.web_config = None;
     config.webhook = Some(WebhookConfig {
         secret: Secret::new(&secret).into(),
         listen_address: None,
@@ -59,10 +59,10 @@ pub(super) async fn demo(
             }
         }
     });
-    config.api_endpoint = format!("http://{sim_addr}/").parse()?;
+    config.connection.api_endpoint = format!("http://{sim_addr}/").parse()?;
     let sim_config = simulator.config();
     let credentials = crate::app::sim_credentials(&simulator);
-    info!(api = %config.api_endpoint, environments = sim_config.environments, "demo: simulated env0 organisation started");
+    info!(api = %config.connection.api_endpoint, environments = sim_config.environments, "demo: simulated env0 organisation started");
     info!(webhook = %webhook_url, "demo: real time, the simulated env0 sends a signed webhook for every run that changes and the exporter takes it in between polls");
     let result = serve_on(&config, &credentials, clock, exporter_listener).await;
     ticker.abort();
