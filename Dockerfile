@@ -16,17 +16,22 @@ FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
 
 # Dependency layer: build the dependencies against empty targets so that a source-only change
-# reuses this layer. Only Cargo.toml and Cargo.lock invalidate it.
+# reuses this layer. Only the workspace's manifests and Cargo.lock invalidate it. The workspace:
+# the exporter (.), the simulated env0 its `demo` runs (crates/env0-sim, the default `simulator`
+# feature) and the clock both read (crates/env0-clock).
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+COPY crates/env0-clock/Cargo.toml crates/env0-clock/
+COPY crates/env0-sim/Cargo.toml crates/env0-sim/
+RUN mkdir -p src crates/env0-clock/src crates/env0-sim/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
+    && touch src/lib.rs crates/env0-clock/src/lib.rs crates/env0-sim/src/lib.rs \
     && cargo build --profile dist --locked \
-    && rm -rf src
+    && rm -rf src crates/env0-clock/src crates/env0-sim/src
 
 # Real build. touch: the copied sources may be older than the dummy artifacts above.
+COPY crates ./crates
 COPY src ./src
-RUN touch src/main.rs src/lib.rs \
+RUN touch src/main.rs src/lib.rs crates/env0-clock/src/lib.rs crates/env0-sim/src/lib.rs \
     && cargo build --profile dist --locked \
     && cp target/dist/env0-exporter /env0-exporter
 

@@ -87,7 +87,7 @@ impl Scenario {
         else {
             unreachable!("simulate parses as simulate");
         };
-        let mut sim_config = app::sim_config(&sim_args);
+        let mut sim_config = sim_args.config();
         sim_config.record_requests = true;
 
         let start = "2026-07-01T12:00:00Z".parse().expect("timestamp");

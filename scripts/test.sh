@@ -9,8 +9,9 @@
 #
 # Two lanes, because the machine's cores are the limit and half the work is waiting:
 #   build lane   cargo builds every test target (debug) while the tools download; then cargo
-#                test; then the binary as the Dockerfile builds it (its `cargo build --profile
-#                dist --locked`, read from the Dockerfile: no container runtime here)
+#                test (the workspace, then the exporter without the simulator); then the binary
+#                as the Dockerfile builds it (its `cargo build --profile dist --locked`, read
+#                from the Dockerfile: no container runtime here)
 #   checks lane  once the tools and the debug binary are there: the monitoring bundle (its live
 #                Prometheus check mostly waits for data), the release check, cargo deny, and
 #                promtool plus the reference parser on real scrapes, all with the debug binary
@@ -44,8 +45,8 @@ scripts/check-docs.sh >"${logs}/docs.log" 2>&1 &
 docs_pid=$!
 pids+=("${docs_pid}")
 
-step "cargo build of every target, debug (cargo test --no-run), while the tools install"
-cargo test --locked --all-targets --no-run
+step "cargo build of every target of every workspace crate, debug (cargo test --no-run), while the tools install"
+cargo test --workspace --locked --all-targets --no-run
 # The binary the checks lane runs: `cargo test` builds it for the command-line tests.
 [[ -x "${bin}" ]] || { echo "test: ${bin} was not built" >&2; exit 1; }
 
@@ -74,7 +75,15 @@ checks_pid=$!
 pids+=("${checks_pid}")
 
 step "cargo test (unit, client, simulator, end-to-end, golden file, command line)"
-cargo test --locked --all-targets || failed+=("cargo test")
+cargo test --workspace --locked --all-targets || failed+=("cargo test")
+
+# The exporter without the simulator (`--no-default-features`: no demo, no simulate, no env0-sim
+# code) builds and passes its own tests: the unit tests, the binary, the test targets that need
+# no simulator (the others declare required-features). Doc tests, examples and benches are the
+# default build's.
+step "cargo test -p env0-exporter --no-default-features --lib --bins --tests (the exporter without the simulator)"
+cargo test -p env0-exporter --no-default-features --locked --lib --bins --tests \
+  || failed+=("cargo test --no-default-features")
 
 # The binary as the Dockerfile builds it (there is no container runtime here): the same command,
 # read from the Dockerfile so that the two cannot drift apart.

@@ -129,6 +129,21 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The simulated env0's 48 hours of history hold every status this list knows but ABORTING
+    /// (which lasts seconds), and no other: the two vocabularies are written apart.
+    #[cfg(feature = "simulator")]
+    #[test]
+    fn the_simulated_history_holds_every_status_but_aborting() {
+        use std::collections::BTreeSet;
+        let start = "2026-07-01T12:00:00Z".parse().expect("valid timestamp");
+        let clock = std::sync::Arc::new(crate::clock::ManualClock::new(start));
+        let sim = crate::simulator::Simulator::new(crate::simulator::SimConfig::default(), clock);
+        let deployments = sim.deployments();
+        let seen: BTreeSet<&str> = deployments.iter().map(|d| d.status.as_str()).collect();
+        let expected: BTreeSet<&str> = STATUSES.into_iter().filter(|s| *s != "ABORTING").collect();
+        assert_eq!(seen, expected);
+    }
+
     #[test]
     fn name_patterns_take_stars_and_question_marks() {
         for (pattern, text, want) in [

@@ -2,7 +2,9 @@
 //!
 //! Data flows one way: [`client`] (HTTP to env0) → [`poller`] (schedule, paging, budget) →
 //! [`state`] (compact records and the immutable snapshot) → [`metrics`] (Prometheus encoding)
-//! → [`http`] (the `/metrics` endpoint). The [`clock`] and the [`simulator`] are passed in.
+//! → [`http`] (the `/metrics` endpoint). The [`clock`] (and, in tests and `demo`, the simulated
+//! env0 of the `env0-sim` crate, here as `simulator` with the default `simulator` feature) are
+//! passed in.
 //! [`webhook`] receives env0's signed deliveries and hands what they carry to the poller, which
 //! takes it into the same state between polls; both turn deployment logs into what the state
 //! takes through [`observation`]. [`probe`] learns what env0 leaves undocumented (the date
@@ -24,6 +26,9 @@ pub mod probe;
 pub mod ratelimit;
 pub mod secret;
 pub mod shard;
-pub mod simulator;
 pub mod state;
 pub mod webhook;
+
+/// The simulated env0 (the `env0-sim` crate) that `demo`, `simulate` and the tests run against.
+#[cfg(feature = "simulator")]
+pub use env0_sim as simulator;

@@ -5,7 +5,8 @@
 //! not on average. A token bucket (e.g. `governor`) allows a full burst plus the refill inside one
 //! window; this keeps the timestamps of the last `capacity` requests instead, which is exact, tells
 //! how much budget is left (`env0_exporter_api_budget_remaining`) and reads time from the injected
-//! [`Clock`](crate::clock::Clock). The simulator uses the same type to play env0's side.
+//! [`Clock`](crate::clock::Clock). The simulated env0 enforces env0's rule with a limiter of its
+//! own (in `env0-sim`), so that this one is checked against a second reading of the rule.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;

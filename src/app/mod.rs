@@ -6,6 +6,8 @@
 //! With webhooks on, the receiver's queue is handed to the poller, which owns the state.
 
 mod run;
+#[cfg(feature = "simulator")]
+mod sim;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,16 +20,17 @@ use tracing::{info, warn};
 
 use crate::client::{self, Client};
 use crate::clock::SharedClock;
-use crate::config::{Config, Credentials, Secret, SecretSource, SimArgs, SimScale};
+use crate::config::{Config, Credentials};
 use crate::http::ServeOptions;
 use crate::metrics::Metrics;
 use crate::poller::Poller;
 use crate::ratelimit::SlidingWindow;
-use crate::simulator::{DateFilterField, SimConfig, Simulator};
 use crate::state::SnapshotHandle;
 use crate::webhook::{Forwarding, Intake};
 
 pub use run::main;
+#[cfg(feature = "simulator")]
+pub use sim::{sim_credentials, spawn_simulator};
 
 /// How long shutdown waits for open HTTP connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
@@ -233,73 +236,4 @@ pub fn start_with(
         stop,
         webhook_server,
     }
-}
-
-/// The simulated organisation of `demo` and `simulate`: the `--sim-scale` preset, with the
-/// sizing flags given on top of it.
-#[must_use]
-pub fn sim_config(args: &SimArgs) -> SimConfig {
-    let preset = match args.sim_scale {
-        SimScale::Default => SimConfig {
-            environments: 150,
-            projects: 6,
-            mean_deployment_interval: std::time::Duration::from_secs(30 * 60),
-            ..SimConfig::default()
-        },
-        SimScale::Large => SimConfig::large(),
-    };
-    let size = |flag: Option<u32>, preset: usize| {
-        flag.map_or(preset, |n| usize::try_from(n).unwrap_or(usize::MAX))
-    };
-    SimConfig {
-        seed: args.sim_seed,
-        environments: size(args.sim_environments, preset.environments),
-        projects: size(args.sim_projects, preset.projects),
-        organizations: usize::try_from(args.sim_organizations).unwrap_or(usize::MAX),
-        mean_deployment_interval: args
-            .sim_mean_deployment_interval
-            .unwrap_or(preset.mean_deployment_interval),
-        time_scale: args.sim_time_scale,
-        long_approval_share: args
-            .sim_long_approval_share
-            .unwrap_or(preset.long_approval_share),
-        stuck_share: args.sim_stuck_share.unwrap_or(preset.stuck_share),
-        date_filter_field: args.sim_date_filter_field,
-        page_order: args.sim_page_order,
-        queued_after_created: if args.sim_date_filter_field == DateFilterField::CreatedAt {
-            preset.queued_after_created
-        } else {
-            Duration::from_secs(3)
-        },
-        validating_api: args.sim_validating_api,
-        send_date_header: !args.sim_no_date_header,
-        webhook_signing: args.sim_webhook_signing,
-        webhook_ids_differ: args.sim_webhook_ids_differ,
-        webhook_event_types: args.sim_webhook_event_types,
-        record_requests: false,
-        ..preset
-    }
-}
-
-/// The credentials the simulator accepts.
-#[must_use]
-pub fn sim_credentials(simulator: &Simulator) -> Credentials {
-    let c = simulator.config();
-    Credentials {
-        key: c.api_key_id.clone(),
-        secret: SecretSource::fixed(Secret::new(&c.api_key_secret)),
-    }
-}
-
-/// A simulator served on `listener` until the returned sender fires (or is dropped).
-#[must_use = "dropping the sender stops the simulator at once"]
-pub fn spawn_simulator(
-    simulator: Simulator,
-    listener: TcpListener,
-) -> (oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(simulator.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    (stop, task)
 }

@@ -2,10 +2,9 @@
 //! runtime and the shutdown signal. `main` hands the parsed flags to [`main`] and nothing else.
 
 use std::io::{IsTerminal, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, error::ErrorKind};
@@ -14,14 +13,10 @@ use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{
-    Cli, Command, Config, ConfigError, Credentials, DoctorOutput, LogFormat, Secret, WebhookConfig,
-};
-use crate::simulator::{Simulator, WebhookTarget};
+use crate::config::{Cli, Command, Config, ConfigError, Credentials, DoctorOutput, LogFormat};
 
-/// How often `demo` brings its simulated world up to now, so that webhooks are sent as runs
-/// change rather than when the exporter next asks the API.
-const DEMO_TICK: Duration = Duration::from_secs(1);
+#[cfg(feature = "simulator")]
+mod sim;
 
 /// Runs what the command line asks for, and says how the process ends.
 #[must_use]
@@ -100,75 +95,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Some(Command::Doctor(ref args)) => doctor(&cli, args.output, clock).await,
-        Some(Command::Demo(sim_args)) => {
-            let mut config = cli
-                .exporter
-                .validate(false)
-                .unwrap_or_else(|e| config_error(&e));
-            // The exporter's port first: the simulator's webhooks go to it.
-            let exporter_listener = bind(config.serving.listen_address).await?;
-            let secret = demo_secret();
-            // The simulated env0 posts its webhooks over plain HTTP, without credentials.
-            config.serving.options.web_config = None;
-            config.webhook = Some(WebhookConfig::on_main_listener(Secret::new(&secret).into()));
-            let webhook_url = demo_webhook_url(exporter_listener.local_addr()?)?;
-            let mut sim_config = super::sim_config(&sim_args);
-            sim_config.webhook = Some(WebhookTarget {
-                url: webhook_url.clone(),
-                secret,
-            });
-            let simulator = Simulator::new(sim_config, clock.clone());
-            let listener = TcpListener::bind(("127.0.0.1", 0))
-                .await
-                .context("cannot open a loopback port for the simulator")?;
-            let sim_addr = listener.local_addr()?;
-            let (stop_sim, sim_task) = super::spawn_simulator(simulator.clone(), listener);
-            let ticker = tokio::spawn({
-                let simulator = simulator.clone();
-                async move {
-                    let mut tick = tokio::time::interval(DEMO_TICK);
-                    loop {
-                        tick.tick().await;
-                        simulator.advance();
-                    }
-                }
-            });
-            config.connection.api_endpoint = format!("http://{sim_addr}/").parse()?;
-            let sim_config = simulator.config();
-            let credentials = super::sim_credentials(&simulator);
-            info!(api = %config.connection.api_endpoint, environments = sim_config.environments, "demo: simulated env0 organisation started");
-            info!(webhook = %webhook_url, "demo: real time, the simulated env0 sends a signed webhook for every run that changes and the exporter takes it in between polls");
-            let result = serve_on(&config, &credentials, clock, exporter_listener).await;
-            ticker.abort();
-            let _ = stop_sim.send(());
-            let _ = sim_task.await;
-            result?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Command::Simulate(sim_args)) => {
-            let simulator = Simulator::new(super::sim_config(&sim_args), clock);
-            let listener = TcpListener::bind(sim_args.sim_listen_address)
-                .await
-                .with_context(|| {
-                    format!(
-                        "--sim-listen-address: cannot listen on {}",
-                        sim_args.sim_listen_address
-                    )
-                })?;
-            let addr = listener.local_addr()?;
-            let c = simulator.config();
-            say(&format!(
-                "simulated env0 API on http://{addr}/ (API key {} / secret {}, organization {})",
-                c.api_key_id,
-                c.api_key_secret,
-                simulator.organization_id()
-            ));
-            let (stop, task) = super::spawn_simulator(simulator, listener);
-            shutdown_signal().await;
-            let _ = stop.send(());
-            let _ = tokio::time::timeout(super::SHUTDOWN_GRACE, task).await;
-            Ok(ExitCode::SUCCESS)
-        }
+        #[cfg(feature = "simulator")]
+        Some(Command::Demo(ref sim_args)) => sim::demo(&cli, sim_args, clock).await,
+        #[cfg(feature = "simulator")]
+        Some(Command::Simulate(ref sim_args)) => sim::simulate(sim_args, clock).await,
     }
 }
 
@@ -215,27 +145,6 @@ async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address)
         .await
         .with_context(|| format!("--listen-address: cannot listen on {address}"))
-}
-
-/// A webhook secret for `demo`, new each run. `fastrand` is not a cryptographic generator, which
-/// is enough for a demo whose exporter and simulator talk over loopback.
-fn demo_secret() -> String {
-    let mut rng = fastrand::Rng::new();
-    format!("{:032x}{:032x}", rng.u128(..), rng.u128(..))
-}
-
-/// Where `demo`'s simulator sends its webhooks: the exporter's listener, over loopback when it
-/// listens on every address.
-fn demo_webhook_url(listening: SocketAddr) -> anyhow::Result<url::Url> {
-    let ip = match listening.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    let address = SocketAddr::new(ip, listening.port());
-    format!("http://{address}{}", crate::webhook::PATH)
-        .parse()
-        .context("the demo's webhook URL")
 }
 
 async fn serve(

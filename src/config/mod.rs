@@ -14,7 +14,6 @@ mod state_file;
 mod views;
 mod webhook;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -22,7 +21,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::metrics::MetricsConfig;
 use crate::persist::StateFileConfig;
 use crate::poller::PollerConfig;
-use crate::simulator::{DateFilterField, PageOrder, WebhookEventTypes, WebhookSigning};
 
 pub use crate::secret::{Secret, SecretSource};
 pub use connection::{Connection, ConnectionArgs, Credentials};
@@ -32,25 +30,6 @@ pub use serving::{DEFAULT_PORT, LogFormat, Serving, ServingArgs};
 pub use state_file::StateFileArgs;
 pub use views::ViewsArgs;
 pub use webhook::{WebhookArgs, WebhookConfig};
-
-/// A share between 0 and 1.
-fn parse_share(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a share between 0 and 1 (e.g. 0.05)")),
-    }
-}
-
-/// The preset size of the simulated organisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum SimScale {
-    /// 150 environments in 6 projects, a run every 30 minutes per environment.
-    #[default]
-    Default,
-    /// 10,000 environments in 500 projects, a run every 72 minutes per environment, long
-    /// approval waits and long-unfinished plans.
-    Large,
-}
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 90s, 5m, 24h)"))
@@ -82,12 +61,14 @@ pub enum Command {
     #[command(
         after_help = "demo runs against its own simulated env0, which sends webhooks to the exporter with a secret of its own: the env0 connection flags, the webhook flags, --web-config-file and --sim-listen-address are refused."
     )]
-    Demo(SimArgs),
+    #[cfg(feature = "simulator")]
+    Demo(env0_sim::SimArgs),
     /// Serve only the simulated env0 API (to try a Prometheus/Grafana setup or load tests)
     #[command(
         after_help = "simulate serves only the simulated env0 API: of the exporter's flags it takes only --log-format, and refuses the others."
     )]
-    Simulate(SimArgs),
+    #[cfg(feature = "simulator")]
+    Simulate(env0_sim::SimArgs),
     /// Poll env0 once, print the metrics to stdout; exit 0 if the poll succeeded, 1 if not
     #[command(
         after_help = "once polls once and prints: --listen-address, --poll-interval, the --web-* flags and the webhook flags are refused."
@@ -117,81 +98,6 @@ pub struct DoctorArgs {
     /// Report format
     #[arg(long, value_enum, default_value_t = DoctorOutput::Text)]
     pub output: DoctorOutput,
-}
-
-/// Settings of the simulated env0 organisation.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Simulated env0 organisation")]
-pub struct SimArgs {
-    /// Seed of the simulated organisation (same seed, same organisation)
-    #[arg(long, env = "ENV0_SIM_SEED", default_value_t = 42)]
-    pub sim_seed: u64,
-    /// Size and shape of the simulated organisation: `default` (150 environments in 6 projects,
-    /// a run every 30 minutes per environment) or `large` (10,000 environments in 500 projects, a
-    /// run every 72 minutes: about 200,000 runs a day, with long approval waits and plans left
-    /// unfinished for hours). The flags below, when given, win over the preset
-    #[arg(long, env = "ENV0_SIM_SCALE", value_enum, default_value_t = SimScale::Default)]
-    pub sim_scale: SimScale,
-    /// Number of simulated environments [default: 150; 10000 with --sim-scale large]
-    #[arg(long, env = "ENV0_SIM_ENVIRONMENTS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub sim_environments: Option<u32>,
-    /// Number of simulated organisations (only the first has projects and environments)
-    #[arg(long, env = "ENV0_SIM_ORGANIZATIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub sim_organizations: u32,
-    /// Number of simulated projects [default: 6; 500 with --sim-scale large]
-    #[arg(long, env = "ENV0_SIM_PROJECTS", value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub sim_projects: Option<u32>,
-    /// Mean time between two runs of one simulated environment [default: 30m; 72m with
-    /// --sim-scale large]
-    #[arg(long, env = "ENV0_SIM_MEAN_DEPLOYMENT_INTERVAL", value_parser = parse_duration)]
-    pub sim_mean_deployment_interval: Option<Duration>,
-    /// Share (0..1) of the runs stopping for approval that then wait 2 to 12 hours, whatever
-    /// the time scale [default: 0; 0.25 with --sim-scale large]
-    #[arg(long, env = "ENV0_SIM_LONG_APPROVAL_SHARE", value_parser = parse_share)]
-    pub sim_long_approval_share: Option<f64>,
-    /// Share (0..1) of the prPlan and driftDetection runs left unfinished (queued or waiting
-    /// for approval) for 1.5 to 10 hours while their environment's later runs go on [default:
-    /// 0; 0.05 with --sim-scale large]
-    #[arg(long, env = "ENV0_SIM_STUCK_SHARE", value_parser = parse_share)]
-    pub sim_stuck_share: Option<f64>,
-    /// The simulated env0 refuses (400) any query parameter env0's own clients do not send, and
-    /// lists workflow sub-environments by default
-    #[arg(long, env = "ENV0_SIM_VALIDATING_API")]
-    pub sim_validating_api: bool,
-    /// The simulated env0 sends no `Date` header (as behind a proxy that drops it)
-    #[arg(long, env = "ENV0_SIM_NO_DATE_HEADER")]
-    pub sim_no_date_header: bool,
-    /// Which timestamp the simulated env0's `fromDate`/`toDate` filter on (env0 does not
-    /// document it); with `queued-at` or `started-at`, runs are queued 3 s after they are created
-    /// so that the three timestamps differ
-    #[arg(long, env = "ENV0_SIM_DATE_FILTER_FIELD", value_enum, default_value_t = DateFilterField::CreatedAt)]
-    pub sim_date_filter_field: DateFilterField,
-    /// The order of the simulated env0's deployment pages (env0 does not document it)
-    #[arg(long, env = "ENV0_SIM_PAGE_ORDER", value_enum, default_value_t = PageOrder::NewestFirst)]
-    pub sim_page_order: PageOrder,
-    /// What the simulated env0's webhook signatures cover: the body as sent, or its canonical
-    /// re-serialisation (`JSON.stringify` of the parsed body; the body is then sent
-    /// pretty-printed)
-    #[arg(long, env = "ENV0_SIM_WEBHOOK_SIGNING", value_enum, default_value_t = WebhookSigning::RawBody)]
-    pub sim_webhook_signing: WebhookSigning,
-    /// Give each simulated webhook's `x-env0-event-id` header an id of its own, unlike the
-    /// body's `id` (as in env0's sample delivery)
-    #[arg(long, env = "ENV0_SIM_WEBHOOK_IDS_DIFFER")]
-    pub sim_webhook_ids_differ: bool,
-    /// How the simulated env0 spells webhook event types: `com.env0.deploy.*` (and destroy,
-    /// drift, …), `com.env0.deployment.*`, or `com.env-zero.*` with `x-env-zero-*` headers
-    #[arg(long, env = "ENV0_SIM_WEBHOOK_EVENT_TYPES", value_enum, default_value_t = WebhookEventTypes::Deploy)]
-    pub sim_webhook_event_types: WebhookEventTypes,
-    /// Speed of simulated runs: 1.0 = IaC-like durations, 0.1 = ten times faster
-    #[arg(long, env = "ENV0_SIM_TIME_SCALE", default_value_t = 0.5)]
-    pub sim_time_scale: f64,
-    /// Where `simulate` serves the simulated API (`demo` always uses a free loopback port)
-    #[arg(
-        long,
-        env = "ENV0_SIM_LISTEN_ADDRESS",
-        default_value = "127.0.0.1:19181"
-    )]
-    pub sim_listen_address: SocketAddr,
 }
 
 /// Exporter settings, one group per consumer, each under its own heading in `--help`.

@@ -31,6 +31,7 @@ fn defaults_match_the_documented_ones() {
     assert!(cli.command.is_none());
 }
 
+#[cfg(feature = "simulator")]
 #[test]
 fn flags_work_after_a_subcommand_and_zero_turns_full_sync_off() {
     let cli = parse(&[
@@ -314,130 +315,6 @@ fn the_unfinished_reread_maximum_is_at_least_the_poll_interval() {
         .validate(false)
         .unwrap();
     assert_eq!(c.poller.unfinished_reread_max, Duration::from_secs(3600));
-}
-
-fn sim_args(args: &[&str]) -> SimArgs {
-    match parse(args).unwrap().command {
-        Some(Command::Demo(sim) | Command::Simulate(sim)) => sim,
-        other => panic!("not a simulator command: {other:?}"),
-    }
-}
-
-#[test]
-fn the_default_sim_scale_is_the_organisation_it_always_was() {
-    let c = crate::app::sim_config(&sim_args(&["simulate"]));
-    assert_eq!((c.environments, c.projects), (150, 6));
-    assert_eq!(c.mean_deployment_interval, Duration::from_secs(30 * 60));
-    assert_eq!(c.history, Duration::from_secs(48 * 3600));
-    assert!(c.long_approval_share == 0.0 && c.stuck_share == 0.0);
-}
-
-#[test]
-fn the_sim_webhook_flags_choose_the_simulators_webhook_variants() {
-    use crate::simulator::{WebhookEventTypes, WebhookSigning};
-    let c = crate::app::sim_config(&sim_args(&["demo"]));
-    assert_eq!(c.webhook_signing, WebhookSigning::RawBody);
-    assert!(!c.webhook_ids_differ);
-    assert_eq!(c.webhook_event_types, WebhookEventTypes::Deploy);
-    let c = crate::app::sim_config(&sim_args(&[
-        "demo",
-        "--sim-webhook-signing",
-        "canonical",
-        "--sim-webhook-ids-differ",
-        "--sim-webhook-event-types",
-        "env-zero",
-    ]));
-    assert_eq!(c.webhook_signing, WebhookSigning::Canonical);
-    assert!(c.webhook_ids_differ);
-    assert_eq!(c.webhook_event_types, WebhookEventTypes::EnvZero);
-    let c = crate::app::sim_config(&sim_args(&[
-        "simulate",
-        "--sim-webhook-event-types",
-        "deployment",
-    ]));
-    assert_eq!(c.webhook_event_types, WebhookEventTypes::Deployment);
-    assert!(parse(&["demo", "--sim-webhook-signing", "pretty"]).is_err());
-}
-
-#[test]
-fn the_sim_date_filter_and_page_order_flags_choose_the_simulators_listing_variants() {
-    use crate::simulator::{DateFilterField, PageOrder};
-    let c = crate::app::sim_config(&sim_args(&["demo"]));
-    assert_eq!(c.date_filter_field, DateFilterField::CreatedAt);
-    assert_eq!(c.page_order, PageOrder::NewestFirst);
-    assert_eq!(c.queued_after_created, Duration::ZERO, "the default world");
-    let c = crate::app::sim_config(&sim_args(&[
-        "simulate",
-        "--sim-date-filter-field",
-        "queued-at",
-        "--sim-page-order",
-        "oldest-first",
-    ]));
-    assert_eq!(c.date_filter_field, DateFilterField::QueuedAt);
-    assert_eq!(c.page_order, PageOrder::OldestFirst);
-    assert_eq!(
-        c.queued_after_created,
-        Duration::from_secs(3),
-        "queuedAt must differ from createdAt for the field to show"
-    );
-    let c = crate::app::sim_config(&sim_args(&[
-        "demo",
-        "--sim-date-filter-field",
-        "started-at",
-    ]));
-    assert_eq!(c.date_filter_field, DateFilterField::StartedAt);
-    assert!(parse(&["demo", "--sim-page-order", "random"]).is_err());
-}
-
-#[test]
-fn the_large_sim_scale_is_ten_thousand_environments_and_explicit_flags_win() {
-    let c = crate::app::sim_config(&sim_args(&["demo", "--sim-scale", "large"]));
-    assert_eq!((c.environments, c.projects), (10_000, 500));
-    assert_eq!(c.mean_deployment_interval, Duration::from_secs(72 * 60));
-    assert!(c.long_approval_share > 0.0 && c.stuck_share > 0.0);
-    let c = crate::app::sim_config(&sim_args(&[
-        "simulate",
-        "--sim-scale",
-        "large",
-        "--sim-environments",
-        "2000",
-        "--sim-mean-deployment-interval",
-        "1h",
-        "--sim-stuck-share",
-        "0",
-    ]));
-    assert_eq!((c.environments, c.projects), (2000, 500));
-    assert_eq!(c.mean_deployment_interval, Duration::from_secs(3600));
-    assert!(c.long_approval_share > 0.0);
-    assert!(c.stuck_share == 0.0);
-    let c = crate::app::sim_config(&sim_args(&["demo", "--sim-long-approval-share", "0.5"]));
-    assert_eq!(c.environments, 150);
-    assert!((c.long_approval_share - 0.5).abs() < f64::EPSILON);
-}
-
-#[test]
-fn the_sim_variant_flags_make_a_validating_api_without_a_date_header() {
-    let c = crate::app::sim_config(&sim_args(&["demo"]));
-    assert!(!c.validating_api && c.send_date_header);
-    let c = crate::app::sim_config(&sim_args(&[
-        "demo",
-        "--sim-validating-api",
-        "--sim-no-date-header",
-    ]));
-    assert!(c.validating_api && !c.send_date_header);
-    let c = crate::app::sim_config(&sim_args(&["simulate", "--sim-no-date-header"]));
-    assert!(!c.validating_api && !c.send_date_header);
-    assert!(parse(&["simulate", "--sim-validating-api=yes"]).is_err());
-}
-
-#[test]
-fn sim_shares_outside_zero_to_one_are_refused() {
-    for bad in ["1.5", "-0.1", "NaN", "much"] {
-        for flag in ["--sim-long-approval-share", "--sim-stuck-share"] {
-            assert!(parse(&["simulate", flag, bad]).is_err(), "{flag} {bad}");
-        }
-    }
-    assert!(parse(&["simulate", "--sim-scale", "huge"]).is_err());
 }
 
 #[test]

@@ -618,6 +618,11 @@ fn signature_forms_match(
     match signing {
         WebhookSigning::Canonical => {
             assert!(deliveries.iter().all(|d| d.body != d.signed), "{what}");
+            // The simulator's JSON.stringify and the exporter's agree (two implementations).
+            for d in deliveries {
+                let canonical = env0_exporter::webhook::canonical_form(d.body.as_bytes());
+                assert_eq!(canonical.as_deref(), Some(d.signed.as_str()), "{what}");
+            }
             assert_eq!((raw, canonical, both), (0.0, sent, 0.0), "{what}");
         }
         WebhookSigning::RawBody => {

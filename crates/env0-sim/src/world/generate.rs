@@ -14,8 +14,8 @@ use super::vocabulary::{
     APP_NAMES, DeploymentType, DriftStatus, EnvStatus, PROJECT_NAMES, STAGES, Status, TOOL_WEIGHTS,
     TOOLS, USERS,
 };
-use crate::clock;
-use crate::simulator::SimConfig;
+use crate::SimConfig;
+use env0_clock as clock;
 
 /// `ts` cut to whole milliseconds (what the wire shows).
 fn trunc_ms(ts: Timestamp) -> Timestamp {
@@ -23,7 +23,7 @@ fn trunc_ms(ts: Timestamp) -> Timestamp {
 }
 
 /// A random version-4 UUID, like env0's ids.
-pub(in crate::simulator) fn uuid(rng: &mut fastrand::Rng) -> String {
+pub(crate) fn uuid(rng: &mut fastrand::Rng) -> String {
     let v = rng.u128(..);
     // Version 4, variant 1, like env0's ids.
     let v = (v & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);

@@ -25,7 +25,6 @@
 //!   like env0's per-IP budget), auth, then parameters, then 404.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, Request, State};
@@ -41,12 +40,9 @@ use super::json::{DeploymentJson, EnvironmentJson, OrganizationJson, ProjectJson
 use super::reply::{ApiError, too_many_requests};
 use super::world::{Deployment, World};
 use super::{DateFilterField, FaultKind, PageOrder, RequestRecord, Simulator, chaos, faults, lock};
-use crate::ratelimit::SlidingWindow;
 
 /// Largest and default page size.
 const MAX_LIMIT: usize = 100;
-/// env0's rate-limit window.
-const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 pub(crate) fn router(sim: Simulator) -> Router {
     Router::new()
@@ -141,25 +137,6 @@ fn refused_parameter(path: &str, query: &str) -> Option<String> {
         .find(|name| !allowed.contains(&name.as_str()))
 }
 
-/// Rate-limit windows kept before empty ones are dropped.
-pub(super) const MAX_IDLE_WINDOWS: usize = 4096;
-
-/// The rate-limit windows, one per (method, path), and when to sweep out the idle ones.
-pub(super) struct Limits {
-    pub(super) windows: HashMap<(String, String), SlidingWindow>,
-    /// Sweep when there are more windows than this.
-    pub(super) sweep_above: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            windows: HashMap::new(),
-            sweep_above: MAX_IDLE_WINDOWS,
-        }
-    }
-}
-
 /// Faults, rate limit and auth in front of every route; records every request.
 async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Response {
     sim.advance();
@@ -225,24 +202,7 @@ async fn gate(State(sim): State<Simulator>, req: Request, next: Next) -> Respons
 fn admit(sim: &Simulator, method: &str, path: &str, headers: &HeaderMap) -> Option<Response> {
     let config = &sim.inner.config;
     let now = sim.inner.clock.now();
-    let verdict = {
-        let mut limits = lock(&sim.inner.limits);
-        // One window per path ever asked for (every environment's listing and every deployment
-        // id fetched directly has its own): forget the windows with nothing in them once there
-        // are many, and then only after as many again are added, so a large organisation's
-        // thousands of live windows are not all scanned on every request.
-        if limits.windows.len() > limits.sweep_above {
-            limits
-                .windows
-                .retain(|_, w| w.remaining(now) < config.rate_limit_per_minute);
-            limits.sweep_above = MAX_IDLE_WINDOWS.max(2 * limits.windows.len());
-        }
-        limits
-            .windows
-            .entry((method.to_owned(), path.to_owned()))
-            .or_insert_with(|| SlidingWindow::new(config.rate_limit_per_minute, RATE_WINDOW))
-            .try_acquire(now)
-    };
+    let verdict = lock(&sim.inner.limits).admit(method, path, now, config.rate_limit_per_minute);
     let refusal = if let Err(wait) = verdict {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         too_many_requests(config.send_retry_after.then_some(secs.max(1)))

@@ -15,7 +15,7 @@
 //!   `finishedAt` null: their `updatedAt` is when they ended.
 //! - **Only `deploy`, `destroy` and `task` move an environment's `latestDeploymentLog`** (when they
 //!   are created); `prPlan`, `driftDetection`, `remotePlan`, `dryRun` and `moduleTest` never do.
-//!   [`SimConfig::latest_moved_by`](crate::simulator::SimConfig::latest_moved_by) changes that
+//!   [`SimConfig::latest_moved_by`](crate::SimConfig::latest_moved_by) changes that
 //!   (only deploy and destroy, or every type).
 //! - Approval waits last 2 min to 6 h (scaled by the time scale); with
 //!   [`SimConfig::long_approval_share`] that share of them lasts 2 to 12 h (not scaled), and the
@@ -32,9 +32,9 @@
 //!   `DRIFTED` (and status `DRIFTED` half of the time), finding none → `OK`, failing → `ERROR`;
 //!   anything else returns to the status before the run.
 //!
-//! [`SimConfig::mean_deployment_interval`]: crate::simulator::SimConfig::mean_deployment_interval
-//! [`SimConfig::long_approval_share`]: crate::simulator::SimConfig::long_approval_share
-//! [`SimConfig::stuck_share`]: crate::simulator::SimConfig::stuck_share
+//! [`SimConfig::mean_deployment_interval`]: crate::SimConfig::mean_deployment_interval
+//! [`SimConfig::long_approval_share`]: crate::SimConfig::long_approval_share
+//! [`SimConfig::stuck_share`]: crate::SimConfig::stuck_share
 
 use std::time::Duration;
 
@@ -47,8 +47,8 @@ use super::queue::Event;
 use super::vocabulary::{
     DeploymentType, DriftStatus, EnvStatus, Status, TRIGGERS, TYPE_WEIGHTS, trigger_weights,
 };
-use crate::clock;
-use crate::simulator::LatestMovedBy;
+use crate::LatestMovedBy;
+use env0_clock as clock;
 
 /// A wait of `min_hours` to `max_hours`, uniform on a log scale, not scaled by `time_scale`.
 fn long_wait(rng: &mut fastrand::Rng, min_hours: f64, max_hours: f64) -> Duration {

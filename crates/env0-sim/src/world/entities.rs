@@ -105,7 +105,7 @@ pub(crate) enum Lane {
     /// Beside the queue ([`SimConfig::stuck_share`]): takes no turn, holds no other run up and
     /// leaves the environment's status alone.
     ///
-    /// [`SimConfig::stuck_share`]: crate::simulator::SimConfig::stuck_share
+    /// [`SimConfig::stuck_share`]: crate::SimConfig::stuck_share
     Beside,
 }
 
@@ -156,7 +156,7 @@ pub(crate) struct Environment {
     /// Keys of the runs queued behind it, oldest first.
     pub(super) waiting: VecDeque<u64>,
     /// A workflow's sub-environment: listed only with `includeSubEnvironments=true` unless
-    /// [`SimConfig::sub_environments_listed_by_default`](crate::simulator::SimConfig::sub_environments_listed_by_default).
+    /// [`SimConfig::sub_environments_listed_by_default`](crate::SimConfig::sub_environments_listed_by_default).
     pub workflow_sub: bool,
 }
 

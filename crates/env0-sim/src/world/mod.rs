@@ -32,7 +32,7 @@ pub(super) use generate::uuid;
 pub(super) use vocabulary::TRIGGERS;
 
 use super::{LatestMovedBy, SimDeployment, SimEnvironment, SimPlanSummary};
-use crate::clock;
+use env0_clock as clock;
 use queue::Scheduled;
 
 /// Retention is applied once per this many seconds of env0's clock, at the start of each such

@@ -2,7 +2,7 @@
 //! deployments, served over the same routes, auth, paging, filters, errors and rate limit as
 //! `api.env0.com` (see `env0-api.md`), with time read only from the injected [`Clock`].
 //!
-//! Used by the exporter's tests (against a [`ManualClock`](crate::clock::ManualClock)) and by the
+//! Used by the exporter's tests (against a [`ManualClock`](env0_clock::ManualClock)) and by the
 //! demo (against the system clock). The world is a pure function of the seed and of the clock
 //! times at which it is advanced: events live in a priority queue ordered by (time, sequence), so
 //! advancing in one big step or in many small ones gives the same world.
@@ -11,15 +11,22 @@
 //! ([`Simulator::organization_id`]); the others (when [`SimConfig::organizations`] > 1) are listed
 //! by `GET /organizations` but hold no projects and no environments.
 //!
-//! Files: [`world`] (state, generation and lifecycle, a file each), `api` (routes, auth, rate
-//! limit, validation), `json` (wire shapes), `faults` (injected failures), `reply` (the error
+//! It shares no code with env0-exporter (only the clock of the `env0-clock` crate, so that both
+//! read one time in tests): its rate limit, its webhook signer and its JSON are its own, so the
+//! exporter's are checked against a second implementation rather than against themselves.
+//!
+//! Files: [`world`] (state, generation and lifecycle, a file each), `api` (routes, auth,
+//! validation), `ratelimit` (env0's per-(method, path) limit), `args` (the `--sim-*` flags),
+//! `json` (wire shapes), `faults` (injected failures), `reply` (the error
 //! answers both `api` and `faults` give, so `faults` needs nothing from `api`), `webhooks`
 //! (signed deliveries of every run's lifecycle changes to [`SimConfig::webhook`]).
 
 mod api;
+mod args;
 mod chaos;
 mod faults;
 mod json;
+mod ratelimit;
 mod reply;
 #[cfg(test)]
 mod tests;
@@ -32,10 +39,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::clock::SharedClock;
+use env0_clock::SharedClock;
 use webhooks::Outbox;
 use world::World;
 
+pub use args::{SimArgs, SimScale};
 pub use chaos::undocumented_value;
 pub use webhooks::{DeliveryRecord, WebhookEventTypes, WebhookSigning, WebhookTarget};
 
@@ -387,7 +395,7 @@ struct Inner {
     clock: SharedClock,
     world: Mutex<World>,
     requests: Mutex<Vec<RequestRecord>>,
-    limits: Mutex<api::Limits>,
+    limits: Mutex<ratelimit::RateLimit>,
     faults: Mutex<VecDeque<Fault>>,
     /// Faults that last for a span of the clock, consulted after `faults`.
     timed_faults: Mutex<Vec<TimedFault>>,
@@ -433,7 +441,7 @@ impl Simulator {
                 clock,
                 world: Mutex::new(world),
                 requests: Mutex::new(Vec::new()),
-                limits: Mutex::new(api::Limits::default()),
+                limits: Mutex::new(ratelimit::RateLimit::default()),
                 faults: Mutex::new(VecDeque::new()),
                 timed_faults: Mutex::new(Vec::new()),
                 outbox,
@@ -585,7 +593,7 @@ impl Simulator {
     /// request) from now for `span` of the injected clock, after the counted faults of
     /// [`inject`](Self::inject).
     pub fn inject_for(&self, path_prefix: Option<&str>, kind: FaultKind, span: Duration) {
-        let until = crate::clock::add(self.inner.clock.now(), span);
+        let until = env0_clock::add(self.inner.clock.now(), span);
         lock(&self.inner.timed_faults).push(TimedFault {
             path_prefix: path_prefix.map(str::to_owned),
             kind,
