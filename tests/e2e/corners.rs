@@ -24,18 +24,7 @@ fn small(environments: usize) -> SimConfig {
 /// backfill and after every poll that `/metrics` equals the simulator's records; returns how
 /// many finishes the truth holds and whether any deployment listing took a second page.
 async fn truth_holds_paged(config: SimConfig, polls: usize, what: &str) -> (f64, bool) {
-    let h = Harness::start(
-        config,
-        &[
-            "--lookback",
-            SHORT_LOOKBACK,
-            "--full-sync-interval",
-            "60s",
-            "--max-requests-per-minute",
-            "1000",
-        ],
-    )
-    .await;
+    let h = start_for_truth(config).await;
     assert_exact(&h, &format!("{what}: after the backfill")).await;
     for i in 1..=polls {
         h.next_poll().await;
@@ -215,11 +204,14 @@ async fn counts_are_right_against_a_validating_env0_with_each_variant() {
     }
 }
 
-/// The exporter for the truth tests: a full sync every minute and the whole budget.
+/// The exporter for the truth tests: a full sync every minute, the whole budget, and the short
+/// window (see [`short`]), whose old edge lies inside the simulator's history.
 async fn start_for_truth(config: SimConfig) -> Harness {
     Harness::start(
         config,
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--full-sync-interval",
             "60s",
             "--max-requests-per-minute",
