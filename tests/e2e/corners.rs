@@ -71,11 +71,10 @@ async fn counts_are_right_with_env0s_clock_ten_minutes_ahead_of_ours_or_behind()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_are_right_whichever_timestamp_the_date_filter_uses() {
-    for field in [
-        DateFilterField::CreatedAt,
-        DateFilterField::QueuedAt,
-        DateFilterField::StartedAt,
-    ] {
+    // A filter on createdAt (the simulator's default) with the latest run moved by deploys and
+    // destroys only is the DeployDestroy variant of
+    // `counts_are_right_whichever_types_move_the_latest_run`: the same truth after every poll.
+    for field in [DateFilterField::QueuedAt, DateFilterField::StartedAt] {
         let config = SimConfig {
             date_filter_field: field,
             // Plans and drift detections queue behind others without moving the latest run.
