@@ -9,9 +9,12 @@
 #
 # Two lanes, because the machine's cores are the limit and half the work is waiting:
 #   build lane   cargo builds every test target (debug) while the tools download; then cargo
-#                test (the workspace, then the exporter without the simulator); then the binary
-#                as the Dockerfile builds it (its `cargo build --profile dist --locked`, read
-#                from the Dockerfile: no container runtime here)
+#                test (the workspace, then the exporter without the simulator), and beside it
+#                the binary as the Dockerfile builds it (its `cargo build --profile dist
+#                --locked`, read from the Dockerfile: no container runtime here) in a target
+#                directory of its own, as in the Dockerfile's build stage, so that the cargo
+#                commands do not wait for each other's lock; its single-threaded link-time
+#                optimisation overlaps the tests
 #   checks lane  once the tools and the debug binary are there: the monitoring bundle (its live
 #                Prometheus check mostly waits for data), the release check, cargo deny, and
 #                promtool plus the reference parser on real scrapes, all with the debug binary
@@ -74,6 +77,15 @@ checks_lane >"${logs}/checks.log" 2>&1 &
 checks_pid=$!
 pids+=("${checks_pid}")
 
+# The binary as the Dockerfile builds it (there is no container runtime here): the same command,
+# read from the Dockerfile so that the two cannot drift apart.
+docker_build="$(sed -n 's/^.*&& \(cargo build [^&]*--locked\).*$/\1/p' Dockerfile | tail -n 1)"
+[[ "${docker_build}" == "cargo build "* ]] || { echo "test: no cargo build command found in the Dockerfile" >&2; exit 1; }
+step "${docker_build} (the binary as the Dockerfile builds it, into ${target}/dockerfile-build), in the background"
+CARGO_TARGET_DIR="${target}/dockerfile-build" ${docker_build} >"${logs}/dist.log" 2>&1 &
+dist_pid=$!
+pids+=("${dist_pid}")
+
 step "cargo test (unit, client, simulator, end-to-end, golden file, command line)"
 cargo test --workspace --locked --all-targets || failed+=("cargo test")
 
@@ -85,12 +97,14 @@ step "cargo test -p env0-exporter --no-default-features --lib --bins --tests (th
 cargo test -p env0-exporter --no-default-features --locked --lib --bins --tests \
   || failed+=("cargo test --no-default-features")
 
-# The binary as the Dockerfile builds it (there is no container runtime here): the same command,
-# read from the Dockerfile so that the two cannot drift apart.
-docker_build="$(sed -n 's/^.*&& \(cargo build [^&]*--locked\).*$/\1/p' Dockerfile | tail -n 1)"
-[[ "${docker_build}" == "cargo build "* ]] || { echo "test: no cargo build command found in the Dockerfile" >&2; exit 1; }
-step "${docker_build} (the binary as the Dockerfile builds it)"
-${docker_build} || failed+=("${docker_build}")
+
+step "waiting for the Dockerfile's build"
+if wait "${dist_pid}"; then
+  tail -n 3 "${logs}/dist.log"
+else
+  cat "${logs}/dist.log"
+  failed+=("${docker_build}")
+fi
 
 step "waiting for the checks lane and the docs lane"
 wait "${checks_pid}" || failed+=("the checks lane (see its output below)")

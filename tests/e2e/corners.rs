@@ -24,18 +24,7 @@ fn small(environments: usize) -> SimConfig {
 /// backfill and after every poll that `/metrics` equals the simulator's records; returns how
 /// many finishes the truth holds and whether any deployment listing took a second page.
 async fn truth_holds_paged(config: SimConfig, polls: usize, what: &str) -> (f64, bool) {
-    let h = Harness::start(
-        config,
-        &[
-            "--lookback",
-            SHORT_LOOKBACK,
-            "--full-sync-interval",
-            "60s",
-            "--max-requests-per-minute",
-            "1000",
-        ],
-    )
-    .await;
+    let h = start_for_truth(config).await;
     assert_exact(&h, &format!("{what}: after the backfill")).await;
     for i in 1..=polls {
         h.next_poll().await;
@@ -82,11 +71,10 @@ async fn counts_are_right_with_env0s_clock_ten_minutes_ahead_of_ours_or_behind()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_are_right_whichever_timestamp_the_date_filter_uses() {
-    for field in [
-        DateFilterField::CreatedAt,
-        DateFilterField::QueuedAt,
-        DateFilterField::StartedAt,
-    ] {
+    // A filter on createdAt (the simulator's default) with the latest run moved by deploys and
+    // destroys only is the DeployDestroy variant of
+    // `counts_are_right_whichever_types_move_the_latest_run`: the same truth after every poll.
+    for field in [DateFilterField::QueuedAt, DateFilterField::StartedAt] {
         let config = SimConfig {
             date_filter_field: field,
             // Plans and drift detections queue behind others without moving the latest run.
@@ -215,11 +203,14 @@ async fn counts_are_right_against_a_validating_env0_with_each_variant() {
     }
 }
 
-/// The exporter for the truth tests: a full sync every minute and the whole budget.
+/// The exporter for the truth tests: a full sync every minute, the whole budget, and the short
+/// window (see [`short`]), whose old edge lies inside the simulator's history.
 async fn start_for_truth(config: SimConfig) -> Harness {
     Harness::start(
         config,
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--full-sync-interval",
             "60s",
             "--max-requests-per-minute",

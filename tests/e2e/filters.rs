@@ -8,6 +8,11 @@ use env0_exporter::simulator::SimDeployment;
 use super::{SHORT_LOOKBACK, assert_exact_for, short};
 use crate::helpers::{Harness, is_probe, twin};
 
+/// The organisation the filter tests read: a filter is a property of every listing, whatever
+/// their number, so 60 environments (one page of the environment listing, about two runs
+/// starting a minute) show it as well as 150.
+const ENVIRONMENTS: usize = 60;
+
 /// The query parameters of every deployment listing the simulator received (but the start-up
 /// probe's, which learns how env0 lists, not what to count).
 fn listing_queries(h: &Harness) -> Vec<BTreeMap<String, String>> {
@@ -35,7 +40,7 @@ async fn run_and_compare(h: &Harness, polls: usize, keep: impl Fn(&SimDeployment
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_type_filter_is_sent_to_env0_and_only_those_types_show() {
     let h = Harness::start(
-        short(150),
+        short(ENVIRONMENTS),
         &[
             "--lookback",
             SHORT_LOOKBACK,
@@ -51,7 +56,7 @@ async fn a_deployment_type_filter_is_sent_to_env0_and_only_those_types_show() {
     let keep = |d: &SimDeployment| d.deployment_type == "deploy" || d.deployment_type == "destroy";
     run_and_compare(&h, 15, keep).await;
     let queries = listing_queries(&h);
-    assert!(queries.len() > 150);
+    assert!(queries.len() > ENVIRONMENTS);
     for q in &queries {
         assert_eq!(
             q.get("deploymentTypes").map(String::as_str),
@@ -76,7 +81,7 @@ async fn a_status_filter_without_in_progress_still_counts_every_matching_finish_
     // Economical polling (full sync every 10 m): runs are learned of when env0 lists them in a
     // final status; each is counted once.
     let h = Harness::start(
-        short(150),
+        short(ENVIRONMENTS),
         &[
             "--lookback",
             SHORT_LOOKBACK,
@@ -112,7 +117,7 @@ async fn a_status_filter_without_in_progress_still_counts_every_matching_finish_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_that_leave_a_status_filter_drop_out_of_the_gauges() {
     let h = Harness::start(
-        short(150),
+        short(ENVIRONMENTS),
         &[
             "--lookback",
             SHORT_LOOKBACK,
@@ -136,7 +141,7 @@ async fn runs_that_leave_a_status_filter_drop_out_of_the_gauges() {
 async fn a_user_filter_shows_only_the_runs_those_users_started() {
     // The simulator is deterministic: a twin tells which users exist before the test starts.
     let mut by_user: BTreeMap<String, usize> = BTreeMap::new();
-    for d in twin(short(150)).deployments() {
+    for d in twin(short(ENVIRONMENTS)).deployments() {
         *by_user.entry(d.started_by).or_default() += 1;
     }
     let mut users: Vec<(String, usize)> = by_user.into_iter().collect();
@@ -144,7 +149,7 @@ async fn a_user_filter_shows_only_the_runs_those_users_started() {
     assert!(users.len() >= 3, "{users:?}");
     let chosen = format!("{},{}", users[0].0, users[2].0);
     let h = Harness::start(
-        short(150),
+        short(ENVIRONMENTS),
         &[
             "--lookback",
             SHORT_LOOKBACK,

@@ -103,7 +103,7 @@ async fn assert_exact_for(h: &Harness, when: &str, keep: impl Fn(&SimDeployment)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_equal_the_simulators_records_after_every_poll_while_runs_start_and_finish() {
     let h = Harness::start(
-        short(150),
+        short(60),
         &[
             "--lookback",
             SHORT_LOOKBACK,
@@ -132,7 +132,7 @@ async fn metrics_equal_the_simulators_records_after_every_poll_while_runs_start_
 async fn economical_polling_catches_up_exactly_once_the_full_sync_interval_has_passed() {
     // Default full sync (10 m): runs that do not move latestDeploymentLog are found late, but
     // found, and every finished run is counted exactly once.
-    let h = Harness::start(short(150), &["--lookback", SHORT_LOOKBACK]).await;
+    let h = Harness::start(short(60), &["--lookback", SHORT_LOOKBACK]).await;
     for _ in 0..40 {
         h.next_poll().await;
     }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use env0_exporter::simulator::SimDeployment;
 
-use super::{SHORT_LOOKBACK, assert_matches, short, sim};
+use super::{SHORT_LOOKBACK, assert_matches, short};
 use crate::helpers::{
     Harness, Labels, deployment_labels, expected_label, is_finished, labels, series, twin,
 };
@@ -387,12 +387,14 @@ async fn a_key_that_may_list_neither_organisations_nor_projects_counts_exactly_w
     const ALWAYS: Duration = Duration::from_secs(30 * 24 * 3600);
     let config = SimConfig {
         mean_deployment_interval: Duration::from_secs(15 * 60),
-        ..sim(60)
+        ..short(60)
     };
     let org = organization_of(&config);
     let h = Harness::start_prepared(
         config,
         &[
+            "--lookback",
+            SHORT_LOOKBACK,
             "--organization-id",
             &org,
             "--project-label",
