@@ -9,7 +9,7 @@
 #     ceil(E/100) + 2 + environments whose latest run changed (counted from the simulator's state);
 #     every 60 s window of the simulator's request log within the budget, no 429; series per
 #     family with the default labels and with --duration-histogram-labels cut.
-#  2. Real processes (the binary that ships: the dist profile): `env0-exporter simulate` and the exporter against it; after
+#  2. Real processes (the binary that ships: the dist profile, or SCALE_PROFILE): `env0-exporter simulate` and the exporter against it; after
 #     the backfill: bytes per scrape (Prometheus text 0.0.4 and OpenMetrics, raw and gzip),
 #     series per family (top 10), scrape latency under 50 concurrent scrapers for 30 s with wrk
 #     (with and without gzip), peak and current RSS of the exporter; with --soak, RSS every minute.
@@ -28,9 +28,14 @@
 #   --soak DURATION    after the measures, keep both processes running DURATION (e.g. 2h, 30m)
 #                      and sample the exporter's RSS every minute
 # Env: WRK_DIR (default .cache/tools/wrk): where wrk is unpacked from Debian's package if missing;
-#      SCALE_CONNECTIONS (50), SCALE_WRK_DURATION (30s); SCALE_NO_BUILD=1 uses the
-#      binaries already in target/dist (the exporter) and target/release (the scale example)
-#      instead of building them.
+#      SCALE_CONNECTIONS (50), SCALE_WRK_DURATION (30s); SCALE_PROFILE (dist): the Cargo
+#      profile of the exporter of part 2 (release builds in a fraction of dist's time);
+#      SCALE_NO_BUILD=1 uses the binaries already in target/$SCALE_PROFILE (the exporter) and
+#      target/release (the scale example) instead of building them.
+#
+# Sizes: the large preset holds about 18.5 deployments per environment in the 24 h window
+# (184,579 for 10,000 environments), so --environments 10840 is about 200,000 deployments and
+# --environments 540 --projects 27 about 10,000.
 #
 # wrk comes from Debian without root: `apt-get download wrk libluajit-5.1-2 libluajit-5.1-common`,
 # `dpkg -x` each into $WRK_DIR, run with LD_LIBRARY_PATH=$WRK_DIR/usr/lib/x86_64-linux-gnu (wrk's
@@ -61,6 +66,7 @@ done
 real_budget="${real_budget:-${budget}}"
 connections="${SCALE_CONNECTIONS:-50}"
 wrk_duration="${SCALE_WRK_DURATION:-30s}"
+profile="${SCALE_PROFILE:-dist}"
 wrk_dir="${WRK_DIR:-${repo}/.cache/tools/wrk}"
 SIM_PRESET=(--sim-scale large)
 # SCALE_REAL_SIM_FLAGS: more flags for the simulator of part 2, e.g. "--sim-stuck-share 0
@@ -76,7 +82,7 @@ die() { echo "scale: ERROR: $*" >&2; exit 1; }
 install_wrk() {
   local libs="${wrk_dir}/usr/lib/x86_64-linux-gnu"
   if [[ -x "${wrk_dir}/usr/bin/wrk" ]] \
-     && LD_LIBRARY_PATH="${libs}" "${wrk_dir}/usr/bin/wrk" --version 2>&1 | grep -q '^wrk'; then
+     && { LD_LIBRARY_PATH="${libs}" "${wrk_dir}/usr/bin/wrk" --version 2>&1 || true; } | grep -q '^wrk'; then
     return
   fi
   command -v apt-get >/dev/null || die "apt-get not found: wrk comes from Debian's wrk package"
@@ -107,11 +113,11 @@ machine() {
 if [[ "${SCALE_NO_BUILD:-0}" != 1 ]]; then
   # The example counts requests (the quick release profile does); the exporter whose latency and
   # memory part 2 measures is built as it ships.
-  log "cargo build --release --locked --example scale; cargo build --profile dist --locked --bin env0-exporter"
+  log "cargo build --release --locked --example scale; cargo build --profile ${profile} --locked --bin env0-exporter"
   cargo build --release --locked --example scale >&2
-  cargo build --profile dist --locked --bin env0-exporter >&2
+  cargo build --profile "${profile}" --locked --bin env0-exporter >&2
 fi
-bin="${repo}/target/dist/env0-exporter"
+bin="${repo}/target/${profile}/env0-exporter"
 
 echo "## Scale: ${environments} environments, ${projects} projects, a run every ${interval} per environment"
 echo

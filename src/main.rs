@@ -1,5 +1,12 @@
 //! env0-exporter's entry point: the flags, handed to [`env0_exporter::app`].
 
+/// jemalloc rather than glibc's malloc, with its background thread purging freed memory: glibc
+/// kept the peak of the start-up backfill and one arena per thread that ever allocated, and
+/// the process stayed above 64 MiB at 200,000 deployments (docs/scale.md, "Memory of the whole
+/// process", has the figures of both).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     env0_exporter::app::main(env0_exporter::config::Cli::parse_checked())
 }

@@ -16,6 +16,7 @@ mod slots;
 mod tls;
 pub mod web_config;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
@@ -123,9 +124,15 @@ async fn scrape(State(metrics): State<Arc<Metrics>>, headers: HeaderMap) -> Resp
         )
             .into_response()
     } else {
+        // Inflated from the gzip body as it is sent: the whole text is never held.
+        let chunks = futures_util::stream::iter(body.plain_chunks().map(Ok::<_, Infallible>));
         (
-            [(header::CONTENT_TYPE, content_type), vary],
-            body.plain.clone(),
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CONTENT_LENGTH, HeaderValue::from(body.plain_len)),
+                vary,
+            ],
+            axum::body::Body::from_stream(chunks),
         )
             .into_response()
     }
@@ -278,7 +285,12 @@ mod tests {
                 }
                 let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
                 let encoding = resp.headers().get(header::CONTENT_ENCODING).cloned();
+                let length = resp.headers().get(header::CONTENT_LENGTH).cloned();
                 let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+                // The uncompressed body is sent in chunks, with its length said up front.
+                if !gzip {
+                    assert_eq!(length, Some(HeaderValue::from(bytes.len())));
+                }
                 (encoding, bytes)
             }
         };

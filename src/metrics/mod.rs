@@ -348,16 +348,16 @@ impl Metrics {
         });
     }
 
-    /// The scrape body, `OpenMetrics` text when `openmetrics` else Prometheus text 0.0.4, plain
-    /// and gzip: encoded again only when the snapshot, a registered family or the budget left
+    /// The scrape body, `OpenMetrics` text when `openmetrics` else Prometheus text 0.0.4, kept
+    /// gzip-compressed (the text is inflated from it for a scrape without gzip): encoded again only when the snapshot, a registered family or the budget left
     /// changed since the last one (see [`exposition`]).
     ///
     /// # Errors
     /// Only if formatting into a string fails, which it does not in practice.
     pub fn body(&self, openmetrics: bool) -> Result<Arc<Body>, std::fmt::Error> {
         self.cache
-            .get_or_encode(usize::from(openmetrics), self.key(), || {
-                self.encode(openmetrics)
+            .get_or_encode(usize::from(openmetrics), self.key(), |mut out| {
+                self.encode_into(&mut out, openmetrics)
             })
     }
 
@@ -392,12 +392,21 @@ impl Metrics {
     /// Only if formatting into a string fails, which it does not in practice.
     pub fn encode(&self, openmetrics: bool) -> Result<String, std::fmt::Error> {
         let mut out = String::with_capacity(16 * 1024);
-        if openmetrics {
-            prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
-        } else {
-            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
-        }
+        self.encode_into(&mut out, openmetrics)?;
         Ok(out)
+    }
+
+    /// [`encode`](Self::encode) into `out`.
+    fn encode_into(
+        &self,
+        out: &mut impl std::fmt::Write,
+        openmetrics: bool,
+    ) -> Result<(), std::fmt::Error> {
+        if openmetrics {
+            prometheus_client::encoding::text::encode(out, &self.registry)
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(out, &self.registry)
+        }
     }
 }
 

@@ -404,7 +404,7 @@ fn every_change_to_a_registered_metric_shows_in_the_next_scrape() {
     };
     let m = Metrics::new(&config, SnapshotHandle::default(), budget, clock);
     for (what, change) in every_change() {
-        let before = [false, true].map(|openmetrics| m.body(openmetrics).unwrap().plain.clone());
+        let before = [false, true].map(|openmetrics| m.body(openmetrics).unwrap().plain());
         change(&m);
         for (openmetrics, before) in [false, true].into_iter().zip(before) {
             let fresh = m.encode(openmetrics).unwrap();
@@ -413,7 +413,7 @@ fn every_change_to_a_registered_metric_shows_in_the_next_scrape() {
                 fresh.as_bytes(),
                 "{what}: the change must change the exposition (else this proves nothing)"
             );
-            let served = m.body(openmetrics).unwrap().plain.clone();
+            let served = m.body(openmetrics).unwrap().plain();
             assert_eq!(
                 served,
                 fresh.as_bytes(),
