@@ -55,6 +55,9 @@ struct Args {
     /// never seen unfinished (longer than the full re-read interval in force)
     #[arg(long, default_value_t = 120)]
     freshness_polls: usize,
+    /// Only the default scenario (no full-re-read-off and cut-labels runs, no series table)
+    #[arg(long)]
+    default_only: bool,
     /// The labels `--duration-histogram-labels` keeps in the cut scenario
     #[arg(long, default_value = "deployment_type,iac_tool")]
     cut: String,
@@ -432,6 +435,9 @@ async fn main() {
     window_rows("default", &s.sim, args.budget);
     let default_series = s.series();
     drop(s);
+    if args.default_only {
+        return;
+    }
 
     // Without the periodic full re-read: what the listing and the changes alone cost.
     let mut flags = base.to_vec();
