@@ -394,11 +394,11 @@ pub fn full_syncs_per_poll(capacity: f64, poll_interval: Duration) -> usize {
 
 /// The share of the request budget the listing of the environments may take while a backfill
 /// is pending (see [`polls_per_listing_while_backfilling`]).
-pub const LISTING_SHARE_WHILE_BACKFILLING: f64 = 0.025;
+pub const LISTING_SHARE_WHILE_BACKFILLING: f64 = 0.05;
 
 /// The most polls from one listing of the environments to the next while a backfill is
 /// pending: how much later than usual a change of an environment already read may be seen.
-pub const MAX_POLLS_PER_LISTING: u32 = 10;
+pub const MAX_POLLS_PER_LISTING: u32 = 5;
 
 /// Every how many polls the environments are listed while a backfill is pending: as few as keep
 /// the listing of `listed` environments (⌊E/100⌋+2 requests) within
@@ -407,7 +407,7 @@ pub const MAX_POLLS_PER_LISTING: u32 = 10;
 /// of the environments already read, deduplicated over those polls, are read at the next
 /// listing. 1 (every poll) when the listing is that cheap, and always once nothing is pending.
 #[must_use]
-// Counts far below 2^52; the result is clamped to 1..=10.
+// Counts far below 2^52; the result is clamped to 1..=5.
 #[allow(
     clippy::cast_precision_loss,
     clippy::cast_possible_truncation,
@@ -844,19 +844,18 @@ mod tests {
     }
 
     #[test]
-    fn while_backfilling_the_listing_keeps_to_a_fortieth_of_the_budget_every_ten_polls_at_most() {
-        // 10,000 environments: 102 requests a listing. At 500 a minute a fortieth is 12.5 a
-        // poll: every 9 polls (102 / 12.5 = 8.16, rounded up); at 1,000, every 5 (102 / 25).
-        assert_eq!(polls_per_listing_while_backfilling(10_000, 500, POLL), 9);
-        assert_eq!(polls_per_listing_while_backfilling(10_000, 1000, POLL), 5);
-        // 2,000: 22 a listing, every 2 polls; 400: 6 a listing, every poll.
-        assert_eq!(polls_per_listing_while_backfilling(2_000, 500, POLL), 2);
-        assert_eq!(polls_per_listing_while_backfilling(400, 500, POLL), 1);
-        // Never more than 10 polls apart; 5-minute polls have five times the budget.
-        assert_eq!(polls_per_listing_while_backfilling(100_000, 500, POLL), 10);
+    fn while_backfilling_the_listing_keeps_to_a_twentieth_of_the_budget_every_five_polls_at_most() {
+        // 10,000 environments: 102 requests a listing. At 500 a minute a twentieth is 25 a
+        // poll: every 5 polls (102 / 25 = 4.08, rounded up); at 1,000, every 3 (102 / 50).
+        assert_eq!(polls_per_listing_while_backfilling(10_000, 500, POLL), 5);
+        assert_eq!(polls_per_listing_while_backfilling(10_000, 1000, POLL), 3);
+        // 2,000: 22 a listing, within 25: every poll.
+        assert_eq!(polls_per_listing_while_backfilling(2_000, 500, POLL), 1);
+        // Never more than 5 polls apart; 5-minute polls have five times the budget.
+        assert_eq!(polls_per_listing_while_backfilling(100_000, 500, POLL), 5);
         assert_eq!(
             polls_per_listing_while_backfilling(10_000, 500, Duration::from_secs(300)),
-            2
+            1
         );
     }
 
