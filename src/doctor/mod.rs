@@ -20,15 +20,15 @@ use std::time::Duration;
 
 use crate::client::query::{self, Route};
 use crate::client::{
-    self, Client, ClientConfig, DeploymentLog, Endpoint, Environment, Error, Outcome,
-    RequestObserver,
+    self, Client, ClientConfig, DeploymentLog, Endpoint, Environment, Error, RequestObserver,
+    RequestOutcome,
 };
 use crate::clock::{self, OffsetSource, SharedClock};
 use crate::config::{Config, Credentials};
 use crate::filter::{DeploymentFilter, ProjectFilter};
 use crate::ratelimit::SlidingWindow;
 
-pub use report::{Parameter, Report, Verdict, WebhookAdvice};
+pub use report::{CheckVerdict, Parameter, Report, WebhookAdvice};
 
 /// The most requests one run of `doctor` sends, retries included.
 pub const MAX_REQUESTS: u32 = 40;
@@ -101,7 +101,7 @@ impl Tally {
 }
 
 impl RequestObserver for Tally {
-    fn observe(&self, _: Endpoint, _: Outcome, _: Duration) {
+    fn observe(&self, _: Endpoint, _: RequestOutcome, _: Duration) {
         self.inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -226,7 +226,7 @@ impl Doctor {
                     self.report.parameter(
                         DEPLOYMENTS_PATH,
                         p.name,
-                        Verdict::NotChecked,
+                        CheckVerdict::NotChecked,
                         "no environment's deployments could be read".to_owned(),
                     );
                 }
@@ -253,16 +253,16 @@ impl Doctor {
     async fn organization(&mut self) -> Option<String> {
         let orgs = match self.client.organizations().await {
             Ok(orgs) => {
-                self.report.credentials = Verdict::Accepted;
+                self.report.credentials = CheckVerdict::Accepted;
                 orgs
             }
             // The exporter lists organisations only to choose one: with --organization-id it
             // never does, and a key that may not list them still works.
             Err(e)
-                if Verdict::of_error(&e) == Some(Verdict::Forbidden)
+                if CheckVerdict::of_error(&e) == Some(CheckVerdict::Forbidden)
                     && self.settings.organization_id.is_some() =>
             {
-                self.report.credentials = Verdict::Accepted;
+                self.report.credentials = CheckVerdict::Accepted;
                 self.report.optional_failures.push(format!(
                     "the organisations listing: {}; the exporter does not need it with --organization-id",
                     self.describe(&e)
@@ -274,7 +274,7 @@ impl Doctor {
             Err(e) => {
                 let problem = match &e {
                     Error::Auth { .. } => {
-                        self.report.credentials = Verdict::Refused;
+                        self.report.credentials = CheckVerdict::Refused;
                         format!(
                             "{}: check the key id and secret (ENV0_API_KEY, ENV0_API_SECRET): the key may be revoked, or this machine's IP outside the organisation's allowlist",
                             self.describe(&e)
@@ -340,7 +340,7 @@ impl Doctor {
                 self.report.parameter(
                     PROJECTS_PATH,
                     "organizationId",
-                    Verdict::Accepted,
+                    CheckVerdict::Accepted,
                     String::new(),
                 );
                 let names: BTreeMap<String, Option<String>> =
@@ -373,7 +373,7 @@ impl Doctor {
                         ""
                     }
                 ));
-                if let Some(verdict) = Verdict::of_error(&e) {
+                if let Some(verdict) = CheckVerdict::of_error(&e) {
                     self.report.parameter(
                         PROJECTS_PATH,
                         "organizationId",
@@ -411,7 +411,8 @@ impl Doctor {
                 }
                 Err(e) => {
                     for name in ["organizationId", "limit", "offset"] {
-                        let verdict = Verdict::of_error(&e).unwrap_or(Verdict::NotChecked);
+                        let verdict =
+                            CheckVerdict::of_error(&e).unwrap_or(CheckVerdict::NotChecked);
                         self.report
                             .parameter(ENVIRONMENTS_PATH, name, verdict, self.describe(&e));
                     }
@@ -424,8 +425,12 @@ impl Doctor {
             }
         }
         for name in ["organizationId", "limit", "offset"] {
-            self.report
-                .parameter(ENVIRONMENTS_PATH, name, Verdict::Accepted, String::new());
+            self.report.parameter(
+                ENVIRONMENTS_PATH,
+                name,
+                CheckVerdict::Accepted,
+                String::new(),
+            );
         }
         self.report.environments = Some(all.len());
         self.report.environments_complete = complete;
@@ -460,8 +465,12 @@ impl Doctor {
                     (0, false) => None,
                     _ => Some("listed_only_with_parameter"),
                 };
-                self.report
-                    .parameter(ENVIRONMENTS_PATH, name, Verdict::Accepted, String::new());
+                self.report.parameter(
+                    ENVIRONMENTS_PATH,
+                    name,
+                    CheckVerdict::Accepted,
+                    String::new(),
+                );
                 if more > 0 {
                     self.report.notes.push(format!(
                         "{more} environments (workflow sub-environments) are listed only with includeSubEnvironments: the exporter sends it from its first poll on"
@@ -469,8 +478,8 @@ impl Doctor {
                 }
             }
             Err(e) => {
-                let verdict = Verdict::of_error(&e).unwrap_or(Verdict::NotChecked);
-                if verdict == Verdict::Refused {
+                let verdict = CheckVerdict::of_error(&e).unwrap_or(CheckVerdict::NotChecked);
+                if verdict == CheckVerdict::Refused {
                     self.report.sub_environments = Some("parameter_refused");
                     self.report.notes.push(format!(
                         "env0 refuses includeSubEnvironments ({}): the exporter drops it after one try; workflow sub-environments count if env0 lists them without it",
@@ -528,13 +537,13 @@ impl Doctor {
                     self.report.parameter(
                         DEPLOYMENTS_PATH,
                         "limit",
-                        Verdict::Accepted,
+                        CheckVerdict::Accepted,
                         String::new(),
                     );
                     self.report.parameter(
                         DEPLOYMENTS_PATH,
                         "offset",
-                        Verdict::Accepted,
+                        CheckVerdict::Accepted,
                         String::new(),
                     );
                     let better = readable
@@ -548,7 +557,7 @@ impl Doctor {
                     self.report.forbidden_projects.push((*project).to_owned());
                 }
                 Err(e) => {
-                    if let Some(verdict @ Verdict::Refused) = Verdict::of_error(&e) {
+                    if let Some(verdict @ CheckVerdict::Refused) = CheckVerdict::of_error(&e) {
                         for name in ["limit", "offset"] {
                             self.report.parameter(
                                 DEPLOYMENTS_PATH,
@@ -617,7 +626,7 @@ impl Doctor {
                     self.report.parameter(
                         DEPLOYMENTS_PATH,
                         name,
-                        Verdict::NotChecked,
+                        CheckVerdict::NotChecked,
                         "no run with a user id was seen to ask with".to_owned(),
                     );
                 }
@@ -626,9 +635,9 @@ impl Doctor {
             let mut query: Vec<(&str, &str)> = vec![("limit", "1"), ("offset", "0")];
             query.extend(pairs.iter().map(|(n, v)| (*n, v.as_str())));
             let (verdict, detail) = match self.client.deployments_page(&env.id, &query).await {
-                Ok(_) => (Verdict::Accepted, String::new()),
+                Ok(_) => (CheckVerdict::Accepted, String::new()),
                 Err(e) => (
-                    Verdict::of_error(&e).unwrap_or(Verdict::NotChecked),
+                    CheckVerdict::of_error(&e).unwrap_or(CheckVerdict::NotChecked),
                     self.describe(&e),
                 ),
             };
@@ -656,7 +665,7 @@ impl Doctor {
             self.report.parameter(
                 ENVIRONMENTS_PATH,
                 "projectId",
-                Verdict::NotChecked,
+                CheckVerdict::NotChecked,
                 "no project to ask with".to_owned(),
             );
             return;
@@ -666,9 +675,9 @@ impl Doctor {
             .environments_page(org, Some(&project), false, 1, 0)
             .await
         {
-            Ok(_) => (Verdict::Accepted, String::new()),
+            Ok(_) => (CheckVerdict::Accepted, String::new()),
             Err(e) => (
-                Verdict::of_error(&e).unwrap_or(Verdict::NotChecked),
+                CheckVerdict::of_error(&e).unwrap_or(CheckVerdict::NotChecked),
                 self.describe(&e),
             ),
         };
@@ -734,7 +743,7 @@ impl Doctor {
             self.report.parameter(
                 route_path(p.route),
                 p.name,
-                Verdict::NotChecked,
+                CheckVerdict::NotChecked,
                 "not asked".to_owned(),
             );
         }
@@ -749,7 +758,7 @@ impl Doctor {
             .report
             .parameters
             .iter()
-            .filter(|p| p.verdict == Verdict::Refused && !p.probed)
+            .filter(|p| p.verdict == CheckVerdict::Refused && !p.probed)
             .map(|p| (p.path.clone(), p.name.clone(), p.detail.clone()))
             .collect();
         for (path, name, detail) in refused {
@@ -772,7 +781,7 @@ impl Doctor {
             .report
             .parameters
             .iter()
-            .filter(|p| p.verdict == Verdict::Refused && !p.probed)
+            .filter(|p| p.verdict == CheckVerdict::Refused && !p.probed)
             .map(|p| p.name.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()

@@ -26,7 +26,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::client::{Endpoint, Outcome, Reason, RequestObserver, SkipReason};
+use crate::client::{Endpoint, Reason, RequestObserver, RequestOutcome, SkipReason};
 use crate::clock::SharedClock;
 use crate::ratelimit::SlidingWindow;
 use crate::state::{DeploymentLabels, Event, FINISHED_STATUSES, SnapshotHandle};
@@ -46,7 +46,7 @@ pub use exposition::Body;
 pub use labels::HistogramLabels;
 pub use signals::{APPROVAL_BUCKETS, RECOVERY_BUCKETS};
 pub use webhook::{
-    EventFamily, ForwardOutcome as WebhookForwardOutcome, Outcome as WebhookOutcome, SignatureForm,
+    EventFamily, ForwardOutcome as WebhookForwardOutcome, SignatureForm, WebhookOutcome,
 };
 
 /// Content type of the Prometheus text format 0.0.4.
@@ -412,7 +412,7 @@ impl Metrics {
 
 /// Every HTTP attempt the client makes feeds the request counter and duration histogram.
 impl RequestObserver for Metrics {
-    fn observe(&self, endpoint: Endpoint, outcome: Outcome, duration: Duration) {
+    fn observe(&self, endpoint: Endpoint, outcome: RequestOutcome, duration: Duration) {
         self.requests_made
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.families.change(|f| {

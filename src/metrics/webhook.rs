@@ -18,7 +18,7 @@ pub(crate) struct WebhookLabels {
     /// The event family.
     pub(crate) event: EventFamily,
     /// What became of the delivery.
-    pub(crate) outcome: Outcome,
+    pub(crate) outcome: WebhookOutcome,
 }
 
 /// The labels of one signature series.
@@ -84,10 +84,10 @@ fn register_events(registry: &mut Registry) -> Family<WebhookLabels, Counter> {
     for event in EventFamily::ALL {
         let _ = family.get_or_create(&WebhookLabels {
             event,
-            outcome: Outcome::Accepted,
+            outcome: WebhookOutcome::Accepted,
         });
     }
-    for outcome in [Outcome::BadSignature, Outcome::BadRequest] {
+    for outcome in [WebhookOutcome::BadSignature, WebhookOutcome::BadRequest] {
         let _ = family.get_or_create(&WebhookLabels {
             event: EventFamily::Other,
             outcome,
@@ -103,7 +103,7 @@ fn register_events(registry: &mut Registry) -> Family<WebhookLabels, Counter> {
 
 impl Metrics {
     /// Counts one webhook delivery.
-    pub fn webhook_event(&self, event: EventFamily, outcome: Outcome) {
+    pub fn webhook_event(&self, event: EventFamily, outcome: WebhookOutcome) {
         self.families.change(|f| {
             f.webhook_events
                 .events
@@ -133,7 +133,7 @@ impl Metrics {
     }
 }
 
-label_value_as_str!(EventFamily, Outcome, SignatureForm, ForwardOutcome);
+label_value_as_str!(EventFamily, WebhookOutcome, SignatureForm, ForwardOutcome);
 
 /// What a valid webhook signature covered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -181,7 +181,7 @@ pub enum EventFamily {
 
 /// What became of a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub enum WebhookOutcome {
     /// Verified and handed to the state (the deployment filters then apply as to polled runs).
     Accepted,
     /// Its signed body (event id, deployment log id and status) was seen within the last two
