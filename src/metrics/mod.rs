@@ -12,7 +12,7 @@ mod labels;
 mod series;
 mod signals;
 mod skipped;
-mod state_file;
+mod state_file_writes;
 mod webhook;
 
 use std::collections::HashSet;
@@ -141,7 +141,7 @@ struct Families {
     poll_errors: Family<ReasonLabels, Counter>,
     webhook_events: webhook::WebhookMetrics,
     skipped_records: Family<skipped::SkipLabels, Counter>,
-    state_file: Option<state_file::StateFileMetrics>,
+    state_file: Option<state_file_writes::StateFileMetrics>,
 }
 
 /// The exporter's build and shard: series that never change while it runs.
@@ -231,7 +231,7 @@ impl Metrics {
         let skipped_records = skipped::register(&mut registry);
         let state_file = config
             .state_file
-            .then(|| state_file::StateFileMetrics::register(&mut registry));
+            .then(|| state_file_writes::StateFileMetrics::register(&mut registry));
         register_identity(&mut registry, config.shard);
         let sources = (snapshot.clone(), budget.clone(), clock.clone());
         registry.register_collector(Box::new(StateCollector::new(

@@ -8,7 +8,7 @@
 
 mod aggregate;
 mod compact;
-mod persist;
+mod export;
 mod signals;
 mod snapshot;
 mod views;
