@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 /// The most lines a source file may hold before its tests.
 const LIMIT: usize = 600;
 
-/// Files known to be over [`LIMIT`], waiting to be split (paths from the repository's root).
+/// Files known to be over [`LIMIT`], waiting to be split (paths from the repository's root):
+/// `src/client/mod.rs` until the client work in progress lands.
 /// Remove a file from here when it is split; the test fails if a listed file is no longer over.
-const ALLOWED: &[&str] = &["src/client/mod.rs", "src/doctor/mod.rs", "src/state/mod.rs"];
+const ALLOWED: &[&str] = &["src/client/mod.rs"];
 
 /// The lines of `source` before its first line starting with `#[cfg(test)]` (all of them when
 /// there is none).
