@@ -18,7 +18,7 @@
 //!    `plan`/`prPlan`/`remotePlan`/`dryRun` → plan;
 //! 4. else `other` (budget and test events, `com.env0.deployment.*` without a log, and anything
 //!    new).
-pub use crate::metrics::{EventFamily, WebhookOutcome};
+pub use super::labels::{EventFamily, WebhookOutcome};
 
 impl EventFamily {
     /// Every family, in the order they are documented.

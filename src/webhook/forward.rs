@@ -27,11 +27,12 @@ use bytes::Bytes;
 use tracing::{debug, info, warn};
 use url::Url;
 
+use super::labels::ForwardOutcome;
 use super::{
     DeliveryVerdict, EVENT_HEADERS, EVENT_ID_HEADERS, EventFamily, SIGNATURE_HEADERS,
     WebhookOutcome, first,
 };
-use crate::metrics::{Metrics, WebhookForwardOutcome as ForwardOutcome};
+use crate::metrics::Metrics;
 use crate::shard::Shard;
 
 /// How long one forward may take, from connecting to the target's answer. A few seconds: a

@@ -40,6 +40,7 @@
 mod canonical;
 mod event;
 mod forward;
+pub(crate) mod labels;
 mod recent;
 mod signature;
 
