@@ -20,13 +20,13 @@ pub mod http;
 pub mod labels;
 pub mod metrics;
 pub mod observation;
-pub mod persist;
 pub mod poller;
 pub mod probe;
 pub mod ratelimit;
 pub mod secret;
 pub mod shard;
 pub mod state;
+pub mod state_file_format;
 pub mod webhook;
 
 /// The simulated env0 (the `env0-sim` crate) that `demo`, `simulate` and the tests run against.

@@ -9,7 +9,7 @@
 
 use reqwest::StatusCode;
 
-use super::Outcome;
+use super::RequestOutcome;
 
 /// How much of an error body a message may quote.
 pub const BODY_SNIPPET_CHARS: usize = 200;
@@ -281,16 +281,16 @@ fn env0_message(body: &[u8]) -> Option<String> {
 /// [`Error::Timeout`] for a timeout, [`Error::Network`] for everything below HTTP (refused or
 /// reset connections, TLS, DNS, a broken body), its message the error's source chain without
 /// the URL.
-pub(crate) fn from_transport(e: reqwest::Error, path: &str) -> (Outcome, Error) {
+pub(crate) fn from_transport(e: reqwest::Error, path: &str) -> (RequestOutcome, Error) {
     let path = path.to_owned();
     if e.is_timeout() {
-        return (Outcome::Timeout, Error::Timeout { path });
+        return (RequestOutcome::Timeout, Error::Timeout { path });
     }
     let error = Error::Network {
         path,
         message: error_chain(&e.without_url()),
     };
-    (Outcome::Error, error)
+    (RequestOutcome::Error, error)
 }
 
 /// An error and its sources, `": "`-joined, each said once.

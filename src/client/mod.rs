@@ -102,7 +102,7 @@ impl ClientConfig {
 pub trait RequestObserver: Send + Sync {
     /// One attempt at `endpoint` ended with `outcome` after `duration` (wall time of the HTTP
     /// exchange, body included; waits for budget or back-off are not part of it).
-    fn observe(&self, endpoint: Endpoint, outcome: Outcome, duration: Duration);
+    fn observe(&self, endpoint: Endpoint, outcome: RequestOutcome, duration: Duration);
 
     /// A record of a page from `endpoint` could not be read and was skipped for `reason`.
     fn skipped(&self, endpoint: Endpoint, reason: SkipReason) {
@@ -121,7 +121,7 @@ pub trait RequestObserver: Send + Sync {
 pub struct NoopObserver;
 
 impl RequestObserver for NoopObserver {
-    fn observe(&self, _: Endpoint, _: Outcome, _: Duration) {}
+    fn observe(&self, _: Endpoint, _: RequestOutcome, _: Duration) {}
 }
 
 /// The env0 endpoint families, a bounded metrics label.
@@ -158,7 +158,7 @@ impl fmt::Display for Endpoint {
 
 /// How one HTTP attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub enum RequestOutcome {
     /// env0 answered with this status.
     Status(u16),
     /// No answer within the request timeout.
@@ -167,7 +167,7 @@ pub enum Outcome {
     Error,
 }
 
-impl fmt::Display for Outcome {
+impl fmt::Display for RequestOutcome {
     /// The status code, `timeout` or `error`, as logged.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -808,7 +808,7 @@ impl Client {
                     .pause_until(clock::add(self.inner.clock.now(), wait));
             }
             self.inner.observer.observe(endpoint, outcome, took);
-            if outcome == Outcome::Status(429) {
+            if outcome == RequestOutcome::Status(429) {
                 let retry_after = result.as_ref().err().and_then(Failure::retry_after);
                 self.inner.observer.rate_limited(endpoint, retry_after);
             }
@@ -867,7 +867,7 @@ impl Client {
         url: &Url,
         path: &str,
         decode: fn(&[u8]) -> serde_json::Result<T>,
-    ) -> (Outcome, Result<T, Failure>) {
+    ) -> (RequestOutcome, Result<T, Failure>) {
         let secret = self.inner.api_secret.current();
         let sent = self
             .inner
@@ -891,7 +891,7 @@ impl Client {
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, self.inner.clock.now()));
-        let outcome = Outcome::Status(status.as_u16());
+        let outcome = RequestOutcome::Status(status.as_u16());
         let body = match records::read_body(response).await {
             Ok(Some(body)) => body,
             Ok(None) => {

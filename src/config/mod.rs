@@ -10,7 +10,7 @@ mod connection;
 mod filters;
 mod polling;
 mod serving;
-mod state_file;
+mod state_file_args;
 mod views;
 mod webhook;
 
@@ -19,15 +19,15 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::metrics::MetricsConfig;
-use crate::persist::StateFileConfig;
 use crate::poller::PollerConfig;
+use crate::state_file_format::StateFileConfig;
 
 pub use crate::secret::{Secret, SecretSource};
 pub use connection::{Connection, ConnectionArgs, Credentials};
 pub use filters::{FilterArgs, Filters};
 pub use polling::{DEFAULT_UNFINISHED_REREAD_MAX_INTERVAL, PollingArgs};
 pub use serving::{DEFAULT_PORT, LogFormat, Serving, ServingArgs};
-pub use state_file::StateFileArgs;
+pub use state_file_args::StateFileArgs;
 pub use views::ViewsArgs;
 pub use webhook::{WebhookArgs, WebhookConfig};
 

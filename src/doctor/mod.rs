@@ -10,25 +10,26 @@
 //! single pages of at most [`ENVIRONMENT_PAGES`] environment pages and one sample per project for
 //! at most [`SAMPLED_PROJECTS`] projects.
 //!
-//! [`report`] holds what is found and prints it; this file asks the questions.
+//! [`report`] holds what is found and prints it; this file asks the questions, and
+//! `parameters.rs` the ones about project access and each query parameter.
 
+mod parameters;
 pub mod report;
+mod tally;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::query::{self, Route};
-use crate::client::{
-    self, Client, ClientConfig, DeploymentLog, Endpoint, Environment, Error, Outcome,
-    RequestObserver,
-};
+use crate::client::{self, Client, ClientConfig, Environment, Error};
 use crate::clock::{self, OffsetSource, SharedClock};
 use crate::config::{Config, Credentials};
 use crate::filter::{DeploymentFilter, ProjectFilter};
 use crate::ratelimit::SlidingWindow;
 
-pub use report::{Parameter, Report, Verdict, WebhookAdvice};
+pub use report::{CheckVerdict, Parameter, Report, WebhookAdvice};
+use tally::Tally;
 
 /// The most requests one run of `doctor` sends, retries included.
 pub const MAX_REQUESTS: u32 = 40;
@@ -76,43 +77,6 @@ impl Settings {
             projects: config.poller.projects.clone(),
             filter: config.poller.filter.clone(),
             webhook,
-        }
-    }
-}
-
-/// Counts every attempt and remembers the 429s, for the report.
-#[derive(Debug, Default)]
-struct Tally {
-    inner: Mutex<TallyInner>,
-}
-
-#[derive(Debug, Default)]
-struct TallyInner {
-    requests: u32,
-    rate_limited: u32,
-    retry_after: Option<Duration>,
-}
-
-impl Tally {
-    fn read(&self) -> (u32, u32, Option<Duration>) {
-        let t = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        (t.requests, t.rate_limited, t.retry_after)
-    }
-}
-
-impl RequestObserver for Tally {
-    fn observe(&self, _: Endpoint, _: Outcome, _: Duration) {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .requests += 1;
-    }
-
-    fn rate_limited(&self, _: Endpoint, retry_after: Option<Duration>) {
-        let mut t = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        t.rate_limited += 1;
-        if retry_after.is_some() {
-            t.retry_after = retry_after;
         }
     }
 }
@@ -226,7 +190,7 @@ impl Doctor {
                     self.report.parameter(
                         DEPLOYMENTS_PATH,
                         p.name,
-                        Verdict::NotChecked,
+                        CheckVerdict::NotChecked,
                         "no environment's deployments could be read".to_owned(),
                     );
                 }
@@ -253,16 +217,16 @@ impl Doctor {
     async fn organization(&mut self) -> Option<String> {
         let orgs = match self.client.organizations().await {
             Ok(orgs) => {
-                self.report.credentials = Verdict::Accepted;
+                self.report.credentials = CheckVerdict::Accepted;
                 orgs
             }
             // The exporter lists organisations only to choose one: with --organization-id it
             // never does, and a key that may not list them still works.
             Err(e)
-                if Verdict::of_error(&e) == Some(Verdict::Forbidden)
+                if CheckVerdict::of_error(&e) == Some(CheckVerdict::Forbidden)
                     && self.settings.organization_id.is_some() =>
             {
-                self.report.credentials = Verdict::Accepted;
+                self.report.credentials = CheckVerdict::Accepted;
                 self.report.optional_failures.push(format!(
                     "the organisations listing: {}; the exporter does not need it with --organization-id",
                     self.describe(&e)
@@ -274,7 +238,7 @@ impl Doctor {
             Err(e) => {
                 let problem = match &e {
                     Error::Auth { .. } => {
-                        self.report.credentials = Verdict::Refused;
+                        self.report.credentials = CheckVerdict::Refused;
                         format!(
                             "{}: check the key id and secret (ENV0_API_KEY, ENV0_API_SECRET): the key may be revoked, or this machine's IP outside the organisation's allowlist",
                             self.describe(&e)
@@ -340,7 +304,7 @@ impl Doctor {
                 self.report.parameter(
                     PROJECTS_PATH,
                     "organizationId",
-                    Verdict::Accepted,
+                    CheckVerdict::Accepted,
                     String::new(),
                 );
                 let names: BTreeMap<String, Option<String>> =
@@ -373,7 +337,7 @@ impl Doctor {
                         ""
                     }
                 ));
-                if let Some(verdict) = Verdict::of_error(&e) {
+                if let Some(verdict) = CheckVerdict::of_error(&e) {
                     self.report.parameter(
                         PROJECTS_PATH,
                         "organizationId",
@@ -411,7 +375,8 @@ impl Doctor {
                 }
                 Err(e) => {
                     for name in ["organizationId", "limit", "offset"] {
-                        let verdict = Verdict::of_error(&e).unwrap_or(Verdict::NotChecked);
+                        let verdict =
+                            CheckVerdict::of_error(&e).unwrap_or(CheckVerdict::NotChecked);
                         self.report
                             .parameter(ENVIRONMENTS_PATH, name, verdict, self.describe(&e));
                     }
@@ -424,8 +389,12 @@ impl Doctor {
             }
         }
         for name in ["organizationId", "limit", "offset"] {
-            self.report
-                .parameter(ENVIRONMENTS_PATH, name, Verdict::Accepted, String::new());
+            self.report.parameter(
+                ENVIRONMENTS_PATH,
+                name,
+                CheckVerdict::Accepted,
+                String::new(),
+            );
         }
         self.report.environments = Some(all.len());
         self.report.environments_complete = complete;
@@ -460,8 +429,12 @@ impl Doctor {
                     (0, false) => None,
                     _ => Some("listed_only_with_parameter"),
                 };
-                self.report
-                    .parameter(ENVIRONMENTS_PATH, name, Verdict::Accepted, String::new());
+                self.report.parameter(
+                    ENVIRONMENTS_PATH,
+                    name,
+                    CheckVerdict::Accepted,
+                    String::new(),
+                );
                 if more > 0 {
                     self.report.notes.push(format!(
                         "{more} environments (workflow sub-environments) are listed only with includeSubEnvironments: the exporter sends it from its first poll on"
@@ -469,8 +442,8 @@ impl Doctor {
                 }
             }
             Err(e) => {
-                let verdict = Verdict::of_error(&e).unwrap_or(Verdict::NotChecked);
-                if verdict == Verdict::Refused {
+                let verdict = CheckVerdict::of_error(&e).unwrap_or(CheckVerdict::NotChecked);
+                if verdict == CheckVerdict::Refused {
                     self.report.sub_environments = Some("parameter_refused");
                     self.report.notes.push(format!(
                         "env0 refuses includeSubEnvironments ({}): the exporter drops it after one try; workflow sub-environments count if env0 lists them without it",
@@ -491,189 +464,6 @@ impl Doctor {
             .filter_map(|l| l.deployment_type.clone())
             .collect();
         self.report.latest_moves_for = (!types.is_empty()).then(|| types.into_iter().collect());
-    }
-
-    /// One environment's deployments per project, for at most [`SAMPLED_PROJECTS`] projects:
-    /// a 403 names the project. Returns an environment whose deployments could be read (one
-    /// with runs when there is one) and a run of it.
-    async fn project_access(
-        &mut self,
-        watched: &[&Environment],
-    ) -> Option<(Environment, Option<DeploymentLog>)> {
-        // Per project, the environment most likely to have runs: one with a latest run.
-        let mut by_project: BTreeMap<&str, &Environment> = BTreeMap::new();
-        for env in watched.iter().filter(|e| !e.is_archived) {
-            let project = env.project_id.as_deref().unwrap_or_default();
-            let better = by_project.get(project).is_none_or(|held| {
-                held.latest_deployment_log.is_none() && env.latest_deployment_log.is_some()
-            });
-            if better {
-                by_project.insert(project, env);
-            }
-        }
-        let mut readable: Option<(Environment, Option<DeploymentLog>)> = None;
-        let mut checked = 0;
-        for (project, env) in &by_project {
-            if checked == SAMPLED_PROJECTS {
-                break;
-            }
-            checked += 1;
-            match self
-                .client
-                .deployments_page(&env.id, &[("limit", "1"), ("offset", "0")])
-                .await
-            {
-                Ok(page) => {
-                    let run = page.records.into_iter().next();
-                    self.report.parameter(
-                        DEPLOYMENTS_PATH,
-                        "limit",
-                        Verdict::Accepted,
-                        String::new(),
-                    );
-                    self.report.parameter(
-                        DEPLOYMENTS_PATH,
-                        "offset",
-                        Verdict::Accepted,
-                        String::new(),
-                    );
-                    let better = readable
-                        .as_ref()
-                        .is_none_or(|(_, r)| r.is_none() && run.is_some());
-                    if better {
-                        readable = Some(((*env).clone(), run));
-                    }
-                }
-                Err(Error::Forbidden { .. }) => {
-                    self.report.forbidden_projects.push((*project).to_owned());
-                }
-                Err(e) => {
-                    if let Some(verdict @ Verdict::Refused) = Verdict::of_error(&e) {
-                        for name in ["limit", "offset"] {
-                            self.report.parameter(
-                                DEPLOYMENTS_PATH,
-                                name,
-                                verdict,
-                                self.describe(&e),
-                            );
-                        }
-                    }
-                    self.report.notes.push(format!(
-                        "project {project}: reading environment {}'s deployments failed: {}",
-                        env.id,
-                        self.describe(&e)
-                    ));
-                }
-            }
-        }
-        self.report.projects_checked = checked;
-        self.report.projects_not_checked = by_project.len() - checked;
-        if readable.is_none() && checked > 0 && self.report.forbidden_projects.len() == checked {
-            self.report.problems.push(
-                "the key may not read the deployments of any environment checked (403): give it a role (read-only is enough) in the projects to watch, or use an organisation key".to_owned(),
-            );
-        }
-        readable
-    }
-
-    /// Each deployment-listing parameter the exporter sends, one request each (besides `limit`
-    /// and `offset`, which every listing sends).
-    async fn deployment_parameters(&mut self, env: &Environment, sample: Option<&DeploymentLog>) {
-        // Wide bounds: the question is whether env0 takes them, not what they match.
-        let from = "2000-01-01T00:00:00.000Z";
-        let to = client::format_query_timestamp(clock::add(
-            self.clock.now(),
-            Duration::from_secs(86_400 * 365),
-        ));
-        let user = sample
-            .and_then(|s| s.started_by.clone())
-            .or_else(|| self.settings.filter.user_ids.first().cloned());
-        let types = self
-            .settings
-            .filter
-            .deployment_types
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "deploy".to_owned());
-        let statuses = self
-            .settings
-            .filter
-            .statuses
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "SUCCESS".to_owned());
-        let probes: [Probe<'_>; 4] = [
-            (
-                &["fromDate", "toDate"],
-                Some(vec![("fromDate", from.to_owned()), ("toDate", to)]),
-            ),
-            (&["deploymentTypes"], Some(vec![("deploymentTypes", types)])),
-            (&["statuses"], Some(vec![("statuses", statuses)])),
-            (&["userIds"], user.map(|u| vec![("userIds", u)])),
-        ];
-        for (names, pairs) in probes {
-            let Some(pairs) = pairs else {
-                for name in names {
-                    self.report.parameter(
-                        DEPLOYMENTS_PATH,
-                        name,
-                        Verdict::NotChecked,
-                        "no run with a user id was seen to ask with".to_owned(),
-                    );
-                }
-                continue;
-            };
-            let mut query: Vec<(&str, &str)> = vec![("limit", "1"), ("offset", "0")];
-            query.extend(pairs.iter().map(|(n, v)| (*n, v.as_str())));
-            let (verdict, detail) = match self.client.deployments_page(&env.id, &query).await {
-                Ok(_) => (Verdict::Accepted, String::new()),
-                Err(e) => (
-                    Verdict::of_error(&e).unwrap_or(Verdict::NotChecked),
-                    self.describe(&e),
-                ),
-            };
-            for name in names {
-                self.report
-                    .parameter(DEPLOYMENTS_PATH, name, verdict, detail.clone());
-            }
-        }
-    }
-
-    /// `GET /environments/deployments/{id}`: optional (the exporter reads a run on its own only
-    /// to follow one that left the listings).
-    async fn single_deployment(&mut self, id: &str) {
-        if let Err(e) = self.client.deployment(id).await {
-            self.report.optional_failures.push(format!(
-                "reading one deployment by id: {}; a run that leaves its listing unfinished keeps its last status until a listing shows it",
-                self.describe(&e)
-            ));
-        }
-    }
-
-    /// `projectId` on the environments listing (sent with `--projects`): one request.
-    async fn project_parameter(&mut self, org: &str, project: Option<String>) {
-        let Some(project) = project else {
-            self.report.parameter(
-                ENVIRONMENTS_PATH,
-                "projectId",
-                Verdict::NotChecked,
-                "no project to ask with".to_owned(),
-            );
-            return;
-        };
-        let (verdict, detail) = match self
-            .client
-            .environments_page(org, Some(&project), false, 1, 0)
-            .await
-        {
-            Ok(_) => (Verdict::Accepted, String::new()),
-            Err(e) => (
-                Verdict::of_error(&e).unwrap_or(Verdict::NotChecked),
-                self.describe(&e),
-            ),
-        };
-        self.report
-            .parameter(ENVIRONMENTS_PATH, "projectId", verdict, detail);
     }
 
     /// Which timestamp the date filter uses and the page order: the exporter's own probe
@@ -734,7 +524,7 @@ impl Doctor {
             self.report.parameter(
                 route_path(p.route),
                 p.name,
-                Verdict::NotChecked,
+                CheckVerdict::NotChecked,
                 "not asked".to_owned(),
             );
         }
@@ -749,7 +539,7 @@ impl Doctor {
             .report
             .parameters
             .iter()
-            .filter(|p| p.verdict == Verdict::Refused && !p.probed)
+            .filter(|p| p.verdict == CheckVerdict::Refused && !p.probed)
             .map(|p| (p.path.clone(), p.name.clone(), p.detail.clone()))
             .collect();
         for (path, name, detail) in refused {
@@ -772,7 +562,7 @@ impl Doctor {
             .report
             .parameters
             .iter()
-            .filter(|p| p.verdict == Verdict::Refused && !p.probed)
+            .filter(|p| p.verdict == CheckVerdict::Refused && !p.probed)
             .map(|p| p.name.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -781,9 +571,6 @@ impl Doctor {
         self.report
     }
 }
-
-/// The parameters one request asks about, and its query (`None`: nothing to ask with).
-type Probe<'a> = (&'a [&'a str], Option<Vec<(&'a str, String)>>);
 
 /// The path the report names a route's parameters under.
 #[must_use]

@@ -11,7 +11,7 @@ use crate::secret::Secret;
 /// How env0 answered a question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub enum CheckVerdict {
     /// Not asked (an earlier answer made it impossible, or the budget ran out).
     NotChecked,
     /// Answered 2xx.
@@ -22,7 +22,7 @@ pub enum Verdict {
     Forbidden,
 }
 
-impl Verdict {
+impl CheckVerdict {
     /// What an error says about a parameter: 400 is a refusal, 403/402 forbidden; anything else
     /// (5xx, timeouts, the budget) says nothing.
     #[must_use]
@@ -54,7 +54,7 @@ pub struct Parameter {
     /// Its name.
     pub name: String,
     /// env0's answer.
-    pub verdict: Verdict,
+    pub verdict: CheckVerdict,
     /// env0's message when not accepted.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
@@ -104,7 +104,7 @@ pub struct Report {
     /// The env0 API asked.
     pub api_endpoint: String,
     /// Whether env0 took the key.
-    pub credentials: Verdict,
+    pub credentials: CheckVerdict,
     /// The organisation the exporter would watch (`null` when none could be chosen).
     pub organization_id: Option<String>,
     /// Its name.
@@ -183,7 +183,7 @@ impl Report {
     pub fn new(api_endpoint: &str) -> Self {
         Self {
             api_endpoint: api_endpoint.to_owned(),
-            credentials: Verdict::NotChecked,
+            credentials: CheckVerdict::NotChecked,
             organization_id: None,
             organization_name: None,
             projects: None,
@@ -216,13 +216,14 @@ impl Report {
 
     /// Records env0's answer to `name` on `path`; a later answer replaces a `not_checked` or
     /// `accepted` one, never a refusal.
-    pub fn parameter(&mut self, path: &str, name: &str, verdict: Verdict, detail: String) {
+    pub fn parameter(&mut self, path: &str, name: &str, verdict: CheckVerdict, detail: String) {
         match self
             .parameters
             .iter_mut()
             .find(|p| p.path == path && p.name == name)
         {
-            Some(p) if p.verdict == Verdict::Refused || verdict == Verdict::NotChecked => {}
+            Some(p)
+                if p.verdict == CheckVerdict::Refused || verdict == CheckVerdict::NotChecked => {}
             Some(p) => {
                 p.verdict = verdict;
                 p.detail = detail;
@@ -242,7 +243,7 @@ impl Report {
     /// Whether env0 answered anything with a 2xx.
     #[must_use]
     pub fn requests_answered(&self) -> bool {
-        self.credentials == Verdict::Accepted
+        self.credentials == CheckVerdict::Accepted
     }
 
     /// Whether the exporter can run as configured.
@@ -290,7 +291,7 @@ impl Report {
     fn access_lines(&self, out: &mut String) {
         let mut line = |ok: Option<bool>, what: &str, text: &str| Self::line(out, ok, what, text);
         line(
-            Some(self.credentials == Verdict::Accepted),
+            Some(self.credentials == CheckVerdict::Accepted),
             "credentials",
             self.credentials.as_str(),
         );
@@ -357,12 +358,12 @@ impl Report {
         let checked = self
             .parameters
             .iter()
-            .filter(|p| p.verdict != Verdict::NotChecked)
+            .filter(|p| p.verdict != CheckVerdict::NotChecked)
             .count();
         let accepted = self
             .parameters
             .iter()
-            .filter(|p| p.verdict == Verdict::Accepted)
+            .filter(|p| p.verdict == CheckVerdict::Accepted)
             .count();
         line(
             (checked > 0).then_some(self.refused_parameters.is_empty()),
@@ -528,15 +529,15 @@ mod tests {
     #[test]
     fn a_refusal_is_never_overwritten_and_not_checked_overwrites_nothing() {
         let mut r = Report::new("http://env0/");
-        r.parameter("/p", "limit", Verdict::Accepted, String::new());
-        r.parameter("/p", "limit", Verdict::NotChecked, "later".into());
-        assert_eq!(r.parameters[0].verdict, Verdict::Accepted);
-        r.parameter("/p", "limit", Verdict::Refused, "400".into());
-        r.parameter("/p", "limit", Verdict::Accepted, String::new());
-        assert_eq!(r.parameters[0].verdict, Verdict::Refused);
+        r.parameter("/p", "limit", CheckVerdict::Accepted, String::new());
+        r.parameter("/p", "limit", CheckVerdict::NotChecked, "later".into());
+        assert_eq!(r.parameters[0].verdict, CheckVerdict::Accepted);
+        r.parameter("/p", "limit", CheckVerdict::Refused, "400".into());
+        r.parameter("/p", "limit", CheckVerdict::Accepted, String::new());
+        assert_eq!(r.parameters[0].verdict, CheckVerdict::Refused);
         assert_eq!(r.parameters[0].detail, "400");
         // Same name on another path is another parameter.
-        r.parameter("/q", "limit", Verdict::Accepted, String::new());
+        r.parameter("/q", "limit", CheckVerdict::Accepted, String::new());
         assert_eq!(r.parameters.len(), 2);
     }
 

@@ -45,7 +45,7 @@ pub const MAX_WAITING: usize = 16;
 
 /// What a request's credentials are worth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum AuthVerdict {
     /// A configured user and its password.
     Allowed,
     /// Anything else: answered 401.
@@ -101,22 +101,22 @@ impl Users {
     }
 
     /// Whether `authorization` (the header's value) carries a configured user and its password.
-    pub async fn verify(&self, authorization: Option<&HeaderValue>) -> Verdict {
+    pub async fn verify(&self, authorization: Option<&HeaderValue>) -> AuthVerdict {
         let Some((user, password)) = authorization.and_then(credentials) else {
-            return Verdict::Denied;
+            return AuthVerdict::Denied;
         };
         let hash = self.hashes.get(&user).cloned();
         let digest = digest(&user, hash.as_deref().unwrap_or_default(), &password);
         if hash.is_some() && self.remembered(&user, &digest) {
-            return Verdict::Allowed;
+            return AuthVerdict::Allowed;
         }
         if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Verdict::Busy;
+            return AuthVerdict::Busy;
         }
         let waiting = Waiting(&self.waiting);
         let Ok(permit) = self.gate.clone().acquire_owned().await else {
-            return Verdict::Denied;
+            return AuthVerdict::Denied;
         };
         drop(waiting);
         let (cost, dummy) = (self.cost, self.dummy.clone());
@@ -141,9 +141,9 @@ impl Users {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(user, digest);
-            return Verdict::Allowed;
+            return AuthVerdict::Allowed;
         }
-        Verdict::Denied
+        AuthVerdict::Denied
     }
 
     fn remembered(&self, user: &str, digest: &[u8; 32]) -> bool {
@@ -185,7 +185,7 @@ fn digest(user: &str, hash: &str, password: &str) -> [u8; 32] {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::Verdict::{Allowed, Busy, Denied};
+    use super::AuthVerdict::{Allowed, Busy, Denied};
     use super::*;
 
     fn basic(user: &str, password: &str) -> HeaderValue {

@@ -28,7 +28,7 @@ use axum::routing::get;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::metrics::{Metrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
-use basic_auth::Verdict;
+use basic_auth::AuthVerdict;
 
 pub use server::{DEFAULT_MAX_CONNECTIONS, HEADER_READ_TIMEOUT, ServeOptions, serve};
 pub use web_config::{WebConfigError, WebConfigWatcher};
@@ -167,14 +167,14 @@ async fn require(
         .verify(request.headers().get(header::AUTHORIZATION))
         .await
     {
-        Verdict::Allowed => next.run(request).await,
-        Verdict::Denied => (
+        AuthVerdict::Allowed => next.run(request).await,
+        AuthVerdict::Denied => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic")],
             "Unauthorized\n",
         )
             .into_response(),
-        Verdict::Busy => (
+        AuthVerdict::Busy => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "1")],
             "Too many password checks waiting; try again\n",

@@ -11,7 +11,7 @@ use prometheus_client::encoding::{
     EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder,
 };
 
-use crate::client::{Endpoint, Outcome, Reason};
+use crate::client::{Endpoint, Reason, RequestOutcome};
 use crate::state::DeploymentLabels;
 
 /// The deployment labels a family can carry, in exposition order: bit `i` of a [`Shape`] or of
@@ -149,7 +149,7 @@ pub(crate) struct ApiLabels {
     /// The env0 endpoint family.
     pub(crate) endpoint: Endpoint,
     /// The HTTP status, or `timeout` / `error` when none came back.
-    pub(crate) code: Outcome,
+    pub(crate) code: RequestOutcome,
 }
 
 /// `env0_exporter_api_request_duration_seconds`: which endpoint.
@@ -203,7 +203,7 @@ pub(crate) use label_value_as_str;
 
 label_value_as_str!(Endpoint, Reason);
 
-impl EncodeLabelValue for Outcome {
+impl EncodeLabelValue for RequestOutcome {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         match self {
             Self::Status(code) => EncodeLabelValue::encode(code, encoder),

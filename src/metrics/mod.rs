@@ -12,7 +12,7 @@ mod labels;
 mod series;
 mod signals;
 mod skipped;
-mod state_file;
+mod state_file_writes;
 mod webhook;
 
 use std::collections::HashSet;
@@ -26,7 +26,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::client::{Endpoint, Outcome, Reason, RequestObserver, SkipReason};
+use crate::client::{Endpoint, Reason, RequestObserver, RequestOutcome, SkipReason};
 use crate::clock::SharedClock;
 use crate::ratelimit::SlidingWindow;
 use crate::state::{DeploymentLabels, Event, FINISHED_STATUSES, SnapshotHandle};
@@ -46,7 +46,7 @@ pub use exposition::Body;
 pub use labels::HistogramLabels;
 pub use signals::{APPROVAL_BUCKETS, RECOVERY_BUCKETS};
 pub use webhook::{
-    EventFamily, ForwardOutcome as WebhookForwardOutcome, Outcome as WebhookOutcome, SignatureForm,
+    EventFamily, ForwardOutcome as WebhookForwardOutcome, SignatureForm, WebhookOutcome,
 };
 
 /// Content type of the Prometheus text format 0.0.4.
@@ -141,7 +141,7 @@ struct Families {
     poll_errors: Family<ReasonLabels, Counter>,
     webhook_events: webhook::WebhookMetrics,
     skipped_records: Family<skipped::SkipLabels, Counter>,
-    state_file: Option<state_file::StateFileMetrics>,
+    state_file: Option<state_file_writes::StateFileMetrics>,
 }
 
 /// The exporter's build and shard: series that never change while it runs.
@@ -231,7 +231,7 @@ impl Metrics {
         let skipped_records = skipped::register(&mut registry);
         let state_file = config
             .state_file
-            .then(|| state_file::StateFileMetrics::register(&mut registry));
+            .then(|| state_file_writes::StateFileMetrics::register(&mut registry));
         register_identity(&mut registry, config.shard);
         let sources = (snapshot.clone(), budget.clone(), clock.clone());
         registry.register_collector(Box::new(StateCollector::new(
@@ -412,7 +412,7 @@ impl Metrics {
 
 /// Every HTTP attempt the client makes feeds the request counter and duration histogram.
 impl RequestObserver for Metrics {
-    fn observe(&self, endpoint: Endpoint, outcome: Outcome, duration: Duration) {
+    fn observe(&self, endpoint: Endpoint, outcome: RequestOutcome, duration: Duration) {
         self.requests_made
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.families.change(|f| {

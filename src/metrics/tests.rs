@@ -195,7 +195,7 @@ fn events_feed_the_counter_and_histograms_and_every_error_reason_starts_at_zero(
     m.poll_error(Reason::RateLimited);
     m.observe(
         Endpoint::Deployments,
-        Outcome::Status(429),
+        RequestOutcome::Status(429),
         Duration::from_millis(30),
     );
     let text = m.encode(false).unwrap();
@@ -370,7 +370,7 @@ fn every_change() -> Vec<(&'static str, Change)> {
             Box::new(|m: &Metrics| {
                 m.observe(
                     Endpoint::Environments,
-                    Outcome::Status(200),
+                    RequestOutcome::Status(200),
                     Duration::from_millis(80),
                 );
             }),
@@ -382,7 +382,7 @@ fn every_change() -> Vec<(&'static str, Change)> {
         (
             "a webhook delivery",
             Box::new(|m: &Metrics| {
-                m.webhook_event(EventFamily::Deploy, webhook::Outcome::Duplicate);
+                m.webhook_event(EventFamily::Deploy, webhook::WebhookOutcome::Duplicate);
             }),
         ),
         (

@@ -11,6 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use super::Metrics;
+pub use crate::webhook::labels::{EventFamily, ForwardOutcome, SignatureForm, WebhookOutcome};
 
 /// The labels of one series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
@@ -18,7 +19,7 @@ pub(crate) struct WebhookLabels {
     /// The event family.
     pub(crate) event: EventFamily,
     /// What became of the delivery.
-    pub(crate) outcome: Outcome,
+    pub(crate) outcome: WebhookOutcome,
 }
 
 /// The labels of one signature series.
@@ -84,10 +85,10 @@ fn register_events(registry: &mut Registry) -> Family<WebhookLabels, Counter> {
     for event in EventFamily::ALL {
         let _ = family.get_or_create(&WebhookLabels {
             event,
-            outcome: Outcome::Accepted,
+            outcome: WebhookOutcome::Accepted,
         });
     }
-    for outcome in [Outcome::BadSignature, Outcome::BadRequest] {
+    for outcome in [WebhookOutcome::BadSignature, WebhookOutcome::BadRequest] {
         let _ = family.get_or_create(&WebhookLabels {
             event: EventFamily::Other,
             outcome,
@@ -103,7 +104,7 @@ fn register_events(registry: &mut Registry) -> Family<WebhookLabels, Counter> {
 
 impl Metrics {
     /// Counts one webhook delivery.
-    pub fn webhook_event(&self, event: EventFamily, outcome: Outcome) {
+    pub fn webhook_event(&self, event: EventFamily, outcome: WebhookOutcome) {
         self.families.change(|f| {
             f.webhook_events
                 .events
@@ -133,107 +134,4 @@ impl Metrics {
     }
 }
 
-label_value_as_str!(EventFamily, Outcome, SignatureForm, ForwardOutcome);
-
-/// What a valid webhook signature covered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SignatureForm {
-    /// The raw body as received, and not its canonical form (the two differ).
-    Raw,
-    /// The canonical form of the body (`JSON.stringify(JSON.parse(body))`), and not the raw
-    /// body: the sender re-serialised the body before signing, as env0's guide sample does.
-    Canonical,
-    /// Both: the body arrived in its canonical form, so either reading fits.
-    Both,
-}
-
-impl SignatureForm {
-    /// Every form, in the order they are documented.
-    pub const ALL: [Self; 3] = [Self::Raw, Self::Canonical, Self::Both];
-
-    /// The label value: `raw`, `canonical` or `both`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Raw => "raw",
-            Self::Canonical => "canonical",
-            Self::Both => "both",
-        }
-    }
-}
-
-/// The family of a delivered event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventFamily {
-    /// A deploy (apply) started, finished, failed, …
-    Deploy,
-    /// A destroy.
-    Destroy,
-    /// A drift detection (drift detected, not detected, failed).
-    Drift,
-    /// A run waiting for, or resuming after, an approval.
-    Approval,
-    /// A plan: PR plan, remote plan, dry run.
-    Plan,
-    /// Anything else: budget, test, task events and types not known yet.
-    Other,
-}
-
-/// What became of a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// Verified and handed to the state (the deployment filters then apply as to polled runs).
-    Accepted,
-    /// Its signed body (event id, deployment log id and status) was seen within the last two
-    /// hours: answered, not taken in again.
-    Duplicate,
-    /// It carries a deployment log and its `time` is more than half an hour from env0's time as
-    /// the exporter knows it: refused (400), nothing changed; too old to be told from a replay
-    /// once its id is forgotten. Polling repairs what it carried.
-    Stale,
-    /// Verified but not acted on: no deployment log (budget, test events), an environment
-    /// that is not watched, or the hand-over queue full (polling catches up).
-    Ignored,
-    /// Verified, for an environment of another shard: passed on to that shard (with forwarding
-    /// between shards on), which takes it in; what came of the forward is counted in
-    /// `env0_exporter_webhook_forwards_total`.
-    Forwarded,
-    /// Forwarded here by another shard, for an environment that is not this shard's either (the
-    /// shards disagree on their number): 421, dropped rather than forwarded again.
-    Misrouted,
-    /// Missing or wrong signature: 401, nothing changed.
-    BadSignature,
-    /// A body that is too large (413) or not an env0 event (400).
-    BadRequest,
-}
-
-/// What came of forwarding a delivery to the shard of its environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ForwardOutcome {
-    /// That shard answered 2xx (it took the delivery in, or found it a duplicate or ignored it).
-    Ok,
-    /// That shard answered, but not 2xx (a different webhook secret: 401; its own shard count
-    /// disagrees: 421; a redirect, a proxy's error page, …).
-    Refused,
-    /// No answer: the URL could not be built, the name not resolved, the connection refused or
-    /// broken.
-    Error,
-    /// No answer within the forward's timeout.
-    Timeout,
-}
-
-impl ForwardOutcome {
-    /// Every outcome, in the order they are documented.
-    pub const ALL: [Self; 4] = [Self::Ok, Self::Refused, Self::Error, Self::Timeout];
-
-    /// The label value: `ok`, `refused`, `error` or `timeout`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Refused => "refused",
-            Self::Error => "error",
-            Self::Timeout => "timeout",
-        }
-    }
-}
+label_value_as_str!(EventFamily, WebhookOutcome, SignatureForm, ForwardOutcome);

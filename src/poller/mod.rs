@@ -18,7 +18,7 @@ mod listing;
 pub mod optional;
 mod reads;
 pub mod schedule;
-mod state_file;
+mod state_file_keeper;
 mod unstarted;
 mod webhooks;
 
@@ -34,13 +34,13 @@ use crate::client::{Client, Error as ClientError, Reason};
 use crate::clock::{self, SharedClock};
 use crate::filter::{DeploymentFilter, ProjectFilter};
 use crate::metrics::Metrics;
-use crate::persist::StateFileConfig;
 use crate::state::{Observation, SnapshotHandle, Store, Views};
+use crate::state_file_format::StateFileConfig;
 use backfill::Backfill;
 use date_filter::DateFilterLearning;
 use known::Known;
 use schedule::Schedule;
-use state_file::StateFileKeeper;
+use state_file_keeper::StateFileKeeper;
 use webhooks::WebhookInbox;
 
 /// Settings of the poller.

@@ -258,11 +258,11 @@ pub(super) fn finished(
     };
     let status = obs.status.as_deref().unwrap_or_default();
     let outcome = if status == SUCCESS {
-        Outcome::Success {
+        DeploymentOutcome::Success {
             pending: counted.then_some(label_set),
         }
     } else if FAILED_STATUSES.contains(&status) {
-        Outcome::Failure
+        DeploymentOutcome::Failure
     } else {
         return;
     };
@@ -276,7 +276,7 @@ pub(super) fn finished(
 
 /// A deploy's end, as the recovery timeline keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
+enum DeploymentOutcome {
     /// It failed.
     Failure,
     /// It succeeded; `pending` holds its label set while it is counted and its recovery, if any,
@@ -285,7 +285,7 @@ enum Outcome {
 }
 
 /// The ends of the deploys of one environment, ordered by env0's finish time (then id).
-type Timeline = BTreeMap<(Timestamp, DeploymentId), Outcome>;
+type Timeline = BTreeMap<(Timestamp, DeploymentId), DeploymentOutcome>;
 
 /// Per environment, the recent ends of its deploys: where a failing streak started.
 #[derive(Debug, Default)]
@@ -303,7 +303,12 @@ impl Recoveries {
     pub(super) fn ends(&self) -> impl Iterator<Item = (&Arc<str>, &DeploymentId, Timestamp, bool)> {
         self.by_environment.iter().flat_map(|(env, timeline)| {
             timeline.iter().map(move |((at, id), outcome)| {
-                (env, id, *at, matches!(outcome, Outcome::Success { .. }))
+                (
+                    env,
+                    id,
+                    *at,
+                    matches!(outcome, DeploymentOutcome::Success { .. }),
+                )
             })
         })
     }
@@ -317,9 +322,9 @@ impl Recoveries {
         success: bool,
     ) {
         let outcome = if success {
-            Outcome::Success { pending: None }
+            DeploymentOutcome::Success { pending: None }
         } else {
-            Outcome::Failure
+            DeploymentOutcome::Failure
         };
         self.by_environment
             .entry(environment)
@@ -333,7 +338,7 @@ impl Recoveries {
         let last_success = timeline
             .iter()
             .rev()
-            .find(|(_, o)| matches!(o, Outcome::Success { .. }))
+            .find(|(_, o)| matches!(o, DeploymentOutcome::Success { .. }))
             .map(|(k, _)| k);
         let after = match last_success {
             Some(k) => timeline.range((Bound::Excluded(k), Bound::Unbounded)),
@@ -349,16 +354,16 @@ impl Recoveries {
         environment: &Arc<str>,
         id: &DeploymentId,
         at: Timestamp,
-        outcome: Outcome,
+        outcome: DeploymentOutcome,
     ) -> Option<(LabelSetId, Duration)> {
         let timeline = self.by_environment.entry(environment.clone()).or_default();
         let key = (at, id.clone());
         let success = match outcome {
-            Outcome::Success { .. } => Some(key.clone()),
+            DeploymentOutcome::Success { .. } => Some(key.clone()),
             // A failure learned late may date the streak of a later success still waiting.
-            Outcome::Failure => timeline
+            DeploymentOutcome::Failure => timeline
                 .range((Bound::Excluded(&key), Bound::Unbounded))
-                .find(|(_, o)| matches!(o, Outcome::Success { .. }))
+                .find(|(_, o)| matches!(o, DeploymentOutcome::Success { .. }))
                 .map(|(k, _)| k.clone()),
         };
         timeline.insert(key, outcome);
@@ -376,21 +381,21 @@ fn resolve(
 ) -> Option<(LabelSetId, Duration)> {
     if !matches!(
         timeline.get(key),
-        Some(Outcome::Success { pending: Some(_) })
+        Some(DeploymentOutcome::Success { pending: Some(_) })
     ) {
         return None;
     }
     let previous = timeline
         .range(..key)
         .rev()
-        .find(|(_, o)| matches!(o, Outcome::Success { .. }))
+        .find(|(_, o)| matches!(o, DeploymentOutcome::Success { .. }))
         .map(|(k, _)| k.clone());
     let lower = previous.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
     let first_failure = timeline
         .range((lower, Bound::Excluded(key)))
         .map(|(k, _)| k.0)
         .next()?;
-    let Some(Outcome::Success { pending }) = timeline.get_mut(key) else {
+    let Some(DeploymentOutcome::Success { pending }) = timeline.get_mut(key) else {
         return None;
     };
     let labels = pending.take()?;
@@ -402,7 +407,7 @@ fn resolve(
 fn prune(timeline: &mut Timeline) {
     let successes: Vec<_> = timeline
         .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Success { .. }))
+        .filter(|(_, o)| matches!(o, DeploymentOutcome::Success { .. }))
         .map(|(k, _)| k.clone())
         .collect();
     if let Some(first_kept) = successes

@@ -18,7 +18,7 @@
 //!    `plan`/`prPlan`/`remotePlan`/`dryRun` → plan;
 //! 4. else `other` (budget and test events, `com.env0.deployment.*` without a log, and anything
 //!    new).
-pub use crate::metrics::{EventFamily, WebhookOutcome as Outcome};
+pub use super::labels::{EventFamily, WebhookOutcome};
 
 impl EventFamily {
     /// Every family, in the order they are documented.
@@ -97,7 +97,7 @@ fn type_parts(event_type: &str) -> Vec<String> {
         .collect()
 }
 
-impl Outcome {
+impl WebhookOutcome {
     /// Every outcome, in the order they are documented.
     pub const ALL: [Self; 8] = [
         Self::Accepted,
@@ -219,7 +219,7 @@ mod tests {
     #[test]
     fn label_values_are_distinct_snake_case() {
         let mut values: Vec<&str> = F::ALL.iter().map(|f| f.as_str()).collect();
-        values.extend(super::Outcome::ALL.iter().map(|o| o.as_str()));
+        values.extend(super::WebhookOutcome::ALL.iter().map(|o| o.as_str()));
         for v in &values {
             assert!(v.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{v}");
         }

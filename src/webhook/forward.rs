@@ -27,10 +27,12 @@ use bytes::Bytes;
 use tracing::{debug, info, warn};
 use url::Url;
 
+use super::labels::ForwardOutcome;
 use super::{
-    EVENT_HEADERS, EVENT_ID_HEADERS, EventFamily, Outcome, SIGNATURE_HEADERS, Verdict, first,
+    DeliveryVerdict, EVENT_HEADERS, EVENT_ID_HEADERS, EventFamily, SIGNATURE_HEADERS,
+    WebhookOutcome, first,
 };
-use crate::metrics::{Metrics, WebhookForwardOutcome as ForwardOutcome};
+use crate::metrics::Metrics;
 use crate::shard::Shard;
 
 /// How long one forward may take, from connecting to the target's answer. A few seconds: a
@@ -195,14 +197,14 @@ impl Forwarding {
         headers: &HeaderMap,
         environment_id: &str,
         family: EventFamily,
-    ) -> Option<Verdict> {
+    ) -> Option<DeliveryVerdict> {
         match self.route(headers, environment_id) {
             Route::Here => None,
-            Route::To(shard) => Some(Verdict {
+            Route::To(shard) => Some(DeliveryVerdict {
                 forward_to: Some(shard),
-                ..Verdict::new(family, Outcome::Forwarded)
+                ..DeliveryVerdict::new(family, WebhookOutcome::Forwarded)
             }),
-            Route::Misrouted => Some(Verdict::new(family, Outcome::Misrouted)),
+            Route::Misrouted => Some(DeliveryVerdict::new(family, WebhookOutcome::Misrouted)),
         }
     }
 

@@ -33,13 +33,14 @@
 //! shard is forwarded to that shard instead of ignored ([`forward`]).
 //!
 //! Every delivery is counted once in `env0_exporter_webhook_events_total` under its
-//! [`EventFamily`] and [`Outcome`]. The family is read from the signed body (the headers are
+//! [`EventFamily`] and [`WebhookOutcome`]. The family is read from the signed body (the headers are
 //! not signed); a delivery whose signature or body is bad counts under `other`, since nothing in
 //! it can be trusted.
 
 mod canonical;
 mod event;
 mod forward;
+pub(crate) mod labels;
 mod recent;
 mod signature;
 
@@ -66,7 +67,7 @@ use crate::secret::SecretSource;
 use crate::state::{Observation, SnapshotHandle};
 use recent::RecentIds;
 
-pub use event::{EventFamily, Outcome};
+pub use event::{EventFamily, WebhookOutcome};
 pub use forward::{FORWARDED_FROM, Forwarding, TIMEOUT as FORWARD_TIMEOUT, UrlTemplate};
 pub use signature::{SignatureForm, sign, verify, verify_either};
 
@@ -86,7 +87,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const QUEUE_CAPACITY: usize = 4096;
 
 /// How far an event's `time` may lie from env0's time as the exporter knows it, either way;
-/// past it the delivery is refused as [`Outcome::Stale`]. Half the time an event id is kept
+/// past it the delivery is refused as [`WebhookOutcome::Stale`]. Half the time an event id is kept
 /// ([`recent::TIME_TO_LIVE`]), so nothing the dedupe has forgotten is taken in again, and wide
 /// enough for an estimate of env0's clock that is a quarter of an hour off.
 pub const MAX_EVENT_SKEW: Duration = Duration::from_secs(30 * 60);
@@ -125,23 +126,23 @@ impl std::fmt::Debug for Intake {
 
 /// How a delivery is answered and counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Verdict {
+struct DeliveryVerdict {
     status: StatusCode,
     event: EventFamily,
-    outcome: Outcome,
+    outcome: WebhookOutcome,
     /// The shard to forward the delivery to, when it is another's.
     forward_to: Option<crate::shard::Shard>,
 }
 
-impl Verdict {
-    fn new(event: EventFamily, outcome: Outcome) -> Self {
+impl DeliveryVerdict {
+    fn new(event: EventFamily, outcome: WebhookOutcome) -> Self {
         let status = match outcome {
             // A forwarded delivery is answered as the forward went (`forward::Forwarding::send`).
-            Outcome::Accepted | Outcome::Forwarded => StatusCode::ACCEPTED,
-            Outcome::Duplicate | Outcome::Ignored => StatusCode::OK,
-            Outcome::Misrouted => StatusCode::MISDIRECTED_REQUEST,
-            Outcome::BadSignature => StatusCode::UNAUTHORIZED,
-            Outcome::BadRequest | Outcome::Stale => StatusCode::BAD_REQUEST,
+            WebhookOutcome::Accepted | WebhookOutcome::Forwarded => StatusCode::ACCEPTED,
+            WebhookOutcome::Duplicate | WebhookOutcome::Ignored => StatusCode::OK,
+            WebhookOutcome::Misrouted => StatusCode::MISDIRECTED_REQUEST,
+            WebhookOutcome::BadSignature => StatusCode::UNAUTHORIZED,
+            WebhookOutcome::BadRequest | WebhookOutcome::Stale => StatusCode::BAD_REQUEST,
         };
         Self {
             status,
@@ -154,7 +155,7 @@ impl Verdict {
     fn too_large() -> Self {
         Self {
             status: StatusCode::PAYLOAD_TOO_LARGE,
-            ..Self::new(EventFamily::Other, Outcome::BadRequest)
+            ..Self::new(EventFamily::Other, WebhookOutcome::BadRequest)
         }
     }
 }
@@ -193,17 +194,17 @@ impl Intake {
     }
 
     /// Checks, answers and counts one delivery.
-    async fn receive(&self, headers: &HeaderMap, body: Body) -> Verdict {
+    async fn receive(&self, headers: &HeaderMap, body: Body) -> DeliveryVerdict {
         let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| usize::try_from(n).map_or(true, |n| n > MAX_BODY_BYTES)) {
-            return Verdict::too_large();
+            return DeliveryVerdict::too_large();
         }
         // Past the limit, or a body that broke off (whose sender will not read the answer).
         let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-            return Verdict::too_large();
+            return DeliveryVerdict::too_large();
         };
         let secret = self.secret.current();
         let canonical = canonical::canonical(&bytes);
@@ -217,17 +218,17 @@ impl Intake {
         });
         let Some(form) = form else {
             self.bad_signature(headers);
-            return Verdict::new(EventFamily::Other, Outcome::BadSignature);
+            return DeliveryVerdict::new(EventFamily::Other, WebhookOutcome::BadSignature);
         };
         self.metrics.webhook_signature(form);
         // An event is a JSON object; of it, `type`, `id`, `time` and `data` are read.
         let Ok(event) = serde_json::from_slice::<Map<String, Value>>(&bytes) else {
             debug!("webhook: a signed body that is not a JSON event");
-            return Verdict::new(EventFamily::Other, Outcome::BadRequest);
+            return DeliveryVerdict::new(EventFamily::Other, WebhookOutcome::BadRequest);
         };
         let verdict = self.take(headers, &event);
         match (verdict.forward_to, &self.forwarding) {
-            (Some(to), Some(forwarding)) => Verdict {
+            (Some(to), Some(forwarding)) => DeliveryVerdict {
                 status: forwarding.send(to, headers, bytes, &self.metrics).await,
                 ..verdict
             },
@@ -237,7 +238,7 @@ impl Intake {
 
     /// The verified event: checked for age, deduplicated, classified, and handed over when it
     /// is acted on.
-    fn take(&self, headers: &HeaderMap, event: &Map<String, Value>) -> Verdict {
+    fn take(&self, headers: &HeaderMap, event: &Map<String, Value>) -> DeliveryVerdict {
         let event_type = event
             .get("type")
             .and_then(Value::as_str)
@@ -252,7 +253,7 @@ impl Intake {
                 Ok(log) => Some(log),
                 Err(e) => {
                     debug!(error = %e, event_type = ?event_type, "webhook: unreadable deploymentLog");
-                    return Verdict::new(EventFamily::Other, Outcome::BadRequest);
+                    return DeliveryVerdict::new(EventFamily::Other, WebhookOutcome::BadRequest);
                 }
             },
         };
@@ -272,7 +273,7 @@ impl Intake {
             match time.parse::<jiff::Timestamp>() {
                 Ok(time) if skew(time, env0_now) > MAX_EVENT_SKEW => {
                     debug!(%time, %env0_now, event_id = ?body_id, "webhook: event time too far from env0's time, refused as stale");
-                    return Verdict::new(family, Outcome::Stale);
+                    return DeliveryVerdict::new(family, WebhookOutcome::Stale);
                 }
                 Ok(_) => {}
                 // Not a timestamp: its age cannot be told, the dedupe still applies.
@@ -292,12 +293,12 @@ impl Intake {
                 .insert(&key, self.clock.now());
             if !new {
                 debug!(event_id = ?body_id, header_event_id = ?header_id, "webhook: duplicate delivery");
-                return Verdict::new(family, Outcome::Duplicate);
+                return DeliveryVerdict::new(family, WebhookOutcome::Duplicate);
             }
         }
         let Some(log) = log else {
             debug!(event_type = ?event_type, "webhook: no deployment log, nothing to do");
-            return Verdict::new(family, Outcome::Ignored);
+            return DeliveryVerdict::new(family, WebhookOutcome::Ignored);
         };
         let environment_id = log
             .environment_id
@@ -310,7 +311,7 @@ impl Intake {
             .filter(|id| !id.is_empty());
         let Some(environment_id) = environment_id else {
             debug!(deployment = %log.id, "webhook: deployment log without an environment");
-            return Verdict::new(EventFamily::Other, Outcome::BadRequest);
+            return DeliveryVerdict::new(EventFamily::Other, WebhookOutcome::BadRequest);
         };
         if !self.watched.borrow().contains(environment_id.as_str()) {
             if let Some(forward) = self
@@ -321,17 +322,17 @@ impl Intake {
                 return forward;
             }
             debug!(environment = %environment_id, "webhook: environment not watched, ignored");
-            return Verdict::new(family, Outcome::Ignored);
+            return DeliveryVerdict::new(family, WebhookOutcome::Ignored);
         }
         let observation = crate::observation::observation(&log, &environment_id);
         match self.queue.try_send(observation) {
             Ok(()) => {
                 debug!(event_type = ?event_type, event_id = ?body_id, header_event_id = ?header_id, deployment = %log.id, status = ?log.status, "webhook: accepted");
-                Verdict::new(family, Outcome::Accepted)
+                DeliveryVerdict::new(family, WebhookOutcome::Accepted)
             }
             Err(e) => {
                 warn!(error = %e, "webhook: the poller is not taking deliveries in now; the next polls catch up");
-                Verdict::new(family, Outcome::Ignored)
+                DeliveryVerdict::new(family, WebhookOutcome::Ignored)
             }
         }
     }
@@ -410,20 +411,22 @@ async fn handle(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Bod
     let verdict = intake.receive(&headers, body).await;
     intake.metrics.webhook_event(verdict.event, verdict.outcome);
     let text = match verdict.outcome {
-        Outcome::Accepted => "accepted\n",
-        Outcome::Duplicate => "duplicate\n",
-        Outcome::Stale => "event time too far from env0's time\n",
-        Outcome::Ignored => "ignored\n",
-        Outcome::Forwarded if verdict.status.is_success() => {
+        WebhookOutcome::Accepted => "accepted\n",
+        WebhookOutcome::Duplicate => "duplicate\n",
+        WebhookOutcome::Stale => "event time too far from env0's time\n",
+        WebhookOutcome::Ignored => "ignored\n",
+        WebhookOutcome::Forwarded if verdict.status.is_success() => {
             "forwarded to the shard of its environment\n"
         }
-        Outcome::Forwarded => "forwarding to the shard of its environment failed\n",
-        Outcome::Misrouted => "forwarded by another shard, and not this shard's environment\n",
-        Outcome::BadSignature => "missing or wrong signature\n",
-        Outcome::BadRequest if verdict.status == StatusCode::PAYLOAD_TOO_LARGE => {
+        WebhookOutcome::Forwarded => "forwarding to the shard of its environment failed\n",
+        WebhookOutcome::Misrouted => {
+            "forwarded by another shard, and not this shard's environment\n"
+        }
+        WebhookOutcome::BadSignature => "missing or wrong signature\n",
+        WebhookOutcome::BadRequest if verdict.status == StatusCode::PAYLOAD_TOO_LARGE => {
             "body too large\n"
         }
-        Outcome::BadRequest => "not an env0 event\n",
+        WebhookOutcome::BadRequest => "not an env0 event\n",
     };
     (verdict.status, text).into_response()
 }

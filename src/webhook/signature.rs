@@ -23,7 +23,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
-pub use crate::metrics::SignatureForm;
+pub use super::labels::SignatureForm;
 
 /// HMAC-SHA256.
 type HmacSha256 = Hmac<Sha256>;

@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use env0_exporter::client::{
-    Client, ClientConfig, Endpoint, Organization, Outcome, RATE_WINDOW, RequestObserver,
+    Client, ClientConfig, Endpoint, Organization, RATE_WINDOW, RequestObserver, RequestOutcome,
 };
 use env0_exporter::clock::{ManualClock, SharedClock, SystemClock};
 use env0_exporter::ratelimit::SlidingWindow;
@@ -180,11 +180,11 @@ async fn answer(State(state): State<FakeState>, request: Request) -> Response {
 
 /// Records every attempt the client reports.
 #[derive(Debug, Default)]
-pub(crate) struct Recorder(Mutex<Vec<(Endpoint, Outcome)>>);
+pub(crate) struct Recorder(Mutex<Vec<(Endpoint, RequestOutcome)>>);
 
 impl Recorder {
     /// Every `(endpoint, outcome)` so far, in order.
-    pub(crate) fn attempts(&self) -> Vec<(Endpoint, Outcome)> {
+    pub(crate) fn attempts(&self) -> Vec<(Endpoint, RequestOutcome)> {
         self.0.lock().expect("lock").clone()
     }
 
@@ -201,7 +201,7 @@ impl Recorder {
 }
 
 impl RequestObserver for Recorder {
-    fn observe(&self, endpoint: Endpoint, outcome: Outcome, _duration: Duration) {
+    fn observe(&self, endpoint: Endpoint, outcome: RequestOutcome, _duration: Duration) {
         self.0.lock().expect("lock").push((endpoint, outcome));
     }
 }
@@ -295,7 +295,7 @@ pub(crate) fn rate_limited_once(
 }
 
 /// The attempts of an organizations call rate limited once, then answered.
-pub(crate) const LIMITED_THEN_OK: [(Endpoint, Outcome); 2] = [
-    (Endpoint::Organizations, Outcome::Status(429)),
-    (Endpoint::Organizations, Outcome::Status(200)),
+pub(crate) const LIMITED_THEN_OK: [(Endpoint, RequestOutcome); 2] = [
+    (Endpoint::Organizations, RequestOutcome::Status(429)),
+    (Endpoint::Organizations, RequestOutcome::Status(200)),
 ];

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use env0_exporter::client::RATE_WINDOW;
 use env0_exporter::client::{
-    Client, ClientConfig, DeploymentQuery, Endpoint, Error, Outcome, Reason,
+    Client, ClientConfig, DeploymentQuery, Endpoint, Error, Reason, RequestOutcome,
 };
 use env0_exporter::clock::{Clock, SystemClock};
 use env0_exporter::ratelimit::SlidingWindow;
@@ -175,7 +175,7 @@ async fn deployments_are_paged_and_deduplicated_like_environments() {
     assert_eq!(deployments.len(), 230);
     assert_eq!(
         recorder.attempts(),
-        vec![(Endpoint::Deployments, Outcome::Status(200)); 3]
+        vec![(Endpoint::Deployments, RequestOutcome::Status(200)); 3]
     );
 }
 
@@ -227,7 +227,7 @@ async fn ids_are_percent_encoded_as_one_path_segment() {
     assert_eq!(server.requests()[0].path, "/environments/deployments/a%2Fb");
     assert_eq!(
         recorder.attempts(),
-        [(Endpoint::Deployments, Outcome::Status(200))]
+        [(Endpoint::Deployments, RequestOutcome::Status(200))]
     );
 }
 
@@ -388,7 +388,7 @@ async fn a_429_forever_is_rate_limited_after_max_retries_plus_one_attempts() {
     assert_eq!(server.count(), 5);
     assert_eq!(
         recorder.attempts(),
-        vec![(Endpoint::Projects, Outcome::Status(429)); 5]
+        vec![(Endpoint::Projects, RequestOutcome::Status(429)); 5]
     );
 }
 
@@ -410,9 +410,9 @@ async fn a_503_twice_then_200_succeeds_on_the_third_attempt() {
     assert_eq!(
         recorder.attempts(),
         [
-            (Endpoint::Deployments, Outcome::Status(503)),
-            (Endpoint::Deployments, Outcome::Status(503)),
-            (Endpoint::Deployments, Outcome::Status(200))
+            (Endpoint::Deployments, RequestOutcome::Status(503)),
+            (Endpoint::Deployments, RequestOutcome::Status(503)),
+            (Endpoint::Deployments, RequestOutcome::Status(200))
         ]
     );
 }
@@ -445,7 +445,7 @@ async fn a_401_is_an_auth_error_at_once_without_a_retry_or_the_secret_in_the_mes
     assert!(!format!("{err} {err:?}").contains(helpers::SECRET));
     assert_eq!(
         recorder.attempts(),
-        [(Endpoint::Organizations, Outcome::Status(401))]
+        [(Endpoint::Organizations, RequestOutcome::Status(401))]
     );
 }
 
@@ -461,7 +461,7 @@ async fn a_403_is_forbidden_at_once() {
     assert_eq!(server.count(), 1);
     assert_eq!(
         recorder.attempts(),
-        [(Endpoint::Projects, Outcome::Status(403))]
+        [(Endpoint::Projects, RequestOutcome::Status(403))]
     );
 }
 
@@ -508,7 +508,7 @@ async fn malformed_json_is_a_decode_error_without_a_retry() {
     assert_eq!(err.reason(), Reason::Decode);
     assert_eq!(
         recorder.attempts(),
-        [(Endpoint::Organizations, Outcome::Status(200))]
+        [(Endpoint::Organizations, RequestOutcome::Status(200))]
     );
 }
 
@@ -551,8 +551,8 @@ async fn a_slow_server_times_out_after_the_request_timeout_and_its_retries() {
     assert_eq!(
         recorder.attempts(),
         [
-            (Endpoint::Organizations, Outcome::Timeout),
-            (Endpoint::Organizations, Outcome::Timeout)
+            (Endpoint::Organizations, RequestOutcome::Timeout),
+            (Endpoint::Organizations, RequestOutcome::Timeout)
         ]
     );
 }
@@ -575,7 +575,7 @@ async fn a_refused_connection_is_a_network_error_after_every_retry() {
     assert_eq!(err.reason(), Reason::Network);
     assert_eq!(
         recorder.attempts(),
-        vec![(Endpoint::Organizations, Outcome::Error); 5]
+        vec![(Endpoint::Organizations, RequestOutcome::Error); 5]
     );
 }
 
@@ -699,7 +699,7 @@ async fn a_retry_after_past_the_deadline_fails_at_once_as_rate_limited_and_keeps
     assert_eq!(err.reason(), Reason::RateLimited);
     assert_eq!(
         recorder.attempts(),
-        [(Endpoint::Organizations, Outcome::Status(429))]
+        [(Endpoint::Organizations, RequestOutcome::Status(429))]
     );
     let err = client
         .projects("o")
@@ -805,7 +805,7 @@ async fn a_400_is_bad_request_with_env0s_message_never_decode() {
     );
     assert_eq!(
         recorder.attempts(),
-        [(Endpoint::Projects, Outcome::Status(400))],
+        [(Endpoint::Projects, RequestOutcome::Status(400))],
         "a 400 is not retried"
     );
 }

@@ -20,6 +20,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod docs;
+mod sizes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

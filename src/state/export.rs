@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use super::compact::{self, Compact, DeploymentId};
 use super::{DeploymentLabels, Store};
-use crate::persist::{
+use crate::state_file_format::{
     PersistedDeployEnd, PersistedRecord, PersistedStore, Rejected, millis, timestamp, timestamp_opt,
 };
 

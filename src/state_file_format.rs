@@ -6,7 +6,7 @@
 //! organisation or other settings is refused before its body is decoded. Plain structs of their
 //! own ([`PersistedRecord`], [`PersistedSchedule`], …): the in-memory types convert to and from
 //! them in one place each ([`Store::export`](crate::state::Store::export) and
-//! [`Store::restore`](crate::state::Store::restore); the poller's `state_file` room for the
+//! [`Store::restore`](crate::state::Store::restore); the poller's `state_file_keeper` for the
 //! schedule), so they may change without changing the file.
 //!
 //! **Writing** is atomic ([`write_atomic`]): a temporary file in the same directory, flushed to
@@ -722,7 +722,7 @@ mod tests {
 }
 
 /// The cost of a file of `N` (default 200,000) deployments with varied ids, environments and
-/// times: `N=200000 cargo test --release --lib persist::timing -- --ignored --nocapture`.
+/// times: `N=200000 cargo test --release --lib state_file_format::timing -- --ignored --nocapture`.
 #[cfg(test)]
 mod timing {
     #![allow(clippy::unwrap_used)]

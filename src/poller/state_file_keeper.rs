@@ -1,4 +1,4 @@
-//! The poller's side of the state file (`--state-file`, see [`crate::persist`]): restored at the
+//! The poller's side of the state file (`--state-file`, see [`crate::state_file_format`]): restored at the
 //! first poll that knows the organisation (before the first environment listing), written after
 //! polls that read something, at most every `--state-file-interval`, off the poll's path, and
 //! once more at shutdown.
@@ -22,11 +22,11 @@ use super::known::Known;
 use super::schedule::{self, EnvSchedule, Schedule};
 use super::{PollReport, PollerConfig};
 use crate::clock::{self, Clock};
-use crate::persist::{
+use crate::state::Store;
+use crate::state_file_format::{
     self, Body, Expected, FORMAT_VERSION, Header, PersistedSchedule, Rejected, Settings, StateFile,
     StateFileConfig,
 };
-use crate::state::Store;
 
 /// The state file's keeper: when to look at it, whether and when to write it. Without
 /// `--state-file` it does nothing.
@@ -103,7 +103,7 @@ impl StateFileKeeper {
         let started = Instant::now();
         let loaded = {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || persist::load(&path))
+            tokio::task::spawn_blocking(move || state_file_format::load(&path))
                 .await
                 .unwrap_or_else(|e| Err(Rejected::Corrupt(e.to_string())))
         };
@@ -228,7 +228,7 @@ impl StateFileKeeper {
         let metrics = known.metrics.clone();
         Some(tokio::task::spawn_blocking(move || {
             let deployments = file.body.store.deployments.len();
-            let result = persist::save(&path, &file);
+            let result = state_file_format::save(&path, &file);
             let took = started.elapsed();
             metrics.state_file_written(result.is_ok(), now);
             match result {
@@ -293,7 +293,7 @@ fn export(
             format: FORMAT_VERSION,
             exporter_version: env!("CARGO_PKG_VERSION").to_owned(),
             organization_id: organization_id.to_owned(),
-            written_at_ms: persist::millis(now),
+            written_at_ms: state_file_format::millis(now),
             shard: sf.expected.shard.clone(),
             settings: sf.expected.settings.clone(),
         },
@@ -307,14 +307,18 @@ fn export(
     }
 }
 
-fn latest_of(latest: Option<&(String, Option<String>)>) -> Option<persist::PersistedLatest> {
-    latest.map(|(id, status)| persist::PersistedLatest {
+fn latest_of(
+    latest: Option<&(String, Option<String>)>,
+) -> Option<state_file_format::PersistedLatest> {
+    latest.map(|(id, status)| state_file_format::PersistedLatest {
         id: id.clone(),
         status: status.clone(),
     })
 }
 
-fn latest_from(latest: Option<&persist::PersistedLatest>) -> Option<(String, Option<String>)> {
+fn latest_from(
+    latest: Option<&state_file_format::PersistedLatest>,
+) -> Option<(String, Option<String>)> {
     latest.map(|l| (l.id.clone(), l.status.clone()))
 }
 
@@ -325,12 +329,12 @@ fn persisted(id: &str, s: &EnvSchedule, unreadable: bool) -> PersistedSchedule {
         listed_latest: latest_of(s.listed_latest.as_ref()),
         read_latest: latest_of(s.read_latest.as_ref()),
         backfilled: s.backfilled,
-        last_read: s.last_read.map(persist::millis),
-        next_full_sync: s.next_full_sync.map(persist::millis),
+        last_read: s.last_read.map(state_file_format::millis),
+        next_full_sync: s.next_full_sync.map(state_file_format::millis),
         archived: s.archived,
-        updated_at: s.updated_at.map(persist::millis),
+        updated_at: s.updated_at.map(state_file_format::millis),
         unreadable,
-        last_full_read: s.last_full_read.map(persist::millis),
+        last_full_read: s.last_full_read.map(state_file_format::millis),
     }
 }
 
@@ -340,11 +344,11 @@ fn schedule_of(p: &PersistedSchedule) -> Result<EnvSchedule, Rejected> {
         listed_latest: latest_from(p.listed_latest.as_ref()),
         read_latest: latest_from(p.read_latest.as_ref()),
         backfilled: p.backfilled,
-        last_read: persist::timestamp_opt(p.last_read)?,
-        next_full_sync: persist::timestamp_opt(p.next_full_sync)?,
+        last_read: state_file_format::timestamp_opt(p.last_read)?,
+        next_full_sync: state_file_format::timestamp_opt(p.next_full_sync)?,
         archived: p.archived,
-        updated_at: persist::timestamp_opt(p.updated_at)?,
-        last_full_read: persist::timestamp_opt(p.last_full_read)?,
+        updated_at: state_file_format::timestamp_opt(p.updated_at)?,
+        last_full_read: state_file_format::timestamp_opt(p.last_full_read)?,
         // The back-off of re-reads of held runs starts afresh: the first is at the next poll.
         ..EnvSchedule::default()
     })

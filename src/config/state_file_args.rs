@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{ConfigError, invalid, parse_duration};
-use crate::persist::StateFileConfig;
+use crate::state_file_format::StateFileConfig;
 
 /// The state file.
 #[derive(Debug, Clone, Args)]
