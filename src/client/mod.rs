@@ -19,6 +19,7 @@ mod records;
 mod retry;
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -272,6 +273,9 @@ struct Inner {
     /// Whether environment listings send `includeSubEnvironments=true` (see
     /// [`Client::environments`]).
     sub_environments: Mutex<SubEnvironments>,
+    /// How many environments the organisation's last listing held: the next one is collected
+    /// into a list of that size (and a page more) from the start.
+    listed_environments: AtomicUsize,
 }
 
 /// What the once-per-process probe of `includeSubEnvironments` found.
@@ -352,6 +356,7 @@ impl Client {
                 clock_offset: Mutex::new(None),
                 records_offset: Mutex::new(None),
                 sub_environments: Mutex::new(SubEnvironments::Unknown),
+                listed_environments: AtomicUsize::new(0),
             }),
             deadline: None,
         })
@@ -590,12 +595,22 @@ impl Client {
         with_subs: bool,
     ) -> Result<Vec<Environment>> {
         let path = self.url(&["environments"]).path().to_owned();
-        paging::fetch_all(&path, PAGE_LIMIT, MAX_PAGES, |offset| {
+        // A project's listing is not sized: only the organisation's is counted.
+        let last = &self.inner.listed_environments;
+        let capacity = match project_id {
+            None => last.load(Ordering::Relaxed) + PAGE_LIMIT,
+            Some(_) => 0,
+        };
+        let listed = paging::fetch_all_sized(&path, PAGE_LIMIT, MAX_PAGES, capacity, |offset| {
             let url =
                 self.environments_url(organization_id, project_id, with_subs, PAGE_LIMIT, offset);
             self.get_page(Endpoint::Environments, url)
         })
-        .await
+        .await?;
+        if project_id.is_none() {
+            last.store(listed.len(), Ordering::Relaxed);
+        }
+        Ok(listed)
     }
 
     /// One page (`limit` items from `offset`) of an environment listing.

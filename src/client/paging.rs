@@ -39,7 +39,38 @@ where
     Fut: Future<Output = Result<P>>,
     P: Into<Page<T>>,
 {
-    fetch_until(path, limit, max_pages, |_: &[T]| false, fetch_page).await
+    fetch_all_sized(path, limit, max_pages, 0, fetch_page).await
+}
+
+/// Like [`fetch_all`], into a list made with room for `capacity` items: a listing read again and
+/// again (the environments, every poll) is collected without growing its list page by page,
+/// which would leave each outgrown copy (half the final size, then a quarter, …) freed but
+/// still resident until the allocator returns it.
+///
+/// # Errors
+/// As [`fetch_all`].
+pub(super) async fn fetch_all_sized<T, P, F, Fut>(
+    path: &str,
+    limit: usize,
+    max_pages: usize,
+    capacity: usize,
+    fetch_page: F,
+) -> Result<Vec<T>>
+where
+    T: Identified,
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<P>>,
+    P: Into<Page<T>>,
+{
+    collect(
+        path,
+        limit,
+        max_pages,
+        capacity,
+        |_: &[T]| false,
+        fetch_page,
+    )
+    .await
 }
 
 /// Like [`fetch_all`], also stopping after a full page for which `enough(records of the page)`
@@ -51,6 +82,24 @@ pub(super) async fn fetch_until<T, P, F, Fut>(
     path: &str,
     limit: usize,
     max_pages: usize,
+    enough: impl FnMut(&[T]) -> bool,
+    fetch_page: F,
+) -> Result<Vec<T>>
+where
+    T: Identified,
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<P>>,
+    P: Into<Page<T>>,
+{
+    collect(path, limit, max_pages, 0, enough, fetch_page).await
+}
+
+/// The paging loop of [`fetch_until`], into a list with room for `capacity` items.
+async fn collect<T, P, F, Fut>(
+    path: &str,
+    limit: usize,
+    max_pages: usize,
+    capacity: usize,
     mut enough: impl FnMut(&[T]) -> bool,
     mut fetch_page: F,
 ) -> Result<Vec<T>>
@@ -60,8 +109,8 @@ where
     Fut: Future<Output = Result<P>>,
     P: Into<Page<T>>,
 {
-    let mut seen = HashSet::new();
-    let mut items = Vec::new();
+    let mut seen = HashSet::with_capacity(capacity);
+    let mut items = Vec::with_capacity(capacity);
     let mut offset = 0;
     let mut duplicates = 0_usize;
     for _ in 0..max_pages {
@@ -207,6 +256,21 @@ mod tests {
         )
         .await;
         assert_eq!((calls, result.expect("pages").len()), (10, 95));
+    }
+
+    #[tokio::test]
+    async fn a_sized_listing_is_collected_into_a_list_made_with_room_for_it() {
+        let mut offsets = Vec::new();
+        let result = fetch_all_sized("/x", 10, 100, 1_000, |offset| {
+            offsets.push(offset);
+            std::future::ready(Ok(items(offset..(offset + 10).min(25))))
+        })
+        .await
+        .expect("pages");
+        // The same pages and items as unsized; the list was never regrown from a smaller one.
+        assert_eq!(offsets, [0, 10, 20]);
+        assert_eq!(result, items(0..25));
+        assert!(result.capacity() >= 1_000, "{}", result.capacity());
     }
 
     #[tokio::test]

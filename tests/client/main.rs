@@ -82,6 +82,21 @@ async fn an_exact_multiple_of_the_page_size_ends_with_an_empty_third_page() {
 }
 
 #[tokio::test]
+async fn the_next_organisation_listing_is_collected_into_a_list_sized_by_the_last() {
+    let server = FakeEnv0::start(environments_of(90)).await;
+    let (client, _) = client(&server);
+
+    let first = client.environments("org-1").await.expect("environments");
+    let second = client.environments("org-1").await.expect("environments");
+
+    // The same listing both times; the second made room for the first's 90 and a page more
+    // from the start (grown from empty, it would hold 128 at most).
+    assert_eq!(first.len(), 90);
+    assert_eq!(second, first);
+    assert!(second.capacity() >= 190, "{}", second.capacity());
+}
+
+#[tokio::test]
 async fn duplicates_across_pages_are_dropped_and_the_first_occurrence_wins() {
     // Five new environments arrive after the first page: the second page repeats 95..100.
     let server = FakeEnv0::start(|seen, _| match offset(seen) {
