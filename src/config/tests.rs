@@ -351,7 +351,7 @@ fn the_state_file_needs_an_existing_directory_and_is_off_by_default() {
 }
 
 /// A flag of each group, a value for it other than its default, and the flags it needs beside it.
-const EVERY_FLAG: [(&str, Option<&str>, &[&str]); 33] = [
+const EVERY_FLAG: [(&str, Option<&str>, &[&str]); 34] = [
     ("--api-endpoint", Some("http://other.example/"), &[]),
     ("--api-key", Some("k2"), &[]),
     ("--api-secret", Some("s2"), &[]),
@@ -395,6 +395,11 @@ const EVERY_FLAG: [(&str, Option<&str>, &[&str]); 33] = [
         "--webhook-listen-address",
         Some("127.0.0.1:2"),
         &["--webhook-secret", "w"],
+    ),
+    (
+        "--webhook-forward-url-template",
+        Some("http://127.0.0.1:9/{shard}"),
+        &["--webhook-secret", "w", "--shard", "1/2"],
     ),
     // Read before any validation, to start logging (`app::main`): not part of `Config`.
     ("--log-format", Some("json"), &[]),
