@@ -181,20 +181,21 @@ mod tests {
                         paused.push((now, until));
                     }
                 }
+                // A pause set so far (this step's included) that holds `now`.
+                let in_pause = paused.iter().any(|(from, until)| *from <= now && now < *until);
                 match w.try_acquire(now) {
-                    Ok(()) => granted.push(now),
+                    Ok(()) => {
+                        proptest::prop_assert!(!in_pause, "granted at {now} during a pause");
+                        granted.push(now);
+                    }
                     Err(wait) => {
                         proptest::prop_assert!(wait > Duration::ZERO);
                         // Refused only when paused or when the last 60 s hold the whole budget.
-                        let in_pause = paused.iter().any(|(from, until)| *from <= now && now < *until);
                         let horizon = clock::sub(now, Duration::from_secs(60));
                         let recent = granted.iter().filter(|g| **g > horizon).count();
                         proptest::prop_assert!(in_pause || recent == capacity as usize, "refused with {recent} of {capacity} used");
                     }
                 }
-            }
-            for (from, until) in &paused {
-                proptest::prop_assert!(!granted.iter().any(|g| g >= from && g < until), "granted during a pause");
             }
             // The busiest window starts at a granted request.
             for (i, start) in granted.iter().enumerate() {
