@@ -22,7 +22,7 @@ use crate::client::{self, Client};
 use crate::clock::SharedClock;
 use crate::config::{Config, Credentials};
 use crate::http::ServeOptions;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, MetricsConfig};
 use crate::poller::Poller;
 use crate::ratelimit::SlidingWindow;
 use crate::state::SnapshotHandle;
@@ -87,7 +87,12 @@ pub fn build(
         client::RATE_WINDOW,
     ));
     let metrics = Arc::new(Metrics::new(
-        &config.metrics,
+        // Registered when a forwarder was built: `Forwarding::new` alone decides (a split
+        // organisation and a template).
+        &MetricsConfig {
+            webhook_forwards: forwarding.is_some(),
+            ..config.metrics.clone()
+        },
         snapshot.clone(),
         budget.clone(),
         clock.clone(),

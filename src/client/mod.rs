@@ -601,7 +601,7 @@ impl Client {
             None => last.load(Ordering::Relaxed) + PAGE_LIMIT,
             Some(_) => 0,
         };
-        let listed = paging::fetch_all_sized(&path, PAGE_LIMIT, MAX_PAGES, capacity, |offset| {
+        let listed = paging::fetch_all(&path, PAGE_LIMIT, MAX_PAGES, capacity, |offset| {
             let url =
                 self.environments_url(organization_id, project_id, with_subs, PAGE_LIMIT, offset);
             self.get_page(Endpoint::Environments, url)
@@ -653,7 +653,7 @@ impl Client {
             ("statuses", query.statuses.join(",")),
             ("userIds", query.user_ids.join(",")),
         ];
-        paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, |offset| {
+        paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, 0, |offset| {
             let mut url = base.clone();
             let (limit, offset) = (PAGE_LIMIT.to_string(), offset.to_string());
             let pairs = with_filters(

@@ -21,35 +21,17 @@ pub const PAGE_LIMIT: usize = 100;
 /// Pages after which a listing that never ends is given up (a million items at 100 per page).
 pub const MAX_PAGES: usize = 10_000;
 
-/// Fetches every page through `fetch_page(offset)` and returns the items, duplicates dropped.
+/// Fetches every page through `fetch_page(offset)` and returns the items, duplicates dropped,
+/// in a list made with room for `capacity` items: a listing read again and again (the
+/// environments, every poll) is collected without growing its list page by page, which would
+/// leave each outgrown copy (half the final size, then a quarter, …) freed but still resident
+/// until the allocator returns it. 0 when the size is not known.
 ///
 /// `path` names the listing in the error when the pages never end.
 ///
 /// # Errors
 /// The first error of `fetch_page`, or [`Error::Decode`] after `max_pages` full pages.
 pub(super) async fn fetch_all<T, P, F, Fut>(
-    path: &str,
-    limit: usize,
-    max_pages: usize,
-    fetch_page: F,
-) -> Result<Vec<T>>
-where
-    T: Identified,
-    F: FnMut(usize) -> Fut,
-    Fut: Future<Output = Result<P>>,
-    P: Into<Page<T>>,
-{
-    fetch_all_sized(path, limit, max_pages, 0, fetch_page).await
-}
-
-/// Like [`fetch_all`], into a list made with room for `capacity` items: a listing read again and
-/// again (the environments, every poll) is collected without growing its list page by page,
-/// which would leave each outgrown copy (half the final size, then a quarter, …) freed but
-/// still resident until the allocator returns it.
-///
-/// # Errors
-/// As [`fetch_all`].
-pub(super) async fn fetch_all_sized<T, P, F, Fut>(
     path: &str,
     limit: usize,
     max_pages: usize,
@@ -167,7 +149,7 @@ mod tests {
     /// Runs the loop over a fixed list of `total` items, recording the offsets asked for.
     async fn run(total: usize, limit: usize) -> (Vec<usize>, Result<Vec<Item>>) {
         let mut offsets = Vec::new();
-        let result = fetch_all("/x", limit, 100, |offset| {
+        let result = fetch_all("/x", limit, 100, 0, |offset| {
             offsets.push(offset);
             let end = (offset + limit).min(total);
             std::future::ready(Ok(items(offset.min(total)..end)))
@@ -201,7 +183,7 @@ mod tests {
             vec![Item("a".into())],
         ];
         let mut pages = pages.into_iter();
-        let result = fetch_all("/x", 2, 100, |_| {
+        let result = fetch_all("/x", 2, 100, 0, |_| {
             std::future::ready(Ok(pages.next().unwrap_or_default()))
         })
         .await;
@@ -214,7 +196,7 @@ mod tests {
     #[tokio::test]
     async fn a_listing_that_never_ends_is_given_up_with_a_decode_error() {
         let mut calls = 0;
-        let result = fetch_all("/x", 2, 5, |offset| {
+        let result = fetch_all("/x", 2, 5, 0, |offset| {
             calls += 1;
             std::future::ready(Ok(items(offset..offset + 2)))
         })
@@ -261,7 +243,7 @@ mod tests {
     #[tokio::test]
     async fn a_sized_listing_is_collected_into_a_list_made_with_room_for_it() {
         let mut offsets = Vec::new();
-        let result = fetch_all_sized("/x", 10, 100, 1_000, |offset| {
+        let result = fetch_all("/x", 10, 100, 1_000, |offset| {
             offsets.push(offset);
             std::future::ready(Ok(items(offset..(offset + 10).min(25))))
         })
@@ -275,7 +257,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_failing_page_fails_the_listing() {
-        let result: Result<Vec<Item>> = fetch_all("/x", 2, 5, |offset| {
+        let result: Result<Vec<Item>> = fetch_all("/x", 2, 5, 0, |offset| {
             std::future::ready(if offset == 0 {
                 Ok(items(0..2))
             } else {

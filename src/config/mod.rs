@@ -191,11 +191,6 @@ impl ExporterArgs {
             metrics: MetricsConfig {
                 shard: poller.shard,
                 state_file: state_file.is_some(),
-                // Forwarding needs a split organisation (see `Forwarding::new`).
-                webhook_forwards: !poller.shard.is_whole()
-                    && webhook
-                        .as_ref()
-                        .is_some_and(|w| w.forward_url_template.is_some()),
                 ..metrics
             },
             poller,

@@ -124,8 +124,6 @@ pub struct Metrics {
     cache: exposition::Cache,
     /// Where the snapshot, the budget and the time the body depends on come from.
     sources: (SnapshotHandle, Arc<SlidingWindow>, SharedClock),
-    /// HTTP attempts made to env0 since start (the backfill's progress reports its cost).
-    requests_made: std::sync::atomic::AtomicU64,
 }
 
 /// The registered counters, histograms and gauges that events change (the snapshot's state is
@@ -263,7 +261,6 @@ impl Metrics {
             ensured: Mutex::default(),
             cache: exposition::Cache::default(),
             sources,
-            requests_made: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -379,13 +376,6 @@ impl Metrics {
         }
     }
 
-    /// HTTP attempts made to env0 since start, whatever they answered.
-    #[must_use]
-    pub fn requests_made(&self) -> u64 {
-        self.requests_made
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// Renders every metric; `OpenMetrics` text when `openmetrics`, else Prometheus text 0.0.4.
     ///
     /// # Errors
@@ -413,8 +403,6 @@ impl Metrics {
 /// Every HTTP attempt the client makes feeds the request counter and duration histogram.
 impl RequestObserver for Metrics {
     fn observe(&self, endpoint: Endpoint, outcome: RequestOutcome, duration: Duration) {
-        self.requests_made
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.families.change(|f| {
             f.api_requests
                 .get_or_create(&ApiLabels {
