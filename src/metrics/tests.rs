@@ -3,6 +3,7 @@
 use super::*;
 use crate::clock::{Clock, ManualClock};
 use crate::state::{DeploymentLabels, Health, Snapshot};
+use crate::webhook::DeliveryObserver as _;
 
 pub(super) fn labels(kind: &str, status: &str) -> DeploymentLabels {
     DeploymentLabels {
@@ -377,12 +378,12 @@ fn every_change() -> Vec<(&'static str, Change)> {
         (
             "a webhook delivery",
             Box::new(|m: &Metrics| {
-                m.webhook_event(EventFamily::Deploy, webhook::WebhookOutcome::Duplicate);
+                m.delivery(EventFamily::Deploy, webhook::WebhookOutcome::Duplicate);
             }),
         ),
         (
             "a webhook forward",
-            Box::new(|m: &Metrics| m.webhook_forward(webhook::ForwardOutcome::Timeout)),
+            Box::new(|m: &Metrics| m.forwarded(webhook::ForwardOutcome::Timeout)),
         ),
         (
             "a state file write",

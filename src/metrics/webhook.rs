@@ -102,9 +102,9 @@ fn register_events(registry: &mut Registry) -> Family<WebhookLabels, Counter> {
     family
 }
 
-impl Metrics {
-    /// Counts one webhook delivery.
-    pub fn webhook_event(&self, event: EventFamily, outcome: WebhookOutcome) {
+/// The webhook room reports each delivery here.
+impl crate::webhook::DeliveryObserver for Metrics {
+    fn delivery(&self, event: EventFamily, outcome: WebhookOutcome) {
         self.families.change(|f| {
             f.webhook_events
                 .events
@@ -113,9 +113,8 @@ impl Metrics {
         });
     }
 
-    /// Counts one delivery forwarded to another shard, by what came of it (nothing is counted
-    /// when forwarding is off).
-    pub fn webhook_forward(&self, outcome: ForwardOutcome) {
+    /// Nothing is counted when forwarding is off (the family is not registered).
+    fn forwarded(&self, outcome: ForwardOutcome) {
         self.families.change(|f| {
             if let Some(forwards) = &f.webhook_events.forwards {
                 forwards.get_or_create(&ForwardLabels { outcome }).inc();
@@ -123,8 +122,7 @@ impl Metrics {
         });
     }
 
-    /// Counts one valid signature by the form of the body it covered.
-    pub fn webhook_signature(&self, form: SignatureForm) {
+    fn signature(&self, form: SignatureForm) {
         self.families.change(|f| {
             f.webhook_events
                 .signatures

@@ -32,7 +32,6 @@ use super::{
     DeliveryVerdict, EVENT_HEADERS, EVENT_ID_HEADERS, EventFamily, SIGNATURE_HEADERS,
     WebhookOutcome, first,
 };
-use crate::metrics::Metrics;
 use crate::shard::Shard;
 
 /// How long one forward may take, from connecting to the target's answer. A few seconds: a
@@ -215,10 +214,10 @@ impl Forwarding {
         to: Shard,
         headers: &HeaderMap,
         body: Bytes,
-        metrics: &Metrics,
+        metrics: &dyn super::DeliveryObserver,
     ) -> StatusCode {
         let (outcome, status) = self.try_send(to, headers, body).await;
-        metrics.webhook_forward(outcome);
+        metrics.forwarded(outcome);
         status
     }
 

@@ -62,7 +62,6 @@ use tracing::{debug, warn};
 
 use crate::client::DeploymentLog;
 use crate::clock::SharedClock;
-use crate::metrics::Metrics;
 use crate::secret::SecretSource;
 use crate::state::{Observation, SnapshotHandle};
 use recent::RecentIds;
@@ -70,6 +69,18 @@ use recent::RecentIds;
 pub use event::{EventFamily, WebhookOutcome};
 pub use forward::{FORWARDED_FROM, Forwarding, TIMEOUT as FORWARD_TIMEOUT, UrlTemplate};
 pub use signature::{SignatureForm, sign, verify, verify_either};
+
+/// Told what became of each delivery, for the webhook metrics (`crate::metrics` implements
+/// it): the webhook room names the outcomes, the metrics count them, and nothing here depends on
+/// how they are encoded.
+pub trait DeliveryObserver: Send + Sync {
+    /// One delivery of the `event` family ended with `outcome`.
+    fn delivery(&self, event: EventFamily, outcome: WebhookOutcome);
+    /// One delivery forwarded to another shard, by what came of it.
+    fn forwarded(&self, outcome: labels::ForwardOutcome);
+    /// One valid signature, by the form of the body it covered.
+    fn signature(&self, form: SignatureForm);
+}
 
 /// `JSON.stringify(JSON.parse(body))`, or `None` when `body` is not JSON: what a signature of
 /// the canonical form covers (the simulator's tests hold its own signer against it).
@@ -107,7 +118,7 @@ pub struct Intake {
     /// The environments of the poller's last listing: deliveries for any other (another
     /// organisation's, or one env0 no longer lists) are ignored.
     watched: watch::Receiver<Arc<HashSet<Arc<str>>>>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn DeliveryObserver>,
     clock: SharedClock,
     queue: mpsc::Sender<Observation>,
     recent: Mutex<RecentIds>,
@@ -169,7 +180,7 @@ impl Intake {
         secret: impl Into<SecretSource>,
         snapshot: SnapshotHandle,
         watched: watch::Receiver<Arc<HashSet<Arc<str>>>>,
-        metrics: Arc<Metrics>,
+        metrics: Arc<dyn DeliveryObserver>,
         clock: SharedClock,
     ) -> (Self, mpsc::Receiver<Observation>) {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
@@ -220,7 +231,7 @@ impl Intake {
             self.bad_signature(headers);
             return DeliveryVerdict::new(EventFamily::Other, WebhookOutcome::BadSignature);
         };
-        self.metrics.webhook_signature(form);
+        self.metrics.signature(form);
         // An event is a JSON object; of it, `type`, `id`, `time` and `data` are read.
         let Ok(event) = serde_json::from_slice::<Map<String, Value>>(&bytes) else {
             debug!("webhook: a signed body that is not a JSON event");
@@ -229,7 +240,7 @@ impl Intake {
         let verdict = self.take(headers, &event);
         match (verdict.forward_to, &self.forwarding) {
             (Some(to), Some(forwarding)) => DeliveryVerdict {
-                status: forwarding.send(to, headers, bytes, &self.metrics).await,
+                status: forwarding.send(to, headers, bytes, &*self.metrics).await,
                 ..verdict
             },
             _ => verdict,
@@ -409,7 +420,7 @@ pub fn router(intake: Arc<Intake>) -> Router {
 
 async fn handle(State(intake): State<Arc<Intake>>, headers: HeaderMap, body: Body) -> Response {
     let verdict = intake.receive(&headers, body).await;
-    intake.metrics.webhook_event(verdict.event, verdict.outcome);
+    intake.metrics.delivery(verdict.event, verdict.outcome);
     let text = match verdict.outcome {
         WebhookOutcome::Accepted => "accepted\n",
         WebhookOutcome::Duplicate => "duplicate\n",

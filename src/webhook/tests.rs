@@ -19,7 +19,7 @@ use super::*;
 mod common;
 use crate::clock::ManualClock;
 use crate::config::Secret;
-use crate::metrics::MetricsConfig;
+use crate::metrics::{Metrics, MetricsConfig};
 
 const SECRET: &str = "s3cret";
 const WATCHED: &str = "env-watched";
