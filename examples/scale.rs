@@ -10,13 +10,17 @@
 //!   `ceil(E/100) + 2 + environments whose latest run changed` (counted here from the
 //!   simulator's own state between polls, not from the exporter), with the periodic full
 //!   re-read on (the default) and off;
+//! - the freshness of runs that are not their environment's latest (plans, drift detections):
+//!   for each such run the exporter held unfinished and that finished during the steady polls,
+//!   the simulated time from its `finishedAt` (the simulator's record) to the first poll after
+//!   which the exporter's store shows it finished: median, 90th percentile and maximum;
 //! - every 60 s window of the simulator's request log within the budget, and no 429;
 //! - series per family (the ten largest), with the default labels and with
 //!   `--duration-histogram-labels` cut.
 //!
 //! Run: `cargo run --release --example scale -- --environments 10000 --budget 500`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,6 +64,8 @@ struct Scenario {
     sim: Simulator,
     exporter: app::Exporter,
     environments: usize,
+    /// Per steady poll, the delays from a non-latest run's finish to the exporter showing it.
+    freshness: Vec<Duration>,
 }
 
 const POLL: Duration = Duration::from_secs(60);
@@ -101,6 +107,7 @@ impl Scenario {
             sim,
             exporter,
             environments,
+            freshness: Vec::new(),
         }
     }
 
@@ -147,13 +154,61 @@ impl Scenario {
             .collect()
     }
 
+    /// Runs the exporter holds unfinished that are not their environment's latest in the
+    /// simulator (`latest`).
+    fn held_non_latest(
+        &self,
+        latest: &HashMap<String, (Option<String>, Option<String>)>,
+    ) -> HashSet<String> {
+        self.exporter
+            .poller
+            .store()
+            .deployments()
+            .filter(|(_, r)| !r.is_finished())
+            .filter(|(id, r)| {
+                latest
+                    .get(&**r.environment)
+                    .is_none_or(|(l, _)| l.as_deref().is_none_or(|l| **id != *l))
+            })
+            .map(|(id, _)| id.to_string())
+            .collect()
+    }
+
+    /// Of `held`, the runs the exporter now shows finished that finished (the simulator's
+    /// records) after `since`: the delay from each finish to now. Counted runs leave `held`.
+    fn note_finished(&mut self, held: &mut HashSet<String>, since: Timestamp) {
+        let now = self.clock.now();
+        let finished: HashMap<String, Timestamp> = self
+            .sim
+            .deployments()
+            .into_iter()
+            .filter_map(|d| Some((d.id, d.finished_at?)))
+            .collect();
+        let store = self.exporter.poller.store();
+        held.retain(|id| {
+            let Some(&end) = finished.get(id) else {
+                return true;
+            };
+            if !store.deployment(id).is_some_and(|r| r.is_finished()) {
+                return true;
+            }
+            if end >= since {
+                self.freshness.push(clock::elapsed(end, now));
+            }
+            false
+        });
+    }
+
     /// `polls` steady polls: (requests, floor, full re-reads) of each.
     async fn steady(&mut self, polls: usize) -> Vec<(usize, usize, usize)> {
         let mut before = self.latest();
         let mut out = Vec::new();
+        let since = self.clock.now();
+        let mut held = self.held_non_latest(&before);
         for _ in 0..polls {
             self.clock.advance(POLL);
             let now = self.latest();
+            held.extend(self.held_non_latest(&now));
             let changed = now
                 .iter()
                 .filter(|(id, latest)| before.get(*id) != Some(latest))
@@ -167,6 +222,7 @@ impl Scenario {
                 .last_report()
                 .and_then(|r| r.reads.get("full_sync").copied())
                 .unwrap_or(0);
+            self.note_finished(&mut held, since);
             out.push((
                 requests,
                 self.environments.div_ceil(100) + 2 + changed,
@@ -262,6 +318,37 @@ fn steady_rows(name: &str, costs: &[(usize, usize, usize)], budget: u32) {
     }
 }
 
+/// The freshness of non-latest runs: median, 90th percentile and maximum of `delays`.
+fn freshness_row(name: &str, delays: &[Duration]) {
+    let mut d: Vec<u64> = delays.iter().map(Duration::as_secs).collect();
+    d.sort_unstable();
+    let at = |p: f64| {
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let rank = ((d.len() as f64) * p).ceil().max(1.0) as usize;
+        d.get(rank.min(d.len()).saturating_sub(1)).copied()
+    };
+    let show = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |s| format!("{s} s"));
+    row(
+        name,
+        &format!(
+            "non-latest runs seen finished, from finishedAt to the poll showing it ({} runs): median / p90 / max",
+            d.len()
+        ),
+        &format!(
+            "{} / {} / {}",
+            show(at(0.5)),
+            show(at(0.9)),
+            show(d.last().copied())
+        ),
+        "young runs: within 2 polls (120 s)",
+        "",
+    );
+}
+
 fn window_rows(name: &str, sim: &Simulator, budget: u32) {
     let (most, throttled) = windows(&sim.requests());
     row(
@@ -305,6 +392,7 @@ async fn main() {
     );
     let costs = s.steady(args.polls).await;
     steady_rows("default (full re-read every 10m)", &costs, args.budget);
+    freshness_row("default (full re-read every 10m)", &s.freshness);
     // While it backfills, the exporter also keeps up with what changes (the steady floor):
     // the backfill has the rest of the budget.
     let floor = costs.iter().map(|c| c.1).sum::<usize>() as f64 / costs.len().max(1) as f64;
@@ -332,6 +420,7 @@ async fn main() {
     s.backfill().await;
     let costs = s.steady(args.polls).await;
     steady_rows("full re-read off", &costs, args.budget);
+    freshness_row("full re-read off", &s.freshness);
     window_rows("full re-read off", &s.sim, args.budget);
     drop(s);
 

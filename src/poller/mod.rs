@@ -358,6 +358,7 @@ impl Poller {
     /// clock), among the environments due them.
     fn note_full_sync_health(&mut self, now: Timestamp) {
         self.known.health.full_sync_interval = self.schedule.full_sync_in_force();
+        self.known.health.unfinished_reread_interval = self.schedule.unfinished_reread_in_force();
         self.known.health.full_sync_oldest_age =
             self.schedule
                 .full_sync_oldest_age(&self.config, now, self.clock.now());
@@ -386,12 +387,17 @@ impl Poller {
         // poll ends (about 1 KB an environment as decoded).
         drop(environments);
         self.schedule.keep_full_sync_interval(&self.config, now);
-        let unfinished = self.unfinished();
+        let unfinished = self.unfinished(now);
         let at = schedule::PlanTime {
             env0: now,
             local: planned_at,
         };
-        let (plan, held) = self.schedule.plan(&self.config, &unfinished, at);
+        // With webhooks live, a young run's end comes by webhook: it backs off from the start.
+        let young_every_poll =
+            !schedule::unfinished::webhooks_live(self.webhooks.last_delivery(), planned_at);
+        let (plan, held) = self
+            .schedule
+            .plan(&self.config, &unfinished, at, young_every_poll);
         report.full_syncs_held = held;
         self.run_plan(client, &plan, &unfinished, &mut report)
             .await?;

@@ -2,10 +2,11 @@
 //! finish within the documented bound), full re-reads stretch to what the request budget holds
 //! and say so, and no 60-second window ever exceeds the budget.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use env0_exporter::clock;
-use env0_exporter::simulator::{RequestRecord, SimConfig, Simulator};
+use env0_exporter::simulator::{RequestRecord, SimConfig, SimDeployment, Simulator};
 use jiff::Timestamp;
 
 use super::{SHORT_LOOKBACK, short, sim};
@@ -263,6 +264,106 @@ async fn backfill_and_stretched_full_syncs_never_exceed_the_budget_in_any_minute
     assert!(
         oldest >= 360.0,
         "the cycle is stretched, not bursting: {oldest}"
+    );
+    h.stop().await;
+}
+
+/// The young threshold of each deployment type as docs/polling.md states it, computed here from
+/// the simulator's records: the nearest-rank 90th percentile of the durations (`startedAt` to
+/// `finishedAt`) of the type's runs created within `lookback` of `now`, within 1 and 60
+/// minutes; 15 minutes for a type with fewer than 5 of them.
+fn documented_young_thresholds(
+    runs: &[SimDeployment],
+    now: Timestamp,
+    lookback: Duration,
+) -> HashMap<String, Duration> {
+    let cutoff = clock::sub(now, lookback);
+    let mut by_type: HashMap<String, Vec<Duration>> = HashMap::new();
+    for d in runs.iter().filter(|d| d.created_at >= cutoff) {
+        if let (Some(start), Some(end)) = (d.started_at, d.finished_at) {
+            by_type
+                .entry(d.deployment_type.clone())
+                .or_default()
+                .push(clock::elapsed(start, end));
+        }
+    }
+    by_type
+        .into_iter()
+        .filter(|(_, d)| d.len() >= 5)
+        .map(|(t, mut d)| {
+            d.sort_unstable();
+            let rank = (d.len() * 9).div_ceil(10);
+            let p90 = d[rank - 1].clamp(Duration::from_secs(60), Duration::from_secs(3600));
+            (t, p90)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_webhooks_a_young_run_that_is_not_the_latest_is_reread_every_poll() {
+    // No full re-reads and no webhooks: only the re-reads of unfinished runs notice a run that
+    // is not its environment's latest finish. While such a run is young its environment is read
+    // every poll, so its finish shows within two polls; the back-off would skip polls 2, 4-6, ….
+    let h = Harness::start(
+        short(300),
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "0s"],
+    )
+    .await;
+    let mut checked = 0;
+    for _ in 0..15 {
+        // The world moves during one poll, then stands still for the next, which is checked.
+        h.sim.set_paused(false);
+        h.next_poll().await;
+        h.sim.set_paused(true);
+        let now = h.sim_now();
+        let runs = h.sim.deployments();
+        let requests = h.sim.requests();
+        let thresholds = documented_young_thresholds(&runs, now, h.lookback);
+        let latest: HashMap<String, Option<String>> = h
+            .sim
+            .environments()
+            .into_iter()
+            .map(|e| (e.id, e.latest_deployment_log_id))
+            .collect();
+        // Unfinished non-latest runs the exporter holds as they are (their environment was read
+        // since they started, or were created while queued: a queued run that starts is known
+        // to have started only once read again) that are still young at the next poll, with a
+        // fifth to spare for what the exporter's window holds that this count does not.
+        let young: std::collections::BTreeSet<String> = runs
+            .iter()
+            .filter(|d| !is_finished(d))
+            .filter(|d| latest.get(&d.environment_id).and_then(Option::as_deref) != Some(&d.id))
+            .filter(|d| {
+                let since = d.started_at.unwrap_or(d.created_at);
+                reads_of(&requests, &d.environment_id)
+                    .iter()
+                    .any(|t| *t >= since)
+            })
+            .filter(|d| {
+                let age =
+                    clock::elapsed(d.started_at.unwrap_or(d.created_at), now) + h.poll_interval;
+                let threshold = thresholds
+                    .get(&d.deployment_type)
+                    .copied()
+                    .unwrap_or(Duration::from_secs(900));
+                age.as_secs_f64() < 0.8 * threshold.as_secs_f64()
+            })
+            .map(|d| d.environment_id.clone())
+            .collect();
+        let mark = requests.len();
+        h.next_poll().await;
+        let this_poll = &h.sim.requests()[mark..];
+        for env in &young {
+            assert!(
+                !reads_of(this_poll, env).is_empty(),
+                "{env} holds a young run that is not its latest but was not read this poll"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 5,
+        "the test needs young non-latest runs to check: {checked}"
     );
     h.stop().await;
 }

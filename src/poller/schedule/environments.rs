@@ -31,6 +31,10 @@ pub struct Schedule {
     full_sync_in_force: Option<Duration>,
     /// The stretched interval last warned about (`None`: the configured one is kept).
     full_sync_warned: Option<Duration>,
+    /// The longest gap kept between back-off re-reads of unfinished non-latest runs:
+    /// `--unfinished-reread-max-interval`, or longer when their share of the budget cannot hold
+    /// it (`None` before the first plan).
+    unfinished_in_force: Option<Duration>,
     /// Environments per project as last listed, to choose the cheaper listing (see
     /// [`per_project_is_cheaper`](Self::per_project_is_cheaper)).
     listed_per_project: HashMap<String, usize>,
@@ -53,6 +57,7 @@ impl Schedule {
             planned_at: now,
             full_sync_in_force: None,
             full_sync_warned: None,
+            unfinished_in_force: None,
             listed_per_project: HashMap::new(),
             listed_in_org: None,
         }
@@ -175,15 +180,54 @@ impl Schedule {
         })
     }
 
+    /// The longest gap kept between back-off re-reads of an environment's unfinished non-latest
+    /// runs (`None` before the first plan).
+    #[must_use]
+    pub fn unfinished_reread_in_force(&self) -> Option<Duration> {
+        self.unfinished_in_force
+    }
+
+    /// Keeps the back-off re-reads of unfinished non-latest runs within their share of the
+    /// budget: sets the longest gap kept between them for the environments backing off, and
+    /// drops from `plan` those past one poll's share (the oldest due stay: the plan orders them
+    /// so); the dropped stay due for the next poll.
+    fn keep_unfinished_share(
+        &mut self,
+        config: &PollerConfig,
+        unfinished: &HashMap<Arc<str>, Unfinished>,
+        young_every_poll: bool,
+        plan: &mut Vec<PlannedRead>,
+    ) {
+        use super::unfinished::{long_held_interval_in_force, long_held_rereads_per_poll};
+        let budget = config.max_requests_per_minute;
+        let backing_off = super::backing_off(&self.envs, unfinished, young_every_poll);
+        self.unfinished_in_force = Some(long_held_interval_in_force(
+            config.unfinished_reread_max,
+            backing_off,
+            budget,
+        ));
+        let mut share = long_held_rereads_per_poll(budget, config.poll_interval);
+        plan.retain(|r| {
+            if r.kind != ReadKind::Unfinished {
+                return true;
+            }
+            let keep = share > 0;
+            share = share.saturating_sub(1);
+            keep
+        });
+    }
+
     /// The reads of one poll planned `at`, and how many due full re-reads are held for later
     /// polls: full re-reads come last in the plan, the oldest due first, and a poll does only
-    /// its share of the cycle (see [`super::full_syncs_per_poll`]).
+    /// its share of the cycle (see [`super::full_syncs_per_poll`]). Young unfinished non-latest
+    /// runs are re-read every poll when `young_every_poll` (webhooks are not live).
     #[must_use]
     pub fn plan(
         &mut self,
         config: &PollerConfig,
         unfinished: &HashMap<Arc<str>, Unfinished>,
         at: PlanTime,
+        young_every_poll: bool,
     ) -> (Vec<PlannedRead>, usize) {
         self.planned_at = at.local;
         let mut plan = super::plan(
@@ -192,7 +236,9 @@ impl Schedule {
             at,
             config.lookback,
             config.full_sync_interval.is_some(),
+            young_every_poll,
         );
+        self.keep_unfinished_share(config, unfinished, young_every_poll, &mut plan);
         let mut held = 0;
         if self.full_sync_in_force.is_some() {
             let capacity = super::full_sync_capacity(
@@ -266,6 +312,9 @@ impl Schedule {
         held: (Option<u64>, Option<u64>),
     ) {
         let full_sync = self.full_sync_in_force.or(config.full_sync_interval);
+        let unfinished_max = self
+            .unfinished_in_force
+            .unwrap_or(config.unfinished_reread_max);
         let planned = self.planned_at;
         if let Some(s) = self.envs.get_mut(&read.environment) {
             s.read_latest = s.listed_latest.clone();
@@ -275,7 +324,7 @@ impl Schedule {
                 planned,
                 held,
                 config.poll_interval,
-                config.unfinished_reread_max,
+                unfinished_max,
             );
             if let Some(interval) = full_sync {
                 s.next_full_sync = Some(match read.kind {
@@ -406,10 +455,73 @@ mod tests {
             env0: now,
             local: now,
         };
-        let (plan, held) = s.plan(&config, &HashMap::new(), at);
+        let (plan, held) = s.plan(&config, &HashMap::new(), at, true);
         assert_eq!(plan.len(), 274);
         assert_eq!(held, 10_000 - 274);
         assert!(plan.iter().all(|r| r.kind == ReadKind::FullSync));
+    }
+
+    #[test]
+    fn back_off_rereads_keep_to_their_share_the_oldest_due_first_and_stretch_the_interval() {
+        let config = config(None);
+        let now = ts("2026-07-01T12:00:00Z");
+        // 1,000 environments each holding a stuck plan (not their latest), all due, the
+        // re-read of e<i> due i seconds before now.
+        let mut s = listing(1000);
+        let mut unfinished = HashMap::new();
+        for (i, (id, env)) in s.envs.iter_mut().enumerate() {
+            let n: u64 = id[1..].parse().unwrap();
+            let ids: Vec<Box<str>> = vec![format!("plan-{i}").into()];
+            env.unfinished_seen = super::super::unfinished_fingerprint(&ids, None);
+            env.next_unfinished_read = Some(clock::sub(now, Duration::from_secs(n + 1)));
+            unfinished.insert(
+                id.clone(),
+                Unfinished {
+                    ids,
+                    ..Unfinished::default()
+                },
+            );
+        }
+        let at = PlanTime {
+            env0: now,
+            local: now,
+        };
+        let (plan, _) = s.plan(&config, &unfinished, at, true);
+        // A tenth of 500 a minute: 50 a 60 s poll, the 50 due longest (e950..e999).
+        assert_eq!(plan.len(), 50);
+        assert!(plan.iter().all(|r| r.kind == ReadKind::Unfinished));
+        let mut read: Vec<u64> = plan
+            .iter()
+            .map(|r| r.environment[1..].parse().unwrap())
+            .collect();
+        read.sort_unstable();
+        assert_eq!(read, (950..1000).collect::<Vec<u64>>());
+        // 1,000 at 50 a minute: every 20 minutes, not the configured 10.
+        assert_eq!(
+            s.unfinished_reread_in_force(),
+            Some(Duration::from_secs(1200))
+        );
+        // Noted reads back off up to the interval kept.
+        let mut e = s.envs["e999"].clone();
+        for _ in 0..10 {
+            let held = e.unfinished_seen;
+            e.note_read(
+                ReadKind::Unfinished,
+                now,
+                (held, held),
+                config.poll_interval,
+                Duration::from_secs(1200),
+            );
+        }
+        assert_eq!(e.unfinished_step, Duration::from_secs(1200));
+        // 400 fit within the share at the configured 10 minutes.
+        let mut few = listing(400);
+        let few_unfinished: HashMap<Arc<str>, Unfinished> = unfinished
+            .into_iter()
+            .filter(|(id, _)| few.contains(id))
+            .collect();
+        let _ = few.plan(&config, &few_unfinished, at, true);
+        assert_eq!(few.unfinished_reread_in_force(), Some(TEN_MINUTES));
     }
 
     #[test]

@@ -4,11 +4,14 @@
 //! environment. A poll lists the environments (whose embedded `latestDeploymentLog` shows what
 //! changed) and then reads only:
 //! 1. environments whose latest run changed (id or status) since their last read;
-//! 2. environments holding an unfinished run that is not their latest one, backing off: the next
-//!    poll first, then after 2, 4, 8… poll intervals up to `--unfinished-reread-max-interval`,
-//!    from the last read of the environment; a change in the set of such runs (or any other read
-//!    of the environment) starts over. A stuck plan costs a read per maximum interval, not per
-//!    poll, and its status is never staler than that maximum plus one poll;
+//! 2. environments holding an unfinished run that is not their latest one: every poll while one
+//!    of those runs is young, or the set of them changed ([`ReadKind::Fresh`], see [`unfinished`]:
+//!    with webhooks live, youth does not count); otherwise backing off: the next poll first, then
+//!    after 2, 4, 8… poll intervals up to `--unfinished-reread-max-interval` (stretched when
+//!    those re-reads would take more than their share of the budget), from the last read of the
+//!    environment; any other read of the environment starts over. A stuck plan costs a read per
+//!    maximum interval, not per poll, and its status is never staler than that maximum plus one
+//!    poll;
 //! 3. environments not yet backfilled (the lookback window, once, at start);
 //! 4. environments whose periodic full re-read is due (`--full-sync-interval`), because env0 does
 //!    not say that every deployment type moves `latestDeploymentLog`. Due times are spread over
@@ -23,6 +26,7 @@
 //! and applies the policy to it.
 
 mod environments;
+pub mod unfinished;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,7 +46,10 @@ pub const READ_OVERLAP: Duration = Duration::from_secs(300);
 pub enum ReadKind {
     /// Its latest run changed.
     Changed,
-    /// It holds an unfinished run that is not its latest.
+    /// It holds an unfinished run that is not its latest and is young (re-read every poll), or
+    /// a set of such runs not read yet.
+    Fresh,
+    /// It holds an unfinished run that is not its latest, re-read with the back-off.
     Unfinished,
     /// Its lookback window has not been read yet.
     Backfill,
@@ -153,6 +160,52 @@ pub struct Unfinished {
     pub oldest_created: Option<Timestamp>,
     /// Ids of the unfinished runs.
     pub ids: Vec<Box<str>>,
+    /// Ids of those that are young ([`unfinished::YoungThresholds`]) when planned.
+    pub young: Vec<Box<str>>,
+}
+
+impl Unfinished {
+    /// Whether a young run other than `latest` is among them.
+    #[must_use]
+    pub fn holds_young(&self, latest: Option<&str>) -> bool {
+        self.young.iter().any(|id| Some(&**id) != latest)
+    }
+}
+
+/// Whether an environment holding unfinished non-latest runs (`held`) with `open` is read every
+/// poll: the set changed since its last read, or (`young_every_poll`: webhooks are not live)
+/// one of them is young.
+fn reads_fresh(
+    s: &EnvSchedule,
+    open: Option<&Unfinished>,
+    held: Option<u64>,
+    young_every_poll: bool,
+) -> bool {
+    let latest = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
+    held.is_some_and(|held| {
+        s.unfinished_seen != Some(held)
+            || (young_every_poll && open.is_some_and(|u| u.holds_young(latest)))
+    })
+}
+
+/// Environments holding unfinished non-latest runs that back off (none young, or webhooks
+/// live): what their share of the budget must re-read each interval.
+#[must_use]
+pub fn backing_off(
+    schedule: &HashMap<Arc<str>, EnvSchedule>,
+    unfinished: &HashMap<Arc<str>, Unfinished>,
+    young_every_poll: bool,
+) -> usize {
+    unfinished
+        .iter()
+        .filter(|(env, open)| {
+            schedule.get(*env).is_some_and(|s| {
+                let latest = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
+                unfinished_fingerprint(&open.ids, latest).is_some()
+                    && !(young_every_poll && open.holds_young(latest))
+            })
+        })
+        .count()
 }
 
 /// Decides the reads of one poll at `now`, in priority order.
@@ -163,6 +216,7 @@ pub fn plan(
     at: PlanTime,
     lookback: Duration,
     full_sync: bool,
+    young_every_poll: bool,
 ) -> Vec<PlannedRead> {
     let now = at.env0;
     let window_start = clock::sub(now, lookback);
@@ -176,10 +230,9 @@ pub fn plan(
                 ReadKind::Backfill
             } else if s.listed_latest != s.read_latest {
                 ReadKind::Changed
-            } else if held.is_some_and(|held| {
-                s.unfinished_seen != Some(held)
-                    || s.next_unfinished_read.is_none_or(|due| due <= at.local)
-            }) {
+            } else if reads_fresh(s, open, held, young_every_poll) {
+                ReadKind::Fresh
+            } else if held.is_some() && s.next_unfinished_read.is_none_or(|due| due <= at.local) {
                 ReadKind::Unfinished
             } else if full_sync
                 && !s.full_sync_exempt(window_start)
@@ -204,13 +257,18 @@ pub fn plan(
                 kind,
                 from,
             };
-            Some((
-                read,
-                s.next_full_sync.filter(|_| kind == ReadKind::FullSync),
-            ))
+            // Within a kind, the oldest due first: full re-reads by env0's clock, back-off
+            // re-reads by ours.
+            let due = match kind {
+                ReadKind::FullSync => s.next_full_sync,
+                ReadKind::Unfinished => s.next_unfinished_read,
+                _ => None,
+            };
+            Some((read, due))
         })
         .collect();
-    // Full re-reads the oldest due first: when a poll cannot do them all, none waits forever.
+    // Full and back-off re-reads the oldest due first: when a poll cannot do them all, none
+    // waits forever.
     reads.sort_by(|(a, a_due), (b, b_due)| {
         a.kind
             .cmp(&b.kind)
@@ -364,6 +422,7 @@ mod tests {
             at("2026-07-01T12:00:00Z"),
             DAY,
             true,
+            true,
         );
         assert!(reads.is_empty(), "{reads:?}");
     }
@@ -396,9 +455,10 @@ mod tests {
             Unfinished {
                 oldest_created: Some(ts("2026-06-30T01:00:00Z")),
                 ids: vec!["old-plan".into()],
+                young: Vec::new(),
             },
         )]);
-        let reads = plan(&schedule, &unfinished, now, DAY, true);
+        let reads = plan(&schedule, &unfinished, now, DAY, true, true);
         let got: Vec<(&str, ReadKind, Timestamp)> = reads
             .iter()
             .map(|r| (&*r.environment, r.kind, r.from))
@@ -407,12 +467,9 @@ mod tests {
             got,
             vec![
                 ("d-changed", ReadKind::Changed, ts("2026-07-01T11:54:00Z")),
-                // The unfinished run is older than the window: the read reaches back to it.
-                (
-                    "c-holding",
-                    ReadKind::Unfinished,
-                    ts("2026-06-30T01:00:00Z")
-                ),
+                // The unfinished run is older than the window: the read reaches back to it. Its
+                // environment was not read since it was seen: read at once.
+                ("c-holding", ReadKind::Fresh, ts("2026-06-30T01:00:00Z")),
                 ("a-fresh", ReadKind::Backfill, ts("2026-06-30T12:00:00Z")),
                 ("b-due", ReadKind::FullSync, ts("2026-06-30T12:00:00Z")),
                 (
@@ -423,7 +480,7 @@ mod tests {
             ]
         );
         // Full sync off: the due environment is left alone.
-        let reads = plan(&schedule, &unfinished, now, DAY, false);
+        let reads = plan(&schedule, &unfinished, now, DAY, false, true);
         assert!(reads.iter().all(|r| r.kind != ReadKind::FullSync));
     }
 
@@ -438,6 +495,7 @@ mod tests {
             Unfinished {
                 oldest_created: Some(ts("2026-07-01T11:50:00Z")),
                 ids: vec!["d1".into()],
+                young: Vec::new(),
             },
         )]);
         assert!(
@@ -446,7 +504,8 @@ mod tests {
                 &unfinished,
                 at("2026-07-01T12:00:00Z"),
                 DAY,
-                false
+                false,
+                true
             )
             .is_empty()
         );
@@ -479,10 +538,18 @@ mod tests {
 
     /// Polls every minute for `polls` minutes an environment holding the unfinished non-latest
     /// runs `held(poll)` returns; the polls (1-based) in which it was read.
-    fn reread_polls(
+    fn reread_polls(s: EnvSchedule, polls: u32, held: impl Fn(u32) -> Vec<Box<str>>) -> Vec<u32> {
+        reread_polls_young(s, polls, held, |_| false, true)
+    }
+
+    /// [`reread_polls`], the held runs young at the polls where `young(poll)` (all of them),
+    /// and young runs read every poll when `young_every_poll` (webhooks not live).
+    fn reread_polls_young(
         mut s: EnvSchedule,
         polls: u32,
         held: impl Fn(u32) -> Vec<Box<str>>,
+        young: impl Fn(u32) -> bool,
+        young_every_poll: bool,
     ) -> Vec<u32> {
         let start = ts("2026-07-01T12:00:00Z");
         let mut read_in = Vec::new();
@@ -499,12 +566,13 @@ mod tests {
                 Arc::from("e1"),
                 Unfinished {
                     oldest_created: Some(ts("2026-07-01T11:00:00Z")),
+                    young: if young(poll) { ids.clone() } else { Vec::new() },
                     ids,
                 },
             )]);
-            let reads = plan(&schedule, &unfinished, t, DAY, false);
+            let reads = plan(&schedule, &unfinished, t, DAY, false, young_every_poll);
             if let Some(read) = reads.first() {
-                assert_eq!(read.kind, ReadKind::Unfinished);
+                assert!(matches!(read.kind, ReadKind::Fresh | ReadKind::Unfinished));
                 read_in.push(poll);
                 s.note_read(read.kind, now, (fp, fp), POLL, MAX);
             }
@@ -532,6 +600,66 @@ mod tests {
         let read = reread_polls(just_read(&["plan-1"]), 60, |_| vec!["plan-1".into()]);
         // Gaps of 1, 2, 4 and 8 polls, then 10 (the maximum) for the rest of the hour.
         assert_eq!(read, vec![1, 3, 7, 15, 25, 35, 45, 55]);
+    }
+
+    #[test]
+    fn a_young_run_is_reread_every_poll_then_backs_off_from_its_end_of_youth() {
+        // Young for the first 6 polls (a plan younger than its type's 90th percentile): read
+        // every poll, so its finish shows within two polls; then the back-off as for any
+        // stuck run, counted from the last read: 7, then gaps of 2, 4, 8, 10.
+        let read = reread_polls_young(
+            just_read(&["plan-1"]),
+            40,
+            |_| vec!["plan-1".into()],
+            |poll| poll <= 6,
+            true,
+        );
+        assert_eq!(read, vec![1, 2, 3, 4, 5, 6, 7, 9, 13, 21, 31]);
+    }
+
+    #[test]
+    fn with_webhooks_live_a_young_run_backs_off_from_the_start() {
+        let young = reread_polls_young(
+            just_read(&["plan-1"]),
+            60,
+            |_| vec!["plan-1".into()],
+            |_| true,
+            false,
+        );
+        let old = reread_polls(just_read(&["plan-1"]), 60, |_| vec!["plan-1".into()]);
+        assert_eq!(young, old);
+        assert_eq!(young, vec![1, 3, 7, 15, 25, 35, 45, 55]);
+    }
+
+    #[test]
+    fn a_run_first_seen_already_old_backs_off_at_once() {
+        // At start-up the store holds a plan started hours ago (by env0's clock): not young,
+        // so after the first read it backs off like a stuck one.
+        let read = reread_polls_young(
+            just_read(&["plan-1"]),
+            16,
+            |_| vec!["plan-1".into()],
+            |_| false,
+            true,
+        );
+        assert_eq!(read, vec![1, 3, 7, 15]);
+    }
+
+    #[test]
+    fn the_latest_run_being_young_costs_no_extra_read() {
+        let s = just_read(&["d1"]);
+        let unfinished = HashMap::from([(
+            Arc::from("e1"),
+            Unfinished {
+                oldest_created: None,
+                ids: vec!["d1".into()],
+                young: vec!["d1".into()],
+            },
+        )]);
+        let schedule = HashMap::from([(Arc::from("e1"), s)]);
+        let t = at("2026-07-01T12:01:00Z");
+        assert!(plan(&schedule, &unfinished, t, DAY, false, true).is_empty());
+        assert_eq!(backing_off(&schedule, &unfinished, true), 0);
     }
 
     #[test]
@@ -580,6 +708,7 @@ mod tests {
             Unfinished {
                 oldest_created: None,
                 ids: vec!["plan-1".into()],
+                young: Vec::new(),
             },
         )]);
         let plan_at = |local: &str| PlanTime {
@@ -592,7 +721,8 @@ mod tests {
                 &unfinished,
                 plan_at("2026-07-01T12:00:30Z"),
                 DAY,
-                false
+                false,
+                true
             )
             .is_empty()
         );
@@ -602,7 +732,8 @@ mod tests {
                 &unfinished,
                 plan_at("2026-07-01T12:01:00Z"),
                 DAY,
-                false
+                false,
+                true
             )
             .len(),
             1
@@ -671,7 +802,7 @@ mod tests {
         let mut late = early.clone();
         late.next_full_sync = Some(ts("2026-07-01T11:30:00Z"));
         let schedule = HashMap::from([(Arc::from("a-late"), late), (Arc::from("z-early"), early)]);
-        let order: Vec<String> = plan(&schedule, &HashMap::new(), now, DAY, true)
+        let order: Vec<String> = plan(&schedule, &HashMap::new(), now, DAY, true, true)
             .iter()
             .map(|r| r.environment.to_string())
             .collect();
