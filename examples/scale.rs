@@ -14,6 +14,10 @@
 //!   for each such run the exporter held unfinished and that finished during the steady polls,
 //!   the simulated time from its `finishedAt` (the simulator's record) to the first poll after
 //!   which the exporter's store shows it finished: median, 90th percentile and maximum;
+//! - the freshness of runs that start and finish between two polls (never seen unfinished): the
+//!   delay from their `finishedAt` (the simulator's record) to the first poll after which the
+//!   exporter's store holds them finished, median and 90th percentile, over the steady polls and
+//!   `--freshness-polls` more;
 //! - every 60 s window of the simulator's request log within the budget, and no 429;
 //! - series per family (the ten largest), with the default labels and with
 //!   `--duration-histogram-labels` cut.
@@ -31,6 +35,7 @@ use env0_exporter::app;
 use env0_exporter::clock::{self, Clock, ManualClock, SharedClock};
 use env0_exporter::config::{Cli, Command};
 use env0_exporter::simulator::{RequestRecord, Simulator};
+use env0_exporter::state::Store;
 use jiff::Timestamp;
 
 #[derive(Debug, Parser)]
@@ -50,6 +55,13 @@ struct Args {
     /// Steady 60 s polls to measure per scenario
     #[arg(long, default_value_t = 10)]
     polls: usize,
+    /// More 60 s polls after the steady ones of the default scenario, for the freshness of runs
+    /// never seen unfinished (longer than the full re-read interval in force)
+    #[arg(long, default_value_t = 120)]
+    freshness_polls: usize,
+    /// Only the default scenario (no full-re-read-off and cut-labels runs, no series table)
+    #[arg(long)]
+    default_only: bool,
     /// The labels `--duration-histogram-labels` keeps in the cut scenario
     #[arg(long, default_value = "deployment_type,iac_tool")]
     cut: String,
@@ -65,7 +77,87 @@ struct Scenario {
     exporter: app::Exporter,
     environments: usize,
     /// Per steady poll, the delays from a non-latest run's finish to the exporter showing it.
-    freshness: Vec<Duration>,
+    nonlatest_freshness: Vec<Duration>,
+    /// Followed after each steady poll when set.
+    freshness: Option<Freshness>,
+}
+
+/// The delay from a run's end to the first poll after which the exporter holds it finished, for
+/// runs the exporter never held unfinished (they started and finished between two polls, so
+/// only a read of their environment finds them). The run's end is the simulator's `finishedAt`;
+/// runs without one (ended from the queue) are left out.
+#[derive(Debug, Default)]
+struct Freshness {
+    /// The first poll followed: runs that finished before it are left out.
+    since: Option<Timestamp>,
+    /// Runs the exporter held unfinished after some poll.
+    seen_unfinished: HashSet<String>,
+    /// Runs found finished.
+    counted: HashSet<String>,
+    /// Seconds from `finishedAt` to the poll that found them, of those never held unfinished.
+    delays: Vec<f64>,
+}
+
+impl Freshness {
+    /// Notes what the exporter's store holds after the poll at `now`.
+    fn after_poll(&mut self, sim: &Simulator, store: &Store, now: Timestamp) {
+        let since = *self.since.get_or_insert(now);
+        for d in sim.deployments() {
+            if self.counted.contains(&d.id) {
+                continue;
+            }
+            match store.deployment(&d.id) {
+                Some(r) if !r.is_finished() => {
+                    self.seen_unfinished.insert(d.id);
+                }
+                Some(_) => {
+                    if let Some(end) = d.finished_at.filter(|end| *end > since)
+                        && !self.seen_unfinished.contains(&d.id)
+                    {
+                        self.delays
+                            .push(clock::elapsed(end, now).as_secs_f64().max(0.0));
+                    }
+                    self.counted.insert(d.id);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// (found, median, p90, not found yet) at `now`: runs finished since the first poll followed
+    /// and never held unfinished; those not found yet count with their age at `now` (a lower
+    /// bound, marked `≥`).
+    fn summary(&self, sim: &Simulator, now: Timestamp) -> (usize, String, String, usize) {
+        let since = self.since.unwrap_or(now);
+        let mut all: Vec<(f64, bool)> = self.delays.iter().map(|&d| (d, false)).collect();
+        let waiting: Vec<f64> = sim
+            .deployments()
+            .into_iter()
+            .filter(|d| !self.counted.contains(&d.id) && !self.seen_unfinished.contains(&d.id))
+            .filter_map(|d| d.finished_at.filter(|end| *end > since))
+            .map(|end| clock::elapsed(end, now).as_secs_f64())
+            .collect();
+        all.extend(waiting.iter().map(|&d| (d, true)));
+        all.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let quantile = |q: f64| {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let i = ((all.len() as f64 * q).ceil() as usize).clamp(1, all.len().max(1)) - 1;
+            all.get(i).map_or_else(
+                || "-".to_owned(),
+                |&(d, open)| format!("{}{:.0} s", if open { "≥ " } else { "" }, d),
+            )
+        };
+        (
+            self.delays.len(),
+            quantile(0.5),
+            quantile(0.9),
+            waiting.len(),
+        )
+    }
 }
 
 const POLL: Duration = Duration::from_secs(60);
@@ -107,7 +199,8 @@ impl Scenario {
             sim,
             exporter,
             environments,
-            freshness: Vec::new(),
+            nonlatest_freshness: Vec::new(),
+            freshness: None,
         }
     }
 
@@ -193,7 +286,7 @@ impl Scenario {
                 return true;
             }
             if end >= since {
-                self.freshness.push(clock::elapsed(end, now));
+                self.nonlatest_freshness.push(clock::elapsed(end, now));
             }
             false
         });
@@ -216,6 +309,9 @@ impl Scenario {
             let sent = self.sim.requests().len();
             self.poll().await;
             let requests = self.sim.requests().len() - sent;
+            if let Some(f) = &mut self.freshness {
+                f.after_poll(&self.sim, self.exporter.poller.store(), self.clock.now());
+            }
             let full = self
                 .exporter
                 .poller
@@ -390,9 +486,24 @@ async fn main() {
         &format!("{least:.1} min = (E + ceil(E/100) + 2) / {budget} per min"),
         &format!("{:.2}", polls as f64 / least),
     );
+    s.freshness = Some(Freshness::default());
     let costs = s.steady(args.polls).await;
     steady_rows("default (full re-read every 10m)", &costs, args.budget);
-    freshness_row("default (full re-read every 10m)", &s.freshness);
+    freshness_row("default (full re-read every 10m)", &s.nonlatest_freshness);
+    let more = s.steady(args.freshness_polls).await;
+    if let Some(f) = &s.freshness {
+        let (found, median, p90, waiting) = f.summary(&s.sim, s.clock.now());
+        row(
+            "default",
+            &format!(
+                "runs never seen unfinished, over {} steady polls: delay from finishedAt to counted, median / p90",
+                costs.len() + more.len()
+            ),
+            &format!("{median} / {p90}"),
+            &format!("{found} runs found, {waiting} not yet"),
+            "-",
+        );
+    }
     // While it backfills, the exporter also keeps up with what changes (the steady floor):
     // the backfill has the rest of the budget.
     let floor = costs.iter().map(|c| c.1).sum::<usize>() as f64 / costs.len().max(1) as f64;
@@ -412,6 +523,9 @@ async fn main() {
     window_rows("default", &s.sim, args.budget);
     let default_series = s.series();
     drop(s);
+    if args.default_only {
+        return;
+    }
 
     // Without the periodic full re-read: what the listing and the changes alone cost.
     let mut flags = base.to_vec();
@@ -420,7 +534,7 @@ async fn main() {
     s.backfill().await;
     let costs = s.steady(args.polls).await;
     steady_rows("full re-read off", &costs, args.budget);
-    freshness_row("full re-read off", &s.freshness);
+    freshness_row("full re-read off", &s.nonlatest_freshness);
     window_rows("full re-read off", &s.sim, args.budget);
     drop(s);
 

@@ -196,6 +196,7 @@ impl Poller {
         let listed: HashSet<&str> = environments.iter().map(|e| e.id.as_str()).collect();
         self.known.store.retain_environments(&listed);
         self.schedule.retain_listed(&listed);
+        self.schedule.note_listing(true);
         for env in environments {
             self.known.store.upsert_environment(
                 &env.id,

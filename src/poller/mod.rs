@@ -373,25 +373,36 @@ impl Poller {
         let mut report = PollReport::default();
         let org = self.organization(client).await?;
         self.restore_state(&org).await;
-        let Some(environments) = self.list_environments(client, &org).await? else {
-            return Ok(report);
+        // While a backfill is pending, the polls between two listings plan from the last one.
+        let listing_due = self.schedule.listing_due(&self.config);
+        let environments = if listing_due {
+            let Some(environments) = self.list_environments(client, &org).await? else {
+                return Ok(report);
+            };
+            Some(environments)
+        } else {
+            self.schedule.note_listing(false);
+            None
         };
         // After the first answers: their `Date` headers told env0's time.
         let now = self.env0_now();
         let planned_at = self.clock.now();
-        report.environments = environments.len();
-        self.take_listing(&environments, now);
-        // Before the first reads: they depend on what the date filter does.
-        self.probe_listing(client, &environments).await;
-        // Not read again: freed before the reads rather than held beside their pages until the
-        // poll ends (about 1 KB an environment as decoded).
-        drop(environments);
-        self.schedule.keep_full_sync_interval(&self.config, now);
-        let unfinished = self.unfinished(now);
+        report.environments = self.schedule.len();
+        if let Some(environments) = environments {
+            report.environments = environments.len();
+            self.take_listing(&environments, now);
+            // Before the first reads: they depend on what the date filter does.
+            self.probe_listing(client, &environments).await;
+            // Not read again: freed here, before the reads, rather than held beside their pages
+            // until the poll ends (about 1 KB an environment as decoded).
+            drop(environments);
+        }
         let at = schedule::PlanTime {
             env0: now,
             local: planned_at,
         };
+        self.schedule.keep_full_sync_interval(&self.config, at);
+        let unfinished = self.unfinished(now);
         // With webhooks live, a young run's end comes by webhook: it backs off from the start.
         let young_every_poll =
             !schedule::unfinished::webhooks_live(self.webhooks.last_delivery(), planned_at);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tracing::{info, warn};
 
-use super::{EnvSchedule, PlanTime, PlannedRead, ReadKind, Unfinished};
+use super::{EnvSchedule, FullSyncIntervals, PlanTime, PlannedRead, ReadKind, Unfinished};
 use crate::client::{Environment, PAGE_LIMIT};
 use crate::clock;
 use crate::poller::PollerConfig;
@@ -26,9 +26,9 @@ pub struct Schedule {
     /// When (our clock) the current poll's reads were planned: the exporter's own schedules
     /// count from it.
     planned_at: Timestamp,
-    /// The full re-read interval kept: the configured one, or longer when the budget cannot
-    /// hold it.
-    full_sync_in_force: Option<Duration>,
+    /// The full re-read intervals kept, busy and quiet: the configured one, or longer when the
+    /// budget cannot hold it.
+    full_sync_in_force: Option<FullSyncIntervals>,
     /// The stretched interval last warned about (`None`: the configured one is kept).
     full_sync_warned: Option<Duration>,
     /// The longest gap kept between back-off re-reads of unfinished non-latest runs:
@@ -40,6 +40,8 @@ pub struct Schedule {
     listed_per_project: HashMap<String, usize>,
     /// Environments of the whole organisation as last listed org-wide.
     listed_in_org: Option<usize>,
+    /// Polls since the environments were last listed (see [`Self::listing_due`]).
+    unlisted_polls: u32,
 }
 
 /// Pages of a listing of `n` environments.
@@ -60,6 +62,7 @@ impl Schedule {
             unfinished_in_force: None,
             listed_per_project: HashMap::new(),
             listed_in_org: None,
+            unlisted_polls: 0,
         }
     }
 
@@ -154,10 +157,42 @@ impl Schedule {
             .collect()
     }
 
-    /// The full re-read interval in force (`None`: full re-reads are off, or no listing yet).
+    /// The full re-read interval in force for quiet environments, the longest any environment
+    /// waits (`None`: full re-reads are off, or no listing yet).
     #[must_use]
     pub fn full_sync_in_force(&self) -> Option<Duration> {
+        self.full_sync_in_force.map(|i| i.quiet)
+    }
+
+    /// The full re-read intervals in force, busy and quiet.
+    #[must_use]
+    pub fn full_sync_intervals(&self) -> Option<FullSyncIntervals> {
         self.full_sync_in_force
+    }
+
+    /// Whether this poll lists the environments: every poll, but only every
+    /// [`super::polls_per_listing_while_backfilling`] polls while a backfill is pending (and
+    /// always while nothing is listed yet).
+    #[must_use]
+    pub fn listing_due(&self, config: &PollerConfig) -> bool {
+        if self.envs.is_empty() || self.envs.values().all(|s| s.backfilled) {
+            return true;
+        }
+        let every = super::polls_per_listing_while_backfilling(
+            self.envs.len(),
+            config.max_requests_per_minute,
+            config.poll_interval,
+        );
+        self.unlisted_polls + 1 >= every
+    }
+
+    /// Notes a poll that lists the environments (`true`) or not.
+    pub fn note_listing(&mut self, listed: bool) {
+        self.unlisted_polls = if listed {
+            0
+        } else {
+            self.unlisted_polls.saturating_add(1)
+        };
     }
 
     /// The age (our clock, `local`) of the oldest full read among the environments due periodic
@@ -239,6 +274,7 @@ impl Schedule {
             young_every_poll,
         );
         self.keep_unfinished_share(config, unfinished, young_every_poll, &mut plan);
+        super::backfill_first(&mut plan);
         let mut held = 0;
         if self.full_sync_in_force.is_some() {
             let capacity = super::full_sync_capacity(
@@ -254,24 +290,27 @@ impl Schedule {
         (plan, held)
     }
 
-    /// Chooses the full re-read interval for the environments now listed, warning when the
-    /// request budget cannot hold the configured one (on the first listing, then only when the
-    /// interval that can be kept moves by more than a fifth).
-    pub fn keep_full_sync_interval(&mut self, config: &PollerConfig, now: Timestamp) {
+    /// Chooses the full re-read intervals for the environments now listed (busy and quiet, at
+    /// `at`), warning when the request budget cannot hold the configured one (on the first
+    /// listing, then only when the quiet interval moves by more than a fifth).
+    pub fn keep_full_sync_interval(&mut self, config: &PollerConfig, at: PlanTime) {
         let Some(configured) = config.full_sync_interval else {
             return;
         };
-        let window_start = clock::sub(now, config.lookback);
-        let eligible = self
+        let window_start = clock::sub(at.env0, config.lookback);
+        let (eligible, busy) = self
             .envs
             .values()
             .filter(|s| !s.full_sync_exempt(window_start))
-            .count();
+            .fold((0, 0), |(n, busy), s| {
+                (n + 1, busy + usize::from(s.is_busy(at.local)))
+            });
         let budget = config.max_requests_per_minute;
         let poll = config.poll_interval;
         let listed = self.envs.len();
-        let in_force =
-            super::full_sync_interval_in_force(configured, listed, eligible, budget, poll);
+        let intervals =
+            super::full_sync_intervals(configured, listed, (eligible, busy), budget, poll);
+        let in_force = intervals.quiet;
         if in_force > configured {
             let moved = self.full_sync_warned.is_none_or(|warned| {
                 let ratio = in_force.as_secs_f64() / warned.as_secs_f64().max(1.0);
@@ -280,8 +319,10 @@ impl Schedule {
             if moved {
                 warn!(
                     environments = eligible,
+                    busy,
                     configured = %humantime::format_duration(configured),
                     kept = %humantime::format_duration(in_force),
+                    kept_busy = %humantime::format_duration(intervals.busy),
                     max_requests_per_minute = budget,
                     full_reads_per_minute = super::full_sync_capacity(listed, budget, poll).floor(),
                     "the request budget cannot re-read every environment within --full-sync-interval; full re-reads are spread over a longer interval (env0_exporter_full_sync_duration_seconds); raise --max-requests-per-minute or --poll-interval, or narrow with --projects"
@@ -295,7 +336,7 @@ impl Schedule {
                 "the request budget holds --full-sync-interval again"
             );
         }
-        self.full_sync_in_force = Some(in_force);
+        self.full_sync_in_force = Some(intervals);
     }
 
     /// Notes a read done at `to` (env0's clock). It sets no baseline: a read that was refused
@@ -311,12 +352,17 @@ impl Schedule {
         to: Timestamp,
         held: (Option<u64>, Option<u64>),
     ) {
-        let full_sync = self.full_sync_in_force.or(config.full_sync_interval);
+        let full_sync = self
+            .full_sync_in_force
+            .or(config.full_sync_interval.map(FullSyncIntervals::uniform));
         let unfinished_max = self
             .unfinished_in_force
             .unwrap_or(config.unfinished_reread_max);
         let planned = self.planned_at;
         if let Some(s) = self.envs.get_mut(&read.environment) {
+            if read.kind == ReadKind::Changed {
+                s.last_changed = Some(planned);
+            }
             s.read_latest = s.listed_latest.clone();
             s.last_read = Some(to);
             s.note_read(
@@ -326,11 +372,19 @@ impl Schedule {
                 config.poll_interval,
                 unfinished_max,
             );
-            if let Some(interval) = full_sync {
+            if let Some(intervals) = full_sync {
+                // A busy environment's next full re-read comes within the busy interval: a
+                // change brings a quiet environment's forward.
+                let interval = if s.is_busy(planned) {
+                    intervals.busy
+                } else {
+                    intervals.quiet
+                };
+                let due = clock::add(to, interval);
                 s.next_full_sync = Some(match read.kind {
                     ReadKind::Backfill => super::first_full_sync(&read.environment, to, interval),
-                    ReadKind::FullSync => clock::add(to, interval),
-                    _ => s.next_full_sync.unwrap_or_else(|| clock::add(to, interval)),
+                    ReadKind::FullSync => due,
+                    _ => s.next_full_sync.map_or(due, |next| next.min(due)),
                 });
             }
             s.backfilled = true;
@@ -399,6 +453,14 @@ mod tests {
         }
     }
 
+    /// Both clocks at `now`.
+    fn both(now: Timestamp) -> PlanTime {
+        PlanTime {
+            env0: now,
+            local: now,
+        }
+    }
+
     /// A schedule listing `n` environments, all backfilled.
     fn listing(n: usize) -> Schedule {
         let mut s = Schedule::new(ts("2026-07-01T12:00:00Z"));
@@ -418,24 +480,24 @@ mod tests {
         // 10,000 environments at 500 requests a minute: 2,198 s, not 10 minutes (the figures
         // of `full_sync_keeps_its_interval_when_the_budget_holds_it_and_stretches_when_not`).
         let mut s = listing(10_000);
-        s.keep_full_sync_interval(&config, now);
+        s.keep_full_sync_interval(&config, both(now));
         assert_eq!(s.full_sync_in_force(), Some(Duration::from_secs(2198)));
         assert_eq!(s.full_sync_warned, Some(Duration::from_secs(2198)));
         // 500 more: the interval moves by under a fifth, the warning stands as it was.
         let mut more = listing(10_500);
         more.full_sync_warned = s.full_sync_warned;
-        more.keep_full_sync_interval(&config, now);
+        more.keep_full_sync_interval(&config, both(now));
         assert!(more.full_sync_in_force() > s.full_sync_in_force());
         assert_eq!(more.full_sync_warned, Some(Duration::from_secs(2198)));
         // Twice as many: warned again, at the new interval.
         let mut twice = listing(20_000);
         twice.full_sync_warned = s.full_sync_warned;
-        twice.keep_full_sync_interval(&config, now);
+        twice.keep_full_sync_interval(&config, both(now));
         assert_eq!(twice.full_sync_warned, twice.full_sync_in_force());
         // Few again: the configured interval, nothing left warned about.
         let mut few = listing(10);
         few.full_sync_warned = twice.full_sync_warned;
-        few.keep_full_sync_interval(&config, now);
+        few.keep_full_sync_interval(&config, both(now));
         assert_eq!(few.full_sync_in_force(), Some(TEN_MINUTES));
         assert_eq!(few.full_sync_warned, None);
     }
@@ -450,7 +512,7 @@ mod tests {
             env.next_full_sync = Some(ts("2026-07-01T11:00:00Z"));
             env.last_read = Some(now);
         }
-        s.keep_full_sync_interval(&config, now);
+        s.keep_full_sync_interval(&config, both(now));
         let at = PlanTime {
             env0: now,
             local: now,
@@ -554,6 +616,73 @@ mod tests {
         assert_eq!(
             s.envs["e1"].next_full_sync,
             Some(clock::add(to, TEN_MINUTES))
+        );
+    }
+
+    #[test]
+    fn while_a_backfill_is_pending_ten_thousand_environments_are_listed_every_fifth_poll() {
+        let config = config(Some(TEN_MINUTES));
+        let empty = Schedule::new(ts("2026-07-01T12:00:00Z"));
+        assert!(empty.listing_due(&config), "nothing listed yet");
+        let mut s = listing(10_000);
+        s.envs
+            .values_mut()
+            .take(10)
+            .for_each(|e| e.backfilled = false);
+        let listed: Vec<bool> = (0..11)
+            .map(|_| {
+                let due = s.listing_due(&config);
+                s.note_listing(due);
+                due
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                false, false, false, false, true, false, false, false, false, true, false
+            ]
+        );
+        // Backfilled: every poll again.
+        s.envs.values_mut().for_each(|e| e.backfilled = true);
+        assert!(s.listing_due(&config));
+    }
+
+    #[test]
+    fn a_change_brings_the_full_reread_within_the_busy_interval() {
+        let config = config(Some(TEN_MINUTES));
+        let now = ts("2026-07-01T12:00:00Z");
+        // 10,000 environments, none busy yet: 600 s busy, 2,198 s quiet.
+        let mut s = listing(10_000);
+        s.keep_full_sync_interval(&config, both(now));
+        let intervals = s.full_sync_intervals().unwrap();
+        assert_eq!(intervals.busy, TEN_MINUTES);
+        assert_eq!(intervals.quiet, Duration::from_secs(2198));
+        s.planned_at = now;
+        let read = |kind| PlannedRead {
+            environment: Arc::from("e1"),
+            kind,
+            from: ts("2026-06-30T12:00:00Z"),
+        };
+        // A quiet environment's full re-read: due one quiet interval later.
+        s.mark_read(&config, &read(ReadKind::FullSync), now, (None, None));
+        assert_eq!(
+            s.envs["e1"].next_full_sync,
+            Some(clock::add(now, Duration::from_secs(2198)))
+        );
+        // Its latest run changes a minute later: busy, due within the busy interval of it.
+        let later = ts("2026-07-01T12:01:00Z");
+        s.planned_at = later;
+        s.mark_read(&config, &read(ReadKind::Changed), later, (None, None));
+        assert!(s.envs["e1"].is_busy(later));
+        assert_eq!(
+            s.envs["e1"].next_full_sync,
+            Some(clock::add(later, TEN_MINUTES))
+        );
+        // The next full re-read keeps the busy interval while it stays busy.
+        s.mark_read(&config, &read(ReadKind::FullSync), later, (None, None));
+        assert_eq!(
+            s.envs["e1"].next_full_sync,
+            Some(clock::add(later, TEN_MINUTES))
         );
     }
 

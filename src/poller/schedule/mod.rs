@@ -16,7 +16,13 @@
 //! 4. environments whose periodic full re-read is due (`--full-sync-interval`), because env0 does
 //!    not say that every deployment type moves `latestDeploymentLog`. Due times are spread over
 //!    the interval so no poll bursts; when the request budget cannot hold the interval for this
-//!    many environments, a longer one is kept on purpose ([`full_sync_interval_in_force`]).
+//!    many environments, longer ones are kept on purpose, and busy environments (their latest
+//!    run changed within [`BUSY_WINDOW`]) keep a shorter one than quiet ones
+//!    ([`full_sync_intervals`]).
+//!
+//! While a backfill is pending, the environments are listed only every few polls
+//! ([`polls_per_listing_while_backfilling`]) and the back-off re-reads of unfinished runs wait
+//! behind the backfill's own reads ([`backfill_first`]): the budget goes to the backfill.
 //!
 //! A read that does not happen (budget, error) leaves its reason in place, so the next poll
 //! continues where this one stopped.
@@ -96,6 +102,9 @@ pub struct EnvSchedule {
     pub next_unfinished_read: Option<Timestamp>,
     /// When (the exporter's clock) the last read of the whole lookback window finished.
     pub last_full_read: Option<Timestamp>,
+    /// When (the exporter's clock) the poll that read its changed latest run was planned: its
+    /// runs happen now, so its full re-read comes more often ([`full_sync_intervals`]).
+    pub last_changed: Option<Timestamp>,
 }
 
 impl EnvSchedule {
@@ -104,6 +113,14 @@ impl EnvSchedule {
     #[must_use]
     pub fn full_sync_exempt(&self, window_start: Timestamp) -> bool {
         self.archived && self.updated_at.is_some_and(|u| u < window_start)
+    }
+
+    /// Whether its latest run changed within [`BUSY_WINDOW`] before `local` (the exporter's
+    /// clock).
+    #[must_use]
+    pub fn is_busy(&self, local: Timestamp) -> bool {
+        self.last_changed
+            .is_some_and(|t| clock::elapsed(t, local) < BUSY_WINDOW)
     }
 
     /// Notes, in the exporter's own schedules, a read of `kind` made in the poll planned at
@@ -334,8 +351,9 @@ pub fn full_sync_capacity(listed: usize, budget_per_minute: u32, poll_interval: 
 }
 
 /// The full re-read interval kept for `eligible` environments (those due periodic full re-reads,
-/// one request each) of `listed`: `configured`, or longer when [`full_sync_capacity`] cannot read
-/// them all within it.
+/// one request each) of `listed` when none is busy: `configured`, or longer when
+/// [`full_sync_capacity`] cannot read them all within it. The quiet interval of
+/// [`full_sync_intervals`].
 #[must_use]
 pub fn full_sync_interval_in_force(
     configured: Duration,
@@ -344,12 +362,80 @@ pub fn full_sync_interval_in_force(
     budget_per_minute: u32,
     poll_interval: Duration,
 ) -> Duration {
-    let capacity = full_sync_capacity(listed, budget_per_minute, poll_interval);
-    #[allow(clippy::cast_precision_loss)]
-    let minutes = eligible as f64 / capacity;
-    // Whole seconds, rounded up: the figure is logged and shown.
-    let needed = Duration::from_secs_f64((minutes * 60.0).ceil().min(1e9));
-    configured.max(needed)
+    full_sync_intervals(
+        configured,
+        listed,
+        (eligible, 0),
+        budget_per_minute,
+        poll_interval,
+    )
+    .quiet
+}
+
+/// How long "recently" is for the full re-reads: an environment whose latest run changed within
+/// this (the exporter's clock, from the poll that read the change) is busy.
+pub const BUSY_WINDOW: Duration = Duration::from_secs(3600);
+
+/// When the budget cannot hold `--full-sync-interval` for every environment, a quiet one is
+/// re-read this many times less often than a busy one (unless the busy ones fit within the
+/// configured interval: then the quiet ones take all the capacity left).
+pub const QUIET_FACTOR: f64 = 4.0;
+
+/// The full re-read intervals kept: one for busy environments, one for the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FullSyncIntervals {
+    /// Environments whose latest run changed within [`BUSY_WINDOW`].
+    pub busy: Duration,
+    /// The others; never shorter than `busy`. The longest any environment waits.
+    pub quiet: Duration,
+}
+
+impl FullSyncIntervals {
+    /// Both the same.
+    #[must_use]
+    pub fn uniform(interval: Duration) -> Self {
+        Self {
+            busy: interval,
+            quiet: interval,
+        }
+    }
+}
+
+/// The full re-read intervals for `eligible.0` environments due periodic full re-reads, of which
+/// `eligible.1` busy, among `listed`, within [`full_sync_capacity`] `C` a minute (the same count
+/// of full re-reads a minute as one interval for all).
+///
+/// With `B` busy and `Q` quiet environments and `I` configured: when `(B + Q) / C ≤ I`, both
+/// are `I`. Otherwise the busy interval is `Tb = max(I, (B + Q / QUIET_FACTOR) / C)` and the
+/// quiet one `Tq = max(Tb, Q / (C − B / Tb))`: `B / Tb + Q / Tq = C`, the quiet ones re-read
+/// [`QUIET_FACTOR`] times less often than the busy ones, or less than that when the busy ones
+/// fit within `I`. Whole seconds, rounded up (the figures are logged and shown).
+#[must_use]
+pub fn full_sync_intervals(
+    configured: Duration,
+    listed: usize,
+    eligible: (usize, usize),
+    budget_per_minute: u32,
+    poll_interval: Duration,
+) -> FullSyncIntervals {
+    let per_second = full_sync_capacity(listed, budget_per_minute, poll_interval) / 60.0;
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    let (busy, quiet) = {
+        let busy = eligible.1.min(eligible.0);
+        (busy as f64, (eligible.0 - busy) as f64)
+    };
+    let i = configured.as_secs_f64();
+    if (busy + quiet) / per_second <= i {
+        return FullSyncIntervals::uniform(configured);
+    }
+    let tb = i.max((busy + quiet / QUIET_FACTOR) / per_second);
+    let left = (per_second - busy / tb).max(f64::MIN_POSITIVE);
+    let tq = tb.max(quiet / left);
+    let whole = |secs: f64| configured.max(Duration::from_secs_f64(secs.ceil().min(1e9)));
+    FullSyncIntervals {
+        busy: whole(tb),
+        quiet: whole(tq),
+    }
 }
 
 /// Full re-reads one poll may do: the share of one poll of [`full_sync_capacity`] (`capacity` a
@@ -362,6 +448,55 @@ pub fn full_syncs_per_poll(capacity: f64, poll_interval: Duration) -> usize {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let n = per_poll.ceil().clamp(0.0, 1e9) as usize;
     n + 1
+}
+
+/// The share of the request budget the listing of the environments may take while a backfill
+/// is pending (see [`polls_per_listing_while_backfilling`]).
+pub const LISTING_SHARE_WHILE_BACKFILLING: f64 = 0.05;
+
+/// The most polls from one listing of the environments to the next while a backfill is
+/// pending: how much later than usual a change of an environment already read may be seen.
+pub const MAX_POLLS_PER_LISTING: u32 = 5;
+
+/// Every how many polls the environments are listed while a backfill is pending: as few as keep
+/// the listing of `listed` environments (⌊E/100⌋+2 requests) within
+/// [`LISTING_SHARE_WHILE_BACKFILLING`] of the budget, at most [`MAX_POLLS_PER_LISTING`]. The
+/// polls in between read the backfill with what the listing would have cost, and the changes
+/// of the environments already read, deduplicated over those polls, are read at the next
+/// listing. 1 (every poll) when the listing is that cheap, and always once nothing is pending.
+#[must_use]
+// Counts far below 2^52; the result is clamped to 1..=5.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+pub fn polls_per_listing_while_backfilling(
+    listed: usize,
+    budget_per_minute: u32,
+    poll_interval: Duration,
+) -> u32 {
+    let listing = (listed / crate::client::PAGE_LIMIT + 2) as f64;
+    let per_poll = f64::from(budget_per_minute) * poll_interval.as_secs_f64() / 60.0;
+    (listing / (LISTING_SHARE_WHILE_BACKFILLING * per_poll).max(f64::MIN_POSITIVE))
+        .ceil()
+        .clamp(1.0, f64::from(MAX_POLLS_PER_LISTING)) as u32
+}
+
+/// While `plan` holds backfill reads, moves the re-reads of unfinished runs behind them (the
+/// order within each kind kept): the budget goes first to the changes and the backfill, and
+/// the re-reads, which only refresh what is already counted, take what is left.
+pub fn backfill_first(plan: &mut [PlannedRead]) {
+    if !plan.iter().any(|r| r.kind == ReadKind::Backfill) {
+        return;
+    }
+    plan.sort_by_key(|r| match r.kind {
+        ReadKind::Changed => 0,
+        ReadKind::Fresh => 1,
+        ReadKind::Backfill => 2,
+        ReadKind::Unfinished => 3,
+        ReadKind::FullSync => 4,
+    });
 }
 
 /// The first full re-read of a freshly backfilled environment: spread over the interval by a
@@ -792,6 +927,97 @@ mod tests {
         assert_eq!(full_syncs_per_poll(273.0, POLL), 274);
         // 150: 372 a minute, 5-minute polls.
         assert_eq!(full_syncs_per_poll(372.0, Duration::from_secs(300)), 1861);
+    }
+
+    #[test]
+    fn busy_environments_get_their_full_reread_more_often_within_the_same_capacity() {
+        const TEN_MINUTES: Duration = Duration::from_secs(600);
+        let intervals = |eligible, busy| {
+            let i = full_sync_intervals(TEN_MINUTES, 10_000, (eligible, busy), 500, POLL);
+            (i.busy.as_secs(), i.quiet.as_secs())
+        };
+        // 273 a minute = 4.55 a second. 2,000 busy and 8,000 quiet: (2,000 + 8,000 / 4) / 4.55
+        // = 879.12 s for the busy ones, four times that (3,516.48 s) for the quiet ones, and
+        // 2,000 / 879.12 + 8,000 / 3,516.48 = 2.275 + 2.275 = 4.55 a second.
+        assert_eq!(intervals(10_000, 2_000), (880, 3517));
+        // 100 busy fit within the configured 10 minutes: they keep it, and the 9,900 quiet ones
+        // take the rest, 4.55 − 100 / 600 = 4.3833 a second: 2,258.56 s (less than 4 × 600).
+        assert_eq!(intervals(10_000, 100), (600, 2259));
+        // All busy, or none: one interval, as before (2,197.8 s).
+        assert_eq!(intervals(10_000, 10_000), (2198, 2198));
+        assert_eq!(intervals(10_000, 0), (600, 2198));
+        // The budget holds everything at the configured interval: nothing changes.
+        let few = full_sync_intervals(TEN_MINUTES, 150, (150, 10), 500, POLL);
+        assert_eq!(few, FullSyncIntervals::uniform(TEN_MINUTES));
+        // Whatever the mix, the re-reads a second stay within the capacity (up to the rounding
+        // of each interval to whole seconds), and a quiet environment never waits less.
+        for busy in (0..=10_000).step_by(250) {
+            let i = full_sync_intervals(TEN_MINUTES, 10_000, (10_000, busy), 500, POLL);
+            #[allow(clippy::cast_precision_loss)]
+            let rate =
+                busy as f64 / i.busy.as_secs_f64() + (10_000 - busy) as f64 / i.quiet.as_secs_f64();
+            assert!(
+                (4.54..=4.55).contains(&rate),
+                "{busy} busy: {rate} a second"
+            );
+            assert!(i.busy <= i.quiet && i.busy >= TEN_MINUTES);
+        }
+    }
+
+    #[test]
+    fn an_environment_is_busy_for_an_hour_after_its_latest_run_changed() {
+        let s = EnvSchedule {
+            last_changed: Some(ts("2026-07-01T11:00:30Z")),
+            ..EnvSchedule::default()
+        };
+        assert!(s.is_busy(ts("2026-07-01T12:00:00Z")));
+        assert!(!s.is_busy(ts("2026-07-01T12:00:30Z")));
+        assert!(!EnvSchedule::default().is_busy(ts("2026-07-01T12:00:00Z")));
+    }
+
+    #[test]
+    fn while_backfilling_the_listing_keeps_to_a_twentieth_of_the_budget_every_five_polls_at_most() {
+        // 10,000 environments: 102 requests a listing. At 500 a minute a twentieth is 25 a
+        // poll: every 5 polls (102 / 25 = 4.08, rounded up); at 1,000, every 3 (102 / 50).
+        assert_eq!(polls_per_listing_while_backfilling(10_000, 500, POLL), 5);
+        assert_eq!(polls_per_listing_while_backfilling(10_000, 1000, POLL), 3);
+        // 2,000: 22 a listing, within 25: every poll.
+        assert_eq!(polls_per_listing_while_backfilling(2_000, 500, POLL), 1);
+        // Never more than 5 polls apart; 5-minute polls have five times the budget.
+        assert_eq!(polls_per_listing_while_backfilling(100_000, 500, POLL), 5);
+        assert_eq!(
+            polls_per_listing_while_backfilling(10_000, 500, Duration::from_secs(300)),
+            1
+        );
+    }
+
+    #[test]
+    fn while_backfilling_the_rereads_of_unfinished_runs_wait_behind_the_backfill() {
+        let read = |env: &str, kind| PlannedRead {
+            environment: Arc::from(env),
+            kind,
+            from: ts("2026-07-01T00:00:00Z"),
+        };
+        let mut plan = vec![
+            read("a", ReadKind::Changed),
+            read("b", ReadKind::Unfinished),
+            read("c", ReadKind::Unfinished),
+            read("d", ReadKind::Backfill),
+            read("e", ReadKind::Backfill),
+            read("f", ReadKind::FullSync),
+        ];
+        let unchanged = plan.clone();
+        backfill_first(&mut plan);
+        let order: Vec<&str> = plan.iter().map(|r| &*r.environment).collect();
+        assert_eq!(order, ["a", "d", "e", "b", "c", "f"]);
+        // Without backfill reads the plan keeps its order.
+        let mut steady: Vec<PlannedRead> = unchanged
+            .into_iter()
+            .filter(|r| r.kind != ReadKind::Backfill)
+            .collect();
+        let before = steady.clone();
+        backfill_first(&mut steady);
+        assert_eq!(steady, before);
     }
 
     #[test]
