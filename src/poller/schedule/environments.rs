@@ -383,9 +383,12 @@ impl Schedule {
                 let due = clock::add(to, interval);
                 s.next_full_sync = Some(match read.kind {
                     ReadKind::Backfill => super::first_full_sync(&read.environment, to, interval),
-                    ReadKind::FullSync => due,
+                    _ if read.full => due,
                     _ => s.next_full_sync.map_or(due, |next| next.min(due)),
                 });
+            }
+            if read.full {
+                s.last_full_read = Some(planned);
             }
             s.backfilled = true;
         }
@@ -587,6 +590,51 @@ mod tests {
     }
 
     #[test]
+    fn an_environment_read_every_poll_gets_its_full_reread_in_the_same_request() {
+        let config = config(Some(TEN_MINUTES));
+        let start = ts("2026-07-01T12:00:00Z");
+        let minute = Duration::from_secs(60);
+        // One environment holding a plan that is not its latest and stays young: read every
+        // poll (webhooks not live). Its full re-read is due at 12:02:30.
+        let mut s = listing(1);
+        let id: Arc<str> = Arc::from("e0");
+        let ids: Vec<Box<str>> = vec!["plan-1".into()];
+        let fp = super::super::unfinished_fingerprint(&ids, None);
+        let e0 = s.envs.get_mut(&id).unwrap();
+        e0.unfinished_seen = fp;
+        e0.last_read = Some(start);
+        e0.last_full_read = Some(start);
+        e0.next_full_sync = Some(clock::add(start, Duration::from_secs(150)));
+        let unfinished = HashMap::from([(
+            id,
+            Unfinished {
+                oldest_created: Some(start),
+                young: ids.clone(),
+                ids,
+            },
+        )]);
+        let mut full_reads = Vec::new();
+        for poll in 1..=30 {
+            let now = clock::add(start, minute * poll);
+            s.keep_full_sync_interval(&config, both(now));
+            // The full read is never older than the interval and the poll it is due in.
+            let oldest = s.full_sync_oldest_age(&config, now, now).unwrap();
+            assert!(oldest <= TEN_MINUTES + minute, "{oldest:?} at poll {poll}");
+            let (plan, held) = s.plan(&config, &unfinished, both(now), true);
+            assert_eq!((plan.len(), held), (1, 0), "one read a poll");
+            let read = &plan[0];
+            assert_eq!(read.kind, ReadKind::Fresh);
+            if read.full {
+                // The same request reads the whole window: it is the full re-read.
+                assert_eq!(read.from, clock::sub(now, config.lookback));
+                full_reads.push(poll);
+            }
+            s.mark_read(&config, read, now, (fp, fp));
+        }
+        assert_eq!(full_reads, vec![3, 13, 23]);
+    }
+
+    #[test]
     fn a_first_read_notes_the_latest_run_and_spreads_the_first_full_reread() {
         let config = config(Some(TEN_MINUTES));
         let mut s = Schedule::new(ts("2026-07-01T12:00:00Z"));
@@ -594,6 +642,7 @@ mod tests {
         let read = PlannedRead {
             environment: Arc::from("e1"),
             kind: ReadKind::Backfill,
+            full: true,
             from: ts("2026-06-30T12:00:00Z"),
         };
         let to = ts("2026-07-01T12:00:05Z");
@@ -610,6 +659,7 @@ mod tests {
         // A later full re-read is due one interval after it.
         let full = PlannedRead {
             kind: ReadKind::FullSync,
+            full: true,
             ..read
         };
         s.mark_read(&config, &full, to, (None, None));
@@ -661,6 +711,7 @@ mod tests {
         let read = |kind| PlannedRead {
             environment: Arc::from("e1"),
             kind,
+            full: kind == ReadKind::FullSync,
             from: ts("2026-06-30T12:00:00Z"),
         };
         // A quiet environment's full re-read: due one quiet interval later.

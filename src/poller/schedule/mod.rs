@@ -166,6 +166,10 @@ pub struct PlannedRead {
     pub environment: Arc<str>,
     /// Why.
     pub kind: ReadKind,
+    /// Whether it reads the whole lookback window and counts as the environment's full read: a
+    /// backfill, a full re-read, or a read of another kind made while the full re-read is due
+    /// (see [`plan`]).
+    pub full: bool,
     /// `fromDate` of the listing.
     pub from: Timestamp,
 }
@@ -243,6 +247,9 @@ pub fn plan(
             let open = unfinished.get(env);
             let latest_id = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
             let held = open.and_then(|u| unfinished_fingerprint(&u.ids, latest_id));
+            let full_due = full_sync
+                && !s.full_sync_exempt(window_start)
+                && s.next_full_sync.is_none_or(|due| due <= now);
             let kind = if !s.backfilled {
                 ReadKind::Backfill
             } else if s.listed_latest != s.read_latest {
@@ -251,15 +258,16 @@ pub fn plan(
                 ReadKind::Fresh
             } else if held.is_some() && s.next_unfinished_read.is_none_or(|due| due <= at.local) {
                 ReadKind::Unfinished
-            } else if full_sync
-                && !s.full_sync_exempt(window_start)
-                && s.next_full_sync.is_none_or(|due| due <= now)
-            {
+            } else if full_due {
                 ReadKind::FullSync
             } else {
                 return None;
             };
-            let base = if kind.is_full() {
+            // A read of another kind made while the full re-read is due reads the whole window
+            // and is that full re-read: an environment read every poll (a young run) is never
+            // kept from it, and the same request does both.
+            let full = kind.is_full() || full_due;
+            let base = if full {
                 window_start
             } else {
                 s.last_read.map_or(window_start, |t| {
@@ -272,6 +280,7 @@ pub fn plan(
             let read = PlannedRead {
                 environment: env.clone(),
                 kind,
+                full,
                 from,
             };
             // Within a kind, the oldest due first: full re-reads by env0's clock, back-off
@@ -996,6 +1005,7 @@ mod tests {
         let read = |env: &str, kind| PlannedRead {
             environment: Arc::from(env),
             kind,
+            full: false,
             from: ts("2026-07-01T00:00:00Z"),
         };
         let mut plan = vec![
