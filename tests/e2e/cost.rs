@@ -45,6 +45,68 @@ fn minutes_since(start: Timestamp, t: Timestamp) -> u64 {
     clock::elapsed(start, t).as_secs() / 60
 }
 
+/// Per environment among `stuck`, how many minutes past `now` (env0's clock) its stuck runs stay
+/// young by the documented thresholds ([`documented_young_thresholds`]), with a fifth to spare
+/// (the exporter's window of durations is not exactly this); zero or less: all old already.
+fn young_minutes(
+    stuck: &[(String, String)],
+    runs: &[SimDeployment],
+    now: Timestamp,
+    lookback: Duration,
+) -> HashMap<String, f64> {
+    let thresholds = documented_young_thresholds(runs, now, lookback);
+    let mut minutes: HashMap<String, f64> = HashMap::new();
+    for (env, id) in stuck {
+        let run = runs.iter().find(|d| &d.id == id).expect("a stuck run");
+        let threshold = thresholds
+            .get(&run.deployment_type)
+            .copied()
+            .unwrap_or(Duration::from_secs(900));
+        let age = clock::elapsed(run.started_at.unwrap_or(run.created_at), now);
+        let left = (1.2 * threshold.as_secs_f64() - age.as_secs_f64()) / 60.0;
+        let entry = minutes.entry(env.clone()).or_insert(f64::MIN);
+        *entry = entry.max(left);
+    }
+    minutes
+}
+
+/// The minutes after START at which an environment holding a stuck run is read over `polls`
+/// 60 s polls, when that run is young until minute `young_until` (0: already old): every poll
+/// while young, then the documented back-off counted from the last read: the next poll, then
+/// gaps of 2, 4 and 8 polls, then every 10 (`--unfinished-reread-max-interval`).
+fn documented_rereads(young_until: u64, polls: u64) -> Vec<u64> {
+    let mut reads: Vec<u64> = (1..=young_until).collect();
+    let (mut at, mut gap) = (young_until, 1);
+    while at + gap <= polls {
+        at += gap;
+        reads.push(at);
+        gap = (gap * 2).min(10);
+    }
+    reads
+}
+
+/// Checks the reads of `env` (minutes after START, over 26 polls) against
+/// [`documented_rereads`]: every poll from minute 1 while its stuck runs are young (at most
+/// `young_for` minutes by the documented thresholds: not at all when all were old at START),
+/// then the back-off counted from the last read.
+fn assert_rereads_as_documented(env: &str, minutes: &[u64], young_for: f64) {
+    let young_until = minutes
+        .iter()
+        .zip(1..)
+        .take_while(|(m, i)| **m == *i)
+        .count()
+        .saturating_sub(1);
+    assert_eq!(
+        minutes,
+        documented_rereads(u64::try_from(young_until).unwrap(), 26),
+        "reads of {env}"
+    );
+    assert!(
+        f64::from(u32::try_from(young_until).unwrap()) <= young_for.ceil(),
+        "{env} was read every poll for {young_until} minutes; its runs were young for {young_for:.1}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_unfinished_run_is_reread_ever_less_often_yet_seen_finished_within_the_bound() {
     // No full re-reads: only the re-reads of unfinished runs can notice a run that is not the
@@ -75,6 +137,10 @@ async fn a_stuck_unfinished_run_is_reread_ever_less_often_yet_seen_finished_with
         stuck_envs.len() >= 3,
         "the test needs environments holding unfinished runs that are not their latest: {stuck:?}"
     );
+    // A stuck run still young at START (younger than its type's threshold, docs/polling.md) is
+    // read every poll until it is not, and its back-off counts from that last read (the unit
+    // test poller::schedule::tests::a_young_run_is_reread_every_poll_then_backs_off_from_its_end_of_youth).
+    let young_minutes = young_minutes(&stuck, &h.sim.deployments(), h.sim_now(), h.lookback);
     h.sim.clear_requests();
     for _ in 0..26 {
         h.next_poll().await;
@@ -85,20 +151,29 @@ async fn a_stuck_unfinished_run_is_reread_ever_less_often_yet_seen_finished_with
     // schedule over an hour (…, 35, 45, 55) is the unit test
     // poller::schedule::tests::a_stuck_unfinished_run_is_reread_next_poll_then_ever_less_often_up_to_the_maximum;
     // here the real exporter shows it follows that schedule up to the maximum.
+    let mut expected_reads = 0;
+    let mut backing_off_from_start = 0;
     for env in &stuck_envs {
         let minutes: Vec<u64> = reads_of(&requests, env)
             .into_iter()
             .map(|t| minutes_since(h.started, t))
             .collect();
-        assert_eq!(minutes, vec![1, 3, 7, 15, 25], "reads of {env}");
+        let young_for = young_minutes[*env].max(0.0);
+        assert_rereads_as_documented(env, &minutes, young_for);
+        backing_off_from_start += usize::from(young_for == 0.0);
+        expected_reads += minutes.len();
     }
+    // Runs already old at START (first seen old) back off at once: 1, 3, 7, 15, 25.
+    assert!(
+        backing_off_from_start >= 3,
+        "the test needs environments whose stuck runs are all old at START: {young_minutes:?}"
+    );
     let deployment_reads = requests
         .iter()
         .filter(|r| r.path.ends_with("/deployments") && r.path.starts_with("/environments/"))
         .count();
     assert_eq!(
-        deployment_reads,
-        5 * stuck_envs.len(),
+        deployment_reads, expected_reads,
         "only the environments holding such runs are read"
     );
 
