@@ -21,8 +21,9 @@
 //!    ([`full_sync_intervals`]).
 //!
 //! While a backfill is pending, the environments are listed only every few polls
-//! ([`polls_per_listing_while_backfilling`]) and the back-off re-reads of unfinished runs wait
-//! behind the backfill's own reads ([`backfill_first`]): the budget goes to the backfill.
+//! ([`polls_per_listing_while_backfilling`]) and the re-reads of unfinished runs (young or
+//! backing off) wait behind the backfill's own reads ([`backfill_first`]): the budget goes to
+//! the backfill.
 //!
 //! A read that does not happen (budget, error) leaves its reason in place, so the next poll
 //! continues where this one stopped.
@@ -492,17 +493,20 @@ pub fn polls_per_listing_while_backfilling(
         .clamp(1.0, f64::from(MAX_POLLS_PER_LISTING)) as u32
 }
 
-/// While `plan` holds backfill reads, moves the re-reads of unfinished runs behind them (the
-/// order within each kind kept): the budget goes first to the changes and the backfill, and
-/// the re-reads, which only refresh what is already counted, take what is left.
+/// While `plan` holds backfill reads, moves the re-reads of unfinished runs behind them, young
+/// ones ([`ReadKind::Fresh`]) as well as backing-off ones (the order within each kind kept): the
+/// budget goes first to the changes and the backfill, and the re-reads, which only refresh what
+/// is already counted, take what is left. Young runs read every poll would otherwise take a
+/// fifth of the budget from a large backfill (2,544 of 16,500 requests at 10,000 skewed
+/// environments and 500 a minute, measured with `examples/scale.rs`).
 pub fn backfill_first(plan: &mut [PlannedRead]) {
     if !plan.iter().any(|r| r.kind == ReadKind::Backfill) {
         return;
     }
     plan.sort_by_key(|r| match r.kind {
         ReadKind::Changed => 0,
-        ReadKind::Fresh => 1,
-        ReadKind::Backfill => 2,
+        ReadKind::Backfill => 1,
+        ReadKind::Fresh => 2,
         ReadKind::Unfinished => 3,
         ReadKind::FullSync => 4,
     });
@@ -1001,7 +1005,7 @@ mod tests {
     }
 
     #[test]
-    fn while_backfilling_the_rereads_of_unfinished_runs_wait_behind_the_backfill() {
+    fn while_backfilling_the_rereads_of_unfinished_runs_young_or_not_wait_behind_the_backfill() {
         let read = |env: &str, kind| PlannedRead {
             environment: Arc::from(env),
             kind,
@@ -1010,6 +1014,7 @@ mod tests {
         };
         let mut plan = vec![
             read("a", ReadKind::Changed),
+            read("g", ReadKind::Fresh),
             read("b", ReadKind::Unfinished),
             read("c", ReadKind::Unfinished),
             read("d", ReadKind::Backfill),
@@ -1019,7 +1024,7 @@ mod tests {
         let unchanged = plan.clone();
         backfill_first(&mut plan);
         let order: Vec<&str> = plan.iter().map(|r| &*r.environment).collect();
-        assert_eq!(order, ["a", "d", "e", "b", "c", "f"]);
+        assert_eq!(order, ["a", "d", "e", "g", "b", "c", "f"]);
         // Without backfill reads the plan keeps its order.
         let mut steady: Vec<PlannedRead> = unchanged
             .into_iter()
