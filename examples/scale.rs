@@ -80,6 +80,8 @@ struct Scenario {
     nonlatest_freshness: Vec<Duration>,
     /// Followed after each steady poll when set.
     freshness: Option<Freshness>,
+    /// Deployment reads of the steady polls by kind (the poll report's), summed.
+    steady_reads: BTreeMap<&'static str, usize>,
 }
 
 /// The delay from a run's end to the first poll after which the exporter holds it finished, for
@@ -201,6 +203,7 @@ impl Scenario {
             environments,
             nonlatest_freshness: Vec::new(),
             freshness: None,
+            steady_reads: BTreeMap::new(),
         }
     }
 
@@ -210,19 +213,32 @@ impl Scenario {
         self.exporter.poller.poll(Some(deadline)).await;
     }
 
-    /// Polls every 60 s until nothing is pending: (polls, requests, wall time).
-    async fn backfill(&mut self) -> (usize, usize, Duration) {
+    /// Polls every 60 s until nothing is pending: (polls, requests, wall time), and the
+    /// requests by what they were for (deployment reads by kind, listings and the rest).
+    async fn backfill(&mut self) -> (usize, usize, Duration, BTreeMap<&'static str, usize>) {
         let wall = Instant::now();
         let mut polls = 0;
+        let mut by_kind: BTreeMap<&'static str, usize> = BTreeMap::new();
         loop {
             polls += 1;
             self.poll().await;
+            if let Some(report) = self.exporter.poller.last_report() {
+                for (kind, n) in &report.reads {
+                    *by_kind.entry(kind).or_default() += n;
+                }
+            }
             if self.exporter.snapshot.load().health.backfill_pending == 0 {
                 break;
             }
             self.clock.advance(POLL);
         }
-        (polls, self.sim.requests().len(), wall.elapsed())
+        let requests = self.sim.requests();
+        let reads: usize = by_kind.values().sum();
+        by_kind.insert(
+            "listings and other requests",
+            requests.len().saturating_sub(reads),
+        );
+        (polls, requests.len(), wall.elapsed(), by_kind)
     }
 
     /// Each environment's latest run and that run's status, as the simulator holds them now.
@@ -312,12 +328,13 @@ impl Scenario {
             if let Some(f) = &mut self.freshness {
                 f.after_poll(&self.sim, self.exporter.poller.store(), self.clock.now());
             }
-            let full = self
-                .exporter
-                .poller
-                .last_report()
+            let report = self.exporter.poller.last_report();
+            let full = report
                 .and_then(|r| r.reads.get("full_sync").copied())
                 .unwrap_or(0);
+            for (kind, n) in report.iter().flat_map(|r| &r.reads) {
+                *self.steady_reads.entry(kind).or_default() += n;
+            }
             self.note_finished(&mut held, since);
             out.push((
                 requests,
@@ -414,6 +431,35 @@ fn steady_rows(name: &str, costs: &[(usize, usize, usize)], budget: u32) {
     }
 }
 
+/// The backfill's requests by what they were for.
+fn backfill_kinds_row(environments: usize, by_kind: &BTreeMap<&'static str, usize>) {
+    let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    row(
+        "default",
+        "backfill requests by what they were for",
+        &kinds.join(", "),
+        &format!("{environments} backfill reads at least"),
+        "-",
+    );
+}
+
+/// The steady polls' deployment reads by kind, per poll.
+#[allow(clippy::cast_precision_loss)]
+fn reads_row(name: &str, reads: &BTreeMap<&'static str, usize>, polls: usize) {
+    let n = polls.max(1) as f64;
+    let kinds: Vec<String> = reads
+        .iter()
+        .map(|(k, r)| format!("{k} {:.1}", *r as f64 / n))
+        .collect();
+    row(
+        name,
+        "… deployment reads per steady poll by kind",
+        &kinds.join(", "),
+        "changed: in the floor",
+        "-",
+    );
+}
+
 /// The freshness of non-latest runs: median, 90th percentile and maximum of `delays`.
 fn freshness_row(name: &str, delays: &[Duration]) {
     let mut d: Vec<u64> = delays.iter().map(Duration::as_secs).collect();
@@ -471,7 +517,7 @@ async fn main() {
 
     // Default flags: backfill, steady polls with the periodic full re-read, series.
     let mut s = Scenario::start(&args, &base).await;
-    let (polls, requests, wall) = s.backfill().await;
+    let (polls, requests, wall, by_kind) = s.backfill().await;
     let deployments = s.exporter.poller.store().tracked();
     let e = s.environments;
     // The least a backfill can take: one read per environment and one listing, at the budget.
@@ -486,9 +532,15 @@ async fn main() {
         &format!("{least:.1} min = (E + ceil(E/100) + 2) / {budget} per min"),
         &format!("{:.2}", polls as f64 / least),
     );
+    backfill_kinds_row(e, &by_kind);
     s.freshness = Some(Freshness::default());
     let costs = s.steady(args.polls).await;
     steady_rows("default (full re-read every 10m)", &costs, args.budget);
+    reads_row(
+        "default (full re-read every 10m)",
+        &s.steady_reads,
+        costs.len(),
+    );
     freshness_row("default (full re-read every 10m)", &s.nonlatest_freshness);
     let more = s.steady(args.freshness_polls).await;
     if let Some(f) = &s.freshness {
@@ -531,9 +583,10 @@ async fn main() {
     let mut flags = base.to_vec();
     flags.extend(["--full-sync-interval", "0s"]);
     let mut s = Scenario::start(&args, &flags).await;
-    s.backfill().await;
+    let _ = s.backfill().await;
     let costs = s.steady(args.polls).await;
     steady_rows("full re-read off", &costs, args.budget);
+    reads_row("full re-read off", &s.steady_reads, costs.len());
     freshness_row("full re-read off", &s.nonlatest_freshness);
     window_rows("full re-read off", &s.sim, args.budget);
     drop(s);
@@ -542,7 +595,7 @@ async fn main() {
     let mut flags = base.to_vec();
     flags.extend(["--duration-histogram-labels", args.cut.as_str()]);
     let mut s = Scenario::start(&args, &flags).await;
-    s.backfill().await;
+    let _ = s.backfill().await;
     s.steady(1).await;
     let cut_series: BTreeMap<String, usize> = s.series().into_iter().collect();
     drop(s);
