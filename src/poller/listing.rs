@@ -143,7 +143,7 @@ impl Poller {
             .date_filter
             .wants_probe(self.known.health.date_filter_field);
         let mut listing = Listing::new(wants_probe);
-        let listed = match watched {
+        match watched {
             Some(watched)
                 if !filter.include.is_empty() && self.schedule.per_project_is_cheaper(&watched) =>
             {
@@ -157,22 +157,15 @@ impl Poller {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                true
             }
             _ => match self
                 .take_listing(client, org, None, &keep, &mut listing)
                 .await
             {
-                Ok((n, per_project)) => {
-                    self.schedule.note_org_counts(n, per_project);
-                    true
-                }
-                Err(e) if e.budget() => false,
+                Ok((n, per_project)) => self.schedule.note_org_counts(n, per_project),
+                Err(e) if e.budget() => return Ok(None),
                 Err(e) => return Err(e.into()),
             },
-        };
-        if !listed {
-            return Ok(None);
         }
         self.forget_unlisted(&listing);
         Ok(Some(listing))
