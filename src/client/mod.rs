@@ -83,6 +83,17 @@ struct Inner {
     listed_environments: AtomicUsize,
 }
 
+/// What [`Client::each_environment`] hands its caller as an environment listing is read.
+#[derive(Debug)]
+pub enum ListingStep {
+    /// The next page's environments not seen on an earlier page of this reading, in env0's
+    /// order (empty when the page held none).
+    Page(Vec<Environment>),
+    /// The listing is read again from the start (with `includeSubEnvironments`): what this
+    /// reading lists supersedes the earlier pages.
+    Again,
+}
+
 /// What the once-per-process probe of `includeSubEnvironments` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubEnvironments {
@@ -225,7 +236,7 @@ impl Client {
     /// # Errors
     /// See [`Error`]; the first failing page fails the listing.
     pub async fn environments(&self, organization_id: &str) -> Result<Vec<Environment>> {
-        self.environment_listing(organization_id, None).await
+        self.environment_list(organization_id, None).await
     }
 
     /// Every environment of one project (env0's `projectId` filter), all pages.
@@ -237,8 +248,43 @@ impl Client {
         organization_id: &str,
         project_id: &str,
     ) -> Result<Vec<Environment>> {
-        self.environment_listing(organization_id, Some(project_id))
+        self.environment_list(organization_id, Some(project_id))
             .await
+    }
+
+    /// The listing of [`environments`](Self::environments) (of one project's with
+    /// `project_id`), handed to `on_step` page by page as each page arrives, so that the whole
+    /// listing is never held: each page's environments not seen on an earlier page, in env0's
+    /// order. When the listing is read again with `includeSubEnvironments` (once per process,
+    /// see below), [`ListingStep::Again`] comes first and the pages of the new reading follow.
+    /// Returns how many environments the (last) reading listed.
+    ///
+    /// # Errors
+    /// See [`Error`]; the first failing page fails the listing, after the pages before it were
+    /// handed over.
+    pub async fn each_environment(
+        &self,
+        organization_id: &str,
+        project_id: Option<&str>,
+        on_step: impl FnMut(ListingStep),
+    ) -> Result<usize> {
+        self.environment_listing(organization_id, project_id, on_step)
+            .await
+    }
+
+    /// A whole listing, collected.
+    async fn environment_list(
+        &self,
+        organization_id: &str,
+        project_id: Option<&str>,
+    ) -> Result<Vec<Environment>> {
+        let mut listed = Vec::with_capacity(self.listing_capacity(project_id));
+        self.environment_listing(organization_id, project_id, |step| match step {
+            ListingStep::Page(page) => listed.extend(page),
+            ListingStep::Again => listed.clear(),
+        })
+        .await?;
+        Ok(listed)
     }
 
     /// What the probe of `includeSubEnvironments` found so far.
@@ -272,22 +318,20 @@ impl Client {
         &self,
         organization_id: &str,
         project_id: Option<&str>,
-    ) -> Result<Vec<Environment>> {
+        mut on_step: impl FnMut(ListingStep),
+    ) -> Result<usize> {
         let found = self.sub_environments();
         let with_subs = found == SubEnvironments::Sent;
-        let listed = self
-            .environment_pages(organization_id, project_id, with_subs)
+        let known = self
+            .environment_pages(organization_id, project_id, with_subs, &mut on_step)
             .await?;
         if found != SubEnvironments::Unknown {
-            return Ok(listed);
+            return Ok(known.len());
         }
-        let url =
-            self.environments_url(organization_id, project_id, true, PAGE_LIMIT, listed.len());
+        let url = self.environments_url(organization_id, project_id, true, PAGE_LIMIT, known.len());
         let probe: Result<Page<Environment>> = self.get_page(Endpoint::Environments, url).await;
         match probe {
             Ok(page) => {
-                let known: std::collections::HashSet<&str> =
-                    listed.iter().map(|e| e.id.as_str()).collect();
                 let more = page
                     .records
                     .iter()
@@ -298,15 +342,19 @@ impl Client {
                         "includeSubEnvironments lists nothing more on this env0: not sent"
                     );
                     self.set_sub_environments(SubEnvironments::NotNeeded);
-                    return Ok(listed);
+                    return Ok(known.len());
                 }
                 tracing::info!(
                     more,
                     "includeSubEnvironments lists environments the plain listing does not: sent from now on"
                 );
                 self.set_sub_environments(SubEnvironments::Sent);
-                self.environment_pages(organization_id, project_id, true)
-                    .await
+                drop((page, known));
+                on_step(ListingStep::Again);
+                let listed = self
+                    .environment_pages(organization_id, project_id, true, &mut on_step)
+                    .await?;
+                Ok(listed.len())
             }
             Err(Error::BadRequest {
                 status: 400,
@@ -318,38 +366,57 @@ impl Client {
                     "env0 refused includeSubEnvironments (400): not sent again"
                 );
                 self.set_sub_environments(SubEnvironments::Refused);
-                Ok(listed)
+                Ok(known.len())
             }
             Err(e) => {
                 // Not an answer about the parameter (budget, 5xx, a timeout): probe next time.
                 tracing::debug!(error = %e, "the probe of includeSubEnvironments got no answer");
-                Ok(listed)
+                Ok(known.len())
             }
         }
     }
 
-    /// Every page of an environment listing.
+    /// Room for a listing: the organisation's as large as it last was, a page more; a
+    /// project's is not sized (only the organisation's is counted).
+    fn listing_capacity(&self, project_id: Option<&str>) -> usize {
+        match project_id {
+            None => self.inner.listed_environments.load(Ordering::Relaxed) + PAGE_LIMIT,
+            Some(_) => 0,
+        }
+    }
+
+    /// Every page of an environment listing, handed to `on_step`; the ids listed.
     async fn environment_pages(
         &self,
         organization_id: &str,
         project_id: Option<&str>,
         with_subs: bool,
-    ) -> Result<Vec<Environment>> {
+        on_step: &mut impl FnMut(ListingStep),
+    ) -> Result<std::collections::HashSet<String>> {
         let path = self.url(&["environments"]).path().to_owned();
-        // A project's listing is not sized: only the organisation's is counted.
-        let last = &self.inner.listed_environments;
-        let capacity = match project_id {
-            None => last.load(Ordering::Relaxed) + PAGE_LIMIT,
-            Some(_) => 0,
-        };
-        let listed = paging::fetch_all(&path, PAGE_LIMIT, MAX_PAGES, capacity, |offset| {
-            let url =
-                self.environments_url(organization_id, project_id, with_subs, PAGE_LIMIT, offset);
-            self.get_page(Endpoint::Environments, url)
-        })
+        let listed = paging::visit(
+            &path,
+            PAGE_LIMIT,
+            MAX_PAGES,
+            self.listing_capacity(project_id),
+            |_: &[Environment]| false,
+            |offset| {
+                let url = self.environments_url(
+                    organization_id,
+                    project_id,
+                    with_subs,
+                    PAGE_LIMIT,
+                    offset,
+                );
+                self.get_page(Endpoint::Environments, url)
+            },
+            |page| on_step(ListingStep::Page(page)),
+        )
         .await?;
         if project_id.is_none() {
-            last.store(listed.len(), Ordering::Relaxed);
+            self.inner
+                .listed_environments
+                .store(listed.len(), Ordering::Relaxed);
         }
         Ok(listed)
     }

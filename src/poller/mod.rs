@@ -372,19 +372,18 @@ impl Poller {
         let mut report = PollReport::default();
         let org = self.organization(client).await?;
         self.restore_state(&org).await;
-        let Some(environments) = self.list_environments(client, &org).await? else {
+        // Taken in page by page: the decoded listing (about 1 KB an environment) is never
+        // held whole.
+        let Some(listing) = self.list_environments(client, &org).await? else {
             return Ok(report);
         };
         // After the first answers: their `Date` headers told env0's time.
         let now = self.env0_now();
         let planned_at = self.clock.now();
-        report.environments = environments.len();
-        self.take_listing(&environments, now);
+        report.environments = listing.len();
         // Before the first reads: they depend on what the date filter does.
-        self.probe_listing(client, &environments).await;
-        // Not read again: freed before the reads rather than held beside their pages until the
-        // poll ends (about 1 KB an environment as decoded).
-        drop(environments);
+        self.probe_listing(client, listing.candidates()).await;
+        drop(listing);
         self.schedule.keep_full_sync_interval(&self.config, now);
         let unfinished = self.unfinished();
         let at = schedule::PlanTime {
