@@ -7,8 +7,13 @@
 # `cargo test` alone needs nothing but Rust; the checks that need an outside tool (promtool,
 # Prometheus, helm, compose, the reference OpenMetrics parser, cargo-deny…) are the steps here.
 #
-# Two lanes, because the machine's cores are the limit and half the work is waiting:
-#   build lane   cargo builds every test target (debug) while the tools download; then cargo
+# Formatting and lints are steps of it too (`.ci/run` is this script and nothing else): clippy
+# lints the workspace's crates while they are compiled for the tests (clippy-driver as the
+# compiler of the workspace's own crates, as `cargo clippy` runs it, so the dependencies are
+# compiled once rather than once for clippy and once for the tests), and any warning fails it.
+#
+# Three lanes, because the machine's cores are the limit and half the work is waiting:
+#   build lane   cargo builds and lints every test target (debug) while the tools download; then cargo
 #                test (the workspace, then the exporter without the simulator), and beside it
 #                the binary as the Dockerfile builds it (its `cargo build --profile dist
 #                --locked`, read from the Dockerfile: no container runtime here) in a target
@@ -48,8 +53,31 @@ scripts/check-docs.sh >"${logs}/docs.log" 2>&1 &
 docs_pid=$!
 pids+=("${docs_pid}")
 
-step "cargo build of every target of every workspace crate, debug (cargo test --no-run), while the tools install"
-cargo test --workspace --locked --all-targets --no-run
+step "cargo fmt --all --check"
+cargo fmt --all --check
+
+# clippy-driver compiles the workspace's crates (lints and code); `CLIPPY_ARGS` is how
+# `cargo clippy -- -D warnings` hands it `-D warnings`. Every cargo command below but the
+# Dockerfile's uses the same wrapper, so none of them compiles the workspace again.
+clippy_driver="$(command -v clippy-driver || true)"
+[[ -n "${clippy_driver}" ]] || { echo "test: clippy-driver not found: rustup component add clippy" >&2; exit 1; }
+export RUSTC_WORKSPACE_WRAPPER="${clippy_driver}"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+# Fails on any warning cargo or a compiler prints, even one `-D warnings` would not turn into an
+# error (a warning of cargo's own, or a lint level changed in Cargo.toml).
+lint_build() {
+  local log="${logs}/build-$((++builds)).log" status=0
+  "$@" 2>&1 | tee "${log}" || status=1
+  if grep -q '^warning' "${log}"; then
+    echo "test: warnings above (the suite allows none)" >&2
+    status=1
+  fi
+  return "${status}"
+}
+builds=0
+
+step "cargo build and clippy of every target of every workspace crate, debug (cargo test --no-run), while the tools install"
+lint_build cargo test --workspace --locked --all-targets --no-run
 # The binary the checks lane runs: `cargo test` builds it for the command-line tests.
 [[ -x "${bin}" ]] || { echo "test: ${bin} was not built" >&2; exit 1; }
 
@@ -82,7 +110,7 @@ pids+=("${checks_pid}")
 docker_build="$(sed -n 's/^.*&& \(cargo build [^&]*--locked\).*$/\1/p' Dockerfile | tail -n 1)"
 [[ "${docker_build}" == "cargo build "* ]] || { echo "test: no cargo build command found in the Dockerfile" >&2; exit 1; }
 step "${docker_build} (the binary as the Dockerfile builds it, into ${target}/dockerfile-build), in the background"
-CARGO_TARGET_DIR="${target}/dockerfile-build" ${docker_build} >"${logs}/dist.log" 2>&1 &
+CARGO_TARGET_DIR="${target}/dockerfile-build" RUSTC_WORKSPACE_WRAPPER= CLIPPY_ARGS= ${docker_build} >"${logs}/dist.log" 2>&1 &
 dist_pid=$!
 pids+=("${dist_pid}")
 
@@ -93,9 +121,13 @@ cargo test --workspace --locked --all-targets || failed+=("cargo test")
 # code) builds and passes its own tests: the unit tests, the binary, the test targets that need
 # no simulator (the others declare required-features). Doc tests, examples and benches are the
 # default build's.
-step "cargo test -p env0-exporter --no-default-features --lib --bins --tests (the exporter without the simulator)"
-cargo test -p env0-exporter --no-default-features --locked --lib --bins --tests \
-  || failed+=("cargo test --no-default-features")
+step "cargo test -p env0-exporter --no-default-features --all-targets (the exporter without the simulator, built and linted)"
+if lint_build cargo test -p env0-exporter --no-default-features --locked --all-targets --no-run; then
+  cargo test -p env0-exporter --no-default-features --locked --lib --bins --tests \
+    || failed+=("cargo test --no-default-features")
+else
+  failed+=("cargo build/clippy --no-default-features")
+fi
 
 
 step "waiting for the Dockerfile's build"

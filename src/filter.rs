@@ -18,10 +18,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::state::Observation;
-pub use crate::state::STATUSES;
+pub(crate) use crate::state::STATUSES;
 
 /// env0's documented deployment types.
-pub const DEPLOYMENT_TYPES: [&str; 8] = [
+pub(crate) const DEPLOYMENT_TYPES: [&str; 8] = [
     "deploy",
     "destroy",
     "prPlan",

@@ -10,15 +10,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Distinct env0 values one label may take before new ones fold into `other`.
-pub const MAX_VALUES_PER_LABEL: usize = 50;
+pub(crate) const MAX_VALUES_PER_LABEL: usize = 50;
 /// The value for a missing or null field.
-pub const UNKNOWN: &str = "unknown";
+pub(crate) const UNKNOWN: &str = "unknown";
 /// The value for an unusable or over-the-limit field.
-pub const OTHER: &str = "other";
+pub(crate) const OTHER: &str = "other";
 
 /// Whether env0's raw string can be a label value as it is.
 #[must_use]
-pub fn is_plain_value(raw: &str) -> bool {
+pub(crate) fn is_plain_value(raw: &str) -> bool {
     let mut chars = raw.chars();
     let Some(first) = chars.next() else {
         return false;
@@ -30,7 +30,7 @@ pub fn is_plain_value(raw: &str) -> bool {
 
 /// The values one label has admitted so far.
 #[derive(Debug, Clone)]
-pub struct LabelValues {
+pub(crate) struct LabelValues {
     admitted: HashSet<Arc<str>>,
     unknown: Arc<str>,
     other: Arc<str>,
@@ -48,7 +48,7 @@ impl Default for LabelValues {
 
 impl LabelValues {
     /// The label value for env0's raw field, admitting it if there is room.
-    pub fn map(&mut self, raw: Option<&str>) -> Arc<str> {
+    pub(crate) fn map(&mut self, raw: Option<&str>) -> Arc<str> {
         let Some(raw) = raw else {
             return self.unknown.clone();
         };
@@ -71,23 +71,11 @@ impl LabelValues {
         self.admitted.insert(value.clone());
         value
     }
-
-    /// How many distinct env0 values this label has admitted.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.admitted.len()
-    }
-
-    /// Whether no value has been admitted yet.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.admitted.is_empty()
-    }
 }
 
 /// The label mappers of every label the exporter exports.
 #[derive(Debug, Clone, Default)]
-pub struct Labeler {
+pub(crate) struct Labeler {
     /// `deployment_type`: the deployment log's `type`.
     pub deployment_type: LabelValues,
     /// `status`: the deployment log's `status`.
@@ -132,7 +120,7 @@ mod tests {
         assert_eq!(&*l.map(Some("ünïcode")), "other");
         assert_eq!(&*l.map(Some(&"a".repeat(65))), "other");
         assert_eq!(&*l.map(Some(&"a".repeat(64))), "a".repeat(64));
-        assert!(!l.is_empty());
+        assert!(!l.admitted.is_empty());
     }
 
     #[test]
@@ -143,6 +131,6 @@ mod tests {
         }
         assert_eq!(&*l.map(Some("v50")), "other");
         assert_eq!(&*l.map(Some("v7")), "v7");
-        assert_eq!(l.len(), 50);
+        assert_eq!(l.admitted.len(), 50);
     }
 }

@@ -9,24 +9,28 @@
 //! takes it into the same state between polls; both turn deployment logs into what the state
 //! takes through [`observation`]. [`probe`] learns what env0 leaves undocumented (the date
 //! filter's field, page order), for the poller and the `doctor` command.
+//!
+//! A module is public only when the binary, the tests, the benches or the examples use it; the
+//! others (`doctor`, `filter`, `labels`, `shard`, `state_file_format`) are `pub(crate)`, so that
+//! `unreachable_pub` finds what is `pub` without need.
 
 pub mod app;
 pub mod client;
 pub mod clock;
 pub mod config;
-pub mod doctor;
-pub mod filter;
+pub(crate) mod doctor;
+pub(crate) mod filter;
 pub mod http;
-pub mod labels;
+pub(crate) mod labels;
 pub mod metrics;
 pub mod observation;
 pub mod poller;
 pub mod probe;
 pub mod ratelimit;
 pub mod secret;
-pub mod shard;
+pub(crate) mod shard;
 pub mod state;
-pub mod state_file_format;
+pub(crate) mod state_file_format;
 pub mod webhook;
 
 /// The simulated env0 (the `env0-sim` crate) that `demo`, `simulate` and the tests run against.

@@ -169,20 +169,33 @@ pub struct DeploymentListing {
 /// a run that tells), then the others with a latest run. Archived ones come last.
 #[must_use]
 pub fn candidates(environments: &[Environment]) -> Vec<&str> {
-    let mut ranked: Vec<(u8, &str)> = environments
-        .iter()
-        .filter(|e| e.latest_deployment_log_id.is_some() || e.latest_deployment_log.is_some())
-        .map(|e| {
-            let started = e
-                .latest_deployment_log
-                .as_ref()
-                .is_some_and(|l| l.started_at.is_some());
-            (
-                u8::from(e.is_archived) * 2 + u8::from(!started),
-                e.id.as_str(),
-            )
-        })
-        .collect();
+    ranked(
+        environments
+            .iter()
+            .filter_map(|e| candidate_rank(e).map(|rank| (rank, e.id.as_str()))),
+    )
+}
+
+/// Where `environment` stands among [`candidates`] (lower first), `None` when it is not one
+/// (no latest run): for callers that see a listing page by page and keep only ids.
+#[must_use]
+pub fn candidate_rank(environment: &Environment) -> Option<u8> {
+    if environment.latest_deployment_log_id.is_none() && environment.latest_deployment_log.is_none()
+    {
+        return None;
+    }
+    let started = environment
+        .latest_deployment_log
+        .as_ref()
+        .is_some_and(|l| l.started_at.is_some());
+    Some(u8::from(environment.is_archived) * 2 + u8::from(!started))
+}
+
+/// The ids of (rank, id) pairs in listing order, best rank first; within a rank, env0's
+/// listing order.
+#[must_use]
+pub fn ranked<'a>(ranked: impl IntoIterator<Item = (u8, &'a str)>) -> Vec<&'a str> {
+    let mut ranked: Vec<(u8, &str)> = ranked.into_iter().collect();
     // Stable: env0's listing order within a rank.
     ranked.sort_by_key(|(rank, _)| *rank);
     ranked.into_iter().map(|(_, id)| id).collect()

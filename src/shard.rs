@@ -10,20 +10,20 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Most shards one organisation may be split into.
-pub const MAX_SHARDS: u32 = 1024;
+pub(crate) const MAX_SHARDS: u32 = 1024;
 
 /// The offset basis of 64-bit FNV-1a: the hash of no bytes.
-pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// 64-bit FNV-1a of `text`'s bytes: stable across runs, platforms and versions.
 #[must_use]
-pub fn fnv1a(text: &str) -> u64 {
+pub(crate) fn fnv1a(text: &str) -> u64 {
     fnv1a_extend(FNV_OFFSET, text.as_bytes())
 }
 
 /// Continues the 64-bit FNV-1a `hash` over `bytes` (to hash several fields in a row).
 #[must_use]
-pub fn fnv1a_extend(mut hash: u64, bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a_extend(mut hash: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
         hash ^= u64::from(*b);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);

@@ -34,17 +34,13 @@ use crate::filter::{DeploymentFilter, ProjectFilter};
 use crate::state::Views;
 
 /// Version of the file's layout; a file of another version is ignored (with a warning).
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// Largest decompressed file read (a bound on a corrupt or hostile file, far above the ~100 MB
 /// that 200,000 deployments take before compression).
 const MAX_DECOMPRESSED: u64 = 2 << 30;
 /// Longest header line read.
 const MAX_HEADER: u64 = 64 * 1024;
-
-/// Default of `--state-file-interval`: the file is written at most this often (and once more at
-/// shutdown), after a poll that read something.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where and how often the state is written (`--state-file`, `--state-file-interval`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +53,7 @@ pub struct StateFileConfig {
 
 /// The first line: what the file is and which settings wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Header {
+pub(crate) struct Header {
     /// [`FORMAT_VERSION`] of the writer.
     pub format: u32,
     /// The exporter version that wrote it (informational: any version of the same format reads it).
@@ -76,7 +72,7 @@ pub struct Header {
 /// poller's filters as they are, its lookback, and the two views that shape the records. The
 /// filters are flattened under the flags' names, so the header reads as it always has.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// `--lookback`, in seconds.
     pub lookback_seconds: u64,
     /// `--deployment-types`, `--statuses`, `--user-ids`.
@@ -95,7 +91,7 @@ impl Settings {
     /// The settings of a poller that keeps `lookback`, watches what `filter` and `projects` let
     /// through, and shows `views`.
     #[must_use]
-    pub fn new(
+    pub(crate) fn new(
         lookback: Duration,
         filter: &DeploymentFilter,
         projects: &ProjectFilter,
@@ -112,7 +108,7 @@ impl Settings {
 
     /// The flag of the first setting that differs from `other`, if any.
     #[must_use]
-    pub fn first_difference(&self, other: &Self) -> Option<&'static str> {
+    pub(crate) fn first_difference(&self, other: &Self) -> Option<&'static str> {
         let (f, o) = (&self.filter, &other.filter);
         [
             (
@@ -146,7 +142,7 @@ impl Settings {
 
 /// What a file must match to be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected {
+pub(crate) struct Expected {
     /// The settings of this process.
     pub settings: Settings,
     /// Its shard.
@@ -200,7 +196,7 @@ impl Header {
     ///
     /// # Errors
     /// The reason it may not.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         expected: &Expected,
         organization_id: &str,
@@ -235,7 +231,7 @@ impl Header {
 
     /// How long ago it was written (zero if the clock is now earlier).
     #[must_use]
-    pub fn age(&self, now: Timestamp) -> Duration {
+    pub(crate) fn age(&self, now: Timestamp) -> Duration {
         Timestamp::from_millisecond(self.written_at_ms)
             .map_or(Duration::MAX, |at| clock::elapsed(at, now))
     }
@@ -243,7 +239,7 @@ impl Header {
 
 /// The second line: environments and deployments.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Body {
+pub(crate) struct Body {
     /// The poller's schedule, one entry per environment.
     pub schedule: Vec<PersistedSchedule>,
     /// What the state keeps.
@@ -252,7 +248,7 @@ pub struct Body {
 
 /// An environment's latest run: id and status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PersistedLatest {
+pub(crate) struct PersistedLatest {
     /// Deployment log id.
     pub id: String,
     /// Its status, when known.
@@ -262,7 +258,7 @@ pub struct PersistedLatest {
 /// What the poller remembers of one environment (the poller's `EnvSchedule`). Times in milliseconds of
 /// env0's clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PersistedSchedule {
+pub(crate) struct PersistedSchedule {
     /// Environment id.
     pub id: String,
     /// Latest run as last listed.
@@ -344,7 +340,7 @@ pub struct PersistedDeployEnd {
 
 /// A whole state file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateFile {
+pub(crate) struct StateFile {
     /// First line.
     pub header: Header,
     /// Second line.
@@ -353,7 +349,7 @@ pub struct StateFile {
 
 /// Milliseconds since the epoch.
 #[must_use]
-pub fn millis(ts: Timestamp) -> i64 {
+pub(crate) fn millis(ts: Timestamp) -> i64 {
     ts.as_millisecond()
 }
 
@@ -361,7 +357,7 @@ pub fn millis(ts: Timestamp) -> i64 {
 ///
 /// # Errors
 /// When out of range (a corrupt file).
-pub fn timestamp(ms: i64) -> Result<Timestamp, Rejected> {
+pub(crate) fn timestamp(ms: i64) -> Result<Timestamp, Rejected> {
     Timestamp::from_millisecond(ms)
         .map_err(|e| Rejected::Corrupt(format!("timestamp {ms} out of range: {e}")))
 }
@@ -370,7 +366,7 @@ pub fn timestamp(ms: i64) -> Result<Timestamp, Rejected> {
 ///
 /// # Errors
 /// When out of range.
-pub fn timestamp_opt(ms: Option<i64>) -> Result<Option<Timestamp>, Rejected> {
+pub(crate) fn timestamp_opt(ms: Option<i64>) -> Result<Option<Timestamp>, Rejected> {
     ms.map(timestamp).transpose()
 }
 
@@ -378,7 +374,7 @@ pub fn timestamp_opt(ms: Option<i64>) -> Result<Option<Timestamp>, Rejected> {
 ///
 /// # Errors
 /// Any I/O error; the old file is then left as it was.
-pub fn save(path: &Path, file: &StateFile) -> io::Result<u64> {
+pub(crate) fn save(path: &Path, file: &StateFile) -> io::Result<u64> {
     let mut size = 0;
     write_atomic(path, |out| {
         let mut counting = CountingWriter {
@@ -441,7 +437,7 @@ fn temporary(path: &Path) -> io::Result<PathBuf> {
 ///
 /// # Errors
 /// Any I/O error, or one `content` returns.
-pub fn write_atomic(
+pub(crate) fn write_atomic(
     path: &Path,
     content: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
@@ -489,7 +485,7 @@ struct Version {
 ///
 /// # Errors
 /// Why the file cannot be used.
-pub fn load(path: &Path) -> Result<Option<StateFile>, Rejected> {
+pub(crate) fn load(path: &Path) -> Result<Option<StateFile>, Rejected> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

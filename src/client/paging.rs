@@ -82,8 +82,8 @@ async fn collect<T, P, F, Fut>(
     limit: usize,
     max_pages: usize,
     capacity: usize,
-    mut enough: impl FnMut(&[T]) -> bool,
-    mut fetch_page: F,
+    enough: impl FnMut(&[T]) -> bool,
+    fetch_page: F,
 ) -> Result<Vec<T>>
 where
     T: Identified,
@@ -91,27 +91,62 @@ where
     Fut: Future<Output = Result<P>>,
     P: Into<Page<T>>,
 {
-    let mut seen = HashSet::with_capacity(capacity);
     let mut items = Vec::with_capacity(capacity);
+    visit(
+        path,
+        limit,
+        max_pages,
+        capacity,
+        enough,
+        fetch_page,
+        |page| {
+            items.extend(page);
+        },
+    )
+    .await?;
+    Ok(items)
+}
+
+/// The paging loop: hands each page's items not seen on an earlier page to `on_page` as the
+/// page arrives (an empty list when it held none), so the caller need not hold the whole
+/// listing; returns the ids of the items listed (made with room for `capacity`). Stops as
+/// [`fetch_until`] does; on an error, the pages before it have been handed over.
+///
+/// # Errors
+/// As [`fetch_all`].
+pub(super) async fn visit<T, P, F, Fut>(
+    path: &str,
+    limit: usize,
+    max_pages: usize,
+    capacity: usize,
+    mut enough: impl FnMut(&[T]) -> bool,
+    mut fetch_page: F,
+    mut on_page: impl FnMut(Vec<T>),
+) -> Result<HashSet<String>>
+where
+    T: Identified,
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<P>>,
+    P: Into<Page<T>>,
+{
+    let mut seen = HashSet::with_capacity(capacity);
     let mut offset = 0;
     let mut duplicates = 0_usize;
     for _ in 0..max_pages {
-        let page: Page<T> = fetch_page(offset).await?.into();
+        let mut page: Page<T> = fetch_page(offset).await?.into();
         // Skipped records count: a page with one unreadable record is still a full page.
         let len = page.len;
         let stop = len >= limit && enough(&page.records);
-        for item in page.records {
-            if seen.insert(item.id().to_owned()) {
-                items.push(item);
-            } else {
-                duplicates += 1;
-            }
-        }
+        let before = page.records.len();
+        page.records
+            .retain(|item| seen.insert(item.id().to_owned()));
+        duplicates += before - page.records.len();
+        on_page(page.records);
         if len < limit {
             if duplicates > 0 {
                 tracing::debug!(path, duplicates, "dropped items seen on an earlier page");
             }
-            return Ok(items);
+            return Ok(seen);
         }
         if stop {
             tracing::debug!(
@@ -119,7 +154,7 @@ where
                 pages = offset / limit.max(1) + 1,
                 "stopped paging: the rest is older than needed"
             );
-            return Ok(items);
+            return Ok(seen);
         }
         offset += len;
     }
@@ -253,6 +288,72 @@ mod tests {
         assert_eq!(offsets, [0, 10, 20]);
         assert_eq!(result, items(0..25));
         assert!(result.capacity() >= 1_000, "{}", result.capacity());
+    }
+
+    #[tokio::test]
+    async fn each_page_is_handed_over_as_it_arrives_without_the_items_seen_before() {
+        let pages = [
+            vec![Item("a".into()), Item("b".into())],
+            vec![Item("b".into()), Item("b".into())],
+            vec![Item("c".into())],
+        ];
+        let mut pages = pages.into_iter();
+        // The pages handed over so far, as each next page is asked for.
+        let handed = std::cell::RefCell::new(Vec::new());
+        let mut seen_at_fetch = Vec::new();
+        let ids = visit(
+            "/x",
+            2,
+            100,
+            0,
+            |_: &[Item]| false,
+            |_| {
+                seen_at_fetch.push(handed.borrow().len());
+                std::future::ready(Ok(pages.next().unwrap_or_default()))
+            },
+            |page| handed.borrow_mut().push(page),
+        )
+        .await
+        .expect("pages");
+        assert_eq!(
+            seen_at_fetch,
+            [0, 1, 2],
+            "each page before the next is asked for"
+        );
+        assert_eq!(
+            handed.into_inner(),
+            [
+                vec![Item("a".into()), Item("b".into())],
+                vec![],
+                vec![Item("c".into())]
+            ]
+        );
+        let mut ids: Vec<String> = ids.into_iter().collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_page_ends_the_visit_after_the_pages_before_it() {
+        let mut handed = Vec::new();
+        let result = visit(
+            "/x",
+            2,
+            5,
+            0,
+            |_: &[Item]| false,
+            |offset| {
+                std::future::ready(if offset < 4 {
+                    Ok(items(offset..offset + 2))
+                } else {
+                    Err(Error::Timeout { path: "/x".into() })
+                })
+            },
+            |page| handed.push(page),
+        )
+        .await;
+        assert!(matches!(result, Err(Error::Timeout { .. })));
+        assert_eq!(handed, [items(0..2), items(2..4)]);
     }
 
     #[tokio::test]

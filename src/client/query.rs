@@ -7,6 +7,7 @@
 //! one exception is marked [`Parameter::probed`]: it is sent once per process to learn what it
 //! changes, and dropped for good on a 400 (see `Client::environments`).
 
+use jiff::Timestamp;
 use url::Url;
 
 /// The env0 routes the client reads, as far as query parameters go.
@@ -113,6 +114,55 @@ pub(super) fn set_query(url: &mut Url, route: Route, pairs: &[(&str, &str)]) {
             );
         }
     }
+}
+
+/// Filters of a deployment listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentQuery {
+    /// `fromDate`, sent as `YYYY-MM-DDTHH:mm:ss.sssZ`.
+    pub from: Timestamp,
+    /// `toDate`, same format; fixing it at the poll's start keeps the listing stable.
+    pub to: Timestamp,
+    /// `deploymentTypes`, comma-joined; empty means not sent.
+    pub deployment_types: Vec<String>,
+    /// `statuses`, comma-joined; empty means not sent.
+    pub statuses: Vec<String>,
+    /// `userIds`, comma-joined; empty means not sent.
+    pub user_ids: Vec<String>,
+}
+
+impl DeploymentQuery {
+    /// All deployments created between `from` and `to`, no other filter.
+    #[must_use]
+    pub fn between(from: Timestamp, to: Timestamp) -> Self {
+        Self {
+            from,
+            to,
+            deployment_types: Vec::new(),
+            statuses: Vec::new(),
+            user_ids: Vec::new(),
+        }
+    }
+}
+
+/// A timestamp as env0's `fromDate`/`toDate` want it: `2026-07-01T14:02:10.000Z`.
+#[must_use]
+pub fn format_query_timestamp(ts: Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// `pairs` followed by the `filters` that have a value (a filter left empty is not sent).
+pub(super) fn with_filters<'a>(
+    mut pairs: Vec<(&'a str, &'a str)>,
+    filters: &'a [(&'a str, String)],
+) -> Vec<(&'a str, &'a str)> {
+    pairs.extend(
+        filters
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(n, v)| (*n, v.as_str())),
+    );
+    pairs
 }
 
 #[cfg(test)]

@@ -337,7 +337,7 @@ fn the_state_file_needs_an_existing_directory_and_is_off_by_default() {
             .state_file
             .unwrap()
             .interval,
-        crate::state_file_format::DEFAULT_INTERVAL
+        Duration::from_secs(60)
     );
     let missing = dir.path().join("no-such-dir").join("state");
     for path in [missing.to_str().unwrap(), dir.path().to_str().unwrap()] {

@@ -14,7 +14,7 @@
 //! `parameters.rs` the ones about project access and each query parameter.
 
 mod parameters;
-pub mod report;
+pub(crate) mod report;
 mod tally;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,22 +28,22 @@ use crate::config::{Config, Credentials};
 use crate::filter::{DeploymentFilter, ProjectFilter};
 use crate::ratelimit::SlidingWindow;
 
-pub use report::{CheckVerdict, Parameter, Report, WebhookAdvice};
+pub(crate) use report::{CheckVerdict, Report, WebhookAdvice};
 use tally::Tally;
 
 /// The most requests one run of `doctor` sends, retries included.
-pub const MAX_REQUESTS: u32 = 40;
+pub(crate) const MAX_REQUESTS: u32 = 40;
 
 /// Pages of `GET /environments` read at most (100 environments each): past them, the counts are
 /// lower bounds.
-pub const ENVIRONMENT_PAGES: usize = 3;
+pub(crate) const ENVIRONMENT_PAGES: usize = 3;
 
 /// Environments per page of the environments listing.
 const ENVIRONMENT_PAGE_LIMIT: usize = 100;
 
 /// Projects whose access is checked (one environment's deployments each); the others are
 /// reported as not checked.
-pub const SAMPLED_PROJECTS: usize = 8;
+pub(crate) const SAMPLED_PROJECTS: usize = 8;
 
 /// How long `doctor` may spend waiting (for its budget, a back-off or a `Retry-After`): shorter
 /// than the budget's 60 s window, so the budget is never refilled.
@@ -51,7 +51,7 @@ const DEADLINE: Duration = Duration::from_secs(50);
 
 /// What `doctor` needs besides the client: the settings the exporter would run with.
 #[derive(Debug, Clone, Default)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// `--organization-id`.
     pub organization_id: Option<String>,
     /// `--projects` / `--exclude-projects`.
@@ -65,7 +65,7 @@ pub struct Settings {
 impl Settings {
     /// The settings of a validated exporter configuration.
     #[must_use]
-    pub fn from_config(config: &Config) -> Self {
+    pub(crate) fn from_config(config: &Config) -> Self {
         let webhook = config.webhook.as_ref().map(|w| {
             let port = w
                 .listen_address
@@ -97,7 +97,7 @@ struct Doctor {
 ///
 /// # Errors
 /// When the HTTP client cannot be built (a wrong setting, not an env0 answer).
-pub async fn run(
+pub(crate) async fn run(
     config: &Config,
     credentials: &Credentials,
     clock: SharedClock,
@@ -574,7 +574,7 @@ impl Doctor {
 
 /// The path the report names a route's parameters under.
 #[must_use]
-pub fn route_path(route: Route) -> &'static str {
+pub(crate) fn route_path(route: Route) -> &'static str {
     match route {
         Route::Organizations => "/organizations",
         Route::Projects => PROJECTS_PATH,

@@ -11,7 +11,7 @@ use crate::secret::Secret;
 /// How env0 answered a question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CheckVerdict {
+pub(crate) enum CheckVerdict {
     /// Not asked (an earlier answer made it impossible, or the budget ran out).
     NotChecked,
     /// Answered 2xx.
@@ -26,7 +26,7 @@ impl CheckVerdict {
     /// What an error says about a parameter: 400 is a refusal, 403/402 forbidden; anything else
     /// (5xx, timeouts, the budget) says nothing.
     #[must_use]
-    pub fn of_error(e: &Error) -> Option<Self> {
+    pub(crate) fn of_error(e: &Error) -> Option<Self> {
         match e {
             Error::BadRequest { status: 400, .. } => Some(Self::Refused),
             Error::Forbidden { .. } | Error::BadRequest { status: 402, .. } => {
@@ -48,7 +48,7 @@ impl CheckVerdict {
 
 /// One query parameter the exporter sends, and how env0 took it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Parameter {
+pub(crate) struct Parameter {
     /// The listing it is sent to.
     pub path: String,
     /// Its name.
@@ -64,7 +64,7 @@ pub struct Parameter {
 
 /// What to enter in env0's webhook settings (a notification target of type Webhook).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WebhookAdvice {
+pub(crate) struct WebhookAdvice {
     /// The URL path the exporter serves deliveries on.
     pub path: &'static str,
     /// The port it listens on for them.
@@ -83,7 +83,7 @@ const SHORT_SECRET: usize = 16;
 impl WebhookAdvice {
     /// The advice for deliveries on `port`, signed with `secret`.
     #[must_use]
-    pub fn new(port: u16, own_listener: bool, secret: &Secret) -> Self {
+    pub(crate) fn new(port: u16, own_listener: bool, secret: &Secret) -> Self {
         Self {
             path: crate::webhook::PATH,
             port,
@@ -100,7 +100,7 @@ impl WebhookAdvice {
 
 /// Everything `doctor` found; `--output json` prints it as one object.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// The env0 API asked.
     pub api_endpoint: String,
     /// Whether env0 took the key.
@@ -180,7 +180,7 @@ fn types_or_unknown<S: serde::Serializer>(
 impl Report {
     /// An empty report about `api_endpoint`.
     #[must_use]
-    pub fn new(api_endpoint: &str) -> Self {
+    pub(crate) fn new(api_endpoint: &str) -> Self {
         Self {
             api_endpoint: api_endpoint.to_owned(),
             credentials: CheckVerdict::NotChecked,
@@ -216,7 +216,13 @@ impl Report {
 
     /// Records env0's answer to `name` on `path`; a later answer replaces a `not_checked` or
     /// `accepted` one, never a refusal.
-    pub fn parameter(&mut self, path: &str, name: &str, verdict: CheckVerdict, detail: String) {
+    pub(crate) fn parameter(
+        &mut self,
+        path: &str,
+        name: &str,
+        verdict: CheckVerdict,
+        detail: String,
+    ) {
         match self
             .parameters
             .iter_mut()
@@ -242,13 +248,13 @@ impl Report {
 
     /// Whether env0 answered anything with a 2xx.
     #[must_use]
-    pub fn requests_answered(&self) -> bool {
+    pub(crate) fn requests_answered(&self) -> bool {
         self.credentials == CheckVerdict::Accepted
     }
 
     /// Whether the exporter can run as configured.
     #[must_use]
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         self.problems.is_empty()
     }
 
@@ -256,14 +262,14 @@ impl Report {
     ///
     /// # Errors
     /// Never in practice (every field serialises).
-    pub fn to_json(&self) -> serde_json::Result<String> {
+    pub(crate) fn to_json(&self) -> serde_json::Result<String> {
         serde_json::to_string(self)
     }
 
     /// The report for a person: one aligned line per check, the webhook settings, then
     /// problems with what to do.
     #[must_use]
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,

@@ -7,9 +7,11 @@ use jiff::Timestamp;
 use tracing::{debug, info};
 
 use super::optional::{self, OptionalCall};
+use super::schedule::Schedule;
 use super::{PollError, Poller};
-use crate::client::{Client, Environment, Error as ClientError};
+use crate::client::{Client, Environment, Error as ClientError, ListingStep};
 use crate::observation::observation;
+use crate::probe;
 
 /// The organisation watched and the names of its projects, as last listed.
 #[derive(Debug)]
@@ -72,13 +74,18 @@ impl Poller {
         Ok(id)
     }
 
-    /// Lists the projects and the watched environments; `None` when the request budget ran out
-    /// first (the poll then ends early without error, and the next one starts over).
+    /// Lists the projects and the watched environments, taking in each page of the
+    /// environment listing as it arrives (see [`take_environment`](Self::take_environment)),
+    /// so that the poll never holds the whole decoded listing; `None` when the request budget
+    /// ran out first (the poll then ends early without error, and the next one starts over).
+    /// What the listing says as a whole (environments gone are forgotten) is taken only once
+    /// every page has been read: a listing that fails or runs out of budget part way has
+    /// updated the environments it listed and forgotten none.
     ///
     /// With `--projects`, the environments come from whichever costs fewer requests as last
     /// counted: one listing per watched project (`projectId`, Σ ⌊Eₚ/100⌋+1 pages) or the
-    /// organisation's (⌊E/100⌋+1 pages, then dropped by project). Excluded projects' environments
-    /// are dropped before anything of theirs is read.
+    /// organisation's (⌊E/100⌋+1 pages, then dropped by project). Excluded projects'
+    /// environments are dropped before anything of theirs is read.
     ///
     /// With `--shard`, only this shard's environments are kept, here, before anything else sees
     /// them: another shard's environments are never read, counted, exposed or watched for
@@ -87,20 +94,7 @@ impl Poller {
         &mut self,
         client: &Client,
         org: &str,
-    ) -> Result<Option<Vec<Environment>>, PollError> {
-        let shard = self.config.shard;
-        Ok(self
-            .list_watched_environments(client, org)
-            .await?
-            .map(|envs| envs.into_iter().filter(|e| shard.owns(&e.id)).collect()))
-    }
-
-    /// The environments of the watched projects, of every shard.
-    async fn list_watched_environments(
-        &mut self,
-        client: &Client,
-        org: &str,
-    ) -> Result<Option<Vec<Environment>>, PollError> {
+    ) -> Result<Option<Listing>, PollError> {
         let projects = match client.projects(org).await {
             Ok(p) => {
                 optional::note_available(&mut self.known.health, OptionalCall::Projects);
@@ -126,13 +120,18 @@ impl Poller {
                 .collect();
         }
         let filter = self.config.projects.clone();
-        if filter.is_empty() {
-            return self.list_org_environments(client, org).await;
-        }
         // Without this poll's projects listing, the names last listed (if any) stand in.
         let names = self.organization.project_names.clone();
         let watched_project =
             |id: &str| filter.matches(id, names.get(id).and_then(Option::as_deref));
+        let shard = self.config.shard;
+        let keep = |e: &Environment| {
+            shard.owns(&e.id)
+                && (filter.is_empty()
+                    || e.project_id
+                        .as_deref()
+                        .map_or(filter.include.is_empty(), watched_project))
+        };
         let watched: Option<Vec<String>> = projects.as_ref().map(|projects| {
             projects
                 .iter()
@@ -140,84 +139,144 @@ impl Poller {
                 .map(|p| p.id.clone())
                 .collect()
         });
-        let environments = match watched {
+        let wants_probe = self
+            .date_filter
+            .wants_probe(self.known.health.date_filter_field);
+        let mut listing = Listing::new(wants_probe);
+        match watched {
             Some(watched)
                 if !filter.include.is_empty() && self.schedule.per_project_is_cheaper(&watched) =>
             {
-                let mut all = Vec::new();
                 for project in &watched {
-                    match client.project_environments(org, project).await {
-                        Ok(envs) => {
-                            self.schedule.note_project_listing(project, envs.len());
-                            all.extend(envs);
-                        }
+                    let taken = self
+                        .take_listing(client, org, Some(project), &keep, &mut listing)
+                        .await;
+                    match taken {
+                        Ok((n, _)) => self.schedule.note_project_listing(project, n),
                         Err(e) if e.budget() => return Ok(None),
                         Err(e) => return Err(e.into()),
                     }
                 }
-                all
             }
-            _ => match self.list_org_environments(client, org).await? {
-                Some(all) => all,
-                None => return Ok(None),
+            _ => match self
+                .take_listing(client, org, None, &keep, &mut listing)
+                .await
+            {
+                Ok((n, per_project)) => self.schedule.note_org_counts(n, per_project),
+                Err(e) if e.budget() => return Ok(None),
+                Err(e) => return Err(e.into()),
             },
-        };
-        Ok(Some(
-            environments
-                .into_iter()
-                .filter(|e| {
-                    e.project_id
-                        .as_deref()
-                        .map_or(filter.include.is_empty(), watched_project)
-                })
-                .collect(),
-        ))
+        }
+        self.forget_unlisted(&listing);
+        Ok(Some(listing))
     }
 
-    /// The organisation's environments, counted per project for the next choice of listing.
-    async fn list_org_environments(
+    /// Reads one environment listing (the organisation's, or `project`'s) page by page and
+    /// takes in each environment that `keep` keeps; returns how many the listing held and
+    /// how many of them each project has.
+    async fn take_listing(
         &mut self,
         client: &Client,
         org: &str,
-    ) -> Result<Option<Vec<Environment>>, PollError> {
-        match client.environments(org).await {
-            Ok(envs) => {
-                self.schedule.note_org_listing(&envs);
-                Ok(Some(envs))
-            }
-            Err(e) if e.budget() => Ok(None),
-            Err(e) => Err(e.into()),
+        project: Option<&str>,
+        keep: &impl Fn(&Environment) -> bool,
+        listing: &mut Listing,
+    ) -> Result<(usize, HashMap<String, usize>), ClientError> {
+        let mut per_project = HashMap::new();
+        let n = client
+            .each_environment(org, project, |step| match step {
+                ListingStep::Again => per_project.clear(),
+                ListingStep::Page(environments) => {
+                    Schedule::count_projects(&mut per_project, &environments);
+                    // After the page's answer: its `Date` header told env0's time.
+                    let now = self.env0_now();
+                    for env in environments.into_iter().filter(|e| keep(e)) {
+                        self.take_environment(&env, now);
+                        listing.add(env);
+                    }
+                }
+            })
+            .await?;
+        Ok((n, per_project))
+    }
+
+    /// Takes in what the listing says of one environment: it updates its record and
+    /// schedule, and its embedded latest run is ingested.
+    fn take_environment(&mut self, env: &Environment, now: Timestamp) {
+        self.known.store.upsert_environment(
+            &env.id,
+            env.project_id.as_deref(),
+            env.status.as_deref(),
+            env.drift_status.as_deref(),
+            env.is_archived,
+        );
+        self.schedule.take_listed(env);
+        let latest = env
+            .latest_deployment_log
+            .as_ref()
+            .map(|log| observation(log, &env.id));
+        self.known
+            .store
+            .set_environment_view(&env.id, env.name.as_deref(), latest.as_ref());
+        if let Some(obs) = latest {
+            self.ingest(&obs, now);
         }
     }
 
-    /// Takes in what the environment listing says: environments gone are forgotten, each
-    /// listed one updates its record and schedule, and its embedded latest run is ingested.
-    pub(super) fn take_listing(&mut self, environments: &[Environment], now: Timestamp) {
-        let listed: HashSet<&str> = environments.iter().map(|e| e.id.as_str()).collect();
+    /// Once the whole listing is read: environments it did not list are forgotten.
+    fn forget_unlisted(&mut self, listing: &Listing) {
+        let listed: HashSet<&str> = listing.listed.iter().map(String::as_str).collect();
         self.known.store.retain_environments(&listed);
         self.schedule.retain_listed(&listed);
         self.schedule.note_listing(true);
-        for env in environments {
-            self.known.store.upsert_environment(
-                &env.id,
-                env.project_id.as_deref(),
-                env.status.as_deref(),
-                env.drift_status.as_deref(),
-                env.is_archived,
-            );
-            self.schedule.take_listed(env);
-            let latest = env
-                .latest_deployment_log
-                .as_ref()
-                .map(|log| observation(log, &env.id));
-            self.known
-                .store
-                .set_environment_view(&env.id, env.name.as_deref(), latest.as_ref());
-            if let Some(obs) = latest {
-                self.ingest(&obs, now);
-            }
-        }
         self.webhooks.refresh_watched(&self.schedule);
+    }
+}
+
+/// What the poll keeps of an environment listing taken in page by page: the ids of the
+/// environments listed (this shard's, of the watched projects) and, while env0's date filter
+/// is still to be probed, the probe's candidates.
+#[derive(Debug, Default)]
+pub(super) struct Listing {
+    /// The environments listed.
+    listed: HashSet<String>,
+    /// [`probe::candidate_rank`] and id of each candidate, in listing order; `None` when no
+    /// probe is wanted.
+    candidates: Option<Vec<(u8, String)>>,
+}
+
+impl Listing {
+    fn new(wants_probe: bool) -> Self {
+        Self {
+            listed: HashSet::new(),
+            candidates: wants_probe.then(Vec::new),
+        }
+    }
+
+    /// Notes `env` as listed (an environment listed again by a second reading counts once).
+    fn add(&mut self, env: Environment) {
+        if let Some(candidates) = &mut self.candidates
+            && !self.listed.contains(&env.id)
+            && let Some(rank) = probe::candidate_rank(&env)
+        {
+            candidates.push((rank, env.id.clone()));
+        }
+        self.listed.insert(env.id);
+    }
+
+    /// How many environments were listed.
+    pub(super) fn len(&self) -> usize {
+        self.listed.len()
+    }
+
+    /// The environments worth probing, best first (see [`probe::candidates`]).
+    pub(super) fn candidates(&self) -> Vec<&str> {
+        probe::ranked(
+            self.candidates
+                .iter()
+                .flatten()
+                .map(|(rank, id)| (*rank, id.as_str())),
+        )
     }
 }
 

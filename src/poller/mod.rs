@@ -374,12 +374,13 @@ impl Poller {
         let org = self.organization(client).await?;
         self.restore_state(&org).await;
         // While a backfill is pending, the polls between two listings plan from the last one.
-        let listing_due = self.schedule.listing_due(&self.config);
-        let environments = if listing_due {
-            let Some(environments) = self.list_environments(client, &org).await? else {
+        // A listing is taken in page by page: the decoded listing (about 1 KB an environment)
+        // is never held whole.
+        let listing = if self.schedule.listing_due(&self.config) {
+            let Some(listing) = self.list_environments(client, &org).await? else {
                 return Ok(report);
             };
-            Some(environments)
+            Some(listing)
         } else {
             self.schedule.note_listing(false);
             None
@@ -388,14 +389,10 @@ impl Poller {
         let now = self.env0_now();
         let planned_at = self.clock.now();
         report.environments = self.schedule.len();
-        if let Some(environments) = environments {
-            report.environments = environments.len();
-            self.take_listing(&environments, now);
+        if let Some(listing) = listing {
+            report.environments = listing.len();
             // Before the first reads: they depend on what the date filter does.
-            self.probe_listing(client, &environments).await;
-            // Not read again: freed here, before the reads, rather than held beside their pages
-            // until the poll ends (about 1 KB an environment as decoded).
-            drop(environments);
+            self.probe_listing(client, listing.candidates()).await;
         }
         let at = schedule::PlanTime {
             env0: now,

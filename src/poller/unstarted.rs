@@ -35,25 +35,24 @@ use jiff::Timestamp;
 use tracing::{info, warn};
 
 use super::Poller;
-use crate::client::{Client, DeploymentLog, DeploymentQuery, Environment, Error as ClientError};
+use crate::client::{Client, DeploymentLog, DeploymentQuery, Error as ClientError};
 use crate::clock;
 use crate::observation::observation;
 use crate::probe::{self, DateFilterField, PageOrder};
 
 impl Poller {
     /// Learns at start which timestamp env0's date filter uses and the order of its pages,
-    /// from the environments just listed, unless known or probed
+    /// from the `candidates` of the environments just listed, unless known or probed
     /// [`MAX_PROBES`](super::date_filter::MAX_PROBES) times. A failed probe does not fail the
     /// poll.
-    pub(super) async fn probe_listing(&mut self, client: &Client, environments: &[Environment]) {
+    pub(super) async fn probe_listing(&mut self, client: &Client, candidates: Vec<&str>) {
         if !self
             .date_filter
             .wants_probe(self.known.health.date_filter_field)
         {
             return;
         }
-        let learnt = match probe::deployment_listing(client, probe::candidates(environments)).await
-        {
+        let learnt = match probe::deployment_listing(client, candidates).await {
             Ok(learnt) => learnt,
             Err(e) if e.budget() => return,
             Err(e) => {

@@ -913,3 +913,91 @@ async fn include_sub_environments_is_never_sent_again_when_it_lists_nothing_more
     assert_eq!(sent, [false, true, false]);
     assert_eq!(server.requests()[2].param("projectId"), Some("p1"));
 }
+
+/// The steps of `each_environment` as (page lengths, with `None` for `Again`).
+fn steps_of(steps: &[env0_exporter::client::ListingStep]) -> Vec<Option<usize>> {
+    steps
+        .iter()
+        .map(|step| match step {
+            env0_exporter::client::ListingStep::Page(page) => Some(page.len()),
+            env0_exporter::client::ListingStep::Again => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_environment_hands_over_each_page_as_it_arrives_and_a_failing_page_ends_it() {
+    // 250 environments; the page at offset 200 fails with a 403 (not retried) until `fail`
+    // is unset.
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let failing = Arc::clone(&fail);
+    let listing = environments_of(250);
+    let server = FakeEnv0::start(move |seen, n| {
+        if offset(seen) == 200 && failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Reply::status(403);
+        }
+        listing(seen, n)
+    })
+    .await;
+    let (client, _) = client(&server);
+
+    // Pages handed over as they arrive, in env0's order, asked for one after the other.
+    let mut steps = Vec::new();
+    let mut requests_at_step = Vec::new();
+    let result = client
+        .each_environment("org-1", None, |step| {
+            requests_at_step.push(server.count());
+            steps.push(step);
+        })
+        .await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(steps_of(&steps), [Some(100), Some(100)]);
+    assert_eq!(
+        requests_at_step,
+        [1, 2],
+        "each page before the next request"
+    );
+
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut ids = Vec::new();
+    let listed = client
+        .each_environment("org-1", None, |step| {
+            if let env0_exporter::client::ListingStep::Page(page) = step {
+                ids.extend(page.into_iter().map(|e| e.id));
+            }
+        })
+        .await
+        .expect("the whole listing");
+    assert_eq!(listed, 250);
+    let collected: Vec<String> = client
+        .environments("org-1")
+        .await
+        .expect("environments")
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        ids, collected,
+        "the same environments as collected, in order"
+    );
+}
+
+#[tokio::test]
+async fn each_environment_says_again_before_the_listing_read_with_sub_environments() {
+    let server = FakeEnv0::start(sub_environment_listing(130, Some(134))).await;
+    let (client, _) = client(&server);
+
+    let mut steps = Vec::new();
+    let listed = client
+        .each_environment("org-1", None, |step| steps.push(step))
+        .await
+        .expect("environments");
+
+    // The plain listing (100 + 30), the probe that lists more, then the listing again with
+    // the parameter (100 + 34): the count is the last reading's.
+    assert_eq!(listed, 134);
+    assert_eq!(
+        steps_of(&steps),
+        [Some(100), Some(30), None, Some(100), Some(34)]
+    );
+}

@@ -407,11 +407,23 @@ impl Schedule {
     /// Notes an organisation-wide listing of `environments`: its size, and the environments of
     /// each project.
     pub fn note_org_listing(&mut self, environments: &[Environment]) {
-        self.listed_in_org = Some(environments.len());
-        self.listed_per_project.clear();
+        let mut per_project = HashMap::new();
+        Self::count_projects(&mut per_project, environments);
+        self.note_org_counts(environments.len(), per_project);
+    }
+
+    /// Notes an organisation-wide listing counted page by page: `listed` environments,
+    /// `per_project` of them in each project (see [`count_projects`](Self::count_projects)).
+    pub fn note_org_counts(&mut self, listed: usize, per_project: HashMap<String, usize>) {
+        self.listed_in_org = Some(listed);
+        self.listed_per_project = per_project;
+    }
+
+    /// Adds `environments` to the count of each project's environments in `counts`.
+    pub fn count_projects(counts: &mut HashMap<String, usize>, environments: &[Environment]) {
         for env in environments {
             if let Some(p) = &env.project_id {
-                *self.listed_per_project.entry(p.clone()).or_default() += 1;
+                *counts.entry(p.clone()).or_default() += 1;
             }
         }
     }
