@@ -194,45 +194,19 @@ impl Unfinished {
     }
 }
 
-/// The status env0 gives a run that waits for the environment's run ahead of it.
-const QUEUED: &str = "QUEUED";
-
-/// Whether `open` holds a young run that is not the environment's listed latest and whose end
-/// only a read of the environment would show.
-///
-/// Not when the listed latest run is queued and the only other unfinished run is the one ahead
-/// of it: a queued run waits for the environment's run ahead of it, so that run's end is
-/// followed by the queued one's start, which changes the listing; a changed environment is read
-/// at once, from its oldest unfinished run. With two or more runs ahead of the latest, the
-/// first one's end starts another queued run, which the listing does not show: read every
-/// poll. If env0 ever started a queued run beside an unfinished one, that run's end would still
-/// be found by the back-off re-reads, within `--unfinished-reread-max-interval`: a later count,
-/// never a wrong one.
-fn holds_young_unsignalled(s: &EnvSchedule, open: &Unfinished) -> bool {
-    let (latest, status) = s
-        .listed_latest
-        .as_ref()
-        .map_or((None, None), |(id, status)| {
-            (Some(id.as_str()), status.as_deref())
-        });
-    let ahead = open.ids.iter().filter(|id| Some(&***id) != latest).count();
-    let signalled = status == Some(QUEUED) && ahead == 1;
-    !signalled && open.holds_young(latest)
-}
-
 /// Whether an environment holding unfinished non-latest runs (`held`) with `open` is read every
 /// poll: the set changed since its last read, or (`young_every_poll`: webhooks are not live)
-/// one of them is young and nothing else would signal its end
-/// ([`holds_young_unsignalled`]).
+/// one of them is young.
 fn reads_fresh(
     s: &EnvSchedule,
     open: Option<&Unfinished>,
     held: Option<u64>,
     young_every_poll: bool,
 ) -> bool {
+    let latest = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
     held.is_some_and(|held| {
         s.unfinished_seen != Some(held)
-            || (young_every_poll && open.is_some_and(|u| holds_young_unsignalled(s, u)))
+            || (young_every_poll && open.is_some_and(|u| u.holds_young(latest)))
     })
 }
 
@@ -250,7 +224,7 @@ pub fn backing_off(
             schedule.get(*env).is_some_and(|s| {
                 let latest = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
                 unfinished_fingerprint(&open.ids, latest).is_some()
-                    && !(young_every_poll && holds_young_unsignalled(s, open))
+                    && !(young_every_poll && open.holds_young(latest))
             })
         })
         .count()
@@ -789,61 +763,6 @@ mod tests {
             true,
         );
         assert_eq!(read, vec![1, 2, 3, 4, 5, 6, 7, 9, 13, 21, 31]);
-    }
-
-    #[test]
-    fn a_young_run_ahead_of_a_queued_latest_backs_off_and_the_queued_runs_start_reads_it() {
-        // The listing shows the latest run `d1` queued behind the young `plan-1`: `plan-1`'s end
-        // is signalled by `d1`'s start, so `plan-1` backs off as if it were old.
-        let mut queued = just_read(&["plan-1"]);
-        queued.listed_latest = latest("d1", "QUEUED");
-        queued.read_latest = latest("d1", "QUEUED");
-        let read = reread_polls_young(
-            queued.clone(),
-            16,
-            |_| vec!["plan-1".into()],
-            |_| true,
-            true,
-        );
-        assert_eq!(read, vec![1, 3, 7, 15]);
-        // The same run ahead of a latest that is running (not waiting for it): read every poll.
-        let mut running = queued.clone();
-        running.listed_latest = latest("d1", "IN_PROGRESS");
-        running.read_latest = latest("d1", "IN_PROGRESS");
-        let read = reread_polls_young(running, 5, |_| vec!["plan-1".into()], |_| true, true);
-        assert_eq!(read, vec![1, 2, 3, 4, 5]);
-        // Two runs ahead of the queued latest: the first one's end starts the second, which the
-        // listing does not show: read every poll.
-        let mut two_ahead = just_read(&["plan-1", "deploy-2"]);
-        two_ahead.listed_latest = latest("d1", "QUEUED");
-        two_ahead.read_latest = latest("d1", "QUEUED");
-        let both = || vec!["plan-1".into(), "deploy-2".into()];
-        let read = reread_polls_young(two_ahead, 5, |_| both(), |_| true, true);
-        assert_eq!(read, vec![1, 2, 3, 4, 5]);
-        // When `d1` starts, the listing changes and the environment is read at once, from the
-        // oldest unfinished run.
-        queued.listed_latest = latest("d1", "IN_PROGRESS");
-        let schedule = HashMap::from([(Arc::from("e1"), queued)]);
-        let oldest = ts("2026-07-01T11:00:00Z");
-        let unfinished = HashMap::from([(
-            Arc::from("e1"),
-            Unfinished {
-                oldest_created: Some(oldest),
-                ids: vec!["plan-1".into(), "d1".into()],
-                young: vec!["plan-1".into(), "d1".into()],
-            },
-        )]);
-        let reads = plan(
-            &schedule,
-            &unfinished,
-            at("2026-07-01T12:01:00Z"),
-            DAY,
-            false,
-            true,
-        );
-        assert_eq!(reads.len(), 1);
-        assert_eq!(reads[0].kind, ReadKind::Changed);
-        assert!(reads[0].from <= oldest);
     }
 
     #[test]
