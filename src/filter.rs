@@ -17,9 +17,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::Observation;
-pub(crate) use crate::state::STATUSES;
-
 /// env0's documented deployment types.
 pub(crate) const DEPLOYMENT_TYPES: [&str; 8] = [
     "deploy",
@@ -48,13 +45,24 @@ fn admits(list: &[String], value: Option<&str>) -> bool {
     list.is_empty() || value.is_some_and(|v| list.iter().any(|l| l == v))
 }
 
+/// What the deployment filters look at in a run (a deployment log as observed), borrowed.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Run<'a> {
+    /// `type`.
+    pub(crate) deployment_type: Option<&'a str>,
+    /// `status`.
+    pub(crate) status: Option<&'a str>,
+    /// `startedBy`.
+    pub(crate) started_by: Option<&'a str>,
+}
+
 impl DeploymentFilter {
     /// Whether the run passes every filter, exactly as env0's listing would decide.
     #[must_use]
-    pub fn matches(&self, obs: &Observation) -> bool {
-        admits(&self.deployment_types, obs.deployment_type.as_deref())
-            && admits(&self.statuses, obs.status.as_deref())
-            && admits(&self.user_ids, obs.started_by.as_deref())
+    pub(crate) fn matches(&self, run: Run<'_>) -> bool {
+        admits(&self.deployment_types, run.deployment_type)
+            && admits(&self.statuses, run.status)
+            && admits(&self.user_ids, run.started_by)
     }
 
     /// Whether no filter is set.
@@ -129,21 +137,6 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// The simulated env0's 48 hours of history hold every status this list knows but ABORTING
-    /// (which lasts seconds), and no other: the two vocabularies are written apart.
-    #[cfg(feature = "simulator")]
-    #[test]
-    fn the_simulated_history_holds_every_status_but_aborting() {
-        use std::collections::BTreeSet;
-        let start = "2026-07-01T12:00:00Z".parse().expect("valid timestamp");
-        let clock = std::sync::Arc::new(crate::clock::ManualClock::new(start));
-        let sim = crate::simulator::Simulator::new(crate::simulator::SimConfig::default(), clock);
-        let deployments = sim.deployments();
-        let seen: BTreeSet<&str> = deployments.iter().map(|d| d.status.as_str()).collect();
-        let expected: BTreeSet<&str> = STATUSES.into_iter().filter(|s| *s != "ABORTING").collect();
-        assert_eq!(seen, expected);
-    }
-
     #[test]
     fn name_patterns_take_stars_and_question_marks() {
         for (pattern, text, want) in [
@@ -183,14 +176,11 @@ mod tests {
         assert!(none_of.matches("p-1", Some("web")) && !none_of.matches("p-2", Some("data")));
     }
 
-    fn run(kind: &str, status: &str, user: Option<&str>) -> Observation {
-        Observation {
-            id: "d".into(),
-            environment_id: "e".into(),
-            deployment_type: Some(kind.into()),
-            status: Some(status.into()),
-            started_by: user.map(Into::into),
-            ..Observation::default()
+    fn run<'a>(kind: &'a str, status: &'a str, user: Option<&'a str>) -> Run<'a> {
+        Run {
+            deployment_type: Some(kind),
+            status: Some(status),
+            started_by: user,
         }
     }
 
@@ -198,7 +188,7 @@ mod tests {
     fn an_empty_filter_lets_everything_through() {
         let f = DeploymentFilter::default();
         assert!(f.is_empty());
-        assert!(f.matches(&run("prPlan", "QUEUED", None)));
+        assert!(f.matches(run("prPlan", "QUEUED", None)));
     }
 
     #[test]
@@ -208,18 +198,18 @@ mod tests {
             statuses: vec![],
             user_ids: vec!["auth0|bot".into()],
         };
-        assert!(f.matches(&run("deploy", "SUCCESS", Some("auth0|bot"))));
-        assert!(!f.matches(&run("prPlan", "SUCCESS", Some("auth0|bot"))));
-        assert!(!f.matches(&run("deploy", "SUCCESS", Some("auth0|human"))));
+        assert!(f.matches(run("deploy", "SUCCESS", Some("auth0|bot"))));
+        assert!(!f.matches(run("prPlan", "SUCCESS", Some("auth0|bot"))));
+        assert!(!f.matches(run("deploy", "SUCCESS", Some("auth0|human"))));
         assert!(
-            !f.matches(&run("deploy", "SUCCESS", None)),
+            !f.matches(run("deploy", "SUCCESS", None)),
             "a run with no user cannot match a user filter"
         );
         let f = DeploymentFilter {
             statuses: vec!["FAILURE".into()],
             ..DeploymentFilter::default()
         };
-        assert!(f.matches(&run("deploy", "FAILURE", None)));
-        assert!(!f.matches(&run("deploy", "IN_PROGRESS", None)));
+        assert!(f.matches(run("deploy", "FAILURE", None)));
+        assert!(!f.matches(run("deploy", "IN_PROGRESS", None)));
     }
 }

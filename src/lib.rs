@@ -31,6 +31,7 @@ pub mod secret;
 pub(crate) mod shard;
 pub mod state;
 pub(crate) mod state_file_format;
+pub(crate) mod views;
 pub mod webhook;
 
 /// The simulated env0 (the `env0-sim` crate) that `demo`, `simulate` and the tests run against.

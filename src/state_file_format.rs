@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock;
 use crate::filter::{DeploymentFilter, ProjectFilter};
-use crate::state::Views;
+use crate::views::Views;
 
 /// Version of the file's layout; a file of another version is ignored (with a warning).
 pub(crate) const FORMAT_VERSION: u32 = 1;

@@ -461,7 +461,7 @@ impl Client {
             ("statuses", query.statuses.join(",")),
             ("userIds", query.user_ids.join(",")),
         ];
-        paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, 0, |offset| {
+        paging::fetch_all(base.path(), PAGE_LIMIT, MAX_PAGES, |offset| {
             let mut url = base.clone();
             let (limit, offset) = (PAGE_LIMIT.to_string(), offset.to_string());
             let pairs = with_filters(

@@ -21,11 +21,7 @@ pub const PAGE_LIMIT: usize = 100;
 /// Pages after which a listing that never ends is given up (a million items at 100 per page).
 pub const MAX_PAGES: usize = 10_000;
 
-/// Fetches every page through `fetch_page(offset)` and returns the items, duplicates dropped,
-/// in a list made with room for `capacity` items: a listing read again and again (the
-/// environments, every poll) is collected without growing its list page by page, which would
-/// leave each outgrown copy (half the final size, then a quarter, …) freed but still resident
-/// until the allocator returns it. 0 when the size is not known.
+/// Fetches every page through `fetch_page(offset)` and returns the items, duplicates dropped.
 ///
 /// `path` names the listing in the error when the pages never end.
 ///
@@ -35,7 +31,6 @@ pub(super) async fn fetch_all<T, P, F, Fut>(
     path: &str,
     limit: usize,
     max_pages: usize,
-    capacity: usize,
     fetch_page: F,
 ) -> Result<Vec<T>>
 where
@@ -44,15 +39,7 @@ where
     Fut: Future<Output = Result<P>>,
     P: Into<Page<T>>,
 {
-    collect(
-        path,
-        limit,
-        max_pages,
-        capacity,
-        |_: &[T]| false,
-        fetch_page,
-    )
-    .await
+    fetch_until(path, limit, max_pages, |_: &[T]| false, fetch_page).await
 }
 
 /// Like [`fetch_all`], also stopping after a full page for which `enough(records of the page)`
@@ -73,36 +60,10 @@ where
     Fut: Future<Output = Result<P>>,
     P: Into<Page<T>>,
 {
-    collect(path, limit, max_pages, 0, enough, fetch_page).await
-}
-
-/// The paging loop of [`fetch_until`], into a list with room for `capacity` items.
-async fn collect<T, P, F, Fut>(
-    path: &str,
-    limit: usize,
-    max_pages: usize,
-    capacity: usize,
-    enough: impl FnMut(&[T]) -> bool,
-    fetch_page: F,
-) -> Result<Vec<T>>
-where
-    T: Identified,
-    F: FnMut(usize) -> Fut,
-    Fut: Future<Output = Result<P>>,
-    P: Into<Page<T>>,
-{
-    let mut items = Vec::with_capacity(capacity);
-    visit(
-        path,
-        limit,
-        max_pages,
-        capacity,
-        enough,
-        fetch_page,
-        |page| {
-            items.extend(page);
-        },
-    )
+    let mut items = Vec::new();
+    visit(path, limit, max_pages, 0, enough, fetch_page, |page| {
+        items.extend(page);
+    })
     .await?;
     Ok(items)
 }
@@ -184,7 +145,7 @@ mod tests {
     /// Runs the loop over a fixed list of `total` items, recording the offsets asked for.
     async fn run(total: usize, limit: usize) -> (Vec<usize>, Result<Vec<Item>>) {
         let mut offsets = Vec::new();
-        let result = fetch_all("/x", limit, 100, 0, |offset| {
+        let result = fetch_all("/x", limit, 100, |offset| {
             offsets.push(offset);
             let end = (offset + limit).min(total);
             std::future::ready(Ok(items(offset.min(total)..end)))
@@ -218,7 +179,7 @@ mod tests {
             vec![Item("a".into())],
         ];
         let mut pages = pages.into_iter();
-        let result = fetch_all("/x", 2, 100, 0, |_| {
+        let result = fetch_all("/x", 2, 100, |_| {
             std::future::ready(Ok(pages.next().unwrap_or_default()))
         })
         .await;
@@ -231,7 +192,7 @@ mod tests {
     #[tokio::test]
     async fn a_listing_that_never_ends_is_given_up_with_a_decode_error() {
         let mut calls = 0;
-        let result = fetch_all("/x", 2, 5, 0, |offset| {
+        let result = fetch_all("/x", 2, 5, |offset| {
             calls += 1;
             std::future::ready(Ok(items(offset..offset + 2)))
         })
@@ -273,21 +234,6 @@ mod tests {
         )
         .await;
         assert_eq!((calls, result.expect("pages").len()), (10, 95));
-    }
-
-    #[tokio::test]
-    async fn a_sized_listing_is_collected_into_a_list_made_with_room_for_it() {
-        let mut offsets = Vec::new();
-        let result = fetch_all("/x", 10, 100, 1_000, |offset| {
-            offsets.push(offset);
-            std::future::ready(Ok(items(offset..(offset + 10).min(25))))
-        })
-        .await
-        .expect("pages");
-        // The same pages and items as unsized; the list was never regrown from a smaller one.
-        assert_eq!(offsets, [0, 10, 20]);
-        assert_eq!(result, items(0..25));
-        assert!(result.capacity() >= 1_000, "{}", result.capacity());
     }
 
     #[tokio::test]
@@ -358,7 +304,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_failing_page_fails_the_listing() {
-        let result: Result<Vec<Item>> = fetch_all("/x", 2, 5, 0, |offset| {
+        let result: Result<Vec<Item>> = fetch_all("/x", 2, 5, |offset| {
             std::future::ready(if offset == 0 {
                 Ok(items(0..2))
             } else {

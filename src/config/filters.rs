@@ -4,7 +4,8 @@
 use clap::Args;
 
 use super::{ConfigError, invalid, trimmed};
-use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, ProjectFilter, STATUSES};
+use crate::filter::{DEPLOYMENT_TYPES, DeploymentFilter, ProjectFilter};
+use crate::state::STATUSES;
 
 /// What is watched.
 #[derive(Debug, Clone, Args)]

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use tracing::debug;
 
 use super::PollReport;
-use crate::filter::DeploymentFilter;
+use crate::filter::{DeploymentFilter, Run};
 use crate::metrics::Metrics;
 use crate::state::{self, Event, Health, Observation, SnapshotHandle, Store};
 
@@ -71,7 +71,12 @@ impl Known {
     /// Takes in one observation at env0's `now`: kept when `filter` matches it, else forgotten
     /// (filtered out, or no longer matching: a status filter and a run that moved on).
     pub(super) fn ingest(&mut self, obs: &Observation, now: Timestamp, filter: &DeploymentFilter) {
-        if !filter.matches(obs) {
+        let run = Run {
+            deployment_type: obs.deployment_type.as_deref(),
+            status: obs.status.as_deref(),
+            started_by: obs.started_by.as_deref(),
+        };
+        if !filter.matches(run) {
             self.store.remove(&obs.id);
             return;
         }

@@ -24,6 +24,7 @@ use crate::clock;
 use crate::labels::Labeler;
 use compact::{Compact, EnvironmentIds, LabelSetId, LabelSets, NO_TIME};
 
+pub use crate::views::{DEFAULT_MAX_SERIES_PER_METRIC, Views};
 pub use aggregate::aggregate;
 pub use compact::DeploymentId;
 pub use records::{DeploymentLabels, EnvironmentRecord, Event, Observation, Record, is_finished};
@@ -54,31 +55,6 @@ pub const STATUSES: [&str; 12] = [
 pub const UNFINISHED_STATUSES: &[&str] = STATUSES.split_at(4).0;
 /// env0 statuses of a deployment that has finished.
 pub const FINISHED_STATUSES: &[&str] = STATUSES.split_at(4).1;
-
-/// The opt-in per-project and per-environment views, and their series budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Views {
-    /// `project` on the deployment families (`--project-label`).
-    pub project_label: bool,
-    /// The per-environment gauges (`--environment-metrics`).
-    pub environment_metrics: bool,
-    /// Most label sets per family (`--max-series-per-metric`).
-    pub max_series_per_metric: usize,
-}
-
-/// Default of `--max-series-per-metric`: room for the default demo organisation's ~1,000
-/// `env0_deployments` label sets several times over, well below what burdens a Prometheus.
-pub const DEFAULT_MAX_SERIES_PER_METRIC: usize = 5000;
-
-impl Default for Views {
-    fn default() -> Self {
-        Self {
-            project_label: false,
-            environment_metrics: false,
-            max_series_per_metric: DEFAULT_MAX_SERIES_PER_METRIC,
-        }
-    }
-}
 
 /// The label sets of `env0_deployments` exported so far (indices into the label table): they
 /// stay (at 0) while the process lives.

@@ -394,3 +394,18 @@ fn unknown_statuses_count_as_finished_only_with_a_finish_time() {
     ));
     assert!(is_finished(Some("NEVER_DEPLOYED"), None));
 }
+
+/// The simulated env0's 48 hours of history hold every status [`STATUSES`] knows but ABORTING
+/// (which lasts seconds), and no other: the two vocabularies are written apart.
+#[cfg(feature = "simulator")]
+#[test]
+fn the_simulated_history_holds_every_status_but_aborting() {
+    use std::collections::BTreeSet;
+    let start = "2026-07-01T12:00:00Z".parse().expect("valid timestamp");
+    let clock = std::sync::Arc::new(crate::clock::ManualClock::new(start));
+    let sim = crate::simulator::Simulator::new(crate::simulator::SimConfig::default(), clock);
+    let deployments = sim.deployments();
+    let seen: BTreeSet<&str> = deployments.iter().map(|d| d.status.as_str()).collect();
+    let expected: BTreeSet<&str> = STATUSES.into_iter().filter(|s| *s != "ABORTING").collect();
+    assert_eq!(seen, expected);
+}
