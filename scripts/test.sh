@@ -79,6 +79,11 @@ builds=0
 
 # Every feature but `jemalloc` (see above).
 features=(--no-default-features --features env0-exporter/simulator)
+# A build from scratch, as CI's: no incremental cache to write (it has nothing to reuse), and
+# the workspace's crates with line tables only (backtraces keep their file and line; the
+# dependencies have no debug info at all, Cargo.toml). Measured on the workspace's crates from a
+# built target directory (docs/development.md, "Build profiles"): 114 s → 76 s of wall time.
+export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
 step "cargo build and clippy of every target of every workspace crate, debug (cargo test --no-run), while the tools install"
 lint_build cargo test --workspace --locked --all-targets "${features[@]}" --no-run
 # The binary the checks lane runs: `cargo test` builds it for the command-line tests.
