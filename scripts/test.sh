@@ -14,18 +14,19 @@
 #
 # Three lanes, because the machine's cores are the limit and half the work is waiting:
 #   build lane   cargo builds and lints every test target (debug) while the tools download; then cargo
-#                test (the workspace, then the exporter without the simulator), and beside it
-#                the binary as the Dockerfile builds it (its `cargo build --profile dist
-#                --locked`, read from the Dockerfile: no container runtime here) in a target
-#                directory of its own, as in the Dockerfile's build stage, so that the cargo
-#                commands do not wait for each other's lock; its single-threaded link-time
-#                optimisation overlaps the tests
+#                test (the workspace, then the exporter without the simulator)
 #   checks lane  once the tools and the debug binary are there: the monitoring bundle (its live
 #                Prometheus check mostly waits for data), the release check, cargo deny, and
 #                promtool plus the reference parser on real scrapes, all with the debug binary
 #                (nothing they check depends on the optimisation level)
 #   docs lane    from the start: the docs site's own tools (network) and its strict build
 # Each lane's output is printed as a whole when it ends; the command fails if any step failed.
+#
+# Built without the `jemalloc` feature (the binary's allocator: no behaviour depends on it, and
+# its C build is minutes of CPU). The binary as it ships — the Dockerfile's `dist` build, with
+# jemalloc and link-time optimisation — is scripts/dist-build.sh, a job of its own in CI
+# (.github/workflows/ci.yml) and run by the release workflow: ten minutes of CPU that would
+# double this command's time.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -57,8 +58,8 @@ step "cargo fmt --all --check"
 cargo fmt --all --check
 
 # clippy-driver compiles the workspace's crates (lints and code); `CLIPPY_ARGS` is how
-# `cargo clippy -- -D warnings` hands it `-D warnings`. Every cargo command below but the
-# Dockerfile's uses the same wrapper, so none of them compiles the workspace again.
+# `cargo clippy -- -D warnings` hands it `-D warnings`. Every cargo command below uses the same
+# wrapper, so none of them compiles the workspace again.
 clippy_driver="$(command -v clippy-driver || true)"
 [[ -n "${clippy_driver}" ]] || { echo "test: clippy-driver not found: rustup component add clippy" >&2; exit 1; }
 export RUSTC_WORKSPACE_WRAPPER="${clippy_driver}"
@@ -76,8 +77,15 @@ lint_build() {
 }
 builds=0
 
+# Every feature but `jemalloc` (see above).
+features=(--no-default-features --features env0-exporter/simulator)
+# A build from scratch, as CI's: no incremental cache to write (it has nothing to reuse), and
+# the workspace's crates with line tables only (backtraces keep their file and line; the
+# dependencies have no debug info at all, Cargo.toml). Measured on the workspace's crates from a
+# built target directory (docs/development.md, "Build profiles"): 114 s → 76 s of wall time.
+export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
 step "cargo build and clippy of every target of every workspace crate, debug (cargo test --no-run), while the tools install"
-lint_build cargo test --workspace --locked --all-targets --no-run
+lint_build cargo test --workspace --locked --all-targets "${features[@]}" --no-run
 # The binary the checks lane runs: `cargo test` builds it for the command-line tests.
 [[ -x "${bin}" ]] || { echo "test: ${bin} was not built" >&2; exit 1; }
 
@@ -105,17 +113,8 @@ checks_lane >"${logs}/checks.log" 2>&1 &
 checks_pid=$!
 pids+=("${checks_pid}")
 
-# The binary as the Dockerfile builds it (there is no container runtime here): the same command,
-# read from the Dockerfile so that the two cannot drift apart.
-docker_build="$(sed -n 's/^.*&& \(cargo build [^&]*--locked\).*$/\1/p' Dockerfile | tail -n 1)"
-[[ "${docker_build}" == "cargo build "* ]] || { echo "test: no cargo build command found in the Dockerfile" >&2; exit 1; }
-step "${docker_build} (the binary as the Dockerfile builds it, into ${target}/dockerfile-build), in the background"
-CARGO_TARGET_DIR="${target}/dockerfile-build" RUSTC_WORKSPACE_WRAPPER= CLIPPY_ARGS= ${docker_build} >"${logs}/dist.log" 2>&1 &
-dist_pid=$!
-pids+=("${dist_pid}")
-
 step "cargo test (unit, client, simulator, end-to-end, golden file, command line)"
-cargo test --workspace --locked --all-targets || failed+=("cargo test")
+cargo test --workspace --locked --all-targets "${features[@]}" || failed+=("cargo test")
 
 # The exporter without the simulator (`--no-default-features`: no demo, no simulate, no env0-sim
 # code) builds and passes its own tests: the unit tests, the binary, the test targets that need
@@ -127,15 +126,6 @@ if lint_build cargo test -p env0-exporter --no-default-features --locked --all-t
     || failed+=("cargo test --no-default-features")
 else
   failed+=("cargo build/clippy --no-default-features")
-fi
-
-
-step "waiting for the Dockerfile's build"
-if wait "${dist_pid}"; then
-  tail -n 3 "${logs}/dist.log"
-else
-  cat "${logs}/dist.log"
-  failed+=("${docker_build}")
 fi
 
 step "waiting for the checks lane and the docs lane"
