@@ -10,13 +10,21 @@
 //!   `ceil(E/100) + 2 + environments whose latest run changed` (counted here from the
 //!   simulator's own state between polls, not from the exporter), with the periodic full
 //!   re-read on (the default) and off;
+//! - the freshness of runs that are not their environment's latest (plans, drift detections):
+//!   for each such run the exporter held unfinished and that finished during the steady polls,
+//!   the simulated time from its `finishedAt` (the simulator's record) to the first poll after
+//!   which the exporter's store shows it finished: median, 90th percentile and maximum;
+//! - the freshness of runs that start and finish between two polls (never seen unfinished): the
+//!   delay from their `finishedAt` (the simulator's record) to the first poll after which the
+//!   exporter's store holds them finished, median and 90th percentile, over the steady polls and
+//!   `--freshness-polls` more;
 //! - every 60 s window of the simulator's request log within the budget, and no 429;
 //! - series per family (the ten largest), with the default labels and with
 //!   `--duration-histogram-labels` cut.
 //!
 //! Run: `cargo run --release --example scale -- --environments 10000 --budget 500`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +35,7 @@ use env0_exporter::app;
 use env0_exporter::clock::{self, Clock, ManualClock, SharedClock};
 use env0_exporter::config::{Cli, Command};
 use env0_exporter::simulator::{RequestRecord, Simulator};
+use env0_exporter::state::Store;
 use jiff::Timestamp;
 
 #[derive(Debug, Parser)]
@@ -46,6 +55,13 @@ struct Args {
     /// Steady 60 s polls to measure per scenario
     #[arg(long, default_value_t = 10)]
     polls: usize,
+    /// More 60 s polls after the steady ones of the default scenario, for the freshness of runs
+    /// never seen unfinished (longer than the full re-read interval in force)
+    #[arg(long, default_value_t = 120)]
+    freshness_polls: usize,
+    /// Only the default scenario (no full-re-read-off and cut-labels runs, no series table)
+    #[arg(long)]
+    default_only: bool,
     /// The labels `--duration-histogram-labels` keeps in the cut scenario
     #[arg(long, default_value = "deployment_type,iac_tool")]
     cut: String,
@@ -60,6 +76,90 @@ struct Scenario {
     sim: Simulator,
     exporter: app::Exporter,
     environments: usize,
+    /// Per steady poll, the delays from a non-latest run's finish to the exporter showing it.
+    nonlatest_freshness: Vec<Duration>,
+    /// Followed after each steady poll when set.
+    freshness: Option<Freshness>,
+    /// Deployment reads of the steady polls by kind (the poll report's), summed.
+    steady_reads: BTreeMap<&'static str, usize>,
+}
+
+/// The delay from a run's end to the first poll after which the exporter holds it finished, for
+/// runs the exporter never held unfinished (they started and finished between two polls, so
+/// only a read of their environment finds them). The run's end is the simulator's `finishedAt`;
+/// runs without one (ended from the queue) are left out.
+#[derive(Debug, Default)]
+struct Freshness {
+    /// The first poll followed: runs that finished before it are left out.
+    since: Option<Timestamp>,
+    /// Runs the exporter held unfinished after some poll.
+    seen_unfinished: HashSet<String>,
+    /// Runs found finished.
+    counted: HashSet<String>,
+    /// Seconds from `finishedAt` to the poll that found them, of those never held unfinished.
+    delays: Vec<f64>,
+}
+
+impl Freshness {
+    /// Notes what the exporter's store holds after the poll at `now`.
+    fn after_poll(&mut self, sim: &Simulator, store: &Store, now: Timestamp) {
+        let since = *self.since.get_or_insert(now);
+        for d in sim.deployments() {
+            if self.counted.contains(&d.id) {
+                continue;
+            }
+            match store.deployment(&d.id) {
+                Some(r) if !r.is_finished() => {
+                    self.seen_unfinished.insert(d.id);
+                }
+                Some(_) => {
+                    if let Some(end) = d.finished_at.filter(|end| *end > since)
+                        && !self.seen_unfinished.contains(&d.id)
+                    {
+                        self.delays
+                            .push(clock::elapsed(end, now).as_secs_f64().max(0.0));
+                    }
+                    self.counted.insert(d.id);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// (found, median, p90, not found yet) at `now`: runs finished since the first poll followed
+    /// and never held unfinished; those not found yet count with their age at `now` (a lower
+    /// bound, marked `≥`).
+    fn summary(&self, sim: &Simulator, now: Timestamp) -> (usize, String, String, usize) {
+        let since = self.since.unwrap_or(now);
+        let mut all: Vec<(f64, bool)> = self.delays.iter().map(|&d| (d, false)).collect();
+        let waiting: Vec<f64> = sim
+            .deployments()
+            .into_iter()
+            .filter(|d| !self.counted.contains(&d.id) && !self.seen_unfinished.contains(&d.id))
+            .filter_map(|d| d.finished_at.filter(|end| *end > since))
+            .map(|end| clock::elapsed(end, now).as_secs_f64())
+            .collect();
+        all.extend(waiting.iter().map(|&d| (d, true)));
+        all.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let quantile = |q: f64| {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let i = ((all.len() as f64 * q).ceil() as usize).clamp(1, all.len().max(1)) - 1;
+            all.get(i).map_or_else(
+                || "-".to_owned(),
+                |&(d, open)| format!("{}{:.0} s", if open { "≥ " } else { "" }, d),
+            )
+        };
+        (
+            self.delays.len(),
+            quantile(0.5),
+            quantile(0.9),
+            waiting.len(),
+        )
+    }
 }
 
 const POLL: Duration = Duration::from_secs(60);
@@ -101,6 +201,9 @@ impl Scenario {
             sim,
             exporter,
             environments,
+            nonlatest_freshness: Vec::new(),
+            freshness: None,
+            steady_reads: BTreeMap::new(),
         }
     }
 
@@ -110,19 +213,32 @@ impl Scenario {
         self.exporter.poller.poll(Some(deadline)).await;
     }
 
-    /// Polls every 60 s until nothing is pending: (polls, requests, wall time).
-    async fn backfill(&mut self) -> (usize, usize, Duration) {
+    /// Polls every 60 s until nothing is pending: (polls, requests, wall time), and the
+    /// requests by what they were for (deployment reads by kind, listings and the rest).
+    async fn backfill(&mut self) -> (usize, usize, Duration, BTreeMap<&'static str, usize>) {
         let wall = Instant::now();
         let mut polls = 0;
+        let mut by_kind: BTreeMap<&'static str, usize> = BTreeMap::new();
         loop {
             polls += 1;
             self.poll().await;
+            if let Some(report) = self.exporter.poller.last_report() {
+                for (kind, n) in &report.reads {
+                    *by_kind.entry(kind).or_default() += n;
+                }
+            }
             if self.exporter.snapshot.load().health.backfill_pending == 0 {
                 break;
             }
             self.clock.advance(POLL);
         }
-        (polls, self.sim.requests().len(), wall.elapsed())
+        let requests = self.sim.requests();
+        let reads: usize = by_kind.values().sum();
+        by_kind.insert(
+            "listings and other requests",
+            requests.len().saturating_sub(reads),
+        );
+        (polls, requests.len(), wall.elapsed(), by_kind)
     }
 
     /// Each environment's latest run and that run's status, as the simulator holds them now.
@@ -147,13 +263,61 @@ impl Scenario {
             .collect()
     }
 
+    /// Runs the exporter holds unfinished that are not their environment's latest in the
+    /// simulator (`latest`).
+    fn held_non_latest(
+        &self,
+        latest: &HashMap<String, (Option<String>, Option<String>)>,
+    ) -> HashSet<String> {
+        self.exporter
+            .poller
+            .store()
+            .deployments()
+            .filter(|(_, r)| !r.is_finished())
+            .filter(|(id, r)| {
+                latest
+                    .get(&**r.environment)
+                    .is_none_or(|(l, _)| l.as_deref().is_none_or(|l| **id != *l))
+            })
+            .map(|(id, _)| id.to_string())
+            .collect()
+    }
+
+    /// Of `held`, the runs the exporter now shows finished that finished (the simulator's
+    /// records) after `since`: the delay from each finish to now. Counted runs leave `held`.
+    fn note_finished(&mut self, held: &mut HashSet<String>, since: Timestamp) {
+        let now = self.clock.now();
+        let finished: HashMap<String, Timestamp> = self
+            .sim
+            .deployments()
+            .into_iter()
+            .filter_map(|d| Some((d.id, d.finished_at?)))
+            .collect();
+        let store = self.exporter.poller.store();
+        held.retain(|id| {
+            let Some(&end) = finished.get(id) else {
+                return true;
+            };
+            if !store.deployment(id).is_some_and(|r| r.is_finished()) {
+                return true;
+            }
+            if end >= since {
+                self.nonlatest_freshness.push(clock::elapsed(end, now));
+            }
+            false
+        });
+    }
+
     /// `polls` steady polls: (requests, floor, full re-reads) of each.
     async fn steady(&mut self, polls: usize) -> Vec<(usize, usize, usize)> {
         let mut before = self.latest();
         let mut out = Vec::new();
+        let since = self.clock.now();
+        let mut held = self.held_non_latest(&before);
         for _ in 0..polls {
             self.clock.advance(POLL);
             let now = self.latest();
+            held.extend(self.held_non_latest(&now));
             let changed = now
                 .iter()
                 .filter(|(id, latest)| before.get(*id) != Some(latest))
@@ -161,12 +325,17 @@ impl Scenario {
             let sent = self.sim.requests().len();
             self.poll().await;
             let requests = self.sim.requests().len() - sent;
-            let full = self
-                .exporter
-                .poller
-                .last_report()
+            if let Some(f) = &mut self.freshness {
+                f.after_poll(&self.sim, self.exporter.poller.store(), self.clock.now());
+            }
+            let report = self.exporter.poller.last_report();
+            let full = report
                 .and_then(|r| r.reads.get("full_sync").copied())
                 .unwrap_or(0);
+            for (kind, n) in report.iter().flat_map(|r| &r.reads) {
+                *self.steady_reads.entry(kind).or_default() += n;
+            }
+            self.note_finished(&mut held, since);
             out.push((
                 requests,
                 self.environments.div_ceil(100) + 2 + changed,
@@ -262,6 +431,66 @@ fn steady_rows(name: &str, costs: &[(usize, usize, usize)], budget: u32) {
     }
 }
 
+/// The backfill's requests by what they were for.
+fn backfill_kinds_row(environments: usize, by_kind: &BTreeMap<&'static str, usize>) {
+    let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    row(
+        "default",
+        "backfill requests by what they were for",
+        &kinds.join(", "),
+        &format!("{environments} backfill reads at least"),
+        "-",
+    );
+}
+
+/// The steady polls' deployment reads by kind, per poll.
+#[allow(clippy::cast_precision_loss)]
+fn reads_row(name: &str, reads: &BTreeMap<&'static str, usize>, polls: usize) {
+    let n = polls.max(1) as f64;
+    let kinds: Vec<String> = reads
+        .iter()
+        .map(|(k, r)| format!("{k} {:.1}", *r as f64 / n))
+        .collect();
+    row(
+        name,
+        "… deployment reads per steady poll by kind",
+        &kinds.join(", "),
+        "changed: in the floor",
+        "-",
+    );
+}
+
+/// The freshness of non-latest runs: median, 90th percentile and maximum of `delays`.
+fn freshness_row(name: &str, delays: &[Duration]) {
+    let mut d: Vec<u64> = delays.iter().map(Duration::as_secs).collect();
+    d.sort_unstable();
+    let at = |p: f64| {
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let rank = ((d.len() as f64) * p).ceil().max(1.0) as usize;
+        d.get(rank.min(d.len()).saturating_sub(1)).copied()
+    };
+    let show = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |s| format!("{s} s"));
+    row(
+        name,
+        &format!(
+            "non-latest runs seen finished, from finishedAt to the poll showing it ({} runs): median / p90 / max",
+            d.len()
+        ),
+        &format!(
+            "{} / {} / {}",
+            show(at(0.5)),
+            show(at(0.9)),
+            show(d.last().copied())
+        ),
+        "young runs: within 2 polls (120 s)",
+        "",
+    );
+}
+
 fn window_rows(name: &str, sim: &Simulator, budget: u32) {
     let (most, throttled) = windows(&sim.requests());
     row(
@@ -288,7 +517,7 @@ async fn main() {
 
     // Default flags: backfill, steady polls with the periodic full re-read, series.
     let mut s = Scenario::start(&args, &base).await;
-    let (polls, requests, wall) = s.backfill().await;
+    let (polls, requests, wall, by_kind) = s.backfill().await;
     let deployments = s.exporter.poller.store().tracked();
     let e = s.environments;
     // The least a backfill can take: one read per environment and one listing, at the budget.
@@ -303,8 +532,30 @@ async fn main() {
         &format!("{least:.1} min = (E + ceil(E/100) + 2) / {budget} per min"),
         &format!("{:.2}", polls as f64 / least),
     );
+    backfill_kinds_row(e, &by_kind);
+    s.freshness = Some(Freshness::default());
     let costs = s.steady(args.polls).await;
     steady_rows("default (full re-read every 10m)", &costs, args.budget);
+    reads_row(
+        "default (full re-read every 10m)",
+        &s.steady_reads,
+        costs.len(),
+    );
+    freshness_row("default (full re-read every 10m)", &s.nonlatest_freshness);
+    let more = s.steady(args.freshness_polls).await;
+    if let Some(f) = &s.freshness {
+        let (found, median, p90, waiting) = f.summary(&s.sim, s.clock.now());
+        row(
+            "default",
+            &format!(
+                "runs never seen unfinished, over {} steady polls: delay from finishedAt to counted, median / p90",
+                costs.len() + more.len()
+            ),
+            &format!("{median} / {p90}"),
+            &format!("{found} runs found, {waiting} not yet"),
+            "-",
+        );
+    }
     // While it backfills, the exporter also keeps up with what changes (the steady floor):
     // the backfill has the rest of the budget.
     let floor = costs.iter().map(|c| c.1).sum::<usize>() as f64 / costs.len().max(1) as f64;
@@ -324,14 +575,19 @@ async fn main() {
     window_rows("default", &s.sim, args.budget);
     let default_series = s.series();
     drop(s);
+    if args.default_only {
+        return;
+    }
 
     // Without the periodic full re-read: what the listing and the changes alone cost.
     let mut flags = base.to_vec();
     flags.extend(["--full-sync-interval", "0s"]);
     let mut s = Scenario::start(&args, &flags).await;
-    s.backfill().await;
+    let _ = s.backfill().await;
     let costs = s.steady(args.polls).await;
     steady_rows("full re-read off", &costs, args.budget);
+    reads_row("full re-read off", &s.steady_reads, costs.len());
+    freshness_row("full re-read off", &s.nonlatest_freshness);
     window_rows("full re-read off", &s.sim, args.budget);
     drop(s);
 
@@ -339,7 +595,7 @@ async fn main() {
     let mut flags = base.to_vec();
     flags.extend(["--duration-histogram-labels", args.cut.as_str()]);
     let mut s = Scenario::start(&args, &flags).await;
-    s.backfill().await;
+    let _ = s.backfill().await;
     s.steady(1).await;
     let cut_series: BTreeMap<String, usize> = s.series().into_iter().collect();
     drop(s);

@@ -236,6 +236,15 @@ fn read_progress(
             interval.as_secs_f64(),
         )?;
     }
+    if let Some(interval) = health.unfinished_reread_interval {
+        gauge(
+            encoder,
+            "env0_exporter_unfinished_reread_interval",
+            "The longest gap kept between re-reads of an environment holding unfinished runs that are not its latest, once they back off: --unfinished-reread-max-interval, or longer when those re-reads would take more than a tenth of the request budget",
+            Some(&Unit::Seconds),
+            interval.as_secs_f64(),
+        )?;
+    }
     if let Some(age) = health.full_sync_oldest_age {
         gauge(
             encoder,

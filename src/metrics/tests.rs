@@ -67,6 +67,7 @@ fn state_gauges_render_the_snapshot_values() {
             optional_unavailable: std::collections::BTreeMap::new(),
             full_sync_interval: Some(Duration::from_secs(600)),
             full_sync_oldest_age: Some(Duration::from_secs(125)),
+            unfinished_reread_interval: Some(Duration::from_secs(1200)),
             ..Health::default()
         },
         ..Snapshot::default()
@@ -97,6 +98,10 @@ fn state_gauges_render_the_snapshot_values() {
     assert_eq!(
         sample_lines(&text, "env0_exporter_full_sync_oldest_age_seconds"),
         vec!["env0_exporter_full_sync_oldest_age_seconds 125.0"]
+    );
+    assert_eq!(
+        sample_lines(&text, "env0_exporter_unfinished_reread_interval_seconds"),
+        vec!["env0_exporter_unfinished_reread_interval_seconds 1200.0"]
     );
     assert_eq!(
         sample_lines(

@@ -228,6 +228,7 @@ impl Poller {
         let listed: HashSet<&str> = listing.listed.iter().map(String::as_str).collect();
         self.known.store.retain_environments(&listed);
         self.schedule.retain_listed(&listed);
+        self.schedule.note_listing(true);
         self.webhooks.refresh_watched(&self.schedule);
     }
 }

@@ -358,6 +358,7 @@ impl Poller {
     /// clock), among the environments due them.
     fn note_full_sync_health(&mut self, now: Timestamp) {
         self.known.health.full_sync_interval = self.schedule.full_sync_in_force();
+        self.known.health.unfinished_reread_interval = self.schedule.unfinished_reread_in_force();
         self.known.health.full_sync_oldest_age =
             self.schedule
                 .full_sync_oldest_age(&self.config, now, self.clock.now());
@@ -372,25 +373,39 @@ impl Poller {
         let mut report = PollReport::default();
         let org = self.organization(client).await?;
         self.restore_state(&org).await;
-        // Taken in page by page: the decoded listing (about 1 KB an environment) is never
-        // held whole.
-        let Some(listing) = self.list_environments(client, &org).await? else {
-            return Ok(report);
+        // While a backfill is pending, the polls between two listings plan from the last one.
+        // A listing is taken in page by page: the decoded listing (about 1 KB an environment)
+        // is never held whole.
+        let listing = if self.schedule.listing_due(&self.config) {
+            let Some(listing) = self.list_environments(client, &org).await? else {
+                return Ok(report);
+            };
+            Some(listing)
+        } else {
+            self.schedule.note_listing(false);
+            None
         };
         // After the first answers: their `Date` headers told env0's time.
         let now = self.env0_now();
         let planned_at = self.clock.now();
-        report.environments = listing.len();
-        // Before the first reads: they depend on what the date filter does.
-        self.probe_listing(client, listing.candidates()).await;
-        drop(listing);
-        self.schedule.keep_full_sync_interval(&self.config, now);
-        let unfinished = self.unfinished();
+        report.environments = self.schedule.len();
+        if let Some(listing) = listing {
+            report.environments = listing.len();
+            // Before the first reads: they depend on what the date filter does.
+            self.probe_listing(client, listing.candidates()).await;
+        }
         let at = schedule::PlanTime {
             env0: now,
             local: planned_at,
         };
-        let (plan, held) = self.schedule.plan(&self.config, &unfinished, at);
+        self.schedule.keep_full_sync_interval(&self.config, at);
+        let unfinished = self.unfinished(now);
+        // With webhooks live, a young run's end comes by webhook: it backs off from the start.
+        let young_every_poll =
+            !schedule::unfinished::webhooks_live(self.webhooks.last_delivery(), planned_at);
+        let (plan, held) = self
+            .schedule
+            .plan(&self.config, &unfinished, at, young_every_poll);
         report.full_syncs_held = held;
         self.run_plan(client, &plan, &unfinished, &mut report)
             .await?;

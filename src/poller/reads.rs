@@ -103,10 +103,17 @@ impl Poller {
         }
     }
 
-    /// Unfinished runs per environment.
-    pub(super) fn unfinished(&self) -> HashMap<Arc<str>, Unfinished> {
+    /// Unfinished runs per environment, and which are young at env0's `now` (see
+    /// [`schedule::unfinished`]): by the durations of the runs of their type the store holds.
+    pub(super) fn unfinished(&self, now: jiff::Timestamp) -> HashMap<Arc<str>, Unfinished> {
+        let store = &self.known.store;
+        let durations = store.deployments().filter_map(|(_, r)| {
+            let (start, end) = (r.started_at?, r.finish_time?);
+            Some((r.labels.deployment_type.clone(), clock::elapsed(start, end)))
+        });
+        let young = schedule::unfinished::YoungThresholds::from_durations(durations);
         let mut out: HashMap<Arc<str>, Unfinished> = HashMap::new();
-        for (id, record) in self.known.store.deployments() {
+        for (id, record) in store.deployments() {
             if !record.is_finished() {
                 let u = out.entry(record.environment.clone()).or_default();
                 u.ids.push(id.into());
@@ -114,6 +121,10 @@ impl Poller {
                     u.oldest_created
                         .map_or(record.created_at, |t| t.min(record.created_at)),
                 );
+                let since = record.started_at.unwrap_or(record.created_at);
+                if young.is_young(&record.labels.deployment_type, since, now) {
+                    u.young.push(id.into());
+                }
             }
         }
         out
@@ -247,6 +258,7 @@ impl Poller {
 fn kind_name(kind: ReadKind) -> &'static str {
     match kind {
         ReadKind::Changed => "changed",
+        ReadKind::Fresh => "fresh_unfinished",
         ReadKind::Unfinished => "unfinished",
         ReadKind::Backfill => "backfill",
         ReadKind::FullSync => "full_sync",

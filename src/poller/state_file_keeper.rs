@@ -402,6 +402,7 @@ mod tests {
         let read = PlannedRead {
             environment: Arc::from("e1"),
             kind: ReadKind::Backfill,
+            full: true,
             from: now(),
         };
         schedule.mark_read(config, &read, now(), (None, None));

@@ -143,7 +143,7 @@ impl Poller {
             self.env0_now(),
             self.config.lookback + super::schedule::READ_OVERLAP,
         );
-        let unfinished = self.unfinished();
+        let unfinished = self.unfinished(self.env0_now());
         let query = DeploymentQuery {
             from: Timestamp::UNIX_EPOCH,
             to: Timestamp::UNIX_EPOCH,

@@ -35,6 +35,10 @@ pub(super) struct WebhookInbox {
     /// The environments of the last listing, for the receiver: deliveries for any other are
     /// ignored there.
     watched: watch::Sender<Arc<HashSet<Arc<str>>>>,
+    /// When (the exporter's clock) the last observation arrived: the receiver sends only
+    /// verified deliveries, so this says whether webhooks are live
+    /// ([`webhooks_live`](super::schedule::unfinished::webhooks_live)).
+    last_delivery: Option<jiff::Timestamp>,
 }
 
 impl Default for WebhookInbox {
@@ -42,6 +46,7 @@ impl Default for WebhookInbox {
         Self {
             receiver: None,
             watched: watch::Sender::new(Arc::default()),
+            last_delivery: None,
         }
     }
 }
@@ -50,6 +55,11 @@ impl WebhookInbox {
     /// Takes observations from `receiver` from now on.
     pub(super) fn connect(&mut self, receiver: mpsc::Receiver<Observation>) {
         self.receiver = Some(receiver);
+    }
+
+    /// When (the exporter's clock) the last verified delivery arrived.
+    pub(super) fn last_delivery(&self) -> Option<jiff::Timestamp> {
+        self.last_delivery
     }
 
     /// A receiver of the watched environments, for the webhook receiver.
@@ -134,6 +144,7 @@ impl Poller {
     /// Ingests one webhook observation, unless its environment left the listing since the
     /// handler checked it.
     fn take_webhook(&mut self, obs: &Observation) {
+        self.webhooks.last_delivery = Some(self.clock.now());
         if !self.schedule.contains(obs.environment_id.as_str()) {
             debug!(environment = %obs.environment_id, "webhook observation for an environment no longer listed, dropped");
             return;
@@ -258,7 +269,13 @@ mod tests {
             .send(finished("d2", "env-not-listed"))
             .await
             .unwrap();
+        assert_eq!(f.poller.webhooks.last_delivery(), None);
         f.poller.wait_for_next_poll(Duration::ZERO).await;
+        // A verified delivery arrived now: webhooks are live, young runs may back off.
+        assert_eq!(
+            f.poller.webhooks.last_delivery(),
+            Some("2026-07-01T12:00:00Z".parse().unwrap())
+        );
         assert!(f.poller.store().deployment("d1").is_some());
         assert!(
             f.poller.store().deployment("d2").is_none(),

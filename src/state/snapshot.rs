@@ -36,6 +36,10 @@ pub struct Health {
     /// environments due full re-reads, counted from the start of the poll that did it (`None`:
     /// full sync off, or none yet).
     pub full_sync_oldest_age: Option<Duration>,
+    /// The longest gap kept between re-reads of an environment's unfinished runs that are not
+    /// its latest, once they back off: `--unfinished-reread-max-interval`, or longer when their
+    /// share of the budget cannot hold it (`None` before the first plan).
+    pub unfinished_reread_interval: Option<Duration>,
     /// The timestamp env0's date filter uses, as learnt (probe or evidence).
     pub date_filter_field: crate::probe::DateFilterField,
     /// The order of env0's deployment listings, as learnt.

@@ -2,10 +2,11 @@
 //! finish within the documented bound), full re-reads stretch to what the request budget holds
 //! and say so, and no 60-second window ever exceeds the budget.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use env0_exporter::clock;
-use env0_exporter::simulator::{RequestRecord, SimConfig, Simulator};
+use env0_exporter::simulator::{RequestRecord, SimConfig, SimDeployment, Simulator};
 use jiff::Timestamp;
 
 use super::{SHORT_LOOKBACK, short, sim};
@@ -44,6 +45,68 @@ fn minutes_since(start: Timestamp, t: Timestamp) -> u64 {
     clock::elapsed(start, t).as_secs() / 60
 }
 
+/// Per environment among `stuck`, how many minutes past `now` (env0's clock) its stuck runs stay
+/// young by the documented thresholds ([`documented_young_thresholds`]), with a fifth to spare
+/// (the exporter's window of durations is not exactly this); zero or less: all old already.
+fn young_minutes(
+    stuck: &[(String, String)],
+    runs: &[SimDeployment],
+    now: Timestamp,
+    lookback: Duration,
+) -> HashMap<String, f64> {
+    let thresholds = documented_young_thresholds(runs, now, lookback);
+    let mut minutes: HashMap<String, f64> = HashMap::new();
+    for (env, id) in stuck {
+        let run = runs.iter().find(|d| &d.id == id).expect("a stuck run");
+        let threshold = thresholds
+            .get(&run.deployment_type)
+            .copied()
+            .unwrap_or(Duration::from_secs(900));
+        let age = clock::elapsed(run.started_at.unwrap_or(run.created_at), now);
+        let left = (1.2 * threshold.as_secs_f64() - age.as_secs_f64()) / 60.0;
+        let entry = minutes.entry(env.clone()).or_insert(f64::MIN);
+        *entry = entry.max(left);
+    }
+    minutes
+}
+
+/// The minutes after START at which an environment holding a stuck run is read over `polls`
+/// 60 s polls, when that run is young until minute `young_until` (0: already old): every poll
+/// while young, then the documented back-off counted from the last read: the next poll, then
+/// gaps of 2, 4 and 8 polls, then every 10 (`--unfinished-reread-max-interval`).
+fn documented_rereads(young_until: u64, polls: u64) -> Vec<u64> {
+    let mut reads: Vec<u64> = (1..=young_until).collect();
+    let (mut at, mut gap) = (young_until, 1);
+    while at + gap <= polls {
+        at += gap;
+        reads.push(at);
+        gap = (gap * 2).min(10);
+    }
+    reads
+}
+
+/// Checks the reads of `env` (minutes after START, over 26 polls) against
+/// [`documented_rereads`]: every poll from minute 1 while its stuck runs are young (at most
+/// `young_for` minutes by the documented thresholds: not at all when all were old at START),
+/// then the back-off counted from the last read.
+fn assert_rereads_as_documented(env: &str, minutes: &[u64], young_for: f64) {
+    let young_until = minutes
+        .iter()
+        .zip(1..)
+        .take_while(|(m, i)| **m == *i)
+        .count()
+        .saturating_sub(1);
+    assert_eq!(
+        minutes,
+        documented_rereads(u64::try_from(young_until).unwrap(), 26),
+        "reads of {env}"
+    );
+    assert!(
+        f64::from(u32::try_from(young_until).unwrap()) <= young_for.ceil(),
+        "{env} was read every poll for {young_until} minutes; its runs were young for {young_for:.1}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_unfinished_run_is_reread_ever_less_often_yet_seen_finished_within_the_bound() {
     // No full re-reads: only the re-reads of unfinished runs can notice a run that is not the
@@ -74,6 +137,10 @@ async fn a_stuck_unfinished_run_is_reread_ever_less_often_yet_seen_finished_with
         stuck_envs.len() >= 3,
         "the test needs environments holding unfinished runs that are not their latest: {stuck:?}"
     );
+    // A stuck run still young at START (younger than its type's threshold, docs/polling.md) is
+    // read every poll until it is not, and its back-off counts from that last read (the unit
+    // test poller::schedule::tests::a_young_run_is_reread_every_poll_then_backs_off_from_its_end_of_youth).
+    let young_minutes = young_minutes(&stuck, &h.sim.deployments(), h.sim_now(), h.lookback);
     h.sim.clear_requests();
     for _ in 0..26 {
         h.next_poll().await;
@@ -84,20 +151,29 @@ async fn a_stuck_unfinished_run_is_reread_ever_less_often_yet_seen_finished_with
     // schedule over an hour (…, 35, 45, 55) is the unit test
     // poller::schedule::tests::a_stuck_unfinished_run_is_reread_next_poll_then_ever_less_often_up_to_the_maximum;
     // here the real exporter shows it follows that schedule up to the maximum.
+    let mut expected_reads = 0;
+    let mut backing_off_from_start = 0;
     for env in &stuck_envs {
         let minutes: Vec<u64> = reads_of(&requests, env)
             .into_iter()
             .map(|t| minutes_since(h.started, t))
             .collect();
-        assert_eq!(minutes, vec![1, 3, 7, 15, 25], "reads of {env}");
+        let young_for = young_minutes[*env].max(0.0);
+        assert_rereads_as_documented(env, &minutes, young_for);
+        backing_off_from_start += usize::from(young_for == 0.0);
+        expected_reads += minutes.len();
     }
+    // Runs already old at START (first seen old) back off at once: 1, 3, 7, 15, 25.
+    assert!(
+        backing_off_from_start >= 3,
+        "the test needs environments whose stuck runs are all old at START: {young_minutes:?}"
+    );
     let deployment_reads = requests
         .iter()
         .filter(|r| r.path.ends_with("/deployments") && r.path.starts_with("/environments/"))
         .count();
     assert_eq!(
-        deployment_reads,
-        5 * stuck_envs.len(),
+        deployment_reads, expected_reads,
         "only the environments holding such runs are read"
     );
 
@@ -263,6 +339,106 @@ async fn backfill_and_stretched_full_syncs_never_exceed_the_budget_in_any_minute
     assert!(
         oldest >= 360.0,
         "the cycle is stretched, not bursting: {oldest}"
+    );
+    h.stop().await;
+}
+
+/// The young threshold of each deployment type as docs/polling.md states it, computed here from
+/// the simulator's records: the nearest-rank 90th percentile of the durations (`startedAt` to
+/// `finishedAt`) of the type's runs created within `lookback` of `now`, within 1 and 60
+/// minutes; 15 minutes for a type with fewer than 5 of them.
+fn documented_young_thresholds(
+    runs: &[SimDeployment],
+    now: Timestamp,
+    lookback: Duration,
+) -> HashMap<String, Duration> {
+    let cutoff = clock::sub(now, lookback);
+    let mut by_type: HashMap<String, Vec<Duration>> = HashMap::new();
+    for d in runs.iter().filter(|d| d.created_at >= cutoff) {
+        if let (Some(start), Some(end)) = (d.started_at, d.finished_at) {
+            by_type
+                .entry(d.deployment_type.clone())
+                .or_default()
+                .push(clock::elapsed(start, end));
+        }
+    }
+    by_type
+        .into_iter()
+        .filter(|(_, d)| d.len() >= 5)
+        .map(|(t, mut d)| {
+            d.sort_unstable();
+            let rank = (d.len() * 9).div_ceil(10);
+            let p90 = d[rank - 1].clamp(Duration::from_secs(60), Duration::from_secs(3600));
+            (t, p90)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_webhooks_a_young_run_that_is_not_the_latest_is_reread_every_poll() {
+    // No full re-reads and no webhooks: only the re-reads of unfinished runs notice a run that
+    // is not its environment's latest finish. While such a run is young its environment is read
+    // every poll, so its finish shows within two polls; the back-off would skip polls 2, 4-6, ….
+    let h = Harness::start(
+        short(300),
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "0s"],
+    )
+    .await;
+    let mut checked = 0;
+    for _ in 0..15 {
+        // The world moves during one poll, then stands still for the next, which is checked.
+        h.sim.set_paused(false);
+        h.next_poll().await;
+        h.sim.set_paused(true);
+        let now = h.sim_now();
+        let runs = h.sim.deployments();
+        let requests = h.sim.requests();
+        let thresholds = documented_young_thresholds(&runs, now, h.lookback);
+        let latest: HashMap<String, Option<String>> = h
+            .sim
+            .environments()
+            .into_iter()
+            .map(|e| (e.id, e.latest_deployment_log_id))
+            .collect();
+        // Unfinished non-latest runs the exporter holds as they are (their environment was read
+        // since they started, or were created while queued: a queued run that starts is known
+        // to have started only once read again) that are still young at the next poll, with a
+        // fifth to spare for what the exporter's window holds that this count does not.
+        let young: std::collections::BTreeSet<String> = runs
+            .iter()
+            .filter(|d| !is_finished(d))
+            .filter(|d| latest.get(&d.environment_id).and_then(Option::as_deref) != Some(&d.id))
+            .filter(|d| {
+                let since = d.started_at.unwrap_or(d.created_at);
+                reads_of(&requests, &d.environment_id)
+                    .iter()
+                    .any(|t| *t >= since)
+            })
+            .filter(|d| {
+                let age =
+                    clock::elapsed(d.started_at.unwrap_or(d.created_at), now) + h.poll_interval;
+                let threshold = thresholds
+                    .get(&d.deployment_type)
+                    .copied()
+                    .unwrap_or(Duration::from_secs(900));
+                age.as_secs_f64() < 0.8 * threshold.as_secs_f64()
+            })
+            .map(|d| d.environment_id.clone())
+            .collect();
+        let mark = requests.len();
+        h.next_poll().await;
+        let this_poll = &h.sim.requests()[mark..];
+        for env in &young {
+            assert!(
+                !reads_of(this_poll, env).is_empty(),
+                "{env} holds a young run that is not its latest but was not read this poll"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 5,
+        "the test needs young non-latest runs to check: {checked}"
     );
     h.stop().await;
 }

@@ -1,7 +1,7 @@
 //! Tests of the simulator through its public API and its router (no socket except where the
 //! real listener is the point), against a [`ManualClock`].
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1027,6 +1027,24 @@ fn the_large_preset_is_ten_thousand_environments_with_long_waits_beside_later_ru
     assert!(
         (170_000..=230_000).contains(&last_day.len()),
         "{} deployments created in the last 24 h",
+        last_day.len()
+    );
+    // Skewed as real organisations are: a tenth of the environments (the busy ones and the
+    // busiest active ones) run more than half of the runs, the quieter half under a twentieth.
+    let mut per_env: HashMap<&str, usize> = HashMap::new();
+    for d in &last_day {
+        *per_env.entry(d.environment_id.as_str()).or_default() += 1;
+    }
+    let mut counts: Vec<usize> = envs
+        .iter()
+        .map(|e| per_env.get(e.id.as_str()).copied().unwrap_or(0))
+        .collect();
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    let busiest_tenth: usize = counts[..1000].iter().sum();
+    let quieter_half: usize = counts[5000..].iter().sum();
+    assert!(
+        busiest_tenth * 2 > last_day.len() && quieter_half * 20 < last_day.len(),
+        "busiest tenth {busiest_tenth}, quieter half {quieter_half} of {}",
         last_day.len()
     );
     let unfinished = |d: &SimDeployment| {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tracing::{info, warn};
 
-use super::{EnvSchedule, PlanTime, PlannedRead, ReadKind, Unfinished};
+use super::{EnvSchedule, FullSyncIntervals, PlanTime, PlannedRead, ReadKind, Unfinished};
 use crate::client::{Environment, PAGE_LIMIT};
 use crate::clock;
 use crate::poller::PollerConfig;
@@ -26,16 +26,22 @@ pub struct Schedule {
     /// When (our clock) the current poll's reads were planned: the exporter's own schedules
     /// count from it.
     planned_at: Timestamp,
-    /// The full re-read interval kept: the configured one, or longer when the budget cannot
-    /// hold it.
-    full_sync_in_force: Option<Duration>,
+    /// The full re-read intervals kept, busy and quiet: the configured one, or longer when the
+    /// budget cannot hold it.
+    full_sync_in_force: Option<FullSyncIntervals>,
     /// The stretched interval last warned about (`None`: the configured one is kept).
     full_sync_warned: Option<Duration>,
+    /// The longest gap kept between back-off re-reads of unfinished non-latest runs:
+    /// `--unfinished-reread-max-interval`, or longer when their share of the budget cannot hold
+    /// it (`None` before the first plan).
+    unfinished_in_force: Option<Duration>,
     /// Environments per project as last listed, to choose the cheaper listing (see
     /// [`per_project_is_cheaper`](Self::per_project_is_cheaper)).
     listed_per_project: HashMap<String, usize>,
     /// Environments of the whole organisation as last listed org-wide.
     listed_in_org: Option<usize>,
+    /// Polls since the environments were last listed (see [`Self::listing_due`]).
+    unlisted_polls: u32,
 }
 
 /// Pages of a listing of `n` environments.
@@ -53,8 +59,10 @@ impl Schedule {
             planned_at: now,
             full_sync_in_force: None,
             full_sync_warned: None,
+            unfinished_in_force: None,
             listed_per_project: HashMap::new(),
             listed_in_org: None,
+            unlisted_polls: 0,
         }
     }
 
@@ -149,10 +157,42 @@ impl Schedule {
             .collect()
     }
 
-    /// The full re-read interval in force (`None`: full re-reads are off, or no listing yet).
+    /// The full re-read interval in force for quiet environments, the longest any environment
+    /// waits (`None`: full re-reads are off, or no listing yet).
     #[must_use]
     pub fn full_sync_in_force(&self) -> Option<Duration> {
+        self.full_sync_in_force.map(|i| i.quiet)
+    }
+
+    /// The full re-read intervals in force, busy and quiet.
+    #[must_use]
+    pub fn full_sync_intervals(&self) -> Option<FullSyncIntervals> {
         self.full_sync_in_force
+    }
+
+    /// Whether this poll lists the environments: every poll, but only every
+    /// [`super::polls_per_listing_while_backfilling`] polls while a backfill is pending (and
+    /// always while nothing is listed yet).
+    #[must_use]
+    pub fn listing_due(&self, config: &PollerConfig) -> bool {
+        if self.envs.is_empty() || self.envs.values().all(|s| s.backfilled) {
+            return true;
+        }
+        let every = super::polls_per_listing_while_backfilling(
+            self.envs.len(),
+            config.max_requests_per_minute,
+            config.poll_interval,
+        );
+        self.unlisted_polls + 1 >= every
+    }
+
+    /// Notes a poll that lists the environments (`true`) or not.
+    pub fn note_listing(&mut self, listed: bool) {
+        self.unlisted_polls = if listed {
+            0
+        } else {
+            self.unlisted_polls.saturating_add(1)
+        };
     }
 
     /// The age (our clock, `local`) of the oldest full read among the environments due periodic
@@ -175,15 +215,54 @@ impl Schedule {
         })
     }
 
+    /// The longest gap kept between back-off re-reads of an environment's unfinished non-latest
+    /// runs (`None` before the first plan).
+    #[must_use]
+    pub fn unfinished_reread_in_force(&self) -> Option<Duration> {
+        self.unfinished_in_force
+    }
+
+    /// Keeps the back-off re-reads of unfinished non-latest runs within their share of the
+    /// budget: sets the longest gap kept between them for the environments backing off, and
+    /// drops from `plan` those past one poll's share (the oldest due stay: the plan orders them
+    /// so); the dropped stay due for the next poll.
+    fn keep_unfinished_share(
+        &mut self,
+        config: &PollerConfig,
+        unfinished: &HashMap<Arc<str>, Unfinished>,
+        young_every_poll: bool,
+        plan: &mut Vec<PlannedRead>,
+    ) {
+        use super::unfinished::{long_held_interval_in_force, long_held_rereads_per_poll};
+        let budget = config.max_requests_per_minute;
+        let backing_off = super::backing_off(&self.envs, unfinished, young_every_poll);
+        self.unfinished_in_force = Some(long_held_interval_in_force(
+            config.unfinished_reread_max,
+            backing_off,
+            budget,
+        ));
+        let mut share = long_held_rereads_per_poll(budget, config.poll_interval);
+        plan.retain(|r| {
+            if r.kind != ReadKind::Unfinished {
+                return true;
+            }
+            let keep = share > 0;
+            share = share.saturating_sub(1);
+            keep
+        });
+    }
+
     /// The reads of one poll planned `at`, and how many due full re-reads are held for later
     /// polls: full re-reads come last in the plan, the oldest due first, and a poll does only
-    /// its share of the cycle (see [`super::full_syncs_per_poll`]).
+    /// its share of the cycle (see [`super::full_syncs_per_poll`]). Young unfinished non-latest
+    /// runs are re-read every poll when `young_every_poll` (webhooks are not live).
     #[must_use]
     pub fn plan(
         &mut self,
         config: &PollerConfig,
         unfinished: &HashMap<Arc<str>, Unfinished>,
         at: PlanTime,
+        young_every_poll: bool,
     ) -> (Vec<PlannedRead>, usize) {
         self.planned_at = at.local;
         let mut plan = super::plan(
@@ -192,7 +271,10 @@ impl Schedule {
             at,
             config.lookback,
             config.full_sync_interval.is_some(),
+            young_every_poll,
         );
+        self.keep_unfinished_share(config, unfinished, young_every_poll, &mut plan);
+        super::backfill_first(&mut plan);
         let mut held = 0;
         if self.full_sync_in_force.is_some() {
             let capacity = super::full_sync_capacity(
@@ -208,24 +290,27 @@ impl Schedule {
         (plan, held)
     }
 
-    /// Chooses the full re-read interval for the environments now listed, warning when the
-    /// request budget cannot hold the configured one (on the first listing, then only when the
-    /// interval that can be kept moves by more than a fifth).
-    pub fn keep_full_sync_interval(&mut self, config: &PollerConfig, now: Timestamp) {
+    /// Chooses the full re-read intervals for the environments now listed (busy and quiet, at
+    /// `at`), warning when the request budget cannot hold the configured one (on the first
+    /// listing, then only when the quiet interval moves by more than a fifth).
+    pub fn keep_full_sync_interval(&mut self, config: &PollerConfig, at: PlanTime) {
         let Some(configured) = config.full_sync_interval else {
             return;
         };
-        let window_start = clock::sub(now, config.lookback);
-        let eligible = self
+        let window_start = clock::sub(at.env0, config.lookback);
+        let (eligible, busy) = self
             .envs
             .values()
             .filter(|s| !s.full_sync_exempt(window_start))
-            .count();
+            .fold((0, 0), |(n, busy), s| {
+                (n + 1, busy + usize::from(s.is_busy(at.local)))
+            });
         let budget = config.max_requests_per_minute;
         let poll = config.poll_interval;
         let listed = self.envs.len();
-        let in_force =
-            super::full_sync_interval_in_force(configured, listed, eligible, budget, poll);
+        let intervals =
+            super::full_sync_intervals(configured, listed, (eligible, busy), budget, poll);
+        let in_force = intervals.quiet;
         if in_force > configured {
             let moved = self.full_sync_warned.is_none_or(|warned| {
                 let ratio = in_force.as_secs_f64() / warned.as_secs_f64().max(1.0);
@@ -234,8 +319,10 @@ impl Schedule {
             if moved {
                 warn!(
                     environments = eligible,
+                    busy,
                     configured = %humantime::format_duration(configured),
                     kept = %humantime::format_duration(in_force),
+                    kept_busy = %humantime::format_duration(intervals.busy),
                     max_requests_per_minute = budget,
                     full_reads_per_minute = super::full_sync_capacity(listed, budget, poll).floor(),
                     "the request budget cannot re-read every environment within --full-sync-interval; full re-reads are spread over a longer interval (env0_exporter_full_sync_duration_seconds); raise --max-requests-per-minute or --poll-interval, or narrow with --projects"
@@ -249,7 +336,7 @@ impl Schedule {
                 "the request budget holds --full-sync-interval again"
             );
         }
-        self.full_sync_in_force = Some(in_force);
+        self.full_sync_in_force = Some(intervals);
     }
 
     /// Notes a read done at `to` (env0's clock). It sets no baseline: a read that was refused
@@ -265,9 +352,17 @@ impl Schedule {
         to: Timestamp,
         held: (Option<u64>, Option<u64>),
     ) {
-        let full_sync = self.full_sync_in_force.or(config.full_sync_interval);
+        let full_sync = self
+            .full_sync_in_force
+            .or(config.full_sync_interval.map(FullSyncIntervals::uniform));
+        let unfinished_max = self
+            .unfinished_in_force
+            .unwrap_or(config.unfinished_reread_max);
         let planned = self.planned_at;
         if let Some(s) = self.envs.get_mut(&read.environment) {
+            if read.kind == ReadKind::Changed {
+                s.last_changed = Some(planned);
+            }
             s.read_latest = s.listed_latest.clone();
             s.last_read = Some(to);
             s.note_read(
@@ -275,14 +370,25 @@ impl Schedule {
                 planned,
                 held,
                 config.poll_interval,
-                config.unfinished_reread_max,
+                unfinished_max,
             );
-            if let Some(interval) = full_sync {
+            if let Some(intervals) = full_sync {
+                // A busy environment's next full re-read comes within the busy interval: a
+                // change brings a quiet environment's forward.
+                let interval = if s.is_busy(planned) {
+                    intervals.busy
+                } else {
+                    intervals.quiet
+                };
+                let due = clock::add(to, interval);
                 s.next_full_sync = Some(match read.kind {
                     ReadKind::Backfill => super::first_full_sync(&read.environment, to, interval),
-                    ReadKind::FullSync => clock::add(to, interval),
-                    _ => s.next_full_sync.unwrap_or_else(|| clock::add(to, interval)),
+                    _ if read.full => due,
+                    _ => s.next_full_sync.map_or(due, |next| next.min(due)),
                 });
+            }
+            if read.full {
+                s.last_full_read = Some(planned);
             }
             s.backfilled = true;
         }
@@ -362,6 +468,14 @@ mod tests {
         }
     }
 
+    /// Both clocks at `now`.
+    fn both(now: Timestamp) -> PlanTime {
+        PlanTime {
+            env0: now,
+            local: now,
+        }
+    }
+
     /// A schedule listing `n` environments, all backfilled.
     fn listing(n: usize) -> Schedule {
         let mut s = Schedule::new(ts("2026-07-01T12:00:00Z"));
@@ -381,24 +495,24 @@ mod tests {
         // 10,000 environments at 500 requests a minute: 2,198 s, not 10 minutes (the figures
         // of `full_sync_keeps_its_interval_when_the_budget_holds_it_and_stretches_when_not`).
         let mut s = listing(10_000);
-        s.keep_full_sync_interval(&config, now);
+        s.keep_full_sync_interval(&config, both(now));
         assert_eq!(s.full_sync_in_force(), Some(Duration::from_secs(2198)));
         assert_eq!(s.full_sync_warned, Some(Duration::from_secs(2198)));
         // 500 more: the interval moves by under a fifth, the warning stands as it was.
         let mut more = listing(10_500);
         more.full_sync_warned = s.full_sync_warned;
-        more.keep_full_sync_interval(&config, now);
+        more.keep_full_sync_interval(&config, both(now));
         assert!(more.full_sync_in_force() > s.full_sync_in_force());
         assert_eq!(more.full_sync_warned, Some(Duration::from_secs(2198)));
         // Twice as many: warned again, at the new interval.
         let mut twice = listing(20_000);
         twice.full_sync_warned = s.full_sync_warned;
-        twice.keep_full_sync_interval(&config, now);
+        twice.keep_full_sync_interval(&config, both(now));
         assert_eq!(twice.full_sync_warned, twice.full_sync_in_force());
         // Few again: the configured interval, nothing left warned about.
         let mut few = listing(10);
         few.full_sync_warned = twice.full_sync_warned;
-        few.keep_full_sync_interval(&config, now);
+        few.keep_full_sync_interval(&config, both(now));
         assert_eq!(few.full_sync_in_force(), Some(TEN_MINUTES));
         assert_eq!(few.full_sync_warned, None);
     }
@@ -413,15 +527,123 @@ mod tests {
             env.next_full_sync = Some(ts("2026-07-01T11:00:00Z"));
             env.last_read = Some(now);
         }
-        s.keep_full_sync_interval(&config, now);
+        s.keep_full_sync_interval(&config, both(now));
         let at = PlanTime {
             env0: now,
             local: now,
         };
-        let (plan, held) = s.plan(&config, &HashMap::new(), at);
+        let (plan, held) = s.plan(&config, &HashMap::new(), at, true);
         assert_eq!(plan.len(), 274);
         assert_eq!(held, 10_000 - 274);
         assert!(plan.iter().all(|r| r.kind == ReadKind::FullSync));
+    }
+
+    #[test]
+    fn back_off_rereads_keep_to_their_share_the_oldest_due_first_and_stretch_the_interval() {
+        let config = config(None);
+        let now = ts("2026-07-01T12:00:00Z");
+        // 1,000 environments each holding a stuck plan (not their latest), all due, the
+        // re-read of e<i> due i seconds before now.
+        let mut s = listing(1000);
+        let mut unfinished = HashMap::new();
+        for (i, (id, env)) in s.envs.iter_mut().enumerate() {
+            let n: u64 = id[1..].parse().unwrap();
+            let ids: Vec<Box<str>> = vec![format!("plan-{i}").into()];
+            env.unfinished_seen = super::super::unfinished_fingerprint(&ids, None);
+            env.next_unfinished_read = Some(clock::sub(now, Duration::from_secs(n + 1)));
+            unfinished.insert(
+                id.clone(),
+                Unfinished {
+                    ids,
+                    ..Unfinished::default()
+                },
+            );
+        }
+        let at = PlanTime {
+            env0: now,
+            local: now,
+        };
+        let (plan, _) = s.plan(&config, &unfinished, at, true);
+        // A tenth of 500 a minute: 50 a 60 s poll, the 50 due longest (e950..e999).
+        assert_eq!(plan.len(), 50);
+        assert!(plan.iter().all(|r| r.kind == ReadKind::Unfinished));
+        let mut read: Vec<u64> = plan
+            .iter()
+            .map(|r| r.environment[1..].parse().unwrap())
+            .collect();
+        read.sort_unstable();
+        assert_eq!(read, (950..1000).collect::<Vec<u64>>());
+        // 1,000 at 50 a minute: every 20 minutes, not the configured 10.
+        assert_eq!(
+            s.unfinished_reread_in_force(),
+            Some(Duration::from_secs(1200))
+        );
+        // Noted reads back off up to the interval kept.
+        let mut e = s.envs["e999"].clone();
+        for _ in 0..10 {
+            let held = e.unfinished_seen;
+            e.note_read(
+                ReadKind::Unfinished,
+                now,
+                (held, held),
+                config.poll_interval,
+                Duration::from_secs(1200),
+            );
+        }
+        assert_eq!(e.unfinished_step, Duration::from_secs(1200));
+        // 400 fit within the share at the configured 10 minutes.
+        let mut few = listing(400);
+        let few_unfinished: HashMap<Arc<str>, Unfinished> = unfinished
+            .into_iter()
+            .filter(|(id, _)| few.contains(id))
+            .collect();
+        let _ = few.plan(&config, &few_unfinished, at, true);
+        assert_eq!(few.unfinished_reread_in_force(), Some(TEN_MINUTES));
+    }
+
+    #[test]
+    fn an_environment_read_every_poll_gets_its_full_reread_in_the_same_request() {
+        let config = config(Some(TEN_MINUTES));
+        let start = ts("2026-07-01T12:00:00Z");
+        let minute = Duration::from_secs(60);
+        // One environment holding a plan that is not its latest and stays young: read every
+        // poll (webhooks not live). Its full re-read is due at 12:02:30.
+        let mut s = listing(1);
+        let id: Arc<str> = Arc::from("e0");
+        let ids: Vec<Box<str>> = vec!["plan-1".into()];
+        let fp = super::super::unfinished_fingerprint(&ids, None);
+        let e0 = s.envs.get_mut(&id).unwrap();
+        e0.unfinished_seen = fp;
+        e0.last_read = Some(start);
+        e0.last_full_read = Some(start);
+        e0.next_full_sync = Some(clock::add(start, Duration::from_secs(150)));
+        let unfinished = HashMap::from([(
+            id,
+            Unfinished {
+                oldest_created: Some(start),
+                young: ids.clone(),
+                ids,
+            },
+        )]);
+        let mut full_reads = Vec::new();
+        for poll in 1..=30 {
+            let now = clock::add(start, minute * poll);
+            s.keep_full_sync_interval(&config, both(now));
+            // The full read is never older than the interval and the poll it is due in.
+            let oldest = s.full_sync_oldest_age(&config, now, now).unwrap();
+            assert!(oldest <= TEN_MINUTES + minute, "{oldest:?} at poll {poll}");
+            let (plan, held) = s.plan(&config, &unfinished, both(now), true);
+            assert_eq!((plan.len(), held), (1, 0), "one read a poll");
+            let read = &plan[0];
+            assert_eq!(read.kind, ReadKind::Fresh);
+            if read.full {
+                // The same request reads the whole window: it is the full re-read.
+                assert_eq!(read.from, clock::sub(now, config.lookback));
+                full_reads.push(poll);
+            }
+            s.mark_read(&config, read, now, (fp, fp));
+        }
+        assert_eq!(full_reads, vec![3, 13, 23]);
     }
 
     #[test]
@@ -432,6 +654,7 @@ mod tests {
         let read = PlannedRead {
             environment: Arc::from("e1"),
             kind: ReadKind::Backfill,
+            full: true,
             from: ts("2026-06-30T12:00:00Z"),
         };
         let to = ts("2026-07-01T12:00:05Z");
@@ -448,12 +671,81 @@ mod tests {
         // A later full re-read is due one interval after it.
         let full = PlannedRead {
             kind: ReadKind::FullSync,
+            full: true,
             ..read
         };
         s.mark_read(&config, &full, to, (None, None));
         assert_eq!(
             s.envs["e1"].next_full_sync,
             Some(clock::add(to, TEN_MINUTES))
+        );
+    }
+
+    #[test]
+    fn while_a_backfill_is_pending_ten_thousand_environments_are_listed_every_fifth_poll() {
+        let config = config(Some(TEN_MINUTES));
+        let empty = Schedule::new(ts("2026-07-01T12:00:00Z"));
+        assert!(empty.listing_due(&config), "nothing listed yet");
+        let mut s = listing(10_000);
+        s.envs
+            .values_mut()
+            .take(10)
+            .for_each(|e| e.backfilled = false);
+        let listed: Vec<bool> = (0..11)
+            .map(|_| {
+                let due = s.listing_due(&config);
+                s.note_listing(due);
+                due
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                false, false, false, false, true, false, false, false, false, true, false
+            ]
+        );
+        // Backfilled: every poll again.
+        s.envs.values_mut().for_each(|e| e.backfilled = true);
+        assert!(s.listing_due(&config));
+    }
+
+    #[test]
+    fn a_change_brings_the_full_reread_within_the_busy_interval() {
+        let config = config(Some(TEN_MINUTES));
+        let now = ts("2026-07-01T12:00:00Z");
+        // 10,000 environments, none busy yet: 600 s busy, 2,198 s quiet.
+        let mut s = listing(10_000);
+        s.keep_full_sync_interval(&config, both(now));
+        let intervals = s.full_sync_intervals().unwrap();
+        assert_eq!(intervals.busy, TEN_MINUTES);
+        assert_eq!(intervals.quiet, Duration::from_secs(2198));
+        s.planned_at = now;
+        let read = |kind| PlannedRead {
+            environment: Arc::from("e1"),
+            kind,
+            full: kind == ReadKind::FullSync,
+            from: ts("2026-06-30T12:00:00Z"),
+        };
+        // A quiet environment's full re-read: due one quiet interval later.
+        s.mark_read(&config, &read(ReadKind::FullSync), now, (None, None));
+        assert_eq!(
+            s.envs["e1"].next_full_sync,
+            Some(clock::add(now, Duration::from_secs(2198)))
+        );
+        // Its latest run changes a minute later: busy, due within the busy interval of it.
+        let later = ts("2026-07-01T12:01:00Z");
+        s.planned_at = later;
+        s.mark_read(&config, &read(ReadKind::Changed), later, (None, None));
+        assert!(s.envs["e1"].is_busy(later));
+        assert_eq!(
+            s.envs["e1"].next_full_sync,
+            Some(clock::add(later, TEN_MINUTES))
+        );
+        // The next full re-read keeps the busy interval while it stays busy.
+        s.mark_read(&config, &read(ReadKind::FullSync), later, (None, None));
+        assert_eq!(
+            s.envs["e1"].next_full_sync,
+            Some(clock::add(later, TEN_MINUTES))
         );
     }
 

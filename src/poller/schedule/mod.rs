@@ -4,16 +4,26 @@
 //! environment. A poll lists the environments (whose embedded `latestDeploymentLog` shows what
 //! changed) and then reads only:
 //! 1. environments whose latest run changed (id or status) since their last read;
-//! 2. environments holding an unfinished run that is not their latest one, backing off: the next
-//!    poll first, then after 2, 4, 8… poll intervals up to `--unfinished-reread-max-interval`,
-//!    from the last read of the environment; a change in the set of such runs (or any other read
-//!    of the environment) starts over. A stuck plan costs a read per maximum interval, not per
-//!    poll, and its status is never staler than that maximum plus one poll;
+//! 2. environments holding an unfinished run that is not their latest one: every poll while one
+//!    of those runs is young, or the set of them changed ([`ReadKind::Fresh`], see [`unfinished`]:
+//!    with webhooks live, youth does not count); otherwise backing off: the next poll first, then
+//!    after 2, 4, 8… poll intervals up to `--unfinished-reread-max-interval` (stretched when
+//!    those re-reads would take more than their share of the budget), from the last read of the
+//!    environment; any other read of the environment starts over. A stuck plan costs a read per
+//!    maximum interval, not per poll, and its status is never staler than that maximum plus one
+//!    poll;
 //! 3. environments not yet backfilled (the lookback window, once, at start);
 //! 4. environments whose periodic full re-read is due (`--full-sync-interval`), because env0 does
 //!    not say that every deployment type moves `latestDeploymentLog`. Due times are spread over
 //!    the interval so no poll bursts; when the request budget cannot hold the interval for this
-//!    many environments, a longer one is kept on purpose ([`full_sync_interval_in_force`]).
+//!    many environments, longer ones are kept on purpose, and busy environments (their latest
+//!    run changed within [`BUSY_WINDOW`]) keep a shorter one than quiet ones
+//!    ([`full_sync_intervals`]).
+//!
+//! While a backfill is pending, the environments are listed only every few polls
+//! ([`polls_per_listing_while_backfilling`]) and the re-reads of unfinished runs (young or
+//! backing off) wait behind the backfill's own reads ([`backfill_first`]): the budget goes to
+//! the backfill.
 //!
 //! A read that does not happen (budget, error) leaves its reason in place, so the next poll
 //! continues where this one stopped.
@@ -23,6 +33,7 @@
 //! and applies the policy to it.
 
 mod environments;
+pub mod unfinished;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,7 +53,10 @@ pub const READ_OVERLAP: Duration = Duration::from_secs(300);
 pub enum ReadKind {
     /// Its latest run changed.
     Changed,
-    /// It holds an unfinished run that is not its latest.
+    /// It holds an unfinished run that is not its latest and is young (re-read every poll), or
+    /// a set of such runs not read yet.
+    Fresh,
+    /// It holds an unfinished run that is not its latest, re-read with the back-off.
     Unfinished,
     /// Its lookback window has not been read yet.
     Backfill,
@@ -89,6 +103,9 @@ pub struct EnvSchedule {
     pub next_unfinished_read: Option<Timestamp>,
     /// When (the exporter's clock) the last read of the whole lookback window finished.
     pub last_full_read: Option<Timestamp>,
+    /// When (the exporter's clock) the poll that read its changed latest run was planned: its
+    /// runs happen now, so its full re-read comes more often ([`full_sync_intervals`]).
+    pub last_changed: Option<Timestamp>,
 }
 
 impl EnvSchedule {
@@ -97,6 +114,14 @@ impl EnvSchedule {
     #[must_use]
     pub fn full_sync_exempt(&self, window_start: Timestamp) -> bool {
         self.archived && self.updated_at.is_some_and(|u| u < window_start)
+    }
+
+    /// Whether its latest run changed within [`BUSY_WINDOW`] before `local` (the exporter's
+    /// clock).
+    #[must_use]
+    pub fn is_busy(&self, local: Timestamp) -> bool {
+        self.last_changed
+            .is_some_and(|t| clock::elapsed(t, local) < BUSY_WINDOW)
     }
 
     /// Notes, in the exporter's own schedules, a read of `kind` made in the poll planned at
@@ -142,6 +167,10 @@ pub struct PlannedRead {
     pub environment: Arc<str>,
     /// Why.
     pub kind: ReadKind,
+    /// Whether it reads the whole lookback window and counts as the environment's full read: a
+    /// backfill, a full re-read, or a read of another kind made while the full re-read is due
+    /// (see [`plan`]).
+    pub full: bool,
     /// `fromDate` of the listing.
     pub from: Timestamp,
 }
@@ -153,6 +182,52 @@ pub struct Unfinished {
     pub oldest_created: Option<Timestamp>,
     /// Ids of the unfinished runs.
     pub ids: Vec<Box<str>>,
+    /// Ids of those that are young ([`unfinished::YoungThresholds`]) when planned.
+    pub young: Vec<Box<str>>,
+}
+
+impl Unfinished {
+    /// Whether a young run other than `latest` is among them.
+    #[must_use]
+    pub fn holds_young(&self, latest: Option<&str>) -> bool {
+        self.young.iter().any(|id| Some(&**id) != latest)
+    }
+}
+
+/// Whether an environment holding unfinished non-latest runs (`held`) with `open` is read every
+/// poll: the set changed since its last read, or (`young_every_poll`: webhooks are not live)
+/// one of them is young.
+fn reads_fresh(
+    s: &EnvSchedule,
+    open: Option<&Unfinished>,
+    held: Option<u64>,
+    young_every_poll: bool,
+) -> bool {
+    let latest = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
+    held.is_some_and(|held| {
+        s.unfinished_seen != Some(held)
+            || (young_every_poll && open.is_some_and(|u| u.holds_young(latest)))
+    })
+}
+
+/// Environments holding unfinished non-latest runs that back off (none young, or webhooks
+/// live): what their share of the budget must re-read each interval.
+#[must_use]
+pub fn backing_off(
+    schedule: &HashMap<Arc<str>, EnvSchedule>,
+    unfinished: &HashMap<Arc<str>, Unfinished>,
+    young_every_poll: bool,
+) -> usize {
+    unfinished
+        .iter()
+        .filter(|(env, open)| {
+            schedule.get(*env).is_some_and(|s| {
+                let latest = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
+                unfinished_fingerprint(&open.ids, latest).is_some()
+                    && !(young_every_poll && open.holds_young(latest))
+            })
+        })
+        .count()
 }
 
 /// Decides the reads of one poll at `now`, in priority order.
@@ -163,6 +238,7 @@ pub fn plan(
     at: PlanTime,
     lookback: Duration,
     full_sync: bool,
+    young_every_poll: bool,
 ) -> Vec<PlannedRead> {
     let now = at.env0;
     let window_start = clock::sub(now, lookback);
@@ -172,24 +248,27 @@ pub fn plan(
             let open = unfinished.get(env);
             let latest_id = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
             let held = open.and_then(|u| unfinished_fingerprint(&u.ids, latest_id));
+            let full_due = full_sync
+                && !s.full_sync_exempt(window_start)
+                && s.next_full_sync.is_none_or(|due| due <= now);
             let kind = if !s.backfilled {
                 ReadKind::Backfill
             } else if s.listed_latest != s.read_latest {
                 ReadKind::Changed
-            } else if held.is_some_and(|held| {
-                s.unfinished_seen != Some(held)
-                    || s.next_unfinished_read.is_none_or(|due| due <= at.local)
-            }) {
+            } else if reads_fresh(s, open, held, young_every_poll) {
+                ReadKind::Fresh
+            } else if held.is_some() && s.next_unfinished_read.is_none_or(|due| due <= at.local) {
                 ReadKind::Unfinished
-            } else if full_sync
-                && !s.full_sync_exempt(window_start)
-                && s.next_full_sync.is_none_or(|due| due <= now)
-            {
+            } else if full_due {
                 ReadKind::FullSync
             } else {
                 return None;
             };
-            let base = if kind.is_full() {
+            // A read of another kind made while the full re-read is due reads the whole window
+            // and is that full re-read: an environment read every poll (a young run) is never
+            // kept from it, and the same request does both.
+            let full = kind.is_full() || full_due;
+            let base = if full {
                 window_start
             } else {
                 s.last_read.map_or(window_start, |t| {
@@ -202,15 +281,21 @@ pub fn plan(
             let read = PlannedRead {
                 environment: env.clone(),
                 kind,
+                full,
                 from,
             };
-            Some((
-                read,
-                s.next_full_sync.filter(|_| kind == ReadKind::FullSync),
-            ))
+            // Within a kind, the oldest due first: full re-reads by env0's clock, back-off
+            // re-reads by ours.
+            let due = match kind {
+                ReadKind::FullSync => s.next_full_sync,
+                ReadKind::Unfinished => s.next_unfinished_read,
+                _ => None,
+            };
+            Some((read, due))
         })
         .collect();
-    // Full re-reads the oldest due first: when a poll cannot do them all, none waits forever.
+    // Full and back-off re-reads the oldest due first: when a poll cannot do them all, none
+    // waits forever.
     reads.sort_by(|(a, a_due), (b, b_due)| {
         a.kind
             .cmp(&b.kind)
@@ -276,8 +361,9 @@ pub fn full_sync_capacity(listed: usize, budget_per_minute: u32, poll_interval: 
 }
 
 /// The full re-read interval kept for `eligible` environments (those due periodic full re-reads,
-/// one request each) of `listed`: `configured`, or longer when [`full_sync_capacity`] cannot read
-/// them all within it.
+/// one request each) of `listed` when none is busy: `configured`, or longer when
+/// [`full_sync_capacity`] cannot read them all within it. The quiet interval of
+/// [`full_sync_intervals`].
 #[must_use]
 pub fn full_sync_interval_in_force(
     configured: Duration,
@@ -286,12 +372,80 @@ pub fn full_sync_interval_in_force(
     budget_per_minute: u32,
     poll_interval: Duration,
 ) -> Duration {
-    let capacity = full_sync_capacity(listed, budget_per_minute, poll_interval);
-    #[allow(clippy::cast_precision_loss)]
-    let minutes = eligible as f64 / capacity;
-    // Whole seconds, rounded up: the figure is logged and shown.
-    let needed = Duration::from_secs_f64((minutes * 60.0).ceil().min(1e9));
-    configured.max(needed)
+    full_sync_intervals(
+        configured,
+        listed,
+        (eligible, 0),
+        budget_per_minute,
+        poll_interval,
+    )
+    .quiet
+}
+
+/// How long "recently" is for the full re-reads: an environment whose latest run changed within
+/// this (the exporter's clock, from the poll that read the change) is busy.
+pub const BUSY_WINDOW: Duration = Duration::from_secs(3600);
+
+/// When the budget cannot hold `--full-sync-interval` for every environment, a quiet one is
+/// re-read this many times less often than a busy one (unless the busy ones fit within the
+/// configured interval: then the quiet ones take all the capacity left).
+pub const QUIET_FACTOR: f64 = 4.0;
+
+/// The full re-read intervals kept: one for busy environments, one for the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FullSyncIntervals {
+    /// Environments whose latest run changed within [`BUSY_WINDOW`].
+    pub busy: Duration,
+    /// The others; never shorter than `busy`. The longest any environment waits.
+    pub quiet: Duration,
+}
+
+impl FullSyncIntervals {
+    /// Both the same.
+    #[must_use]
+    pub fn uniform(interval: Duration) -> Self {
+        Self {
+            busy: interval,
+            quiet: interval,
+        }
+    }
+}
+
+/// The full re-read intervals for `eligible.0` environments due periodic full re-reads, of which
+/// `eligible.1` busy, among `listed`, within [`full_sync_capacity`] `C` a minute (the same count
+/// of full re-reads a minute as one interval for all).
+///
+/// With `B` busy and `Q` quiet environments and `I` configured: when `(B + Q) / C ≤ I`, both
+/// are `I`. Otherwise the busy interval is `Tb = max(I, (B + Q / QUIET_FACTOR) / C)` and the
+/// quiet one `Tq = max(Tb, Q / (C − B / Tb))`: `B / Tb + Q / Tq = C`, the quiet ones re-read
+/// [`QUIET_FACTOR`] times less often than the busy ones, or less than that when the busy ones
+/// fit within `I`. Whole seconds, rounded up (the figures are logged and shown).
+#[must_use]
+pub fn full_sync_intervals(
+    configured: Duration,
+    listed: usize,
+    eligible: (usize, usize),
+    budget_per_minute: u32,
+    poll_interval: Duration,
+) -> FullSyncIntervals {
+    let per_second = full_sync_capacity(listed, budget_per_minute, poll_interval) / 60.0;
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    let (busy, quiet) = {
+        let busy = eligible.1.min(eligible.0);
+        (busy as f64, (eligible.0 - busy) as f64)
+    };
+    let i = configured.as_secs_f64();
+    if (busy + quiet) / per_second <= i {
+        return FullSyncIntervals::uniform(configured);
+    }
+    let tb = i.max((busy + quiet / QUIET_FACTOR) / per_second);
+    let left = (per_second - busy / tb).max(f64::MIN_POSITIVE);
+    let tq = tb.max(quiet / left);
+    let whole = |secs: f64| configured.max(Duration::from_secs_f64(secs.ceil().min(1e9)));
+    FullSyncIntervals {
+        busy: whole(tb),
+        quiet: whole(tq),
+    }
 }
 
 /// Full re-reads one poll may do: the share of one poll of [`full_sync_capacity`] (`capacity` a
@@ -304,6 +458,58 @@ pub fn full_syncs_per_poll(capacity: f64, poll_interval: Duration) -> usize {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let n = per_poll.ceil().clamp(0.0, 1e9) as usize;
     n + 1
+}
+
+/// The share of the request budget the listing of the environments may take while a backfill
+/// is pending (see [`polls_per_listing_while_backfilling`]).
+pub const LISTING_SHARE_WHILE_BACKFILLING: f64 = 0.05;
+
+/// The most polls from one listing of the environments to the next while a backfill is
+/// pending: how much later than usual a change of an environment already read may be seen.
+pub const MAX_POLLS_PER_LISTING: u32 = 5;
+
+/// Every how many polls the environments are listed while a backfill is pending: as few as keep
+/// the listing of `listed` environments (⌊E/100⌋+2 requests) within
+/// [`LISTING_SHARE_WHILE_BACKFILLING`] of the budget, at most [`MAX_POLLS_PER_LISTING`]. The
+/// polls in between read the backfill with what the listing would have cost, and the changes
+/// of the environments already read, deduplicated over those polls, are read at the next
+/// listing. 1 (every poll) when the listing is that cheap, and always once nothing is pending.
+#[must_use]
+// Counts far below 2^52; the result is clamped to 1..=5.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+pub fn polls_per_listing_while_backfilling(
+    listed: usize,
+    budget_per_minute: u32,
+    poll_interval: Duration,
+) -> u32 {
+    let listing = (listed / crate::client::PAGE_LIMIT + 2) as f64;
+    let per_poll = f64::from(budget_per_minute) * poll_interval.as_secs_f64() / 60.0;
+    (listing / (LISTING_SHARE_WHILE_BACKFILLING * per_poll).max(f64::MIN_POSITIVE))
+        .ceil()
+        .clamp(1.0, f64::from(MAX_POLLS_PER_LISTING)) as u32
+}
+
+/// While `plan` holds backfill reads, moves the re-reads of unfinished runs behind them, young
+/// ones ([`ReadKind::Fresh`]) as well as backing-off ones (the order within each kind kept): the
+/// budget goes first to the changes and the backfill, and the re-reads, which only refresh what
+/// is already counted, take what is left. Young runs read every poll would otherwise take a
+/// fifth of the budget from a large backfill (2,544 of 16,500 requests at 10,000 skewed
+/// environments and 500 a minute, measured with `examples/scale.rs`).
+pub fn backfill_first(plan: &mut [PlannedRead]) {
+    if !plan.iter().any(|r| r.kind == ReadKind::Backfill) {
+        return;
+    }
+    plan.sort_by_key(|r| match r.kind {
+        ReadKind::Changed => 0,
+        ReadKind::Backfill => 1,
+        ReadKind::Fresh => 2,
+        ReadKind::Unfinished => 3,
+        ReadKind::FullSync => 4,
+    });
 }
 
 /// The first full re-read of a freshly backfilled environment: spread over the interval by a
@@ -364,6 +570,7 @@ mod tests {
             at("2026-07-01T12:00:00Z"),
             DAY,
             true,
+            true,
         );
         assert!(reads.is_empty(), "{reads:?}");
     }
@@ -396,9 +603,10 @@ mod tests {
             Unfinished {
                 oldest_created: Some(ts("2026-06-30T01:00:00Z")),
                 ids: vec!["old-plan".into()],
+                young: Vec::new(),
             },
         )]);
-        let reads = plan(&schedule, &unfinished, now, DAY, true);
+        let reads = plan(&schedule, &unfinished, now, DAY, true, true);
         let got: Vec<(&str, ReadKind, Timestamp)> = reads
             .iter()
             .map(|r| (&*r.environment, r.kind, r.from))
@@ -407,12 +615,9 @@ mod tests {
             got,
             vec![
                 ("d-changed", ReadKind::Changed, ts("2026-07-01T11:54:00Z")),
-                // The unfinished run is older than the window: the read reaches back to it.
-                (
-                    "c-holding",
-                    ReadKind::Unfinished,
-                    ts("2026-06-30T01:00:00Z")
-                ),
+                // The unfinished run is older than the window: the read reaches back to it. Its
+                // environment was not read since it was seen: read at once.
+                ("c-holding", ReadKind::Fresh, ts("2026-06-30T01:00:00Z")),
                 ("a-fresh", ReadKind::Backfill, ts("2026-06-30T12:00:00Z")),
                 ("b-due", ReadKind::FullSync, ts("2026-06-30T12:00:00Z")),
                 (
@@ -423,7 +628,7 @@ mod tests {
             ]
         );
         // Full sync off: the due environment is left alone.
-        let reads = plan(&schedule, &unfinished, now, DAY, false);
+        let reads = plan(&schedule, &unfinished, now, DAY, false, true);
         assert!(reads.iter().all(|r| r.kind != ReadKind::FullSync));
     }
 
@@ -438,6 +643,7 @@ mod tests {
             Unfinished {
                 oldest_created: Some(ts("2026-07-01T11:50:00Z")),
                 ids: vec!["d1".into()],
+                young: Vec::new(),
             },
         )]);
         assert!(
@@ -446,7 +652,8 @@ mod tests {
                 &unfinished,
                 at("2026-07-01T12:00:00Z"),
                 DAY,
-                false
+                false,
+                true
             )
             .is_empty()
         );
@@ -479,10 +686,18 @@ mod tests {
 
     /// Polls every minute for `polls` minutes an environment holding the unfinished non-latest
     /// runs `held(poll)` returns; the polls (1-based) in which it was read.
-    fn reread_polls(
+    fn reread_polls(s: EnvSchedule, polls: u32, held: impl Fn(u32) -> Vec<Box<str>>) -> Vec<u32> {
+        reread_polls_young(s, polls, held, |_| false, true)
+    }
+
+    /// [`reread_polls`], the held runs young at the polls where `young(poll)` (all of them),
+    /// and young runs read every poll when `young_every_poll` (webhooks not live).
+    fn reread_polls_young(
         mut s: EnvSchedule,
         polls: u32,
         held: impl Fn(u32) -> Vec<Box<str>>,
+        young: impl Fn(u32) -> bool,
+        young_every_poll: bool,
     ) -> Vec<u32> {
         let start = ts("2026-07-01T12:00:00Z");
         let mut read_in = Vec::new();
@@ -499,12 +714,13 @@ mod tests {
                 Arc::from("e1"),
                 Unfinished {
                     oldest_created: Some(ts("2026-07-01T11:00:00Z")),
+                    young: if young(poll) { ids.clone() } else { Vec::new() },
                     ids,
                 },
             )]);
-            let reads = plan(&schedule, &unfinished, t, DAY, false);
+            let reads = plan(&schedule, &unfinished, t, DAY, false, young_every_poll);
             if let Some(read) = reads.first() {
-                assert_eq!(read.kind, ReadKind::Unfinished);
+                assert!(matches!(read.kind, ReadKind::Fresh | ReadKind::Unfinished));
                 read_in.push(poll);
                 s.note_read(read.kind, now, (fp, fp), POLL, MAX);
             }
@@ -532,6 +748,66 @@ mod tests {
         let read = reread_polls(just_read(&["plan-1"]), 60, |_| vec!["plan-1".into()]);
         // Gaps of 1, 2, 4 and 8 polls, then 10 (the maximum) for the rest of the hour.
         assert_eq!(read, vec![1, 3, 7, 15, 25, 35, 45, 55]);
+    }
+
+    #[test]
+    fn a_young_run_is_reread_every_poll_then_backs_off_from_its_end_of_youth() {
+        // Young for the first 6 polls (a plan younger than its type's 90th percentile): read
+        // every poll, so its finish shows within two polls; then the back-off as for any
+        // stuck run, counted from the last read: 7, then gaps of 2, 4, 8, 10.
+        let read = reread_polls_young(
+            just_read(&["plan-1"]),
+            40,
+            |_| vec!["plan-1".into()],
+            |poll| poll <= 6,
+            true,
+        );
+        assert_eq!(read, vec![1, 2, 3, 4, 5, 6, 7, 9, 13, 21, 31]);
+    }
+
+    #[test]
+    fn with_webhooks_live_a_young_run_backs_off_from_the_start() {
+        let young = reread_polls_young(
+            just_read(&["plan-1"]),
+            60,
+            |_| vec!["plan-1".into()],
+            |_| true,
+            false,
+        );
+        let old = reread_polls(just_read(&["plan-1"]), 60, |_| vec!["plan-1".into()]);
+        assert_eq!(young, old);
+        assert_eq!(young, vec![1, 3, 7, 15, 25, 35, 45, 55]);
+    }
+
+    #[test]
+    fn a_run_first_seen_already_old_backs_off_at_once() {
+        // At start-up the store holds a plan started hours ago (by env0's clock): not young,
+        // so after the first read it backs off like a stuck one.
+        let read = reread_polls_young(
+            just_read(&["plan-1"]),
+            16,
+            |_| vec!["plan-1".into()],
+            |_| false,
+            true,
+        );
+        assert_eq!(read, vec![1, 3, 7, 15]);
+    }
+
+    #[test]
+    fn the_latest_run_being_young_costs_no_extra_read() {
+        let s = just_read(&["d1"]);
+        let unfinished = HashMap::from([(
+            Arc::from("e1"),
+            Unfinished {
+                oldest_created: None,
+                ids: vec!["d1".into()],
+                young: vec!["d1".into()],
+            },
+        )]);
+        let schedule = HashMap::from([(Arc::from("e1"), s)]);
+        let t = at("2026-07-01T12:01:00Z");
+        assert!(plan(&schedule, &unfinished, t, DAY, false, true).is_empty());
+        assert_eq!(backing_off(&schedule, &unfinished, true), 0);
     }
 
     #[test]
@@ -580,6 +856,7 @@ mod tests {
             Unfinished {
                 oldest_created: None,
                 ids: vec!["plan-1".into()],
+                young: Vec::new(),
             },
         )]);
         let plan_at = |local: &str| PlanTime {
@@ -592,7 +869,8 @@ mod tests {
                 &unfinished,
                 plan_at("2026-07-01T12:00:30Z"),
                 DAY,
-                false
+                false,
+                true
             )
             .is_empty()
         );
@@ -602,7 +880,8 @@ mod tests {
                 &unfinished,
                 plan_at("2026-07-01T12:01:00Z"),
                 DAY,
-                false
+                false,
+                true
             )
             .len(),
             1
@@ -664,6 +943,99 @@ mod tests {
     }
 
     #[test]
+    fn busy_environments_get_their_full_reread_more_often_within_the_same_capacity() {
+        const TEN_MINUTES: Duration = Duration::from_secs(600);
+        let intervals = |eligible, busy| {
+            let i = full_sync_intervals(TEN_MINUTES, 10_000, (eligible, busy), 500, POLL);
+            (i.busy.as_secs(), i.quiet.as_secs())
+        };
+        // 273 a minute = 4.55 a second. 2,000 busy and 8,000 quiet: (2,000 + 8,000 / 4) / 4.55
+        // = 879.12 s for the busy ones, four times that (3,516.48 s) for the quiet ones, and
+        // 2,000 / 879.12 + 8,000 / 3,516.48 = 2.275 + 2.275 = 4.55 a second.
+        assert_eq!(intervals(10_000, 2_000), (880, 3517));
+        // 100 busy fit within the configured 10 minutes: they keep it, and the 9,900 quiet ones
+        // take the rest, 4.55 − 100 / 600 = 4.3833 a second: 2,258.56 s (less than 4 × 600).
+        assert_eq!(intervals(10_000, 100), (600, 2259));
+        // All busy, or none: one interval, as before (2,197.8 s).
+        assert_eq!(intervals(10_000, 10_000), (2198, 2198));
+        assert_eq!(intervals(10_000, 0), (600, 2198));
+        // The budget holds everything at the configured interval: nothing changes.
+        let few = full_sync_intervals(TEN_MINUTES, 150, (150, 10), 500, POLL);
+        assert_eq!(few, FullSyncIntervals::uniform(TEN_MINUTES));
+        // Whatever the mix, the re-reads a second stay within the capacity (up to the rounding
+        // of each interval to whole seconds), and a quiet environment never waits less.
+        for busy in (0..=10_000).step_by(250) {
+            let i = full_sync_intervals(TEN_MINUTES, 10_000, (10_000, busy), 500, POLL);
+            #[allow(clippy::cast_precision_loss)]
+            let rate =
+                busy as f64 / i.busy.as_secs_f64() + (10_000 - busy) as f64 / i.quiet.as_secs_f64();
+            assert!(
+                (4.54..=4.55).contains(&rate),
+                "{busy} busy: {rate} a second"
+            );
+            assert!(i.busy <= i.quiet && i.busy >= TEN_MINUTES);
+        }
+    }
+
+    #[test]
+    fn an_environment_is_busy_for_an_hour_after_its_latest_run_changed() {
+        let s = EnvSchedule {
+            last_changed: Some(ts("2026-07-01T11:00:30Z")),
+            ..EnvSchedule::default()
+        };
+        assert!(s.is_busy(ts("2026-07-01T12:00:00Z")));
+        assert!(!s.is_busy(ts("2026-07-01T12:00:30Z")));
+        assert!(!EnvSchedule::default().is_busy(ts("2026-07-01T12:00:00Z")));
+    }
+
+    #[test]
+    fn while_backfilling_the_listing_keeps_to_a_twentieth_of_the_budget_every_five_polls_at_most() {
+        // 10,000 environments: 102 requests a listing. At 500 a minute a twentieth is 25 a
+        // poll: every 5 polls (102 / 25 = 4.08, rounded up); at 1,000, every 3 (102 / 50).
+        assert_eq!(polls_per_listing_while_backfilling(10_000, 500, POLL), 5);
+        assert_eq!(polls_per_listing_while_backfilling(10_000, 1000, POLL), 3);
+        // 2,000: 22 a listing, within 25: every poll.
+        assert_eq!(polls_per_listing_while_backfilling(2_000, 500, POLL), 1);
+        // Never more than 5 polls apart; 5-minute polls have five times the budget.
+        assert_eq!(polls_per_listing_while_backfilling(100_000, 500, POLL), 5);
+        assert_eq!(
+            polls_per_listing_while_backfilling(10_000, 500, Duration::from_secs(300)),
+            1
+        );
+    }
+
+    #[test]
+    fn while_backfilling_the_rereads_of_unfinished_runs_young_or_not_wait_behind_the_backfill() {
+        let read = |env: &str, kind| PlannedRead {
+            environment: Arc::from(env),
+            kind,
+            full: false,
+            from: ts("2026-07-01T00:00:00Z"),
+        };
+        let mut plan = vec![
+            read("a", ReadKind::Changed),
+            read("g", ReadKind::Fresh),
+            read("b", ReadKind::Unfinished),
+            read("c", ReadKind::Unfinished),
+            read("d", ReadKind::Backfill),
+            read("e", ReadKind::Backfill),
+            read("f", ReadKind::FullSync),
+        ];
+        let unchanged = plan.clone();
+        backfill_first(&mut plan);
+        let order: Vec<&str> = plan.iter().map(|r| &*r.environment).collect();
+        assert_eq!(order, ["a", "d", "e", "g", "b", "c", "f"]);
+        // Without backfill reads the plan keeps its order.
+        let mut steady: Vec<PlannedRead> = unchanged
+            .into_iter()
+            .filter(|r| r.kind != ReadKind::Backfill)
+            .collect();
+        let before = steady.clone();
+        backfill_first(&mut steady);
+        assert_eq!(steady, before);
+    }
+
+    #[test]
     fn full_rereads_are_planned_oldest_due_first() {
         let now = at("2026-07-01T12:00:00Z");
         let mut early = settled("d1", "SUCCESS", "2026-07-01T11:59:00Z");
@@ -671,7 +1043,7 @@ mod tests {
         let mut late = early.clone();
         late.next_full_sync = Some(ts("2026-07-01T11:30:00Z"));
         let schedule = HashMap::from([(Arc::from("a-late"), late), (Arc::from("z-early"), early)]);
-        let order: Vec<String> = plan(&schedule, &HashMap::new(), now, DAY, true)
+        let order: Vec<String> = plan(&schedule, &HashMap::new(), now, DAY, true, true)
             .iter()
             .map(|r| r.environment.to_string())
             .collect();

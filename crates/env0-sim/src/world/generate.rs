@@ -68,6 +68,46 @@ pub(super) fn whole_millis(ms: f64) -> Duration {
     Duration::from_millis(ms as u64)
 }
 
+/// The tiers of a skewed organisation: (share of the environments, the least and the most of
+/// an environment's mean gap between runs, before normalising, as multiples of the mean).
+const ACTIVITY_TIERS: [(f64, f64, f64); 3] = [
+    // Busy: a run every few minutes.
+    (0.08, 0.08, 0.5),
+    // Active: every half hour to a few hours.
+    (0.22, 0.5, 4.0),
+    // Quiet: hours to days apart.
+    (0.70, 4.0, 96.0),
+];
+
+/// Per environment, its mean gap between runs as a multiple of the organisation's mean: a tier
+/// of [`ACTIVITY_TIERS`] by its share, then a factor uniform on a log scale within the tier,
+/// all scaled so that the mean rate over environments (the mean of `1 / factor`) is 1: the
+/// organisation runs as often in total as without the skew. Drawn from a generator of its own,
+/// so the world's other draws are the same.
+fn activity_factors(seed: u64, environments: usize) -> Vec<f64> {
+    // The mean of 1/f for f uniform on a log scale in [a, b] is (1/a - 1/b) / ln(b/a).
+    let mean_rate: f64 = ACTIVITY_TIERS
+        .iter()
+        .map(|&(share, a, b)| share * (1.0 / a - 1.0 / b) / (b / a).ln())
+        .sum();
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0xAC71_7E5E_ED00);
+    (0..environments)
+        .map(|_| {
+            let mut roll = rng.f64();
+            let &(_, a, b) = ACTIVITY_TIERS
+                .iter()
+                .find(|&&(share, _, _)| {
+                    let inside = roll < share;
+                    roll -= share;
+                    inside
+                })
+                .unwrap_or(&ACTIVITY_TIERS[ACTIVITY_TIERS.len() - 1]);
+            let f = (a.ln() + rng.f64() * (b.ln() - a.ln())).exp();
+            f * mean_rate
+        })
+        .collect()
+}
+
 impl World {
     /// Generates the world at `now - history` and plays it forward to `now`.
     #[must_use]
@@ -121,6 +161,11 @@ impl World {
         let mut world = Self {
             rng,
             mean_interval: config.mean_deployment_interval.max(Duration::from_secs(1)),
+            activity: if config.activity_skew {
+                activity_factors(config.seed, config.environments)
+            } else {
+                Vec::new()
+            },
             time_scale: if config.time_scale.is_finite() && config.time_scale > 0.0 {
                 config.time_scale
             } else {
@@ -289,14 +334,16 @@ impl World {
             (DeploymentType::Deploy, Status::Failure)
         };
         self.schedule(seed_at, Event::Seed(e, seed.0, seed.1));
-        let first = clock::add(start, self.exp_gap());
+        let first = clock::add(start, self.exp_gap(e));
         self.schedule(first, Event::NewRun(e));
     }
 
-    /// The gap before an environment's next run: exponential, mean `mean_interval`, at least 1 s.
-    pub(super) fn exp_gap(&mut self) -> Duration {
+    /// The gap before environment `e`'s next run: exponential, mean `mean_interval` times the
+    /// environment's activity factor ([`activity_factors`]), at least 1 s.
+    pub(super) fn exp_gap(&mut self, e: usize) -> Duration {
         let u = self.rng.f64();
-        let secs = -(1.0 - u).ln() * self.mean_interval.as_secs_f64();
+        let factor = self.activity.get(e).copied().unwrap_or(1.0);
+        let secs = -(1.0 - u).ln() * self.mean_interval.as_secs_f64() * factor;
         whole_millis((secs * 1000.0).max(1000.0))
     }
 }

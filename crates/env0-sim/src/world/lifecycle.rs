@@ -64,7 +64,7 @@ impl World {
     pub(super) fn handle(&mut self, at: Timestamp, event: Event) {
         match event {
             Event::NewRun(e) => {
-                let gap = self.exp_gap();
+                let gap = self.exp_gap(e);
                 self.schedule(clock::add(at, gap), Event::NewRun(e));
                 let env = &self.environments[e];
                 if env.archived {

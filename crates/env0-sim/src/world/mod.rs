@@ -44,6 +44,9 @@ const PRUNE_EVERY_SECS: i64 = 60;
 pub(super) struct World {
     rng: fastrand::Rng,
     mean_interval: Duration,
+    /// Per environment, its mean gap between runs as a multiple of `mean_interval`
+    /// ([`SimConfig::activity_skew`](super::SimConfig)); empty: 1 for every environment.
+    activity: Vec<f64>,
     time_scale: f64,
     /// Finished runs created longer ago than this are dropped (see [`World::prune`]).
     retention: Duration,

@@ -1,0 +1,221 @@
+//! The rules for unfinished runs that are not their environment's latest (plans, drift
+//! detections, remote plans: runs that never move `latestDeploymentLog`), as pure functions:
+//! - **young** runs (younger than runs of their type usually take: [`YoungThresholds`]) are
+//!   re-read every poll, so their finish shows within two poll intervals, unless webhooks are
+//!   live ([`webhooks_live`]): then the webhook brings their end and they back off at once;
+//! - runs past that back off ([`super::next_unfinished_step`]), and those back-off re-reads take
+//!   at most [`LONG_HELD_SHARE`] of the request budget: when more are due than that allows, their
+//!   interval stretches ([`long_held_interval_in_force`]) and the poll reads the oldest due first.
+//!
+//! A run's age is measured on env0's clock: its own `startedAt` (else `createdAt`) against env0's
+//! "now" as the client estimates it at its earliest (see [`crate::poller::env0_time_bounds`]).
+//! A run first seen at start-up is then young or old by its true age, not by when this process
+//! met it; an estimate that trails (no `Date` header) only makes runs look younger, which costs
+//! reads, never freshness. Ages decide only when a read is made, never a count.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::clock;
+
+/// The percentile of a type's finished durations below which a run of that type is young.
+pub const YOUNG_PERCENTILE: f64 = 0.9;
+/// The shortest young threshold: a run is re-read every poll for at least its first minute.
+pub const YOUNG_MIN: Duration = Duration::from_secs(60);
+/// The longest young threshold: a type whose runs usually take hours is not re-read every poll
+/// for hours.
+pub const YOUNG_MAX: Duration = Duration::from_secs(3600);
+/// The young threshold of a type with no finished duration seen yet.
+pub const YOUNG_UNKNOWN: Duration = Duration::from_secs(900);
+/// Finished durations of a type needed before their percentile replaces [`YOUNG_UNKNOWN`].
+pub const YOUNG_MIN_SAMPLES: usize = 5;
+/// Webhooks are live while a verified delivery arrived within this long (the exporter's clock).
+pub const WEBHOOKS_LIVE_WITHIN: Duration = Duration::from_secs(600);
+/// Share of `--max-requests-per-minute` the back-off re-reads of unfinished non-latest runs may
+/// use.
+pub const LONG_HELD_SHARE: f64 = 0.10;
+
+/// Per deployment type, the age below which its unfinished runs are young.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct YoungThresholds {
+    per_type: HashMap<Arc<str>, Duration>,
+}
+
+impl YoungThresholds {
+    /// The thresholds from finished runs' durations (type, `startedAt` to `finishedAt`): per
+    /// type, the [`YOUNG_PERCENTILE`] (nearest rank) within [`YOUNG_MIN`]..=[`YOUNG_MAX`];
+    /// a type with fewer than [`YOUNG_MIN_SAMPLES`] durations keeps [`YOUNG_UNKNOWN`].
+    #[must_use]
+    pub fn from_durations(durations: impl IntoIterator<Item = (Arc<str>, Duration)>) -> Self {
+        let mut by_type: HashMap<Arc<str>, Vec<Duration>> = HashMap::new();
+        for (deployment_type, d) in durations {
+            by_type.entry(deployment_type).or_default().push(d);
+        }
+        let per_type = by_type
+            .into_iter()
+            .filter(|(_, d)| d.len() >= YOUNG_MIN_SAMPLES)
+            .map(|(t, mut d)| {
+                let p = nearest_rank(&mut d, YOUNG_PERCENTILE);
+                (t, p.clamp(YOUNG_MIN, YOUNG_MAX))
+            })
+            .collect();
+        Self { per_type }
+    }
+
+    /// The young threshold of `deployment_type`.
+    #[must_use]
+    pub fn threshold(&self, deployment_type: &str) -> Duration {
+        self.per_type
+            .get(deployment_type)
+            .copied()
+            .unwrap_or(YOUNG_UNKNOWN)
+    }
+
+    /// Whether a run of `deployment_type` that started (else was created) at `since`, on env0's
+    /// clock, is young at env0's `now`.
+    #[must_use]
+    pub fn is_young(&self, deployment_type: &str, since: Timestamp, now: Timestamp) -> bool {
+        clock::elapsed(since, now) < self.threshold(deployment_type)
+    }
+}
+
+/// The nearest-rank `p` percentile of `durations` (zero when empty), in linear time: it
+/// reorders them.
+fn nearest_rank(durations: &mut [Duration], p: f64) -> Duration {
+    if durations.is_empty() {
+        return Duration::ZERO;
+    }
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let rank = ((durations.len() as f64) * p).ceil().max(1.0) as usize;
+    let index = rank.min(durations.len()) - 1;
+    *durations.select_nth_unstable(index).1
+}
+
+/// Whether webhooks are live at `now` (the exporter's clock): a verified delivery arrived at
+/// `last_delivery` within [`WEBHOOKS_LIVE_WITHIN`].
+#[must_use]
+pub fn webhooks_live(last_delivery: Option<Timestamp>, now: Timestamp) -> bool {
+    last_delivery.is_some_and(|t| clock::elapsed(t, now) < WEBHOOKS_LIVE_WITHIN)
+}
+
+/// Back-off re-reads of unfinished non-latest runs a minute may take: [`LONG_HELD_SHARE`] of the
+/// budget, at least one.
+#[must_use]
+pub fn long_held_capacity(budget_per_minute: u32) -> f64 {
+    (f64::from(budget_per_minute) * LONG_HELD_SHARE).max(1.0)
+}
+
+/// The longest gap between back-off re-reads of an environment kept for `held` environments
+/// whose unfinished non-latest runs back off: `configured` (`--unfinished-reread-max-interval`)
+/// when [`long_held_capacity`] reads them all within it (one read each per interval, in the
+/// steady state), else the time that capacity takes to read them all, in whole seconds.
+#[must_use]
+pub fn long_held_interval_in_force(
+    configured: Duration,
+    held: usize,
+    budget_per_minute: u32,
+) -> Duration {
+    #[allow(clippy::cast_precision_loss)]
+    let minutes = held as f64 / long_held_capacity(budget_per_minute);
+    configured.max(Duration::from_secs_f64((minutes * 60.0).ceil().min(1e9)))
+}
+
+/// Back-off re-reads one poll may make: its part of [`long_held_capacity`], rounded up.
+#[must_use]
+pub fn long_held_rereads_per_poll(budget_per_minute: u32, poll_interval: Duration) -> usize {
+    let per_poll = long_held_capacity(budget_per_minute) * poll_interval.as_secs_f64() / 60.0;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let n = per_poll.ceil().clamp(1.0, 1e9) as usize;
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn mins(m: u64) -> Duration {
+        Duration::from_secs(60 * m)
+    }
+
+    fn thresholds(durations: &[(&str, u64)]) -> YoungThresholds {
+        YoungThresholds::from_durations(
+            durations
+                .iter()
+                .map(|&(t, secs)| (Arc::from(t), Duration::from_secs(secs))),
+        )
+    }
+
+    #[test]
+    fn the_young_threshold_is_the_90th_percentile_of_a_types_durations_within_bounds() {
+        // Plans of 1..=10 minutes: the nearest-rank 90th percentile of ten is the 9th, 9 min.
+        let plans: Vec<(&str, u64)> = (1..=10).map(|m| ("plan", m * 60)).collect();
+        // Deploys of 2 h: bounded at an hour. Drift detections of 10 s: at least a minute.
+        let mut all = plans.clone();
+        all.extend((0..5).map(|_| ("deploy", 7200)));
+        all.extend((0..5).map(|_| ("driftDetection", 10)));
+        // Four destroys: too few to tell, the default.
+        all.extend((0..4).map(|_| ("destroy", 30)));
+        let t = thresholds(&all);
+        assert_eq!(t.threshold("plan"), mins(9));
+        assert_eq!(t.threshold("deploy"), mins(60));
+        assert_eq!(t.threshold("driftDetection"), mins(1));
+        assert_eq!(t.threshold("destroy"), mins(15));
+        assert_eq!(t.threshold("never-seen"), mins(15));
+        assert_eq!(YoungThresholds::default().threshold("plan"), mins(15));
+    }
+
+    #[test]
+    fn a_run_is_young_by_env0s_clock_until_its_types_threshold() {
+        let t = thresholds(&(1..=10).map(|m| ("plan", m * 60)).collect::<Vec<_>>());
+        let started = ts("2026-07-01T12:00:00Z");
+        // Seen first at 12:03 (young) or first seen at start-up at 13:00 (old already): age is
+        // env0's now minus its start, whenever this process met it.
+        assert!(t.is_young("plan", started, ts("2026-07-01T12:03:00Z")));
+        assert!(t.is_young("plan", started, ts("2026-07-01T12:08:59Z")));
+        assert!(!t.is_young("plan", started, ts("2026-07-01T12:09:00Z")));
+        assert!(!t.is_young("plan", started, ts("2026-07-01T13:00:00Z")));
+        // No data for deploys: young for 15 minutes.
+        assert!(t.is_young("deploy", started, ts("2026-07-01T12:14:59Z")));
+        assert!(!t.is_young("deploy", started, ts("2026-07-01T12:15:00Z")));
+    }
+
+    #[test]
+    fn webhooks_are_live_for_ten_minutes_after_a_verified_delivery() {
+        let at = ts("2026-07-01T12:00:00Z");
+        assert!(!webhooks_live(None, at));
+        assert!(webhooks_live(Some(at), at));
+        assert!(webhooks_live(Some(at), ts("2026-07-01T12:09:59Z")));
+        assert!(!webhooks_live(Some(at), ts("2026-07-01T12:10:00Z")));
+    }
+
+    #[test]
+    fn long_held_rereads_keep_a_tenth_of_the_budget_and_stretch_their_interval_past_it() {
+        // 500 a minute: 50 back-off re-reads a minute, 50 a 60 s poll, 250 a 5-minute one.
+        assert!((long_held_capacity(500) - 50.0).abs() < 1e-9);
+        assert_eq!(long_held_rereads_per_poll(500, mins(1)), 50);
+        assert_eq!(long_held_rereads_per_poll(500, mins(5)), 250);
+        // A tiny budget still re-reads one a poll.
+        assert_eq!(long_held_rereads_per_poll(5, mins(1)), 1);
+        // 400 environments re-read every 10 minutes: 40 a minute, within the share.
+        assert_eq!(long_held_interval_in_force(mins(10), 400, 500), mins(10));
+        // 4,000 (the large organisation): 80 minutes at 50 a minute.
+        assert_eq!(long_held_interval_in_force(mins(10), 4000, 500), mins(80));
+        // 4,010: rounded up to the second.
+        assert_eq!(
+            long_held_interval_in_force(mins(10), 4010, 500),
+            Duration::from_secs(4812)
+        );
+        assert_eq!(long_held_interval_in_force(mins(10), 0, 500), mins(10));
+    }
+}
