@@ -116,7 +116,7 @@ impl SlidingWindow {
             match self.try_acquire(now) {
                 Ok(()) => return true,
                 Err(wait) if clock::add(now, wait) >= deadline => return false,
-                Err(wait) => clock.sleep(wait).await,
+                Err(wait) => clock.sleep_until(clock::add(now, wait)).await,
             }
         }
     }

@@ -251,8 +251,10 @@ impl Poller {
             &self.schedule,
             &self.known,
         );
-        let wait = clock::elapsed(self.clock.now(), deadline);
-        self.wait_for_next_poll(wait).await;
+        // Until the deadline itself, not for the time left when looked at: a clock moved
+        // between the two readings (a test's, as soon as the poll count shows) would push the
+        // next poll back by that much.
+        self.wait_for_next_poll(deadline).await;
     }
 
     /// Writes the state file now and waits for it (at shutdown, and after `once`'s poll),

@@ -83,10 +83,10 @@ impl WebhookInbox {
 }
 
 impl Poller {
-    /// Waits `wait` on the injected clock; meanwhile takes in webhook observations, publishing
-    /// at most every [`MIN_PUBLISH_GAP`].
-    pub(super) async fn wait_for_next_poll(&mut self, wait: Duration) {
-        let mut sleep = self.clock.sleep(wait);
+    /// Waits on the injected clock until `until`; meanwhile takes in webhook observations,
+    /// publishing at most every [`MIN_PUBLISH_GAP`].
+    pub(super) async fn wait_for_next_poll(&mut self, until: jiff::Timestamp) {
+        let mut sleep = self.clock.sleep_until(until);
         let Some(mut inbox) = self.webhooks.receiver.take() else {
             sleep.await;
             return;
@@ -160,7 +160,7 @@ mod tests {
 
     use super::*;
     use crate::client::{Client, ClientConfig, RATE_WINDOW};
-    use crate::clock::{ManualClock, SharedClock};
+    use crate::clock::{Clock, ManualClock, SharedClock};
     use crate::metrics::{Metrics, MetricsConfig};
     use crate::ratelimit::SlidingWindow;
     use crate::state::SnapshotHandle;
@@ -239,8 +239,9 @@ mod tests {
     {
         let mut f = fixture();
         let (clock, snapshot, queue) = (f.clock.clone(), f.snapshot.clone(), f.queue.clone());
+        let until = crate::clock::add(clock.now(), Duration::from_secs(60));
         let waiting = tokio::spawn(async move {
-            f.poller.wait_for_next_poll(Duration::from_secs(60)).await;
+            f.poller.wait_for_next_poll(until).await;
             f.poller
         });
         queue.send(finished("d1", LISTED)).await.unwrap();
@@ -270,7 +271,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(f.poller.webhooks.last_delivery(), None);
-        f.poller.wait_for_next_poll(Duration::ZERO).await;
+        let now = f.clock.now();
+        f.poller.wait_for_next_poll(now).await;
         // A verified delivery arrived now: webhooks are live, young runs may back off.
         assert_eq!(
             f.poller.webhooks.last_delivery(),

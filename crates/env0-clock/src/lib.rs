@@ -20,6 +20,10 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn now(&self) -> Timestamp;
     /// A future that completes once `duration` has passed on this clock.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+    /// A future that completes once this clock reaches `deadline` (at once if it has). Unlike
+    /// `sleep(elapsed(now(), deadline))`, the clock moving between the two readings of "now"
+    /// cannot push the wake-up past `deadline`.
+    fn sleep_until(&self, deadline: Timestamp) -> BoxFuture<'static, ()>;
 }
 
 /// The clock shared by every part of one process.
@@ -60,6 +64,10 @@ impl Clock for SystemClock {
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(duration))
+    }
+
+    fn sleep_until(&self, deadline: Timestamp) -> BoxFuture<'static, ()> {
+        self.sleep(elapsed(Timestamp::now(), deadline))
     }
 }
 
@@ -122,7 +130,10 @@ impl Clock for ManualClock {
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        let deadline = add(self.now(), duration);
+        self.sleep_until(add(self.now(), duration))
+    }
+
+    fn sleep_until(&self, deadline: Timestamp) -> BoxFuture<'static, ()> {
         let mut rx = self.tick.subscribe();
         Box::pin(async move {
             // An error means the clock was dropped: time will never come, so wait forever
@@ -141,6 +152,32 @@ mod tests {
     fn ts(s: &str) -> Timestamp {
         s.parse()
             .unwrap_or_else(|e| panic!("bad timestamp {s}: {e}"))
+    }
+
+    #[tokio::test]
+    async fn a_sleep_until_a_deadline_is_not_pushed_back_by_the_clock_moving_before_it_starts() {
+        let clock = Arc::new(ManualClock::new(ts("2026-07-01T00:00:00Z")));
+        let deadline = ts("2026-07-01T00:01:00Z");
+        // The time left, read before the clock moves: 60 s. Slept from the moved clock, that
+        // would wake at 00:02; the deadline itself is reached already.
+        let left = elapsed(clock.now(), deadline);
+        clock.advance(Duration::from_secs(60));
+        tokio::time::timeout(Duration::from_secs(5), clock.sleep_until(deadline))
+            .await
+            .expect("a deadline already reached completes at once");
+        let late = tokio::spawn(clock.sleep(left));
+        tokio::task::yield_now().await;
+        assert!(!late.is_finished(), "sleep(left) from the moved clock waits on");
+        // And a sleeper until a later deadline wakes exactly when the clock reaches it.
+        let sleeper = tokio::spawn(clock.sleep_until(ts("2026-07-01T00:01:30Z")));
+        clock.advance(Duration::from_secs(29));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished());
+        clock.advance(Duration::from_secs(1));
+        tokio::time::timeout(Duration::from_secs(5), sleeper)
+            .await
+            .expect("sleeper woke")
+            .expect("sleeper task ran");
     }
 
     #[tokio::test]
