@@ -167,7 +167,10 @@ mod tests {
             .expect("a deadline already reached completes at once");
         let late = tokio::spawn(clock.sleep(left));
         tokio::task::yield_now().await;
-        assert!(!late.is_finished(), "sleep(left) from the moved clock waits on");
+        assert!(
+            !late.is_finished(),
+            "sleep(left) from the moved clock waits on"
+        );
         // And a sleeper until a later deadline wakes exactly when the clock reaches it.
         let sleeper = tokio::spawn(clock.sleep_until(ts("2026-07-01T00:01:30Z")));
         clock.advance(Duration::from_secs(29));
