@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The binary as it ships: the Dockerfile's build command, read from the Dockerfile so that the two
-# cannot drift apart, run here without a container runtime (the `dist` profile: jemalloc,
-# link-time optimisation across every crate, one codegen unit). Into a target directory of its
+# cannot drift apart, run here without a container runtime (the `dist` profile and the `jemalloc`
+# feature: link-time optimisation across every crate, one codegen unit, jemalloc). Into a target directory of its
 # own, as in the Dockerfile's build stage, so that it does not wait for another cargo's lock.
 #
 # Not a step of the test command (scripts/test.sh): about ten minutes of CPU, most of it one

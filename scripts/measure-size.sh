@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 envs="${1:?usage: scripts/measure-size.sh ENVIRONMENTS [SAMPLES]}"
 samples="${2:-3}"
 bin="${ENV0_EXPORTER_BIN:-target/dist/env0-exporter}"
-[[ -x "${bin}" ]] || { echo "measure-size: ${bin} missing: cargo build --profile dist --locked" >&2; exit 1; }
+[[ -x "${bin}" ]] || { echo "measure-size: ${bin} missing: cargo build --profile dist --features jemalloc --locked" >&2; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 sim_port="$(free_port)" exp_port="$(free_port)"
 work="$(mktemp -d)"

@@ -113,9 +113,10 @@ machine() {
 if [[ "${SCALE_NO_BUILD:-0}" != 1 ]]; then
   # The example counts requests (the quick release profile does); the exporter whose latency and
   # memory part 2 measures is built as it ships.
-  log "cargo build --release --locked --example scale; cargo build --profile ${profile} --locked --bin env0-exporter"
+  log "cargo build --release --locked --example scale; cargo build --profile ${profile} --features jemalloc --locked --bin env0-exporter"
   cargo build --release --locked --example scale >&2
-  cargo build --profile "${profile}" --locked --bin env0-exporter >&2
+  # With the allocator that ships (the Dockerfile's --features jemalloc): the memory figures are its.
+  cargo build --profile "${profile}" --features jemalloc --locked --bin env0-exporter >&2
 fi
 bin="${repo}/target/${profile}/env0-exporter"
 

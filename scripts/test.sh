@@ -22,11 +22,10 @@
 #   docs lane    from the start: the docs site's own tools (network) and its strict build
 # Each lane's output is printed as a whole when it ends; the command fails if any step failed.
 #
-# Built without the `jemalloc` feature (the binary's allocator: no behaviour depends on it, and
-# its C build is minutes of CPU). The binary as it ships — the Dockerfile's `dist` build, with
-# jemalloc and link-time optimisation — is scripts/dist-build.sh, a job of its own in CI
-# (.github/workflows/ci.yml) and run by the release workflow: ten minutes of CPU that would
-# double this command's time.
+# Built with the default features, without `jemalloc` (the binary's allocator: no behaviour
+# depends on it, and its C build is minutes of CPU). The binary as it ships — the Dockerfile's
+# `dist` build, with jemalloc and link-time optimisation — is scripts/dist-build.sh, a job of its
+# own in CI (.github/workflows/ci.yml): ten minutes of CPU that would double this command's time.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -77,15 +76,13 @@ lint_build() {
 }
 builds=0
 
-# Every feature but `jemalloc` (see above).
-features=(--no-default-features --features env0-exporter/simulator)
 # A build from scratch, as CI's: no incremental cache to write (it has nothing to reuse), and
 # the workspace's crates with line tables only (backtraces keep their file and line; the
 # dependencies have no debug info at all, Cargo.toml). Measured on the workspace's crates from a
 # built target directory (docs/development.md, "Build profiles"): 114 s → 76 s of wall time.
 export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
 step "cargo build and clippy of every target of every workspace crate, debug (cargo test --no-run), while the tools install"
-lint_build cargo test --workspace --locked --all-targets "${features[@]}" --no-run
+lint_build cargo test --workspace --locked --all-targets --no-run
 # The binary the checks lane runs: `cargo test` builds it for the command-line tests.
 [[ -x "${bin}" ]] || { echo "test: ${bin} was not built" >&2; exit 1; }
 
@@ -114,7 +111,7 @@ checks_pid=$!
 pids+=("${checks_pid}")
 
 step "cargo test (unit, client, simulator, end-to-end, golden file, command line)"
-cargo test --workspace --locked --all-targets "${features[@]}" || failed+=("cargo test")
+cargo test --workspace --locked --all-targets || failed+=("cargo test")
 
 # The exporter without the simulator (`--no-default-features`: no demo, no simulate, no env0-sim
 # code) builds and passes its own tests: the unit tests, the binary, the test targets that need
