@@ -450,6 +450,15 @@ impl Harness {
 
     /// POSTs `body` with `headers` to the exporter's `/webhooks/env0`; the answer's status.
     pub(crate) async fn post_webhook(&self, body: &[u8], headers: &[(&str, &str)]) -> u16 {
+        self.try_post_webhook(body, headers).await.unwrap()
+    }
+
+    /// [`post_webhook`](Self::post_webhook), the transport's error returned rather than a panic.
+    pub(crate) async fn try_post_webhook(
+        &self,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<u16, reqwest::Error> {
         let url = format!(
             "http://{}/webhooks/env0",
             self.exporter.as_ref().unwrap().addr
@@ -458,7 +467,7 @@ impl Harness {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        req.send().await.unwrap().status().as_u16()
+        Ok(req.send().await?.status().as_u16())
     }
 
     pub(crate) async fn scrape(&self) -> Vec<Sample> {
