@@ -10,7 +10,9 @@ use anyhow::Context;
 use clap::{CommandFactory, error::ErrorKind};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Cli, Command, Config, ConfigError, Credentials, DoctorOutput, LogFormat};
@@ -53,16 +55,39 @@ fn config_error(e: &ConfigError) -> ! {
 }
 
 /// Logs to stderr; colour only on a terminal, and never with `NO_COLOR` set (no-color.org).
+/// The level comes from `RUST_LOG`: a level (`debug`) or comma-separated `target=level` directives
+/// (`env0_exporter=debug,info`), default `info`. A `RUST_LOG` that does not parse is said in the log
+/// and replaced by the default, never a reason not to start.
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, invalid) = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(layer)
+            .with(filter)
+            .init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json())
+            .with(filter)
+            .init(),
+    }
+    if let Some((value, e)) = invalid {
+        warn!("RUST_LOG={value:?} is not a log filter ({e}); logging at info");
+    }
+}
+
+/// The log filter `RUST_LOG` asks for, or `info` (with what was wrong) when it does not parse.
+fn log_filter(value: Option<&str>) -> (Targets, Option<(String, String)>) {
+    let default = Targets::new().with_default(LevelFilter::INFO);
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => (default, None),
+        Some(v) => match v.parse::<Targets>() {
+            Ok(targets) => (targets, None),
+            Err(e) => (default, Some((v.to_owned(), e.to_string()))),
+        },
     }
 }
 
@@ -271,5 +296,33 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::log_filter;
+
+    #[test]
+    fn rust_log_sets_the_level_per_target_and_a_wrong_one_falls_back_to_info() {
+        let (none, invalid) = log_filter(None);
+        assert!(invalid.is_none());
+        assert!(none.would_enable("env0_exporter::poller", &Level::INFO));
+        assert!(!none.would_enable("env0_exporter::poller", &Level::DEBUG));
+
+        let (f, invalid) = log_filter(Some("env0_exporter=debug,warn"));
+        assert!(invalid.is_none());
+        assert!(f.would_enable("env0_exporter::client", &Level::DEBUG));
+        assert!(!f.would_enable("hyper_util::client", &Level::INFO));
+        assert!(f.would_enable("hyper_util::client", &Level::WARN));
+
+        let (f, invalid) = log_filter(Some("env0_exporter=loud"));
+        let (value, why) = invalid.expect("a level that is not one is reported");
+        assert_eq!(value, "env0_exporter=loud");
+        assert!(!why.is_empty());
+        assert!(f.would_enable("env0_exporter", &Level::INFO));
+        assert!(!f.would_enable("env0_exporter", &Level::DEBUG));
     }
 }
