@@ -17,9 +17,47 @@ pub(crate) struct Ts(pub Timestamp);
 
 impl Serialize for Ts {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0.strftime(TIMESTAMP_FORMAT))
+        match self.digits() {
+            Some(buf) => s.serialize_str(std::str::from_utf8(&buf).unwrap_or_default()),
+            None => s.collect_str(&self.0.strftime(TIMESTAMP_FORMAT)),
+        }
     }
 }
+
+impl Ts {
+    /// [`TIMESTAMP_FORMAT`] written digit by digit, for years 0 to 9999 (`None` outside them):
+    /// the simulator writes several timestamps a deployment, and `strftime` reads its format
+    /// each time. The tests hold it to `strftime`.
+    fn digits(self) -> Option<[u8; 24]> {
+        let dt = jiff::tz::Offset::UTC.to_datetime(self.0);
+        let year = u32::try_from(dt.year()).ok().filter(|y| *y <= 9999)?;
+        let mut buf = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                // A digit: n % 10 < 10.
+                buf[i] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+                n /= 10;
+            }
+        };
+        let two = |n: i8| u32::try_from(n).unwrap_or(0);
+        put(0, 4, year);
+        put(5, 2, two(dt.month()));
+        put(8, 2, two(dt.day()));
+        put(11, 2, two(dt.hour()));
+        put(14, 2, two(dt.minute()));
+        put(17, 2, two(dt.second()));
+        put(
+            20,
+            3,
+            u32::try_from(dt.subsec_nanosecond()).unwrap_or(0) / 1_000_000,
+        );
+        Some(buf)
+    }
+}
+
+/// `{}`, without building a map each time.
+#[derive(Serialize)]
+struct EmptyObject {}
 
 #[derive(Serialize)]
 pub(crate) struct OrganizationJson<'a> {
@@ -155,7 +193,7 @@ pub(crate) struct DeploymentJson<'a> {
     is_skipped_apply: bool,
     pr_number: Option<u32>,
     workflow_deployment_id: Option<&'static str>,
-    output: Value,
+    output: EmptyObject,
 }
 
 impl<'a> DeploymentJson<'a> {
@@ -200,7 +238,7 @@ impl<'a> DeploymentJson<'a> {
             is_skipped_apply: false,
             pr_number: d.pr_number,
             workflow_deployment_id: None,
-            output: json!({}),
+            output: EmptyObject {},
         }
     }
 }
@@ -251,6 +289,46 @@ impl<'a> EnvironmentJson<'a> {
             lifespan_end_at: None,
             requires_approval: false,
             is_remote_backend: env.tool == Some("terraform"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+
+    use super::{TIMESTAMP_FORMAT, Ts};
+
+    fn both(ts: Timestamp) -> (String, String) {
+        let written = serde_json::to_string(&Ts(ts)).expect("a timestamp serializes");
+        (written, format!("\"{}\"", ts.strftime(TIMESTAMP_FORMAT)))
+    }
+
+    #[test]
+    fn timestamps_are_written_as_strftime_writes_them() {
+        let mut cases = vec![
+            (0, 0),
+            (-1, -1_000_000),               // 1969-12-31T23:59:58.999
+            (-315_619_200, 0),              // 1960
+            (946_684_799, 999_999_999),     // 1999-12-31T23:59:59.999
+            (1_709_208_000, 500_000_000),   // 2024-02-29T12:00:00.500
+            (1_782_914_530, 1_000_000),     // 2026
+            (253_402_207_199, 999_000_000), // 9999-12-30T21:59:59.999, jiff's last second
+            (-62_167_219_200, 0),           // year 0
+            (-62_167_219_201, 0),           // year -1: strftime's own writing
+        ];
+        // And a spread of seconds and nanoseconds over the years 1970 to 9999.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..2_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let secs = i64::try_from((x >> 11) % 253_402_207_200).expect("fits");
+            let nanos = i32::try_from((x >> 3) % 1_000_000_000).expect("fits");
+            cases.push((secs, nanos));
+        }
+        for (secs, nanos) in cases {
+            let ts = Timestamp::new(secs, nanos).expect("in range");
+            let (written, want) = both(ts);
+            assert_eq!(written, want, "{secs} s {nanos} ns");
         }
     }
 }
