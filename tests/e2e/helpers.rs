@@ -95,9 +95,24 @@ pub(crate) struct Sample {
 
 /// Parses Prometheus text 0.0.4 samples (enough for this exporter's output).
 pub(crate) fn parse_metrics(text: &str) -> Vec<Sample> {
+    parse_metrics_of(text, |_| true)
+}
+
+/// [`parse_metrics`], keeping only the samples whose name `keep` takes: the labels of the rest
+/// (most of a body is histogram buckets) are never parsed.
+pub(crate) fn parse_metrics_of(text: &str, keep: impl Fn(&str) -> bool) -> Vec<Sample> {
     let mut out = Vec::new();
     for line in text.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        // A name ends at its label set's `{`, or at the space before the value when it has none
+        // (then the line has no `{`). `find(char)` searches with memchr, quick in a debug build.
+        let name_end = line
+            .find('{')
+            .or_else(|| line.find(' '))
+            .expect("sample line has a name");
+        if !keep(&line[..name_end]) {
             continue;
         }
         let (head, value) = line.rsplit_once(' ').expect("sample line has a value");
@@ -232,9 +247,9 @@ fn label_map(body: &str) -> Labels {
     let mut rest = body;
     while !rest.is_empty() {
         let (name, after) = rest.split_once("=\"").expect("label has =\"");
-        let (value, end) = match after.find(['"', '\\']) {
+        let (value, end) = match after.find('"') {
             // The common case: nothing escaped, the value is a slice.
-            Some(i) if after.as_bytes()[i] == b'"' => (after[..i].to_owned(), i),
+            Some(i) if !after[..i].contains('\\') => (after[..i].to_owned(), i),
             _ => {
                 let mut value = String::new();
                 let mut chars = after.char_indices();
@@ -471,9 +486,17 @@ impl Harness {
     }
 
     pub(crate) async fn scrape(&self) -> Vec<Sample> {
+        self.scrape_only(&[]).await
+    }
+
+    /// [`scrape`](Self::scrape), keeping only the samples of the `families` named (all of them if
+    /// none is): what the tests that scrape after every poll compare, parsed and no more.
+    pub(crate) async fn scrape_only(&self, families: &[&str]) -> Vec<Sample> {
         let resp = self.http.get(self.metrics_url()).send().await.unwrap();
         assert_eq!(resp.status(), 200);
-        parse_metrics(&resp.text().await.unwrap())
+        parse_metrics_of(&resp.text().await.unwrap(), |name| {
+            families.is_empty() || families.contains(&name)
+        })
     }
 
     pub(crate) fn now(&self) -> Timestamp {
@@ -500,14 +523,12 @@ impl Harness {
         keep: impl Fn(&SimDeployment) -> bool,
     ) -> BTreeMap<Labels, f64> {
         let cutoff = clock::sub(self.sim_now(), self.lookback);
-        let mut out = BTreeMap::new();
-        for d in self.sim.deployments() {
-            if !keep(&d) || (is_finished(&d) && d.created_at < cutoff) {
-                continue;
-            }
-            *out.entry(deployment_labels(&d, true)).or_insert(0.0) += 1.0;
-        }
-        out
+        let deployments = self.sim.deployments();
+        count_by_labels(
+            deployments
+                .iter()
+                .filter(|d| keep(d) && !(is_finished(d) && d.created_at < cutoff)),
+        )
     }
 
     /// The simulator's truth for `env0_deployments_finished_total`: runs that finished after the
@@ -516,13 +537,13 @@ impl Harness {
         &self,
         keep: impl Fn(&SimDeployment) -> bool,
     ) -> BTreeMap<Labels, f64> {
-        let mut out = BTreeMap::new();
-        for d in self.sim.deployments() {
-            if keep(&d) && is_finished(&d) && finish_time(&d) > self.sim_started() {
-                *out.entry(deployment_labels(&d, true)).or_insert(0.0) += 1.0;
-            }
-        }
-        out
+        let started = self.sim_started();
+        let deployments = self.sim.deployments();
+        count_by_labels(
+            deployments
+                .iter()
+                .filter(|d| keep(d) && is_finished(d) && finish_time(d) > started),
+        )
     }
 
     /// The simulator's truth for `env0_environments`.
@@ -548,6 +569,31 @@ impl Harness {
             let _ = s.send(());
         }
     }
+}
+
+/// Deployments counted by their [`deployment_labels`] (with the trigger): tallied by the raw
+/// fields first, so each distinct label set is built once rather than once a deployment.
+pub(crate) fn count_by_labels<'a>(
+    deployments: impl Iterator<Item = &'a SimDeployment>,
+) -> BTreeMap<Labels, f64> {
+    type Raw<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
+    let mut tally: std::collections::HashMap<Raw<'a>, (&'a SimDeployment, f64)> =
+        std::collections::HashMap::new();
+    for d in deployments {
+        let raw = (
+            d.deployment_type.as_str(),
+            d.status.as_str(),
+            d.blueprint_type.as_deref(),
+            d.trigger_name.as_deref(),
+        );
+        tally.entry(raw).or_insert((d, 0.0)).1 += 1.0;
+    }
+    let mut out = BTreeMap::new();
+    // Distinct raw values may share a label set (both shown as `other`): added up.
+    for (d, n) in tally.into_values() {
+        *out.entry(deployment_labels(d, true)).or_insert(0.0) += n;
+    }
+    out
 }
 
 pub(crate) fn deployment_labels(d: &SimDeployment, with_trigger: bool) -> Labels {
