@@ -353,7 +353,9 @@ impl Poller {
             self.known.health.clock_offset,
             self.known.health.clock_source,
         ) = self.client.clock_estimate();
-        self.known.publish(now, self.schedule.unreadable_count());
+        let window_start = clock::sub(now, self.config.lookback);
+        self.known
+            .publish(now, self.schedule.unreadable_count(window_start));
     }
 
     /// The full re-reads' health: the interval kept and the age of the oldest full read (our

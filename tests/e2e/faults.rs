@@ -41,9 +41,17 @@ fn gauge(samples: &[Sample], name: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_refused_one_project_reads_the_rest_and_shows_how_many_environments_it_cannot_read() {
     let mut forbidden = String::new();
+    // The brisk world: among the refused project's environments is one archived and quiet past
+    // the 2 h window, which the full re-reads leave alone, so it must not stay counted as
+    // unreadable once the key may read it (it did before: 1, want 0).
     let h = Harness::start_prepared(
-        short(120),
-        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "60s"],
+        crate::brisk(120),
+        &[
+            "--lookback",
+            crate::BRISK_LOOKBACK,
+            "--full-sync-interval",
+            "60s",
+        ],
         None,
         |s| {
             forbidden = s.projects()[0].0.clone();
@@ -73,8 +81,24 @@ async fn a_key_refused_one_project_reads_the_rest_and_shows_how_many_environment
         .map(|e| format!("/environments/{}/deployments", e.id))
         .collect();
     assert!(!refused.is_empty() && refused.is_subset(&in_project));
+    // Archived and quiet past the window: not read again, so not counted as unreadable.
+    let window_start = clock::sub(h.sim_now(), h.lookback);
+    let left_alone: BTreeSet<String> = h
+        .sim
+        .environments()
+        .into_iter()
+        .filter(|e| e.is_archived && e.updated_at < window_start)
+        .map(|e| format!("/environments/{}/deployments", e.id))
+        .collect();
+    assert!(
+        refused.iter().any(|p| left_alone.contains(p)),
+        "the test needs a refused environment archived and quiet past the window"
+    );
     #[allow(clippy::cast_precision_loss)]
-    let refused_n = refused.len() as f64;
+    let (refused_n, refusals) = (
+        refused.difference(&left_alone).count() as f64,
+        refused.len() as f64,
+    );
     assert_eq!(
         gauge(&samples, "env0_exporter_unreadable_environments"),
         Some(refused_n)
@@ -86,7 +110,8 @@ async fn a_key_refused_one_project_reads_the_rest_and_shows_how_many_environment
             "reason",
             "forbidden"
         ),
-        refused_n
+        refusals,
+        "every refusal counted, the left-alone environment's too"
     );
     // Everything of the other projects, and of the refused one what the listing embeds.
     let latest = latest_ids(&h);

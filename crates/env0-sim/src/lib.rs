@@ -302,6 +302,8 @@ pub struct SimEnvironment {
     pub is_archived: bool,
     /// The run the environment's `latestDeploymentLog` shows.
     pub latest_deployment_log_id: Option<String>,
+    /// Its last change, as its listing's `updatedAt` shows it.
+    pub updated_at: Timestamp,
 }
 
 /// One request the simulator received, whatever it answered.

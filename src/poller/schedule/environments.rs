@@ -100,10 +100,20 @@ impl Schedule {
         self.unreadable.contains(environment)
     }
 
-    /// Listed environments whose last read was refused.
+    /// Listed environments whose last read was refused, but for those the full re-reads leave
+    /// alone at `window_start` (archived and quiet past the window): those are not read again,
+    /// so a refusal of theirs would stay counted after the key may read them.
     #[must_use]
-    pub fn unreadable_count(&self) -> usize {
-        self.unreadable.len()
+    pub fn unreadable_count(&self, window_start: Timestamp) -> usize {
+        self.unreadable
+            .iter()
+            .filter(|id| {
+                !self
+                    .envs
+                    .get(&***id)
+                    .is_some_and(|s| s.full_sync_exempt(window_start))
+            })
+            .count()
     }
 
     /// Replaces everything per environment (a restored state file).
@@ -759,9 +769,32 @@ mod tests {
         s.retain_listed(&HashSet::from(["kept"]));
         assert_eq!(s.ids().map(|id| &**id).collect::<Vec<_>>(), ["kept"]);
         assert!(s.is_unreadable("kept"));
-        assert_eq!(s.unreadable_count(), 1);
+        let window_start = ts("2026-07-01T10:00:00Z");
+        assert_eq!(s.unreadable_count(window_start), 1);
         s.mark_readable("kept");
-        assert_eq!(s.unreadable_count(), 0);
+        assert_eq!(s.unreadable_count(window_start), 0);
+    }
+
+    #[test]
+    fn a_refused_environment_archived_and_quiet_past_the_window_is_not_counted_unreadable() {
+        let mut s = Schedule::new(ts("2026-07-01T12:00:00Z"));
+        let window_start = ts("2026-07-01T10:00:00Z");
+        for (id, archived, updated) in [
+            ("open", false, "2026-07-01T09:00:00Z"),
+            ("archived-recently", true, "2026-07-01T11:00:00Z"),
+            ("archived-long-ago", true, "2026-07-01T09:00:00Z"),
+        ] {
+            s.take_listed(&Environment {
+                is_archived: archived,
+                updated_at: Some(ts(updated)),
+                ..environment(id, "p", None)
+            });
+            s.mark_unreadable(&Arc::from(id));
+        }
+        // The full re-reads still come to the first two, so a refusal of theirs can end; never to
+        // the third.
+        assert_eq!(s.unreadable_count(window_start), 2);
+        assert!(s.is_unreadable("archived-long-ago"));
     }
 
     #[test]

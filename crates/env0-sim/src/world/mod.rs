@@ -275,6 +275,7 @@ impl World {
                 drift_status: env.drift.as_str().to_owned(),
                 is_archived: env.archived,
                 latest_deployment_log_id: env.latest.clone(),
+                updated_at: env.updated_at,
             })
             .collect()
     }
