@@ -212,8 +212,9 @@ async fn counts_are_right_against_a_validating_env0_with_each_variant() {
     }
 }
 
-/// The exporter for the truth tests: a full sync every minute, the whole budget, and the short
-/// window (see [`short`]), whose old edge lies inside the simulator's history.
+/// The exporter for the truth tests: a full sync every minute, the whole budget, and a `lookback`
+/// whose old edge lies inside the simulator's history ([`BRISK_LOOKBACK`] with [`brisk`],
+/// [`SHORT_LOOKBACK`] with [`short`]).
 async fn start_for_truth(config: SimConfig, lookback: &str) -> Harness {
     Harness::start(
         config,
@@ -234,19 +235,6 @@ async fn start_for_truth(config: SimConfig, lookback: &str) -> Harness {
 /// each of 60 environments (a change every few seconds) stays well under this. The test holds the
 /// exporter to it.
 const EDGE_LAG_BOUND: Duration = Duration::from_secs(120);
-
-/// The simulator's truth for `env0_deployments` with the window's old edge at `cutoff`.
-fn window_with_edge_at(
-    h: &Harness,
-    cutoff: jiff::Timestamp,
-) -> std::collections::BTreeMap<Labels, f64> {
-    let deployments = h.sim.deployments();
-    count_by_labels(
-        deployments
-            .iter()
-            .filter(|d| !(is_finished(d) && d.created_at < cutoff)),
-    )
-}
 
 /// Without a `Date` header: finished counters and environments exact; the window exact but for
 /// finished runs created within [`EDGE_LAG_BOUND`] before its old edge (env0's true time less the
@@ -273,8 +261,8 @@ async fn assert_exact_but_the_old_edge(h: &Harness, when: &str) {
         &h.expected_environments(),
     );
     let edge = env0_exporter::clock::sub(h.sim_now(), h.lookback);
-    let exact = window_with_edge_at(h, edge);
-    let wide = window_with_edge_at(h, env0_exporter::clock::sub(edge, EDGE_LAG_BOUND));
+    let exact = h.expected_window_at(edge, |_| true);
+    let wide = h.expected_window_at(env0_exporter::clock::sub(edge, EDGE_LAG_BOUND), |_| true);
     let got = series(&samples, "env0_deployments");
     let keys: std::collections::BTreeSet<_> =
         exact.keys().chain(got.keys()).chain(wide.keys()).collect();

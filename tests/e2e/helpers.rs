@@ -522,7 +522,16 @@ impl Harness {
         &self,
         keep: impl Fn(&SimDeployment) -> bool,
     ) -> BTreeMap<Labels, f64> {
-        let cutoff = clock::sub(self.sim_now(), self.lookback);
+        self.expected_window_at(clock::sub(self.sim_now(), self.lookback), keep)
+    }
+
+    /// [`expected_window`](Self::expected_window) with the window's old edge at `cutoff`: the
+    /// runs `keep` selects, but for finished ones created before it.
+    pub(crate) fn expected_window_at(
+        &self,
+        cutoff: Timestamp,
+        keep: impl Fn(&SimDeployment) -> bool,
+    ) -> BTreeMap<Labels, f64> {
         let deployments = self.sim.deployments();
         count_by_labels(
             deployments
