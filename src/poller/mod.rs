@@ -404,7 +404,8 @@ impl Poller {
         };
         self.schedule.keep_full_sync_interval(&self.config, at);
         let unfinished = self.unfinished(now);
-        // With webhooks live, a young run's end comes by webhook: it backs off from the start.
+        // With webhooks live, the deliveries bring these runs' changes: they are re-read only to
+        // repair a lost delivery (see `schedule::unfinished`).
         let young_every_poll =
             !schedule::unfinished::webhooks_live(self.webhooks.last_delivery(), planned_at);
         let (plan, held) = self

@@ -42,6 +42,9 @@ pub struct Schedule {
     listed_in_org: Option<usize>,
     /// Polls since the environments were last listed (see [`Self::listing_due`]).
     unlisted_polls: u32,
+    /// Whether webhooks were live when the current poll was planned: the re-reads of unfinished
+    /// non-latest runs then come at their maximum interval (see [`super::next_unfinished_step`]).
+    webhooks_live: bool,
 }
 
 /// Pages of a listing of `n` environments.
@@ -63,6 +66,7 @@ impl Schedule {
             listed_per_project: HashMap::new(),
             listed_in_org: None,
             unlisted_polls: 0,
+            webhooks_live: false,
         }
     }
 
@@ -275,6 +279,7 @@ impl Schedule {
         young_every_poll: bool,
     ) -> (Vec<PlannedRead>, usize) {
         self.planned_at = at.local;
+        self.webhooks_live = !young_every_poll;
         let mut plan = super::plan(
             &self.envs,
             unfinished,
@@ -369,19 +374,18 @@ impl Schedule {
             .unfinished_in_force
             .unwrap_or(config.unfinished_reread_max);
         let planned = self.planned_at;
+        let first_step = if self.webhooks_live {
+            unfinished_max
+        } else {
+            config.poll_interval
+        };
         if let Some(s) = self.envs.get_mut(&read.environment) {
             if read.kind == ReadKind::Changed {
                 s.last_changed = Some(planned);
             }
             s.read_latest = s.listed_latest.clone();
             s.last_read = Some(to);
-            s.note_read(
-                read.kind,
-                planned,
-                held,
-                config.poll_interval,
-                unfinished_max,
-            );
+            s.note_read(read.kind, planned, held, first_step, unfinished_max);
             if let Some(intervals) = full_sync {
                 // A busy environment's next full re-read comes within the busy interval: a
                 // change brings a quiet environment's forward.
@@ -654,6 +658,46 @@ mod tests {
             s.mark_read(&config, read, now, (fp, fp));
         }
         assert_eq!(full_reads, vec![3, 13, 23]);
+    }
+
+    #[test]
+    fn with_webhooks_live_an_environment_holding_young_runs_is_read_once_per_maximum_interval() {
+        // The same environment as above without full re-reads: polling alone reads it every
+        // poll; with webhooks live, planned and noted through the schedule, only its first read
+        // (the set not seen yet was seen at 12:00) and then every maximum interval (10 polls).
+        let config = config(None);
+        let start = ts("2026-07-01T12:00:00Z");
+        let minute = Duration::from_secs(60);
+        let id: Arc<str> = Arc::from("e0");
+        let ids: Vec<Box<str>> = vec!["plan-1".into()];
+        let fp = super::super::unfinished_fingerprint(&ids, None);
+        let unfinished = HashMap::from([(
+            id.clone(),
+            Unfinished {
+                oldest_created: Some(start),
+                young: ids.clone(),
+                ids,
+            },
+        )]);
+        let polls_read = |young_every_poll: bool| {
+            let mut s = listing(1);
+            let e0 = s.envs.get_mut(&id).unwrap();
+            e0.unfinished_seen = fp;
+            e0.last_read = Some(start);
+            e0.next_unfinished_read = Some(clock::add(start, minute));
+            let mut read_in = Vec::new();
+            for poll in 1..=30 {
+                let now = clock::add(start, minute * poll);
+                let (plan, _) = s.plan(&config, &unfinished, both(now), young_every_poll);
+                for read in &plan {
+                    read_in.push(poll);
+                    s.mark_read(&config, read, now, (fp, fp));
+                }
+            }
+            read_in
+        };
+        assert_eq!(polls_read(true), (1..=30).collect::<Vec<u32>>());
+        assert_eq!(polls_read(false), vec![1, 11, 21]);
     }
 
     #[test]

@@ -5,13 +5,15 @@
 //! changed) and then reads only:
 //! 1. environments whose latest run changed (id or status) since their last read;
 //! 2. environments holding an unfinished run that is not their latest one: every poll while one
-//!    of those runs is young, or the set of them changed ([`ReadKind::Fresh`], see [`unfinished`]:
-//!    with webhooks live, youth does not count); otherwise backing off: the next poll first, then
-//!    after 2, 4, 8… poll intervals up to `--unfinished-reread-max-interval` (stretched when
-//!    those re-reads would take more than their share of the budget), from the last read of the
-//!    environment; any other read of the environment starts over. A stuck plan costs a read per
-//!    maximum interval, not per poll, and its status is never staler than that maximum plus one
-//!    poll;
+//!    of those runs is young, or the set of them changed ([`ReadKind::Fresh`], see [`unfinished`]);
+//!    otherwise backing off: the next poll first, then after 2, 4, 8… poll intervals up to
+//!    `--unfinished-reread-max-interval` (stretched when those re-reads would take more than
+//!    their share of the budget), from the last read of the environment; any other read of the
+//!    environment starts over. A stuck plan costs a read per maximum interval, not per poll, and
+//!    its status is never staler than that maximum plus one poll. With webhooks live the
+//!    deliveries bring those runs' changes: neither youth nor a changed set makes a read, and
+//!    the re-reads, there only to repair a lost delivery, come at the maximum interval from the
+//!    environment's last read (any read of it refreshes them);
 //! 3. environments not yet backfilled (the lookback window, once, at start);
 //! 4. environments whose periodic full re-read is due (`--full-sync-interval`), because env0 does
 //!    not say that every deployment type moves `latestDeploymentLog`. Due times are spread over
@@ -128,20 +130,21 @@ impl EnvSchedule {
     /// `planned` (the exporter's clock), of an environment that held the unfinished non-latest
     /// runs `held.0` when planned and `held.1` after the read ([`unfinished_fingerprint`]).
     /// Counting from the plan, not the read, keeps "the next poll" exactly one poll interval
-    /// later however long this poll's reads took.
+    /// later however long this poll's reads took. `first_step` is the gap to the first re-read
+    /// after a read of another kind: one poll interval, or `max` while webhooks are live.
     pub fn note_read(
         &mut self,
         kind: ReadKind,
         planned: Timestamp,
         held: (Option<u64>, Option<u64>),
-        poll_interval: Duration,
+        first_step: Duration,
         max: Duration,
     ) {
         // A re-read because the set changed starts the back-off over, like any other read.
         let backing_off = kind == ReadKind::Unfinished && self.unfinished_seen == held.0;
         let step_kind = if backing_off { kind } else { ReadKind::Changed };
         self.unfinished_step =
-            next_unfinished_step(self.unfinished_step, step_kind, poll_interval, max);
+            next_unfinished_step(self.unfinished_step, step_kind, first_step, max);
         self.next_unfinished_read = Some(clock::add(planned, self.unfinished_step));
         self.unfinished_seen = held.1;
         if matches!(kind, ReadKind::Backfill | ReadKind::FullSync) {
@@ -194,9 +197,11 @@ impl Unfinished {
     }
 }
 
-/// Whether an environment holding unfinished non-latest runs (`held`) with `open` is read every
-/// poll: the set changed since its last read, or (`young_every_poll`: webhooks are not live)
-/// one of them is young.
+/// Whether an environment holding unfinished non-latest runs (`held`) with `open` is read this
+/// poll, ahead of the back-off: when `young_every_poll` (webhooks are not live), if the set
+/// changed since its last read or one of them is young. With webhooks live, never: the
+/// deliveries bring what changed (a run new to the set came by one), and the back-off re-reads
+/// repair what a lost delivery would have brought.
 fn reads_fresh(
     s: &EnvSchedule,
     open: Option<&Unfinished>,
@@ -204,10 +209,10 @@ fn reads_fresh(
     young_every_poll: bool,
 ) -> bool {
     let latest = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
-    held.is_some_and(|held| {
-        s.unfinished_seen != Some(held)
-            || (young_every_poll && open.is_some_and(|u| u.holds_young(latest)))
-    })
+    young_every_poll
+        && held.is_some_and(|held| {
+            s.unfinished_seen != Some(held) || open.is_some_and(|u| u.holds_young(latest))
+        })
 }
 
 /// Environments holding unfinished non-latest runs that back off (none young, or webhooks
@@ -328,20 +333,21 @@ pub fn unfinished_fingerprint(ids: &[Box<str>], latest: Option<&str>) -> Option<
 }
 
 /// The gap to the next re-read of unfinished non-latest runs after a read of `kind`: doubled
-/// after such a re-read (at least one poll, at most `max`), one poll after any other read.
+/// after such a re-read (at least `first`, at most `max`), `first` after any other read. `first`
+/// is one poll interval (or `max`, while webhooks are live: then every gap is `max`).
 #[must_use]
 pub fn next_unfinished_step(
     previous: Duration,
     kind: ReadKind,
-    poll_interval: Duration,
+    first: Duration,
     max: Duration,
 ) -> Duration {
     let step = if kind == ReadKind::Unfinished {
         previous.saturating_mul(2)
     } else {
-        poll_interval
+        first
     };
-    step.max(poll_interval).min(max.max(poll_interval))
+    step.max(first).min(max.max(first))
 }
 
 /// Share of the request budget kept for reads of changed and unfinished runs, retries and the
@@ -725,7 +731,8 @@ mod tests {
             if let Some(read) = reads.first() {
                 assert!(matches!(read.kind, ReadKind::Fresh | ReadKind::Unfinished));
                 read_in.push(poll);
-                s.note_read(read.kind, now, (fp, fp), POLL, MAX);
+                let first = if young_every_poll { POLL } else { MAX };
+                s.note_read(read.kind, now, (fp, fp), first, MAX);
             }
         }
         read_in
@@ -733,6 +740,16 @@ mod tests {
 
     /// The environment right after a read (of another kind, at poll 0) that saw `held`.
     fn just_read(held: &[&str]) -> EnvSchedule {
+        just_read_first_step(held, POLL)
+    }
+
+    /// [`just_read`] by a poll made while webhooks were live.
+    fn just_read_with_webhooks(held: &[&str]) -> EnvSchedule {
+        just_read_first_step(held, MAX)
+    }
+
+    /// [`just_read`], the next re-read `first` after it.
+    fn just_read_first_step(held: &[&str], first: Duration) -> EnvSchedule {
         let mut s = settled("d1", "SUCCESS", "2026-07-01T12:00:00Z");
         let ids: Vec<Box<str>> = held.iter().map(|&id| id.into()).collect();
         let fp = unfinished_fingerprint(&ids, Some("d1"));
@@ -740,7 +757,7 @@ mod tests {
             ReadKind::Changed,
             ts("2026-07-01T12:00:00Z"),
             (fp, fp),
-            POLL,
+            first,
             MAX,
         );
         s
@@ -769,17 +786,53 @@ mod tests {
     }
 
     #[test]
-    fn with_webhooks_live_a_young_run_backs_off_from_the_start() {
-        let young = reread_polls_young(
+    fn with_webhooks_live_a_young_run_is_reread_only_at_the_maximum_interval() {
+        // The deliveries bring its changes; the re-reads only repair a lost one, so they come
+        // every maximum interval (10 polls) from the last read, young or not.
+        let [young, old] = [true, false].map(|young| {
+            reread_polls_young(
+                just_read_with_webhooks(&["plan-1"]),
+                60,
+                |_| vec!["plan-1".into()],
+                |_| young,
+                false,
+            )
+        });
+        assert_eq!(young, old);
+        assert_eq!(young, vec![10, 20, 30, 40, 50, 60]);
+        // Webhooks that just went live after a read made without them: one poll later, then
+        // the maximum.
+        let since_polling = reread_polls_young(
             just_read(&["plan-1"]),
-            60,
+            25,
             |_| vec!["plan-1".into()],
             |_| true,
             false,
         );
-        let old = reread_polls(just_read(&["plan-1"]), 60, |_| vec!["plan-1".into()]);
-        assert_eq!(young, old);
-        assert_eq!(young, vec![1, 3, 7, 15, 25, 35, 45, 55]);
+        assert_eq!(since_polling, vec![1, 11, 21]);
+    }
+
+    #[test]
+    fn with_webhooks_live_a_run_new_to_the_set_makes_no_read_of_its_own() {
+        // A second plan joins at poll 4 (by webhook): polling alone reads the set at once and
+        // backs off from there; with webhooks live the maximum interval is kept.
+        let held = |poll: u32| -> Vec<Box<str>> {
+            if poll < 4 {
+                vec!["plan-1".into()]
+            } else {
+                vec!["plan-1".into(), "plan-2".into()]
+            }
+        };
+        let polling = reread_polls_young(just_read(&["plan-1"]), 30, held, |_| false, true);
+        assert_eq!(polling, vec![1, 3, 4, 5, 7, 11, 19, 29]);
+        let webhooks = reread_polls_young(
+            just_read_with_webhooks(&["plan-1"]),
+            30,
+            held,
+            |_| false,
+            false,
+        );
+        assert_eq!(webhooks, vec![10, 20, 30]);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! detections, remote plans: runs that never move `latestDeploymentLog`), as pure functions:
 //! - **young** runs (younger than runs of their type usually take: [`YoungThresholds`]) are
 //!   re-read every poll, so their finish shows within two poll intervals, unless webhooks are
-//!   live ([`webhooks_live`]): then the webhook brings their end and they back off at once;
+//!   live ([`webhooks_live`]): then the deliveries bring their changes, and every such run is
+//!   re-read only `--unfinished-reread-max-interval` after its environment's last read, to repair
+//!   a lost delivery;
 //! - runs past that back off ([`super::next_unfinished_step`]), and those back-off re-reads take
 //!   at most [`LONG_HELD_SHARE`] of the request budget: when more are due than that allows, their
 //!   interval stretches ([`long_held_interval_in_force`]) and the poll reads the oldest due first.
