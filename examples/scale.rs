@@ -19,6 +19,9 @@
 //!   exporter's store holds them finished, median and 90th percentile, over the steady polls and
 //!   `--freshness-polls` more;
 //! - every 60 s window of the simulator's request log within the budget, and no 429;
+//! - with `--webhooks`, the same with the simulator delivering every run's changes as signed
+//!   webhooks to the exporter (taken in before each poll, as between polls in a running
+//!   exporter): the steady cost and the freshness with webhooks live;
 //! - series per family (the ten largest), with the default labels and with
 //!   `--duration-histogram-labels` cut.
 //!
@@ -34,9 +37,10 @@ use clap::Parser;
 use env0_exporter::app;
 use env0_exporter::clock::{self, Clock, ManualClock, SharedClock};
 use env0_exporter::config::{Cli, Command};
-use env0_exporter::simulator::{RequestRecord, Simulator};
+use env0_exporter::simulator::{RequestRecord, Simulator, WebhookTarget};
 use env0_exporter::state::Store;
 use jiff::Timestamp;
+use tokio::net::TcpListener;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -55,6 +59,10 @@ struct Args {
     /// Steady 60 s polls to measure per scenario
     #[arg(long, default_value_t = 10)]
     polls: usize,
+    /// 60 s polls after the backfill and before the steady ones measured: the reads that
+    /// waited behind the backfill are done by then
+    #[arg(long, default_value_t = 0)]
+    warmup_polls: usize,
     /// More 60 s polls after the steady ones of the default scenario, for the freshness of runs
     /// never seen unfinished (longer than the full re-read interval in force)
     #[arg(long, default_value_t = 120)]
@@ -65,9 +73,17 @@ struct Args {
     /// The labels `--duration-histogram-labels` keeps in the cut scenario
     #[arg(long, default_value = "deployment_type,iac_tool")]
     cut: String,
+    /// The simulator sends every run's changes as signed webhooks to the exporter, which takes
+    /// them in before each poll (webhooks live: young runs back off from the start)
+    #[arg(long)]
+    webhooks: bool,
     /// One more flag for `simulate` (repeat it; e.g. `--sim-flag=--sim-seed --sim-flag=7`)
     #[arg(long = "sim-flag", allow_hyphen_values = true)]
     sim_flags: Vec<String>,
+    /// One more flag for the exporter, in every scenario (repeat it; e.g.
+    /// `--exporter-flag=--unfinished-reread-max-interval --exporter-flag=30m`)
+    #[arg(long = "exporter-flag", allow_hyphen_values = true)]
+    exporter_flags: Vec<String>,
 }
 
 /// A simulator and an exporter on a manual clock.
@@ -82,7 +98,12 @@ struct Scenario {
     freshness: Option<Freshness>,
     /// Deployment reads of the steady polls by kind (the poll report's), summed.
     steady_reads: BTreeMap<&'static str, usize>,
+    /// Whether the simulator delivers webhooks to the exporter.
+    webhooks: bool,
 }
+
+/// The secret the simulator signs its webhook deliveries with (`--webhooks`).
+const WEBHOOK_SECRET: &str = "scale-webhook-secret";
 
 /// The delay from a run's end to the first poll after which the exporter holds it finished, for
 /// runs the exporter never held unfinished (they started and finished between two polls, so
@@ -189,12 +210,36 @@ impl Scenario {
         };
         let mut sim_config = sim_args.config();
         sim_config.record_requests = true;
+        let mut exporter_flags = exporter_flags.to_vec();
+        exporter_flags.extend(args.exporter_flags.iter().map(String::as_str));
+        let webhook_listener = if args.webhooks {
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("loopback port");
+            let url = format!(
+                "http://{}/webhooks/env0",
+                listener.local_addr().expect("local address")
+            );
+            sim_config.webhook = Some(WebhookTarget {
+                url: url.parse().expect("url"),
+                secret: WEBHOOK_SECRET.to_owned(),
+            });
+            exporter_flags.extend(["--webhook-secret", WEBHOOK_SECRET]);
+            Some(listener)
+        } else {
+            None
+        };
 
         let start = "2026-07-01T12:00:00Z".parse().expect("timestamp");
         let clock = Arc::new(ManualClock::new(start));
         let shared: SharedClock = clock.clone();
         let sim = Simulator::new(sim_config, shared.clone());
-        let exporter = common::exporter_against(&sim, shared, exporter_flags).await;
+        let exporter = common::exporter_against(&sim, shared, &exporter_flags).await;
+        if let Some(listener) = webhook_listener {
+            let intake = exporter.webhook.clone().expect("webhooks on");
+            let router = env0_exporter::webhook::router(intake);
+            tokio::spawn(async move { axum::serve(listener, router).await });
+        }
         let environments = sim.environments().len();
         Self {
             clock,
@@ -204,11 +249,18 @@ impl Scenario {
             nonlatest_freshness: Vec::new(),
             freshness: None,
             steady_reads: BTreeMap::new(),
+            webhooks: args.webhooks,
         }
     }
 
-    /// One poll at the clock's now, ending before the next one is due.
+    /// One poll at the clock's now, ending before the next one is due; with webhooks, the
+    /// deliveries of what changed up to now are sent and taken in first.
     async fn poll(&mut self) {
+        if self.webhooks {
+            self.sim.advance();
+            self.sim.webhooks_flushed().await;
+            self.exporter.poller.take_queued_webhooks().await;
+        }
         let deadline = clock::add(self.clock.now(), POLL_DEADLINE);
         self.exporter.poller.poll(Some(deadline)).await;
     }
@@ -308,8 +360,8 @@ impl Scenario {
         });
     }
 
-    /// `polls` steady polls: (requests, floor, full re-reads) of each.
-    async fn steady(&mut self, polls: usize) -> Vec<(usize, usize, usize)> {
+    /// `polls` steady polls: (requests, floor, full re-reads, further pages) of each.
+    async fn steady(&mut self, polls: usize) -> Vec<(usize, usize, usize, usize)> {
         let mut before = self.latest();
         let mut out = Vec::new();
         let since = self.clock.now();
@@ -324,7 +376,9 @@ impl Scenario {
                 .count();
             let sent = self.sim.requests().len();
             self.poll().await;
-            let requests = self.sim.requests().len() - sent;
+            let log = self.sim.requests();
+            let requests = log.len() - sent;
+            let further = log[sent..].iter().filter(|r| is_further_page(r)).count();
             if let Some(f) = &mut self.freshness {
                 f.after_poll(&self.sim, self.exporter.poller.store(), self.clock.now());
             }
@@ -340,10 +394,20 @@ impl Scenario {
                 requests,
                 self.environments.div_ceil(100) + 2 + changed,
                 full,
+                further,
             ));
             before = now;
         }
         out
+    }
+
+    /// `polls` steady polls whose figures are dropped.
+    async fn warm_up(&mut self, polls: usize) {
+        if polls > 0 {
+            let _ = self.steady(polls).await;
+            self.steady_reads.clear();
+            self.nonlatest_freshness.clear();
+        }
     }
 
     /// Series per family of the Prometheus text rendering, largest first.
@@ -365,6 +429,17 @@ impl Scenario {
         out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         out
     }
+}
+
+/// Whether `r` asked for a second or further page of an environment's deployments (a read of
+/// more than 100 runs: in the steady polls, nearly always a busy environment's full re-read).
+fn is_further_page(r: &RequestRecord) -> bool {
+    r.path.starts_with("/environments/")
+        && r.path.ends_with("/deployments")
+        && r.query.split('&').any(|p| {
+            p.strip_prefix("offset=")
+                .is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n > 0))
+        })
 }
 
 /// The most requests in any window `[t, t + 60 s)` of the log, and the 429s in it.
@@ -396,11 +471,12 @@ fn row(scenario: &str, measure: &str, value: &str, bound: &str, ratio: &str) {
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn steady_rows(name: &str, costs: &[(usize, usize, usize)], budget: u32) {
+fn steady_rows(name: &str, costs: &[(usize, usize, usize, usize)], budget: u32) {
     let n = costs.len().max(1) as f64;
     let requests: usize = costs.iter().map(|c| c.0).sum();
     let floor: usize = costs.iter().map(|c| c.1).sum();
     let full: usize = costs.iter().map(|c| c.2).sum();
+    let further: usize = costs.iter().map(|c| c.3).sum();
     let max = costs.iter().map(|c| c.0).max().unwrap_or(0);
     let bound = format!(
         "floor {:.1} = ceil(E/100) + 2 + changed latest runs; budget {budget}",
@@ -427,6 +503,19 @@ fn steady_rows(name: &str, costs: &[(usize, usize, usize)], budget: u32) {
             ),
             &bound,
             &ratio(requests - full, floor),
+        );
+    }
+    if further > 0 {
+        row(
+            name,
+            "… of which further pages of reads of over 100 runs (busy environments' full re-reads, nearly all) / the rest besides full re-reads",
+            &format!(
+                "{:.1} / {:.1}",
+                further as f64 / n,
+                (requests - full - further) as f64 / n
+            ),
+            &bound,
+            &ratio(requests - full - further, floor),
         );
     }
 }
@@ -506,6 +595,26 @@ fn window_rows(name: &str, sim: &Simulator, budget: u32) {
     );
 }
 
+/// Without the periodic full re-read: what the listing, the changes and the re-reads of
+/// unfinished runs alone cost.
+async fn full_reread_off(args: &Args, base: &[&str]) {
+    let mut flags = base.to_vec();
+    flags.extend(["--full-sync-interval", "0s"]);
+    let name = if args.webhooks {
+        "full re-read off, webhooks live"
+    } else {
+        "full re-read off"
+    };
+    let mut s = Scenario::start(args, &flags).await;
+    let _ = s.backfill().await;
+    s.warm_up(args.warmup_polls).await;
+    let costs = s.steady(args.polls).await;
+    steady_rows(name, &costs, args.budget);
+    reads_row(name, &s.steady_reads, costs.len());
+    freshness_row(name, &s.nonlatest_freshness);
+    window_rows(name, &s.sim, args.budget);
+}
+
 #[tokio::main]
 #[allow(clippy::cast_precision_loss)]
 async fn main() {
@@ -515,6 +624,11 @@ async fn main() {
     println!("| scenario (simulated time) | measure | value | bound | ratio |");
     println!("|---|---|---|---|---|");
 
+    let default_name = if args.webhooks {
+        "default, webhooks live (full re-read every 10m)"
+    } else {
+        "default (full re-read every 10m)"
+    };
     // Default flags: backfill, steady polls with the periodic full re-read, series.
     let mut s = Scenario::start(&args, &base).await;
     let (polls, requests, wall, by_kind) = s.backfill().await;
@@ -533,15 +647,12 @@ async fn main() {
         &format!("{:.2}", polls as f64 / least),
     );
     backfill_kinds_row(e, &by_kind);
+    s.warm_up(args.warmup_polls).await;
     s.freshness = Some(Freshness::default());
     let costs = s.steady(args.polls).await;
-    steady_rows("default (full re-read every 10m)", &costs, args.budget);
-    reads_row(
-        "default (full re-read every 10m)",
-        &s.steady_reads,
-        costs.len(),
-    );
-    freshness_row("default (full re-read every 10m)", &s.nonlatest_freshness);
+    steady_rows(default_name, &costs, args.budget);
+    reads_row(default_name, &s.steady_reads, costs.len());
+    freshness_row(default_name, &s.nonlatest_freshness);
     let more = s.steady(args.freshness_polls).await;
     if let Some(f) = &s.freshness {
         let (found, median, p90, waiting) = f.summary(&s.sim, s.clock.now());
@@ -579,17 +690,7 @@ async fn main() {
         return;
     }
 
-    // Without the periodic full re-read: what the listing and the changes alone cost.
-    let mut flags = base.to_vec();
-    flags.extend(["--full-sync-interval", "0s"]);
-    let mut s = Scenario::start(&args, &flags).await;
-    let _ = s.backfill().await;
-    let costs = s.steady(args.polls).await;
-    steady_rows("full re-read off", &costs, args.budget);
-    reads_row("full re-read off", &s.steady_reads, costs.len());
-    freshness_row("full re-read off", &s.nonlatest_freshness);
-    window_rows("full re-read off", &s.sim, args.budget);
-    drop(s);
+    full_reread_off(&args, &base).await;
 
     // The duration histogram cut to fewer labels.
     let mut flags = base.to_vec();

@@ -43,7 +43,8 @@
 #
 # The organisation is the simulator's `--sim-scale large` preset (long approval waits, plans stuck
 # beside later runs) with the size flags above; part 1 runs twice: with those long-unfinished
-# runs, and without them (--sim-stuck-share 0 --sim-long-approval-share 0).
+# runs, and without them (--sim-stuck-share 0 --sim-long-approval-share 0), then once more without
+# them and with webhooks live (--webhooks: the simulator delivers every change, signed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$(pwd)"
@@ -129,10 +130,13 @@ echo "### 1. Simulated time (budget ${budget}/min, 60 s polls)"
 echo
 preset_flags=()
 for f in "${SIM_PRESET[@]}"; do preset_flags+=("--sim-flag=${f}"); done
-for variant in "with long-unfinished runs" "without long-unfinished runs"; do
+for variant in "with long-unfinished runs" "without long-unfinished runs" "without long-unfinished runs, webhooks live"; do
   extra=()
   if [[ "${variant}" == without* ]]; then
     extra=(--sim-flag=--sim-stuck-share --sim-flag=0 --sim-flag=--sim-long-approval-share --sim-flag=0)
+  fi
+  if [[ "${variant}" == *"webhooks live" ]]; then
+    extra+=(--webhooks)
   fi
   echo "#### ${variant}"
   echo

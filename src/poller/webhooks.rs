@@ -141,6 +141,13 @@ impl Poller {
         }
     }
 
+    /// Takes in the webhook observations queued now and publishes once if there were any, without
+    /// waiting: for a poller driven by hand ([`Poller::poll`]) instead of [`Poller::run`], as the
+    /// scale example drives it.
+    pub async fn take_queued_webhooks(&mut self) {
+        self.wait_for_next_poll(self.clock.now()).await;
+    }
+
     /// Ingests one webhook observation, unless its environment left the listing since the
     /// handler checked it.
     fn take_webhook(&mut self, obs: &Observation) {
