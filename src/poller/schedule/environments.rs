@@ -301,6 +301,13 @@ impl Schedule {
             let due = plan.iter().filter(|r| r.kind == ReadKind::FullSync).count();
             held = due.saturating_sub(share);
             plan.truncate(plan.len() - held);
+            super::full_syncs_ahead(
+                &mut plan,
+                super::full_sync_floor_per_poll(
+                    config.max_requests_per_minute,
+                    config.poll_interval,
+                ),
+            );
         }
         (plan, held)
     }

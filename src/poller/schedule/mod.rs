@@ -290,10 +290,12 @@ pub fn plan(
                 from,
             };
             // Within a kind, the oldest due first: full re-reads by env0's clock, back-off
-            // re-reads by ours.
+            // re-reads by ours; young re-reads the longest unread first (env0's clock), so that
+            // when the budget cannot hold them all, those left for the next poll come first then.
             let due = match kind {
                 ReadKind::FullSync => s.next_full_sync,
                 ReadKind::Unfinished => s.next_unfinished_read,
+                ReadKind::Fresh => s.last_read,
                 _ => None,
             };
             Some((read, due))
@@ -519,6 +521,47 @@ pub fn backfill_first(plan: &mut [PlannedRead]) {
         ReadKind::Unfinished => 3,
         ReadKind::FullSync => 4,
     });
+}
+
+/// Share of the request budget the periodic full re-reads get ahead of the re-reads of
+/// unfinished runs (see [`full_syncs_ahead`]).
+pub const FULL_SYNC_FLOOR_SHARE: f64 = 0.05;
+
+/// Full re-reads a poll makes ahead of the re-reads of unfinished runs: [`FULL_SYNC_FLOOR_SHARE`]
+/// of the budget over one poll interval, rounded up.
+#[must_use]
+pub fn full_sync_floor_per_poll(budget_per_minute: u32, poll_interval: Duration) -> usize {
+    let per_poll =
+        f64::from(budget_per_minute) * FULL_SYNC_FLOOR_SHARE * poll_interval.as_secs_f64() / 60.0;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let n = per_poll.ceil().clamp(1.0, 1e9) as usize;
+    n
+}
+
+/// Unless a backfill is pending, moves the first `floor` full re-reads of `plan` (the oldest due
+/// first) ahead of the re-reads of unfinished runs, right after the changed environments. The
+/// full re-reads are what finds runs no listing shows (env0 does not say that every type moves
+/// `latestDeploymentLog`), so they must never wait for good: measured with `examples/scale.rs`
+/// at 10,000 skewed environments and 500 requests a minute without webhooks, the young re-reads
+/// (about 190 a poll) left them no budget at all, poll after poll.
+pub fn full_syncs_ahead(plan: &mut Vec<PlannedRead>, floor: usize) {
+    if floor == 0 || plan.iter().any(|r| r.kind == ReadKind::Backfill) {
+        return;
+    }
+    let mut moved = Vec::with_capacity(floor);
+    plan.retain(|r| {
+        if r.kind == ReadKind::FullSync && moved.len() < floor {
+            moved.push(r.clone());
+            false
+        } else {
+            true
+        }
+    });
+    let at = plan
+        .iter()
+        .position(|r| r.kind != ReadKind::Changed)
+        .unwrap_or(plan.len());
+    plan.splice(at..at, moved);
 }
 
 /// The first full re-read of a freshly backfilled environment: spread over the interval by a
@@ -761,6 +804,86 @@ mod tests {
             MAX,
         );
         s
+    }
+
+    fn read_of(environment: &str, kind: ReadKind) -> PlannedRead {
+        PlannedRead {
+            environment: Arc::from(environment),
+            kind,
+            full: kind.is_full(),
+            from: ts("2026-07-01T00:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn a_twentieth_of_the_budget_goes_to_full_rereads_ahead_of_the_unfinished_runs() {
+        // 500 a minute, 60 s polls: 25 a poll; a tiny budget still one.
+        assert_eq!(full_sync_floor_per_poll(500, POLL), 25);
+        assert_eq!(full_sync_floor_per_poll(10, POLL), 1);
+        let kinds = [
+            ("a", ReadKind::Changed),
+            ("b", ReadKind::Fresh),
+            ("c", ReadKind::Fresh),
+            ("d", ReadKind::Unfinished),
+            ("e", ReadKind::FullSync),
+            ("f", ReadKind::FullSync),
+            ("g", ReadKind::FullSync),
+        ];
+        let mut plan: Vec<PlannedRead> = kinds.iter().map(|&(e, k)| read_of(e, k)).collect();
+        full_syncs_ahead(&mut plan, 2);
+        let order: Vec<&str> = plan.iter().map(|r| &*r.environment).collect();
+        assert_eq!(order, ["a", "e", "f", "b", "c", "d", "g"]);
+        // While a backfill is pending the backfill goes first and nothing moves.
+        let mut backfilling = vec![
+            read_of("a", ReadKind::Backfill),
+            read_of("b", ReadKind::Fresh),
+            read_of("c", ReadKind::FullSync),
+        ];
+        let before = backfilling.clone();
+        full_syncs_ahead(&mut backfilling, 2);
+        assert_eq!(backfilling, before);
+    }
+
+    #[test]
+    fn young_rereads_go_the_longest_unread_first() {
+        // Three environments holding young runs, read at different times: when the budget
+        // cannot read them all, the one left over comes first next poll.
+        let now = ts("2026-07-01T12:05:00Z");
+        let mut schedule = HashMap::new();
+        let mut unfinished = HashMap::new();
+        for (env, last_read) in [
+            ("e1", "2026-07-01T12:04:00Z"),
+            ("e2", "2026-07-01T12:02:00Z"),
+            ("e3", "2026-07-01T12:03:00Z"),
+        ] {
+            let ids: Vec<Box<str>> = vec![format!("plan-{env}").into()];
+            let mut s = settled("d1", "SUCCESS", last_read);
+            s.unfinished_seen = unfinished_fingerprint(&ids, Some("d1"));
+            schedule.insert(Arc::from(env), s);
+            unfinished.insert(
+                Arc::from(env),
+                Unfinished {
+                    oldest_created: Some(ts("2026-07-01T12:00:00Z")),
+                    young: ids.clone(),
+                    ids,
+                },
+            );
+        }
+        let at = PlanTime {
+            env0: now,
+            local: now,
+        };
+        let reads = plan(&schedule, &unfinished, at, DAY, false, true);
+        let order: Vec<(&str, ReadKind)> =
+            reads.iter().map(|r| (&*r.environment, r.kind)).collect();
+        assert_eq!(
+            order,
+            [
+                ("e2", ReadKind::Fresh),
+                ("e3", ReadKind::Fresh),
+                ("e1", ReadKind::Fresh)
+            ]
+        );
     }
 
     #[test]
