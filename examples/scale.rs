@@ -74,7 +74,8 @@ struct Args {
     #[arg(long, default_value = "deployment_type,iac_tool")]
     cut: String,
     /// The simulator sends every run's changes as signed webhooks to the exporter, which takes
-    /// them in before each poll (webhooks live: young runs back off from the start)
+    /// them in before each poll (webhooks live: unfinished non-latest runs are re-read only to
+    /// repair a lost delivery)
     #[arg(long)]
     webhooks: bool,
     /// One more flag for `simulate` (repeat it; e.g. `--sim-flag=--sim-seed --sim-flag=7`)
@@ -98,8 +99,6 @@ struct Scenario {
     freshness: Option<Freshness>,
     /// Deployment reads of the steady polls by kind (the poll report's), summed.
     steady_reads: BTreeMap<&'static str, usize>,
-    /// Whether the simulator delivers webhooks to the exporter.
-    webhooks: bool,
 }
 
 /// The secret the simulator signs its webhook deliveries with (`--webhooks`).
@@ -249,14 +248,13 @@ impl Scenario {
             nonlatest_freshness: Vec::new(),
             freshness: None,
             steady_reads: BTreeMap::new(),
-            webhooks: args.webhooks,
         }
     }
 
     /// One poll at the clock's now, ending before the next one is due; with webhooks, the
     /// deliveries of what changed up to now are sent and taken in first.
     async fn poll(&mut self) {
-        if self.webhooks {
+        if self.exporter.webhook.is_some() {
             self.sim.advance();
             self.sim.webhooks_flushed().await;
             self.exporter.poller.take_queued_webhooks().await;

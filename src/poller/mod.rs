@@ -353,7 +353,7 @@ impl Poller {
             self.known.health.clock_offset,
             self.known.health.clock_source,
         ) = self.client.clock_estimate();
-        let window_start = clock::sub(now, self.config.lookback);
+        let window_start = self.known.store.cutoff(now);
         self.known
             .publish(now, self.schedule.unreadable_count(window_start));
     }
@@ -406,11 +406,11 @@ impl Poller {
         let unfinished = self.unfinished(now);
         // With webhooks live, the deliveries bring these runs' changes: they are re-read only to
         // repair a lost delivery (see `schedule::unfinished`).
-        let young_every_poll =
+        let polling_only =
             !schedule::unfinished::webhooks_live(self.webhooks.last_delivery(), planned_at);
         let (plan, held) = self
             .schedule
-            .plan(&self.config, &unfinished, at, young_every_poll);
+            .plan(&self.config, &unfinished, at, polling_only);
         report.full_syncs_held = held;
         self.run_plan(client, &plan, &unfinished, &mut report)
             .await?;

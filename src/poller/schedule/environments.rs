@@ -42,9 +42,10 @@ pub struct Schedule {
     listed_in_org: Option<usize>,
     /// Polls since the environments were last listed (see [`Self::listing_due`]).
     unlisted_polls: u32,
-    /// Whether webhooks were live when the current poll was planned: the re-reads of unfinished
-    /// non-latest runs then come at their maximum interval (see [`super::next_unfinished_step`]).
-    webhooks_live: bool,
+    /// Whether webhooks were not live when the current poll was planned (its `polling_only`):
+    /// the first gap to the re-reads of unfinished non-latest runs the reads note
+    /// ([`super::first_unfinished_step`]).
+    polling_only: bool,
 }
 
 /// Pages of a listing of `n` environments.
@@ -66,7 +67,7 @@ impl Schedule {
             listed_per_project: HashMap::new(),
             listed_in_org: None,
             unlisted_polls: 0,
-            webhooks_live: false,
+            polling_only: true,
         }
     }
 
@@ -244,12 +245,12 @@ impl Schedule {
         &mut self,
         config: &PollerConfig,
         unfinished: &HashMap<Arc<str>, Unfinished>,
-        young_every_poll: bool,
+        polling_only: bool,
         plan: &mut Vec<PlannedRead>,
     ) {
         use super::unfinished::{long_held_interval_in_force, long_held_rereads_per_poll};
         let budget = config.max_requests_per_minute;
-        let backing_off = super::backing_off(&self.envs, unfinished, young_every_poll);
+        let backing_off = super::backing_off(&self.envs, unfinished, polling_only);
         self.unfinished_in_force = Some(long_held_interval_in_force(
             config.unfinished_reread_max,
             backing_off,
@@ -269,26 +270,26 @@ impl Schedule {
     /// The reads of one poll planned `at`, and how many due full re-reads are held for later
     /// polls: full re-reads come last in the plan, the oldest due first, and a poll does only
     /// its share of the cycle (see [`super::full_syncs_per_poll`]). Young unfinished non-latest
-    /// runs are re-read every poll when `young_every_poll` (webhooks are not live).
+    /// runs are re-read every poll when `polling_only` (webhooks are not live).
     #[must_use]
     pub fn plan(
         &mut self,
         config: &PollerConfig,
         unfinished: &HashMap<Arc<str>, Unfinished>,
         at: PlanTime,
-        young_every_poll: bool,
+        polling_only: bool,
     ) -> (Vec<PlannedRead>, usize) {
         self.planned_at = at.local;
-        self.webhooks_live = !young_every_poll;
+        self.polling_only = polling_only;
         let mut plan = super::plan(
             &self.envs,
             unfinished,
             at,
             config.lookback,
             config.full_sync_interval.is_some(),
-            young_every_poll,
+            polling_only,
         );
-        self.keep_unfinished_share(config, unfinished, young_every_poll, &mut plan);
+        self.keep_unfinished_share(config, unfinished, polling_only, &mut plan);
         super::backfill_first(&mut plan);
         let mut held = 0;
         if self.full_sync_in_force.is_some() {
@@ -381,11 +382,8 @@ impl Schedule {
             .unfinished_in_force
             .unwrap_or(config.unfinished_reread_max);
         let planned = self.planned_at;
-        let first_step = if self.webhooks_live {
-            unfinished_max
-        } else {
-            config.poll_interval
-        };
+        let first_step =
+            super::first_unfinished_step(self.polling_only, config.poll_interval, unfinished_max);
         if let Some(s) = self.envs.get_mut(&read.environment) {
             if read.kind == ReadKind::Changed {
                 s.last_changed = Some(planned);
@@ -686,7 +684,7 @@ mod tests {
                 ids,
             },
         )]);
-        let polls_read = |young_every_poll: bool| {
+        let polls_read = |polling_only: bool| {
             let mut s = listing(1);
             let e0 = s.envs.get_mut(&id).unwrap();
             e0.unfinished_seen = fp;
@@ -695,7 +693,7 @@ mod tests {
             let mut read_in = Vec::new();
             for poll in 1..=30 {
                 let now = clock::add(start, minute * poll);
-                let (plan, _) = s.plan(&config, &unfinished, both(now), young_every_poll);
+                let (plan, _) = s.plan(&config, &unfinished, both(now), polling_only);
                 for read in &plan {
                     read_in.push(poll);
                     s.mark_read(&config, read, now, (fp, fp));

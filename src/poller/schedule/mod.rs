@@ -198,18 +198,19 @@ impl Unfinished {
 }
 
 /// Whether an environment holding unfinished non-latest runs (`held`) with `open` is read this
-/// poll, ahead of the back-off: when `young_every_poll` (webhooks are not live), if the set
-/// changed since its last read or one of them is young. With webhooks live, never: the
+/// poll, ahead of the back-off: when `polling_only` (webhooks are not live, see
+/// [`unfinished::webhooks_live`]), if the set changed since its last read or one of them is
+/// young. With webhooks live, never: the
 /// deliveries bring what changed (a run new to the set came by one), and the back-off re-reads
 /// repair what a lost delivery would have brought.
 fn reads_fresh(
     s: &EnvSchedule,
     open: Option<&Unfinished>,
     held: Option<u64>,
-    young_every_poll: bool,
+    polling_only: bool,
 ) -> bool {
     let latest = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
-    young_every_poll
+    polling_only
         && held.is_some_and(|held| {
             s.unfinished_seen != Some(held) || open.is_some_and(|u| u.holds_young(latest))
         })
@@ -221,7 +222,7 @@ fn reads_fresh(
 pub fn backing_off(
     schedule: &HashMap<Arc<str>, EnvSchedule>,
     unfinished: &HashMap<Arc<str>, Unfinished>,
-    young_every_poll: bool,
+    polling_only: bool,
 ) -> usize {
     unfinished
         .iter()
@@ -229,7 +230,7 @@ pub fn backing_off(
             schedule.get(*env).is_some_and(|s| {
                 let latest = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
                 unfinished_fingerprint(&open.ids, latest).is_some()
-                    && !(young_every_poll && open.holds_young(latest))
+                    && !(polling_only && open.holds_young(latest))
             })
         })
         .count()
@@ -243,7 +244,7 @@ pub fn plan(
     at: PlanTime,
     lookback: Duration,
     full_sync: bool,
-    young_every_poll: bool,
+    polling_only: bool,
 ) -> Vec<PlannedRead> {
     let now = at.env0;
     let window_start = clock::sub(now, lookback);
@@ -260,7 +261,7 @@ pub fn plan(
                 ReadKind::Backfill
             } else if s.listed_latest != s.read_latest {
                 ReadKind::Changed
-            } else if reads_fresh(s, open, held, young_every_poll) {
+            } else if reads_fresh(s, open, held, polling_only) {
                 ReadKind::Fresh
             } else if held.is_some() && s.next_unfinished_read.is_none_or(|due| due <= at.local) {
                 ReadKind::Unfinished
@@ -336,7 +337,7 @@ pub fn unfinished_fingerprint(ids: &[Box<str>], latest: Option<&str>) -> Option<
 
 /// The gap to the next re-read of unfinished non-latest runs after a read of `kind`: doubled
 /// after such a re-read (at least `first`, at most `max`), `first` after any other read. `first`
-/// is one poll interval (or `max`, while webhooks are live: then every gap is `max`).
+/// is [`first_unfinished_step`].
 #[must_use]
 pub fn next_unfinished_step(
     previous: Duration,
@@ -350,6 +351,28 @@ pub fn next_unfinished_step(
         first
     };
     step.max(first).min(max.max(first))
+}
+
+/// The gap to the first re-read of unfinished non-latest runs after a read of another kind: one
+/// poll interval when `polling_only`; with webhooks live, `max`, so every gap is `max` (the
+/// re-reads only repair a lost delivery).
+#[must_use]
+pub fn first_unfinished_step(
+    polling_only: bool,
+    poll_interval: Duration,
+    max: Duration,
+) -> Duration {
+    if polling_only { poll_interval } else { max }
+}
+
+/// Requests a poll of `poll_interval` may make of a share worth `per_minute` requests a minute:
+/// rounded up, at least one.
+#[must_use]
+pub fn per_poll(per_minute: f64, poll_interval: Duration) -> usize {
+    let n = per_minute * poll_interval.as_secs_f64() / 60.0;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let n = n.ceil().clamp(1.0, 1e9) as usize;
+    n
 }
 
 /// Share of the request budget kept for reads of changed and unfinished runs, retries and the
@@ -531,11 +554,10 @@ pub const FULL_SYNC_FLOOR_SHARE: f64 = 0.05;
 /// of the budget over one poll interval, rounded up.
 #[must_use]
 pub fn full_sync_floor_per_poll(budget_per_minute: u32, poll_interval: Duration) -> usize {
-    let per_poll =
-        f64::from(budget_per_minute) * FULL_SYNC_FLOOR_SHARE * poll_interval.as_secs_f64() / 60.0;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let n = per_poll.ceil().clamp(1.0, 1e9) as usize;
-    n
+    per_poll(
+        f64::from(budget_per_minute) * FULL_SYNC_FLOOR_SHARE,
+        poll_interval,
+    )
 }
 
 /// Unless a backfill is pending, moves the first `floor` full re-reads of `plan` (the oldest due
@@ -743,13 +765,13 @@ mod tests {
     }
 
     /// [`reread_polls`], the held runs young at the polls where `young(poll)` (all of them),
-    /// and young runs read every poll when `young_every_poll` (webhooks not live).
+    /// and young runs read every poll when `polling_only` (webhooks not live).
     fn reread_polls_young(
         mut s: EnvSchedule,
         polls: u32,
         held: impl Fn(u32) -> Vec<Box<str>>,
         young: impl Fn(u32) -> bool,
-        young_every_poll: bool,
+        polling_only: bool,
     ) -> Vec<u32> {
         let start = ts("2026-07-01T12:00:00Z");
         let mut read_in = Vec::new();
@@ -770,11 +792,11 @@ mod tests {
                     ids,
                 },
             )]);
-            let reads = plan(&schedule, &unfinished, t, DAY, false, young_every_poll);
+            let reads = plan(&schedule, &unfinished, t, DAY, false, polling_only);
             if let Some(read) = reads.first() {
                 assert!(matches!(read.kind, ReadKind::Fresh | ReadKind::Unfinished));
                 read_in.push(poll);
-                let first = if young_every_poll { POLL } else { MAX };
+                let first = first_unfinished_step(polling_only, POLL, MAX);
                 s.note_read(read.kind, now, (fp, fp), first, MAX);
             }
         }
@@ -788,7 +810,7 @@ mod tests {
 
     /// [`just_read`] by a poll made while webhooks were live.
     fn just_read_with_webhooks(held: &[&str]) -> EnvSchedule {
-        just_read_first_step(held, MAX)
+        just_read_first_step(held, first_unfinished_step(false, POLL, MAX))
     }
 
     /// [`just_read`], the next re-read `first` after it.

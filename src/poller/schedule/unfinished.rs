@@ -132,10 +132,7 @@ pub fn long_held_interval_in_force(
 /// Back-off re-reads one poll may make: its part of [`long_held_capacity`], rounded up.
 #[must_use]
 pub fn long_held_rereads_per_poll(budget_per_minute: u32, poll_interval: Duration) -> usize {
-    let per_poll = long_held_capacity(budget_per_minute) * poll_interval.as_secs_f64() / 60.0;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let n = per_poll.ceil().clamp(1.0, 1e9) as usize;
-    n
+    super::per_poll(long_held_capacity(budget_per_minute), poll_interval)
 }
 
 #[cfg(test)]
