@@ -95,6 +95,15 @@ pub struct SimArgs {
     /// drift, …), `com.env0.deployment.*`, or `com.env-zero.*` with `x-env-zero-*` headers
     #[arg(long, env = "ENV0_SIM_WEBHOOK_EVENT_TYPES", value_enum, default_value_t = WebhookEventTypes::Deploy)]
     pub sim_webhook_event_types: WebhookEventTypes,
+    /// Deployment types whose changes the simulated env0 never delivers by webhook, comma
+    /// separated (as when a notification target's projects leave those events out)
+    #[arg(
+        long,
+        env = "ENV0_SIM_WEBHOOK_SILENT_TYPES",
+        value_delimiter = ',',
+        value_parser = ["deploy", "destroy", "prPlan", "driftDetection", "task", "remotePlan", "dryRun", "moduleTest"]
+    )]
+    pub sim_webhook_silent_types: Vec<String>,
     /// Speed of simulated runs: 1.0 = IaC-like durations, 0.1 = ten times faster
     #[arg(long, env = "ENV0_SIM_TIME_SCALE", default_value_t = 0.5)]
     pub sim_time_scale: f64,
@@ -150,6 +159,7 @@ impl SimArgs {
             webhook_signing: args.sim_webhook_signing,
             webhook_ids_differ: args.sim_webhook_ids_differ,
             webhook_event_types: args.sim_webhook_event_types,
+            webhook_silent_types: args.sim_webhook_silent_types.clone(),
             record_requests: false,
             ..preset
         }
@@ -213,7 +223,15 @@ mod tests {
             "deployment",
         ]));
         assert_eq!(c.webhook_event_types, WebhookEventTypes::Deployment);
+        assert!(c.webhook_silent_types.is_empty());
+        let c = sim_config(&sim_args(&[
+            "simulate",
+            "--sim-webhook-silent-types",
+            "prPlan,remotePlan",
+        ]));
+        assert_eq!(c.webhook_silent_types, ["prPlan", "remotePlan"]);
         assert!(parse(&["demo", "--sim-webhook-signing", "pretty"]).is_err());
+        assert!(parse(&["demo", "--sim-webhook-silent-types", "plan"]).is_err());
     }
 
     #[test]

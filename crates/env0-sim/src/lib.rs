@@ -89,6 +89,11 @@ pub struct SimConfig {
     pub webhook_ids_differ: bool,
     /// How webhook event types and headers are spelt (`com.env0.deploy.*` by default).
     pub webhook_event_types: WebhookEventTypes,
+    /// Deployment types (camelCase, e.g. `prPlan`) whose changes are never delivered: a
+    /// notification target whose projects left those events out, or a type env0 sends no event
+    /// for (it documents events for deploys, destroys and drift detections only). Empty by
+    /// default: every change is delivered.
+    pub webhook_silent_types: Vec<String>,
     /// env0's clock minus the injected clock (signed): applied to every timestamp the world
     /// produces, to the `Date` header, and to how `fromDate`/`toDate` are read. env0's clock is
     /// not the client's; zero by default.
@@ -219,6 +224,7 @@ impl Default for SimConfig {
             webhook_signing: WebhookSigning::default(),
             webhook_ids_differ: false,
             webhook_event_types: WebhookEventTypes::default(),
+            webhook_silent_types: Vec::new(),
             clock_offset: jiff::SignedDuration::ZERO,
             date_filter_field: DateFilterField::default(),
             latest_moved_by: LatestMovedBy::default(),

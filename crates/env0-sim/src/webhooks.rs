@@ -160,6 +160,8 @@ pub(super) struct Outbox {
     target: WebhookTarget,
     record: bool,
     style: Style,
+    /// The deployment types whose changes are not delivered.
+    silent: Vec<String>,
     ids: Mutex<fastrand::Rng>,
     notification_target_id: String,
     pending: Mutex<VecDeque<Delivery>>,
@@ -178,6 +180,7 @@ impl Outbox {
             target,
             record: config.record_requests,
             style: Style::of(config),
+            silent: config.webhook_silent_types.clone(),
             ids: Mutex::new(ids),
             notification_target_id,
             pending: Mutex::new(VecDeque::new()),
@@ -199,6 +202,13 @@ impl Outbox {
         let style = self.style;
         let brand = style.brand();
         for change in &changes {
+            if self
+                .silent
+                .iter()
+                .any(|t| t == change.deployment.kind.as_str())
+            {
+                continue;
+            }
             let body_id = uuid(&mut ids);
             let event_id = if style.ids_differ {
                 uuid(&mut ids)
@@ -602,6 +612,29 @@ mod tests {
             assert_eq!(header(d, "x-env0-event-id"), Some(d.event_id.as_str()));
             assert_ne!(d.event_id, d.body_id);
         }
+    }
+
+    #[test]
+    fn silent_types_are_never_delivered_and_the_rest_is_as_before() {
+        let (all, _) = run(true);
+        let (some, _) = run_with(config_with(true, |c| {
+            c.webhook_silent_types = vec!["prPlan".into(), "driftDetection".into()];
+        }));
+        assert_eq!(all.deployments(), some.deployments());
+        let kind = |d: &Delivery| -> String {
+            let body: Value = serde_json::from_str(&d.body).unwrap();
+            body["data"]["deploymentLog"]["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let silent = |k: &str| k == "prPlan" || k == "driftDetection";
+        let everything: Vec<String> = pending(&all).iter().map(kind).collect();
+        assert!(everything.iter().any(|k| silent(k)), "{everything:?}");
+        let kept: Vec<String> = everything.into_iter().filter(|k| !silent(k)).collect();
+        let sent: Vec<String> = pending(&some).iter().map(kind).collect();
+        assert!(!kept.is_empty());
+        assert_eq!(sent, kept);
     }
 
     #[test]
