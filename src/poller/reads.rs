@@ -103,8 +103,9 @@ impl Poller {
         }
     }
 
-    /// Unfinished runs per environment, and which are young at env0's `now` (see
-    /// [`schedule::unfinished`]): by the durations of the runs of their type the store holds.
+    /// Unfinished runs per environment, and which are young at env0's `now` (by the durations of
+    /// the runs of their type the store holds), overdue for a re-read repairing a lost delivery,
+    /// and uncovered by the deliveries (see [`schedule::unfinished`]).
     pub(super) fn unfinished(&self, now: jiff::Timestamp) -> HashMap<Arc<str>, Unfinished> {
         let store = &self.known.store;
         let durations = store.deployments().filter_map(|(_, r)| {
@@ -112,6 +113,11 @@ impl Poller {
             Some((r.labels.deployment_type.clone(), clock::elapsed(start, end)))
         });
         let young = schedule::unfinished::YoungThresholds::from_durations(durations);
+        let (latest, interval) = (
+            self.env0_latest(),
+            self.schedule.unfinished_reread_max(&self.config),
+        );
+        let local = self.clock.now();
         let mut out: HashMap<Arc<str>, Unfinished> = HashMap::new();
         for (id, record) in store.deployments() {
             if !record.is_finished() {
@@ -124,6 +130,18 @@ impl Poller {
                 let since = record.started_at.unwrap_or(record.created_at);
                 if young.is_young(&record.labels.deployment_type, since, now) {
                     u.young.push(id.into());
+                }
+                if schedule::unfinished::is_overdue(since, latest, interval) {
+                    u.overdue.push(id.into());
+                }
+                let project = store
+                    .environment(record.environment)
+                    .and_then(|e| e.project_id.as_ref());
+                if !self
+                    .webhooks
+                    .covers(project, &record.labels.deployment_type, local)
+                {
+                    u.uncovered.push(id.into());
                 }
             }
         }

@@ -404,6 +404,7 @@ mod tests {
             kind: ReadKind::Backfill,
             full: true,
             from: now(),
+            polled: true,
         };
         schedule.mark_read(config, &read, now(), (None, None));
         schedule

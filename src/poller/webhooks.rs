@@ -9,7 +9,7 @@
 //! fresh snapshot is published at most every [`MIN_PUBLISH_GAP`] of real time, so a burst of
 //! deliveries costs a few aggregations, not one each.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use tracing::debug;
 
 use super::Poller;
 use super::schedule::Schedule;
+use super::schedule::unfinished::EndsSeen;
 use crate::state::Observation;
 
 /// Shortest real time between two publishes caused by webhooks (at most four a second).
@@ -39,6 +40,11 @@ pub(super) struct WebhookInbox {
     /// verified deliveries, so this says whether webhooks are live
     /// ([`webhooks_live`](super::schedule::unfinished::webhooks_live)).
     last_delivery: Option<jiff::Timestamp>,
+    /// Per project id, when (the exporter's clock) a delivery of one of its environments last
+    /// arrived; per `deployment_type` label, when deliveries last brought ends of such runs: what
+    /// says a run is covered ([`covered`](super::schedule::unfinished::covered)).
+    projects_seen: HashMap<Arc<str>, jiff::Timestamp>,
+    type_ends: HashMap<Arc<str>, EndsSeen>,
 }
 
 impl Default for WebhookInbox {
@@ -47,6 +53,8 @@ impl Default for WebhookInbox {
             receiver: None,
             watched: watch::Sender::new(Arc::default()),
             last_delivery: None,
+            projects_seen: HashMap::new(),
+            type_ends: HashMap::new(),
         }
     }
 }
@@ -60,6 +68,21 @@ impl WebhookInbox {
     /// When (the exporter's clock) the last verified delivery arrived.
     pub(super) fn last_delivery(&self) -> Option<jiff::Timestamp> {
         self.last_delivery
+    }
+
+    /// Whether the deliveries are known, at `now` (the exporter's clock), to bring the ends of
+    /// runs of `deployment_type` (its label value) in `project`.
+    pub(super) fn covers(
+        &self,
+        project: Option<&Arc<str>>,
+        deployment_type: &str,
+        now: jiff::Timestamp,
+    ) -> bool {
+        let project_seen = self
+            .projects_seen
+            .get(project.map_or("", |p| &**p))
+            .copied();
+        super::schedule::unfinished::covered(project_seen, self.type_ends.get(deployment_type), now)
     }
 
     /// A receiver of the watched environments, for the webhook receiver.
@@ -151,13 +174,39 @@ impl Poller {
     /// Ingests one webhook observation, unless its environment left the listing since the
     /// handler checked it.
     fn take_webhook(&mut self, obs: &Observation) {
-        self.webhooks.last_delivery = Some(self.clock.now());
+        let at = self.clock.now();
+        self.webhooks.last_delivery = Some(at);
         if !self.schedule.contains(obs.environment_id.as_str()) {
             debug!(environment = %obs.environment_id, "webhook observation for an environment no longer listed, dropped");
             return;
         }
         let now = self.env0_now();
         self.ingest(obs, now);
+        self.note_delivered_end(obs, at);
+    }
+
+    /// Notes what `obs` (delivered at `at`) says of what the deliveries bring: its
+    /// environment's project sends them, and, when it is the end of a run the store keeps, ends
+    /// of its type come (a success, or another end).
+    fn note_delivered_end(&mut self, obs: &Observation, at: jiff::Timestamp) {
+        let store = &self.known.store;
+        let project = store
+            .environment(&obs.environment_id)
+            .and_then(|e| e.project_id.clone())
+            .unwrap_or_else(|| Arc::from(""));
+        self.webhooks.projects_seen.insert(project, at);
+        let Some(record) = store.deployment(&obs.id) else {
+            return;
+        };
+        if !crate::state::is_finished(obs.status.as_deref(), obs.finished_at) {
+            return;
+        }
+        let succeeded = obs.status.as_deref() == Some("SUCCESS");
+        self.webhooks
+            .type_ends
+            .entry(record.labels.deployment_type.clone())
+            .or_default()
+            .note(succeeded, at);
     }
 }
 
@@ -267,6 +316,68 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(poller.store().deployment("d1").unwrap().is_finished());
+    }
+
+    #[tokio::test]
+    async fn delivered_ends_cover_their_type_in_their_project_and_nothing_else_does() {
+        let mut f = fixture();
+        f.poller
+            .known
+            .store
+            .upsert_environment(LISTED, Some("p1"), None, None, false);
+        let run = |id: &str, kind: &str, status: &str| Observation {
+            deployment_type: Some(kind.into()),
+            status: Some(status.into()),
+            finished_at: if status == "IN_PROGRESS" {
+                None
+            } else {
+                "2026-07-01T12:00:30Z".parse().ok()
+            },
+            ..self::finished(id, LISTED)
+        };
+        let uncovered = |f: &Fixture| {
+            let open = f.poller.unfinished(f.clock.now());
+            let mut ids: Vec<String> = open[LISTED]
+                .uncovered
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            ids.sort();
+            ids
+        };
+        let deliver = async |f: &mut Fixture, obs: Observation| {
+            f.queue.send(obs).await.unwrap();
+            let now = f.clock.now();
+            f.poller.wait_for_next_poll(now).await;
+        };
+        // Two starts: webhooks are live, but no end has come.
+        deliver(&mut f, run("plan-1", "prPlan", "IN_PROGRESS")).await;
+        deliver(&mut f, run("deploy-1", "deploy", "IN_PROGRESS")).await;
+        assert_eq!(f.poller.webhooks.last_delivery(), Some(f.clock.now()));
+        assert_eq!(uncovered(&f), ["deploy-1", "plan-1"]);
+        // A plan's failure: failures only, its success may never be delivered.
+        deliver(&mut f, run("plan-0", "prPlan", "FAILURE")).await;
+        assert_eq!(uncovered(&f), ["deploy-1", "plan-1"]);
+        // And a plan's success a minute later: plans of p1 are covered, for a day from the
+        // older of the two; deploys of p1 are not, nor are plans of a project never heard from.
+        f.clock.advance(Duration::from_secs(60));
+        deliver(&mut f, run("plan-00", "prPlan", "SUCCESS")).await;
+        assert_eq!(uncovered(&f), ["deploy-1"]);
+        let now = f.clock.now();
+        assert!(
+            f.poller
+                .webhooks
+                .covers(Some(&Arc::from("p1")), "prPlan", now)
+        );
+        assert!(
+            !f.poller
+                .webhooks
+                .covers(Some(&Arc::from("p2")), "prPlan", now)
+        );
+        f.clock.advance(Duration::from_secs(24 * 3600 - 61));
+        assert_eq!(uncovered(&f), ["deploy-1"]);
+        f.clock.advance(Duration::from_secs(1));
+        assert_eq!(uncovered(&f), ["deploy-1", "plan-1"]);
     }
 
     #[tokio::test]

@@ -244,6 +244,12 @@ impl Store {
         self.environments.iter()
     }
 
+    /// One environment, by id.
+    #[must_use]
+    pub fn environment(&self, id: &str) -> Option<&EnvironmentRecord> {
+        self.environments.get(id)
+    }
+
     /// The view of the compact record of `id`.
     fn view<'a>(&'a self, id: &DeploymentId, r: &Compact) -> Record<'a> {
         Record {

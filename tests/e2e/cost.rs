@@ -2,7 +2,7 @@
 //! finish within the documented bound), full re-reads stretch to what the request budget holds
 //! and say so, and no 60-second window ever exceeds the budget.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use env0_exporter::clock;
@@ -131,8 +131,7 @@ async fn a_stuck_unfinished_run_is_reread_ever_less_often_yet_seen_finished_with
     // The first poll read every environment at START; from here nothing changes.
     h.sim.set_paused(true);
     let stuck = stuck_runs(&h.sim);
-    let stuck_envs: std::collections::BTreeSet<&str> =
-        stuck.iter().map(|(e, _)| e.as_str()).collect();
+    let stuck_envs: BTreeSet<&str> = stuck.iter().map(|(e, _)| e.as_str()).collect();
     assert!(
         stuck_envs.len() >= 3,
         "the test needs environments holding unfinished runs that are not their latest: {stuck:?}"
@@ -315,8 +314,7 @@ async fn backfill_and_stretched_full_syncs_never_exceed_the_budget_in_any_minute
     for r in &frozen {
         *by_minute.entry(minutes_since(frozen_at, r.at)).or_default() += 1;
     }
-    let stuck_envs: std::collections::BTreeSet<String> =
-        stuck_runs(&h.sim).into_iter().map(|(e, _)| e).collect();
+    let stuck_envs: BTreeSet<String> = stuck_runs(&h.sim).into_iter().map(|(e, _)| e).collect();
     eprintln!(
         "stuck: {} envs; reads by minute: {by_minute:?}",
         stuck_envs.len()
@@ -374,6 +372,56 @@ fn documented_young_thresholds(
         .collect()
 }
 
+/// The unfinished runs among `runs` that are not their environment's latest as `h`'s simulator
+/// lists it now.
+fn held_runs<'r>(h: &Harness, runs: &'r [SimDeployment]) -> Vec<&'r SimDeployment> {
+    let latest: HashMap<String, Option<String>> = h
+        .sim
+        .environments()
+        .into_iter()
+        .map(|e| (e.id, e.latest_deployment_log_id))
+        .collect();
+    runs.iter()
+        .filter(|d| !is_finished(d))
+        .filter(|d| latest.get(&d.environment_id).and_then(Option::as_deref) != Some(&d.id))
+        .collect()
+}
+
+/// A run's age (from its start, else creation) at `h`'s next poll, in env0's clock.
+fn age_at_next_poll(h: &Harness, d: &SimDeployment) -> Duration {
+    clock::elapsed(d.started_at.unwrap_or(d.created_at), h.sim_now()) + h.poll_interval
+}
+
+/// Among `held` ([`held_runs`] of `runs`), those the exporter holds as they are (their
+/// environment was read since they started, or were created while queued: a queued run that
+/// starts is known to have started only once read again, see `requests`) that are still young at
+/// the next poll by the documented thresholds, with a fifth to spare for what the exporter's
+/// window holds that this count does not.
+fn young_as_read<'r>(
+    h: &Harness,
+    held: &[&'r SimDeployment],
+    runs: &[SimDeployment],
+    requests: &[RequestRecord],
+) -> Vec<&'r SimDeployment> {
+    let thresholds = documented_young_thresholds(runs, h.sim_now(), h.lookback);
+    held.iter()
+        .copied()
+        .filter(|d| {
+            let since = d.started_at.unwrap_or(d.created_at);
+            reads_of(requests, &d.environment_id)
+                .iter()
+                .any(|t| *t >= since)
+        })
+        .filter(|d| {
+            let threshold = thresholds
+                .get(&d.deployment_type)
+                .copied()
+                .unwrap_or(Duration::from_secs(900));
+            age_at_next_poll(h, d).as_secs_f64() < 0.8 * threshold.as_secs_f64()
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_webhooks_a_young_run_that_is_not_the_latest_is_reread_every_poll() {
     // No full re-reads and no webhooks: only the re-reads of unfinished runs notice a run that
@@ -390,39 +438,10 @@ async fn without_webhooks_a_young_run_that_is_not_the_latest_is_reread_every_pol
         h.sim.set_paused(false);
         h.next_poll().await;
         h.sim.set_paused(true);
-        let now = h.sim_now();
         let runs = h.sim.deployments();
         let requests = h.sim.requests();
-        let thresholds = documented_young_thresholds(&runs, now, h.lookback);
-        let latest: HashMap<String, Option<String>> = h
-            .sim
-            .environments()
+        let young: BTreeSet<String> = young_as_read(&h, &held_runs(&h, &runs), &runs, &requests)
             .into_iter()
-            .map(|e| (e.id, e.latest_deployment_log_id))
-            .collect();
-        // Unfinished non-latest runs the exporter holds as they are (their environment was read
-        // since they started, or were created while queued: a queued run that starts is known
-        // to have started only once read again) that are still young at the next poll, with a
-        // fifth to spare for what the exporter's window holds that this count does not.
-        let young: std::collections::BTreeSet<String> = runs
-            .iter()
-            .filter(|d| !is_finished(d))
-            .filter(|d| latest.get(&d.environment_id).and_then(Option::as_deref) != Some(&d.id))
-            .filter(|d| {
-                let since = d.started_at.unwrap_or(d.created_at);
-                reads_of(&requests, &d.environment_id)
-                    .iter()
-                    .any(|t| *t >= since)
-            })
-            .filter(|d| {
-                let age =
-                    clock::elapsed(d.started_at.unwrap_or(d.created_at), now) + h.poll_interval;
-                let threshold = thresholds
-                    .get(&d.deployment_type)
-                    .copied()
-                    .unwrap_or(Duration::from_secs(900));
-                age.as_secs_f64() < 0.8 * threshold.as_secs_f64()
-            })
             .map(|d| d.environment_id.clone())
             .collect();
         let mark = requests.len();
@@ -439,6 +458,124 @@ async fn without_webhooks_a_young_run_that_is_not_the_latest_is_reread_every_pol
     assert!(
         checked >= 5,
         "the test needs young non-latest runs to check: {checked}"
+    );
+    h.stop().await;
+}
+
+/// (project, deployment type) of every run in `deliveries` answered 2xx, and the types of which
+/// both a success and another end were: what the exporter counts as covered by the deliveries
+/// (docs/webhooks.md, "What the deliveries cover").
+fn covered_by(
+    deliveries: &[env0_exporter::simulator::DeliveryRecord],
+    runs: &HashMap<&str, &SimDeployment>,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut projects = std::collections::BTreeSet::new();
+    let mut ends: HashMap<String, (bool, bool)> = HashMap::new();
+    for d in deliveries
+        .iter()
+        .filter(|d| d.status.is_some_and(|s| (200..300).contains(&s)))
+    {
+        let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
+        let log = &body["data"]["deploymentLog"];
+        let Some(run) = log["id"].as_str().and_then(|id| runs.get(id)) else {
+            continue;
+        };
+        projects.insert(run.project_id.clone());
+        let status = log["status"].as_str().unwrap_or_default();
+        let end = ends.entry(run.deployment_type.clone()).or_default();
+        match status {
+            "SUCCESS" => end.0 = true,
+            "QUEUED" | "IN_PROGRESS" | "WAITING_FOR_USER" | "ABORTING" => {}
+            _ => end.1 = true,
+        }
+    }
+    let types = ends
+        .into_iter()
+        .filter(|(_, (ok, other))| *ok && *other)
+        .map(|(t, _)| t)
+        .collect();
+    (projects, types)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_webhooks_live_runs_whose_ends_never_come_are_reread_every_poll_and_the_rest_are_not()
+{
+    // env0 delivers every change but those of PR plans here (a notification target whose
+    // projects left those events out; env0 lists a PR plan's failure as an event, not its
+    // success). Webhooks are live, so the runs whose ends the deliveries bring are re-read only
+    // to repair a lost delivery, once overdue; a young PR plan that is not its environment's
+    // latest is re-read every poll as without webhooks, or its end would show 10 minutes late.
+    let h = Harness::start_with(
+        SimConfig {
+            webhook_silent_types: vec!["prPlan".into()],
+            ..short(300)
+        },
+        &["--lookback", SHORT_LOOKBACK, "--full-sync-interval", "0s"],
+        Some(Webhooks {
+            secret: "a-webhook-secret-of-32-bytes-or-more",
+            sim_sends: true,
+        }),
+    )
+    .await;
+    let (mut polled, mut left_alone) = (0, 0);
+    for _ in 0..15 {
+        // The world moves during one poll, then stands still for the next, which is checked.
+        h.sim.set_paused(false);
+        h.next_poll().await;
+        h.sim.set_paused(true);
+        tokio::time::timeout(Duration::from_secs(30), h.sim.webhooks_flushed())
+            .await
+            .expect("the simulator delivered its webhooks");
+        let runs = h.sim.deployments();
+        let by_id: HashMap<&str, &SimDeployment> =
+            runs.iter().map(|d| (d.id.as_str(), d)).collect();
+        let (projects, types) = covered_by(&h.sim.deliveries(), &by_id);
+        let requests = h.sim.requests();
+        let held = held_runs(&h, &runs);
+        let young_plans: BTreeSet<&str> = young_as_read(&h, &held, &runs, &requests)
+            .into_iter()
+            .filter(|d| d.deployment_type == "prPlan")
+            .map(|d| d.environment_id.as_str())
+            .collect();
+        // Environments holding only runs the deliveries cover, none of them near overdue (10
+        // minutes old, `--unfinished-reread-max-interval`), and no PR plan the exporter could
+        // still hold unfinished (one that ended silently since it began): nothing to read.
+        let plans_since_start: BTreeSet<&str> = runs
+            .iter()
+            .filter(|d| d.deployment_type == "prPlan")
+            .filter(|d| d.finished_at.is_none_or(|f| f > h.sim_started()))
+            .map(|d| d.environment_id.as_str())
+            .collect();
+        let mut covered: BTreeMap<&str, bool> = BTreeMap::new();
+        for d in &held {
+            let ok = projects.contains(&d.project_id)
+                && types.contains(&d.deployment_type)
+                && age_at_next_poll(&h, d) < Duration::from_secs(540)
+                && !plans_since_start.contains(d.environment_id.as_str());
+            *covered.entry(d.environment_id.as_str()).or_insert(true) &= ok;
+        }
+        let mark = requests.len();
+        h.next_poll().await;
+        let this_poll = &h.sim.requests()[mark..];
+        for env in &young_plans {
+            assert!(
+                !reads_of(this_poll, env).is_empty(),
+                "{env} holds a young PR plan whose end no delivery brings, but was not read this poll"
+            );
+            polled += 1;
+        }
+        for (env, _) in covered.iter().filter(|(_, ok)| **ok) {
+            assert!(
+                reads_of(this_poll, env).is_empty(),
+                "{env} holds only young runs whose ends the deliveries bring, but was read this poll"
+            );
+            left_alone += 1;
+        }
+    }
+    eprintln!("{polled} environments read for a young PR plan, {left_alone} left alone");
+    assert!(
+        polled >= 5 && left_alone >= 5,
+        "the test needs both kinds of environment: {polled} polled, {left_alone} left alone"
     );
     h.stop().await;
 }

@@ -42,10 +42,6 @@ pub struct Schedule {
     listed_in_org: Option<usize>,
     /// Polls since the environments were last listed (see [`Self::listing_due`]).
     unlisted_polls: u32,
-    /// Whether webhooks were not live when the current poll was planned (its `polling_only`):
-    /// the first gap to the re-reads of unfinished non-latest runs the reads note
-    /// ([`super::first_unfinished_step`]).
-    polling_only: bool,
 }
 
 /// Pages of a listing of `n` environments.
@@ -67,7 +63,6 @@ impl Schedule {
             listed_per_project: HashMap::new(),
             listed_in_org: None,
             unlisted_polls: 0,
-            polling_only: true,
         }
     }
 
@@ -237,6 +232,14 @@ impl Schedule {
         self.unfinished_in_force
     }
 
+    /// The longest gap between re-reads of unfinished non-latest runs now: the interval in force
+    /// once a plan has set it, else `--unfinished-reread-max-interval`.
+    #[must_use]
+    pub fn unfinished_reread_max(&self, config: &PollerConfig) -> Duration {
+        self.unfinished_in_force
+            .unwrap_or(config.unfinished_reread_max)
+    }
+
     /// Keeps the back-off re-reads of unfinished non-latest runs within their share of the
     /// budget: sets the longest gap kept between them for the environments backing off, and
     /// drops from `plan` those past one poll's share (the oldest due stay: the plan orders them
@@ -280,7 +283,6 @@ impl Schedule {
         polling_only: bool,
     ) -> (Vec<PlannedRead>, usize) {
         self.planned_at = at.local;
-        self.polling_only = polling_only;
         let mut plan = super::plan(
             &self.envs,
             unfinished,
@@ -378,12 +380,10 @@ impl Schedule {
         let full_sync = self
             .full_sync_in_force
             .or(config.full_sync_interval.map(FullSyncIntervals::uniform));
-        let unfinished_max = self
-            .unfinished_in_force
-            .unwrap_or(config.unfinished_reread_max);
+        let unfinished_max = self.unfinished_reread_max(config);
         let planned = self.planned_at;
         let first_step =
-            super::first_unfinished_step(self.polling_only, config.poll_interval, unfinished_max);
+            super::first_unfinished_step(read.polled, config.poll_interval, unfinished_max);
         if let Some(s) = self.envs.get_mut(&read.environment) {
             if read.kind == ReadKind::Changed {
                 s.last_changed = Some(planned);
@@ -641,7 +641,9 @@ mod tests {
             Unfinished {
                 oldest_created: Some(start),
                 young: ids.clone(),
+                overdue: Vec::new(),
                 ids,
+                uncovered: Vec::new(),
             },
         )]);
         let mut full_reads = Vec::new();
@@ -667,24 +669,17 @@ mod tests {
 
     #[test]
     fn with_webhooks_live_an_environment_holding_young_runs_is_read_once_per_maximum_interval() {
-        // The same environment as above without full re-reads: polling alone reads it every
-        // poll; with webhooks live, planned and noted through the schedule, only its first read
-        // (the set not seen yet was seen at 12:00) and then every maximum interval (10 polls).
+        // The same environment as above without full re-reads, planned and noted through the
+        // schedule, its plan started at `started` and never finishing: polling alone reads it
+        // every poll; with webhooks live, every maximum interval (10 polls) from the later of
+        // its last read (12:00) and the plan's start, as the poller marks it overdue.
         let config = config(None);
         let start = ts("2026-07-01T12:00:00Z");
         let minute = Duration::from_secs(60);
         let id: Arc<str> = Arc::from("e0");
         let ids: Vec<Box<str>> = vec!["plan-1".into()];
         let fp = super::super::unfinished_fingerprint(&ids, None);
-        let unfinished = HashMap::from([(
-            id.clone(),
-            Unfinished {
-                oldest_created: Some(start),
-                young: ids.clone(),
-                ids,
-            },
-        )]);
-        let polls_read = |polling_only: bool| {
+        let polls_read = |polling_only: bool, started: Timestamp| {
             let mut s = listing(1);
             let e0 = s.envs.get_mut(&id).unwrap();
             e0.unfinished_seen = fp;
@@ -693,6 +688,18 @@ mod tests {
             let mut read_in = Vec::new();
             for poll in 1..=30 {
                 let now = clock::add(start, minute * poll);
+                let interval = s.unfinished_reread_max(&config);
+                let overdue = super::super::unfinished::is_overdue(started, now, interval);
+                let unfinished = HashMap::from([(
+                    id.clone(),
+                    Unfinished {
+                        oldest_created: Some(started),
+                        young: ids.clone(),
+                        overdue: if overdue { ids.clone() } else { Vec::new() },
+                        ids: ids.clone(),
+                        uncovered: Vec::new(),
+                    },
+                )]);
                 let (plan, _) = s.plan(&config, &unfinished, both(now), polling_only);
                 for read in &plan {
                     read_in.push(poll);
@@ -701,8 +708,17 @@ mod tests {
             }
             read_in
         };
-        assert_eq!(polls_read(true), (1..=30).collect::<Vec<u32>>());
-        assert_eq!(polls_read(false), vec![1, 11, 21]);
+        // Started at the last read: first re-read 10 minutes after it, then every 10.
+        assert_eq!(polls_read(true, start), (1..=30).collect::<Vec<u32>>());
+        assert_eq!(polls_read(false, start), vec![10, 20, 30]);
+        // Started long before (met at start-up): its re-read is due one poll after the
+        // last read, as the back-off had it, then every 10.
+        let hour_before = clock::sub(start, Duration::from_secs(3600));
+        assert_eq!(polls_read(false, hour_before), vec![1, 11, 21]);
+        // Started 5 minutes after the last read: nothing until 10 minutes after its start,
+        // however long ago the environment was read.
+        let later = clock::add(start, minute * 5);
+        assert_eq!(polls_read(false, later), vec![15, 25]);
     }
 
     #[test]
@@ -715,6 +731,7 @@ mod tests {
             kind: ReadKind::Backfill,
             full: true,
             from: ts("2026-06-30T12:00:00Z"),
+            polled: true,
         };
         let to = ts("2026-07-01T12:00:05Z");
         s.mark_read(&config, &read, to, (None, None));
@@ -784,6 +801,7 @@ mod tests {
             kind,
             full: kind == ReadKind::FullSync,
             from: ts("2026-06-30T12:00:00Z"),
+            polled: true,
         };
         // A quiet environment's full re-read: due one quiet interval later.
         s.mark_read(&config, &read(ReadKind::FullSync), now, (None, None));

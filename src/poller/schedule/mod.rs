@@ -13,7 +13,10 @@
 //!    its status is never staler than that maximum plus one poll. With webhooks live the
 //!    deliveries bring those runs' changes: neither youth nor a changed set makes a read, and
 //!    the re-reads, there only to repair a lost delivery, come at the maximum interval from the
-//!    environment's last read (any read of it refreshes them);
+//!    later of the environment's last read (any read of it refreshes them) and the start (else
+//!    creation) of its oldest such run ([`Unfinished::overdue`]): a run younger than the
+//!    interval cannot have lost a delivery longer ago than that, so one that starts and
+//!    finishes within it, its end delivered, costs no read;
 //! 3. environments not yet backfilled (the lookback window, once, at start);
 //! 4. environments whose periodic full re-read is due (`--full-sync-interval`), because env0 does
 //!    not say that every deployment type moves `latestDeploymentLog`. Due times are spread over
@@ -176,6 +179,10 @@ pub struct PlannedRead {
     pub full: bool,
     /// `fromDate` of the listing.
     pub from: Timestamp,
+    /// Whether the polling rules applied to the environment's unfinished non-latest runs when
+    /// planned ([`Unfinished::polled`]): the first gap to their re-read after this read is one
+    /// poll, else the maximum ([`first_unfinished_step`]).
+    pub polled: bool,
 }
 
 /// Unfinished runs per environment: the oldest one's creation time and the ids.
@@ -187,6 +194,15 @@ pub struct Unfinished {
     pub ids: Vec<Box<str>>,
     /// Ids of those that are young ([`unfinished::YoungThresholds`]) when planned.
     pub young: Vec<Box<str>>,
+    /// Ids of those that started (else were created) at least the re-read interval in force ago
+    /// ([`unfinished::is_overdue`]): with webhooks live, only these can have lost the delivery
+    /// of an end more than that interval ago.
+    pub overdue: Vec<Box<str>>,
+    /// Ids of those whose ends the webhook deliveries are not known to bring
+    /// ([`unfinished::covered`]: their project not heard from, or not both a success and another
+    /// end of their type delivered, lately): even while webhooks are live, the polling rules
+    /// apply to them.
+    pub uncovered: Vec<Box<str>>,
 }
 
 impl Unfinished {
@@ -195,14 +211,42 @@ impl Unfinished {
     pub fn holds_young(&self, latest: Option<&str>) -> bool {
         self.young.iter().any(|id| Some(&**id) != latest)
     }
+
+    /// Whether an overdue run other than `latest` is among them.
+    #[must_use]
+    pub fn holds_overdue(&self, latest: Option<&str>) -> bool {
+        self.overdue.iter().any(|id| Some(&**id) != latest)
+    }
+
+    /// Whether the polling rules apply to an environment holding these runs, `latest` left out:
+    /// webhooks are not live (`polling_only`), or one of them is uncovered (its end may never be
+    /// delivered).
+    #[must_use]
+    pub fn polled(&self, latest: Option<&str>, polling_only: bool) -> bool {
+        polling_only || self.uncovered.iter().any(|id| Some(&**id) != latest)
+    }
+
+    /// Whether, with these runs held, an environment backs off rather than being read every
+    /// poll, and whether a re-read of it is of any use: under the polling rules
+    /// ([`Self::polled`]), it holds no young run other than `latest`; else (the deliveries bring
+    /// every change of its runs) it holds an overdue one (a run younger than the interval has
+    /// not yet missed a delivery by more than it).
+    #[must_use]
+    pub fn backs_off(&self, latest: Option<&str>, polling_only: bool) -> bool {
+        if self.polled(latest, polling_only) {
+            !self.holds_young(latest)
+        } else {
+            self.holds_overdue(latest)
+        }
+    }
 }
 
 /// Whether an environment holding unfinished non-latest runs (`held`) with `open` is read this
-/// poll, ahead of the back-off: when `polling_only` (webhooks are not live, see
-/// [`unfinished::webhooks_live`]), if the set changed since its last read or one of them is
-/// young. With webhooks live, never: the
-/// deliveries bring what changed (a run new to the set came by one), and the back-off re-reads
-/// repair what a lost delivery would have brought.
+/// poll, ahead of the back-off: under the polling rules ([`Unfinished::polled`]: webhooks are
+/// not live, see [`unfinished::webhooks_live`], or one of its runs is uncovered), if the set
+/// changed since its last read or one of them is young. Else never: the deliveries bring what
+/// changed (a run new to the set came by one), and the back-off re-reads repair what a lost
+/// delivery would have brought.
 fn reads_fresh(
     s: &EnvSchedule,
     open: Option<&Unfinished>,
@@ -210,14 +254,15 @@ fn reads_fresh(
     polling_only: bool,
 ) -> bool {
     let latest = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
-    polling_only
+    open.is_some_and(|u| u.polled(latest, polling_only))
         && held.is_some_and(|held| {
             s.unfinished_seen != Some(held) || open.is_some_and(|u| u.holds_young(latest))
         })
 }
 
-/// Environments holding unfinished non-latest runs that back off (none young, or webhooks
-/// live): what their share of the budget must re-read each interval.
+/// Environments holding unfinished non-latest runs that back off ([`Unfinished::backs_off`]:
+/// none young, or webhooks live and one overdue): what their share of the budget must re-read
+/// each interval.
 #[must_use]
 pub fn backing_off(
     schedule: &HashMap<Arc<str>, EnvSchedule>,
@@ -230,7 +275,7 @@ pub fn backing_off(
             schedule.get(*env).is_some_and(|s| {
                 let latest = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
                 unfinished_fingerprint(&open.ids, latest).is_some()
-                    && !(polling_only && open.holds_young(latest))
+                    && open.backs_off(latest, polling_only)
             })
         })
         .count()
@@ -254,6 +299,7 @@ pub fn plan(
             let open = unfinished.get(env);
             let latest_id = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
             let held = open.and_then(|u| unfinished_fingerprint(&u.ids, latest_id));
+            let polled = open.map_or(polling_only, |u| u.polled(latest_id, polling_only));
             let full_due = full_sync
                 && !s.full_sync_exempt(window_start)
                 && s.next_full_sync.is_none_or(|due| due <= now);
@@ -263,7 +309,10 @@ pub fn plan(
                 ReadKind::Changed
             } else if reads_fresh(s, open, held, polling_only) {
                 ReadKind::Fresh
-            } else if held.is_some() && s.next_unfinished_read.is_none_or(|due| due <= at.local) {
+            } else if held.is_some()
+                && s.next_unfinished_read.is_none_or(|due| due <= at.local)
+                && (polled || open.is_some_and(|u| u.holds_overdue(latest_id)))
+            {
                 ReadKind::Unfinished
             } else if full_due {
                 ReadKind::FullSync
@@ -289,6 +338,7 @@ pub fn plan(
                 kind,
                 full,
                 from,
+                polled,
             };
             // Within a kind, the oldest due first: full re-reads by env0's clock, back-off
             // re-reads by ours; young re-reads the longest unread first (env0's clock), so that
@@ -678,6 +728,8 @@ mod tests {
                 oldest_created: Some(ts("2026-06-30T01:00:00Z")),
                 ids: vec!["old-plan".into()],
                 young: Vec::new(),
+                overdue: Vec::new(),
+                uncovered: Vec::new(),
             },
         )]);
         let reads = plan(&schedule, &unfinished, now, DAY, true, true);
@@ -718,6 +770,8 @@ mod tests {
                 oldest_created: Some(ts("2026-07-01T11:50:00Z")),
                 ids: vec!["d1".into()],
                 young: Vec::new(),
+                overdue: Vec::new(),
+                uncovered: Vec::new(),
             },
         )]);
         assert!(
@@ -765,12 +819,27 @@ mod tests {
     }
 
     /// [`reread_polls`], the held runs young at the polls where `young(poll)` (all of them),
-    /// and young runs read every poll when `polling_only` (webhooks not live).
+    /// and young runs read every poll when `polling_only` (webhooks not live). The held runs
+    /// started an hour before the first poll: overdue throughout.
     fn reread_polls_young(
+        s: EnvSchedule,
+        polls: u32,
+        held: impl Fn(u32) -> Vec<Box<str>>,
+        young: impl Fn(u32) -> bool,
+        polling_only: bool,
+    ) -> Vec<u32> {
+        reread_polls_with(s, polls, held, young, |_| true, false, polling_only)
+    }
+
+    /// [`reread_polls_young`], the held runs overdue at the polls where `overdue(poll)`, and
+    /// not covered by the deliveries when `uncovered`.
+    fn reread_polls_with(
         mut s: EnvSchedule,
         polls: u32,
         held: impl Fn(u32) -> Vec<Box<str>>,
         young: impl Fn(u32) -> bool,
+        overdue: impl Fn(u32) -> bool,
+        uncovered: bool,
         polling_only: bool,
     ) -> Vec<u32> {
         let start = ts("2026-07-01T12:00:00Z");
@@ -789,6 +858,12 @@ mod tests {
                 Unfinished {
                     oldest_created: Some(ts("2026-07-01T11:00:00Z")),
                     young: if young(poll) { ids.clone() } else { Vec::new() },
+                    overdue: if overdue(poll) {
+                        ids.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    uncovered: if uncovered { ids.clone() } else { Vec::new() },
                     ids,
                 },
             )]);
@@ -796,7 +871,9 @@ mod tests {
             if let Some(read) = reads.first() {
                 assert!(matches!(read.kind, ReadKind::Fresh | ReadKind::Unfinished));
                 read_in.push(poll);
-                let first = first_unfinished_step(polling_only, POLL, MAX);
+                // As the schedule notes it: the first step as the plan saw the environment.
+                assert_eq!(read.polled, polling_only || uncovered);
+                let first = first_unfinished_step(read.polled, POLL, MAX);
                 s.note_read(read.kind, now, (fp, fp), first, MAX);
             }
         }
@@ -834,6 +911,7 @@ mod tests {
             kind,
             full: kind.is_full(),
             from: ts("2026-07-01T00:00:00Z"),
+            polled: true,
         }
     }
 
@@ -887,7 +965,9 @@ mod tests {
                 Unfinished {
                     oldest_created: Some(ts("2026-07-01T12:00:00Z")),
                     young: ids.clone(),
+                    overdue: Vec::new(),
                     ids,
+                    uncovered: Vec::new(),
                 },
             );
         }
@@ -958,6 +1038,38 @@ mod tests {
     }
 
     #[test]
+    fn with_webhooks_live_a_run_whose_ends_are_not_delivered_keeps_the_polling_rules() {
+        // A plan young for 6 polls in a project whose plans' ends no delivery has brought: read
+        // every poll, then the back-off from one poll, exactly as without webhooks; the same
+        // plan covered by the deliveries, started 4 polls before the first (overdue from poll 6
+        // on): nothing until then, then every maximum interval.
+        let young = |poll: u32| poll <= 6;
+        let held = |_| vec!["plan-1".into()];
+        let polling = reread_polls_young(just_read(&["plan-1"]), 40, held, young, true);
+        let uncovered = reread_polls_with(
+            just_read(&["plan-1"]),
+            40,
+            held,
+            young,
+            |poll| poll >= 6,
+            true,
+            false,
+        );
+        assert_eq!(polling, vec![1, 2, 3, 4, 5, 6, 7, 9, 13, 21, 31]);
+        assert_eq!(uncovered, polling);
+        let covered = reread_polls_with(
+            just_read_with_webhooks(&["plan-1"]),
+            40,
+            held,
+            young,
+            |poll| poll >= 6,
+            false,
+            false,
+        );
+        assert_eq!(covered, vec![10, 20, 30, 40]);
+    }
+
+    #[test]
     fn with_webhooks_live_a_run_new_to_the_set_makes_no_read_of_its_own() {
         // A second plan joins at poll 4 (by webhook): polling alone reads the set at once and
         // backs off from there; with webhooks live the maximum interval is kept.
@@ -1003,6 +1115,8 @@ mod tests {
                 oldest_created: None,
                 ids: vec!["d1".into()],
                 young: vec!["d1".into()],
+                overdue: Vec::new(),
+                uncovered: Vec::new(),
             },
         )]);
         let schedule = HashMap::from([(Arc::from("e1"), s)]);
@@ -1058,6 +1172,8 @@ mod tests {
                 oldest_created: None,
                 ids: vec!["plan-1".into()],
                 young: Vec::new(),
+                overdue: Vec::new(),
+                uncovered: Vec::new(),
             },
         )]);
         let plan_at = |local: &str| PlanTime {
@@ -1212,6 +1328,7 @@ mod tests {
             kind,
             full: false,
             from: ts("2026-07-01T00:00:00Z"),
+            polled: true,
         };
         let mut plan = vec![
             read("a", ReadKind::Changed),

@@ -3,8 +3,8 @@
 //! - **young** runs (younger than runs of their type usually take: [`YoungThresholds`]) are
 //!   re-read every poll, so their finish shows within two poll intervals, unless webhooks are
 //!   live ([`webhooks_live`]): then the deliveries bring their changes, and every such run is
-//!   re-read only `--unfinished-reread-max-interval` after its environment's last read, to repair
-//!   a lost delivery;
+//!   re-read only `--unfinished-reread-max-interval` after its environment's last read and after
+//!   its own start ([`is_overdue`]), to repair a lost delivery;
 //! - runs past that back off ([`super::next_unfinished_step`]), and those back-off re-reads take
 //!   at most [`LONG_HELD_SHARE`] of the request budget: when more are due than that allows, their
 //!   interval stretches ([`long_held_interval_in_force`]) and the poll reads the oldest due first.
@@ -36,6 +36,9 @@ pub const YOUNG_UNKNOWN: Duration = Duration::from_secs(900);
 pub const YOUNG_MIN_SAMPLES: usize = 5;
 /// Webhooks are live while a verified delivery arrived within this long (the exporter's clock).
 pub const WEBHOOKS_LIVE_WITHIN: Duration = Duration::from_secs(600);
+/// A delivery counts towards its project's and its type's being covered ([`covered`]) this long
+/// (the exporter's clock).
+pub const COVERED_WITHIN: Duration = Duration::from_secs(24 * 3600);
 /// Share of `--max-requests-per-minute` the back-off re-reads of unfinished non-latest runs may
 /// use.
 pub const LONG_HELD_SHARE: f64 = 0.10;
@@ -100,11 +103,62 @@ fn nearest_rank(durations: &mut [Duration], p: f64) -> Duration {
     *durations.select_nth_unstable(index).1
 }
 
+/// Whether a run that started (else was created) at `since`, on env0's clock, is overdue at
+/// env0's `now` for re-reads `interval` apart: it is at least that old. With webhooks live, only
+/// an overdue run is re-read: the end of a younger one came less than `interval` ago, so a lost
+/// delivery of it is still within the bound. `now` is to be env0's time at its latest, so that an
+/// estimate's error makes runs look older (an early read), never younger.
+#[must_use]
+pub fn is_overdue(since: Timestamp, now: Timestamp, interval: Duration) -> bool {
+    clock::elapsed(since, now) >= interval
+}
+
 /// Whether webhooks are live at `now` (the exporter's clock): a verified delivery arrived at
 /// `last_delivery` within [`WEBHOOKS_LIVE_WITHIN`].
 #[must_use]
 pub fn webhooks_live(last_delivery: Option<Timestamp>, now: Timestamp) -> bool {
     last_delivery.is_some_and(|t| clock::elapsed(t, now) < WEBHOOKS_LIVE_WITHIN)
+}
+
+/// When (the exporter's clock) deliveries last brought the ends of runs of one type: a success,
+/// and an end of any other kind (failed, cancelled, …).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndsSeen {
+    /// The last delivered end with status `SUCCESS`.
+    pub succeeded: Option<Timestamp>,
+    /// The last delivered end with another finished status.
+    pub otherwise: Option<Timestamp>,
+}
+
+impl EndsSeen {
+    /// Notes an end delivered at `at`, a success or not.
+    pub fn note(&mut self, succeeded: bool, at: Timestamp) {
+        if succeeded {
+            self.succeeded = Some(at);
+        } else {
+            self.otherwise = Some(at);
+        }
+    }
+}
+
+/// Whether the deliveries are known to bring the ends of runs of a type in a project, at `now`
+/// (the exporter's clock): a delivery of the project arrived at `project_seen`, and a success
+/// and another end of runs of the type (`type_ends`, in any project) were delivered, all within
+/// [`COVERED_WITHIN`]. env0 sends a notification target only the events of the projects
+/// associated with it, and of those only the events chosen (a success and a failure are two
+/// events); it lists no event for some types and outcomes (a PR plan's failure, not its
+/// success). Live webhooks say nothing of the projects and ends they never brought, so runs whose
+/// ends may not come keep the polling rules. The events chosen are taken to be the same in every
+/// project that sends any: a project that chose fewer than the others, or a run ending in a way
+/// never delivered (cancelled, where only failures are), is still seen within the repair bound.
+#[must_use]
+pub fn covered(
+    project_seen: Option<Timestamp>,
+    type_ends: Option<&EndsSeen>,
+    now: Timestamp,
+) -> bool {
+    let recent = |t: Option<Timestamp>| t.is_some_and(|t| clock::elapsed(t, now) < COVERED_WITHIN);
+    recent(project_seen) && type_ends.is_some_and(|s| recent(s.succeeded) && recent(s.otherwise))
 }
 
 /// Back-off re-reads of unfinished non-latest runs a minute may take: [`LONG_HELD_SHARE`] of the
@@ -196,6 +250,38 @@ mod tests {
         assert!(webhooks_live(Some(at), at));
         assert!(webhooks_live(Some(at), ts("2026-07-01T12:09:59Z")));
         assert!(!webhooks_live(Some(at), ts("2026-07-01T12:10:00Z")));
+    }
+
+    #[test]
+    fn a_type_is_covered_in_a_project_heard_from_by_a_success_and_another_end_within_a_day() {
+        let at = ts("2026-07-01T12:00:00Z");
+        let later = ts("2026-07-01T18:00:00Z");
+        let project = Some(at);
+        assert!(!covered(project, None, at));
+        let mut seen = EndsSeen::default();
+        seen.note(false, at);
+        // Failures only (a PR plan's failure is an event, its success is not): not covered.
+        assert!(!covered(project, Some(&seen), at));
+        seen.note(true, later);
+        assert!(covered(project, Some(&seen), later));
+        // A project never heard from is not, whatever its type's ends elsewhere.
+        assert!(!covered(None, Some(&seen), later));
+        // Each counts for a day from its own delivery: the failure's and the project's day end
+        // first.
+        assert!(covered(project, Some(&seen), ts("2026-07-02T11:59:59Z")));
+        assert!(!covered(project, Some(&seen), ts("2026-07-02T12:00:00Z")));
+        seen.note(false, ts("2026-07-02T12:00:00Z"));
+        let project = Some(ts("2026-07-02T12:00:00Z"));
+        assert!(covered(project, Some(&seen), ts("2026-07-02T17:59:59Z")));
+        assert!(!covered(project, Some(&seen), ts("2026-07-02T18:00:00Z")));
+    }
+
+    #[test]
+    fn a_run_is_overdue_once_it_is_as_old_as_the_interval() {
+        let started = ts("2026-07-01T12:00:00Z");
+        assert!(!is_overdue(started, ts("2026-07-01T12:09:59Z"), mins(10)));
+        assert!(is_overdue(started, ts("2026-07-01T12:10:00Z"), mins(10)));
+        assert!(is_overdue(started, ts("2026-07-01T13:00:00Z"), mins(10)));
     }
 
     #[test]
