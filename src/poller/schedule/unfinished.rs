@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::ReadKind;
 use crate::clock;
 
 /// The percentile of a type's finished durations below which a run of that type is young.
@@ -157,8 +158,20 @@ pub fn covered(
     type_ends: Option<&EndsSeen>,
     now: Timestamp,
 ) -> bool {
-    let recent = |t: Option<Timestamp>| t.is_some_and(|t| clock::elapsed(t, now) < COVERED_WITHIN);
-    recent(project_seen) && type_ends.is_some_and(|s| recent(s.succeeded) && recent(s.otherwise))
+    recent(project_seen, now) && ends_covered(type_ends, now)
+}
+
+/// The type's part of [`covered`]: a success and another end delivered within
+/// [`COVERED_WITHIN`] of `now`.
+#[must_use]
+pub fn ends_covered(type_ends: Option<&EndsSeen>, now: Timestamp) -> bool {
+    type_ends.is_some_and(|s| recent(s.succeeded, now) && recent(s.otherwise, now))
+}
+
+/// Whether a delivery at `at` is within [`COVERED_WITHIN`] of `now`.
+#[must_use]
+pub fn recent(at: Option<Timestamp>, now: Timestamp) -> bool {
+    at.is_some_and(|t| clock::elapsed(t, now) < COVERED_WITHIN)
 }
 
 /// Back-off re-reads of unfinished non-latest runs a minute may take: [`LONG_HELD_SHARE`] of the
@@ -187,6 +200,114 @@ pub fn long_held_interval_in_force(
 #[must_use]
 pub fn long_held_rereads_per_poll(budget_per_minute: u32, poll_interval: Duration) -> usize {
     super::per_poll(long_held_capacity(budget_per_minute), poll_interval)
+}
+
+/// Unfinished runs per environment: the oldest one's creation time and the ids.
+#[derive(Debug, Default)]
+pub struct Unfinished {
+    /// Creation time of the oldest unfinished run.
+    pub oldest_created: Option<Timestamp>,
+    /// Ids of the unfinished runs.
+    pub ids: Vec<Box<str>>,
+    /// Ids of those that are young ([`YoungThresholds`]) when planned.
+    pub young: Vec<Box<str>>,
+    /// Ids of those that started (else were created) at least the re-read interval in force ago
+    /// ([`is_overdue`]): with webhooks live, only these can have lost the delivery
+    /// of an end more than that interval ago.
+    pub overdue: Vec<Box<str>>,
+    /// Ids of those whose ends the webhook deliveries are not known to bring
+    /// ([`covered`]: their project not heard from, or not both a success and another
+    /// end of their type delivered, lately): even while webhooks are live, the polling rules
+    /// apply to them.
+    pub uncovered: Vec<Box<str>>,
+}
+
+impl Unfinished {
+    /// Whether a young run other than `latest` is among them.
+    #[must_use]
+    pub fn holds_young(&self, latest: Option<&str>) -> bool {
+        self.young.iter().any(|id| Some(&**id) != latest)
+    }
+
+    /// Whether an overdue run other than `latest` is among them.
+    #[must_use]
+    pub fn holds_overdue(&self, latest: Option<&str>) -> bool {
+        self.overdue.iter().any(|id| Some(&**id) != latest)
+    }
+
+    /// Whether the polling rules apply to an environment holding these runs, `latest` left out:
+    /// webhooks are not live (`polling_only`), or one of them is uncovered (its end may never be
+    /// delivered).
+    #[must_use]
+    pub fn polled(&self, latest: Option<&str>, polling_only: bool) -> bool {
+        polling_only || self.uncovered.iter().any(|id| Some(&**id) != latest)
+    }
+
+    /// Whether, with these runs held, an environment backs off rather than being read every
+    /// poll, and whether a re-read of it is of any use: under the polling rules
+    /// ([`Self::polled`]), it holds no young run other than `latest`; else (the deliveries bring
+    /// every change of its runs) it holds an overdue one (a run younger than the interval has
+    /// not yet missed a delivery by more than it).
+    #[must_use]
+    pub fn backs_off(&self, latest: Option<&str>, polling_only: bool) -> bool {
+        if self.polled(latest, polling_only) {
+            !self.holds_young(latest)
+        } else {
+            self.holds_overdue(latest)
+        }
+    }
+}
+
+/// A stable fingerprint of an environment's unfinished runs other than its latest; `None` when
+/// there are none. The order of `ids` does not matter.
+#[must_use]
+pub fn unfinished_fingerprint(ids: &[Box<str>], latest: Option<&str>) -> Option<u64> {
+    let mut held: Vec<&str> = ids
+        .iter()
+        .map(|id| &**id)
+        .filter(|id| Some(*id) != latest)
+        .collect();
+    if held.is_empty() {
+        return None;
+    }
+    held.sort_unstable();
+    held.dedup();
+    let mut hash = crate::shard::FNV_OFFSET;
+    for id in held {
+        hash = crate::shard::fnv1a_extend(hash, id.as_bytes());
+        hash = crate::shard::fnv1a_extend(hash, &[0]);
+    }
+    Some(hash)
+}
+
+/// The gap to the next re-read of unfinished non-latest runs after a read of `kind`: doubled
+/// after such a re-read (at least `first`, at most `max`), `first` after any other read. `first`
+/// is [`first_unfinished_step`].
+#[must_use]
+pub fn next_unfinished_step(
+    previous: Duration,
+    kind: ReadKind,
+    first: Duration,
+    max: Duration,
+) -> Duration {
+    let step = if kind == ReadKind::Unfinished {
+        previous.saturating_mul(2)
+    } else {
+        first
+    };
+    step.max(first).min(max.max(first))
+}
+
+/// The gap to the first re-read of unfinished non-latest runs after a read of another kind: one
+/// poll interval when `polling_only`; with webhooks live, `max`, so every gap is `max` (the
+/// re-reads only repair a lost delivery).
+#[must_use]
+pub fn first_unfinished_step(
+    polling_only: bool,
+    poll_interval: Duration,
+    max: Duration,
+) -> Duration {
+    if polling_only { poll_interval } else { max }
 }
 
 #[cfg(test)]
