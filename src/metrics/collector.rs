@@ -214,6 +214,36 @@ fn date_header(health: &crate::state::Health) -> &'static str {
     }
 }
 
+/// With webhooks on, what their deliveries are known to cover:
+/// `env0_exporter_webhook_projects_delivering` and `env0_exporter_webhook_ends_delivered` by
+/// deployment type (runs of a type at 0, or of a project not delivering, keep the polling rules).
+fn webhook_coverage(
+    encoder: &mut DescriptorEncoder,
+    health: &crate::state::Health,
+) -> Result<(), std::fmt::Error> {
+    let Some(coverage) = &health.webhook_coverage else {
+        return Ok(());
+    };
+    gauge(
+        encoder,
+        "env0_exporter_webhook_projects_delivering",
+        "env0 projects a verified webhook delivery came from within the last 24 hours: runs of other projects keep the polling freshness while webhooks are live",
+        None,
+        coverage.projects,
+    )?;
+    let mut m = encoder.encode_descriptor(
+        "env0_exporter_webhook_ends_delivered",
+        "1 when, within the last 24 hours, webhook deliveries brought both a success and another end (failed, cancelled, ...) of runs of this deployment type, else 0: runs of a type at 0 keep the polling freshness while webhooks are live",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (deployment_type, covered) in &coverage.types {
+        ConstGauge::new(i64::from(*covered))
+            .encode(m.encode_family(&[("deployment_type", &**deployment_type)])?)?;
+    }
+    Ok(())
+}
+
 /// How far the reads of whole lookback windows are: the backfill, and (with full sync on)
 /// `env0_exporter_full_sync_duration_seconds` and `…_oldest_age_seconds`.
 fn read_progress(
@@ -382,6 +412,7 @@ impl Collector for StateCollector {
         optional_unavailable(&mut encoder, health)?;
         env0_behaviour(&mut encoder, health)?;
         read_progress(&mut encoder, health)?;
+        webhook_coverage(&mut encoder, health)?;
         gauge(
             &mut encoder,
             "env0_exporter_unreadable_environments",

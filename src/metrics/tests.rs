@@ -68,11 +68,26 @@ fn state_gauges_render_the_snapshot_values() {
             full_sync_interval: Some(Duration::from_secs(600)),
             full_sync_oldest_age: Some(Duration::from_secs(125)),
             unfinished_reread_interval: Some(Duration::from_secs(1200)),
+            webhook_coverage: Some(crate::state::WebhookCoverage {
+                projects: 4,
+                types: [("deploy".into(), true), ("prPlan".into(), false)].into(),
+            }),
             ..Health::default()
         },
         ..Snapshot::default()
     });
     let text = m.encode(false).unwrap();
+    assert_eq!(
+        sample_lines(&text, "env0_exporter_webhook_projects_delivering"),
+        vec!["env0_exporter_webhook_projects_delivering 4"]
+    );
+    assert_eq!(
+        sample_lines(&text, "env0_exporter_webhook_ends_delivered"),
+        vec![
+            r#"env0_exporter_webhook_ends_delivered{deployment_type="deploy"} 1"#,
+            r#"env0_exporter_webhook_ends_delivered{deployment_type="prPlan"} 0"#,
+        ]
+    );
     assert_eq!(
         sample_lines(&text, "env0_deployments"),
         vec![

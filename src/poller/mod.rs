@@ -358,14 +358,21 @@ impl Poller {
             .publish(now, self.schedule.unreadable_count(window_start));
     }
 
-    /// The full re-reads' health: the interval kept and the age of the oldest full read (our
-    /// clock), among the environments due them.
+    /// The re-reads' health: the full re-read interval kept and the age of the oldest full read
+    /// (our clock), among the environments due them; the repair interval; what the webhook
+    /// deliveries cover.
     fn note_full_sync_health(&mut self, now: Timestamp) {
         self.known.health.full_sync_interval = self.schedule.full_sync_in_force();
         self.known.health.unfinished_reread_interval = self.schedule.unfinished_reread_in_force();
         self.known.health.full_sync_oldest_age =
             self.schedule
                 .full_sync_oldest_age(&self.config, now, self.clock.now());
+        let types = self
+            .known
+            .store
+            .seen_label_sets()
+            .map(|l| &l.deployment_type);
+        self.known.health.webhook_coverage = self.webhooks.coverage(types, self.clock.now());
     }
 
     fn ingest(&mut self, obs: &Observation, now: Timestamp) {

@@ -45,6 +45,8 @@ pub(super) struct WebhookInbox {
     /// says a run is covered ([`covered`](super::schedule::unfinished::covered)).
     projects_seen: HashMap<Arc<str>, jiff::Timestamp>,
     type_ends: HashMap<Arc<str>, EndsSeen>,
+    /// Whether webhooks are on (a receiver was connected), while the receiver is taken too.
+    connected: bool,
 }
 
 impl Default for WebhookInbox {
@@ -55,6 +57,7 @@ impl Default for WebhookInbox {
             last_delivery: None,
             projects_seen: HashMap::new(),
             type_ends: HashMap::new(),
+            connected: false,
         }
     }
 }
@@ -63,6 +66,7 @@ impl WebhookInbox {
     /// Takes observations from `receiver` from now on.
     pub(super) fn connect(&mut self, receiver: mpsc::Receiver<Observation>) {
         self.receiver = Some(receiver);
+        self.connected = true;
     }
 
     /// When (the exporter's clock) the last verified delivery arrived.
@@ -83,6 +87,29 @@ impl WebhookInbox {
             .get(project.map_or("", |p| &**p))
             .copied();
         super::schedule::unfinished::covered(project_seen, self.type_ends.get(deployment_type), now)
+    }
+
+    /// What the deliveries cover at `now` (the exporter's clock), for the types `seen` (label
+    /// values of runs the store holds) and those delivered; `None` without webhooks.
+    pub(super) fn coverage<'a>(
+        &'a self,
+        seen: impl Iterator<Item = &'a Arc<str>>,
+        now: jiff::Timestamp,
+    ) -> Option<crate::state::WebhookCoverage> {
+        use super::schedule::unfinished::{ends_covered, recent};
+        if !self.connected {
+            return None;
+        }
+        let projects = self
+            .projects_seen
+            .values()
+            .filter(|t| recent(Some(**t), now))
+            .count();
+        let types = seen
+            .chain(self.type_ends.keys())
+            .map(|t| (t.clone(), ends_covered(self.type_ends.get(t), now)))
+            .collect();
+        Some(crate::state::WebhookCoverage { projects, types })
     }
 
     /// A receiver of the watched environments, for the webhook receiver.

@@ -32,7 +32,7 @@ pub use signals::{
     Action, DEPLOY, DRIFT_DETECTION, DriftResult, FAILED_STATUSES, ResourceChanges, RunRef,
     WAITING_FOR_USER,
 };
-pub use snapshot::{Health, OPTIONAL_CALLS, Snapshot, SnapshotHandle};
+pub use snapshot::{Health, OPTIONAL_CALLS, Snapshot, SnapshotHandle, WebhookCoverage};
 use views::ProjectLabels;
 pub use views::{EnvironmentRow, LatestRun};
 

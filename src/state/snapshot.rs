@@ -40,10 +40,23 @@ pub struct Health {
     /// its latest, once they back off: `--unfinished-reread-max-interval`, or longer when their
     /// share of the budget cannot hold it (`None` before the first plan).
     pub unfinished_reread_interval: Option<Duration>,
+    /// With webhooks on, what the deliveries are known to cover (`None`: webhooks off).
+    pub webhook_coverage: Option<WebhookCoverage>,
     /// The timestamp env0's date filter uses, as learnt (probe or evidence).
     pub date_filter_field: crate::probe::DateFilterField,
     /// The order of env0's deployment listings, as learnt.
     pub page_order: crate::probe::PageOrder,
+}
+
+/// What the webhook deliveries are known to cover, as of the last publish (see
+/// `poller::schedule::unfinished::covered`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookCoverage {
+    /// Projects a verified delivery came from within the last day.
+    pub projects: usize,
+    /// Per `deployment_type` label value seen (in the store or in a delivery), whether both a
+    /// success and another end of runs of that type were delivered within the last day.
+    pub types: std::collections::BTreeMap<Arc<str>, bool>,
 }
 
 /// The optional env0 calls (the `call` label of `env0_exporter_optional_call_unavailable`):

@@ -573,6 +573,36 @@ async fn with_webhooks_live_runs_whose_ends_never_come_are_reread_every_poll_and
         }
     }
     eprintln!("{polled} environments read for a young PR plan, {left_alone} left alone");
+    // What the exporter says it covers is what the deliveries brought.
+    let runs = h.sim.deployments();
+    let by_id: HashMap<&str, &SimDeployment> = runs.iter().map(|d| (d.id.as_str(), d)).collect();
+    let (projects, types) = covered_by(&h.sim.deliveries(), &by_id);
+    let samples = h.scrape().await;
+    let gauge = |name: &str, deployment_type: Option<&str>| {
+        samples
+            .iter()
+            .find(|s| {
+                s.name == name
+                    && s.labels.get("deployment_type").map(String::as_str) == deployment_type
+            })
+            .map(|s| s.value)
+    };
+    assert_eq!(
+        gauge("env0_exporter_webhook_projects_delivering", None),
+        Some(f64::from(u32::try_from(projects.len()).unwrap()))
+    );
+    assert_eq!(
+        gauge("env0_exporter_webhook_ends_delivered", Some("prPlan")),
+        Some(0.0)
+    );
+    assert!(!types.is_empty());
+    for t in &types {
+        assert_eq!(
+            gauge("env0_exporter_webhook_ends_delivered", Some(t)),
+            Some(1.0),
+            "{t}"
+        );
+    }
     assert!(
         polled >= 5 && left_alone >= 5,
         "the test needs both kinds of environment: {polled} polled, {left_alone} left alone"
