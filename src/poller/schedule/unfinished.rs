@@ -52,20 +52,39 @@ pub struct YoungThresholds {
 
 impl YoungThresholds {
     /// The thresholds from finished runs' durations (type, `startedAt` to `finishedAt`): per
-    /// type, the [`YOUNG_PERCENTILE`] (nearest rank) within [`YOUNG_MIN`]..=[`YOUNG_MAX`];
-    /// a type with fewer than [`YOUNG_MIN_SAMPLES`] durations keeps [`YOUNG_UNKNOWN`].
+    /// type, the [`YOUNG_PERCENTILE`] (nearest rank) within [`YOUNG_MIN`]..=[`YOUNG_MAX`], to the
+    /// second above; a type with fewer than [`YOUNG_MIN_SAMPLES`] durations keeps
+    /// [`YOUNG_UNKNOWN`]. Durations are counted per whole second within the bounds (clamping
+    /// before the percentile gives the same answer as after): the memory is a few kilobytes a
+    /// type, whatever the number of runs the store holds.
     #[must_use]
     pub fn from_durations(durations: impl IntoIterator<Item = (Arc<str>, Duration)>) -> Self {
-        let mut by_type: HashMap<Arc<str>, Vec<Duration>> = HashMap::new();
+        let (min, max) = (YOUNG_MIN.as_secs(), YOUNG_MAX.as_secs());
+        let width = usize::try_from(max - min + 1).unwrap_or(usize::MAX);
+        let mut by_type: HashMap<Arc<str>, (usize, Vec<u32>)> = HashMap::new();
         for (deployment_type, d) in durations {
-            by_type.entry(deployment_type).or_default().push(d);
+            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            let bucket = usize::try_from(secs.clamp(min, max) - min).unwrap_or(width - 1);
+            let (n, counts) = by_type
+                .entry(deployment_type)
+                .or_insert_with(|| (0, vec![0; width]));
+            *n += 1;
+            counts[bucket] = counts[bucket].saturating_add(1);
         }
         let per_type = by_type
             .into_iter()
-            .filter(|(_, d)| d.len() >= YOUNG_MIN_SAMPLES)
-            .map(|(t, mut d)| {
-                let p = nearest_rank(&mut d, YOUNG_PERCENTILE);
-                (t, p.clamp(YOUNG_MIN, YOUNG_MAX))
+            .filter(|(_, (n, _))| *n >= YOUNG_MIN_SAMPLES)
+            .map(|(t, (n, counts))| {
+                let rank = nearest_rank(n, YOUNG_PERCENTILE);
+                let mut seen = 0usize;
+                let bucket = counts
+                    .iter()
+                    .position(|c| {
+                        seen += *c as usize;
+                        seen >= rank
+                    })
+                    .unwrap_or(width - 1);
+                (t, Duration::from_secs(min + bucket as u64))
             })
             .collect();
         Self { per_type }
@@ -88,20 +107,15 @@ impl YoungThresholds {
     }
 }
 
-/// The nearest-rank `p` percentile of `durations` (zero when empty), in linear time: it
-/// reorders them.
-fn nearest_rank(durations: &mut [Duration], p: f64) -> Duration {
-    if durations.is_empty() {
-        return Duration::ZERO;
-    }
+/// The 1-based nearest rank of the `p` percentile among `n` values: ⌈n × p⌉, at least 1.
+fn nearest_rank(n: usize, p: f64) -> usize {
     #[allow(
         clippy::cast_precision_loss,
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss
     )]
-    let rank = ((durations.len() as f64) * p).ceil().max(1.0) as usize;
-    let index = rank.min(durations.len()) - 1;
-    *durations.select_nth_unstable(index).1
+    let rank = ((n as f64) * p).ceil().max(1.0) as usize;
+    rank.min(n)
 }
 
 /// Whether a run that started (else was created) at `since`, on env0's clock, is overdue at
@@ -347,6 +361,34 @@ mod tests {
         assert_eq!(t.threshold("destroy"), mins(15));
         assert_eq!(t.threshold("never-seen"), mins(15));
         assert_eq!(YoungThresholds::default().threshold("plan"), mins(15));
+    }
+
+    #[test]
+    fn a_threshold_is_rounded_up_to_the_second() {
+        // Nine plans of 100.2 s and one of 10 min: the 90th percentile is 100.2 s, kept as 101.
+        let mut d: Vec<(Arc<str>, Duration)> = (0..9)
+            .map(|_| (Arc::from("plan"), Duration::from_millis(100_200)))
+            .collect();
+        d.push((Arc::from("plan"), mins(10)));
+        let t = YoungThresholds::from_durations(d);
+        assert_eq!(t.threshold("plan"), Duration::from_secs(101));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_counted_percentile_is_the_sorted_one_rounded_up_and_bounded(
+            millis in proptest::collection::vec(0u64..5_000_000, 5..400),
+        ) {
+            // The reference: sort, take the nearest rank, round up to the second, bound.
+            let mut sorted = millis.clone();
+            sorted.sort_unstable();
+            let rank = (sorted.len() * 9).div_ceil(10);
+            let secs = sorted[rank - 1].div_ceil(1000).clamp(60, 3600);
+            let t = YoungThresholds::from_durations(
+                millis.iter().map(|&m| (Arc::from("t"), Duration::from_millis(m))),
+            );
+            proptest::prop_assert_eq!(t.threshold("t"), Duration::from_secs(secs));
+        }
     }
 
     #[test]
