@@ -574,6 +574,19 @@ def build_panels() -> list[dict]:
         w=12, alert="Env0ExporterShardMissing", pid=57,
     ))
     p[-1]["options"]["colorMode"] = "none"
+    p.append(bargauge(
+        "Webhook coverage by deployment type",
+        "With webhooks on: 1 for the deployment types whose ends env0's deliveries were seen to "
+        "bring within the last 24 hours (a success and another end), 0 for those whose runs keep "
+        "the polling freshness while webhooks are live (re-read every poll while young), e.g. PR "
+        "plans when env0 sends no event for a plan's success "
+        "(env0_exporter_webhook_ends_delivered). Runs of projects no delivery came from keep it "
+        "too (env0_exporter_webhook_projects_delivering). Empty unless webhooks are on "
+        "(--webhook-secret).",
+        [target(f"min by (deployment_type) (env0_exporter_webhook_ends_delivered{{{EXP}}})",
+                "{{deployment_type}}", instant=True)],
+        unit="short", steps=thresholds((None, "orange"), (1, "green")), w=12, pid=58,
+    ))
     return p
 
 

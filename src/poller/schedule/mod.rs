@@ -16,7 +16,9 @@
 //!    later of the environment's last read (any read of it refreshes them) and the start (else
 //!    creation) of its oldest such run ([`Unfinished::overdue`]): a run younger than the
 //!    interval cannot have lost a delivery longer ago than that, so one that starts and
-//!    finishes within it, its end delivered, costs no read;
+//!    finishes within it, its end delivered, costs no read. This holds for the runs the
+//!    deliveries are known to cover ([`unfinished::covered`]); an environment holding another
+//!    keeps the polling rules ([`Unfinished::polled`]);
 //! 3. environments not yet backfilled (the lookback window, once, at start);
 //! 4. environments whose periodic full re-read is due (`--full-sync-interval`), because env0 does
 //!    not say that every deployment type moves `latestDeploymentLog`. Due times are spread over

@@ -2,10 +2,12 @@
 //! detections, remote plans: runs that never move `latestDeploymentLog`), as pure functions:
 //! - **young** runs (younger than runs of their type usually take: [`YoungThresholds`]) are
 //!   re-read every poll, so their finish shows within two poll intervals, unless webhooks are
-//!   live ([`webhooks_live`]): then the deliveries bring their changes, and every such run is
-//!   re-read only `--unfinished-reread-max-interval` after its environment's last read and after
-//!   its own start ([`is_overdue`]), to repair a lost delivery;
-//! - runs past that back off ([`super::next_unfinished_step`]), and those back-off re-reads take
+//!   live ([`webhooks_live`]) and the deliveries are known to bring their ends ([`covered`]: a
+//!   delivery from their project, a success and another end of their type, within a day): then
+//!   the deliveries bring their changes, and every such run is re-read only
+//!   `--unfinished-reread-max-interval` after its environment's last read and after its own start
+//!   ([`is_overdue`]), to repair a lost delivery;
+//! - runs past that back off ([`next_unfinished_step`]), and those back-off re-reads take
 //!   at most [`LONG_HELD_SHARE`] of the request budget: when more are due than that allows, their
 //!   interval stretches ([`long_held_interval_in_force`]) and the poll reads the oldest due first.
 //!
