@@ -244,6 +244,30 @@ pub(crate) struct Body {
     pub schedule: Vec<PersistedSchedule>,
     /// What the state keeps.
     pub store: PersistedStore,
+    /// What the webhook deliveries were seen to cover; empty in files that predate it.
+    #[serde(default)]
+    pub webhooks: PersistedCoverage,
+}
+
+/// What the webhook deliveries were seen to cover (the poller's `Coverage`), in milliseconds of
+/// the exporter's clock.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PersistedCoverage {
+    /// Per project id (`""`: environments without one), when a delivery of it last arrived.
+    pub projects: Vec<(String, i64)>,
+    /// Per deployment type, when a success and another end were last delivered.
+    pub type_ends: Vec<PersistedEnds>,
+}
+
+/// When ends of runs of one deployment type were last delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PersistedEnds {
+    /// The `deployment_type` label value.
+    pub deployment_type: String,
+    /// The last success.
+    pub succeeded: Option<i64>,
+    /// The last other end.
+    pub otherwise: Option<i64>,
 }
 
 /// An environment's latest run: id and status.
@@ -576,6 +600,14 @@ mod tests {
                     deploy_ends: Vec::new(),
                     admitted_projects: Vec::new(),
                 },
+                webhooks: PersistedCoverage {
+                    projects: vec![("p1".into(), 1)],
+                    type_ends: vec![PersistedEnds {
+                        deployment_type: "deploy".into(),
+                        succeeded: Some(1),
+                        otherwise: None,
+                    }],
+                },
             },
         }
     }
@@ -595,6 +627,15 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["state.json.gz"]);
+    }
+
+    #[test]
+    fn a_body_written_before_the_webhook_coverage_was_kept_reads_with_none() {
+        let mut body = serde_json::to_value(file(1).body).unwrap();
+        body.as_object_mut().unwrap().remove("webhooks");
+        let read: Body = serde_json::from_value(body).unwrap();
+        assert_eq!(read.webhooks, PersistedCoverage::default());
+        assert_eq!(read.store, file(1).body.store);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! of the client with its own deadline, passed down to every call.
 
 mod backfill;
+mod coverage;
 mod date_filter;
 mod known;
 mod listing;
@@ -248,7 +249,7 @@ impl Poller {
         self.state_file.save_if_due(
             &*self.clock,
             self.organization.id(),
-            &self.schedule,
+            (&self.schedule, &self.webhooks.coverage),
             &self.known,
         );
         // Until the deadline itself, not for the time left when looked at: a clock moved
@@ -264,7 +265,7 @@ impl Poller {
             .save(
                 &*self.clock,
                 self.organization.id(),
-                &self.schedule,
+                (&self.schedule, &self.webhooks.coverage),
                 &self.known,
             )
             .await;
@@ -436,7 +437,7 @@ impl Poller {
             .restore(
                 org,
                 &self.config,
-                &mut self.schedule,
+                (&mut self.schedule, &mut self.webhooks.coverage),
                 &mut self.known.store,
                 &**clock,
                 &env0_now,

@@ -18,6 +18,7 @@ use jiff::Timestamp;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::coverage::Coverage;
 use super::known::Known;
 use super::schedule::{self, EnvSchedule, Schedule};
 use super::{PollReport, PollerConfig};
@@ -84,7 +85,7 @@ impl StateFileKeeper {
         &mut self,
         org: &str,
         config: &PollerConfig,
-        schedule: &mut Schedule,
+        (schedule, coverage): (&mut Schedule, &mut Coverage),
         store: &mut Store,
         clock: &dyn Clock,
         env0_now: &(dyn Fn() -> Timestamp + Sync),
@@ -125,6 +126,7 @@ impl StateFileKeeper {
             .and_then(|()| apply(&file.body, config, schedule, store, env0_now()));
         match checked {
             Ok(()) => {
+                coverage.restore(&file.body.webhooks);
                 sf.ready = true;
                 info!(
                     file = %path.display(),
@@ -162,7 +164,7 @@ impl StateFileKeeper {
         &mut self,
         clock: &dyn Clock,
         org: Option<&str>,
-        schedule: &Schedule,
+        state: (&Schedule, &Coverage),
         known: &Known,
     ) {
         let now = clock.now();
@@ -178,7 +180,7 @@ impl StateFileKeeper {
         {
             return;
         }
-        if let Some(write) = self.spawn_write(clock, org, schedule, known)
+        if let Some(write) = self.spawn_write(clock, org, state, known)
             && let Some(sf) = self.file.as_mut()
         {
             sf.writing = Some(write);
@@ -191,7 +193,7 @@ impl StateFileKeeper {
         &mut self,
         clock: &dyn Clock,
         org: Option<&str>,
-        schedule: &Schedule,
+        state: (&Schedule, &Coverage),
         known: &Known,
     ) {
         let Some(sf) = self.file.as_mut() else {
@@ -203,7 +205,7 @@ impl StateFileKeeper {
         if !sf.ready {
             return;
         }
-        if let Some(write) = self.spawn_write(clock, org, schedule, known) {
+        if let Some(write) = self.spawn_write(clock, org, state, known) {
             let _ = write.await;
         }
     }
@@ -214,12 +216,12 @@ impl StateFileKeeper {
         &mut self,
         clock: &dyn Clock,
         org: Option<&str>,
-        schedule: &Schedule,
+        state: (&Schedule, &Coverage),
         known: &Known,
     ) -> Option<JoinHandle<()>> {
         let started = Instant::now();
         let sf = self.file.as_mut()?;
-        let file = export(sf, org?, clock.now(), schedule, &known.store);
+        let file = export(sf, org?, clock.now(), state, &known.store);
         let exported = started.elapsed();
         let now = clock.now();
         sf.dirty = false;
@@ -285,7 +287,7 @@ fn export(
     sf: &Kept,
     organization_id: &str,
     now: Timestamp,
-    schedule: &Schedule,
+    (schedule, coverage): (&Schedule, &Coverage),
     store: &Store,
 ) -> StateFile {
     StateFile {
@@ -303,6 +305,7 @@ fn export(
                 .map(|(id, s)| persisted(id, s, schedule.is_unreadable(id)))
                 .collect(),
             store: store.export(),
+            webhooks: coverage.export(),
         },
     }
 }
@@ -417,7 +420,12 @@ mod tests {
         let known = Known::for_tests();
         keeper.note_poll(&PollReport::default());
         keeper
-            .save(&f.clock, Some("o"), &Schedule::new(now()), &known)
+            .save(
+                &f.clock,
+                Some("o"),
+                (&Schedule::new(now()), &Coverage::default()),
+                &known,
+            )
             .await;
         assert!(!f.path.exists());
         let listed = PollReport {
@@ -427,7 +435,12 @@ mod tests {
         };
         keeper.note_poll(&listed);
         keeper
-            .save(&f.clock, Some("o"), &read_once(&f.config), &known)
+            .save(
+                &f.clock,
+                Some("o"),
+                (&read_once(&f.config), &Coverage::default()),
+                &known,
+            )
             .await;
         assert!(f.path.exists());
     }
@@ -440,11 +453,16 @@ mod tests {
             environments: 1,
             ..PollReport::default()
         });
+        // What the deliveries covered is kept too.
+        let mut coverage = Coverage::default();
+        coverage.note_project(Arc::from("p"), now());
+        coverage.note_end(Arc::from("deploy"), true, now());
+        coverage.note_end(Arc::from("deploy"), false, now());
         keeper
             .save(
                 &f.clock,
                 Some("o"),
-                &read_once(&f.config),
+                (&read_once(&f.config), &coverage),
                 &Known::for_tests(),
             )
             .await;
@@ -454,17 +472,29 @@ mod tests {
             let clock = &f.clock;
             async move {
                 let mut schedule = Schedule::new(now());
+                let mut coverage = Coverage::default();
                 let mut store = Store::new(now(), config.lookback);
                 keeper
-                    .restore(org, &config, &mut schedule, &mut store, clock, &now)
+                    .restore(
+                        org,
+                        &config,
+                        (&mut schedule, &mut coverage),
+                        &mut store,
+                        clock,
+                        &now,
+                    )
                     .await;
-                schedule
+                (schedule, coverage)
             }
         };
-        let restored = restore("o").await;
+        let (restored, coverage) = restore("o").await;
+        assert!(coverage.covers(Some(&Arc::from("p")), "deploy", now()));
+        assert!(!coverage.covers(Some(&Arc::from("p")), "prPlan", now()));
         assert!(restored.contains("e1"));
         assert_eq!(restored.backfill_pending(), 0, "restored as read");
         assert_eq!(restored.listed_latest_id("e1").as_deref(), Some("d1"));
-        assert!(restore("another").await.is_empty());
+        let (other, coverage) = restore("another").await;
+        assert!(other.is_empty());
+        assert!(!coverage.covers(Some(&Arc::from("p")), "deploy", now()));
     }
 }

@@ -9,7 +9,7 @@
 //! fresh snapshot is published at most every [`MIN_PUBLISH_GAP`] of real time, so a burst of
 //! deliveries costs a few aggregations, not one each.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +18,8 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::Poller;
+use super::coverage::Coverage;
 use super::schedule::Schedule;
-use super::schedule::unfinished::EndsSeen;
 use crate::state::Observation;
 
 /// Shortest real time between two publishes caused by webhooks (at most four a second).
@@ -40,11 +40,8 @@ pub(super) struct WebhookInbox {
     /// verified deliveries, so this says whether webhooks are live
     /// ([`webhooks_live`](super::schedule::unfinished::webhooks_live)).
     last_delivery: Option<jiff::Timestamp>,
-    /// Per project id, when (the exporter's clock) a delivery of one of its environments last
-    /// arrived; per `deployment_type` label, when deliveries last brought ends of such runs: what
-    /// says a run is covered ([`covered`](super::schedule::unfinished::covered)).
-    projects_seen: HashMap<Arc<str>, jiff::Timestamp>,
-    type_ends: HashMap<Arc<str>, EndsSeen>,
+    /// What the deliveries are known to cover.
+    pub(super) coverage: Coverage,
     /// Whether webhooks are on (a receiver was connected), while the receiver is taken too.
     connected: bool,
 }
@@ -55,8 +52,7 @@ impl Default for WebhookInbox {
             receiver: None,
             watched: watch::Sender::new(Arc::default()),
             last_delivery: None,
-            projects_seen: HashMap::new(),
-            type_ends: HashMap::new(),
+            coverage: Coverage::default(),
             connected: false,
         }
     }
@@ -82,11 +78,7 @@ impl WebhookInbox {
         deployment_type: &str,
         now: jiff::Timestamp,
     ) -> bool {
-        let project_seen = self
-            .projects_seen
-            .get(project.map_or("", |p| &**p))
-            .copied();
-        super::schedule::unfinished::covered(project_seen, self.type_ends.get(deployment_type), now)
+        self.coverage.covers(project, deployment_type, now)
     }
 
     /// What the deliveries cover at `now` (the exporter's clock), for the types `seen` (label
@@ -96,20 +88,7 @@ impl WebhookInbox {
         seen: impl Iterator<Item = &'a Arc<str>>,
         now: jiff::Timestamp,
     ) -> Option<crate::state::WebhookCoverage> {
-        use super::schedule::unfinished::{ends_covered, recent};
-        if !self.connected {
-            return None;
-        }
-        let projects = self
-            .projects_seen
-            .values()
-            .filter(|t| recent(Some(**t), now))
-            .count();
-        let types = seen
-            .chain(self.type_ends.keys())
-            .map(|t| (t.clone(), ends_covered(self.type_ends.get(t), now)))
-            .collect();
-        Some(crate::state::WebhookCoverage { projects, types })
+        self.connected.then(|| self.coverage.figures(seen, now))
     }
 
     /// A receiver of the watched environments, for the webhook receiver.
@@ -221,7 +200,7 @@ impl Poller {
             .environment(&obs.environment_id)
             .and_then(|e| e.project_id.clone())
             .unwrap_or_else(|| Arc::from(""));
-        self.webhooks.projects_seen.insert(project, at);
+        self.webhooks.coverage.note_project(project, at);
         let Some(record) = store.deployment(&obs.id) else {
             return;
         };
@@ -230,10 +209,8 @@ impl Poller {
         }
         let succeeded = obs.status.as_deref() == Some("SUCCESS");
         self.webhooks
-            .type_ends
-            .entry(record.labels.deployment_type.clone())
-            .or_default()
-            .note(succeeded, at);
+            .coverage
+            .note_end(record.labels.deployment_type.clone(), succeeded, at);
     }
 }
 
