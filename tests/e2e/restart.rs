@@ -356,3 +356,57 @@ async fn h_restores(path: &Path) {
     );
     h.stop().await;
 }
+
+/// The deployment types `h` now shows covered (`env0_exporter_webhook_ends_delivered` 1).
+async fn covered_types(h: &Harness) -> BTreeSet<String> {
+    h.scrape_only(&["env0_exporter_webhook_ends_delivered"])
+        .await
+        .into_iter()
+        .filter(|s| s.value > 0.5)
+        .filter_map(|s| s.labels.get("deployment_type").cloned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_webhook_deliveries_covered_is_kept_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json.gz");
+    let secret = "a-webhook-secret-for-the-restart-test";
+    let mut owned = flags(&path, "1h");
+    owned.extend(["--webhook-secret".into(), secret.into()]);
+    let extra: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let mut h = Harness::start_with(
+        sim(150),
+        &extra[..extra.len() - 2],
+        Some(Webhooks {
+            secret,
+            sim_sends: true,
+        }),
+    )
+    .await;
+    // The world moves until the deliveries have covered some type (a success and another end).
+    let mut covered = BTreeSet::new();
+    for _ in 0..60 {
+        h.next_poll().await;
+        tokio::time::timeout(REAL_TIMEOUT, h.sim.webhooks_flushed())
+            .await
+            .expect("the simulator delivered its webhooks");
+        covered = covered_types(&h).await;
+        if !covered.is_empty() {
+            break;
+        }
+    }
+    assert!(!covered.is_empty(), "the test needs a covered type");
+    // Nothing more is delivered (the world stands still, and the simulator still sends to the
+    // stopped process): what the restarted one shows comes from the file.
+    h.sim.set_paused(true);
+    h.exporter.take().unwrap().shutdown().await;
+    h.clock.advance(Duration::from_secs(60));
+    h.start_exporter(&extra).await;
+    assert_eq!(
+        covered_types(&h).await,
+        covered,
+        "covered before the restart"
+    );
+    h.stop().await;
+}
