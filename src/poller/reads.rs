@@ -139,6 +139,7 @@ impl Poller {
                     .and_then(|e| e.project_id.as_ref());
                 if !self
                     .webhooks
+                    .coverage
                     .covers(project, &record.labels.deployment_type, local)
                 {
                     u.uncovered.push(id.into());

@@ -70,17 +70,6 @@ impl WebhookInbox {
         self.last_delivery
     }
 
-    /// Whether the deliveries are known, at `now` (the exporter's clock), to bring the ends of
-    /// runs of `deployment_type` (its label value) in `project`.
-    pub(super) fn covers(
-        &self,
-        project: Option<&Arc<str>>,
-        deployment_type: &str,
-        now: jiff::Timestamp,
-    ) -> bool {
-        self.coverage.covers(project, deployment_type, now)
-    }
-
     /// What the deliveries cover at `now` (the exporter's clock), for the types `seen` (label
     /// values of runs the store holds) and those delivered; `None` without webhooks.
     pub(super) fn coverage<'a>(
@@ -371,11 +360,13 @@ mod tests {
         assert!(
             f.poller
                 .webhooks
+                .coverage
                 .covers(Some(&Arc::from("p1")), "prPlan", now)
         );
         assert!(
             !f.poller
                 .webhooks
+                .coverage
                 .covers(Some(&Arc::from("p2")), "prPlan", now)
         );
         f.clock.advance(Duration::from_secs(24 * 3600 - 61));
