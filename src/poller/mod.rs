@@ -316,7 +316,7 @@ impl Poller {
             self.publish();
         } else {
             // The last good values stay: only the health part of the snapshot changes.
-            self.note_full_sync_health(self.env0_now());
+            self.note_reread_health(self.env0_now());
             self.known.publish_health();
         }
         ok
@@ -349,7 +349,7 @@ impl Poller {
     fn publish(&mut self) {
         let now = self.env0_now();
         self.known.health.backfill_pending = self.schedule.backfill_pending();
-        self.note_full_sync_health(now);
+        self.note_reread_health(now);
         (
             self.known.health.clock_offset,
             self.known.health.clock_source,
@@ -362,7 +362,7 @@ impl Poller {
     /// The re-reads' health: the full re-read interval kept and the age of the oldest full read
     /// (our clock), among the environments due them; the repair interval; what the webhook
     /// deliveries cover.
-    fn note_full_sync_health(&mut self, now: Timestamp) {
+    fn note_reread_health(&mut self, now: Timestamp) {
         self.known.health.full_sync_interval = self.schedule.full_sync_in_force();
         self.known.health.unfinished_reread_interval = self.schedule.unfinished_reread_in_force();
         self.known.health.full_sync_oldest_age =
@@ -373,7 +373,8 @@ impl Poller {
             .store
             .seen_label_sets()
             .map(|l| &l.deployment_type);
-        self.known.health.webhook_coverage = self.webhooks.coverage(types, self.clock.now());
+        self.known.health.webhook_coverage =
+            self.webhooks.coverage_figures(types, self.clock.now());
     }
 
     fn ingest(&mut self, obs: &Observation, now: Timestamp) {
@@ -411,11 +412,11 @@ impl Poller {
             local: planned_at,
         };
         self.schedule.keep_full_sync_interval(&self.config, at);
-        let unfinished = self.unfinished(now);
         // With webhooks live, the deliveries bring these runs' changes: they are re-read only to
         // repair a lost delivery (see `schedule::unfinished`).
         let polling_only =
             !schedule::unfinished::webhooks_live(self.webhooks.last_delivery(), planned_at);
+        let unfinished = self.unfinished(now, polling_only);
         let (plan, held) = self
             .schedule
             .plan(&self.config, &unfinished, at, polling_only);

@@ -104,9 +104,14 @@ impl Poller {
     }
 
     /// Unfinished runs per environment, and which are young at env0's `now` (by the durations of
-    /// the runs of their type the store holds), overdue for a re-read repairing a lost delivery,
-    /// and uncovered by the deliveries (see [`schedule::unfinished`]).
-    pub(super) fn unfinished(&self, now: jiff::Timestamp) -> HashMap<Arc<str>, Unfinished> {
+    /// the runs of their type the store holds) and, unless `polling_only` (webhooks not live:
+    /// the polling rules apply to every run), which are overdue for a re-read repairing a lost
+    /// delivery and which the deliveries do not cover (see [`schedule::unfinished`]).
+    pub(super) fn unfinished(
+        &self,
+        now: jiff::Timestamp,
+        polling_only: bool,
+    ) -> HashMap<Arc<str>, Unfinished> {
         let store = &self.known.store;
         let durations = store.deployments().filter_map(|(_, r)| {
             let (start, end) = (r.started_at?, r.finish_time?);
@@ -130,6 +135,9 @@ impl Poller {
                 let since = record.started_at.unwrap_or(record.created_at);
                 if young.is_young(&record.labels.deployment_type, since, now) {
                     u.young.push(id.into());
+                }
+                if polling_only {
+                    continue;
                 }
                 if schedule::unfinished::is_overdue(since, latest, interval) {
                     u.overdue.push(id.into());

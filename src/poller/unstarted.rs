@@ -143,7 +143,8 @@ impl Poller {
             self.env0_now(),
             self.config.lookback + super::schedule::READ_OVERLAP,
         );
-        let unfinished = self.unfinished(self.env0_now());
+        // Only their oldest creation is used: no webhook figures.
+        let unfinished = self.unfinished(self.env0_now(), true);
         let query = DeploymentQuery {
             from: Timestamp::UNIX_EPOCH,
             to: Timestamp::UNIX_EPOCH,

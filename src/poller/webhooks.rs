@@ -72,7 +72,7 @@ impl WebhookInbox {
 
     /// What the deliveries cover at `now` (the exporter's clock), for the types `seen` (label
     /// values of runs the store holds) and those delivered; `None` without webhooks.
-    pub(super) fn coverage<'a>(
+    pub(super) fn coverage_figures<'a>(
         &'a self,
         seen: impl Iterator<Item = &'a Arc<str>>,
         now: jiff::Timestamp,
@@ -329,7 +329,7 @@ mod tests {
             ..self::finished(id, LISTED)
         };
         let uncovered = |f: &Fixture| {
-            let open = f.poller.unfinished(f.clock.now());
+            let open = f.poller.unfinished(f.clock.now(), false);
             let mut ids: Vec<String> = open[LISTED]
                 .uncovered
                 .iter()

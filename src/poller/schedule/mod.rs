@@ -192,19 +192,19 @@ pub struct PlannedRead {
 }
 
 /// Whether an environment holding unfinished non-latest runs (`held`) with `open` is read this
-/// poll, ahead of the back-off: under the polling rules ([`Unfinished::polled`]: webhooks are
-/// not live, see [`unfinished::webhooks_live`], or one of its runs is uncovered), if the set
-/// changed since its last read or one of them is young. Else never: the deliveries bring what
-/// changed (a run new to the set came by one), and the back-off re-reads repair what a lost
-/// delivery would have brought.
+/// poll, ahead of the back-off: when the polling rules apply to it (`polled`, see
+/// [`Unfinished::polled`]: webhooks are not live, see [`unfinished::webhooks_live`], or one of
+/// its runs is uncovered), if the set changed since its last read or one of them is young. Else
+/// never: the deliveries bring what changed (a run new to the set came by one), and the back-off
+/// re-reads repair what a lost delivery would have brought.
 fn reads_fresh(
     s: &EnvSchedule,
     open: Option<&Unfinished>,
     held: Option<u64>,
-    polling_only: bool,
+    polled: bool,
 ) -> bool {
     let latest = s.listed_latest.as_ref().map(|(id, _)| id.as_str());
-    open.is_some_and(|u| u.polled(latest, polling_only))
+    polled
         && held.is_some_and(|held| {
             s.unfinished_seen != Some(held) || open.is_some_and(|u| u.holds_young(latest))
         })
@@ -257,7 +257,7 @@ pub fn plan(
                 ReadKind::Backfill
             } else if s.listed_latest != s.read_latest {
                 ReadKind::Changed
-            } else if reads_fresh(s, open, held, polling_only) {
+            } else if reads_fresh(s, open, held, polled) {
                 ReadKind::Fresh
             } else if held.is_some()
                 && s.next_unfinished_read.is_none_or(|due| due <= at.local)
@@ -939,8 +939,8 @@ mod tests {
     fn with_webhooks_live_a_run_whose_ends_are_not_delivered_keeps_the_polling_rules() {
         // A plan young for 6 polls in a project whose plans' ends no delivery has brought: read
         // every poll, then the back-off from one poll, exactly as without webhooks; the same
-        // plan covered by the deliveries, started 4 polls before the first (overdue from poll 6
-        // on): nothing until then, then every maximum interval.
+        // plan covered by the deliveries (overdue from poll 6 on): read only every maximum
+        // interval from the last read (12:00), young or not.
         let young = |poll: u32| poll <= 6;
         let held = |_| vec!["plan-1".into()];
         let polling = reread_polls_young(just_read(&["plan-1"]), 40, held, young, true);

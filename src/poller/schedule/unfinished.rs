@@ -242,13 +242,13 @@ impl Unfinished {
     /// Whether a young run other than `latest` is among them.
     #[must_use]
     pub fn holds_young(&self, latest: Option<&str>) -> bool {
-        self.young.iter().any(|id| Some(&**id) != latest)
+        any_but(&self.young, latest)
     }
 
     /// Whether an overdue run other than `latest` is among them.
     #[must_use]
     pub fn holds_overdue(&self, latest: Option<&str>) -> bool {
-        self.overdue.iter().any(|id| Some(&**id) != latest)
+        any_but(&self.overdue, latest)
     }
 
     /// Whether the polling rules apply to an environment holding these runs, `latest` left out:
@@ -256,7 +256,7 @@ impl Unfinished {
     /// delivered).
     #[must_use]
     pub fn polled(&self, latest: Option<&str>, polling_only: bool) -> bool {
-        polling_only || self.uncovered.iter().any(|id| Some(&**id) != latest)
+        polling_only || any_but(&self.uncovered, latest)
     }
 
     /// Whether, with these runs held, an environment backs off rather than being read every
@@ -272,6 +272,11 @@ impl Unfinished {
             self.holds_overdue(latest)
         }
     }
+}
+
+/// Whether `ids` holds a run other than `latest`.
+fn any_but(ids: &[Box<str>], latest: Option<&str>) -> bool {
+    ids.iter().any(|id| Some(&**id) != latest)
 }
 
 /// A stable fingerprint of an environment's unfinished runs other than its latest; `None` when
