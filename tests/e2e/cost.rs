@@ -14,20 +14,9 @@ use crate::helpers::*;
 
 /// (environment, run) of every unfinished run that is not its environment's latest.
 fn stuck_runs(sim: &Simulator) -> Vec<(String, String)> {
-    let latest: std::collections::HashMap<String, Option<String>> = sim
-        .environments()
+    held_runs(sim, &sim.deployments())
         .into_iter()
-        .map(|e| (e.id, e.latest_deployment_log_id))
-        .collect();
-    sim.deployments()
-        .into_iter()
-        .filter(|d| !is_finished(d))
-        .filter(|d| {
-            latest
-                .get(&d.environment_id)
-                .is_some_and(|l| l.as_deref() != Some(&d.id))
-        })
-        .map(|d| (d.environment_id, d.id))
+        .map(|d| (d.environment_id.clone(), d.id.clone()))
         .collect()
 }
 
@@ -372,21 +361,6 @@ fn documented_young_thresholds(
         .collect()
 }
 
-/// The unfinished runs among `runs` that are not their environment's latest as `h`'s simulator
-/// lists it now.
-fn held_runs<'r>(h: &Harness, runs: &'r [SimDeployment]) -> Vec<&'r SimDeployment> {
-    let latest: HashMap<String, Option<String>> = h
-        .sim
-        .environments()
-        .into_iter()
-        .map(|e| (e.id, e.latest_deployment_log_id))
-        .collect();
-    runs.iter()
-        .filter(|d| !is_finished(d))
-        .filter(|d| latest.get(&d.environment_id).and_then(Option::as_deref) != Some(&d.id))
-        .collect()
-}
-
 /// A run's age (from its start, else creation) at `h`'s next poll, in env0's clock.
 fn age_at_next_poll(h: &Harness, d: &SimDeployment) -> Duration {
     clock::elapsed(d.started_at.unwrap_or(d.created_at), h.sim_now()) + h.poll_interval
@@ -440,10 +414,11 @@ async fn without_webhooks_a_young_run_that_is_not_the_latest_is_reread_every_pol
         h.sim.set_paused(true);
         let runs = h.sim.deployments();
         let requests = h.sim.requests();
-        let young: BTreeSet<String> = young_as_read(&h, &held_runs(&h, &runs), &runs, &requests)
-            .into_iter()
-            .map(|d| d.environment_id.clone())
-            .collect();
+        let young: BTreeSet<String> =
+            young_as_read(&h, &held_runs(&h.sim, &runs), &runs, &requests)
+                .into_iter()
+                .map(|d| d.environment_id.clone())
+                .collect();
         let mark = requests.len();
         h.next_poll().await;
         let this_poll = &h.sim.requests()[mark..];
@@ -531,7 +506,7 @@ async fn with_webhooks_live_runs_whose_ends_never_come_are_reread_every_poll_and
             runs.iter().map(|d| (d.id.as_str(), d)).collect();
         let (projects, types) = covered_by(&h.sim.deliveries(), &by_id);
         let requests = h.sim.requests();
-        let held = held_runs(&h, &runs);
+        let held = held_runs(&h.sim, &runs);
         let young_plans: BTreeSet<&str> = young_as_read(&h, &held, &runs, &requests)
             .into_iter()
             .filter(|d| d.deployment_type == "prPlan")

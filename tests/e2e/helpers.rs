@@ -75,6 +75,20 @@ pub(crate) fn is_finished(d: &SimDeployment) -> bool {
     FINISHED.contains(&d.status.as_str())
 }
 
+/// The unfinished runs among `runs` that are not their environment's latest as `sim` lists it
+/// now: what an exporter re-reads to see them finish.
+pub(crate) fn held_runs<'r>(sim: &Simulator, runs: &'r [SimDeployment]) -> Vec<&'r SimDeployment> {
+    let latest: std::collections::HashMap<String, Option<String>> = sim
+        .environments()
+        .into_iter()
+        .map(|e| (e.id, e.latest_deployment_log_id))
+        .collect();
+    runs.iter()
+        .filter(|d| !is_finished(d))
+        .filter(|d| latest.get(&d.environment_id).and_then(Option::as_deref) != Some(&d.id))
+        .collect()
+}
+
 pub(crate) fn finish_time(d: &SimDeployment) -> Timestamp {
     d.finished_at.unwrap_or(d.updated_at)
 }

@@ -181,18 +181,9 @@ async fn quiet_poll_costs(environments: usize) -> (Vec<usize>, usize, usize) {
     .await;
     h.sim.set_paused(true);
     h.next_poll().await; // settle what changed during the backfill poll
-    let latest: BTreeMap<String, Option<String>> = h
-        .sim
-        .environments()
+    let mut holding: Vec<String> = held_runs(&h.sim, &h.sim.deployments())
         .into_iter()
-        .map(|e| (e.id, e.latest_deployment_log_id))
-        .collect();
-    let mut holding: Vec<String> = h
-        .sim
-        .deployments()
-        .into_iter()
-        .filter(|d| !is_finished(d) && latest.get(&d.environment_id) != Some(&Some(d.id.clone())))
-        .map(|d| d.environment_id)
+        .map(|d| d.environment_id.clone())
         .collect();
     holding.sort();
     holding.dedup();

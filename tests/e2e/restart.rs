@@ -58,18 +58,9 @@ fn latest_runs(sim: &Simulator) -> BTreeMap<String, Option<(String, String)>> {
 
 /// Environments holding an unfinished run that is not their latest.
 fn holding(sim: &Simulator) -> BTreeSet<String> {
-    let latest = latest_runs(sim);
-    sim.deployments()
+    held_runs(sim, &sim.deployments())
         .into_iter()
-        .filter(|d| {
-            !is_finished(d)
-                && latest
-                    .get(&d.environment_id)
-                    .and_then(|l| l.as_ref())
-                    .map(|l| &l.0)
-                    != Some(&d.id)
-        })
-        .map(|d| d.environment_id)
+        .map(|d| d.environment_id.clone())
         .collect()
 }
 
