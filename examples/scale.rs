@@ -101,6 +101,18 @@ struct Scenario {
     steady_reads: BTreeMap<&'static str, usize>,
 }
 
+/// What one steady poll cost, in requests.
+struct PollCost {
+    /// All of them.
+    requests: usize,
+    /// The floor: the listing's pages and one read per environment whose latest run changed.
+    floor: usize,
+    /// The periodic full re-reads.
+    full: usize,
+    /// Second and further pages of reads of over 100 runs.
+    further: usize,
+}
+
 /// The secret the simulator signs its webhook deliveries with (`--webhooks`).
 const WEBHOOK_SECRET: &str = "scale-webhook-secret";
 
@@ -358,8 +370,8 @@ impl Scenario {
         });
     }
 
-    /// `polls` steady polls: (requests, floor, full re-reads, further pages) of each.
-    async fn steady(&mut self, polls: usize) -> Vec<(usize, usize, usize, usize)> {
+    /// `polls` steady polls: what each cost.
+    async fn steady(&mut self, polls: usize) -> Vec<PollCost> {
         let mut before = self.latest();
         let mut out = Vec::new();
         let since = self.clock.now();
@@ -388,12 +400,12 @@ impl Scenario {
                 *self.steady_reads.entry(kind).or_default() += n;
             }
             self.note_finished(&mut held, since);
-            out.push((
+            out.push(PollCost {
                 requests,
-                self.environments.div_ceil(100) + 2 + changed,
+                floor: self.environments.div_ceil(100) + 2 + changed,
                 full,
                 further,
-            ));
+            });
             before = now;
         }
         out
@@ -469,13 +481,13 @@ fn row(scenario: &str, measure: &str, value: &str, bound: &str, ratio: &str) {
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn steady_rows(name: &str, costs: &[(usize, usize, usize, usize)], budget: u32) {
+fn steady_rows(name: &str, costs: &[PollCost], budget: u32) {
     let n = costs.len().max(1) as f64;
-    let requests: usize = costs.iter().map(|c| c.0).sum();
-    let floor: usize = costs.iter().map(|c| c.1).sum();
-    let full: usize = costs.iter().map(|c| c.2).sum();
-    let further: usize = costs.iter().map(|c| c.3).sum();
-    let max = costs.iter().map(|c| c.0).max().unwrap_or(0);
+    let requests: usize = costs.iter().map(|c| c.requests).sum();
+    let floor: usize = costs.iter().map(|c| c.floor).sum();
+    let full: usize = costs.iter().map(|c| c.full).sum();
+    let further: usize = costs.iter().map(|c| c.further).sum();
+    let max = costs.iter().map(|c| c.requests).max().unwrap_or(0);
     let bound = format!(
         "floor {:.1} = ceil(E/100) + 2 + changed latest runs; budget {budget}",
         floor as f64 / n
@@ -667,7 +679,7 @@ async fn main() {
     }
     // While it backfills, the exporter also keeps up with what changes (the steady floor):
     // the backfill has the rest of the budget.
-    let floor = costs.iter().map(|c| c.1).sum::<usize>() as f64 / costs.len().max(1) as f64;
+    let floor = costs.iter().map(|c| c.floor).sum::<usize>() as f64 / costs.len().max(1) as f64;
     let spare = f64::from(args.budget) - floor;
     if spare > 0.0 {
         row(
