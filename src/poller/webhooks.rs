@@ -177,13 +177,13 @@ impl Poller {
         }
         let now = self.env0_now();
         self.ingest(obs, now);
-        self.note_delivered_end(obs, at);
+        self.note_coverage(obs, at);
     }
 
     /// Notes what `obs` (delivered at `at`) says of what the deliveries bring: its
     /// environment's project sends them, and, when it is the end of a run the store keeps, ends
     /// of its type come (a success, or another end).
-    fn note_delivered_end(&mut self, obs: &Observation, at: jiff::Timestamp) {
+    fn note_coverage(&mut self, obs: &Observation, at: jiff::Timestamp) {
         let store = &self.known.store;
         let project = store
             .environment(&obs.environment_id)
